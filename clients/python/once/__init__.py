@@ -1,0 +1,16 @@
+"""Python client of Once, a job queue that lives inside Redis as a module.
+
+    import redis
+    from once import Once
+
+    once = Once(redis.Redis(), 'tasks')
+    once.push('hello')
+    once.worker(execute_task, error_handler, monitor_handler)
+"""
+from .client import Once
+from .types import Job, JobInfo, PermanentError, Schedule, Stats, error_text
+from .worker import Worker, WorkerSummary
+
+__version__ = "0.1.0"
+__all__ = ["Once", "Job", "JobInfo", "Stats", "Schedule", "PermanentError", "Worker", "WorkerSummary",
+           "error_text", "__version__"]

@@ -1,0 +1,271 @@
+"""``Once``: one queue of the Once Redis module, every ONCE.* command as a method with a typed result."""
+import datetime
+from typing import Any, Callable, List, Optional, Union
+
+from .types import (
+    Job,
+    JobId,
+    JobInfo,
+    Payload,
+    Schedule,
+    Stats,
+    error_text,
+    parse_job_info,
+    parse_jobs,
+    parse_schedules,
+    parse_stats,
+    to_id,
+    to_int,
+)
+from .worker import Worker, WorkerSummary
+
+JobRef = Union[Job, JobId]
+Millis = Union[int, float, datetime.timedelta]
+
+
+def _ms(value: Millis) -> int:
+    """A duration in ms: an int, or a timedelta."""
+    if isinstance(value, datetime.timedelta):
+        return int(value.total_seconds() * 1000)
+    return int(value)
+
+
+def _unix_ms(value: Union[int, float, datetime.datetime]) -> int:
+    """A point in time as unix ms: an int, or a datetime (naive datetimes are local time, as datetime.timestamp())."""
+    if isinstance(value, datetime.datetime):
+        return int(value.timestamp() * 1000)
+    return int(value)
+
+
+def _payload(value: Payload) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    raise TypeError(f"payload must be str or bytes, not {type(value).__name__}")
+
+
+def _job_id(job: JobRef) -> JobId:
+    return job.id if isinstance(job, Job) else job
+
+
+class Once:
+    """A queue named ``queue`` in the Redis server behind ``redis_client`` (a ``redis.Redis``).
+
+    Payloads are given as str (sent as UTF-8) or bytes, and come back as bytes unless ``decode`` is true (UTF-8)
+    or names an encoding; every reading method also takes ``decode=`` to choose per call. Job ids are str.
+
+    The client's own protocol and settings are used as they are (RESP2, the redis-py default, or RESP3).
+    ``worker()`` opens a connection pool of its own, derived from the client's settings.
+    """
+
+    def __init__(self, redis_client: Any, queue: str, *, decode: Union[bool, str] = False):
+        if not queue:
+            raise ValueError("queue name must not be empty")
+        self.redis = redis_client
+        self.queue = queue
+        self.decode = decode
+        self._workers: List[Any] = []
+
+    def __repr__(self) -> str:
+        return f"Once(queue={self.queue!r})"
+
+    def _decode(self, decode: Optional[Union[bool, str]]) -> Union[bool, str]:
+        return self.decode if decode is None else decode
+
+    # --- producing ------------------------------------------------------------------------------------------
+
+    def push(
+        self,
+        payload: Payload,
+        *,
+        id: Optional[JobId] = None,
+        delay_ms: Optional[Millis] = None,
+        at: Optional[Union[int, datetime.datetime]] = None,
+        retries: Optional[int] = None,
+        backoff_ms: Optional[Millis] = None,
+        lease_ms: Optional[Millis] = None,
+        priority: Optional[int] = None,
+    ) -> JobId:
+        """ONCE.PUSH: adds a job and returns its id.
+
+        ``id``: a client id (1-256 bytes); pushing an id that is still live in the queue adds nothing and returns it.
+        ``delay_ms`` or ``at`` (unix ms or a datetime): when the job becomes ready (not both).
+        ``retries``: how many times a failed job is tried again (0 = one attempt). ``backoff_ms``: the base of the
+        exponential backoff between retries. ``lease_ms``: this job's lease when reserved. ``priority``: higher first.
+        """
+        if delay_ms is not None and at is not None:
+            raise ValueError("give delay_ms or at, not both")
+        args: List[Any] = ["ONCE.PUSH", self.queue, _payload(payload)]
+        if id is not None:
+            args += ["ID", id]
+        if delay_ms is not None:
+            args += ["DELAY", _ms(delay_ms)]
+        if at is not None:
+            args += ["AT", _unix_ms(at)]
+        if retries is not None:
+            args += ["RETRIES", int(retries)]
+        if backoff_ms is not None:
+            args += ["BACKOFF", _ms(backoff_ms)]
+        if lease_ms is not None:
+            args += ["LEASE", _ms(lease_ms)]
+        if priority is not None:
+            args += ["PRIORITY", int(priority)]
+        return to_id(self.redis.execute_command(*args))
+
+    # --- consuming ------------------------------------------------------------------------------------------
+
+    def reserve(
+        self,
+        count: Optional[int] = None,
+        *,
+        block_ms: Optional[Millis] = None,
+        lease_ms: Optional[Millis] = None,
+        ack: Optional[JobRef] = None,
+        decode: Optional[Union[bool, str]] = None,
+    ) -> List[Job]:
+        """ONCE.RESERVE: leases up to ``count`` ready jobs (default 1); ``[]`` when there are none.
+
+        ``block_ms``: wait up to that long for a job (0 waits forever). The wait happens on the client's
+        connection, so keep it below the client's ``socket_timeout`` (redis-py's default is 5 s).
+        ``lease_ms``: the lease for these jobs (else the job's own, else the module default).
+        ``ack``: ack-and-fetch, the job (or id) to acknowledge first, in the same round trip.
+        """
+        args: List[Any] = ["ONCE.RESERVE", self.queue]
+        if count is not None:
+            args += ["COUNT", int(count)]
+        if block_ms is not None:
+            args += ["BLOCK", _ms(block_ms)]
+        if lease_ms is not None:
+            args += ["LEASE", _ms(lease_ms)]
+        if ack is not None:
+            args += ["ACK", _job_id(ack)]
+        return parse_jobs(self.redis.execute_command(*args), self.queue, self._decode(decode))
+
+    def ack(self, *jobs: JobRef) -> int:
+        """ONCE.ACK: completes reserved jobs (Job objects or ids); returns how many were reserved and are now gone."""
+        if not jobs:
+            raise ValueError("ack needs at least one job")
+        return int(self.redis.execute_command("ONCE.ACK", self.queue, *[_job_id(j) for j in jobs]))
+
+    def nack(
+        self,
+        job: JobRef,
+        *,
+        attempt: Optional[int] = None,
+        error: Optional[Union[str, BaseException]] = None,
+        delay_ms: Optional[Millis] = None,
+        dead: bool = False,
+    ) -> bool:
+        """ONCE.NACK: records a failed attempt; the job is retried (after ``delay_ms`` or its backoff) or is dead.
+
+        Given a Job, its ``attempt`` fences the call (it acts only while that reservation holds); with an id, pass
+        ``attempt`` yourself. ``error``: the text kept as the job's ``last_error`` (an exception gives its text).
+        ``dead=True`` dead-letters the job at once. Returns True if the reservation was failed, False if it no
+        longer held (lease ran out, acked, or unknown).
+        """
+        if dead and delay_ms is not None:
+            raise ValueError("give delay_ms or dead, not both")
+        if attempt is None and isinstance(job, Job):
+            attempt = job.attempt
+        args: List[Any] = ["ONCE.NACK", self.queue, _job_id(job)]
+        if attempt is not None:
+            args += ["ATTEMPT", int(attempt)]
+        if error is not None:
+            args += ["ERROR", error_text(error) if isinstance(error, BaseException) else error]
+        if delay_ms is not None:
+            args += ["DELAY", _ms(delay_ms)]
+        if dead:
+            args.append("DEAD")
+        return bool(self.redis.execute_command(*args))
+
+    def extend(self, job: JobRef, ms: Millis, *, attempt: Optional[int] = None) -> Optional[int]:
+        """ONCE.EXTEND: sets a reserved job's lease to now + ``ms``; returns the new deadline (unix ms), or None if
+        the job is not reserved (under this ``attempt``; a Job gives its own)."""
+        if attempt is None and isinstance(job, Job):
+            attempt = job.attempt
+        args: List[Any] = ["ONCE.EXTEND", self.queue, _job_id(job), _ms(ms)]
+        if attempt is not None:
+            args += ["ATTEMPT", int(attempt)]
+        return to_int(self.redis.execute_command(*args))
+
+    # --- reading --------------------------------------------------------------------------------------------
+
+    def inspect(self, job: JobRef, *, decode: Optional[Union[bool, str]] = None) -> Optional[JobInfo]:
+        """ONCE.INSPECT: the job's state and fields, or None if the queue does not hold it."""
+        return parse_job_info(self.redis.execute_command("ONCE.INSPECT", self.queue, _job_id(job)),
+                              self._decode(decode))
+
+    def stats(self) -> Stats:
+        """ONCE.STATS: job counts by state and totals (``stats().items_waiting`` = ready jobs)."""
+        return parse_stats(self.redis.execute_command("ONCE.STATS", self.queue))
+
+    # --- schedules ------------------------------------------------------------------------------------------
+
+    def schedule(
+        self,
+        name: str,
+        spec: str,
+        payload: Payload,
+        *,
+        retries: Optional[int] = None,
+        backoff_ms: Optional[Millis] = None,
+        lease_ms: Optional[Millis] = None,
+        priority: Optional[int] = None,
+        tz: Optional[str] = None,
+        missed: Optional[str] = None,
+    ) -> int:
+        """ONCE.SCHEDULE: adds or replaces the schedule ``name``; returns its next fire time (unix ms).
+
+        ``spec`` is cron (5 or 6 fields) or ``@every <duration>`` such as ``@every 500ms``; each tick pushes one job
+        whose id is ``name@<fire-ms>``. ``tz``: a time zone name for cron. ``missed``: ``"once"`` or ``"skip"``.
+        """
+        args: List[Any] = ["ONCE.SCHEDULE", self.queue, name, spec, _payload(payload)]
+        if retries is not None:
+            args += ["RETRIES", int(retries)]
+        if backoff_ms is not None:
+            args += ["BACKOFF", _ms(backoff_ms)]
+        if lease_ms is not None:
+            args += ["LEASE", _ms(lease_ms)]
+        if priority is not None:
+            args += ["PRIORITY", int(priority)]
+        if tz is not None:
+            args += ["TZ", tz]
+        if missed is not None:
+            args += ["MISSED", missed]
+        return int(self.redis.execute_command(*args))
+
+    def unschedule(self, name: str) -> bool:
+        """ONCE.UNSCHEDULE: removes the schedule; True if there was one."""
+        return bool(self.redis.execute_command("ONCE.UNSCHEDULE", self.queue, name))
+
+    def schedules(self, *, decode: Optional[Union[bool, str]] = None) -> List[Schedule]:
+        """ONCE.SCHEDULES: the queue's schedules with their next fire times."""
+        return parse_schedules(self.redis.execute_command("ONCE.SCHEDULES", self.queue), self._decode(decode))
+
+    # --- the worker -----------------------------------------------------------------------------------------
+
+    def worker(
+        self,
+        execute: Callable[[Any], Any],
+        error_handler: Optional[Callable[[Job, BaseException], Any]] = None,
+        monitor_handler: Optional[Callable[[Stats], Any]] = None,
+        **options: Any,
+    ) -> WorkerSummary:
+        """Processes jobs until stopped (SIGINT/SIGTERM, ``stop()``, or ``stop_event``); see ``once.Worker``.
+
+        ``execute(data)`` gets each job's payload, as str by default (``decode=False`` for bytes,
+        ``pass_job=True`` to get the Job itself). A job whose ``execute`` returns is acked; one that raises is
+        handed to ``error_handler(job, exception)`` and nacked with the exception's text, so the queue's retries
+        and dead-letter apply. ``monitor_handler(stats)`` is called every ``monitor_interval`` seconds.
+        """
+        return Worker(self, execute, error_handler, monitor_handler, **options).run()
+
+    def stop(self) -> None:
+        """Asks every worker running on this Once object to stop: jobs in hand finish and are acked, no more are
+        reserved. Safe to call from any thread."""
+        for w in list(self._workers):
+            w.stop()
+

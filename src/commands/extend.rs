@@ -1,0 +1,39 @@
+//! ONCE.EXTEND queue id ms [ATTEMPT n]
+
+use super::args::{arity, int_in, CmdResult, Options, MAX_LEASE};
+use super::{existing, settle};
+use crate::rm::{self, Ctx, Key, OwnedStr, RStr};
+
+const OPTIONS: &[&str] = &["ATTEMPT"];
+
+pub fn extend(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if args.len() < 4 {
+        return Err(arity("ONCE.EXTEND"));
+    }
+    let ms = int_in("ms", rm::bytes(args[3]), 1, MAX_LEASE)? as u64;
+    let mut attempt = None;
+    let mut opts = Options::new(args, 4);
+    while opts.next(OPTIONS)?.is_some() {
+        attempt = Some(opts.int("ATTEMPT", 1, i64::MAX)? as u64);
+    }
+    let key = Key::open(ctx, args[1], true);
+    let Some(v) = existing(&key)? else {
+        rm::reply_null(ctx);
+        return Ok(());
+    };
+    let Some(seq) = v.queue.find(rm::bytes(args[2])).filter(|&s| v.queue.holds_reservation(s, attempt)) else {
+        rm::reply_null(ctx);
+        return Ok(());
+    };
+    let before = v.snapshot();
+    let deadline = rm::now_ms().saturating_add(ms);
+    v.queue.set_lease(seq, deadline);
+    rm::replicate(
+        ctx,
+        b"ONCE._LEASE\0",
+        &[OwnedStr::retain(args[1]), OwnedStr::int(seq as i64), OwnedStr::int(deadline as i64)],
+    );
+    settle(ctx, args[1], v, before);
+    rm::reply_u64(ctx, deadline);
+    Ok(())
+}

@@ -1,0 +1,50 @@
+//! ONCE.INSPECT queue id
+
+use super::args::{arity, CmdResult};
+use super::existing;
+use crate::rm::{self, Ctx, Key, RStr};
+
+pub fn inspect(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if args.len() != 3 {
+        return Err(arity("ONCE.INSPECT"));
+    }
+    let key = Key::open(ctx, args[1], false);
+    let job = existing(&key)?.and_then(|v| v.queue.find(rm::bytes(args[2])).and_then(|s| v.queue.job(s)));
+    let Some(job) = job else {
+        rm::reply_null(ctx);
+        return Ok(());
+    };
+    let opt = |ctx, v: Option<u64>| match v {
+        Some(x) => rm::reply_u64(ctx, x),
+        None => rm::reply_null(ctx),
+    };
+    rm::reply_map(ctx, 12);
+    rm::reply_bulk(ctx, b"id");
+    rm::reply_bulk(ctx, &job.id_bytes());
+    rm::reply_bulk(ctx, b"state");
+    rm::reply_bulk(ctx, job.state.name().as_bytes());
+    rm::reply_bulk(ctx, b"payload");
+    rm::reply_bulk(ctx, &job.payload);
+    rm::reply_bulk(ctx, b"attempts");
+    rm::reply_int(ctx, i64::from(job.attempts));
+    rm::reply_bulk(ctx, b"retries");
+    rm::reply_int(ctx, i64::from(job.retries));
+    rm::reply_bulk(ctx, b"priority");
+    rm::reply_int(ctx, i64::from(job.priority));
+    rm::reply_bulk(ctx, b"created");
+    rm::reply_u64(ctx, job.created_ms);
+    rm::reply_bulk(ctx, b"due");
+    opt(ctx, job.due_ms());
+    rm::reply_bulk(ctx, b"lease_deadline");
+    opt(ctx, job.lease_deadline_ms());
+    rm::reply_bulk(ctx, b"last_error");
+    match &job.last_error {
+        Some(e) => rm::reply_bulk(ctx, e),
+        None => rm::reply_null(ctx),
+    }
+    rm::reply_bulk(ctx, b"backoff");
+    rm::reply_u64(ctx, job.backoff_ms);
+    rm::reply_bulk(ctx, b"lease");
+    opt(ctx, (job.lease_ms > 0).then_some(job.lease_ms));
+    Ok(())
+}

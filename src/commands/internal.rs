@@ -1,0 +1,175 @@
+//! The explicit commands a master sends to its replicas and writes to the AOF: each applies one decided
+//! change with absolute times and explicit job numbers, so replaying it gives the same state anywhere.
+//! They check their input like any command, since a client can send them too.
+
+use super::args::{arity, err, parse_i64, CmdError, CmdResult};
+use super::{existing, existing_or_new, settle};
+use crate::core::backoff::Outcome;
+use crate::core::FailCause;
+use crate::persist::encode::{decode_job, decode_meta, decode_schedule, JOB_ARGC};
+use crate::rm::{self, Ctx, Key, RStr};
+use crate::value::QueueValue;
+
+fn all_bytes(args: &[RStr]) -> Vec<&[u8]> {
+    args.iter().map(|&a| rm::bytes(a)).collect()
+}
+
+fn number(b: &[u8], what: &str) -> Result<u64, CmdError> {
+    parse_i64(b).and_then(|v| u64::try_from(v).ok()).ok_or_else(|| err(format!("{what} must be a non-negative integer")))
+}
+
+/// Runs `change` on the queue at args[1]; `create` makes the key when it is missing.
+fn with_queue(
+    ctx: Ctx,
+    args: &[RStr],
+    create: bool,
+    change: impl FnOnce(&mut QueueValue) -> Result<(), CmdError>,
+) -> CmdResult {
+    let key = Key::open(ctx, args[1], true);
+    existing(&key)?;
+    let v = if create {
+        existing_or_new(&key)?
+    } else {
+        existing(&key)?.ok_or_else(|| err("no such queue"))?
+    };
+    let before = v.snapshot();
+    let result = change(v);
+    settle(ctx, args[1], v, before);
+    result?;
+    rm::reply_ok(ctx);
+    Ok(())
+}
+
+pub fn job(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if args.len() != JOB_ARGC {
+        return Err(arity("ONCE._JOB"));
+    }
+    let a = all_bytes(args);
+    let counted = match a[2] {
+        b"PUSH" => true,
+        b"LOAD" => false,
+        _ => return Err(err("mode must be PUSH or LOAD")),
+    };
+    let job = decode_job(&a[3..]).map_err(|e| err(format!("bad job: {e}")))?;
+    with_queue(ctx, args, true, |v| {
+        v.queue.insert(job).map_err(|e| err(format!("bad job: {e}")))?;
+        if counted {
+            v.queue.totals.pushed += 1;
+        }
+        Ok(())
+    })
+}
+
+pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if args.len() < 4 || args.len() % 2 != 0 {
+        return Err(arity("ONCE._RESERVE"));
+    }
+    let pairs: Vec<(u64, u64)> = args[2..]
+        .chunks(2)
+        .map(|p| Ok((number(rm::bytes(p[0]), "seq")?, number(rm::bytes(p[1]), "deadline")?)))
+        .collect::<Result<_, CmdError>>()?;
+    with_queue(ctx, args, false, |v| {
+        for (seq, deadline) in pairs {
+            if !v.queue.reserve_exact(seq, deadline) {
+                return Err(err(format!("job {seq} is not ready")));
+            }
+        }
+        Ok(())
+    })
+}
+
+pub fn fail(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if args.len() != 6 {
+        return Err(arity("ONCE._FAIL"));
+    }
+    let a = all_bytes(args);
+    let seq = number(a[2], "seq")?;
+    let cause = match a[3] {
+        b"NACK" => FailCause::Nack,
+        b"EXPIRE" => FailCause::LeaseExpired,
+        _ => return Err(err("cause must be NACK or EXPIRE")),
+    };
+    let outcome = match parse_i64(a[4]) {
+        Some(-1) => Outcome::Dead,
+        _ => Outcome::RetryAt(number(a[4], "due")?),
+    };
+    let error = (!a[5].is_empty()).then_some(a[5]);
+    with_queue(ctx, args, false, |v| {
+        if v.queue.apply_failure(seq, cause, error, outcome) {
+            Ok(())
+        } else {
+            Err(err(format!("job {seq} is not reserved")))
+        }
+    })
+}
+
+pub fn lease(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if args.len() != 4 {
+        return Err(arity("ONCE._LEASE"));
+    }
+    let seq = number(rm::bytes(args[2]), "seq")?;
+    let deadline = number(rm::bytes(args[3]), "deadline")?;
+    with_queue(ctx, args, false, |v| {
+        if v.queue.set_lease(seq, deadline) {
+            Ok(())
+        } else {
+            Err(err(format!("job {seq} is not reserved")))
+        }
+    })
+}
+
+pub fn promote(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if args.len() != 3 {
+        return Err(arity("ONCE._PROMOTE"));
+    }
+    let n = number(rm::bytes(args[2]), "count")? as usize;
+    with_queue(ctx, args, false, |v| {
+        v.queue.promote_first(n);
+        Ok(())
+    })
+}
+
+pub fn meta(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if args.len() != 10 {
+        return Err(arity("ONCE._META"));
+    }
+    let (next_seq, totals) = decode_meta(&all_bytes(&args[2..])).map_err(|e| err(format!("bad meta: {e}")))?;
+    with_queue(ctx, args, true, |v| {
+        v.queue.set_next_seq(next_seq);
+        v.queue.totals = totals;
+        Ok(())
+    })
+}
+
+pub fn sched(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if args.len() != 13 {
+        return Err(arity("ONCE._SCHED"));
+    }
+    let s = decode_schedule(&all_bytes(&args[2..])).map_err(|e| err(format!("bad schedule: {e}")))?;
+    with_queue(ctx, args, true, |v| {
+        v.queue.schedules.insert(s.name.clone(), s);
+        v.noted_deadline = u64::MAX;
+        Ok(())
+    })
+}
+
+pub fn fired(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if args.len() != 5 {
+        return Err(arity("ONCE._FIRED"));
+    }
+    let a = all_bytes(args);
+    let fire = match parse_i64(a[3]) {
+        Some(-1) => None,
+        _ => Some(number(a[3], "fire")?),
+    };
+    let next = number(a[4], "next fire")?;
+    with_queue(ctx, args, false, |v| {
+        let s = v.queue.schedules.get_mut(a[2]).ok_or_else(|| err("no such schedule"))?;
+        if fire.is_some() {
+            s.last_fire_ms = fire;
+        }
+        s.next_fire_ms = next;
+        v.noted_deadline = u64::MAX;
+        Ok(())
+    })
+}

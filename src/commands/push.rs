@@ -1,0 +1,86 @@
+//! ONCE.PUSH queue payload [ID id] [DELAY ms | AT unix-ms] [RETRIES n] [BACKOFF ms] [LEASE ms] [PRIORITY n]
+
+use super::args::{arity, err, CmdResult, Options, MAX_LEASE, MAX_MS_10Y};
+use super::{existing, existing_or_new, settle};
+use crate::config;
+use crate::core::queue::{NewJob, Pushed};
+use crate::persist::encode::job_args;
+use crate::rm::{self, Ctx, Key, RStr};
+
+const OPTIONS: &[&str] = &["ID", "DELAY", "AT", "RETRIES", "BACKOFF", "LEASE", "PRIORITY"];
+
+pub fn push(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if args.len() < 3 {
+        return Err(arity("ONCE.PUSH"));
+    }
+    let (key_name, payload) = (args[1], args[2]);
+    let mut id = None;
+    let (mut delay, mut at) = (None, None);
+    let mut retries = None;
+    let mut backoff = None;
+    let mut lease = 0;
+    let mut priority = 0;
+    let mut opts = Options::new(args, 3);
+    while let Some(i) = opts.next(OPTIONS)? {
+        match i {
+            0 => {
+                let v = opts.value("ID")?;
+                if v.is_empty() || v.len() > 256 {
+                    return Err(err("ID must be 1 to 256 bytes"));
+                }
+                id = Some(v);
+            }
+            1 => delay = Some(opts.int("DELAY", 0, MAX_MS_10Y)? as u64),
+            2 => at = Some(opts.int("AT", 0, i64::MAX)? as u64),
+            3 => retries = Some(opts.int("RETRIES", 0, 1000)? as u32),
+            4 => backoff = Some(opts.int("BACKOFF", 0, MAX_MS_10Y)? as u64),
+            5 => lease = opts.int("LEASE", 1, MAX_LEASE)? as u64,
+            _ => priority = opts.int("PRIORITY", -1_000_000, 1_000_000)? as i32,
+        }
+    }
+    if delay.is_some() && at.is_some() {
+        return Err(err("DELAY and AT cannot be used together"));
+    }
+    let payload_bytes = rm::bytes(payload);
+    let limit = config::max_payload_bytes();
+    if payload_bytes.len() as u64 > limit {
+        return Err(err(format!(
+            "payload is {} bytes, over the limit of {limit} (once.max-payload-bytes)",
+            payload_bytes.len()
+        )));
+    }
+    let now = rm::now_ms();
+    let due = match (delay, at) {
+        (Some(d), _) => now.saturating_add(d),
+        (_, Some(t)) => t,
+        _ => 0,
+    };
+    let key = Key::open(ctx, key_name, true);
+    existing(&key)?;
+    let v = existing_or_new(&key)?;
+    let before = v.snapshot();
+    let new = NewJob {
+        custom_id: id.map(Into::into),
+        payload: payload_bytes.into(),
+        due_ms: due,
+        retries: retries.unwrap_or_else(config::default_retries),
+        backoff_ms: backoff.unwrap_or_else(config::default_backoff_ms),
+        lease_ms: lease,
+        priority,
+    };
+    let seq = match v.queue.push(new, now) {
+        Pushed::Existing(seq) => seq,
+        Pushed::Added(seq) => {
+            if let Some(job) = v.queue.job(seq) {
+                rm::replicate(ctx, b"ONCE._JOB\0", &job_args(key_name, b"PUSH", job, Some(payload)));
+            }
+            settle(ctx, key_name, v, before);
+            seq
+        }
+    };
+    match v.queue.job(seq) {
+        Some(job) => rm::reply_bulk(ctx, &job.id_bytes()),
+        None => rm::reply_null(ctx),
+    }
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! ONCE.RESERVE queue [COUNT n] [BLOCK ms] [LEASE ms] [ACK id]
+//!
+//! With BLOCK the client waits on the key (no polling) and is served first come, first served when a push,
+//! a promotion or a retry makes a job ready. `ACK id` completes the worker's previous job first, so a worker
+//! loop costs one round trip per job.
+
+use std::ffi::{c_int, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use redis_module::raw;
+
+use super::ack::ack_ids;
+use super::args::{arity, CmdError, CmdResult, Options, MAX_LEASE};
+use super::{existing, settle};
+use crate::config;
+use crate::rm::{self, Ctx, Key, OwnedStr, RStr};
+
+const OPTIONS: &[&str] = &["COUNT", "BLOCK", "LEASE", "ACK"];
+
+/// Upper bound on delayed jobs one RESERVE promotes itself; the timer promotes the rest in slices.
+const PROMOTE_IN_RESERVE: usize = 1024;
+
+#[derive(Clone, Copy)]
+struct Want {
+    count: usize,
+    lease: Option<u64>,
+}
+
+pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if args.len() < 2 {
+        return Err(arity("ONCE.RESERVE"));
+    }
+    let mut want = Want { count: 1, lease: None };
+    let mut block = None;
+    let mut ack = None;
+    let mut opts = Options::new(args, 2);
+    while let Some(i) = opts.next(OPTIONS)? {
+        match i {
+            0 => want.count = opts.int("COUNT", 1, 10_000)? as usize,
+            1 => block = Some(opts.int("BLOCK", 0, i64::from(i32::MAX))?),
+            2 => want.lease = Some(opts.int("LEASE", 1, MAX_LEASE)? as u64),
+            _ => ack = Some(opts.raw_value("ACK")?),
+        }
+    }
+    let key_name = args[1];
+    {
+        let key = Key::open(ctx, key_name, true);
+        if let (Some(id), Some(v)) = (ack, existing(&key)?) {
+            ack_ids(ctx, key_name, v, &[id]);
+        }
+        if serve(ctx, key_name, &key, want)? {
+            return Ok(());
+        }
+    }
+    match block {
+        Some(ms) if !rm::may_not_block(ctx) => block_on(ctx, key_name, ms, want),
+        _ => rm::reply_null_array(ctx),
+    }
+    Ok(())
+}
+
+/// Reserves and replies if the queue has ready jobs (promoting due ones first). False: nothing replied.
+fn serve(ctx: Ctx, key_name: RStr, key: &Key, want: Want) -> Result<bool, CmdError> {
+    let Some(v) = existing(key)? else { return Ok(false) };
+    let before = v.snapshot();
+    let now = rm::now_ms();
+    let promoted = v.queue.promote_due(now, PROMOTE_IN_RESERVE.max(want.count));
+    if promoted > 0 {
+        rm::replicate(ctx, b"ONCE._PROMOTE\0", &[OwnedStr::retain(key_name), OwnedStr::int(promoted as i64)]);
+    }
+    let default_lease = config::default_lease_ms();
+    let lease_of = |j: &crate::core::Job| want.lease.unwrap_or(if j.lease_ms > 0 { j.lease_ms } else { default_lease });
+    let seqs = v.queue.reserve(want.count, now, lease_of);
+    if seqs.is_empty() {
+        if promoted > 0 {
+            settle(ctx, key_name, v, before);
+        }
+        return Ok(false);
+    }
+    let mut repl = vec![OwnedStr::retain(key_name)];
+    rm::reply_array(ctx, seqs.len());
+    for &seq in &seqs {
+        let Some(job) = v.queue.job(seq) else {
+            rm::reply_null(ctx);
+            continue;
+        };
+        repl.push(OwnedStr::int(seq as i64));
+        repl.push(OwnedStr::int(job.deadline_ms as i64));
+        rm::reply_array(ctx, 3);
+        rm::reply_bulk(ctx, &job.id_bytes());
+        rm::reply_bulk(ctx, &job.payload);
+        rm::reply_int(ctx, i64::from(job.attempts));
+    }
+    rm::replicate(ctx, b"ONCE._RESERVE\0", &repl);
+    settle(ctx, key_name, v, before);
+    Ok(true)
+}
+
+fn block_on(ctx: Ctx, key_name: RStr, ms: i64, want: Want) {
+    let mut keys = [key_name];
+    let privdata = Box::into_raw(Box::new(want)).cast::<c_void>();
+    unsafe {
+        raw::RedisModule_BlockClientOnKeys.unwrap()(
+            ctx,
+            Some(on_ready),
+            Some(on_timeout),
+            Some(free_want),
+            ms,
+            keys.as_mut_ptr(),
+            1,
+            privdata,
+        );
+    }
+}
+
+/// Called each time the key is signalled: serve the client, or return ERR to keep it waiting.
+extern "C" fn on_ready(ctx: Ctx, _argv: *mut RStr, _argc: c_int) -> c_int {
+    let result = catch_unwind(AssertUnwindSafe(|| unsafe {
+        let want = *raw::RedisModule_GetBlockedClientPrivateData.unwrap()(ctx).cast::<Want>();
+        let key_name = raw::RedisModule_GetBlockedClientReadyKey.unwrap()(ctx);
+        let key = Key::open(ctx, key_name, true);
+        serve(ctx, key_name, &key, want)
+    }));
+    match result {
+        Ok(Ok(true)) => rm::OK,
+        Ok(Ok(false)) => rm::ERR,
+        Ok(Err(CmdError(msg))) => {
+            rm::reply_error(ctx, &msg);
+            rm::OK
+        }
+        Err(_) => {
+            rm::reply_error(ctx, "ERR internal error in the once module (see the server log)");
+            rm::OK
+        }
+    }
+}
+
+extern "C" fn on_timeout(ctx: Ctx, _argv: *mut RStr, _argc: c_int) -> c_int {
+    rm::reply_null_array(ctx);
+    rm::OK
+}
+
+extern "C" fn free_want(_ctx: Ctx, privdata: *mut c_void) {
+    if !privdata.is_null() {
+        drop(unsafe { Box::from_raw(privdata.cast::<Want>()) });
+    }
+}

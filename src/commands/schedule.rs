@@ -1,0 +1,132 @@
+//! ONCE.SCHEDULE queue name spec payload [RETRIES n] [BACKOFF ms] [LEASE ms] [PRIORITY n] [TZ zone] [MISSED once|skip]
+//! ONCE.UNSCHEDULE queue name
+//! ONCE.SCHEDULES queue
+
+use super::args::{arity, err, CmdResult, Options, MAX_LEASE, MAX_MS_10Y};
+use super::{existing, existing_or_new, settle};
+use crate::config;
+use crate::core::schedule::{JobOptions, Missed, Schedule};
+use crate::persist::encode::schedule_args;
+use crate::rm::{self, Ctx, Key, OwnedStr, RStr};
+
+const OPTIONS: &[&str] = &["RETRIES", "BACKOFF", "LEASE", "PRIORITY", "TZ", "MISSED"];
+
+/// Leaves room for `@<fire ms>` within the 256-byte id limit.
+const MAX_NAME: usize = 200;
+
+pub fn schedule(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if args.len() < 5 {
+        return Err(arity("ONCE.SCHEDULE"));
+    }
+    let name = rm::bytes(args[2]);
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err(err(format!("schedule name must be 1 to {MAX_NAME} bytes")));
+    }
+    let spec = std::str::from_utf8(rm::bytes(args[3])).map_err(|_| err("invalid schedule spec: not UTF-8"))?;
+    let payload = rm::bytes(args[4]);
+    let mut options = JobOptions {
+        retries: config::default_retries(),
+        backoff_ms: config::default_backoff_ms(),
+        lease_ms: 0,
+        priority: 0,
+    };
+    let mut tz = "UTC";
+    let mut missed = Missed::Once;
+    let mut opts = Options::new(args, 5);
+    while let Some(i) = opts.next(OPTIONS)? {
+        match i {
+            0 => options.retries = opts.int("RETRIES", 0, 1000)? as u32,
+            1 => options.backoff_ms = opts.int("BACKOFF", 0, MAX_MS_10Y)? as u64,
+            2 => options.lease_ms = opts.int("LEASE", 1, MAX_LEASE)? as u64,
+            3 => options.priority = opts.int("PRIORITY", -1_000_000, 1_000_000)? as i32,
+            4 => tz = std::str::from_utf8(opts.value("TZ")?).map_err(|_| err("TZ must be an IANA zone name"))?,
+            _ => {
+                let v = opts.value("MISSED")?;
+                missed = Missed::from_name(v).ok_or_else(|| err("MISSED must be 'once' or 'skip'"))?;
+            }
+        }
+    }
+    let limit = config::max_payload_bytes();
+    if payload.len() as u64 > limit {
+        return Err(err(format!("payload is {} bytes, over the limit of {limit} (once.max-payload-bytes)", payload.len())));
+    }
+    let key = Key::open(ctx, args[1], true);
+    let last_fire = existing(&key)?.and_then(|v| v.queue.schedules.get(name).and_then(|s| s.last_fire_ms));
+    let now = rm::now_ms();
+    let sched = Schedule::new(name.into(), spec, tz, payload.into(), options, missed, last_fire, now)
+        .map_err(|e| err(format!("invalid schedule: {e}")))?;
+    let next = sched.next_fire_ms;
+    let v = existing_or_new(&key)?;
+    let before = v.snapshot();
+    rm::replicate(ctx, b"ONCE._SCHED\0", &schedule_args(args[1], &sched));
+    v.queue.schedules.insert(sched.name.clone(), sched);
+    // A replaced schedule may fire later than before: let the timer look again from the new time.
+    v.noted_deadline = u64::MAX;
+    settle(ctx, args[1], v, before);
+    rm::reply_u64(ctx, next);
+    Ok(())
+}
+
+pub fn unschedule(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if args.len() != 3 {
+        return Err(arity("ONCE.UNSCHEDULE"));
+    }
+    let key = Key::open(ctx, args[1], true);
+    let Some(v) = existing(&key)? else {
+        rm::reply_int(ctx, 0);
+        return Ok(());
+    };
+    let before = v.snapshot();
+    let removed = v.queue.schedules.remove(rm::bytes(args[2])).is_some();
+    if removed {
+        rm::replicate(ctx, b"ONCE.UNSCHEDULE\0", &[OwnedStr::retain(args[1]), OwnedStr::retain(args[2])]);
+        settle(ctx, args[1], v, before);
+    }
+    rm::reply_int(ctx, i64::from(removed));
+    Ok(())
+}
+
+pub fn schedules(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if args.len() != 2 {
+        return Err(arity("ONCE.SCHEDULES"));
+    }
+    let key = Key::open(ctx, args[1], false);
+    let Some(v) = existing(&key)? else {
+        rm::reply_array(ctx, 0);
+        return Ok(());
+    };
+    rm::reply_array(ctx, v.queue.schedules.len());
+    for s in v.queue.schedules.values() {
+        rm::reply_map(ctx, 11);
+        rm::reply_bulk(ctx, b"name");
+        rm::reply_bulk(ctx, &s.name);
+        rm::reply_bulk(ctx, b"spec");
+        rm::reply_bulk(ctx, s.spec_text.as_bytes());
+        rm::reply_bulk(ctx, b"tz");
+        rm::reply_bulk(ctx, s.tz_name.as_bytes());
+        rm::reply_bulk(ctx, b"next_fire");
+        rm::reply_u64(ctx, s.next_fire_ms);
+        rm::reply_bulk(ctx, b"last_fire");
+        match s.last_fire_ms {
+            Some(t) => rm::reply_u64(ctx, t),
+            None => rm::reply_null(ctx),
+        }
+        rm::reply_bulk(ctx, b"payload");
+        rm::reply_bulk(ctx, &s.payload);
+        rm::reply_bulk(ctx, b"retries");
+        rm::reply_int(ctx, i64::from(s.options.retries));
+        rm::reply_bulk(ctx, b"backoff");
+        rm::reply_u64(ctx, s.options.backoff_ms);
+        rm::reply_bulk(ctx, b"lease");
+        if s.options.lease_ms > 0 {
+            rm::reply_u64(ctx, s.options.lease_ms);
+        } else {
+            rm::reply_null(ctx);
+        }
+        rm::reply_bulk(ctx, b"priority");
+        rm::reply_int(ctx, i64::from(s.options.priority));
+        rm::reply_bulk(ctx, b"missed");
+        rm::reply_bulk(ctx, s.missed.name().as_bytes());
+    }
+    Ok(())
+}

@@ -1,0 +1,115 @@
+//! The module's configs (`once.*`), settable at load time and with CONFIG SET.
+
+use std::ffi::{c_char, c_int, c_longlong, c_void, CString};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use redis_module::raw;
+
+use lazy_static::lazy_static;
+
+lazy_static! {
+    pub static ref DEFAULT_RETRIES: AtomicI64 = AtomicI64::new(3);
+    pub static ref DEFAULT_BACKOFF_MS: AtomicI64 = AtomicI64::new(1000);
+    pub static ref BACKOFF_MAX_MS: AtomicI64 = AtomicI64::new(3_600_000);
+    pub static ref DEFAULT_LEASE_MS: AtomicI64 = AtomicI64::new(30_000);
+    pub static ref MAX_PAYLOAD_BYTES: AtomicI64 = AtomicI64::new(67_108_864);
+}
+
+/// name, variable (holding its default), min, max
+type Entry = (&'static str, &'static AtomicI64, i64, i64);
+
+fn table() -> [Entry; 5] {
+    [
+        ("default-retries", &DEFAULT_RETRIES, 0, 1000),
+        ("default-backoff-ms", &DEFAULT_BACKOFF_MS, 0, 315_360_000_000),
+        ("backoff-max-ms", &BACKOFF_MAX_MS, 0, 315_360_000_000),
+        ("default-lease-ms", &DEFAULT_LEASE_MS, 1, 604_800_000),
+        ("max-payload-bytes", &MAX_PAYLOAD_BYTES, 0, 536_870_912),
+    ]
+}
+
+extern "C" fn get_config(_name: *const c_char, privdata: *mut c_void) -> c_longlong {
+    unsafe { privdata.cast::<AtomicI64>().as_ref() }.map_or(0, |v| v.load(Ordering::Relaxed))
+}
+
+extern "C" fn set_config(
+    _name: *const c_char,
+    val: c_longlong,
+    privdata: *mut c_void,
+    _err: *mut *mut raw::RedisModuleString,
+) -> c_int {
+    if let Some(v) = unsafe { privdata.cast::<AtomicI64>().as_ref() } {
+        v.store(val, Ordering::Relaxed);
+    }
+    raw::REDISMODULE_OK as c_int
+}
+
+/// Registers every config as `once.<name>` (CONFIG GET/SET, bounds checked by Redis).
+pub fn register(ctx: *mut raw::RedisModuleCtx) -> Result<(), String> {
+    let Some(register) = (unsafe { raw::RedisModule_RegisterNumericConfig }) else {
+        return Err("this server has no module configs".into());
+    };
+    for (name, var, min, max) in table() {
+        let cname = CString::new(name).map_err(|e| e.to_string())?;
+        // Module args have set the value already: it becomes the registered default.
+        let current = var.load(Ordering::Relaxed);
+        let privdata = (var as *const AtomicI64).cast_mut().cast::<c_void>();
+        let status = unsafe {
+            register(ctx, cname.as_ptr(), current, 0, min, max, Some(get_config), Some(set_config), None, privdata)
+        };
+        if status != raw::REDISMODULE_OK as c_int {
+            return Err(format!("cannot register config once.{name}"));
+        }
+    }
+    if let Some(load) = unsafe { raw::RedisModule_LoadConfigs } {
+        if unsafe { load(ctx) } != raw::REDISMODULE_OK as c_int {
+            return Err("cannot load configs".into());
+        }
+    }
+    Ok(())
+}
+
+fn get(v: &AtomicI64) -> u64 {
+    u64::try_from(v.load(Ordering::Relaxed)).unwrap_or(0)
+}
+
+pub fn default_retries() -> u32 {
+    u32::try_from(get(&DEFAULT_RETRIES)).unwrap_or(u32::MAX)
+}
+
+pub fn default_backoff_ms() -> u64 {
+    get(&DEFAULT_BACKOFF_MS)
+}
+
+pub fn backoff_max_ms() -> u64 {
+    get(&BACKOFF_MAX_MS)
+}
+
+pub fn default_lease_ms() -> u64 {
+    get(&DEFAULT_LEASE_MS).max(1)
+}
+
+pub fn max_payload_bytes() -> u64 {
+    get(&MAX_PAYLOAD_BYTES)
+}
+
+/// `--loadmodule libonce.so name value ...`: sets configs by name (with or without the `once.` prefix).
+pub fn apply_load_args(args: &[&[u8]]) -> Result<(), String> {
+    if args.len() % 2 != 0 {
+        return Err("module arguments come in pairs: name value".into());
+    }
+    for pair in args.chunks(2) {
+        let name = String::from_utf8_lossy(pair[0]).to_ascii_lowercase();
+        let name = name.strip_prefix("once.").unwrap_or(&name).to_string();
+        let Some((_, var, min, max)) = table().into_iter().find(|e| e.0 == name) else {
+            return Err(format!("unknown module argument '{name}'"));
+        };
+        let value: i64 = std::str::from_utf8(pair[1])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .filter(|v| (min..=max).contains(v))
+            .ok_or_else(|| format!("{name} must be an integer between {min} and {max}"))?;
+        var.store(value, Ordering::Relaxed);
+    }
+    Ok(())
+}

@@ -1,0 +1,9 @@
+//! The queue core: plain Rust, no Redis types. Every operation that depends on time takes `now_ms`,
+//! and every random choice arrives as an argument, so the state machine is deterministic and testable.
+pub mod backoff;
+pub mod job;
+pub mod queue;
+pub mod schedule;
+
+pub use job::{Job, JobId, State};
+pub use queue::{FailCause, Queue, Stats, Totals};

@@ -1,0 +1,465 @@
+//! One queue: its jobs in every state, the indexes that order them, its schedules and its totals.
+//!
+//! Every job has a queue-unique `seq`; all indexes refer to jobs by it. Ready jobs wait in one FIFO per
+//! priority; delayed jobs and leases are ordered by (deadline, seq), so the timer finds what is due in
+//! O(log n) and ties break by creation.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use super::backoff::{self, Outcome};
+use super::job::{Job, JobId, State};
+use super::schedule::Schedule;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub pushed: u64,
+    pub reserved: u64,
+    pub acked: u64,
+    pub nacked: u64,
+    pub expired: u64,
+    pub retried: u64,
+    pub dead: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub ready: u64,
+    pub delayed: u64,
+    pub reserved: u64,
+    pub dead: u64,
+    pub schedules: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailCause {
+    Nack,
+    LeaseExpired,
+}
+
+pub const LEASE_EXPIRED: &[u8] = b"lease expired";
+
+/// What a push asks for; times are absolute and options resolved by the caller.
+#[derive(Clone, Debug)]
+pub struct NewJob {
+    pub custom_id: Option<Box<[u8]>>,
+    pub payload: Box<[u8]>,
+    pub due_ms: u64,
+    pub retries: u32,
+    pub backoff_ms: u64,
+    pub lease_ms: u64,
+    pub priority: i32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pushed {
+    Added(u64),
+    /// The id is live already; nothing was added.
+    Existing(u64),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum InsertError {
+    DuplicateSeq(u64),
+    DuplicateId,
+    BadIdForm,
+}
+
+impl std::fmt::Display for InsertError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InsertError::DuplicateSeq(s) => write!(f, "job seq {s} already exists"),
+            InsertError::DuplicateId => write!(f, "job id already exists"),
+            InsertError::BadIdForm => write!(f, "custom job id must not have the form of a server id of this queue"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Queue {
+    jobs: HashMap<u64, Job>,
+    custom_ids: HashMap<Box<[u8]>, u64>,
+    ready: BTreeMap<Reverse<i32>, VecDeque<u64>>,
+    ready_len: usize,
+    delayed: BTreeSet<(u64, u64)>,
+    leases: BTreeSet<(u64, u64)>,
+    dead: usize,
+    next_seq: u64,
+    pub totals: Totals,
+    pub schedules: BTreeMap<Box<[u8]>, Schedule>,
+}
+
+impl Queue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    pub fn set_next_seq(&mut self, seq: u64) {
+        self.next_seq = self.next_seq.max(seq);
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            ready: self.ready_len as u64,
+            delayed: self.delayed.len() as u64,
+            reserved: self.leases.len() as u64,
+            dead: self.dead as u64,
+            schedules: self.schedules.len() as u64,
+        }
+    }
+
+    pub fn job(&self, seq: u64) -> Option<&Job> {
+        self.jobs.get(&seq)
+    }
+
+    /// Finds a job by its public id.
+    pub fn find(&self, id: &[u8]) -> Option<u64> {
+        if !self.custom_ids.is_empty() {
+            if let Some(&seq) = self.custom_ids.get(id) {
+                return Some(seq);
+            }
+        }
+        let (ms, seq) = JobId::parse_server(id)?;
+        let job = self.jobs.get(&seq)?;
+        (job.custom_id.is_none() && job.created_ms == ms).then_some(seq)
+    }
+
+    /// Adds a job, or finds the live job that already holds its id.
+    pub fn push(&mut self, new: NewJob, now_ms: u64) -> Pushed {
+        if let Some(id) = &new.custom_id {
+            if let Some(seq) = self.find(id) {
+                return Pushed::Existing(seq);
+            }
+        }
+        let mut seq = self.next_seq;
+        // A client id may have taken the text a server id would get; skip such numbers.
+        while !self.custom_ids.is_empty()
+            && self.custom_ids.contains_key(JobId::Server { created_ms: now_ms, seq }.to_bytes().as_slice())
+        {
+            seq += 1;
+        }
+        let delayed = new.due_ms > now_ms;
+        let job = Job {
+            seq,
+            created_ms: now_ms,
+            custom_id: new.custom_id,
+            payload: new.payload,
+            state: if delayed { State::Delayed } else { State::Ready },
+            attempts: 0,
+            retries: new.retries,
+            backoff_ms: new.backoff_ms,
+            lease_ms: new.lease_ms,
+            priority: new.priority,
+            deadline_ms: if delayed { new.due_ms } else { 0 },
+            last_error: None,
+        };
+        // Cannot fail: seq is fresh and the custom id was checked above.
+        let _ = self.insert(job);
+        self.totals.pushed += 1;
+        Pushed::Added(seq)
+    }
+
+    /// Places a complete job (from a push, a replica stream, AOF or RDB) into the indexes of its state.
+    /// A ready job joins the back of its priority's line.
+    pub fn insert(&mut self, job: Job) -> Result<(), InsertError> {
+        if self.jobs.contains_key(&job.seq) {
+            return Err(InsertError::DuplicateSeq(job.seq));
+        }
+        if let Some(id) = &job.custom_id {
+            if self.find(id).is_some() {
+                return Err(InsertError::DuplicateId);
+            }
+            if let Some((ms, seq)) = JobId::parse_server(id) {
+                if self.jobs.get(&seq).is_some_and(|j| j.custom_id.is_none() && j.created_ms == ms) {
+                    return Err(InsertError::BadIdForm);
+                }
+            }
+        } else if !self.custom_ids.is_empty() && self.custom_ids.contains_key(job.id_bytes().as_slice()) {
+            return Err(InsertError::DuplicateId);
+        }
+        let seq = job.seq;
+        match job.state {
+            State::Ready => self.enqueue_ready(seq, job.priority),
+            State::Delayed => {
+                self.delayed.insert((job.deadline_ms, seq));
+            }
+            State::Reserved => {
+                self.leases.insert((job.deadline_ms, seq));
+            }
+            State::Dead => self.dead += 1,
+        }
+        if let Some(id) = &job.custom_id {
+            self.custom_ids.insert(id.clone(), seq);
+        }
+        self.next_seq = self.next_seq.max(seq + 1);
+        self.jobs.insert(seq, job);
+        Ok(())
+    }
+
+    fn enqueue_ready(&mut self, seq: u64, priority: i32) {
+        self.ready.entry(Reverse(priority)).or_default().push_back(seq);
+        self.ready_len += 1;
+    }
+
+    /// Takes the job out of the index of its current state (the job itself stays in the table).
+    fn unindex(&mut self, seq: u64) -> Option<State> {
+        let job = self.jobs.get(&seq)?;
+        let state = job.state;
+        match state {
+            State::Ready => {
+                let key = Reverse(job.priority);
+                if let Some(line) = self.ready.get_mut(&key) {
+                    // The front is the common case (reserve order); elsewhere only when a replica diverged.
+                    if line.front() == Some(&seq) {
+                        line.pop_front();
+                    } else if let Some(pos) = line.iter().position(|&s| s == seq) {
+                        line.remove(pos);
+                    }
+                    if line.is_empty() {
+                        self.ready.remove(&key);
+                    }
+                }
+                self.ready_len -= 1;
+            }
+            State::Delayed => {
+                self.delayed.remove(&(job.deadline_ms, seq));
+            }
+            State::Reserved => {
+                self.leases.remove(&(job.deadline_ms, seq));
+            }
+            State::Dead => self.dead -= 1,
+        }
+        Some(state)
+    }
+
+    fn remove(&mut self, seq: u64) -> Option<Job> {
+        self.unindex(seq)?;
+        let job = self.jobs.remove(&seq)?;
+        if let Some(id) = &job.custom_id {
+            self.custom_ids.remove(id);
+        }
+        Some(job)
+    }
+
+    /// The ready jobs that RESERVE would hand out next, best first.
+    pub fn peek_ready(&self, count: usize) -> Vec<u64> {
+        self.ready.values().flat_map(|line| line.iter().copied()).take(count).collect()
+    }
+
+    /// Reserves up to `count` ready jobs, best first. `lease_of` gives each job's lease length.
+    pub fn reserve(&mut self, count: usize, now_ms: u64, lease_of: impl Fn(&Job) -> u64) -> Vec<u64> {
+        let chosen = self.peek_ready(count);
+        for &seq in &chosen {
+            let lease = self.jobs.get(&seq).map_or(0, &lease_of);
+            self.reserve_exact(seq, now_ms.saturating_add(lease));
+        }
+        chosen
+    }
+
+    /// Reserves one named ready job with an explicit lease deadline. False if it is not ready.
+    pub fn reserve_exact(&mut self, seq: u64, deadline_ms: u64) -> bool {
+        if self.jobs.get(&seq).map(|j| j.state) != Some(State::Ready) {
+            return false;
+        }
+        self.unindex(seq);
+        if let Some(job) = self.jobs.get_mut(&seq) {
+            job.state = State::Reserved;
+            job.attempts = job.attempts.saturating_add(1);
+            job.deadline_ms = deadline_ms;
+        }
+        self.leases.insert((deadline_ms, seq));
+        self.totals.reserved += 1;
+        true
+    }
+
+    /// Completes a reserved job. False if the job is not reserved.
+    pub fn ack(&mut self, seq: u64) -> bool {
+        if self.jobs.get(&seq).map(|j| j.state) != Some(State::Reserved) {
+            return false;
+        }
+        self.remove(seq);
+        self.totals.acked += 1;
+        true
+    }
+
+    /// True when `seq` is reserved, and (given a fence) in exactly that attempt.
+    pub fn holds_reservation(&self, seq: u64, attempt: Option<u64>) -> bool {
+        match self.jobs.get(&seq) {
+            Some(j) if j.state == State::Reserved => attempt.is_none_or(|a| a == u64::from(j.attempts)),
+            _ => false,
+        }
+    }
+
+    /// Decides what a failed attempt of a reserved job leads to; nothing changes yet.
+    #[allow(clippy::too_many_arguments)]
+    pub fn decide_failure(
+        &self,
+        seq: u64,
+        now_ms: u64,
+        delay_override: Option<u64>,
+        force_dead: bool,
+        backoff_max_ms: u64,
+        random: u64,
+    ) -> Option<Outcome> {
+        let job = self.jobs.get(&seq).filter(|j| j.state == State::Reserved)?;
+        Some(backoff::decide(
+            job.attempts,
+            job.retries,
+            job.backoff_ms,
+            backoff_max_ms,
+            now_ms,
+            delay_override,
+            force_dead,
+            random,
+        ))
+    }
+
+    /// Applies a decided failure to a reserved job. False if the job is not reserved.
+    pub fn apply_failure(&mut self, seq: u64, cause: FailCause, error: Option<&[u8]>, outcome: Outcome) -> bool {
+        if self.jobs.get(&seq).map(|j| j.state) != Some(State::Reserved) {
+            return false;
+        }
+        self.unindex(seq);
+        match cause {
+            FailCause::Nack => self.totals.nacked += 1,
+            FailCause::LeaseExpired => self.totals.expired += 1,
+        }
+        let error = match cause {
+            FailCause::LeaseExpired => Some(LEASE_EXPIRED),
+            FailCause::Nack => error,
+        };
+        let Some(job) = self.jobs.get_mut(&seq) else { return false };
+        if let Some(e) = error {
+            job.last_error = Some(e.into());
+        }
+        match outcome {
+            Outcome::RetryAt(due) => {
+                job.state = State::Delayed;
+                job.deadline_ms = due;
+                self.delayed.insert((due, seq));
+                self.totals.retried += 1;
+            }
+            Outcome::Dead => {
+                job.state = State::Dead;
+                job.deadline_ms = 0;
+                self.dead += 1;
+                self.totals.dead += 1;
+            }
+        }
+        true
+    }
+
+    /// Moves a reserved job's lease deadline. False if it is not reserved.
+    pub fn set_lease(&mut self, seq: u64, deadline_ms: u64) -> bool {
+        let Some(job) = self.jobs.get_mut(&seq).filter(|j| j.state == State::Reserved) else {
+            return false;
+        };
+        self.leases.remove(&(job.deadline_ms, seq));
+        job.deadline_ms = deadline_ms;
+        self.leases.insert((deadline_ms, seq));
+        true
+    }
+
+    /// How many delayed jobs are due at `now_ms`, counting at most `max`.
+    pub fn due_count(&self, now_ms: u64, max: usize) -> usize {
+        self.delayed.iter().take_while(|&&(due, _)| due <= now_ms).take(max).count()
+    }
+
+    /// Makes the first `n` delayed jobs (by due time, then seq) ready; they join the back of their lines.
+    pub fn promote_first(&mut self, n: usize) -> usize {
+        let mut done = 0;
+        while done < n {
+            let Some((_, seq)) = self.delayed.pop_first() else { break };
+            if let Some(job) = self.jobs.get_mut(&seq) {
+                job.state = State::Ready;
+                job.deadline_ms = 0;
+                let priority = job.priority;
+                self.enqueue_ready(seq, priority);
+            }
+            done += 1;
+        }
+        done
+    }
+
+    /// Promotes every delayed job due at `now_ms`, at most `max`. Returns how many.
+    pub fn promote_due(&mut self, now_ms: u64, max: usize) -> usize {
+        let n = self.due_count(now_ms, max);
+        self.promote_first(n)
+    }
+
+    /// The reserved job whose lease ran out first, if any ran out by `now_ms`.
+    pub fn first_expired(&self, now_ms: u64) -> Option<u64> {
+        self.leases.first().filter(|&&(deadline, _)| deadline <= now_ms).map(|&(_, seq)| seq)
+    }
+
+    /// The earliest moment at which the timer has something to do for this queue.
+    pub fn next_deadline(&self) -> Option<u64> {
+        let delayed = self.delayed.first().map(|&(d, _)| d);
+        let lease = self.leases.first().map(|&(d, _)| d);
+        let cron = self.schedules.values().map(|s| s.next_fire_ms).min();
+        [delayed, lease, cron].into_iter().flatten().min()
+    }
+
+    /// Every job in an order that rebuilds this queue when inserted again: ready jobs in the order RESERVE
+    /// hands them out (so each priority's line comes back the same), then the rest by seq.
+    pub fn jobs_in_rebuild_order(&self) -> Vec<&Job> {
+        let mut out: Vec<&Job> = self.ready.values().flat_map(|l| l.iter()).filter_map(|s| self.jobs.get(s)).collect();
+        let mut rest: Vec<&Job> = self.jobs.values().filter(|j| j.state != State::Ready).collect();
+        rest.sort_unstable_by_key(|j| j.seq);
+        out.extend(rest);
+        out
+    }
+
+    /// An estimate of the bytes this queue holds, for MEMORY USAGE.
+    pub fn memory_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let table = self.jobs.capacity() * (size_of::<(u64, Job)>() + 1);
+        let heap: usize = self.jobs.values().map(Job::heap_bytes).sum();
+        let custom = self.custom_ids.capacity() * (size_of::<(Box<[u8]>, u64)>() + 1);
+        let ready: usize = self.ready.values().map(|l| l.capacity() * size_of::<u64>() + 64).sum();
+        // A B-tree entry of (u64, u64) costs about its size plus a share of node overhead.
+        let deadlines = (self.delayed.len() + self.leases.len()) * 24;
+        let schedules: usize = self.schedules.values().map(|s| 256 + s.payload.len() + s.spec_text.len()).sum();
+        size_of::<Self>() + table + heap + custom + ready + deadlines + schedules
+    }
+
+    /// Checks that every index agrees with the job table: used after loading untrusted input.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let count = |s: State| self.jobs.values().filter(|j| j.state == s).count();
+        if count(State::Ready) != self.ready_len || self.ready.values().map(|l| l.len()).sum::<usize>() != self.ready_len {
+            return Err("ready index disagrees with jobs".into());
+        }
+        if count(State::Delayed) != self.delayed.len() || count(State::Reserved) != self.leases.len() {
+            return Err("deadline index disagrees with jobs".into());
+        }
+        if count(State::Dead) != self.dead {
+            return Err("dead count disagrees with jobs".into());
+        }
+        for &(d, s) in self.delayed.iter().chain(self.leases.iter()) {
+            match self.jobs.get(&s) {
+                Some(j) if j.deadline_ms == d => {}
+                _ => return Err(format!("deadline index names job seq {s} wrongly")),
+            }
+        }
+        if self.jobs.keys().any(|&s| s >= self.next_seq) {
+            return Err("id sequence is behind a job".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "queue_tests.rs"]
+mod tests;

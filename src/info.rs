@@ -1,0 +1,42 @@
+//! INFO once: queues, jobs by state over all queues, the timer's work, and totals.
+
+use std::ffi::CString;
+use std::sync::atomic::Ordering::Relaxed;
+
+use redis_module::raw;
+
+use crate::metrics::*;
+use crate::registry::registry;
+
+pub extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: std::ffi::c_int) {
+    unsafe {
+        raw::RedisModule_InfoAddSection.unwrap()(ctx, b"\0".as_ptr().cast_mut().cast());
+    }
+    let signed = [
+        ("queues", QUEUES.load(Relaxed)),
+        ("jobs_ready", READY.load(Relaxed)),
+        ("jobs_delayed", DELAYED.load(Relaxed)),
+        ("jobs_reserved", RESERVED.load(Relaxed)),
+        ("jobs_dead", DEAD.load(Relaxed)),
+        ("timer_queues_waiting", registry().len() as i64),
+    ];
+    let unsigned = [
+        ("timer_ticks", TIMER_TICKS.load(Relaxed)),
+        ("timer_last_tick_us", TIMER_LAST_US.load(Relaxed)),
+        ("timer_max_tick_us", TIMER_MAX_US.load(Relaxed)),
+        ("pushed_total", PUSHED.load(Relaxed)),
+        ("acked_total", ACKED.load(Relaxed)),
+        ("expired_total", EXPIRED.load(Relaxed)),
+        ("dead_total", DEAD_TOTAL.load(Relaxed)),
+    ];
+    for (name, v) in signed {
+        if let Ok(c) = CString::new(name) {
+            unsafe { raw::RedisModule_InfoAddFieldLongLong.unwrap()(ctx, c.as_ptr().cast_mut(), v) };
+        }
+    }
+    for (name, v) in unsigned {
+        if let Ok(c) = CString::new(name) {
+            unsafe { raw::RedisModule_InfoAddFieldULongLong.unwrap()(ctx, c.as_ptr().cast_mut(), v) };
+        }
+    }
+}

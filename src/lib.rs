@@ -1,0 +1,72 @@
+//! Once: a job queue inside Redis. This file only declares the module: its type, configs, commands,
+//! subscriptions and INFO section. See ../shared/design.md for the layers.
+
+pub mod core;
+
+pub mod commands;
+pub mod config;
+pub mod info;
+pub mod keyspace;
+pub mod metrics;
+pub mod persist;
+pub mod random;
+pub mod registry;
+pub mod rm;
+pub mod timer;
+pub mod value;
+
+use redis_module::{raw, redis_module, Context, RedisString, Status};
+
+use crate::persist::type_methods::QUEUE_TYPE;
+
+fn init(ctx: &Context, args: &[RedisString]) -> Status {
+    let raw_ctx = ctx.ctx;
+    let pairs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+    if let Err(e) = config::apply_load_args(&pairs) {
+        ctx.log_warning(&format!("once: {e}"));
+        return Status::Err;
+    }
+    unsafe {
+        raw::RedisModule_SetModuleOptions.unwrap()(raw_ctx, raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS as i32);
+        raw::RedisModule_RegisterInfoFunc.unwrap()(raw_ctx, Some(info::info));
+    }
+    install_panic_hook();
+    let registered = config::register(raw_ctx)
+        .and_then(|_| commands::register(raw_ctx))
+        .and_then(|_| keyspace::subscribe(raw_ctx));
+    if let Err(e) = registered {
+        ctx.log_warning(&format!("once: {e}"));
+        return Status::Err;
+    }
+    Status::Ok
+}
+
+/// Panics are caught at every entry point; this makes sure each one is in the Redis log first.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = format!("once: panic: {info}");
+        rm::log(std::ptr::null_mut(), "warning", &msg);
+    }));
+}
+
+#[cfg(not(test))]
+macro_rules! get_allocator {
+    () => {
+        redis_module::alloc::RedisAlloc
+    };
+}
+
+#[cfg(test)]
+macro_rules! get_allocator {
+    () => {
+        std::alloc::System
+    };
+}
+
+redis_module! {
+    name: "once",
+    version: 1,
+    allocator: (get_allocator!(), get_allocator!()),
+    data_types: [QUEUE_TYPE],
+    init: init,
+}

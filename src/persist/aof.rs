@@ -1,0 +1,37 @@
+//! AOF rewrite: the explicit commands that rebuild a queue exactly (jobs with their ids, attempts, due
+//! times and leases, schedules, then counters and the id sequence).
+
+use std::ffi::{c_char, c_void};
+
+use redis_module::raw::{self, RedisModuleIO, RedisModuleString};
+
+use super::encode::{job_args, meta_args, schedule_args};
+use crate::rm::{OwnedStr, RStr};
+use crate::value::QueueValue;
+
+fn emit(io: *mut RedisModuleIO, cmd: &'static [u8], args: &[OwnedStr]) {
+    let argv: Vec<RStr> = args.iter().map(|a| a.0).collect();
+    unsafe {
+        raw::RedisModule_EmitAOF.unwrap()(
+            io,
+            cmd.as_ptr().cast::<c_char>(),
+            b"v\0".as_ptr().cast::<c_char>(),
+            argv.as_ptr(),
+            argv.len(),
+        );
+    }
+}
+
+pub extern "C" fn rewrite(io: *mut RedisModuleIO, key: *mut RedisModuleString, value: *mut c_void) {
+    let Some(v) = (unsafe { value.cast::<QueueValue>().as_ref() }) else { return };
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let q = &v.queue;
+        for job in q.jobs_in_rebuild_order() {
+            emit(io, b"ONCE._JOB\0", &job_args(key, b"LOAD", job, None));
+        }
+        for s in q.schedules.values() {
+            emit(io, b"ONCE._SCHED\0", &schedule_args(key, s));
+        }
+        emit(io, b"ONCE._META\0", &meta_args(key, q.next_seq(), &q.totals));
+    }));
+}

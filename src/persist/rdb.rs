@@ -1,0 +1,227 @@
+//! RDB save and load. The encoding is versioned; every older version stays loadable.
+//!
+//! Loading never trusts its input (RESTORE hands us whatever a client sent): short reads come back as
+//! errors (HANDLE_IO_ERRORS), every field is range-checked, and the rebuilt queue's indexes are checked
+//! against its job table before Redis gets it. Any failure returns null, which Redis reports as a load error.
+
+use std::ffi::{c_int, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use redis_module::raw::{self, RedisModuleIO};
+
+use crate::core::queue::Queue;
+use crate::core::schedule::{JobOptions, Missed, Schedule};
+use crate::core::{Job, State, Totals};
+use crate::registry::registry;
+use crate::value::QueueValue;
+
+/// Version 1: the first encoding.
+pub const ENCODING_VERSION: i32 = 1;
+
+const HAS_ID: u64 = 1;
+const HAS_ERROR: u64 = 2;
+
+fn put_u(io: *mut RedisModuleIO, v: u64) {
+    raw::save_unsigned(io, v);
+}
+
+fn put_i(io: *mut RedisModuleIO, v: i64) {
+    raw::save_signed(io, v);
+}
+
+fn put_b(io: *mut RedisModuleIO, b: &[u8]) {
+    raw::save_slice(io, b);
+}
+
+pub extern "C" fn save(io: *mut RedisModuleIO, value: *mut c_void) {
+    let Some(v) = (unsafe { value.cast::<QueueValue>().as_ref() }) else { return };
+    // A panic here must not unwind into Redis; the save is then reported incomplete by Redis itself.
+    let _ = catch_unwind(AssertUnwindSafe(|| save_queue(io, &v.queue)));
+}
+
+fn save_queue(io: *mut RedisModuleIO, q: &Queue) {
+    put_u(io, q.next_seq());
+    let t = q.totals;
+    for x in [t.pushed, t.reserved, t.acked, t.nacked, t.expired, t.retried, t.dead] {
+        put_u(io, x);
+    }
+    let jobs = q.jobs_in_rebuild_order();
+    put_u(io, jobs.len() as u64);
+    for j in jobs {
+        put_u(io, j.seq);
+        put_u(io, j.created_ms);
+        put_u(io, u64::from(j.state.code()));
+        put_u(io, u64::from(j.attempts));
+        put_u(io, u64::from(j.retries));
+        put_u(io, j.backoff_ms);
+        put_u(io, j.lease_ms);
+        put_i(io, i64::from(j.priority));
+        put_u(io, j.deadline_ms);
+        put_b(io, &j.payload);
+        let flags = if j.custom_id.is_some() { HAS_ID } else { 0 } | if j.last_error.is_some() { HAS_ERROR } else { 0 };
+        put_u(io, flags);
+        if let Some(id) = &j.custom_id {
+            put_b(io, id);
+        }
+        if let Some(e) = &j.last_error {
+            put_b(io, e);
+        }
+    }
+    put_u(io, q.schedules.len() as u64);
+    for s in q.schedules.values() {
+        put_b(io, &s.name);
+        put_b(io, s.spec_text.as_bytes());
+        put_b(io, s.tz_name.as_bytes());
+        put_b(io, &s.payload);
+        put_u(io, u64::from(s.options.retries));
+        put_u(io, s.options.backoff_ms);
+        put_u(io, s.options.lease_ms);
+        put_i(io, i64::from(s.options.priority));
+        put_u(io, u64::from(s.missed == Missed::Skip));
+        put_u(io, s.next_fire_ms);
+        put_u(io, s.last_fire_ms.map_or(0, |t| t.saturating_add(1)));
+    }
+}
+
+type Load<T> = Result<T, String>;
+
+struct Reader(*mut RedisModuleIO);
+
+impl Reader {
+    fn u(&self) -> Load<u64> {
+        raw::load_unsigned(self.0).map_err(|_| "short read".to_string())
+    }
+    fn upto(&self, what: &str, max: u64) -> Load<u64> {
+        let v = self.u()?;
+        if v > max {
+            return Err(format!("{what} out of range: {v}"));
+        }
+        Ok(v)
+    }
+    fn i(&self) -> Load<i64> {
+        raw::load_signed(self.0).map_err(|_| "short read".to_string())
+    }
+    fn b(&self) -> Load<Box<[u8]>> {
+        let buf = raw::load_string_buffer(self.0).map_err(|_| "short read".to_string())?;
+        Ok(buf.as_ref().into())
+    }
+    fn text(&self) -> Load<String> {
+        String::from_utf8(self.b()?.into_vec()).map_err(|_| "text is not UTF-8".to_string())
+    }
+    fn priority(&self) -> Load<i32> {
+        let p = self.i()?;
+        if !(-1_000_000..=1_000_000).contains(&p) {
+            return Err(format!("priority out of range: {p}"));
+        }
+        Ok(p as i32)
+    }
+}
+
+pub extern "C" fn load(io: *mut RedisModuleIO, encver: c_int) -> *mut c_void {
+    let result = catch_unwind(AssertUnwindSafe(|| match encver {
+        1 => load_v1(&Reader(io)),
+        v => Err(format!("unknown encoding version {v}")),
+    }));
+    match result {
+        Ok(Ok(queue)) => {
+            let mut value = QueueValue::new(queue);
+            note_loaded(io, &mut value);
+            Box::into_raw(value).cast::<c_void>()
+        }
+        Ok(Err(e)) => {
+            log_io(io, &format!("once: cannot load a queue: {e}"));
+            std::ptr::null_mut()
+        }
+        Err(_) => {
+            log_io(io, "once: cannot load a queue: internal error");
+            std::ptr::null_mut()
+        }
+    }
+}
+
+fn load_v1(r: &Reader) -> Load<Queue> {
+    let mut q = Queue::new();
+    let next_seq = r.u()?;
+    let mut n = [0u64; 7];
+    for x in &mut n {
+        *x = r.u()?;
+    }
+    q.totals = Totals { pushed: n[0], reserved: n[1], acked: n[2], nacked: n[3], expired: n[4], retried: n[5], dead: n[6] };
+    let count = r.u()?;
+    for _ in 0..count {
+        let job = Job {
+            seq: r.upto("seq", u64::MAX >> 1)?,
+            created_ms: r.upto("created", i64::MAX as u64)?,
+            state: State::from_code(r.u()?).ok_or("bad job state")?,
+            attempts: r.upto("attempts", u64::from(u32::MAX))? as u32,
+            retries: r.upto("retries", 1000)? as u32,
+            backoff_ms: r.upto("backoff", 315_360_000_000)?,
+            lease_ms: r.upto("lease", 604_800_000)?,
+            priority: r.priority()?,
+            deadline_ms: r.upto("deadline", i64::MAX as u64)?,
+            payload: r.b()?,
+            custom_id: None,
+            last_error: None,
+        };
+        let flags = r.upto("flags", HAS_ID | HAS_ERROR)?;
+        let mut job = job;
+        if flags & HAS_ID != 0 {
+            let id = r.b()?;
+            if id.is_empty() || id.len() > 256 {
+                return Err("bad job id length".into());
+            }
+            job.custom_id = Some(id);
+        }
+        if flags & HAS_ERROR != 0 {
+            job.last_error = Some(r.b()?);
+        }
+        q.insert(job).map_err(|e| e.to_string())?;
+    }
+    q.set_next_seq(next_seq);
+    let schedules = r.u()?;
+    for _ in 0..schedules {
+        let name = r.b()?;
+        let spec = r.text()?;
+        let tz = r.text()?;
+        let payload = r.b()?;
+        let options = JobOptions {
+            retries: r.upto("retries", 1000)? as u32,
+            backoff_ms: r.upto("backoff", 315_360_000_000)?,
+            lease_ms: r.upto("lease", 604_800_000)?,
+            priority: r.priority()?,
+        };
+        let missed = if r.upto("missed", 1)? == 1 { Missed::Skip } else { Missed::Once };
+        let next = r.upto("next fire", i64::MAX as u64)?;
+        let last = r.upto("last fire", i64::MAX as u64)?.checked_sub(1);
+        let s = Schedule::restore(name, &spec, &tz, payload, options, missed, next, last)?;
+        q.schedules.insert(s.name.clone(), s);
+    }
+    q.check_invariants()?;
+    Ok(q)
+}
+
+/// Tells the timer registry about a queue that just came from an RDB or RESTORE.
+fn note_loaded(io: *mut RedisModuleIO, value: &mut QueueValue) {
+    let Some(deadline) = value.queue.next_deadline() else { return };
+    let (key, db) = unsafe {
+        let key = raw::RedisModule_GetKeyNameFromIO.map_or(std::ptr::null(), |f| f(io));
+        let db = raw::RedisModule_GetDbIdFromIO.map_or(-1, |f| f(io));
+        (key, db)
+    };
+    if key.is_null() || db < 0 {
+        return;
+    }
+    let name = crate::rm::bytes(key.cast_mut());
+    registry().note(db, name, deadline);
+    value.noted_deadline = deadline;
+}
+
+fn log_io(io: *mut RedisModuleIO, msg: &str) {
+    if let Ok(c) = std::ffi::CString::new(msg.replace('\0', "?")) {
+        unsafe {
+            if let Some(f) = raw::RedisModule_LogIOError {
+                f(io, b"warning\0".as_ptr().cast(), b"%s\0".as_ptr().cast(), c.as_ptr());
+            }
+        }
+    }
+}

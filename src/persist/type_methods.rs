@@ -1,0 +1,71 @@
+//! The Redis data type of a queue and its callbacks.
+
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use redis_module::native_types::RedisType;
+use redis_module::raw;
+
+use super::{aof, digest, rdb};
+use crate::value::QueueValue;
+
+/// Written into every RDB with the type: never change it. (Redis wants exactly 9 characters.)
+pub const TYPE_NAME: &str = "OnceQueue";
+
+pub static QUEUE_TYPE: RedisType = RedisType::new(
+    TYPE_NAME,
+    rdb::ENCODING_VERSION,
+    raw::RedisModuleTypeMethods {
+        version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
+        rdb_load: Some(rdb::load),
+        rdb_save: Some(rdb::save),
+        aof_rewrite: Some(aof::rewrite),
+        mem_usage: Some(mem_usage),
+        digest: Some(digest::digest),
+        free: Some(free),
+        aux_load: None,
+        aux_save: None,
+        aux_save_triggers: 0,
+        free_effort: Some(free_effort),
+        unlink: None,
+        copy: Some(copy),
+        defrag: None,
+        mem_usage2: None,
+        free_effort2: None,
+        unlink2: None,
+        copy2: None,
+        aux_save2: None,
+    },
+);
+
+pub fn queue_type() -> *mut raw::RedisModuleType {
+    *QUEUE_TYPE.raw_type.borrow()
+}
+
+/// # Safety: `value` is a QueueValue that Redis got from this module.
+unsafe fn as_queue<'a>(value: *const c_void) -> Option<&'a QueueValue> {
+    value.cast::<QueueValue>().as_ref()
+}
+
+extern "C" fn free(value: *mut c_void) {
+    if !value.is_null() {
+        drop(unsafe { Box::from_raw(value.cast::<QueueValue>()) });
+    }
+}
+
+/// Many jobs: Redis frees the value on its lazy-free thread instead of stalling the event loop.
+extern "C" fn free_effort(_key: *mut raw::RedisModuleString, value: *const c_void) -> usize {
+    unsafe { as_queue(value) }.map_or(1, |v| v.queue.len() + v.queue.schedules.len() + 1)
+}
+
+extern "C" fn mem_usage(value: *const c_void) -> usize {
+    catch_unwind(AssertUnwindSafe(|| unsafe { as_queue(value) }.map_or(0, |v| v.queue.memory_bytes()))).unwrap_or(0)
+}
+
+extern "C" fn copy(_from: *mut raw::RedisModuleString, _to: *mut raw::RedisModuleString, value: *const c_void) -> *mut c_void {
+    let copied = catch_unwind(AssertUnwindSafe(|| unsafe { as_queue(value) }.map(|v| QueueValue::new(v.queue.clone()))));
+    match copied {
+        Ok(Some(b)) => Box::into_raw(b).cast::<c_void>(),
+        _ => std::ptr::null_mut(),
+    }
+}

@@ -1,0 +1,229 @@
+//! Thin, safe-to-call wrappers over the raw Redis module API that the glue uses.
+//!
+//! The crate's safe layer allocates a Vec of strings per command and cannot block with a timeout; the
+//! commands here talk to the raw API directly and keep every unsafe block in this one file.
+
+use std::ffi::{c_char, c_int, c_long, c_void, CString};
+use std::ptr;
+
+use redis_module::raw;
+
+pub type Ctx = *mut raw::RedisModuleCtx;
+pub type RStr = *mut raw::RedisModuleString;
+
+pub const OK: c_int = raw::REDISMODULE_OK as c_int;
+pub const ERR: c_int = raw::REDISMODULE_ERR as c_int;
+
+/// The bytes of a Redis string (valid while the string lives).
+pub fn bytes<'a>(s: RStr) -> &'a [u8] {
+    let mut len: usize = 0;
+    unsafe {
+        let p = raw::RedisModule_StringPtrLen.unwrap()(s, &mut len);
+        if p.is_null() {
+            return &[];
+        }
+        std::slice::from_raw_parts(p.cast::<u8>(), len)
+    }
+}
+
+pub fn now_ms() -> u64 {
+    let ms = unsafe { raw::RedisModule_Milliseconds.unwrap()() };
+    u64::try_from(ms).unwrap_or(0)
+}
+
+// ---- replies ----
+
+pub fn reply_bulk(ctx: Ctx, b: &[u8]) {
+    unsafe { raw::RedisModule_ReplyWithStringBuffer.unwrap()(ctx, b.as_ptr().cast::<c_char>(), b.len()) };
+}
+
+pub fn reply_str(ctx: Ctx, s: RStr) {
+    unsafe { raw::RedisModule_ReplyWithString.unwrap()(ctx, s) };
+}
+
+pub fn reply_int(ctx: Ctx, v: i64) {
+    unsafe { raw::RedisModule_ReplyWithLongLong.unwrap()(ctx, v) };
+}
+
+pub fn reply_u64(ctx: Ctx, v: u64) {
+    reply_int(ctx, i64::try_from(v).unwrap_or(i64::MAX));
+}
+
+pub fn reply_null(ctx: Ctx) {
+    unsafe { raw::RedisModule_ReplyWithNull.unwrap()(ctx) };
+}
+
+pub fn reply_null_array(ctx: Ctx) {
+    unsafe { raw::RedisModule_ReplyWithNullArray.unwrap()(ctx) };
+}
+
+pub fn reply_array(ctx: Ctx, len: usize) {
+    unsafe { raw::RedisModule_ReplyWithArray.unwrap()(ctx, len as c_long) };
+}
+
+/// A RESP3 map, or a flat field/value array under RESP2.
+pub fn reply_map(ctx: Ctx, pairs: usize) {
+    raw::reply_with_map(ctx, pairs as c_long);
+}
+
+/// Error replies must be one ASCII line without NUL bytes.
+pub fn reply_error(ctx: Ctx, msg: &str) {
+    let clean: String = msg
+        .chars()
+        .map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '?' })
+        .collect();
+    if let Ok(c) = CString::new(clean) {
+        unsafe { raw::RedisModule_ReplyWithError.unwrap()(ctx, c.as_ptr()) };
+    }
+}
+
+// ---- context ----
+
+pub fn flags(ctx: Ctx) -> u32 {
+    unsafe { raw::RedisModule_GetContextFlags.unwrap()(ctx) as u32 }
+}
+
+/// Timer and other self-started writes are allowed only on a master that is not loading, and not while the
+/// server asks modules to keep replication traffic quiet (CLIENT PAUSE WRITE, FAILOVER, SHUTDOWN).
+pub fn may_act_on_own(ctx: Ctx) -> bool {
+    let f = flags(ctx);
+    let master = f & raw::REDISMODULE_CTX_FLAGS_MASTER != 0;
+    let loading = f & raw::REDISMODULE_CTX_FLAGS_LOADING != 0;
+    let quiet = unsafe { raw::RedisModule_AvoidReplicaTraffic.map_or(0, |f| f()) } != 0;
+    master && !loading && !quiet
+}
+
+pub fn is_loading(ctx: Ctx) -> bool {
+    flags(ctx) & raw::REDISMODULE_CTX_FLAGS_LOADING != 0
+}
+
+/// True inside MULTI, Lua or a function, or wherever the server forbids blocking.
+pub fn may_not_block(ctx: Ctx) -> bool {
+    let f = flags(ctx);
+    f & (raw::REDISMODULE_CTX_FLAGS_MULTI | raw::REDISMODULE_CTX_FLAGS_LUA | raw::REDISMODULE_CTX_FLAGS_DENY_BLOCKING) != 0
+}
+
+pub fn selected_db(ctx: Ctx) -> i32 {
+    unsafe { raw::RedisModule_GetSelectedDb.unwrap()(ctx) }
+}
+
+pub fn select_db(ctx: Ctx, db: i32) -> bool {
+    unsafe { raw::RedisModule_SelectDb.unwrap()(ctx, db) == OK }
+}
+
+pub fn signal_ready(ctx: Ctx, key: RStr) {
+    unsafe { raw::RedisModule_SignalKeyAsReady.unwrap()(ctx, key) };
+}
+
+pub fn log(ctx: Ctx, level: &str, msg: &str) {
+    let (Ok(level), Ok(msg)) = (CString::new(level), CString::new(msg.replace('\0', "?"))) else { return };
+    let fmt = b"%s\0";
+    unsafe { raw::RedisModule_Log.unwrap()(ctx, level.as_ptr(), fmt.as_ptr().cast::<c_char>(), msg.as_ptr()) };
+}
+
+// ---- strings ----
+
+/// An owned Redis string, freed on drop (created without a context, so it is not auto-freed).
+pub struct OwnedStr(pub RStr);
+
+impl OwnedStr {
+    pub fn new(b: &[u8]) -> OwnedStr {
+        OwnedStr(unsafe { raw::RedisModule_CreateString.unwrap()(ptr::null_mut(), b.as_ptr().cast::<c_char>(), b.len()) })
+    }
+
+    pub fn int(v: i64) -> OwnedStr {
+        OwnedStr(unsafe { raw::RedisModule_CreateStringFromLongLong.unwrap()(ptr::null_mut(), v) })
+    }
+
+    /// Takes another reference to a string the server owns (an argument), without copying it.
+    pub fn retain(s: RStr) -> OwnedStr {
+        unsafe { raw::RedisModule_RetainString.unwrap()(ptr::null_mut(), s) };
+        OwnedStr(s)
+    }
+}
+
+impl Drop for OwnedStr {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            unsafe { raw::RedisModule_FreeString.unwrap()(ptr::null_mut(), self.0) };
+        }
+    }
+}
+
+/// Sends `cmd args...` to replicas and the AOF as one explicit command.
+pub fn replicate(ctx: Ctx, cmd: &'static [u8], args: &[OwnedStr]) {
+    let argv: Vec<RStr> = args.iter().map(|a| a.0).collect();
+    let fmt = b"v\0";
+    unsafe {
+        raw::RedisModule_Replicate.unwrap()(
+            ctx,
+            cmd.as_ptr().cast::<c_char>(),
+            fmt.as_ptr().cast::<c_char>(),
+            argv.as_ptr(),
+            argv.len(),
+        );
+    }
+}
+
+// ---- keys ----
+
+pub struct Key {
+    ptr: *mut raw::RedisModuleKey,
+}
+
+pub enum Slot<'a, T> {
+    Empty,
+    Ours(&'a mut T),
+    WrongType,
+}
+
+impl Key {
+    pub fn open(ctx: Ctx, name: RStr, write: bool) -> Key {
+        let mode = if write { raw::REDISMODULE_READ | raw::REDISMODULE_WRITE } else { raw::REDISMODULE_READ };
+        let ptr = unsafe { raw::RedisModule_OpenKey.unwrap()(ctx, name, mode as c_int) };
+        Key { ptr: ptr.cast() }
+    }
+
+    /// What the key holds: nothing, a value of `ty`, or something else.
+    pub fn get<T>(&self, ty: *mut raw::RedisModuleType) -> Slot<'_, T> {
+        if self.ptr.is_null() {
+            return Slot::Empty;
+        }
+        unsafe {
+            if raw::RedisModule_KeyType.unwrap()(self.ptr) == raw::REDISMODULE_KEYTYPE_EMPTY as c_int {
+                return Slot::Empty;
+            }
+            if raw::RedisModule_ModuleTypeGetType.unwrap()(self.ptr) != ty {
+                return Slot::WrongType;
+            }
+            let v = raw::RedisModule_ModuleTypeGetValue.unwrap()(self.ptr).cast::<T>();
+            if v.is_null() {
+                return Slot::WrongType;
+            }
+            Slot::Ours(&mut *v)
+        }
+    }
+
+    /// Stores a new value in an empty key; Redis owns it from then on and frees it through the type.
+    pub fn set<T>(&self, ty: *mut raw::RedisModuleType, value: Box<T>) -> Option<&mut T> {
+        let p = Box::into_raw(value);
+        let status = unsafe { raw::RedisModule_ModuleTypeSetValue.unwrap()(self.ptr, ty, p.cast::<c_void>()) };
+        if status != OK {
+            drop(unsafe { Box::from_raw(p) });
+            return None;
+        }
+        Some(unsafe { &mut *p })
+    }
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        if !self.ptr.is_null() {
+            unsafe { raw::RedisModule_CloseKey.unwrap()(self.ptr) };
+        }
+    }
+}
+
+pub fn reply_ok(ctx: Ctx) {
+    unsafe { raw::RedisModule_ReplyWithSimpleString.unwrap()(ctx, b"OK\0".as_ptr().cast::<c_char>()) };
+}

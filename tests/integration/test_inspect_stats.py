@@ -1,0 +1,113 @@
+"""ONCE.INSPECT and ONCE.STATS: every field, in order, in RESP2 and RESP3, for every state."""
+from helpers import (INSPECT_FIELDS, STATS_FIELDS, as_map, inspect, keys_in_order, push, reserve_one, server_ms,
+                     stats)
+
+
+def test_inspect_fields_in_order_resp2_and_resp3(r, r3, key):
+    job_id = push(r, key, "p")
+    flat = r.execute_command("ONCE.INSPECT", key, job_id)
+    assert isinstance(flat, list)
+    assert keys_in_order(flat) == INSPECT_FIELDS
+    m = r3.execute_command("ONCE.INSPECT", key, job_id)
+    assert isinstance(m, dict)
+    assert keys_in_order(m) == INSPECT_FIELDS
+    assert m == as_map(flat)
+
+
+def test_inspect_unknown_is_nil(r, r3, key):
+    assert inspect(r, key, "nope") is None               # missing key
+    push(r, key, "p")
+    assert inspect(r, key, "nope") is None               # existing key
+    assert r3.execute_command("ONCE.INSPECT", key, "nope") is None
+
+
+def test_inspect_ready_job(r, key):
+    before = server_ms(r)
+    job_id = push(r, key, "body", "RETRIES", 4, "BACKOFF", 20, "LEASE", 3000, "PRIORITY", 7)
+    after = server_ms(r)
+    assert inspect(r, key, job_id) == {
+        "id": job_id, "state": "ready", "payload": "body", "attempts": 0, "retries": 4, "priority": 7,
+        "created": inspect(r, key, job_id)["created"], "due": None, "lease_deadline": None, "last_error": None,
+        "backoff": 20, "lease": 3000,
+    }
+    assert before <= inspect(r, key, job_id)["created"] <= after
+
+
+def test_inspect_delayed_job(r, key):
+    before = server_ms(r)
+    job_id = push(r, key, "body", "DELAY", 30000)
+    job = inspect(r, key, job_id)
+    assert job["state"] == "delayed"
+    assert job["due"] >= before + 30000 and job["due"] - job["created"] == 30000
+    assert job["lease_deadline"] is None and job["attempts"] == 0
+
+
+def test_inspect_reserved_job(r, key):
+    job_id = push(r, key, "body")
+    before = server_ms(r)
+    reserve_one(r, key, "LEASE", 4000)
+    after = server_ms(r)
+    job = inspect(r, key, job_id)
+    assert job["state"] == "reserved"
+    assert job["attempts"] == 1
+    assert job["due"] is None
+    assert before + 4000 <= job["lease_deadline"] <= after + 4000
+    assert job["lease"] is None           # RESERVE's LEASE does not change the job's own LEASE
+
+
+def test_inspect_dead_job(r, key):
+    job_id = push(r, key, "body", "RETRIES", 0)
+    reserve_one(r, key)
+    r.execute_command("ONCE.NACK", key, job_id, "ERROR", "bad input")
+    job = inspect(r, key, job_id)
+    assert job["state"] == "dead"
+    assert job["attempts"] == 1 and job["retries"] == 0
+    assert job["due"] is None and job["lease_deadline"] is None
+    assert job["last_error"] == "bad input"
+    assert job["payload"] == "body"
+
+
+def test_stats_fields_in_order_resp2_and_resp3(r, r3, key):
+    push(r, key, "p")
+    flat = r.execute_command("ONCE.STATS", key)
+    assert isinstance(flat, list)
+    assert keys_in_order(flat) == STATS_FIELDS
+    m = r3.execute_command("ONCE.STATS", key)
+    assert isinstance(m, dict)
+    assert keys_in_order(m) == STATS_FIELDS
+    assert m == as_map(flat)
+
+
+def test_stats_missing_key_is_all_zeros(r, r3, key):
+    assert stats(r, key) == {f: 0 for f in STATS_FIELDS}
+    assert r3.execute_command("ONCE.STATS", key) == {f: 0 for f in STATS_FIELDS}
+
+
+def test_stats_every_count_and_total(r, key):
+    ready = push(r, key, "ready", "PRIORITY", -1)
+    push(r, key, "delayed", "DELAY", 60000)
+    acked = push(r, key, "acked", "PRIORITY", 5)
+    reserved = push(r, key, "reserved", "PRIORITY", 4)
+    retried = push(r, key, "retried", "PRIORITY", 3, "BACKOFF", 60000)
+    dead = push(r, key, "dead", "PRIORITY", 2, "RETRIES", 0)
+    got = [j[0] for j in r.execute_command("ONCE.RESERVE", key, "COUNT", 4)]
+    assert got == [acked, reserved, retried, dead]
+    assert r.execute_command("ONCE.ACK", key, acked) == 1
+    assert r.execute_command("ONCE.NACK", key, retried) == 1
+    assert r.execute_command("ONCE.NACK", key, dead) == 1
+    assert stats(r, key) == {
+        "ready": 1, "delayed": 2, "reserved": 1, "dead": 1, "schedules": 0,
+        "pushed_total": 6, "reserved_total": 4, "acked_total": 1, "nacked_total": 2, "expired_total": 0,
+        "retried_total": 1, "dead_total": 1,
+    }
+    assert inspect(r, key, ready)["state"] == "ready"
+    assert inspect(r, key, reserved)["state"] == "reserved"
+
+
+def test_stats_totals_outlive_jobs(r, key):
+    a = push(r, key, "a")
+    reserve_one(r, key)
+    r.execute_command("ONCE.ACK", key, a)
+    s = stats(r, key)
+    assert (s["ready"], s["reserved"], s["pushed_total"], s["reserved_total"], s["acked_total"]) == (0, 0, 1, 1, 1)
+    assert r.exists(key) == 1
