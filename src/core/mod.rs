@@ -4,6 +4,7 @@ pub mod backoff;
 pub mod job;
 pub mod queue;
 pub mod schedule;
+pub mod table;
 
 pub use job::{Job, JobId, State};
 pub use queue::{FailCause, Queue, Stats, Totals};

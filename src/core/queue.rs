@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use super::backoff::{self, Outcome};
 use super::job::{Job, JobId, State};
 use super::schedule::Schedule;
+use super::table::JobTable;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
@@ -77,7 +78,7 @@ impl std::fmt::Display for InsertError {
 
 #[derive(Clone, Debug, Default)]
 pub struct Queue {
-    jobs: HashMap<u64, Job>,
+    jobs: JobTable,
     custom_ids: HashMap<Box<[u8]>, u64>,
     ready: BTreeMap<Reverse<i32>, VecDeque<u64>>,
     ready_len: usize,
@@ -121,7 +122,7 @@ impl Queue {
     }
 
     pub fn job(&self, seq: u64) -> Option<&Job> {
-        self.jobs.get(&seq)
+        self.jobs.get(seq)
     }
 
     /// Finds a job by its public id.
@@ -132,7 +133,7 @@ impl Queue {
             }
         }
         let (ms, seq) = JobId::parse_server(id)?;
-        let job = self.jobs.get(&seq)?;
+        let job = self.jobs.get(seq)?;
         (job.custom_id.is_none() && job.created_ms == ms).then_some(seq)
     }
 
@@ -174,7 +175,7 @@ impl Queue {
     /// Places a complete job (from a push, a replica stream, AOF or RDB) into the indexes of its state.
     /// A ready job joins the back of its priority's line.
     pub fn insert(&mut self, job: Job) -> Result<(), InsertError> {
-        if self.jobs.contains_key(&job.seq) {
+        if self.jobs.contains_key(job.seq) {
             return Err(InsertError::DuplicateSeq(job.seq));
         }
         if let Some(id) = &job.custom_id {
@@ -182,7 +183,7 @@ impl Queue {
                 return Err(InsertError::DuplicateId);
             }
             if let Some((ms, seq)) = JobId::parse_server(id) {
-                if self.jobs.get(&seq).is_some_and(|j| j.custom_id.is_none() && j.created_ms == ms) {
+                if self.jobs.get(seq).is_some_and(|j| j.custom_id.is_none() && j.created_ms == ms) {
                     return Err(InsertError::BadIdForm);
                 }
             }
@@ -204,7 +205,7 @@ impl Queue {
             self.custom_ids.insert(id.clone(), seq);
         }
         self.next_seq = self.next_seq.max(seq + 1);
-        self.jobs.insert(seq, job);
+        self.jobs.insert(job);
         Ok(())
     }
 
@@ -215,7 +216,7 @@ impl Queue {
 
     /// Takes the job out of the index of its current state (the job itself stays in the table).
     fn unindex(&mut self, seq: u64) -> Option<State> {
-        let job = self.jobs.get(&seq)?;
+        let job = self.jobs.get(seq)?;
         let state = job.state;
         match state {
             State::Ready => {
@@ -246,7 +247,7 @@ impl Queue {
 
     fn remove(&mut self, seq: u64) -> Option<Job> {
         self.unindex(seq)?;
-        let job = self.jobs.remove(&seq)?;
+        let job = self.jobs.remove(seq)?;
         if let Some(id) = &job.custom_id {
             self.custom_ids.remove(id);
         }
@@ -262,7 +263,7 @@ impl Queue {
     pub fn reserve(&mut self, count: usize, now_ms: u64, lease_of: impl Fn(&Job) -> u64) -> Vec<u64> {
         let chosen = self.peek_ready(count);
         for &seq in &chosen {
-            let lease = self.jobs.get(&seq).map_or(0, &lease_of);
+            let lease = self.jobs.get(seq).map_or(0, &lease_of);
             self.reserve_exact(seq, now_ms.saturating_add(lease));
         }
         chosen
@@ -270,11 +271,11 @@ impl Queue {
 
     /// Reserves one named ready job with an explicit lease deadline. False if it is not ready.
     pub fn reserve_exact(&mut self, seq: u64, deadline_ms: u64) -> bool {
-        if self.jobs.get(&seq).map(|j| j.state) != Some(State::Ready) {
+        if self.jobs.get(seq).map(|j| j.state) != Some(State::Ready) {
             return false;
         }
         self.unindex(seq);
-        if let Some(job) = self.jobs.get_mut(&seq) {
+        if let Some(job) = self.jobs.get_mut(seq) {
             job.state = State::Reserved;
             job.attempts = job.attempts.saturating_add(1);
             job.deadline_ms = deadline_ms;
@@ -286,7 +287,7 @@ impl Queue {
 
     /// Completes a reserved job. False if the job is not reserved.
     pub fn ack(&mut self, seq: u64) -> bool {
-        if self.jobs.get(&seq).map(|j| j.state) != Some(State::Reserved) {
+        if self.jobs.get(seq).map(|j| j.state) != Some(State::Reserved) {
             return false;
         }
         self.remove(seq);
@@ -296,7 +297,7 @@ impl Queue {
 
     /// True when `seq` is reserved, and (given a fence) in exactly that attempt.
     pub fn holds_reservation(&self, seq: u64, attempt: Option<u64>) -> bool {
-        match self.jobs.get(&seq) {
+        match self.jobs.get(seq) {
             Some(j) if j.state == State::Reserved => attempt.is_none_or(|a| a == u64::from(j.attempts)),
             _ => false,
         }
@@ -313,7 +314,7 @@ impl Queue {
         backoff_max_ms: u64,
         random: u64,
     ) -> Option<Outcome> {
-        let job = self.jobs.get(&seq).filter(|j| j.state == State::Reserved)?;
+        let job = self.jobs.get(seq).filter(|j| j.state == State::Reserved)?;
         Some(backoff::decide(
             job.attempts,
             job.retries,
@@ -328,7 +329,7 @@ impl Queue {
 
     /// Applies a decided failure to a reserved job. False if the job is not reserved.
     pub fn apply_failure(&mut self, seq: u64, cause: FailCause, error: Option<&[u8]>, outcome: Outcome) -> bool {
-        if self.jobs.get(&seq).map(|j| j.state) != Some(State::Reserved) {
+        if self.jobs.get(seq).map(|j| j.state) != Some(State::Reserved) {
             return false;
         }
         self.unindex(seq);
@@ -340,7 +341,7 @@ impl Queue {
             FailCause::LeaseExpired => Some(LEASE_EXPIRED),
             FailCause::Nack => error,
         };
-        let Some(job) = self.jobs.get_mut(&seq) else { return false };
+        let Some(job) = self.jobs.get_mut(seq) else { return false };
         if let Some(e) = error {
             job.last_error = Some(e.into());
         }
@@ -363,7 +364,7 @@ impl Queue {
 
     /// Moves a reserved job's lease deadline. False if it is not reserved.
     pub fn set_lease(&mut self, seq: u64, deadline_ms: u64) -> bool {
-        let Some(job) = self.jobs.get_mut(&seq).filter(|j| j.state == State::Reserved) else {
+        let Some(job) = self.jobs.get_mut(seq).filter(|j| j.state == State::Reserved) else {
             return false;
         };
         self.leases.remove(&(job.deadline_ms, seq));
@@ -382,7 +383,7 @@ impl Queue {
         let mut done = 0;
         while done < n {
             let Some((_, seq)) = self.delayed.pop_first() else { break };
-            if let Some(job) = self.jobs.get_mut(&seq) {
+            if let Some(job) = self.jobs.get_mut(seq) {
                 job.state = State::Ready;
                 job.deadline_ms = 0;
                 let priority = job.priority;
@@ -415,7 +416,7 @@ impl Queue {
     /// Every job in an order that rebuilds this queue when inserted again: ready jobs in the order RESERVE
     /// hands them out (so each priority's line comes back the same), then the rest by seq.
     pub fn jobs_in_rebuild_order(&self) -> Vec<&Job> {
-        let mut out: Vec<&Job> = self.ready.values().flat_map(|l| l.iter()).filter_map(|s| self.jobs.get(s)).collect();
+        let mut out: Vec<&Job> = self.ready.values().flat_map(|l| l.iter()).filter_map(|&s| self.jobs.get(s)).collect();
         let mut rest: Vec<&Job> = self.jobs.values().filter(|j| j.state != State::Ready).collect();
         rest.sort_unstable_by_key(|j| j.seq);
         out.extend(rest);
@@ -425,7 +426,7 @@ impl Queue {
     /// An estimate of the bytes this queue holds, for MEMORY USAGE.
     pub fn memory_bytes(&self) -> usize {
         use std::mem::size_of;
-        let table = self.jobs.capacity() * (size_of::<(u64, Job)>() + 1);
+        let table = self.jobs.table_bytes();
         let heap: usize = self.jobs.values().map(Job::heap_bytes).sum();
         let custom = self.custom_ids.capacity() * (size_of::<(Box<[u8]>, u64)>() + 1);
         let ready: usize = self.ready.values().map(|l| l.capacity() * size_of::<u64>() + 64).sum();
@@ -448,12 +449,12 @@ impl Queue {
             return Err("dead count disagrees with jobs".into());
         }
         for &(d, s) in self.delayed.iter().chain(self.leases.iter()) {
-            match self.jobs.get(&s) {
+            match self.jobs.get(s) {
                 Some(j) if j.deadline_ms == d => {}
                 _ => return Err(format!("deadline index names job seq {s} wrongly")),
             }
         }
-        if self.jobs.keys().any(|&s| s >= self.next_seq) {
+        if self.jobs.seqs().any(|s| s >= self.next_seq) {
             return Err("id sequence is behind a job".into());
         }
         Ok(())

@@ -428,10 +428,7 @@ fn lease_expiry_is_a_failed_attempt_named_lease_expired() {
     assert!(q.apply_failure(seq, FailCause::LeaseExpired, None, outcome));
     assert_eq!(state(&q, seq), State::Dead);
     assert_eq!(q.job(seq).unwrap().last_error.as_deref(), Some(LEASE_EXPIRED));
-    assert_eq!(
-        q.totals,
-        Totals { pushed: 1, reserved: 2, expired: 2, retried: 1, dead: 1, nacked: 0, acked: 0 }
-    );
+    assert_eq!(q.totals, Totals { pushed: 1, reserved: 2, expired: 2, retried: 1, dead: 1, nacked: 0, acked: 0 });
     q.check_invariants().unwrap();
 }
 
@@ -732,10 +729,7 @@ fn totals_count_every_kind_of_event() {
     assert_eq!(reserve(&mut q, 2, 10), vec![e, a]); // a was promoted behind e
     nack(&mut q, a, 10, None, 0); // dead: attempts spent
 
-    assert_eq!(
-        q.totals,
-        Totals { pushed: 5, reserved: 5, acked: 1, nacked: 2, expired: 1, retried: 1, dead: 2 }
-    );
+    assert_eq!(q.totals, Totals { pushed: 5, reserved: 5, acked: 1, nacked: 2, expired: 1, retried: 1, dead: 2 });
     assert_eq!(q.stats(), stats(0, 1, 1, 2));
     q.check_invariants().unwrap();
 }
@@ -910,7 +904,7 @@ fn check_invariants_notices_each_kind_of_disagreement() {
 
     let mut q = base();
     let &(d, s) = q.leases.first().unwrap();
-    q.jobs.get_mut(&s).unwrap().deadline_ms = d + 1;
+    q.jobs.get_mut(s).unwrap().deadline_ms = d + 1;
     assert!(q.check_invariants().is_err());
 
     let mut q = base();
@@ -919,7 +913,7 @@ fn check_invariants_notices_each_kind_of_disagreement() {
 
     let mut q = base();
     let &s = q.ready.values().next().unwrap().front().unwrap();
-    q.jobs.get_mut(&s).unwrap().state = State::Dead;
+    q.jobs.get_mut(s).unwrap().state = State::Dead;
     assert!(q.check_invariants().is_err());
 
     base().check_invariants().unwrap();
@@ -958,16 +952,17 @@ fn backoff_doubles_per_retry_within_half_to_full_and_is_capped() {
                 panic!("attempt {attempts}: expected a retry");
             };
             let delay = at - now;
-            assert!(delay >= d / 2 && delay <= d, "attempt {attempts} random {r}: delay {delay} outside [{}, {d}]", d / 2);
+            assert!(
+                delay >= d / 2 && delay <= d,
+                "attempt {attempts} random {r}: delay {delay} outside [{}, {d}]",
+                d / 2
+            );
             seen_low |= delay == d / 2;
             seen_high |= delay == d;
         }
         assert!(seen_low && seen_high, "attempt {attempts}: jitter does not reach both ends");
         // Same random, same delay: the decision is data.
-        assert_eq!(
-            q.decide_failure(seq, now, None, false, max, 42),
-            q.decide_failure(seq, now, None, false, max, 42)
-        );
+        assert_eq!(q.decide_failure(seq, now, None, false, max, 42), q.decide_failure(seq, now, None, false, max, 42));
     }
 }
 
@@ -1060,11 +1055,7 @@ impl Model {
         self.jobs.iter().filter(|(_, j)| j.state == State::Reserved).map(|(&s, _)| s).collect()
     }
     fn next_deadline(&self) -> Option<u64> {
-        self.jobs
-            .values()
-            .filter(|j| matches!(j.state, State::Delayed | State::Reserved))
-            .map(|j| j.deadline)
-            .min()
+        self.jobs.values().filter(|j| matches!(j.state, State::Delayed | State::Reserved)).map(|j| j.deadline).min()
     }
 }
 
@@ -1158,9 +1149,9 @@ fn run_model(seed: u64, steps: usize) {
                     lease_ms: if rng.chance(50) { 0 } else { 1 + rng.below(300) },
                     priority: rng.below(4) as i32 - 1,
                 };
-                let live = custom.as_ref().and_then(|c| {
-                    m.jobs.iter().find(|(_, j)| j.custom.as_ref() == Some(c)).map(|(&s, _)| s)
-                });
+                let live = custom
+                    .as_ref()
+                    .and_then(|c| m.jobs.iter().find(|(_, j)| j.custom.as_ref() == Some(c)).map(|(&s, _)| s));
                 let got = q.push(new.clone(), now);
                 match live {
                     Some(seq) => assert_eq!(got, Pushed::Existing(seq), "step {step}"),

@@ -48,11 +48,17 @@ impl Spec {
         if let Some(rest) = strip_prefix_ci(trimmed, "@every") {
             return parse_duration(rest.trim()).map(Spec::Every);
         }
-        let fields = trimmed.split_whitespace().count();
-        let full = if !trimmed.starts_with('@') && fields == 5 { format!("0 {trimmed}") } else { trimmed.to_string() };
-        if !trimmed.starts_with('@') && fields != 5 && fields != 6 {
-            return Err(format!("cron spec needs 5 or 6 fields, got {fields}"));
+        if trimmed.starts_with('@') {
+            let lower = trimmed.to_ascii_lowercase();
+            return cron::Schedule::from_str(&lower).map(|s| Spec::Cron(Box::new(s))).map_err(|e| e.to_string());
         }
+        let fields: Vec<&str> = trimmed.split_whitespace().collect();
+        let full = match fields.len() {
+            // Unix cron: minute hour day month weekday, with 0 or 7 for Sunday.
+            5 => format!("0 {} {} {} {} {}", fields[0], fields[1], fields[2], fields[3], unix_weekdays(fields[4])?),
+            6 => trimmed.to_string(),
+            n => return Err(format!("cron spec needs 5 or 6 fields, got {n}")),
+        };
         cron::Schedule::from_str(&full).map(|s| Spec::Cron(Box::new(s))).map_err(|e| e.to_string())
     }
 
@@ -61,12 +67,72 @@ impl Spec {
         match self {
             Spec::Every(interval) => after_ms.checked_add(*interval),
             Spec::Cron(schedule) => {
-                let after = Utc.timestamp_millis_opt(i64::try_from(after_ms).ok()?).single()?.with_timezone(&tz);
-                let next = schedule.after(&after).next()?;
-                u64::try_from(next.timestamp_millis()).ok()
+                let after = zoned(after_ms, tz)?;
+                // In a repeated hour (clocks going back) the crate may name the first of two equal wall
+                // times, which lies before `after`: skip to the first tick truly after it.
+                schedule
+                    .after(&after)
+                    .take(10_000)
+                    .filter_map(|t| u64::try_from(t.timestamp_millis()).ok())
+                    .find(|&t| t > after_ms)
             }
         }
     }
+
+    /// The latest tick at or before `at_ms`, not before `floor_ms`.
+    pub fn latest_at_or_before(&self, at_ms: u64, floor_ms: u64, tz: Tz) -> u64 {
+        match self {
+            Spec::Every(interval) => floor_ms + (at_ms.saturating_sub(floor_ms)) / interval * interval,
+            Spec::Cron(schedule) => zoned(at_ms.saturating_add(1), tz)
+                .and_then(|t| schedule.after(&t).next_back())
+                .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
+                .filter(|&t| t <= at_ms)
+                .map_or(floor_ms, |t| t.max(floor_ms)),
+        }
+    }
+}
+
+fn zoned(ms: u64, tz: Tz) -> Option<chrono::DateTime<Tz>> {
+    Some(Utc.timestamp_millis_opt(i64::try_from(ms).ok()?).single()?.with_timezone(&tz))
+}
+
+/// Rewrites a Unix weekday field (0 or 7 = Sunday, 1 = Monday) with names, which the cron crate reads the
+/// same way whatever its own numbering (1 = Sunday). Steps after '/' stay numbers.
+fn unix_weekdays(field: &str) -> Result<String, String> {
+    const NAMES: [&str; 8] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"];
+    let name = |t: &str| -> Result<String, String> {
+        match t.parse::<usize>() {
+            Ok(n) if n <= 7 => Ok(NAMES[n].to_string()),
+            Ok(n) => Err(format!("day of week {n} is out of range 0-7")),
+            Err(_) => Ok(t.to_string()),
+        }
+    };
+    let mut parts = Vec::new();
+    for item in field.split(',') {
+        let (range, step) = match item.split_once('/') {
+            Some((r, s)) => (r, Some(s)),
+            None => (item, None),
+        };
+        let mapped = match range.split_once('-') {
+            // A range up to 7 ends on Sunday, which the crate would read as going backwards.
+            Some((a, "7")) => {
+                let start = name(a)?;
+                if step.is_some() {
+                    return Err("a weekday range ending in 7 cannot take a step".into());
+                }
+                parts.push(format!("{start}-SAT"));
+                parts.push("SUN".into());
+                continue;
+            }
+            Some((a, b)) => format!("{}-{}", name(a)?, name(b)?),
+            None => name(range)?,
+        };
+        parts.push(match step {
+            Some(s) => format!("{mapped}/{s}"),
+            None => mapped,
+        });
+    }
+    Ok(parts.join(","))
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
@@ -214,22 +280,7 @@ impl Schedule {
             return None;
         }
         // The latest tick at or before now: the one job a visit may push.
-        let latest = match self.spec {
-            Spec::Every(interval) => self.next_fire_ms + (now_ms - self.next_fire_ms) / interval * interval,
-            Spec::Cron(_) => {
-                let mut t = self.next_fire_ms;
-                // Bounded walk: a long outage of a per-second spec is cut short at the last few thousand ticks.
-                let mut steps = 0;
-                while let Some(n) = self.next_after(t).filter(|&n| n <= now_ms) {
-                    t = n;
-                    steps += 1;
-                    if steps > 100_000 {
-                        break;
-                    }
-                }
-                t
-            }
-        };
+        let latest = self.spec.latest_at_or_before(now_ms, self.next_fire_ms, self.tz);
         let on_time = now_ms - latest <= MISSED_GRACE_MS;
         let fire_ms = match self.missed {
             Missed::Once => Some(latest),

@@ -1,0 +1,153 @@
+//! The job table: jobs by seq, in pages of consecutive seqs.
+//!
+//! Jobs are made with rising seqs and mostly leave in the same order, so keeping neighbours together
+//! turns the random memory accesses of a hash table into sequential ones, and a page is freed as soon
+//! as its last job leaves. A job that stays for long (dead, say) keeps only its own page alive.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use super::job::Job;
+
+const PAGE: u64 = 64;
+
+/// Page numbers are already well spread integers: one multiply is hash enough.
+#[derive(Default, Clone, Copy)]
+pub struct PageHasher(u64);
+
+impl Hasher for PageHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Page {
+    slots: [Option<Job>; PAGE as usize],
+    live: u32,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct JobTable {
+    pages: HashMap<u64, Box<Page>, BuildHasherDefault<PageHasher>>,
+    len: usize,
+}
+
+impl JobTable {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn pages(&self) -> usize {
+        self.pages.len()
+    }
+
+    pub fn get(&self, seq: u64) -> Option<&Job> {
+        self.pages.get(&(seq / PAGE))?.slots[(seq % PAGE) as usize].as_ref()
+    }
+
+    pub fn get_mut(&mut self, seq: u64) -> Option<&mut Job> {
+        self.pages.get_mut(&(seq / PAGE))?.slots[(seq % PAGE) as usize].as_mut()
+    }
+
+    pub fn contains_key(&self, seq: u64) -> bool {
+        self.get(seq).is_some()
+    }
+
+    /// Stores a job under its seq; false (and nothing changed) if that seq is taken.
+    pub fn insert(&mut self, job: Job) -> bool {
+        let seq = job.seq;
+        let page = self.pages.entry(seq / PAGE).or_insert_with(|| {
+            Box::new(Page { slots: std::array::from_fn(|_| None), live: 0 })
+        });
+        let slot = &mut page.slots[(seq % PAGE) as usize];
+        if slot.is_some() {
+            return false;
+        }
+        *slot = Some(job);
+        page.live += 1;
+        self.len += 1;
+        true
+    }
+
+    pub fn remove(&mut self, seq: u64) -> Option<Job> {
+        let page_no = seq / PAGE;
+        let page = self.pages.get_mut(&page_no)?;
+        let job = page.slots[(seq % PAGE) as usize].take()?;
+        page.live -= 1;
+        self.len -= 1;
+        if page.live == 0 {
+            self.pages.remove(&page_no);
+        }
+        Some(job)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Job> {
+        self.pages.values().flat_map(|p| p.slots.iter().flatten())
+    }
+
+    pub fn seqs(&self) -> impl Iterator<Item = u64> + '_ {
+        self.values().map(|j| j.seq)
+    }
+
+    /// Bytes held by the table itself (not by the jobs' own allocations).
+    pub fn table_bytes(&self) -> usize {
+        self.pages.capacity() * (std::mem::size_of::<(u64, Box<Page>)>() + 1) + self.pages.len() * std::mem::size_of::<Page>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::State;
+
+    fn job(seq: u64) -> Job {
+        Job {
+            seq,
+            created_ms: 1,
+            custom_id: None,
+            payload: Box::new([]),
+            state: State::Ready,
+            attempts: 0,
+            retries: 0,
+            backoff_ms: 0,
+            lease_ms: 0,
+            priority: 0,
+            deadline_ms: 0,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn insert_get_remove_and_pages_freed() {
+        let mut t = JobTable::default();
+        for s in 0..200 {
+            assert!(t.insert(job(s)));
+        }
+        assert!(!t.insert(job(5)));
+        assert_eq!(t.len(), 200);
+        assert_eq!(t.pages(), 4);
+        assert_eq!(t.get(130).map(|j| j.seq), Some(130));
+        for s in 0..64 {
+            assert!(t.remove(s).is_some());
+        }
+        assert_eq!(t.pages(), 3);
+        assert!(t.get(3).is_none());
+        assert!(t.remove(3).is_none());
+        assert_eq!(t.values().count(), 136);
+        assert!(t.insert(job(u64::MAX >> 1)));
+        assert_eq!(t.pages(), 4);
+    }
+}
