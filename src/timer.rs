@@ -15,7 +15,7 @@ use crate::commands::nack::fail;
 use crate::commands::{existing, settle};
 use crate::core::queue::{NewJob, Pushed};
 use crate::core::FailCause;
-use crate::persist::encode::job_args;
+use crate::persist::encode::replicate_job;
 use crate::registry::registry;
 use crate::rm::{self, Ctx, Key, OwnedStr};
 use crate::value::QueueValue;
@@ -105,10 +105,10 @@ fn visit(ctx: Ctx, key_bytes: &[u8], now: u64, stop_at: Instant) {
     let Ok(Some(v)) = existing(&key) else { return };
     let before = v.snapshot();
     v.noted_deadline = u64::MAX;
-    let finished = promote(ctx, &key_name, v, now, stop_at)
+    // Each step stops early when the budget is spent; the queue stays due and the next tick goes on.
+    let _ = promote(ctx, &key_name, v, now, stop_at)
         && expire(ctx, &key_name, v, now, stop_at)
         && fire_schedules(ctx, &key_name, v, now);
-    let _ = finished;
     settle(ctx, key_name.0, v, before);
 }
 
@@ -161,7 +161,8 @@ fn fire_schedules(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64) -> boo
             };
             if let Pushed::Added(seq) = v.queue.push(new, now) {
                 if let Some(job) = v.queue.job(seq) {
-                    rm::replicate(ctx, b"ONCE._JOB\0", &job_args(key.0, b"PUSH", job, None));
+                    let payload = OwnedStr::new(&job.payload);
+                    replicate_job(ctx, key.0, b"PUSH\0", job, payload.0);
                 }
             }
         }

@@ -4,7 +4,7 @@ use super::args::{arity, err, CmdResult, Options, MAX_LEASE, MAX_MS_10Y};
 use super::{existing, existing_or_new, settle};
 use crate::config;
 use crate::core::queue::{NewJob, Pushed};
-use crate::persist::encode::job_args;
+use crate::persist::encode::replicate_job;
 use crate::rm::{self, Ctx, Key, RStr};
 
 const OPTIONS: &[&str] = &["ID", "DELAY", "AT", "RETRIES", "BACKOFF", "LEASE", "PRIORITY"];
@@ -72,7 +72,7 @@ pub fn push(ctx: Ctx, args: &[RStr]) -> CmdResult {
         Pushed::Existing(seq) => seq,
         Pushed::Added(seq) => {
             if let Some(job) = v.queue.job(seq) {
-                rm::replicate(ctx, b"ONCE._JOB\0", &job_args(key_name, b"PUSH", job, Some(payload)));
+                replicate_job(ctx, key_name, b"PUSH\0", job, payload);
             }
             settle(ctx, key_name, v, before);
             seq
