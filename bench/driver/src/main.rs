@@ -490,7 +490,28 @@ fn delayed(port: u16, o: &HashMap<String, String>) -> String {
     let lead_ms: u64 = opt(o, "lead-ms", 5000);
     let batch: usize = opt(o, "batch", 1000);
     let mut c = Conn::connect(port);
-    c.call_str(&["DEL", "dq"]).ok("DEL");
+    c.call_str(&["DEL", "dq", "dq-calibrate"]).ok("DEL");
+    // Calibrate: how fast do delayed pushes go here? t must fall after the whole load (lead-ms is the minimum).
+    let calib = (jobs / 20).max(1000);
+    let far = (unix_ms() + 3_600_000).to_string();
+    let tc = Instant::now();
+    let mut sent = 0u64;
+    while sent < calib {
+        let k = (calib - sent).min(batch as u64);
+        for i in 0..k {
+            let pl = payload16(1, sent + i);
+            c.push(&[b"ONCE.PUSH", b"dq-calibrate", &pl, b"AT", far.as_bytes()]);
+        }
+        c.flush();
+        for _ in 0..k {
+            c.read().ok("ONCE.PUSH AT");
+        }
+        sent += k;
+    }
+    let est_ms = (tc.elapsed().as_secs_f64() * 1000.0 * jobs as f64 / calib as f64) as u64;
+    c.call_str(&["DEL", "dq-calibrate"]).ok("DEL");
+    thread::sleep(Duration::from_millis(100));
+    let lead_ms = lead_ms.max(est_ms * 2 + 1500);
     let due_unix = unix_ms() + lead_ms;
     // The due instant on the monotonic clock.
     let due_inst = Instant::now() + Duration::from_millis(due_unix - unix_ms());
@@ -587,6 +608,7 @@ fn delayed(port: u16, o: &HashMap<String, String>) -> String {
     Json::new()
         .num("jobs", jobs as f64)
         .num("lead_ms", lead_ms as f64)
+        .num("estimated_load_ms", est_ms as f64)
         .num("load_secs", load_secs)
         .num("load_end_ms_before_due", -(load_end_rel as f64) / 1000.0)
         .num("ready_at_load", ready_at_load as f64)
