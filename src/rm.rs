@@ -135,7 +135,8 @@ impl OwnedStr {
         OwnedStr(unsafe { raw::RedisModule_CreateStringFromLongLong.unwrap()(ptr::null_mut(), v) })
     }
 
-    /// Takes another reference to a string the server owns (an argument), without copying it.
+    /// Takes another reference to a command argument, without copying it. Never for key names handed to
+    /// type callbacks (AOF rewrite): those may live on the stack, and Redis aborts on retaining them.
     pub fn retain(s: RStr) -> OwnedStr {
         unsafe { raw::RedisModule_RetainString.unwrap()(ptr::null_mut(), s) };
         OwnedStr(s)

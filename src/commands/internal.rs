@@ -135,7 +135,9 @@ pub fn meta(ctx: Ctx, args: &[RStr]) -> CmdResult {
     }
     let (next_seq, totals) = decode_meta(&all_bytes(&args[2..])).map_err(|e| err(format!("bad meta: {e}")))?;
     with_queue(ctx, args, true, |v| {
-        v.queue.set_next_seq(next_seq);
+        if !v.queue.set_next_seq(next_seq) {
+            return Err(err("id sequence out of range"));
+        }
         v.queue.totals = totals;
         Ok(())
     })

@@ -98,7 +98,7 @@ macro_rules! entry {
 pub fn table() -> Vec<(&'static str, extern "C" fn(Ctx, *mut RStr, c_int) -> c_int, &'static str)> {
     vec![
         ("ONCE.PUSH", entry!(push::push), "write deny-oom fast"),
-        ("ONCE.RESERVE", entry!(reserve::reserve), "write fast"),
+        ("ONCE.RESERVE", entry!(reserve::reserve), "write"),
         ("ONCE.ACK", entry!(ack::ack), "write fast"),
         ("ONCE.NACK", entry!(nack::nack), "write fast"),
         ("ONCE.EXTEND", entry!(extend::extend), "write fast"),

@@ -69,6 +69,7 @@ pub fn push(ctx: Ctx, args: &[RStr]) -> CmdResult {
         priority,
     };
     let seq = match v.queue.push(new, now) {
+        Pushed::Exhausted => return Err(err("the queue has used up its id sequence")),
         Pushed::Existing(seq) => seq,
         Pushed::Added(seq) => {
             if let Some(job) = v.queue.job(seq) {

@@ -40,6 +40,9 @@ pub enum FailCause {
 
 pub const LEASE_EXPIRED: &[u8] = b"lease expired";
 
+/// Seqs stay below this, so `seq + 1` and every count derived from seqs fit comfortably.
+pub const SEQ_LIMIT: u64 = 1 << 62;
+
 /// What a push asks for; times are absolute and options resolved by the caller.
 #[derive(Clone, Debug)]
 pub struct NewJob {
@@ -57,6 +60,8 @@ pub enum Pushed {
     Added(u64),
     /// The id is live already; nothing was added.
     Existing(u64),
+    /// The queue has used up its id sequence; nothing was added.
+    Exhausted,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -64,6 +69,7 @@ pub enum InsertError {
     DuplicateSeq(u64),
     DuplicateId,
     BadIdForm,
+    SeqOutOfRange(u64),
 }
 
 impl std::fmt::Display for InsertError {
@@ -72,6 +78,7 @@ impl std::fmt::Display for InsertError {
             InsertError::DuplicateSeq(s) => write!(f, "job seq {s} already exists"),
             InsertError::DuplicateId => write!(f, "job id already exists"),
             InsertError::BadIdForm => write!(f, "custom job id must not have the form of a server id of this queue"),
+            InsertError::SeqOutOfRange(s) => write!(f, "job seq {s} is out of range"),
         }
     }
 }
@@ -107,8 +114,13 @@ impl Queue {
         self.next_seq
     }
 
-    pub fn set_next_seq(&mut self, seq: u64) {
+    /// Raises the id sequence (never lowers it). False if `seq` is beyond the limit.
+    pub fn set_next_seq(&mut self, seq: u64) -> bool {
+        if seq > SEQ_LIMIT {
+            return false;
+        }
         self.next_seq = self.next_seq.max(seq);
+        true
     }
 
     pub fn stats(&self) -> Stats {
@@ -151,6 +163,9 @@ impl Queue {
         {
             seq += 1;
         }
+        if seq >= SEQ_LIMIT {
+            return Pushed::Exhausted;
+        }
         let delayed = new.due_ms > now_ms;
         let job = Job {
             seq,
@@ -166,8 +181,10 @@ impl Queue {
             deadline_ms: if delayed { new.due_ms } else { 0 },
             last_error: None,
         };
-        // Cannot fail: seq is fresh and the custom id was checked above.
-        let _ = self.insert(job);
+        // Fails only for a seq at the limit: seq is fresh and the custom id was checked above.
+        if self.insert(job).is_err() {
+            return Pushed::Exhausted;
+        }
         self.totals.pushed += 1;
         Pushed::Added(seq)
     }
@@ -175,6 +192,9 @@ impl Queue {
     /// Places a complete job (from a push, a replica stream, AOF or RDB) into the indexes of its state.
     /// A ready job joins the back of its priority's line.
     pub fn insert(&mut self, job: Job) -> Result<(), InsertError> {
+        if job.seq >= SEQ_LIMIT {
+            return Err(InsertError::SeqOutOfRange(job.seq));
+        }
         if self.jobs.contains_key(job.seq) {
             return Err(InsertError::DuplicateSeq(job.seq));
         }

@@ -51,8 +51,9 @@ pub extern "C" fn digest(md: *mut RedisModuleDigest, value: *mut c_void) {
             d.bytes(&j.payload);
             d.opt(j.custom_id.as_deref());
             d.opt(j.last_error.as_deref());
-            d.end();
         }
+        // One sequence for all jobs: Redis XORs separate sequences together, which would hide the ready order.
+        d.end();
         for s in q.schedules.values() {
             d.bytes(&s.name);
             d.bytes(s.spec_text.as_bytes());

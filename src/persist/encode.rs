@@ -22,7 +22,7 @@ fn int(v: u64) -> OwnedStr {
 /// Arguments of `ONCE._JOB` after the command name.
 pub fn job_args(key: RStr, mode: &[u8], job: &Job) -> Vec<OwnedStr> {
     vec![
-        OwnedStr::retain(key),
+        OwnedStr::new(crate::rm::bytes(key)),
         OwnedStr::new(mode),
         int(job.seq),
         int(job.created_ms),
@@ -113,7 +113,7 @@ pub fn decode_job(a: &[&[u8]]) -> Result<Job, String> {
 
 /// `ONCE._META key next_seq pushed reserved acked nacked expired retried dead`
 pub fn meta_args(key: RStr, next_seq: u64, t: &Totals) -> Vec<OwnedStr> {
-    let mut v = vec![OwnedStr::retain(key), int(next_seq)];
+    let mut v = vec![OwnedStr::new(crate::rm::bytes(key)), int(next_seq)];
     for x in [t.pushed, t.reserved, t.acked, t.nacked, t.expired, t.retried, t.dead] {
         v.push(int(x));
     }
@@ -135,7 +135,7 @@ pub fn decode_meta(a: &[&[u8]]) -> Result<(u64, Totals), String> {
 /// `ONCE._SCHED key name spec tz payload retries backoff lease priority missed next_fire last_fire(-1: never)`
 pub fn schedule_args(key: RStr, s: &Schedule) -> Vec<OwnedStr> {
     vec![
-        OwnedStr::retain(key),
+        OwnedStr::new(crate::rm::bytes(key)),
         OwnedStr::new(&s.name),
         OwnedStr::new(s.spec_text.as_bytes()),
         OwnedStr::new(s.tz_name.as_bytes()),

@@ -177,7 +177,9 @@ fn load_v1(r: &Reader) -> Load<Queue> {
         }
         q.insert(job).map_err(|e| e.to_string())?;
     }
-    q.set_next_seq(next_seq);
+    if !q.set_next_seq(next_seq) {
+        return Err(format!("id sequence out of range: {next_seq}"));
+    }
     let schedules = r.u()?;
     for _ in 0..schedules {
         let name = r.b()?;

@@ -3,7 +3,8 @@
 - `kind`        module-scoped, parametrized over the server kinds available (redis, valkey).
 - `server`      one server per test module and kind, shared by the tests of that module; every test uses its own
                 key (the `key` fixture), so they do not interfere.
-- `r`, `r3`     redis-py clients of `server` (RESP2 / RESP3), decoding replies to str.
+- `r`, `r3`     redis-py clients of `server` (RESP2 / RESP3), decoding replies to str. redis-py 8 speaks RESP3
+                unless told otherwise, so `r` asks for protocol 2 explicitly.
 - `fresh_server` a server of its own for one test (configs, INFO figures).
 - `make_server` a factory for servers with custom module args: `make_server(module_args=["default-lease-ms", 200])`.
 """
@@ -44,7 +45,7 @@ def server(kind):
 
 @pytest.fixture
 def r(server):
-    c = server.client(decode_responses=True)
+    c = server.client(decode_responses=True, protocol=2)
     yield c
     c.close()
 

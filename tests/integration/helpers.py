@@ -109,9 +109,9 @@ class RawClient:
         line = self._line()
         kind, rest = line[:1], line[1:]
         if kind == b"+":
-            return ("status", rest.decode())
+            return ("status", rest.decode(errors="replace"))
         if kind == b"-":
-            return ("error", rest.decode())
+            return ("error", rest.decode(errors="replace"))
         if kind == b":":
             return int(rest)
         if kind == b"$":

@@ -92,3 +92,37 @@ def test_blocked_client_unblocked_returns_null(server, r, key):
     assert r.client_unblock(blocked[0]["id"]) == 1
     t.join(5)
     assert "got" in out and out["got"] is None
+
+
+def test_blocked_reserve_is_woken_by_lease_expiry(server, r, key):
+    job_id = push(r, key, "p", "BACKOFF", 0)
+    assert reserve(r, key, "LEASE", 100)[0][0] == job_id
+    t, out = blocked_reserve(server, key, "BLOCK", 5000)
+    wait_blocked(r)
+    t.join(5)
+    assert out["got"] == [[job_id, "p", 2]]
+    assert stats(r, key)["expired_total"] == 1
+
+
+def test_blocked_reserve_is_woken_by_nack(server, r, key):
+    job_id = push(r, key, "p")
+    assert reserve(r, key)[0][0] == job_id
+    t, out = blocked_reserve(server, key, "BLOCK", 5000)
+    wait_blocked(r)
+    assert r.execute_command("ONCE.NACK", key, job_id, "DELAY", 0) == 1
+    t.join(5)
+    assert out["got"] == [[job_id, "p", 2]]
+    assert out["elapsed"] < 2
+
+
+def test_reserve_ack_then_block(server, r, key):
+    a = push(r, key, "a")
+    assert reserve(r, key)[0][0] == a
+    t, out = blocked_reserve(server, key, "ACK", a, "BLOCK", 5000)
+    wait_blocked(r)
+    assert r.execute_command("ONCE.INSPECT", key, a) is None      # acked before blocking
+    assert stats(r, key)["acked_total"] == 1
+    b = push(r, key, "b")
+    t.join(5)
+    assert out["got"] == [[b, "b", 1]]
+    assert stats(r, key)["acked_total"] == 1

@@ -43,6 +43,14 @@ def test_nack_error_text_shown_by_inspect(r, key):
     assert inspect(r, key, job_id)["last_error"] == "second"
 
 
+def test_nack_error_text_is_binary_safe(r, key):
+    job_id = push(r, key, "p", "BACKOFF", 60000)
+    reserve_one(r, key)
+    text = "line 1\r\nline 2\ttab 'quoted' \u00e9"
+    assert nack(r, key, job_id, "ERROR", text) == 1
+    assert inspect(r, key, job_id)["last_error"] == text
+
+
 def test_nack_attempt_fence(r, key):
     job_id = push(r, key, "p", "BACKOFF", 60000)
     _, _, attempt = reserve_one(r, key)
@@ -89,6 +97,16 @@ def test_nack_delay_zero_retries_now(r, key):
     assert nack(r, key, job_id, "DELAY", 0) == 1
     wait_until(lambda: reserve(r, key), timeout=1, what="job retried with DELAY 0")
     assert inspect(r, key, job_id)["attempts"] == 2
+
+
+def test_retried_job_joins_the_back(r, key):
+    a = push(r, key, "a")
+    b = push(r, key, "b")
+    assert reserve_one(r, key)[0] == a
+    assert nack(r, key, a, "DELAY", 0) == 1
+    wait_until(lambda: state(r, key, a) == "ready", timeout=1, what="retry ready")
+    c = push(r, key, "c")
+    assert [j[0] for j in reserve(r, key, "COUNT", 3)] == [b, a, c]
 
 
 def test_nack_dead(r, key):

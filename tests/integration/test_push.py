@@ -37,7 +37,7 @@ def test_push_new_job_is_ready_with_defaults(r, key):
 
 
 def test_push_binary_payload_round_trips(server, key):
-    raw = server.client()  # no decoding: payloads are bytes
+    raw = server.client(protocol=2)  # no decoding: payloads are bytes
     payload = b"\x00\xff\r\n bin \x00" + bytes(range(256))
     job_id = raw.execute_command("ONCE.PUSH", key, payload)
     assert raw.execute_command("ONCE.INSPECT", key, job_id)[5] == payload  # RESP2 flat: payload after 'payload'

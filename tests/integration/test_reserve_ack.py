@@ -126,6 +126,13 @@ def test_ack_counts_completed_jobs(r, key):
     assert (s["reserved"], s["acked_total"], s["ready"]) == (0, 3, 0)
 
 
+def test_ack_same_id_twice_counts_once(r, key):
+    a = push(r, key, "a")
+    reserve_one(r, key)
+    assert r.execute_command("ONCE.ACK", key, a, a) == 1
+    assert stats(r, key)["acked_total"] == 1
+
+
 def test_ack_unknown_ids_count_zero(r, key):
     push(r, key, "p")
     assert r.execute_command("ONCE.ACK", key, "nope", "0-0", "x") == 0

@@ -148,3 +148,19 @@ def test_dead_after_leases_expire(r, key):
     assert job["last_error"] == "lease expired"
     s = stats(r, key)
     assert (s["dead"], s["dead_total"], s["expired_total"], s["retried_total"], s["reserved"]) == (1, 1, 2, 1, 0)
+
+
+def test_backoff_of_a_late_retry_is_capped_without_overflow(r, key):
+    """Retry 70 of a job with the largest BACKOFF: BACKOFF x 2^69 overflows 64 bits; the cap must still hold."""
+    job_id = push(r, key, "p", "RETRIES", 1000, "BACKOFF", 315360000000)
+    for attempt in range(1, 70):
+        got = wait_until(lambda: reserve(r, key), timeout=2, what=f"attempt {attempt}")
+        assert got[0][2] == attempt
+        assert r.execute_command("ONCE.NACK", key, job_id, "DELAY", 0) == 1
+    wait_until(lambda: reserve(r, key), timeout=2, what="attempt 70")
+    before = server_ms(r)
+    assert r.execute_command("ONCE.NACK", key, job_id) == 1      # retry 70 with the job's own backoff
+    after = server_ms(r)
+    due = inspect(r, key, job_id)["due"]
+    assert before + 1800000 <= due <= after + 3600000            # d = once.backoff-max-ms (default 3600000)
+    assert r.ping() is True

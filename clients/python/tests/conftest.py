@@ -4,7 +4,9 @@
 - `kind` / `server`   module-scoped, parametrized over the server kinds available (redis, valkey).
 - `redis_server`      a redis-server for the module (the worker tests that are too slow to run on every kind).
 - `queue`             a queue name no other test uses.
-- `once`              a Once on `server` for `queue`, with a plain RESP2 bytes client (redis-py's defaults).
+- `client` / `once`   a redis-py client of `server` (bytes replies), once with RESP2 and once with RESP3, and a
+                      Once on it for `queue`.
+- `rclient` / `ronce` the same on `redis_server`, with redis-py's default protocol.
 """
 import os
 import re
@@ -60,9 +62,9 @@ def queue(request):
     return f"q:{name}:{uuid.uuid4().hex[:8]}"
 
 
-@pytest.fixture
-def client(server):
-    c = server.client()
+@pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
+def client(server, request):
+    c = server.client(protocol=request.param)
     yield c
     c.close()
 

@@ -23,6 +23,8 @@ def test_push_returns_a_server_id_and_the_job_is_ready(once):
     assert isinstance(info, JobInfo)
     assert info.id == job_id and info.state == "ready" and info.payload == b"hello"
     assert info.attempts == 0 and info.due is None and info.lease_deadline is None and info.last_error is None
+    assert info.created > 0 and info.retries == 3 and info.priority == 0 and info.lease is None
+    assert info.extra == {}, f"fields the client does not know: {info.extra}"
 
 
 def test_push_accepts_str_and_bytes_payloads_and_keeps_binary_exactly(once):
@@ -293,7 +295,8 @@ def test_schedule_schedules_unschedule(once, client):
     assert set(listed) == {"tick", "nightly"}
     tick = listed["tick"]
     assert isinstance(tick, Schedule)
-    assert tick.spec == "@every 200ms" and tick.payload == b"tock"
+    assert tick.spec == "@every 200ms" and tick.payload == b"tock" and tick.last_fire is None
+    assert tick.extra == {}, f"fields the client does not know: {tick.extra}"
     assert (tick.retries, tick.backoff, tick.lease, tick.priority, tick.missed) == (2, 100, 5000, 3, "skip")
     assert listed["nightly"].tz == "Europe/Paris" and listed["nightly"].payload == b"\x00bin"
     assert listed["nightly"].next_fire == nightly
@@ -317,8 +320,8 @@ def test_schedules_of_a_missing_queue_is_empty(once):
 # --- the client's protocol and decoding settings --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("options", [dict(decode_responses=True), dict(protocol=3), dict(protocol=3,
-                                                                                         decode_responses=True)])
+@pytest.mark.parametrize("options", [dict(protocol=2, decode_responses=True), dict(protocol=3, decode_responses=True)],
+                         ids=["resp2-decoded", "resp3-decoded"])
 def test_other_client_settings_give_the_same_results(server, queue, options):
     c = server.client(**options)
     try:

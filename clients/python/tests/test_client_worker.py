@@ -70,8 +70,9 @@ def test_payload_that_is_not_utf8_fails_the_job_when_decoding(ronce):
     wait_until(lambda: ronce.inspect(job_id).state == "dead", what="the job to be dead")
 
 
-def test_worker_with_a_decoding_resp3_client(redis_server, queue):
-    c = redis_server.client(decode_responses=True, protocol=3)
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_worker_with_a_decoding_client(redis_server, queue, protocol):
+    c = redis_server.client(decode_responses=True, protocol=protocol)
     try:
         o = Once(c, queue)
         got = []
