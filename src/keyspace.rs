@@ -40,6 +40,7 @@ extern "C" fn on_key_event(ctx: Ctx, _type: c_int, event: *const c_char, key: RS
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let k = Key::open(ctx, key, false);
             if let Ok(Some(v)) = existing(&k) {
+                v.recount();
                 v.noted_deadline = u64::MAX;
                 note_deadline(ctx, rm::selected_db(ctx), rm::bytes(key), v);
             }

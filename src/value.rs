@@ -1,5 +1,6 @@
 //! The value Redis stores under a queue key: the core queue plus what the glue tracks about it.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::core::{Queue, Stats, Totals};
@@ -9,12 +10,29 @@ pub struct QueueValue {
     pub queue: Queue,
     /// The deadline this queue last gave the timer registry (u64::MAX: none). Not persisted.
     pub noted_deadline: u64,
+    /// Whether INFO once counts this queue: it stops when the key leaves the keyspace, on the main thread,
+    /// not when Redis gets round to freeing it (which it may do later, on its lazy-free thread).
+    counted: AtomicBool,
 }
 
 impl QueueValue {
     pub fn new(queue: Queue) -> Box<QueueValue> {
         metrics::queue_born(&queue.stats());
-        Box::new(QueueValue { queue, noted_deadline: u64::MAX })
+        Box::new(QueueValue { queue, noted_deadline: u64::MAX, counted: AtomicBool::new(true) })
+    }
+
+    /// The key was unlinked from the keyspace (DEL, UNLINK, overwrite, expiry, and the first half of RENAME/MOVE).
+    pub fn uncount(&self) {
+        if self.counted.swap(false, Relaxed) {
+            metrics::queue_gone(&self.queue.stats());
+        }
+    }
+
+    /// The value is in the keyspace again under another name (the second half of RENAME/MOVE).
+    pub fn recount(&self) {
+        if !self.counted.swap(true, Relaxed) {
+            metrics::queue_born(&self.queue.stats());
+        }
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -24,7 +42,7 @@ impl QueueValue {
 
 impl Drop for QueueValue {
     fn drop(&mut self) {
-        metrics::queue_gone(&self.queue.stats());
+        self.uncount();
     }
 }
 
@@ -37,7 +55,9 @@ pub struct Snapshot {
 impl Snapshot {
     pub fn report_changes(&self, now: &QueueValue) {
         let after = now.queue.stats();
-        metrics::shift(&self.stats, &after);
+        if now.counted.load(Relaxed) {
+            metrics::shift(&self.stats, &after);
+        }
         let t = &now.queue.totals;
         metrics::PUSHED.fetch_add(t.pushed - self.totals.pushed.min(t.pushed), Relaxed);
         metrics::ACKED.fetch_add(t.acked - self.totals.acked.min(t.acked), Relaxed);

@@ -27,7 +27,7 @@ pub static QUEUE_TYPE: RedisType = RedisType::new(
         aux_save: None,
         aux_save_triggers: 0,
         free_effort: Some(free_effort),
-        unlink: None,
+        unlink: Some(unlink),
         copy: Some(copy),
         defrag: None,
         mem_usage2: None,
@@ -56,6 +56,12 @@ extern "C" fn free(value: *mut c_void) {
 /// Many jobs: Redis frees the value on its lazy-free thread instead of stalling the event loop.
 extern "C" fn free_effort(_key: *mut raw::RedisModuleString, value: *const c_void) -> usize {
     unsafe { as_queue(value) }.map_or(1, |v| v.queue.len() + v.queue.schedules.len() + 1)
+}
+
+extern "C" fn unlink(_key: *mut raw::RedisModuleString, value: *const c_void) {
+    if let Some(v) = unsafe { as_queue(value) } {
+        v.uncount();
+    }
 }
 
 extern "C" fn mem_usage(value: *const c_void) -> usize {
