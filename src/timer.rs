@@ -146,19 +146,23 @@ fn expire(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_at: Insta
 }
 
 fn fire_schedules(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64) -> bool {
-    let plans: Vec<_> = v.queue.schedules.values().filter_map(|s| s.plan(now).map(|p| (s.name.clone(), p))).collect();
-    for (name, plan) in plans {
+    let plans: Vec<_> =
+        v.queue.schedules.values().filter_map(|s| s.plan(now).map(|p| (s.name.clone(), p, s.fires(now)))).collect();
+    for (name, plan, fires) in plans {
         let Some(s) = v.queue.schedules.get(&name) else { continue };
-        if let Some(fire) = plan.fire_ms {
-            let new = NewJob {
+        let jobs: Vec<NewJob> = fires
+            .iter()
+            .map(|&fire| NewJob {
                 custom_id: Some(s.job_id(fire)),
-                payload: s.payload.clone(),
+                payload: s.payload[..].into(),
                 due_ms: 0,
                 retries: s.options.retries,
                 backoff_ms: s.options.backoff_ms,
                 lease_ms: s.options.lease_ms,
                 priority: s.options.priority,
-            };
+            })
+            .collect();
+        for new in jobs {
             if let Pushed::Added(seq) = v.queue.push(new, now) {
                 if let Some(job) = v.queue.job(seq) {
                     let payload = OwnedStr::new(&job.payload);

@@ -38,13 +38,13 @@ pub fn inspect(ctx: Ctx, args: &[RStr]) -> CmdResult {
     rm::reply_bulk(ctx, b"lease_deadline");
     opt(ctx, job.lease_deadline_ms());
     rm::reply_bulk(ctx, b"last_error");
-    match &job.last_error {
+    match job.last_error() {
         Some(e) => rm::reply_bulk(ctx, e),
         None => rm::reply_null(ctx),
     }
     rm::reply_bulk(ctx, b"backoff");
     rm::reply_u64(ctx, job.backoff_ms);
     rm::reply_bulk(ctx, b"lease");
-    opt(ctx, (job.lease_ms > 0).then_some(job.lease_ms));
+    opt(ctx, (job.lease_ms > 0).then_some(u64::from(job.lease_ms)));
     Ok(())
 }

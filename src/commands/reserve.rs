@@ -69,7 +69,7 @@ fn serve(ctx: Ctx, key_name: RStr, key: &Key, want: Want) -> Result<bool, CmdErr
         rm::replicate(ctx, b"ONCE._PROMOTE\0", &[OwnedStr::retain(key_name), OwnedStr::int(promoted as i64)]);
     }
     let default_lease = config::default_lease_ms();
-    let lease_of = |j: &crate::core::Job| want.lease.unwrap_or(if j.lease_ms > 0 { j.lease_ms } else { default_lease });
+    let lease_of = |j: &crate::core::Job| want.lease.unwrap_or(if j.lease_ms > 0 { u64::from(j.lease_ms) } else { default_lease });
     let seqs = v.queue.reserve(want.count, now, lease_of);
     if seqs.is_empty() {
         if promoted > 0 {

@@ -86,31 +86,121 @@ fn parse_canonical_u64(digits: &[u8]) -> Option<u64> {
     Some(v)
 }
 
+/// A payload: small ones (most jobs) live inside the job, larger ones on the heap.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Payload {
+    Inline { len: u8, bytes: [u8; Payload::INLINE] },
+    Heap(Box<[u8]>),
+}
+
+impl Payload {
+    pub const INLINE: usize = 22;
+}
+
+impl Default for Payload {
+    fn default() -> Self {
+        Payload::Inline { len: 0, bytes: [0; Payload::INLINE] }
+    }
+}
+
+impl std::ops::Deref for Payload {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Payload::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Payload::Heap(b) => b,
+        }
+    }
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self))
+    }
+}
+
+impl From<&[u8]> for Payload {
+    fn from(b: &[u8]) -> Self {
+        if b.len() <= Payload::INLINE {
+            let mut bytes = [0; Payload::INLINE];
+            bytes[..b.len()].copy_from_slice(b);
+            Payload::Inline { len: b.len() as u8, bytes }
+        } else {
+            Payload::Heap(b.into())
+        }
+    }
+}
+
+impl From<Box<[u8]>> for Payload {
+    fn from(b: Box<[u8]>) -> Self {
+        if b.len() <= Payload::INLINE {
+            Payload::from(&b[..])
+        } else {
+            Payload::Heap(b)
+        }
+    }
+}
+
+impl From<Vec<u8>> for Payload {
+    fn from(v: Vec<u8>) -> Self {
+        Payload::from(v.into_boxed_slice())
+    }
+}
+
+/// What few jobs have: a client-chosen id, an error text. Kept out of line so a job stays small.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Extra {
+    pub custom_id: Option<Box<[u8]>>,
+    pub last_error: Option<Box<[u8]>>,
+}
+
+impl Extra {
+    pub fn boxed(custom_id: Option<Box<[u8]>>, last_error: Option<Box<[u8]>>) -> Option<Box<Extra>> {
+        (custom_id.is_some() || last_error.is_some()).then(|| Box::new(Extra { custom_id, last_error }))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Job {
     /// Queue-unique sequence number: the handle every index uses.
     pub seq: u64,
     pub created_ms: u64,
-    pub custom_id: Option<Box<[u8]>>,
-    pub payload: Box<[u8]>,
-    pub state: State,
-    /// Reservations so far.
-    pub attempts: u32,
-    /// How many times a failed job is tried again.
-    pub retries: u32,
-    pub backoff_ms: u64,
-    /// The job's own lease; 0 means the module default at reserve time.
-    pub lease_ms: u64,
-    pub priority: i32,
     /// When a delayed job falls due, or when a reserved job's lease runs out; 0 otherwise.
     pub deadline_ms: u64,
-    pub last_error: Option<Box<[u8]>>,
+    pub backoff_ms: u64,
+    pub payload: Payload,
+    pub extra: Option<Box<Extra>>,
+    /// The job's own lease; 0 means the module default at reserve time (at most 7 days).
+    pub lease_ms: u32,
+    /// Reservations so far.
+    pub attempts: u32,
+    pub priority: i32,
+    /// How many times a failed job is tried again (at most 1000).
+    pub retries: u16,
+    pub state: State,
 }
 
 impl Job {
+    pub fn custom_id(&self) -> Option<&[u8]> {
+        self.extra.as_ref().and_then(|e| e.custom_id.as_deref())
+    }
+
+    pub fn last_error(&self) -> Option<&[u8]> {
+        self.extra.as_ref().and_then(|e| e.last_error.as_deref())
+    }
+
+    pub fn set_last_error(&mut self, error: &[u8]) {
+        self.extra.get_or_insert_with(Box::default).last_error = Some(error.into());
+    }
+
+    pub fn set_custom_id(&mut self, id: Option<Box<[u8]>>) {
+        let last_error = self.extra.take().and_then(|e| e.last_error);
+        self.extra = Extra::boxed(id, last_error);
+    }
+
     pub fn id(&self) -> JobId {
-        match &self.custom_id {
-            Some(c) => JobId::Custom(c.clone()),
+        match self.custom_id() {
+            Some(c) => JobId::Custom(c.into()),
             None => JobId::Server { created_ms: self.created_ms, seq: self.seq },
         }
     }
@@ -127,11 +217,18 @@ impl Job {
         (self.state == State::Reserved).then_some(self.deadline_ms)
     }
 
-    /// Rough heap bytes owned by this job, for MEMORY USAGE.
+    /// Heap bytes owned by this job beyond its slot, for MEMORY USAGE.
     pub fn heap_bytes(&self) -> usize {
-        self.payload.len()
-            + self.custom_id.as_ref().map_or(0, |c| c.len())
-            + self.last_error.as_ref().map_or(0, |e| e.len())
+        let payload = match &self.payload {
+            Payload::Heap(b) => b.len(),
+            Payload::Inline { .. } => 0,
+        };
+        let extra = self.extra.as_ref().map_or(0, |e| {
+            std::mem::size_of::<Extra>()
+                + e.custom_id.as_ref().map_or(0, |c| c.len())
+                + e.last_error.as_ref().map_or(0, |c| c.len())
+        });
+        payload + extra
     }
 }
 
@@ -148,5 +245,15 @@ mod tests {
         assert_eq!(JobId::parse_server(b"1a-3"), None);
         assert_eq!(JobId::parse_server(b"99999999999999999999999-1"), None);
         assert_eq!(JobId::Server { created_ms: 5, seq: 0 }.to_bytes(), b"5-0".to_vec());
+    }
+
+    #[test]
+    fn a_job_stays_small_and_payloads_round_trip() {
+        assert!(std::mem::size_of::<Job>() <= 80, "Job is {} bytes", std::mem::size_of::<Job>());
+        for n in [0usize, 1, 22, 23, 1000] {
+            let v: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            assert_eq!(&*Payload::from(&v[..]), &v[..]);
+            assert_eq!(matches!(Payload::from(v.clone()), Payload::Inline { .. }), n <= Payload::INLINE);
+        }
     }
 }

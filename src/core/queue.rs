@@ -8,7 +8,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use super::backoff::{self, Outcome};
-use super::job::{Job, JobId, State};
+use super::job::{Extra, Job, JobId, Payload, State};
 use super::schedule::Schedule;
 use super::table::JobTable;
 
@@ -47,7 +47,7 @@ pub const SEQ_LIMIT: u64 = 1 << 62;
 #[derive(Clone, Debug)]
 pub struct NewJob {
     pub custom_id: Option<Box<[u8]>>,
-    pub payload: Box<[u8]>,
+    pub payload: Payload,
     pub due_ms: u64,
     pub retries: u32,
     pub backoff_ms: u64,
@@ -68,7 +68,6 @@ pub enum Pushed {
 pub enum InsertError {
     DuplicateSeq(u64),
     DuplicateId,
-    BadIdForm,
     SeqOutOfRange(u64),
 }
 
@@ -77,7 +76,6 @@ impl std::fmt::Display for InsertError {
         match self {
             InsertError::DuplicateSeq(s) => write!(f, "job seq {s} already exists"),
             InsertError::DuplicateId => write!(f, "job id already exists"),
-            InsertError::BadIdForm => write!(f, "custom job id must not have the form of a server id of this queue"),
             InsertError::SeqOutOfRange(s) => write!(f, "job seq {s} is out of range"),
         }
     }
@@ -146,7 +144,7 @@ impl Queue {
         }
         let (ms, seq) = JobId::parse_server(id)?;
         let job = self.jobs.get(seq)?;
-        (job.custom_id.is_none() && job.created_ms == ms).then_some(seq)
+        (job.custom_id().is_none() && job.created_ms == ms).then_some(seq)
     }
 
     /// Adds a job, or finds the live job that already holds its id.
@@ -170,16 +168,15 @@ impl Queue {
         let job = Job {
             seq,
             created_ms: now_ms,
-            custom_id: new.custom_id,
+            extra: Extra::boxed(new.custom_id, None),
             payload: new.payload,
             state: if delayed { State::Delayed } else { State::Ready },
             attempts: 0,
-            retries: new.retries,
+            retries: new.retries.min(u32::from(u16::MAX)) as u16,
             backoff_ms: new.backoff_ms,
-            lease_ms: new.lease_ms,
+            lease_ms: new.lease_ms.min(u64::from(u32::MAX)) as u32,
             priority: new.priority,
             deadline_ms: if delayed { new.due_ms } else { 0 },
-            last_error: None,
         };
         // Fails only for a seq at the limit: seq is fresh and the custom id was checked above.
         if self.insert(job).is_err() {
@@ -198,14 +195,9 @@ impl Queue {
         if self.jobs.contains_key(job.seq) {
             return Err(InsertError::DuplicateSeq(job.seq));
         }
-        if let Some(id) = &job.custom_id {
+        if let Some(id) = job.custom_id() {
             if self.find(id).is_some() {
                 return Err(InsertError::DuplicateId);
-            }
-            if let Some((ms, seq)) = JobId::parse_server(id) {
-                if self.jobs.get(seq).is_some_and(|j| j.custom_id.is_none() && j.created_ms == ms) {
-                    return Err(InsertError::BadIdForm);
-                }
             }
         } else if !self.custom_ids.is_empty() && self.custom_ids.contains_key(job.id_bytes().as_slice()) {
             return Err(InsertError::DuplicateId);
@@ -221,8 +213,8 @@ impl Queue {
             }
             State::Dead => self.dead += 1,
         }
-        if let Some(id) = &job.custom_id {
-            self.custom_ids.insert(id.clone(), seq);
+        if let Some(id) = job.custom_id() {
+            self.custom_ids.insert(id.into(), seq);
         }
         self.next_seq = self.next_seq.max(seq + 1);
         self.jobs.insert(job);
@@ -268,7 +260,7 @@ impl Queue {
     fn remove(&mut self, seq: u64) -> Option<Job> {
         self.unindex(seq)?;
         let job = self.jobs.remove(seq)?;
-        if let Some(id) = &job.custom_id {
+        if let Some(id) = job.custom_id() {
             self.custom_ids.remove(id);
         }
         Some(job)
@@ -337,7 +329,7 @@ impl Queue {
         let job = self.jobs.get(seq).filter(|j| j.state == State::Reserved)?;
         Some(backoff::decide(
             job.attempts,
-            job.retries,
+            u32::from(job.retries),
             job.backoff_ms,
             backoff_max_ms,
             now_ms,
@@ -363,7 +355,7 @@ impl Queue {
         };
         let Some(job) = self.jobs.get_mut(seq) else { return false };
         if let Some(e) = error {
-            job.last_error = Some(e.into());
+            job.set_last_error(e);
         }
         match outcome {
             Outcome::RetryAt(due) => {

@@ -41,7 +41,7 @@ fn lease_of(j: &Job) -> u64 {
     if j.lease_ms == 0 {
         DEFAULT_LEASE
     } else {
-        j.lease_ms
+        u64::from(j.lease_ms)
     }
 }
 
@@ -281,7 +281,7 @@ fn nack_with_attempts_left_retries_after_the_decided_delay() {
     assert_eq!(j.state, State::Delayed);
     assert_eq!(j.due_ms(), Some(700));
     assert_eq!(j.attempts, 1);
-    assert_eq!(j.last_error.as_deref(), Some(&b"boom"[..]));
+    assert_eq!(j.last_error(), Some(&b"boom"[..]));
     assert_eq!(q.stats(), stats(0, 1, 0, 0));
     assert_eq!(q.totals, Totals { pushed: 1, reserved: 1, nacked: 1, retried: 1, ..Totals::default() });
     assert_eq!(q.next_deadline(), Some(700));
@@ -291,7 +291,7 @@ fn nack_with_attempts_left_retries_after_the_decided_delay() {
     assert_eq!(reserve(&mut q, 1, 700), vec![seq]);
     assert_eq!(q.job(seq).unwrap().attempts, 2);
     // The error text survives the re-reservation (INSPECT shows the latest one given).
-    assert_eq!(q.job(seq).unwrap().last_error.as_deref(), Some(&b"boom"[..]));
+    assert_eq!(q.job(seq).unwrap().last_error(), Some(&b"boom"[..]));
     q.check_invariants().unwrap();
 }
 
@@ -316,11 +316,11 @@ fn nack_without_error_keeps_the_previous_error() {
     q.promote_due(u64::MAX, 10);
     reserve(&mut q, 1, 10_000);
     nack(&mut q, seq, 10_000, None, 0);
-    assert_eq!(q.job(seq).unwrap().last_error.as_deref(), Some(&b"first"[..]));
+    assert_eq!(q.job(seq).unwrap().last_error(), Some(&b"first"[..]));
     q.promote_due(u64::MAX, 10);
     reserve(&mut q, 1, 20_000);
     nack(&mut q, seq, 20_000, Some(b"second"), 0);
-    assert_eq!(q.job(seq).unwrap().last_error.as_deref(), Some(&b"second"[..]));
+    assert_eq!(q.job(seq).unwrap().last_error(), Some(&b"second"[..]));
 }
 
 #[test]
@@ -370,7 +370,7 @@ fn forced_dead_ignores_attempts_left_and_delay() {
     assert_eq!(q.decide_failure(seq, 5, Some(10), true, BACKOFF_MAX, 0), Some(Outcome::Dead));
     assert!(q.apply_failure(seq, FailCause::Nack, Some(b"poison"), Outcome::Dead));
     assert_eq!(state(&q, seq), State::Dead);
-    assert_eq!(q.job(seq).unwrap().last_error.as_deref(), Some(&b"poison"[..]));
+    assert_eq!(q.job(seq).unwrap().last_error(), Some(&b"poison"[..]));
     assert_eq!(q.totals, Totals { pushed: 1, reserved: 1, nacked: 1, dead: 1, ..Totals::default() });
 }
 
@@ -394,7 +394,7 @@ fn failure_of_a_job_that_is_not_reserved_changes_nothing() {
     }
     assert_eq!(state(&q, ready), State::Ready);
     assert_eq!(state(&q, delayed), State::Delayed);
-    assert_eq!(q.job(ready).unwrap().last_error, None);
+    assert_eq!(q.job(ready).unwrap().last_error(), None);
     assert_eq!(q.totals, Totals { pushed: 2, ..Totals::default() });
     q.check_invariants().unwrap();
 }
@@ -413,7 +413,7 @@ fn lease_expiry_is_a_failed_attempt_named_lease_expired() {
     assert!(q.apply_failure(seq, FailCause::LeaseExpired, Some(b"ignored"), outcome));
     let j = q.job(seq).unwrap();
     assert_eq!(j.state, State::Delayed);
-    assert_eq!(j.last_error.as_deref(), Some(LEASE_EXPIRED));
+    assert_eq!(j.last_error(), Some(LEASE_EXPIRED));
     assert_eq!(LEASE_EXPIRED, b"lease expired");
     assert_eq!(q.first_expired(u64::MAX), None);
     assert_eq!(q.totals, Totals { pushed: 1, reserved: 1, expired: 1, retried: 1, ..Totals::default() });
@@ -427,7 +427,7 @@ fn lease_expiry_is_a_failed_attempt_named_lease_expired() {
     assert_eq!(outcome, Outcome::Dead);
     assert!(q.apply_failure(seq, FailCause::LeaseExpired, None, outcome));
     assert_eq!(state(&q, seq), State::Dead);
-    assert_eq!(q.job(seq).unwrap().last_error.as_deref(), Some(LEASE_EXPIRED));
+    assert_eq!(q.job(seq).unwrap().last_error(), Some(LEASE_EXPIRED));
     assert_eq!(q.totals, Totals { pushed: 1, reserved: 2, expired: 2, retried: 1, dead: 1, nacked: 0, acked: 0 });
     q.check_invariants().unwrap();
 }
@@ -690,7 +690,7 @@ fn insert_rejects_duplicates() {
     // A server job whose id text a custom job holds.
     let mut holder = q.job(c).unwrap().clone();
     holder.seq = 200;
-    holder.custom_id = Some(b"9-300".to_vec().into());
+    holder.set_custom_id(Some(b"9-300".to_vec().into()));
     q.insert(holder).unwrap();
     let mut server = q.job(s).unwrap().clone();
     server.seq = 300;
@@ -1098,7 +1098,7 @@ fn model_fail(q: &mut Queue, m: &mut Model, rng: &mut XorShift, seq: u64, now: u
         }
     }
     if cause == FailCause::LeaseExpired {
-        assert_eq!(q.job(seq).unwrap().last_error.as_deref(), Some(LEASE_EXPIRED));
+        assert_eq!(q.job(seq).unwrap().last_error(), Some(LEASE_EXPIRED));
     }
 }
 

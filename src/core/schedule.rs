@@ -50,7 +50,7 @@ impl Spec {
         }
         if trimmed.starts_with('@') {
             let lower = trimmed.to_ascii_lowercase();
-            return cron::Schedule::from_str(&lower).map(|s| Spec::Cron(Box::new(s))).map_err(|e| e.to_string());
+            return cron::Schedule::from_str(&lower).map(|s| Spec::Cron(Box::new(s))).map_err(|e| cron_message(text, &e));
         }
         let fields: Vec<&str> = trimmed.split_whitespace().collect();
         let full = match fields.len() {
@@ -59,7 +59,7 @@ impl Spec {
             6 => trimmed.to_string(),
             n => return Err(format!("cron spec needs 5 or 6 fields, got {n}")),
         };
-        cron::Schedule::from_str(&full).map(|s| Spec::Cron(Box::new(s))).map_err(|e| e.to_string())
+        cron::Schedule::from_str(&full).map(|s| Spec::Cron(Box::new(s))).map_err(|e| cron_message(text, &e))
     }
 
     /// The first tick strictly after `after_ms`, in zone `tz`.
@@ -90,6 +90,20 @@ impl Spec {
                 .map_or(floor_ms, |t| t.max(floor_ms)),
         }
     }
+}
+
+/// The cron crate's message is several lines (the input, a caret, the reason): keep the reason, quote the
+/// spec as the client wrote it.
+fn cron_message(spec: &str, e: &cron::error::Error) -> String {
+    let text = e.to_string();
+    let reason = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.chars().any(|c| c.is_alphanumeric()))
+        .last()
+        .filter(|l| l.chars().any(|c| c.is_alphabetic()) && l.contains(' '))
+        .unwrap_or("not a cron expression");
+    format!("cannot parse '{}': {reason}", spec.trim())
 }
 
 fn zoned(ms: u64, tz: Tz) -> Option<chrono::DateTime<Tz>> {
@@ -291,6 +305,63 @@ impl Schedule {
             next_fire_ms = self.next_after(now_ms)?;
         }
         Some(FirePlan { fire_ms, next_fire_ms })
+    }
+
+    /// Every tick a visit at `now_ms` pushes a job for, oldest first: each due tick at most MISSED_GRACE_MS
+    /// late, and with `MISSED once` one catch-up job for the latest tick older than that. Its last element is
+    /// `plan(now_ms).fire_ms`.
+    pub fn fires(&self, now_ms: u64) -> Vec<u64> {
+        const MAX_ON_TIME: usize = 1000;
+        if self.next_fire_ms > now_ms {
+            return Vec::new();
+        }
+        let horizon = now_ms.saturating_sub(MISSED_GRACE_MS);
+        // Due ticks, newest first, down to the first one past the grace (the latest missed tick).
+        let mut on_time = Vec::new();
+        let mut missed = None;
+        match &self.spec {
+            Spec::Every(interval) => {
+                let mut t = self.spec.latest_at_or_before(now_ms, self.next_fire_ms, self.tz);
+                while t >= self.next_fire_ms && on_time.len() < MAX_ON_TIME {
+                    if t < horizon {
+                        missed = Some(t);
+                        break;
+                    }
+                    on_time.push(t);
+                    match t.checked_sub(*interval) {
+                        Some(p) => t = p,
+                        None => break,
+                    }
+                }
+            }
+            Spec::Cron(schedule) => {
+                if let Some(start) = zoned(now_ms.saturating_add(1), self.tz) {
+                    let mut it = schedule.after(&start);
+                    while on_time.len() < MAX_ON_TIME {
+                        let Some(t) = it.next_back().and_then(|t| u64::try_from(t.timestamp_millis()).ok()) else {
+                            break;
+                        };
+                        if t > now_ms {
+                            continue;
+                        }
+                        if t < self.next_fire_ms {
+                            break;
+                        }
+                        if t < horizon {
+                            missed = Some(t);
+                            break;
+                        }
+                        on_time.push(t);
+                    }
+                }
+            }
+        }
+        let mut out: Vec<u64> = match self.missed {
+            Missed::Once => missed.into_iter().collect(),
+            Missed::Skip => Vec::new(),
+        };
+        out.extend(on_time.into_iter().rev());
+        out
     }
 
     /// The id of the job a tick pushes: `name@<fire ms>`.

@@ -498,3 +498,56 @@ fn restore_keeps_times_exactly_and_checks_spec_and_zone() {
         Schedule::restore(b"r".to_vec().into(), "@hourly", "X/Y", b"p".to_vec().into(), opts(), Missed::Once, 0, None);
     assert!(bad_zone.unwrap_err().starts_with("unknown time zone 'X/Y'"));
 }
+
+#[test]
+fn fires_every_tick_within_the_grace_after_a_short_stall() {
+    // Next tick 1000; the timer comes back at 1350 after a stall: ticks 1000..1300 are all on time.
+    let s = sched("@every 100ms", "UTC", Missed::Once, None, 900);
+    assert_eq!(s.next_fire_ms, 1000);
+    assert_eq!(s.fires(1350), vec![1000, 1100, 1200, 1300]);
+    assert_eq!(s.plan(1350).unwrap().fire_ms, Some(1300));
+    assert!(s.fires(999).is_empty());
+}
+
+#[test]
+fn fires_on_time_ticks_plus_one_catch_up_for_the_missed() {
+    let once = sched("@every 100ms", "UTC", Missed::Once, None, 900);
+    let skip = sched("@every 100ms", "UTC", Missed::Skip, None, 900);
+    // At 5000 the grace reaches back to 4000: 4000..=5000 are on time, 3900 is the latest missed tick.
+    let on_time: Vec<u64> = (40..=50).map(|k| k * 100).collect();
+    let mut with_catch_up = vec![3900];
+    with_catch_up.extend(&on_time);
+    assert_eq!(once.fires(5000), with_catch_up);
+    assert_eq!(skip.fires(5000), on_time);
+    assert_eq!(once.plan(5000).unwrap().fire_ms, once.fires(5000).last().copied());
+}
+
+#[test]
+fn fires_only_the_catch_up_when_every_due_tick_is_missed() {
+    let once = sched("@every 10s", "UTC", Missed::Once, None, 0);
+    let skip = sched("@every 10s", "UTC", Missed::Skip, None, 0);
+    // Ticks 10000 and 20000 are due at 25000, both more than a second late.
+    assert_eq!(once.fires(25_000), vec![20_000]);
+    assert!(skip.fires(25_000).is_empty());
+    assert_eq!(skip.plan(25_000).unwrap().fire_ms, None);
+}
+
+#[test]
+fn cron_fires_each_second_of_a_short_stall() {
+    let s = sched("* * * * * *", "UTC", Missed::Once, None, JAN1);
+    assert_eq!(s.next_fire_ms, JAN1 + 1000);
+    // At +2000 both due ticks are within the grace.
+    assert_eq!(s.fires(JAN1 + 2000), vec![JAN1 + 1000, JAN1 + 2000]);
+    // At +3500 the grace reaches back to +2500: +3000 is on time, +2000 the latest missed, +1000 dropped.
+    assert_eq!(s.fires(JAN1 + 3500), vec![JAN1 + 2000, JAN1 + 3000]);
+    assert_eq!(s.plan(JAN1 + 3500).unwrap().fire_ms, Some(JAN1 + 3000));
+}
+
+#[test]
+fn parse_errors_quote_the_spec_and_the_reason_on_one_line() {
+    let e = parse_err("61 * * * *");
+    assert!(e.starts_with("cannot parse '61 * * * *': "), "{e}");
+    assert!(!e.contains('\n') && !e.contains('^'), "{e}");
+    let e = parse_err("@fortnightly");
+    assert!(e.starts_with("cannot parse '@fortnightly': "), "{e}");
+}

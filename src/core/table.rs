@@ -117,8 +117,8 @@ mod tests {
         Job {
             seq,
             created_ms: 1,
-            custom_id: None,
-            payload: Box::new([]),
+            extra: None,
+            payload: Default::default(),
             state: State::Ready,
             attempts: 0,
             retries: 0,
@@ -126,7 +126,6 @@ mod tests {
             lease_ms: 0,
             priority: 0,
             deadline_ms: 0,
-            last_error: None,
         }
     }
 

@@ -45,12 +45,12 @@ pub extern "C" fn digest(md: *mut RedisModuleDigest, value: *mut c_void) {
             d.u(u64::from(j.attempts));
             d.u(u64::from(j.retries));
             d.u(j.backoff_ms);
-            d.u(j.lease_ms);
+            d.u(u64::from(j.lease_ms));
             d.int(i64::from(j.priority));
             d.u(j.deadline_ms);
             d.bytes(&j.payload);
-            d.opt(j.custom_id.as_deref());
-            d.opt(j.last_error.as_deref());
+            d.opt(j.custom_id());
+            d.opt(j.last_error());
         }
         // One sequence for all jobs: Redis XORs separate sequences together, which would hide the ready order.
         d.end();

@@ -6,7 +6,7 @@
 
 use crate::commands::args::parse_i64;
 use crate::core::schedule::{JobOptions, Missed, Schedule};
-use crate::core::{Job, State, Totals};
+use crate::core::{Extra, Job, State, Totals};
 use std::ffi::{c_char, c_longlong};
 
 use redis_module::raw;
@@ -30,20 +30,20 @@ pub fn job_args(key: RStr, mode: &[u8], job: &Job) -> Vec<OwnedStr> {
         int(u64::from(job.attempts)),
         int(u64::from(job.retries)),
         int(job.backoff_ms),
-        int(job.lease_ms),
+        int(u64::from(job.lease_ms)),
         OwnedStr::int(i64::from(job.priority)),
         int(job.deadline_ms),
         OwnedStr::new(&job.payload),
-        OwnedStr::new(job.custom_id.as_deref().unwrap_or(b"")),
-        OwnedStr::new(job.last_error.as_deref().unwrap_or(b"")),
+        OwnedStr::new(job.custom_id().unwrap_or(b"")),
+        OwnedStr::new(job.last_error().unwrap_or(b"")),
     ]
 }
 
 /// Sends `ONCE._JOB` to replicas and the AOF. One typed call instead of a vector of strings: the server
 /// builds the arguments itself and shares small integers, which keeps PUSH cheap.
 pub fn replicate_job(ctx: Ctx, key: RStr, mode: &'static [u8], job: &Job, payload: RStr) {
-    let id = job.custom_id.as_deref().unwrap_or(b"");
-    let error = job.last_error.as_deref().unwrap_or(b"");
+    let id = job.custom_id().unwrap_or(b"");
+    let error = job.last_error().unwrap_or(b"");
     let state: &'static [u8] = match job.state {
         State::Ready => b"ready\0",
         State::Delayed => b"delayed\0",
@@ -64,7 +64,7 @@ pub fn replicate_job(ctx: Ctx, key: RStr, mode: &'static [u8], job: &Job, payloa
             i(u64::from(job.attempts)),
             i(u64::from(job.retries)),
             i(job.backoff_ms),
-            i(job.lease_ms),
+            i(u64::from(job.lease_ms)),
             c_longlong::from(job.priority),
             i(job.deadline_ms),
             payload,
@@ -99,14 +99,13 @@ pub fn decode_job(a: &[&[u8]]) -> Result<Job, String> {
         created_ms: num(a[1], "created", i64::MAX as u64)?,
         state,
         attempts: num(a[3], "attempts", u64::from(u32::MAX))? as u32,
-        retries: num(a[4], "retries", 1000)? as u32,
+        retries: num(a[4], "retries", 1000)? as u16,
         backoff_ms: num(a[5], "backoff", 315_360_000_000)?,
-        lease_ms: num(a[6], "lease", 604_800_000)?,
+        lease_ms: num(a[6], "lease", 604_800_000)? as u32,
         priority: priority as i32,
         deadline_ms: num(a[8], "deadline", i64::MAX as u64)?,
         payload: a[9].into(),
-        custom_id: (!id.is_empty()).then(|| id.into()),
-        last_error: (!a[11].is_empty()).then(|| a[11].into()),
+        extra: Extra::boxed((!id.is_empty()).then(|| id.into()), (!a[11].is_empty()).then(|| a[11].into())),
     };
     Ok(job)
 }

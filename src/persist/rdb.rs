@@ -11,7 +11,7 @@ use redis_module::raw::{self, RedisModuleIO};
 
 use crate::core::queue::Queue;
 use crate::core::schedule::{JobOptions, Missed, Schedule};
-use crate::core::{Job, State, Totals};
+use crate::core::{Extra, Job, State, Totals};
 use crate::registry::registry;
 use crate::value::QueueValue;
 
@@ -54,16 +54,16 @@ fn save_queue(io: *mut RedisModuleIO, q: &Queue) {
         put_u(io, u64::from(j.attempts));
         put_u(io, u64::from(j.retries));
         put_u(io, j.backoff_ms);
-        put_u(io, j.lease_ms);
+        put_u(io, u64::from(j.lease_ms));
         put_i(io, i64::from(j.priority));
         put_u(io, j.deadline_ms);
         put_b(io, &j.payload);
-        let flags = if j.custom_id.is_some() { HAS_ID } else { 0 } | if j.last_error.is_some() { HAS_ERROR } else { 0 };
+        let flags = if j.custom_id().is_some() { HAS_ID } else { 0 } | if j.last_error().is_some() { HAS_ERROR } else { 0 };
         put_u(io, flags);
-        if let Some(id) = &j.custom_id {
+        if let Some(id) = j.custom_id() {
             put_b(io, id);
         }
-        if let Some(e) = &j.last_error {
+        if let Some(e) = j.last_error() {
             put_b(io, e);
         }
     }
@@ -154,27 +154,27 @@ fn load_v1(r: &Reader) -> Load<Queue> {
             created_ms: r.upto("created", i64::MAX as u64)?,
             state: State::from_code(r.u()?).ok_or("bad job state")?,
             attempts: r.upto("attempts", u64::from(u32::MAX))? as u32,
-            retries: r.upto("retries", 1000)? as u32,
+            retries: r.upto("retries", 1000)? as u16,
             backoff_ms: r.upto("backoff", 315_360_000_000)?,
-            lease_ms: r.upto("lease", 604_800_000)?,
+            lease_ms: r.upto("lease", 604_800_000)? as u32,
             priority: r.priority()?,
             deadline_ms: r.upto("deadline", i64::MAX as u64)?,
-            payload: r.b()?,
-            custom_id: None,
-            last_error: None,
+            payload: r.b()?.into(),
+            extra: None,
         };
         let flags = r.upto("flags", HAS_ID | HAS_ERROR)?;
         let mut job = job;
-        if flags & HAS_ID != 0 {
+        let custom_id = if flags & HAS_ID != 0 {
             let id = r.b()?;
             if id.is_empty() || id.len() > 256 {
                 return Err("bad job id length".into());
             }
-            job.custom_id = Some(id);
-        }
-        if flags & HAS_ERROR != 0 {
-            job.last_error = Some(r.b()?);
-        }
+            Some(id)
+        } else {
+            None
+        };
+        let last_error = if flags & HAS_ERROR != 0 { Some(r.b()?) } else { None };
+        job.extra = Extra::boxed(custom_id, last_error);
         q.insert(job).map_err(|e| e.to_string())?;
     }
     if !q.set_next_seq(next_seq) {

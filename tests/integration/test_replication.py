@@ -248,11 +248,11 @@ def test_replica_timer_waits_until_promoted(pair):
     schedules do not fire until it is made a master; then the timer acts at once."""
     master, replica = pair
     m, r = clients(master, replica)
-    delayed = push(m, "q", "later", "DELAY", 1000)
+    delayed = push(m, "q", "later", "DELAY", 2000)
     leased = push(m, "q", "leased", "RETRIES", 0, "PRIORITY", 5)
-    reserve(m, "q", "LEASE", 1000)
+    reserve(m, "q", "LEASE", 2000)
     m.execute_command("ONCE.SCHEDULE", "q", "tick", "@every 100ms", "tick")
-    wait_in_sync(m, r, stable_reads=1)          # the schedule keeps the stream moving
+    assert m.execute_command("WAIT", 1, 5000) == 1    # the replica has everything up to here
     master.stop(kill=True)
     pushed_before = stats(r, "q")["pushed_total"]
     assert (state(r, "q", delayed), state(r, "q", leased)) == ("delayed", "reserved"), "too slow: already due"
@@ -352,3 +352,90 @@ def test_client_pause_write_holds_the_timer(pair):
     assert master.alive()
     assert_same_digest(m, r)
     assert not module_trouble(master), master.log_tail()
+
+
+def test_keyspace_operations_replicate_then_takeover(pair):
+    """RENAME, MOVE, SWAPDB, COPY, DEL and EXPIRE on the master reach the replica as they are; after a takeover
+    the new master's timer serves every queue under its new name and database, and none of the gone ones."""
+    master, replica = pair
+    m = {db: master.client(decode_responses=True, protocol=2, db=db) for db in (0, 1, 2)}
+    r = {db: replica.client(decode_responses=True, protocol=2, db=db) for db in (0, 1, 2)}
+    jobs = {}
+    for name in ("renamed", "moved", "swapped", "copied", "deleted", "expiring"):
+        jobs[name] = push(m[0], name, name, "DELAY", 1500, "ID", f"job-{name}")
+        m[0].execute_command("ONCE.SCHEDULE", name, "tick", "@every 100ms", name)
+    assert m[0].rename("renamed", "renamed-new")
+    assert m[0].move("moved", 2)
+    assert m[0].copy("copied", "copied-new", destination_db=1)
+    assert m[0].delete("deleted") == 1
+    assert m[0].pexpire("expiring", 200)
+    assert m[0].swapdb(0, 1)                 # db 0 ⇄ db 1: "swapped", "renamed-new", "copied" go to db 1
+    where = {"renamed-new": 1, "moved": 2, "swapped": 1, "copied": 1, "copied-new": 0}
+    wait_until(lambda: m[1].exists("expiring") == 0, timeout=3, what="expiry on the master")
+    wait_in_sync(m[0], r[0], stable_reads=1)
+    for key, db in where.items():
+        assert r[db].exists(key) == 1, (key, db)
+    assert r[0].dbsize() == 1 and r[1].dbsize() == 3 and r[2].dbsize() == 1
+    master.stop(kill=True)
+    r[0].execute_command("REPLICAOF", "NO", "ONE")
+    for key, db in where.items():
+        job_id = "job-" + key.replace("-new", "")
+        wait_until(lambda: state(r[db], key, job_id) == "ready", timeout=4, interval=0.01,
+                   what=f"{key} in db {db} promoted on the new master")
+        before = stats(r[db], key)["pushed_total"]
+        wait_until(lambda: stats(r[db], key)["pushed_total"] >= before + 2, timeout=2,
+                   what=f"cron ticks of {key} in db {db}")
+    time.sleep(0.3)
+    assert r[0].dbsize() == 1 and r[1].dbsize() == 3 and r[2].dbsize() == 1, "a key came back"
+    assert r[0].info("once")["once_queues"] == 5
+    assert not module_trouble(replica), replica.log_tail()
+
+
+def test_shutdown_waiting_for_a_lagging_replica_with_timer_work(pair):
+    """SHUTDOWN waits (up to shutdown-timeout) for a lagging replica with writes paused. The timer has work due all
+    the while (a schedule every 100 ms, delayed jobs): it must stay quiet, and the master must exit cleanly."""
+    import os
+    import signal
+    master, replica = pair
+    m, r = clients(master, replica)
+    m.execute_command("ONCE.SCHEDULE", "q", "tick", "@every 100ms", "tick")
+    for i in range(20):
+        push(m, "q", f"d{i}", "DELAY", 100 + 50 * i)
+    assert m.execute_command("WAIT", 1, 5000) == 1
+    m.config_set("shutdown-timeout", 2)
+    os.kill(replica.proc.pid, signal.SIGSTOP)          # the replica stops reading: it lags from now on
+    try:
+        push(m, "q", "lagging")
+        sock = RawClient(master.port)
+        sock.sock.sendall(b"*2\r\n$8\r\nSHUTDOWN\r\n$6\r\nNOSAVE\r\n")
+        code = master.proc.wait(timeout=15)
+        sock.close()
+    finally:
+        os.kill(replica.proc.pid, signal.SIGCONT)
+    log = master.log_tail(40)
+    assert code == 0, log
+    assert "ready to exit" in log, log
+    assert not module_trouble(master), module_trouble(master)
+
+
+def test_failover_with_timer_work(pair):
+    """FAILOVER pauses writes on the master while the replica catches up and takes over; the timer keeps quiet
+    during the pause, then only the new master acts, and the two end up identical."""
+    master, replica = pair
+    m, r = clients(master, replica)
+    m.execute_command("ONCE.SCHEDULE", "q", "tick", "@every 100ms", "tick", "RETRIES", 0)
+    ids = [push(m, "q", f"d{i}", "DELAY", 50 * i, "RETRIES", 0) for i in range(30)]
+    reserve(m, "q", "COUNT", 3, "LEASE", 150)
+    assert m.execute_command("WAIT", 1, 5000) == 1
+    m.execute_command("FAILOVER", "TIMEOUT", 5000)
+    wait_until(lambda: r.info("replication")["role"] == "master" and m.info("replication")["role"] == "slave",
+               timeout=10, what="failover to finish")
+    wait_until(lambda: m.info("replication")["master_link_status"] == "up", timeout=10, what="old master following")
+    assert master.alive() and replica.alive()
+    # quiet: stop the schedule on the new master and let delays and leases run out
+    assert r.execute_command("ONCE.UNSCHEDULE", "q", "tick") == 1
+    wait_until(lambda: stats(r, "q")["delayed"] == 0 and stats(r, "q")["reserved"] == 0, timeout=5,
+               what="the new master's timer to finish the work")
+    assert_same_digest(r, m)
+    assert [inspect(m, "q", i) for i in ids] == [inspect(r, "q", i) for i in ids]
+    assert not module_trouble(master) and not module_trouble(replica)
