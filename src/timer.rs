@@ -166,7 +166,7 @@ fn fire_schedules(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64) -> boo
             if let Pushed::Added(seq) = v.queue.push(new, now) {
                 if let Some(job) = v.queue.job(seq) {
                     let payload = OwnedStr::new(&job.payload);
-                    replicate_job(ctx, key.0, b"PUSH\0", job, payload.0);
+                    replicate_job(ctx, key.0, "PUSH", job, payload.0);
                 }
             }
         }

@@ -6,7 +6,7 @@ use super::args::{arity, err, parse_i64, CmdError, CmdResult};
 use super::{existing, existing_or_new, settle};
 use crate::core::backoff::Outcome;
 use crate::core::FailCause;
-use crate::persist::encode::{decode_job, decode_meta, decode_schedule, JOB_ARGC};
+use crate::persist::encode::{decode_job, decode_meta, decode_schedule};
 use crate::rm::{self, Ctx, Key, RStr};
 use crate::value::QueueValue;
 
@@ -41,16 +41,10 @@ fn with_queue(
 }
 
 pub fn job(ctx: Ctx, args: &[RStr]) -> CmdResult {
-    if args.len() != JOB_ARGC {
+    if args.len() < 4 {
         return Err(arity("ONCE._JOB"));
     }
-    let a = all_bytes(args);
-    let counted = match a[2] {
-        b"PUSH" => true,
-        b"LOAD" => false,
-        _ => return Err(err("mode must be PUSH or LOAD")),
-    };
-    let job = decode_job(&a[3..]).map_err(|e| err(format!("bad job: {e}")))?;
+    let (job, counted) = decode_job(&all_bytes(&args[2..])).map_err(|e| err(format!("bad job: {e}")))?;
     with_queue(ctx, args, true, |v| {
         v.queue.insert(job).map_err(|e| err(format!("bad job: {e}")))?;
         if counted {

@@ -73,7 +73,7 @@ pub fn push(ctx: Ctx, args: &[RStr]) -> CmdResult {
         Pushed::Existing(seq) => seq,
         Pushed::Added(seq) => {
             if let Some(job) = v.queue.job(seq) {
-                replicate_job(ctx, key_name, b"PUSH\0", job, payload);
+                replicate_job(ctx, key_name, "PUSH", job, payload);
             }
             settle(ctx, key_name, v, before);
             seq

@@ -55,11 +55,40 @@ pub enum JobId {
     Server { created_ms: u64, seq: u64 },
 }
 
+/// Appends `v` in decimal: the hot paths (every PUSH replies an id) avoid the formatting machinery.
+pub fn push_decimal(out: &mut Vec<u8>, v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = v;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+pub fn push_signed(out: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        out.push(b'-');
+    }
+    push_decimal(out, v.unsigned_abs());
+}
+
 impl JobId {
     pub fn to_bytes(&self) -> Vec<u8> {
         match self {
             JobId::Custom(b) => b.to_vec(),
-            JobId::Server { created_ms, seq } => format!("{created_ms}-{seq}").into_bytes(),
+            JobId::Server { created_ms, seq } => {
+                let mut out = Vec::with_capacity(40);
+                push_decimal(&mut out, *created_ms);
+                out.push(b'-');
+                push_decimal(&mut out, *seq);
+                out
+            }
         }
     }
 
@@ -206,7 +235,10 @@ impl Job {
     }
 
     pub fn id_bytes(&self) -> Vec<u8> {
-        self.id().to_bytes()
+        match self.custom_id() {
+            Some(c) => c.to_vec(),
+            None => JobId::Server { created_ms: self.created_ms, seq: self.seq }.to_bytes(),
+        }
     }
 
     pub fn due_ms(&self) -> Option<u64> {
@@ -245,6 +277,11 @@ mod tests {
         assert_eq!(JobId::parse_server(b"1a-3"), None);
         assert_eq!(JobId::parse_server(b"99999999999999999999999-1"), None);
         assert_eq!(JobId::Server { created_ms: 5, seq: 0 }.to_bytes(), b"5-0".to_vec());
+        assert_eq!(JobId::Server { created_ms: u64::MAX, seq: 1234567 }.to_bytes(), format!("{}-1234567", u64::MAX).into_bytes());
+        let mut v = Vec::new();
+        push_signed(&mut v, -1_000_000);
+        push_signed(&mut v, i64::MIN);
+        assert_eq!(v, format!("-1000000{}", i64::MIN).into_bytes());
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub extern "C" fn rewrite(io: *mut RedisModuleIO, key: *mut RedisModuleString, v
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let q = &v.queue;
         for job in q.jobs_in_rebuild_order() {
-            emit(io, b"ONCE._JOB\0", &job_args(key, b"LOAD", job));
+            emit(io, b"ONCE._JOB\0", &job_args(key, "LOAD", job));
         }
         for s in q.schedules.values() {
             emit(io, b"ONCE._SCHED\0", &schedule_args(key, s));

@@ -331,7 +331,7 @@ def test_migrate_to_another_server(make_server, copy):
 
 # ---- DEBUG DIGEST-VALUE and MEMORY USAGE --------------------------------------------------------------------------
 
-# ONCE._JOB key PUSH|LOAD seq created state attempts retries backoff lease priority deadline payload id last_error
+# The fields of a job: seq created state attempts retries backoff lease priority deadline payload id last_error
 BASE_JOB = ["7", "1700000000000", "delayed", "2", "5", "1000", "30000", "3", str(4102444800000), "payload", "cid",
             "oops"]
 JOB_VARIANTS = {
@@ -352,10 +352,20 @@ SCHED_VARIANTS = {
 }
 
 
+def load_job(r, key, fields, mode="LOAD"):
+    """ONCE._JOB key "<mode> <9 numbers>" payload [ID id] [ERROR text], from the 12 fields above."""
+    header = " ".join([mode, *fields[:9]])
+    extra = []
+    if fields[10]:
+        extra += ["ID", fields[10]]
+    if fields[11]:
+        extra += ["ERROR", fields[11]]
+    r.execute_command("ONCE._JOB", key, header, fields[9], *extra)
+
+
 def build(r, key, job=BASE_JOB, meta=BASE_META, sched=BASE_SCHED):
-    r.execute_command("ONCE._JOB", key, "LOAD", *job)
-    r.execute_command("ONCE._JOB", key, "LOAD", "1", "1700000000000", "ready", "0", "3", "1000", "0", "0", "0",
-                      "ready-one", "", "")
+    load_job(r, key, job)
+    load_job(r, key, ["1", "1700000000000", "ready", "0", "3", "1000", "0", "0", "0", "ready-one", "", ""])
     r.execute_command("ONCE._SCHED", key, *sched)
     r.execute_command("ONCE._META", key, *meta)
 
@@ -396,8 +406,7 @@ def test_digest_value_follows_ready_order(srv):
     def load(key, order):
         for jid in order:
             seq, payload = ("0", "x") if jid == "a" else ("1", "y")
-            r.execute_command("ONCE._JOB", key, "LOAD", seq, "1700000000000", "ready", "0", "3", "1000", "0", "0",
-                              "0", payload, jid, "")
+            load_job(r, key, [seq, "1700000000000", "ready", "0", "3", "1000", "0", "0", "0", payload, jid, ""])
 
     for suffix in ("", "-check"):
         load("ab" + suffix, ["a", "b"])
