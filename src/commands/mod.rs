@@ -6,6 +6,7 @@ pub mod args;
 pub mod extend;
 pub mod inspect;
 pub mod internal;
+pub mod manage;
 pub mod nack;
 pub mod push;
 pub mod reserve;
@@ -102,6 +103,8 @@ pub fn table() -> Vec<(&'static str, extern "C" fn(Ctx, *mut RStr, c_int) -> c_i
         ("ONCE.ACK", entry!(ack::ack), "write fast"),
         ("ONCE.NACK", entry!(nack::nack), "write fast"),
         ("ONCE.EXTEND", entry!(extend::extend), "write fast"),
+        ("ONCE.RETRY", entry!(manage::retry), "write fast"),
+        ("ONCE.CANCEL", entry!(manage::cancel), "write fast"),
         ("ONCE.INSPECT", entry!(inspect::inspect), "readonly fast"),
         ("ONCE.STATS", entry!(stats::stats), "readonly fast"),
         ("ONCE.SCHEDULE", entry!(schedule::schedule), "write deny-oom"),

@@ -307,6 +307,29 @@ impl Queue {
         true
     }
 
+    /// Sends a dead job back to the end of its ready line with a fresh set of attempts. False if not dead.
+    pub fn retry_dead(&mut self, seq: u64) -> bool {
+        if self.jobs.get(seq).map(|j| j.state) != Some(State::Dead) {
+            return false;
+        }
+        self.unindex(seq);
+        let Some(job) = self.jobs.get_mut(seq) else { return false };
+        job.state = State::Ready;
+        job.attempts = 0;
+        job.deadline_ms = 0;
+        let priority = job.priority;
+        self.enqueue_ready(seq, priority);
+        true
+    }
+
+    /// Removes a job that is not reserved (a worker holds a reserved one: it must ACK or NACK it).
+    pub fn cancel(&mut self, seq: u64) -> bool {
+        match self.jobs.get(seq).map(|j| j.state) {
+            Some(State::Reserved) | None => false,
+            Some(_) => self.remove(seq).is_some(),
+        }
+    }
+
     /// True when `seq` is reserved, and (given a fence) in exactly that attempt.
     pub fn holds_reservation(&self, seq: u64, attempt: Option<u64>) -> bool {
         match self.jobs.get(seq) {

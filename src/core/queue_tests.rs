@@ -1276,3 +1276,39 @@ fn random_operations_agree_with_a_simple_model_other_seeds() {
         run_model(seed, 1500);
     }
 }
+
+#[test]
+fn retry_sends_a_dead_job_back_with_fresh_attempts() {
+    let mut q = Queue::new();
+    let seq = added(q.push(NewJob { retries: 0, ..nj("a") }, 0));
+    let other = added(q.push(nj("b"), 0));
+    assert_eq!(q.reserve(1, 0, lease_of), vec![seq]);
+    let outcome = q.decide_failure(seq, 0, None, false, 1000, 0).unwrap();
+    assert!(q.apply_failure(seq, FailCause::Nack, Some(b"boom"), outcome));
+    assert_eq!(q.job(seq).unwrap().state, State::Dead);
+    assert!(!q.retry_dead(other), "only dead jobs are retried");
+    assert!(q.retry_dead(seq));
+    let j = q.job(seq).unwrap();
+    assert_eq!((j.state, j.attempts), (State::Ready, 0));
+    assert_eq!(j.last_error(), Some(&b"boom"[..]));
+    assert_eq!(q.peek_ready(2), vec![other, seq], "a retried job joins the back of the line");
+    assert_eq!(q.stats().dead, 0);
+    q.check_invariants().unwrap();
+}
+
+#[test]
+fn cancel_removes_any_job_but_a_reserved_one() {
+    let mut q = Queue::new();
+    let ready = added(q.push(with_id("a", "r"), 0));
+    let delayed = added(q.push(due_at("b", 500), 0));
+    let held = added(q.push(nj("c"), 0));
+    assert_eq!(q.reserve(1, 0, lease_of), vec![ready]);
+    assert!(!q.cancel(ready), "reserved jobs stay until ACK or NACK");
+    assert!(q.cancel(delayed));
+    assert!(q.cancel(held));
+    assert!(!q.cancel(held));
+    assert_eq!(q.stats(), Stats { ready: 0, delayed: 0, reserved: 1, dead: 0, schedules: 0 });
+    assert!(q.ack(ready));
+    assert_eq!(q.find(b"r"), None);
+    q.check_invariants().unwrap();
+}

@@ -191,6 +191,18 @@ class Once:
             args += ["ATTEMPT", int(attempt)]
         return to_int(self.redis.execute_command(*args))
 
+    def retry(self, *jobs: JobRef) -> int:
+        """ONCE.RETRY: sends dead jobs back to ready with a fresh set of attempts; returns how many were dead."""
+        if not jobs:
+            raise ValueError("retry needs at least one job")
+        return int(self.redis.execute_command("ONCE.RETRY", self.queue, *[_job_id(j) for j in jobs]))
+
+    def cancel(self, *jobs: JobRef) -> int:
+        """ONCE.CANCEL: removes jobs in any state but reserved; returns how many were removed."""
+        if not jobs:
+            raise ValueError("cancel needs at least one job")
+        return int(self.redis.execute_command("ONCE.CANCEL", self.queue, *[_job_id(j) for j in jobs]))
+
     # --- reading --------------------------------------------------------------------------------------------
 
     def inspect(self, job: JobRef, *, decode: Optional[Union[bool, str]] = None) -> Optional[JobInfo]:

@@ -339,3 +339,21 @@ def test_other_client_settings_give_the_same_results(server, queue, options):
         assert o.ack(job_id) == 1
     finally:
         c.close()
+
+
+def test_retry_brings_a_dead_job_back_and_cancel_removes_jobs(once):
+    dead = once.push("poison", retries=0)
+    job = once.reserve()[0]
+    assert once.nack(job, error="bad input") is True
+    assert once.inspect(dead).state == "dead"
+    assert once.retry(dead) == 1
+    info = once.inspect(dead)
+    assert (info.state, info.attempts) == ("ready", 0)
+    assert once.retry(dead) == 0                  # not dead any more
+    later = once.push("later", delay_ms=60000)
+    assert once.cancel(dead, later, "no-such-id") == 2
+    assert once.inspect(dead) is None and once.inspect(later) is None
+    with pytest.raises(ValueError):
+        once.retry()
+    with pytest.raises(ValueError):
+        once.cancel()
