@@ -2,6 +2,7 @@
 //! and every random choice arrives as an argument, so the state machine is deterministic and testable.
 pub mod backoff;
 pub mod job;
+pub mod line;
 pub mod queue;
 pub mod schedule;
 pub mod table;

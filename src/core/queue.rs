@@ -5,10 +5,11 @@
 //! O(log n) and ties break by creation.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::backoff::{self, Outcome};
 use super::job::{Extra, Job, JobId, Payload, State};
+use super::line::Line;
 use super::schedule::Schedule;
 use super::table::JobTable;
 
@@ -85,7 +86,7 @@ impl std::fmt::Display for InsertError {
 pub struct Queue {
     jobs: JobTable,
     custom_ids: HashMap<Box<[u8]>, u64>,
-    ready: BTreeMap<Reverse<i32>, VecDeque<u64>>,
+    ready: BTreeMap<Reverse<i32>, Line>,
     ready_len: usize,
     delayed: BTreeSet<(u64, u64)>,
     leases: BTreeSet<(u64, u64)>,
@@ -237,8 +238,8 @@ impl Queue {
                     // The front is the common case (reserve order); elsewhere only when a replica diverged.
                     if line.front() == Some(&seq) {
                         line.pop_front();
-                    } else if let Some(pos) = line.iter().position(|&s| s == seq) {
-                        line.remove(pos);
+                    } else {
+                        line.remove(seq);
                     }
                     if line.is_empty() {
                         self.ready.remove(&key);
@@ -464,7 +465,7 @@ impl Queue {
         let table = self.jobs.table_bytes();
         let heap: usize = self.jobs.values().map(Job::heap_bytes).sum();
         let custom = self.custom_ids.capacity() * (size_of::<(Box<[u8]>, u64)>() + 1);
-        let ready: usize = self.ready.values().map(|l| l.capacity() * size_of::<u64>() + 64).sum();
+        let ready: usize = self.ready.values().map(|l| l.bytes() + 64).sum();
         // A B-tree entry of (u64, u64) costs about its size plus a share of node overhead.
         let deadlines = (self.delayed.len() + self.leases.len()) * 24;
         let schedules: usize = self.schedules.values().map(|s| 256 + s.payload.len() + s.spec_text.len()).sum();
