@@ -21,6 +21,10 @@ use crate::persist::type_methods::QUEUE_TYPE;
 
 fn init(ctx: &Context, args: &[RedisString]) -> Status {
     let raw_ctx = ctx.ctx;
+    if let Some(name) = rm::missing_api() {
+        ctx.log_warning(&format!("once: this server lacks RedisModule_{name}"));
+        return Status::Err;
+    }
     let pairs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
     if let Err(e) = config::apply_load_args(&pairs) {
         ctx.log_warning(&format!("once: {e}"));

@@ -31,6 +31,61 @@ pub fn now_ms() -> u64 {
     u64::try_from(ms).unwrap_or(0)
 }
 
+/// Every server function this module calls through `.unwrap()`: checked once at load, so a server that
+/// lacks one refuses the module with its name instead of panicking later.
+pub fn missing_api() -> Option<&'static str> {
+    let present: &[(&'static str, bool)] = unsafe {
+        &[
+        ("BlockClientOnKeys", raw::RedisModule_BlockClientOnKeys.is_some()),
+        ("CloseKey", raw::RedisModule_CloseKey.is_some()),
+        ("CreateCommand", raw::RedisModule_CreateCommand.is_some()),
+        ("CreateString", raw::RedisModule_CreateString.is_some()),
+        ("CreateStringFromLongLong", raw::RedisModule_CreateStringFromLongLong.is_some()),
+        ("CreateTimer", raw::RedisModule_CreateTimer.is_some()),
+        ("DigestAddLongLong", raw::RedisModule_DigestAddLongLong.is_some()),
+        ("DigestAddStringBuffer", raw::RedisModule_DigestAddStringBuffer.is_some()),
+        ("DigestEndSequence", raw::RedisModule_DigestEndSequence.is_some()),
+        ("EmitAOF", raw::RedisModule_EmitAOF.is_some()),
+        ("FreeString", raw::RedisModule_FreeString.is_some()),
+        ("GetBlockedClientPrivateData", raw::RedisModule_GetBlockedClientPrivateData.is_some()),
+        ("GetBlockedClientReadyKey", raw::RedisModule_GetBlockedClientReadyKey.is_some()),
+        ("GetContextFlags", raw::RedisModule_GetContextFlags.is_some()),
+        ("GetSelectedDb", raw::RedisModule_GetSelectedDb.is_some()),
+        ("InfoAddFieldLongLong", raw::RedisModule_InfoAddFieldLongLong.is_some()),
+        ("InfoAddFieldULongLong", raw::RedisModule_InfoAddFieldULongLong.is_some()),
+        ("InfoAddSection", raw::RedisModule_InfoAddSection.is_some()),
+        ("KeyType", raw::RedisModule_KeyType.is_some()),
+        ("Log", raw::RedisModule_Log.is_some()),
+        ("Milliseconds", raw::RedisModule_Milliseconds.is_some()),
+        ("ModuleTypeGetType", raw::RedisModule_ModuleTypeGetType.is_some()),
+        ("ModuleTypeGetValue", raw::RedisModule_ModuleTypeGetValue.is_some()),
+        ("ModuleTypeSetValue", raw::RedisModule_ModuleTypeSetValue.is_some()),
+        ("OpenKey", raw::RedisModule_OpenKey.is_some()),
+        ("RegisterInfoFunc", raw::RedisModule_RegisterInfoFunc.is_some()),
+        ("Replicate", raw::RedisModule_Replicate.is_some()),
+        ("ReplyWithArray", raw::RedisModule_ReplyWithArray.is_some()),
+        ("ReplyWithError", raw::RedisModule_ReplyWithError.is_some()),
+        ("ReplyWithLongLong", raw::RedisModule_ReplyWithLongLong.is_some()),
+        ("ReplyWithNull", raw::RedisModule_ReplyWithNull.is_some()),
+        ("ReplyWithNullArray", raw::RedisModule_ReplyWithNullArray.is_some()),
+        ("ReplyWithSimpleString", raw::RedisModule_ReplyWithSimpleString.is_some()),
+        ("ReplyWithString", raw::RedisModule_ReplyWithString.is_some()),
+        ("ReplyWithStringBuffer", raw::RedisModule_ReplyWithStringBuffer.is_some()),
+        ("RetainString", raw::RedisModule_RetainString.is_some()),
+        ("SelectDb", raw::RedisModule_SelectDb.is_some()),
+        ("SetModuleOptions", raw::RedisModule_SetModuleOptions.is_some()),
+        ("SignalKeyAsReady", raw::RedisModule_SignalKeyAsReady.is_some()),
+        ("StopTimer", raw::RedisModule_StopTimer.is_some()),
+        ("StringPtrLen", raw::RedisModule_StringPtrLen.is_some()),
+        ("SubscribeToKeyspaceEvents", raw::RedisModule_SubscribeToKeyspaceEvents.is_some()),
+        ("SubscribeToServerEvent", raw::RedisModule_SubscribeToServerEvent.is_some()),
+        ("RegisterNumericConfig", raw::RedisModule_RegisterNumericConfig.is_some()),
+        ("ReplyWithMap", raw::RedisModule_ReplyWithMap.is_some()),
+        ]
+    };
+    present.iter().find(|(_, ok)| !ok).map(|(name, _)| *name)
+}
+
 // ---- replies ----
 
 pub fn reply_bulk(ctx: Ctx, b: &[u8]) {
@@ -118,7 +173,10 @@ pub fn signal_ready(ctx: Ctx, key: RStr) {
 pub fn log(ctx: Ctx, level: &str, msg: &str) {
     let (Ok(level), Ok(msg)) = (CString::new(level), CString::new(msg.replace('\0', "?"))) else { return };
     let fmt = b"%s\0";
-    unsafe { raw::RedisModule_Log.unwrap()(ctx, level.as_ptr(), fmt.as_ptr().cast::<c_char>(), msg.as_ptr()) };
+    // Also called from the panic hook: must not panic itself.
+    if let Some(log) = unsafe { raw::RedisModule_Log } {
+        unsafe { log(ctx, level.as_ptr(), fmt.as_ptr().cast::<c_char>(), msg.as_ptr()) };
+    }
 }
 
 // ---- strings ----
