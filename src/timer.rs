@@ -106,9 +106,9 @@ fn visit(ctx: Ctx, key_bytes: &[u8], now: u64, stop_at: Instant) {
     let before = v.snapshot();
     v.noted_deadline = u64::MAX;
     // Each step stops early when the budget is spent; the queue stays due and the next tick goes on.
-    let _ = promote(ctx, &key_name, v, now, stop_at)
-        && expire(ctx, &key_name, v, now, stop_at)
-        && fire_schedules(ctx, &key_name, v, now);
+    if promote(ctx, &key_name, v, now, stop_at) && expire(ctx, &key_name, v, now, stop_at) {
+        fire_schedules(ctx, &key_name, v, now);
+    }
     settle(ctx, key_name.0, v, before);
 }
 
@@ -145,7 +145,7 @@ fn expire(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_at: Insta
     true
 }
 
-fn fire_schedules(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64) -> bool {
+fn fire_schedules(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64) {
     let plans: Vec<_> =
         v.queue.schedules.values().filter_map(|s| s.plan(now).map(|p| (s.name.clone(), p, s.fires(now)))).collect();
     for (name, plan, fires) in plans {
@@ -183,7 +183,6 @@ fn fire_schedules(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64) -> boo
             &[OwnedStr::retain(key.0), OwnedStr::new(&name), OwnedStr::int(fired), OwnedStr::int(plan.next_fire_ms as i64)],
         );
     }
-    true
 }
 
 /// Starts the timer after a load or a restart, for whatever the registry already holds.

@@ -48,13 +48,6 @@ impl State {
     }
 }
 
-/// A job's public id: either one the client chose, or the server's `<created-ms>-<seq>`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum JobId {
-    Custom(Box<[u8]>),
-    Server { created_ms: u64, seq: u64 },
-}
-
 /// Appends `v` in decimal: the hot paths (every PUSH replies an id) avoid the formatting machinery.
 pub fn push_decimal(out: &mut Vec<u8>, v: u64) {
     let mut digits = [0u8; 20];
@@ -78,27 +71,21 @@ pub fn push_signed(out: &mut Vec<u8>, v: i64) {
     push_decimal(out, v.unsigned_abs());
 }
 
-impl JobId {
-    pub fn to_bytes(&self) -> Vec<u8> {
-        match self {
-            JobId::Custom(b) => b.to_vec(),
-            JobId::Server { created_ms, seq } => {
-                let mut out = Vec::with_capacity(40);
-                push_decimal(&mut out, *created_ms);
-                out.push(b'-');
-                push_decimal(&mut out, *seq);
-                out
-            }
-        }
-    }
+/// The server's id of a job: `<created-ms>-<seq>`.
+pub fn server_id(created_ms: u64, seq: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(40);
+    push_decimal(&mut out, created_ms);
+    out.push(b'-');
+    push_decimal(&mut out, seq);
+    out
+}
 
-    /// Reads `<ms>-<seq>` in its canonical form only, so that "01-2" is never the same id as "1-2".
-    pub fn parse_server(id: &[u8]) -> Option<(u64, u64)> {
-        let dash = id.iter().position(|&b| b == b'-')?;
-        let ms = parse_canonical_u64(&id[..dash])?;
-        let seq = parse_canonical_u64(&id[dash + 1..])?;
-        Some((ms, seq))
-    }
+/// Reads `<ms>-<seq>` in its canonical form only, so that "01-2" is never the same id as "1-2".
+pub fn parse_server_id(id: &[u8]) -> Option<(u64, u64)> {
+    let dash = id.iter().position(|&b| b == b'-')?;
+    let ms = parse_canonical_u64(&id[..dash])?;
+    let seq = parse_canonical_u64(&id[dash + 1..])?;
+    Some((ms, seq))
 }
 
 fn parse_canonical_u64(digits: &[u8]) -> Option<u64> {
@@ -227,17 +214,10 @@ impl Job {
         self.extra = Extra::boxed(id, last_error);
     }
 
-    pub fn id(&self) -> JobId {
-        match self.custom_id() {
-            Some(c) => JobId::Custom(c.into()),
-            None => JobId::Server { created_ms: self.created_ms, seq: self.seq },
-        }
-    }
-
     pub fn id_bytes(&self) -> Vec<u8> {
         match self.custom_id() {
             Some(c) => c.to_vec(),
-            None => JobId::Server { created_ms: self.created_ms, seq: self.seq }.to_bytes(),
+            None => server_id(self.created_ms, self.seq),
         }
     }
 
@@ -270,14 +250,14 @@ mod tests {
 
     #[test]
     fn server_ids_parse_only_in_canonical_form() {
-        assert_eq!(JobId::parse_server(b"17-3"), Some((17, 3)));
-        assert_eq!(JobId::parse_server(b"017-3"), None);
-        assert_eq!(JobId::parse_server(b"17-"), None);
-        assert_eq!(JobId::parse_server(b"-3"), None);
-        assert_eq!(JobId::parse_server(b"1a-3"), None);
-        assert_eq!(JobId::parse_server(b"99999999999999999999999-1"), None);
-        assert_eq!(JobId::Server { created_ms: 5, seq: 0 }.to_bytes(), b"5-0".to_vec());
-        assert_eq!(JobId::Server { created_ms: u64::MAX, seq: 1234567 }.to_bytes(), format!("{}-1234567", u64::MAX).into_bytes());
+        assert_eq!(parse_server_id(b"17-3"), Some((17, 3)));
+        assert_eq!(parse_server_id(b"017-3"), None);
+        assert_eq!(parse_server_id(b"17-"), None);
+        assert_eq!(parse_server_id(b"-3"), None);
+        assert_eq!(parse_server_id(b"1a-3"), None);
+        assert_eq!(parse_server_id(b"99999999999999999999999-1"), None);
+        assert_eq!(server_id(5, 0), b"5-0".to_vec());
+        assert_eq!(server_id(u64::MAX, 1234567), format!("{}-1234567", u64::MAX).into_bytes());
         let mut v = Vec::new();
         push_signed(&mut v, -1_000_000);
         push_signed(&mut v, i64::MIN);

@@ -7,5 +7,5 @@ pub mod queue;
 pub mod schedule;
 pub mod table;
 
-pub use job::{Extra, Job, JobId, Payload, State};
+pub use job::{Extra, Job, Payload, State};
 pub use queue::{FailCause, Queue, Stats, Totals};

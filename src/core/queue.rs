@@ -8,7 +8,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::backoff::{self, Outcome};
-use super::job::{Extra, Job, JobId, Payload, State};
+use super::job::{parse_server_id, server_id, Extra, Job, Payload, State};
 use super::line::Line;
 use super::schedule::Schedule;
 use super::table::JobTable;
@@ -143,7 +143,7 @@ impl Queue {
                 return Some(seq);
             }
         }
-        let (ms, seq) = JobId::parse_server(id)?;
+        let (ms, seq) = parse_server_id(id)?;
         let job = self.jobs.get(seq)?;
         (job.custom_id().is_none() && job.created_ms == ms).then_some(seq)
     }
@@ -158,7 +158,7 @@ impl Queue {
         let mut seq = self.next_seq;
         // A client id may have taken the text a server id would get; skip such numbers.
         while !self.custom_ids.is_empty()
-            && self.custom_ids.contains_key(JobId::Server { created_ms: now_ms, seq }.to_bytes().as_slice())
+            && self.custom_ids.contains_key(server_id(now_ms, seq).as_slice())
         {
             seq += 1;
         }
