@@ -12,6 +12,7 @@ use redis_module::raw;
 use crate::commands::args::{parse_i64, shown};
 use crate::core::schedule::{JobOptions, Missed, Schedule};
 use crate::core::job::{push_decimal, push_signed};
+use crate::core::queue::SEQ_LIMIT;
 use crate::core::{Extra, Job, State, Totals};
 use crate::rm::{self, Ctx, OwnedStr, RStr};
 
@@ -134,7 +135,7 @@ pub fn decode_job(a: &[&[u8]]) -> Result<(Job, bool), String> {
     };
     let priority = parse_i64(f[8]).filter(|p| (-1_000_000..=1_000_000).contains(p)).ok_or("bad priority")?;
     let job = Job {
-        seq: num(f[1], "seq", u64::MAX >> 1)?,
+        seq: num(f[1], "seq", SEQ_LIMIT - 1)?,
         created_ms: num(f[2], "created", i64::MAX as u64)?,
         state: State::from_name(f[3]).ok_or("bad state")?,
         attempts: num(f[4], "attempts", u64::from(u32::MAX))? as u32,
@@ -165,6 +166,9 @@ pub fn decode_meta(a: &[&[u8]]) -> Result<(u64, Totals), String> {
     let mut n = [0u64; 8];
     for (i, b) in a.iter().enumerate() {
         n[i] = num(b, "counter", i64::MAX as u64)?;
+    }
+    if n[0] > SEQ_LIMIT {
+        return Err(format!("bad id sequence '{}'", n[0]));
     }
     let totals = Totals { pushed: n[1], reserved: n[2], acked: n[3], nacked: n[4], expired: n[5], retried: n[6], dead: n[7] };
     Ok((n[0], totals))
