@@ -29,15 +29,19 @@ impl Hasher for PageHasher {
     }
 }
 
+/// The slots alone: 64 × 80 bytes is exactly one of jemalloc's size classes, so a page wastes nothing
+/// (its live count lives beside it in the map, where a page of 64 × 80 + 4 bytes would round up to 6 KiB).
+type Slots = [Option<Job>; PAGE as usize];
+
 #[derive(Clone, Debug)]
 struct Page {
-    slots: [Option<Job>; PAGE as usize],
+    slots: Box<Slots>,
     live: u32,
 }
 
 #[derive(Clone, Debug, Default)]
 pub struct JobTable {
-    pages: HashMap<u64, Box<Page>, BuildHasherDefault<PageHasher>>,
+    pages: HashMap<u64, Page, BuildHasherDefault<PageHasher>>,
     len: usize,
 }
 
@@ -69,9 +73,7 @@ impl JobTable {
     /// Stores a job under its seq; false (and nothing changed) if that seq is taken.
     pub fn insert(&mut self, job: Job) -> bool {
         let seq = job.seq;
-        let page = self.pages.entry(seq / PAGE).or_insert_with(|| {
-            Box::new(Page { slots: std::array::from_fn(|_| None), live: 0 })
-        });
+        let page = self.pages.entry(seq / PAGE).or_insert_with(|| Page { slots: Box::new(std::array::from_fn(|_| None)), live: 0 });
         let slot = &mut page.slots[(seq % PAGE) as usize];
         if slot.is_some() {
             return false;
@@ -104,7 +106,7 @@ impl JobTable {
 
     /// Bytes held by the table itself (not by the jobs' own allocations).
     pub fn table_bytes(&self) -> usize {
-        self.pages.capacity() * (std::mem::size_of::<(u64, Box<Page>)>() + 1) + self.pages.len() * std::mem::size_of::<Page>()
+        self.pages.capacity() * (std::mem::size_of::<(u64, Page)>() + 1) + self.pages.len() * std::mem::size_of::<Slots>()
     }
 }
 
@@ -127,6 +129,11 @@ mod tests {
             priority: 0,
             deadline_ms: 0,
         }
+    }
+
+    #[test]
+    fn a_page_of_slots_is_exactly_a_jemalloc_size_class() {
+        assert_eq!(std::mem::size_of::<Slots>(), 5120);
     }
 
     #[test]
