@@ -26,7 +26,6 @@ fn with_queue(
     change: impl FnOnce(&mut QueueValue) -> Result<(), CmdError>,
 ) -> CmdResult {
     let key = Key::open(ctx, args[1], true);
-    existing(&key)?;
     let v = if create {
         existing_or_new(&key)?
     } else {

@@ -45,11 +45,6 @@ pub fn existing_or_new(key: &Key) -> Result<&mut QueueValue, CmdError> {
     }
 }
 
-/// Fails with WRONGTYPE if the key holds something else; used before any write is decided.
-pub fn check_type(key: &Key) -> CmdResult {
-    existing(key).map(|_| ())
-}
-
 /// After any change to a queue: server-wide figures, wake blocked readers, and tell the timer when this
 /// queue next needs it.
 pub fn settle(ctx: Ctx, key: RStr, v: &mut QueueValue, before: Snapshot) {

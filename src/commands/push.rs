@@ -1,7 +1,7 @@
 //! ONCE.PUSH queue payload [ID id] [DELAY ms | AT unix-ms] [RETRIES n] [BACKOFF ms] [LEASE ms] [PRIORITY n]
 
 use super::args::{arity, err, CmdResult, Options, MAX_LEASE, MAX_MS_10Y};
-use super::{existing, existing_or_new, settle};
+use super::{existing_or_new, settle};
 use crate::config;
 use crate::core::queue::{NewJob, Pushed};
 use crate::persist::encode::replicate_job;
@@ -56,7 +56,6 @@ pub fn push(ctx: Ctx, args: &[RStr]) -> CmdResult {
         _ => 0,
     };
     let key = Key::open(ctx, key_name, true);
-    existing(&key)?;
     let v = existing_or_new(&key)?;
     let before = v.snapshot();
     let new = NewJob {
