@@ -1,8 +1,9 @@
 //! ONCE.ACK queue id [id ...]
 
 use super::args::{arity, CmdResult};
-use super::{existing, settle};
-use crate::rm::{self, Ctx, Key, OwnedStr, RStr};
+use super::{change_by_ids, existing};
+use crate::core::Queue;
+use crate::rm::{self, Ctx, Key, RStr};
 use crate::value::QueueValue;
 
 pub fn ack(ctx: Ctx, args: &[RStr]) -> CmdResult {
@@ -18,24 +19,7 @@ pub fn ack(ctx: Ctx, args: &[RStr]) -> CmdResult {
     Ok(())
 }
 
-/// Completes the reserved jobs among `ids`; replicates the ids that took effect. Returns how many.
+/// Completes the reserved jobs among `ids`. Returns how many.
 pub fn ack_ids(ctx: Ctx, key_name: RStr, v: &mut QueueValue, ids: &[RStr]) -> u64 {
-    let before = v.snapshot();
-    let mut done: Vec<OwnedStr> = Vec::new();
-    for &id in ids {
-        if let Some(seq) = v.queue.find(rm::bytes(id)) {
-            if v.queue.ack(seq) {
-                done.push(OwnedStr::retain(id));
-            }
-        }
-    }
-    if !done.is_empty() {
-        let mut repl = vec![OwnedStr::retain(key_name)];
-        let n = done.len() as u64;
-        repl.extend(done);
-        rm::replicate(ctx, b"ONCE.ACK\0", &repl);
-        settle(ctx, key_name, v, before);
-        return n;
-    }
-    0
+    change_by_ids(ctx, b"ONCE.ACK\0", key_name, v, ids, Queue::ack)
 }

@@ -55,6 +55,33 @@ pub fn settle(ctx: Ctx, key: RStr, v: &mut QueueValue, before: Snapshot) {
     note_deadline(ctx, rm::selected_db(ctx), rm::bytes(key), v);
 }
 
+/// Applies `change` to each job named in `ids`; replicates `cmd key <ids that took effect>` (these commands are
+/// deterministic) and settles the queue. Returns how many took effect.
+pub fn change_by_ids(
+    ctx: Ctx,
+    cmd: &'static [u8],
+    key: RStr,
+    v: &mut QueueValue,
+    ids: &[RStr],
+    change: fn(&mut crate::core::Queue, u64) -> bool,
+) -> u64 {
+    let before = v.snapshot();
+    let mut done = vec![rm::OwnedStr::retain(key)];
+    for &id in ids {
+        if let Some(seq) = v.queue.find(rm::bytes(id)) {
+            if change(&mut v.queue, seq) {
+                done.push(rm::OwnedStr::retain(id));
+            }
+        }
+    }
+    let n = done.len() as u64 - 1;
+    if n > 0 {
+        rm::replicate(ctx, cmd, &done);
+        settle(ctx, key, v, before);
+    }
+    n
+}
+
 pub fn note_deadline(ctx: Ctx, db: i32, key: &[u8], v: &mut QueueValue) {
     if let Some(d) = v.queue.next_deadline() {
         if d < v.noted_deadline {
