@@ -15,7 +15,7 @@ import time
 
 import redis
 
-from helpers import as_map, inspect, push, reserve_one, stats, wait_until
+from helpers import RawClient, as_map, encode_command, inspect, push, reserve_one, stats, wait_until
 
 FAR = 10 ** 10          # ms: a delay or lease far beyond any test (~115 days)
 NEVER_CRON = "0 0 1 1 *"  # once a year, on January 1st at midnight
@@ -255,63 +255,21 @@ def wait_in_sync(master_r, replica_r, timeout=20, stable_reads=3):
 
 # ---- a raw pipelining client ----------------------------------------------------------------------------------
 
-def _encode(args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
-
-
-class RespPipe:
-    """Sends batches of commands on one connection and reads their replies; no retries, no hidden reconnects."""
+class RespPipe(RawClient):
+    """Sends batches of commands on one connection and reads their replies; no retries, no hidden reconnects.
+    Status replies come back as bytes, errors as RuntimeError values."""
 
     def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.buf = b""
+        super().__init__(port, timeout=10)
 
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+    def _status(self, text):
+        return text
 
-    def _fill(self):
-        chunk = self.sock.recv(1 << 16)
-        if not chunk:
-            raise ConnectionError("closed")
-        self.buf += chunk
-
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            self._fill()
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def _read(self):
-        line = self._line()
-        t, rest = line[:1], line[1:]
-        if t == b"+":
-            return rest
-        if t == b"-":
-            return RuntimeError(rest.decode(errors="replace"))
-        if t == b":":
-            return int(rest)
-        if t == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            while len(self.buf) < n + 2:
-                self._fill()
-            data, self.buf = self.buf[:n], self.buf[n + 2:]
-            return data
-        if t == b"*":
-            n = int(rest)
-            return None if n < 0 else [self._read() for _ in range(n)]
-        raise ValueError(line)
+    def _error(self, text):
+        return RuntimeError(text.decode(errors="replace"))
 
     def send(self, commands):
-        self.sock.sendall(b"".join(_encode(c) for c in commands))
+        self.sock.sendall(b"".join(encode_command(c) for c in commands))
 
     def read(self):
         return self._read()

@@ -77,15 +77,33 @@ def parse_id(job_id):
     return int(ms), int(seq)
 
 
+def encode_command(args):
+    """One command in RESP2."""
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
 class RawClient:
     """A minimal RESP2 client that keeps error replies exactly as the server sent them (redis-py strips 'ERR ')."""
 
-    def __init__(self, port, host="127.0.0.1"):
-        self.sock = socket.create_connection((host, port), timeout=5)
+    def __init__(self, port, host="127.0.0.1", timeout=5):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
         self.buf = b""
 
     def close(self):
-        self.sock.close()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def _status(self, text):
+        return ("status", text.decode(errors="replace"))
+
+    def _error(self, text):
+        return ("error", text.decode(errors="replace"))
 
     def _fill(self):
         chunk = self.sock.recv(65536)
@@ -109,9 +127,9 @@ class RawClient:
         line = self._line()
         kind, rest = line[:1], line[1:]
         if kind == b"+":
-            return ("status", rest.decode(errors="replace"))
+            return self._status(rest)
         if kind == b"-":
-            return ("error", rest.decode(errors="replace"))
+            return self._error(rest)
         if kind == b":":
             return int(rest)
         if kind == b"$":
@@ -123,11 +141,7 @@ class RawClient:
         raise ValueError(f"unexpected RESP line {line!r}")
 
     def call(self, *args):
-        out = [b"*%d\r\n" % len(args)]
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-        self.sock.sendall(b"".join(out))
+        self.sock.sendall(encode_command(args))
         return self._read()
 
     def error(self, *args):
