@@ -217,8 +217,12 @@ class Cluster:
         return self.slot_owner(key_slot(key))
 
     def master_ranges(self):
-        """[(lo, hi), ...] one contiguous slot range per master, as assigned by --cluster create."""
-        return sorted(self.slot_map().keys())
+        """[(lo, hi), ...] one slot range per master: its largest (after a reshard a master may own several)."""
+        best = {}
+        for (lo, hi), port in self.slot_map().items():
+            if port not in best or hi - lo > best[port][1] - best[port][0]:
+                best[port] = (lo, hi)
+        return sorted(best.values())
 
     # --- health -----------------------------------------------------------------------------------------------
 

@@ -61,8 +61,8 @@ def scan_queues(client):
 class Load:
     """Producers and workers on many queues through RedisCluster, in threads, until stop().
 
-    - producers push ids `<tag>-<n>` round-robin over `queues` (at most `rate` pushes/s each), recording every push
-      that got its reply (`pushed`: id -> queue);
+    - producers push ids `p<producer>-<n>` round-robin over `queues` (at most `rate` pushes/s each; every other
+      push goes to `hot` if given), recording every push that got its reply (`pushed`: id -> queue);
     - `blockers` workers per queue in `block_queues` run `ONCE.RESERVE q BLOCK 1000 ACK <previous>`;
     - `pollers` workers walk every queue with `ONCE.RESERVE q COUNT 10` and `ONCE.ACK`;
     - `acked`: id -> number of acks that completed it (1 for each job; duplicates would show as 2).
@@ -70,7 +70,7 @@ class Load:
     """
 
     def __init__(self, cluster, queues, block_queues=(), producers=2, blockers=2, pollers=1, rate=300,
-                 max_secs=60):
+                 max_secs=60, hot=None):
         self.cluster, self.queues = cluster, list(queues)
         self.block_queues = list(block_queues)
         self.stop_push = threading.Event()
@@ -79,6 +79,7 @@ class Load:
         self.pushed, self.acked, self.errors = {}, {}, []
         self.reserves_by_queue = {}
         self.rate, self.max_secs = rate, max_secs
+        self.hot = hot  # a queue that gets every other push
         self.threads = []
         for p in range(producers):
             self.threads.append(threading.Thread(target=self._producer, args=(p,), daemon=True))
@@ -110,7 +111,7 @@ class Load:
         n = 0
         try:
             while not self.stop_push.is_set() and not self._expired():
-                q = self.queues[n % len(self.queues)]
+                q = self.hot if self.hot and n % 2 == 0 else self.queues[n % len(self.queues)]
                 jid = f"p{p}-{n}"
                 try:
                     got = rc.execute_command("ONCE.PUSH", q, f"job {jid}", "ID", jid)
