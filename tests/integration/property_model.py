@@ -1,0 +1,321 @@
+"""Random ONCE.* commands for the property test (test_property_persistence.py); no fixtures here.
+
+`Generator(seed)` makes commands over every command and every option of README's command reference, with values
+at and just beyond the edges of each range README documents (0, 1, max, max+1, -1) and huge numbers (10^19,
+i64::MAX, u64::MAX, ...). Each `Cmd` carries `must_fail` when README says it is an error: a number outside its
+documented range, a malformed option list, a wrong arity, a key of another type. What has no documented range (AT,
+schedule specs, error texts) carries no expectation: it is judged by the persistence checks, since every state a
+command reaches must save, load, rewrite and replicate to an equal digest.
+
+The sequence of commands depends on the seed and on the replies fed back with `observe` (the ids a RESERVE
+handed out and their attempts): the same seed replays the same sequence as long as the server replies alike.
+"""
+import random
+import time
+
+I64_MAX = 2 ** 63 - 1
+U64_MAX = 2 ** 64 - 1
+MS_10Y = 315_360_000_000
+LEASE_MAX = 604_800_000
+BLOCK_MAX = 2 ** 31 - 1
+
+# README "Commands": the documented ranges, inclusive; None = no upper bound documented (ATTEMPT ≥ 1).
+RANGES = {
+    "RETRIES": (0, 1000),
+    "BACKOFF": (0, MS_10Y),
+    "DELAY": (0, MS_10Y),
+    "LEASE": (1, LEASE_MAX),
+    "PRIORITY": (-1_000_000, 1_000_000),
+    "COUNT": (1, 10_000),
+    "BLOCK": (0, BLOCK_MAX),
+    "ATTEMPT": (1, None),
+    "ms": (1, LEASE_MAX),                  # EXTEND's ms
+}
+HUGE = [10 ** 19, I64_MAX, I64_MAX + 1, U64_MAX, U64_MAX + 1, -I64_MAX - 1, -(2 ** 64), 10 ** 30]
+NOT_INTEGERS = ["abc", "1.5", "", "0x10", "1e3", "--1", "\u0663", "9" * 40 + "x"]
+
+KEYS = ["pq:0", "pq:1", "pq:2"]
+OTHER_TYPE_KEY = "pq:string"              # a plain string: every ONCE.* command on it must reply WRONGTYPE
+CUSTOM_IDS = [f"j{i}" for i in range(16)] + ["i" * 256, "\x00\xff\r\n id"]
+SCHEDULE_NAMES = ["s0", "s1", "s2", "s3", "n" * 200, "\u00e9t\u00e9"]
+
+# Schedule specs: (spec, expectation) with expectation "ok", "bad" (README: `invalid schedule: ...`) or None
+# (an edge whose fate README leaves open). Fast ones are rare so a run does not drown in fired jobs.
+SPECS = [
+    ("0 0 1 1 *", "ok"), ("59 23 31 12 *", "ok"), ("0 0 29 2 *", "ok"), ("*/1 * * * *", "ok"),
+    ("0 0 * * 0", "ok"), ("0 0 * * 7", "ok"), ("30 2 * * MON-FRI", "ok"), ("0 0 0 1 1 *", "ok"),
+    ("*/1 * * * * *", "ok"), ("0 0 0 * * SUN", "ok"), ("@hourly", "ok"), ("@daily", "ok"), ("@weekly", "ok"),
+    ("@monthly", "ok"), ("@yearly", "ok"), ("@every 500ms", "ok"), ("@every 1m30s", "ok"), ("@every 2h", "ok"),
+    ("@every 1d", "ok"), ("@every 30s", "ok"), ("@every 315360000000ms", "ok"),
+    ("@every 10ms", "ok"), ("@every 200ms", "ok"),
+    ("@every 0ms", None), ("@every 0s", None), ("@every 1ms", None), ("@every 315360000001ms", None),
+    ("@every 100000d", None), ("@every 10000000000000000000ms", None), (f"@every {I64_MAX}ms", None),
+    (f"@every {U64_MAX}ms", None), (f"@every {U64_MAX + 1}ms", None), ("@every 9999999999999999h", None),
+    ("@every 1m" * 300, None), ("0 0 1 1 * 2099", None), ("60 * * * *", None), ("* * 31 2 *", None),
+    ("not a spec", "bad"), ("", "bad"), ("@every", "bad"), ("@every -5s", "bad"), ("@every 5x", "bad"),
+    ("* * * *", "bad"), ("* " * 2000, None),
+]
+ZONES = [("UTC", "ok"), ("Europe/Berlin", "ok"), ("Pacific/Kiritimati", "ok"), ("America/St_Johns", "ok"),
+         ("Australia/Lord_Howe", "ok"), ("Nowhere/Bogus", "bad"), ("", "bad"), ("x" * 5000, "bad")]
+ERROR_TEXTS = ["smtp timeout", "", "fatal: bad input \u00e9", "\x00bin\r\nary\xff", "t" * 4096, "u" * 4097,
+               "Traceback (most recent call last):\n" + "  frame\n" * 2000, "v" * 100_000]
+
+
+def now_ms():
+    return time.time_ns() // 1_000_000
+
+
+class Cmd:
+    """One command: argv (str/bytes/int items), the key, and whether README says it must fail (with why)."""
+
+    def __init__(self, argv, key, must_fail=None):
+        self.argv = argv
+        self.key = key
+        self.must_fail = must_fail    # None, or a short reason ("LEASE=0 out of range", "arity", ...)
+
+    @property
+    def name(self):
+        return self.argv[0]
+
+    def __repr__(self):
+        return " ".join(short(a) for a in self.argv)
+
+
+def short(a, limit=60):
+    """An argument as it reads in a log or a redis-cli line: quoted, long ones cut with their length."""
+    if isinstance(a, int):
+        return str(a)
+    s = a.decode("latin-1") if isinstance(a, bytes) else a
+    if len(s) > limit:
+        return repr(s[:20] + "...")[:-1] + f"<{len(s)} chars>'"
+    return repr(s) if (not s or any(c in s for c in " \"'\\") or not s.isprintable()) else s
+
+
+class Generator:
+    def __init__(self, seed):
+        self.rng = random.Random(seed)
+        self.reserved = []          # (key, id, attempt) handed out by RESERVE, newest last
+        self.server_ids = []        # (key, id) of jobs pushed without ID
+        self.must_fail = None
+
+    # ---- feedback from the replies ----------------------------------------------------------------------------
+
+    def observe(self, cmd, reply):
+        if cmd.name == "ONCE.PUSH" and isinstance(reply, bytes):
+            self.server_ids = (self.server_ids + [(cmd.key, reply)])[-60:]
+        elif cmd.name == "ONCE.RESERVE" and isinstance(reply, list):
+            got = [(cmd.key, j[0], j[2]) for j in reply if isinstance(j, list) and len(j) == 3]
+            self.reserved = (self.reserved + got)[-100:]
+
+    # ---- values --------------------------------------------------------------------------------------------
+
+    def _bad(self, why):
+        self.must_fail = self.must_fail or why
+
+    def number(self, name, typical):
+        """A value for option `name`: mostly typical, often at or just beyond an edge of its range, sometimes
+        huge or not an integer at all. Marks the command must_fail when README's range excludes it."""
+        lo, hi = RANGES[name]
+        roll = self.rng.random()
+        if roll < 0.6:
+            v = typical()
+        elif roll < 0.88:
+            edges = [lo - 1, lo, lo + 1, -1, 0, 1]
+            if hi is not None:
+                edges += [hi - 1, hi, hi + 1]
+            v = self.rng.choice(edges)
+        elif roll < 0.96:
+            v = self.rng.choice(HUGE)
+        else:
+            v = self.rng.choice(NOT_INTEGERS)
+            self._bad(f"{name}={short(v)} is not an integer")
+            return v
+        if v < lo or (hi is not None and v > hi):
+            self._bad(f"{name}={v} out of range")
+        return v
+
+    def pick(self, choices):
+        """(value, expectation) from a list: marks must_fail for "bad"."""
+        value, expect = self.rng.choice(choices)
+        if expect == "bad":
+            self._bad(f"{short(value)} is invalid")
+        return value
+
+    def key(self):
+        if self.rng.random() < 0.03:
+            self._bad("WRONGTYPE")
+            return OTHER_TYPE_KEY
+        return self.rng.choice(KEYS)
+
+    def payload(self):
+        roll = self.rng.random()
+        if roll < 0.85:
+            return f"p{self.rng.randrange(1000)}"
+        return self.rng.choice(["", "\x00\xff\r\nbinary \u00fc", "x" * 23, "y" * 70_000])
+
+    def job_id(self, key):
+        """An id that may name a job of `key`: one it reserved, one the server made, a custom one, or none."""
+        roll = self.rng.random()
+        mine = [r for r in self.reserved if r[0] == key]
+        if roll < 0.45 and mine:
+            return self.rng.choice(mine)[1]
+        made = [s for s in self.server_ids if s[0] == key]
+        if roll < 0.65 and made:
+            return self.rng.choice(made)[1]
+        if roll < 0.95:
+            return self.rng.choice(CUSTOM_IDS)
+        return self.rng.choice(["nope", "1-1", "s0@1", "", "z" * 300])
+
+    def attempt(self, key, job_id):
+        """ATTEMPT for `job_id`: mostly the attempt RESERVE gave it (so the fence holds), else an edge."""
+        known = [a for k, i, a in self.reserved if k == key and i == job_id]
+        if known and self.rng.random() < 0.7:
+            return known[-1]
+        return self.number("ATTEMPT", lambda: self.rng.randrange(1, 4))
+
+    def delay(self):
+        return self.number("DELAY", lambda: self.rng.choice([0, self.rng.randrange(1, 300), 10 ** 10]))
+
+    def lease(self):
+        return self.number("LEASE", lambda: self.rng.choice([self.rng.randrange(20, 300), 60_000, 10 ** 8]))
+
+    def options(self, opts):
+        """Flattens [(name, value-or-None)] in random order; sometimes repeats, invents or truncates one."""
+        self.rng.shuffle(opts)
+        out = []
+        for name, value in opts:
+            out += [name] if value is None else [name, value]
+        roll = self.rng.random()
+        if opts and roll < 0.03:
+            name, value = self.rng.choice(opts)
+            out += [name] if value is None else [name.lower(), value]
+            self._bad(f"option {name} given twice")
+        elif roll < 0.05:
+            out += ["BOGUS", "1"]
+            self._bad("unknown option")
+        elif opts and roll < 0.07 and opts[-1][1] is not None:
+            out.pop()
+            self._bad(f"option {opts[-1][0]} without its value")
+        return out
+
+    def maybe(self, p=0.5):
+        return self.rng.random() < p
+
+    # ---- commands ---------------------------------------------------------------------------------------------
+
+    def push(self, key):
+        opts = []
+        if self.maybe(0.4):
+            idv = self.rng.choice(CUSTOM_IDS + ["", "k" * 257]) if self.maybe(0.9) else ""
+            if not 1 <= len(idv.encode()) <= 256:
+                self._bad("ID must be 1 to 256 bytes")
+            opts.append(("ID", idv))
+        when = self.rng.random()
+        if when < 0.3:
+            opts.append(("DELAY", self.delay()))
+        elif when < 0.5:
+            now = now_ms()
+            at = self.rng.choice([now + self.rng.randrange(300), now - 1000, 0, 1, -1, 2 ** 62, I64_MAX,
+                                  I64_MAX + 1, U64_MAX, 10 ** 19, 253_402_300_799_999, "soon"])
+            if isinstance(at, str):
+                self._bad("AT is not an integer")
+            opts.append(("AT", at))
+            if self.maybe(0.05):
+                opts.append(("DELAY", self.delay()))
+                self._bad("DELAY and AT together")
+        for name, typical in (("RETRIES", lambda: self.rng.randrange(6)),
+                              ("BACKOFF", lambda: self.rng.choice([0, self.rng.randrange(1, 200), 10 ** 9])),
+                              ("PRIORITY", lambda: self.rng.randrange(-5, 6))):
+            if self.maybe(0.35):
+                opts.append((name, self.number(name, typical)))
+        if self.maybe(0.35):
+            opts.append(("LEASE", self.lease()))
+        return ["ONCE.PUSH", key, self.payload()] + self.options(opts)
+
+    def reserve(self, key):
+        opts = []
+        if self.maybe(0.6):
+            opts.append(("COUNT", self.number("COUNT", lambda: self.rng.choice([1, 2, 5, 10000]))))
+        if self.maybe(0.5):
+            opts.append(("LEASE", self.lease()))
+        if self.maybe(0.3):
+            opts.append(("ACK", self.job_id(key)))
+        if self.maybe(0.15):
+            # BLOCK only short or invalid: a valid long BLOCK on an empty queue would wait that long
+            v = self.rng.choice([1, 5, 20, -1, BLOCK_MAX + 1, 10 ** 19, "soon"])
+            if not isinstance(v, int) or not 0 <= v <= BLOCK_MAX:
+                self._bad(f"BLOCK={v} invalid")
+            opts.append(("BLOCK", v))
+        return ["ONCE.RESERVE", key] + self.options(opts)
+
+    def ids(self, key):
+        return [self.job_id(key) for _ in range(self.rng.randrange(1, 5))]
+
+    def nack(self, key):
+        job_id = self.job_id(key)
+        opts = []
+        if self.maybe(0.6):
+            opts.append(("ATTEMPT", self.attempt(key, job_id)))
+        if self.maybe(0.5):
+            opts.append(("ERROR", self.rng.choice(ERROR_TEXTS)))
+        how = self.rng.random()
+        if how < 0.3:
+            opts.append(("DELAY", self.delay()))
+        elif how < 0.5:
+            opts.append(("DEAD", None))
+        elif how < 0.53:
+            opts += [("DELAY", self.delay()), ("DEAD", None)]
+            self._bad("DELAY and DEAD together")
+        return ["ONCE.NACK", key, job_id] + self.options(opts)
+
+    def extend(self, key):
+        job_id = self.job_id(key)
+        ms = self.number("ms", lambda: self.rng.choice([self.rng.randrange(20, 300), 60_000]))
+        opts = [("ATTEMPT", self.attempt(key, job_id))] if self.maybe(0.6) else []
+        return ["ONCE.EXTEND", key, job_id, ms] + self.options(opts)
+
+    def schedule(self, key):
+        name = self.rng.choice(SCHEDULE_NAMES + ["", "m" * 201]) if self.maybe(0.95) else ""
+        if not 1 <= len(name.encode()) <= 200:
+            self._bad("schedule name must be 1 to 200 bytes")
+        spec = self.pick(SPECS)
+        opts = []
+        for opt, typical in (("RETRIES", lambda: self.rng.randrange(4)),
+                             ("BACKOFF", lambda: self.rng.choice([0, 100, 10 ** 9])),
+                             ("PRIORITY", lambda: self.rng.randrange(-3, 4))):
+            if self.maybe(0.3):
+                opts.append((opt, self.number(opt, typical)))
+        if self.maybe(0.3):
+            opts.append(("LEASE", self.lease()))
+        if self.maybe(0.4):
+            opts.append(("TZ", self.pick(ZONES)))
+        if self.maybe(0.3):
+            opts.append(("MISSED", self.pick([("once", "ok"), ("skip", "ok"), ("SKIP", "ok"), ("never", "bad")])))
+        return ["ONCE.SCHEDULE", key, name, spec, self.payload()] + self.options(opts)
+
+    def arity(self, key):
+        self._bad("arity")
+        return self.rng.choice([["ONCE.PUSH", key], ["ONCE.ACK", key], ["ONCE.NACK", key], ["ONCE.EXTEND", key, "j1"],
+                                ["ONCE.RETRY", key], ["ONCE.CANCEL", key], ["ONCE.INSPECT", key],
+                                ["ONCE.INSPECT", key, "j1", "j2"], ["ONCE.STATS", key, "x"],
+                                ["ONCE.SCHEDULE", key, "s0", "@hourly"], ["ONCE.UNSCHEDULE", key],
+                                ["ONCE.SCHEDULES", key, "x"], ["ONCE.RESERVE"]])
+
+    WEIGHTS = [("push", 26), ("reserve", 15), ("ack", 7), ("nack", 10), ("extend", 6), ("retry", 5), ("cancel", 6),
+               ("inspect", 5), ("stats", 3), ("schedule", 7), ("unschedule", 4), ("schedules", 2), ("arity", 2)]
+
+    def next(self):
+        self.must_fail = None
+        key = self.key()
+        what = self.rng.choices([w for w, _ in self.WEIGHTS], [n for _, n in self.WEIGHTS])[0]
+        simple = {
+            "ack": lambda: ["ONCE.ACK", key] + self.ids(key),
+            "retry": lambda: ["ONCE.RETRY", key] + self.ids(key),
+            "cancel": lambda: ["ONCE.CANCEL", key] + self.ids(key),
+            "inspect": lambda: ["ONCE.INSPECT", key, self.job_id(key)],
+            "stats": lambda: ["ONCE.STATS", key],
+            "unschedule": lambda: ["ONCE.UNSCHEDULE", key, self.rng.choice(SCHEDULE_NAMES + ["missing"])],
+            "schedules": lambda: ["ONCE.SCHEDULES", key],
+        }
+        argv = simple[what]() if what in simple else getattr(self, what)(key)
+        return Cmd(argv, key, self.must_fail)
