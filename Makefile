@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 MODULE := target/release/libonce.so
 
-.PHONY: run test bench build deps deps-system deps-python unit integration clean
+.PHONY: run test bench build deps deps-system deps-python unit integration chaos clean
 
 run: deps-system build
 	mkdir -p data
@@ -15,7 +15,12 @@ unit:
 	cargo test --release --lib
 
 integration:
-	$(PYTHON) -m pytest -q tests/integration clients/python/tests
+	$(PYTHON) -m pytest -q tests/integration tests/chaos clients/python/tests
+
+# The fault-injection suite's full profile (a few minutes): one line per run, non-zero exit if an acknowledged job
+# is lost. `make test` runs its short profile (tests/chaos/test_chaos.py).
+chaos: deps build
+	$(PYTHON) tests/chaos/run.py --profile full
 
 bench: deps build
 	./bench/run

@@ -23,7 +23,7 @@ API (also used by tests/cluster)::
 
     from checker import Workload
 
-    wl = Workload(client_factory, ["q1", "q2"], producers=2, workers=2, lease_ms=1000)
+    wl = Workload(client_factory, ["q1", "q2"], producers=2, workers=2, lease_ms=1000, backlog_queues=["q3"])
     wl.start()
     ...                       # inject faults; wl.note_fault("kill -9 master") names them in the report
     wl.stop()                 # producers and workers end (bounded: each op is bounded by the client's timeouts)
@@ -167,7 +167,9 @@ class Workload:
     leases expire and jobs are redelivered); `nack_every` (one job in n is nacked, fenced, with a short DELAY);
     `ack_fetch_every` (one ack in n rides on the next RESERVE as `ACK id ATTEMPT n`); `wait_replicas`,
     `wait_timeout_ms` (what makes a push acknowledged, and a reservation durable); `push_interval` (seconds
-    between pushes of one producer); `durable_push` (see the module doc).
+    between pushes of one producer); `durable_push` (see the module doc); `backlog_queues`: queues the producers
+    push to too but no worker reads until `drain()`, so jobs sit in the queue across every fault (a backlog, where
+    a fault that drops state shows as lost jobs).
     """
 
     def __init__(self, client_factory: ClientFactory, queues: Sequence[str], *, producers: int = 2,
@@ -175,11 +177,12 @@ class Workload:
                  max_delay_ms: int = 300, slow_every: int = 40, nack_every: int = 25, ack_fetch_every: int = 3,
                  wait_replicas: int = 1, wait_timeout_ms: int = 1000, push_interval: float = 0.004,
                  durable_push: Optional[Callable[[Any, str, List[Any]], Tuple[Any, int]]] = None,
-                 seed: Optional[int] = None, tag: Optional[str] = None):
+                 seed: Optional[int] = None, tag: Optional[str] = None, backlog_queues: Sequence[str] = ()):
         if not queues:
             raise ValueError("at least one queue")
         self.factory = client_factory
         self.queues = list(queues)
+        self.backlog_queues = [q for q in backlog_queues if q not in self.queues]
         self.n_producers, self.n_workers = producers, workers
         self.lease_ms, self.count, self.retries = lease_ms, count, retries
         self.delay_every, self.max_delay_ms = delay_every, max_delay_ms
@@ -265,8 +268,9 @@ class Workload:
         rnd = random.Random(self.seed * 1000 + index)
         client = None
         seq = 0
+        targets = self.queues + self.backlog_queues
         while not self.stop_event.is_set():
-            queue = self.queues[seq % len(self.queues)]
+            queue = targets[seq % len(targets)]
             payload = f"{self.tag}/p{index}/{seq}"
             seq += 1
             args: List[Any] = ["ONCE.PUSH", queue, payload, "RETRIES", self.retries, "BACKOFF", 20,
@@ -403,7 +407,7 @@ class Workload:
         client = factory()
         done = 0
         try:
-            for queue in self.queues:
+            for queue in self.queues + self.backlog_queues:
                 while time.monotonic() < deadline:
                     c = node_client(client, queue)
                     reply = c.execute_command("ONCE.RESERVE", queue, "COUNT", 1000, "LEASE", 600000)
