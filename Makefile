@@ -15,7 +15,7 @@ unit:
 	cargo test --release --lib
 
 integration:
-	$(PYTHON) -m pytest -q tests/integration tests/chaos clients/python/tests
+	$(PYTHON) -m pytest -q tests/integration tests/chaos tests/cluster clients/python/tests
 
 # The fault-injection suite's full profile (a few minutes): one line per run, non-zero exit if an acknowledged job
 # is lost. `make test` runs its short profile (tests/chaos/test_chaos.py).
