@@ -408,6 +408,19 @@ def sh(cmd):
         return "?"
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# 6. a cluster of 3 masters vs one node (bench/cluster_bench.py; it starts and kills its own servers)
+
+
+def bench_cluster(cfg, feats):
+    # In this process, so that its finally (which kills its servers by PID) runs on errors and on SIGTERM too.
+    os.environ["ONCE_MODULE"] = MODULE
+    sys.path.insert(0, BENCH)
+    import cluster_bench
+
+    return cluster_bench.main(["--quick"] if cfg.quick else [])
+
+
 def machine():
     model = "?"
     for line in sh("lscpu").splitlines():
@@ -677,6 +690,30 @@ def report(cfg, m, feats, R, elapsed):
     else:
         a(f"Failed / not run: {w}")
     a("")
+    # 6
+    cl = R.get("cluster")
+    a("## 6. A cluster of 3 masters vs one node — the same 30 queues, producers and workers (bench/cluster_bench.py)")
+    a("")
+    if isinstance(cl, dict):
+        a(f"{cl['jobs']:,} 16-byte jobs over {cl['queues']} queues ({'/'.join(map(str, cl['queues_per_master']))} "
+          f"per master); push: {cl['producers']} producer processes, 64 ONCE.PUSH per round trip; drain: "
+          f"{cl['workers']} worker processes, ack-and-fetch (`ONCE.RESERVE q ACK id`, one job per command, one "
+          f"command per owned queue per round trip). Clients go straight to each queue's owner. Median of "
+          f"{cl['reps']} interleaved runs; server CPU summed over the nodes. The {cl['nproc']} CPUs of this machine "
+          "are shared by every server and client, so the cluster column is what 3 shards give on one small "
+          "machine, not on 3 machines.")
+        a("")
+        a("| setup | push jobs/s | server CPU µs/job | drain jobs/s | server CPU µs/job | drain jobs/s, every run |")
+        a("| --- | ---: | ---: | ---: | ---: | --- |")
+        for name, label in (("single", "one node"), ("cluster", "cluster, 3 masters")):
+            m_ = cl["median"][name]
+            a(f"| {label} | {fmt(m_['push_jps'])} | {m_['push_cpu_us']:.1f} | {fmt(m_['drain_jps'])} | "
+              f"{m_['drain_cpu_us']:.1f} | {', '.join(fmt(r['drain_jps']) for r in cl['runs'][name])} |")
+        a("")
+        a(f"Cluster ÷ one node: push {cl['ratio_push']:.2f}×, drain {cl['ratio_drain']:.2f}×.")
+    else:
+        a(f"Failed / not run: {cl}")
+    a("")
     a("Ratios between runs swing by about ±0.1 on this 2-core VM; the server-side figures (µs/call, server CPU "
       "per job, timer tick) are steadier than throughput. Nothing here is asserted: PASS/MISS only reports.")
     return "\n".join(L) + "\n"
@@ -689,7 +726,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=os.path.join(BENCH, "results.md"))
-    ap.add_argument("--only", default="", help="comma list of sections: push,cycle,memory,delayed,wakeup")
+    ap.add_argument("--only", default="", help="comma list of sections: push,cycle,memory,delayed,wakeup,cluster")
     cfg = ap.parse_args()
     q = cfg.quick
     cfg.push_n = 200_000 if q else 1_000_000
@@ -720,6 +757,7 @@ def main():
         ("memory", bench_memory, True),
         ("delayed", bench_delayed, feats["push_at"] and feats["stats"]),
         ("wakeup", bench_wakeup, True),
+        ("cluster", bench_cluster, feats["push"] and feats["ack_fetch"] and feats["stats"]),
     ]
     for name, fn, can in sections:
         if only and name not in only:
