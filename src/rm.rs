@@ -81,6 +81,7 @@ pub fn missing_api() -> Option<&'static str> {
         ("SubscribeToServerEvent", { raw::RedisModule_SubscribeToServerEvent }.is_some()),
         ("RegisterNumericConfig", { raw::RedisModule_RegisterNumericConfig }.is_some()),
         ("ReplyWithMap", { raw::RedisModule_ReplyWithMap }.is_some()),
+        ("ReplicateVerbatim", { raw::RedisModule_ReplicateVerbatim }.is_some()),
         ]
     };
     present.iter().find(|(_, ok)| !ok).map(|(name, _)| *name)
@@ -224,6 +225,12 @@ pub fn replicate(ctx: Ctx, cmd: &'static [u8], args: &[OwnedStr]) {
     }
 }
 
+/// Propagates the running command exactly as the client sent it (replicas' own AOF and sub-replicas
+/// included): only for commands whose effect is the same wherever they are applied.
+pub fn replicate_verbatim(ctx: Ctx) {
+    unsafe { raw::RedisModule_ReplicateVerbatim.unwrap()(ctx) };
+}
+
 // ---- keys ----
 
 pub struct Key {
@@ -281,6 +288,116 @@ impl Drop for Key {
             unsafe { raw::RedisModule_CloseKey.unwrap()(self.ptr) };
         }
     }
+}
+
+// ---- command registration and docs ----
+
+/// One argument of a command's docs, in owned C strings (Redis copies them when the info is set).
+pub struct ArgDoc {
+    pub name: CString,
+    pub type_code: u32,
+    pub token: Option<CString>,
+    pub flags: u32,
+    pub key_spec_index: i32,
+    pub subargs: Vec<ArgDoc>,
+}
+
+/// The docs of one command: `COMMAND DOCS` and redis-cli's hints read these.
+pub struct CommandDoc {
+    pub summary: CString,
+    pub complexity: CString,
+    pub since: CString,
+    pub arity: i32,
+    /// Key-spec flags (REDISMODULE_CMD_KEY_*) of the one key at position 1.
+    pub key_flags: u64,
+    pub args: Vec<ArgDoc>,
+}
+
+pub fn create_command(
+    ctx: Ctx,
+    name: &CString,
+    func: extern "C" fn(Ctx, *mut RStr, c_int) -> c_int,
+    flags: &CString,
+) -> bool {
+    unsafe { raw::RedisModule_CreateCommand.unwrap()(ctx, name.as_ptr(), Some(func), flags.as_ptr(), 1, 1, 1) == OK }
+}
+
+/// A null-terminated array of raw args for `docs`; `keep` holds the nested arrays alive until Redis copied them.
+fn raw_args(docs: &[ArgDoc], keep: &mut Vec<Vec<raw::RedisModuleCommandArg>>) -> *mut raw::RedisModuleCommandArg {
+    let mut out: Vec<raw::RedisModuleCommandArg> = docs
+        .iter()
+        .map(|d| raw::RedisModuleCommandArg {
+            name: d.name.as_ptr(),
+            type_: d.type_code,
+            key_spec_index: d.key_spec_index,
+            token: d.token.as_ref().map_or(ptr::null(), |t| t.as_ptr()),
+            summary: ptr::null(),
+            since: ptr::null(),
+            flags: d.flags as c_int,
+            deprecated_since: ptr::null(),
+            subargs: if d.subargs.is_empty() { ptr::null_mut() } else { raw_args(&d.subargs, keep) },
+            display_text: ptr::null(),
+        })
+        .collect();
+    // SAFETY of the zeroed terminator: every field is a pointer or an integer, and all-zero ends the list.
+    out.push(unsafe { std::mem::zeroed() });
+    let p = out.as_mut_ptr();
+    keep.push(out);
+    p
+}
+
+/// Sets a registered command's docs and key spec. False if the server refused them (or has no such API).
+pub fn set_command_info(ctx: Ctx, name: &CString, doc: &CommandDoc) -> bool {
+    let (Some(get), Some(set)) = (unsafe { raw::RedisModule_GetCommand }, unsafe { raw::RedisModule_SetCommandInfo }) else {
+        return false;
+    };
+    let command = unsafe { get(ctx, name.as_ptr()) };
+    if command.is_null() {
+        return false;
+    }
+    let version = raw::RedisModuleCommandInfoVersion {
+        version: 1,
+        sizeof_historyentry: std::mem::size_of::<raw::RedisModuleCommandHistoryEntry>(),
+        sizeof_keyspec: std::mem::size_of::<raw::RedisModuleCommandKeySpec>(),
+        sizeof_arg: std::mem::size_of::<raw::RedisModuleCommandArg>(),
+    };
+    let mut specs: [raw::RedisModuleCommandKeySpec; 2] = unsafe { std::mem::zeroed() };
+    specs[0].flags = doc.key_flags;
+    specs[0].begin_search_type = raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_INDEX;
+    specs[0].bs.index = raw::RedisModuleCommandKeySpec__bindgen_ty_1__bindgen_ty_1 { pos: 1 };
+    specs[0].find_keys_type = raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE;
+    specs[0].fk.range = raw::RedisModuleCommandKeySpec__bindgen_ty_2__bindgen_ty_1 { lastkey: 0, keystep: 1, limit: 0 };
+    let mut keep = Vec::new();
+    let args = raw_args(&doc.args, &mut keep);
+    let info = raw::RedisModuleCommandInfo {
+        version: &version,
+        summary: doc.summary.as_ptr(),
+        complexity: doc.complexity.as_ptr(),
+        since: doc.since.as_ptr(),
+        history: ptr::null_mut(),
+        tips: ptr::null(),
+        arity: doc.arity,
+        key_specs: specs.as_mut_ptr(),
+        args,
+    };
+    unsafe { set(command, &info) == OK }
+}
+
+/// Adds a module ACL category where the server has the API (Redis 7.4+, Valkey); false elsewhere.
+pub fn add_acl_category(ctx: Ctx, name: &CString) -> bool {
+    match unsafe { raw::RedisModule_AddACLCategory } {
+        Some(add) => unsafe { add(ctx, name.as_ptr()) == OK },
+        None => false,
+    }
+}
+
+/// Puts a command in ACL categories (space separated) where the server has the API.
+pub fn set_acl_categories(ctx: Ctx, name: &CString, categories: &CString) -> bool {
+    let (Some(get), Some(set)) = (unsafe { raw::RedisModule_GetCommand }, unsafe { raw::RedisModule_SetCommandACLCategories }) else {
+        return false;
+    };
+    let command = unsafe { get(ctx, name.as_ptr()) };
+    !command.is_null() && unsafe { set(command, categories.as_ptr()) == OK }
 }
 
 pub fn reply_ok(ctx: Ctx) {

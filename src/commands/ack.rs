@@ -1,8 +1,12 @@
-//! ONCE.ACK queue id [id ...]
+//! ONCE.ACK queue id [id ...] [ATTEMPT n]
+//!
+//! `ATTEMPT n` (with a single id) fences the acknowledgement: it completes the job only while reservation n
+//! holds, so a worker whose lease ran out cannot complete the job another worker now runs. The words
+//! `ATTEMPT n` are read as the fence only as the last two of exactly three arguments after the key.
 
-use super::args::{arity, CmdResult};
+use super::args::{arity, err, int_range, CmdResult};
 use super::{change_by_ids, existing};
-use crate::core::Queue;
+use crate::core::limits;
 use crate::rm::{self, Ctx, Key, RStr};
 use crate::value::QueueValue;
 
@@ -10,16 +14,30 @@ pub fn ack(ctx: Ctx, args: &[RStr]) -> CmdResult {
     if args.len() < 3 {
         return Err(arity("ONCE.ACK"));
     }
+    let n = args.len();
+    let fenced = n >= 5 && rm::bytes(args[n - 2]).eq_ignore_ascii_case(b"ATTEMPT");
+    let (ids, attempt) = if fenced {
+        if n != 5 {
+            return Err(err("ATTEMPT goes with a single id"));
+        }
+        (&args[2..3], Some(int_range(rm::bytes(args[4]), limits::ATTEMPT)? as u64))
+    } else {
+        (&args[2..], None)
+    };
     let key = Key::open(ctx, args[1], true);
     let done = match existing(&key)? {
-        Some(v) => ack_ids(ctx, args[1], v, &args[2..]),
+        Some(v) => ack_ids(ctx, args[1], v, ids, attempt),
         None => 0,
     };
     rm::reply_u64(ctx, done);
     Ok(())
 }
 
-/// Completes the reserved jobs among `ids`. Returns how many.
-pub fn ack_ids(ctx: Ctx, key_name: RStr, v: &mut QueueValue, ids: &[RStr]) -> u64 {
-    change_by_ids(ctx, b"ONCE.ACK\0", key_name, v, ids, Queue::ack)
+/// Completes the reserved jobs among `ids` (given a fence, only the reservation with that attempt).
+/// Replicates `ONCE.ACK key <ids completed>`, which is exact on a replica. Returns how many.
+pub fn ack_ids(ctx: Ctx, key_name: RStr, v: &mut QueueValue, ids: &[RStr], attempt: Option<u64>) -> u64 {
+    match attempt {
+        None => change_by_ids(ctx, b"ONCE.ACK\0", key_name, v, ids, |q, seq| q.ack(seq)),
+        Some(a) => change_by_ids(ctx, b"ONCE.ACK\0", key_name, v, ids, |q, seq| q.holds_reservation(seq, Some(a)) && q.ack(seq)),
+    }
 }

@@ -1,6 +1,8 @@
 //! Argument parsing shared by every command: options in any order and any case, each at most once, and
 //! error texts built in one place so they read the same everywhere.
 
+use super::spec::{find_token, Arg};
+use crate::core::limits::{Range, QUOTE_BYTES};
 use crate::rm::{bytes, RStr};
 
 #[derive(Debug)]
@@ -22,8 +24,9 @@ pub fn arity(command: &str) -> CmdError {
 
 /// How an argument is echoed in an error: printable ASCII only, cut short.
 pub fn shown(b: &[u8]) -> String {
-    let mut s: String = b.iter().take(64).map(|&c| if (0x20..0x7f).contains(&c) { c as char } else { '?' }).collect();
-    if b.len() > 64 {
+    let mut s: String =
+        b.iter().take(QUOTE_BYTES).map(|&c| if (0x20..0x7f).contains(&c) { c as char } else { '?' }).collect();
+    if b.len() > QUOTE_BYTES {
         s.push_str("...");
     }
     s
@@ -42,34 +45,38 @@ pub fn int_in(name: &str, b: &[u8], min: i64, max: i64) -> Result<i64, CmdError>
     Ok(v)
 }
 
-pub const MAX_MS_10Y: i64 = 315_360_000_000;
-pub const MAX_LEASE: i64 = 604_800_000;
+/// An integer within `range`, named by the range in errors.
+pub fn int_range(b: &[u8], range: Range) -> Result<i64, CmdError> {
+    int_in(range.name, b, range.min, range.max)
+}
 
-/// Walks `KEYWORD [value]` options after the positional arguments.
+/// Walks `KEYWORD [value]` options after the positional arguments. The words it knows are the option tokens
+/// of the command's table entry (spec.rs), so the parser and the command docs cannot disagree.
 pub struct Options<'a> {
     args: &'a [RStr],
     pos: usize,
     seen: u64,
+    spec: &'static [Arg],
 }
 
 impl<'a> Options<'a> {
-    pub fn new(args: &'a [RStr], start: usize) -> Self {
-        Options { args, pos: start, seen: 0 }
+    pub fn new(args: &'a [RStr], start: usize, spec: &'static [Arg]) -> Self {
+        Options { args, pos: start, seen: 0, spec }
     }
 
-    /// The next option, as an index into `known`. Unknown and repeated options are errors.
-    pub fn next(&mut self, known: &[&'static str]) -> Result<Option<usize>, CmdError> {
+    /// The next option's token (as the table spells it). Unknown and repeated options are errors.
+    pub fn next(&mut self) -> Result<Option<&'static str>, CmdError> {
         let Some(&arg) = self.args.get(self.pos) else { return Ok(None) };
         let word = bytes(arg);
         self.pos += 1;
-        let Some(i) = known.iter().position(|k| k.as_bytes().eq_ignore_ascii_case(word)) else {
+        let Some((i, token)) = find_token(self.spec, word) else {
             return Err(err(format!("unknown option '{}'", shown(word))));
         };
         if self.seen & (1 << i) != 0 {
-            return Err(err(format!("option '{}' given twice", known[i])));
+            return Err(err(format!("option '{token}' given twice")));
         }
         self.seen |= 1 << i;
-        Ok(Some(i))
+        Ok(Some(token))
     }
 
     pub fn value(&mut self, name: &str) -> Result<&'a [u8], CmdError> {
@@ -85,9 +92,10 @@ impl<'a> Options<'a> {
         Ok(v)
     }
 
-    pub fn int(&mut self, name: &str, min: i64, max: i64) -> Result<i64, CmdError> {
-        let v = self.value(name)?;
-        int_in(name, v, min, max)
+    /// The value of the option just read, as an integer in `range` (named by the range).
+    pub fn int(&mut self, range: Range) -> Result<i64, CmdError> {
+        let v = self.value(range.name)?;
+        int_range(v, range)
     }
 }
 

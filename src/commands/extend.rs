@@ -1,20 +1,20 @@
 //! ONCE.EXTEND queue id ms [ATTEMPT n]
 
-use super::args::{arity, int_in, CmdResult, Options, MAX_LEASE};
+use super::args::{arity, int_range, CmdResult, Options};
+use super::spec::EXTEND_ARGS;
+use crate::core::limits;
 use super::{existing, settle};
 use crate::rm::{self, Ctx, Key, OwnedStr, RStr};
-
-const OPTIONS: &[&str] = &["ATTEMPT"];
 
 pub fn extend(ctx: Ctx, args: &[RStr]) -> CmdResult {
     if args.len() < 4 {
         return Err(arity("ONCE.EXTEND"));
     }
-    let ms = int_in("ms", rm::bytes(args[3]), 1, MAX_LEASE)? as u64;
+    let ms = int_range(rm::bytes(args[3]), limits::EXTEND_MS)? as u64;
     let mut attempt = None;
-    let mut opts = Options::new(args, 4);
-    while opts.next(OPTIONS)?.is_some() {
-        attempt = Some(opts.int("ATTEMPT", 1, i64::MAX)? as u64);
+    let mut opts = Options::new(args, 4, EXTEND_ARGS);
+    while opts.next()?.is_some() {
+        attempt = Some(opts.int(limits::ATTEMPT)? as u64);
     }
     let key = Key::open(ctx, args[1], true);
     let Some(v) = existing(&key)? else {

@@ -18,7 +18,7 @@ pub fn inspect(ctx: Ctx, args: &[RStr]) -> CmdResult {
         Some(x) => rm::reply_u64(ctx, x),
         None => rm::reply_null(ctx),
     };
-    rm::reply_map(ctx, 12);
+    rm::reply_map(ctx, 13);
     rm::reply_bulk(ctx, b"id");
     rm::reply_bulk(ctx, &job.id_bytes());
     rm::reply_bulk(ctx, b"state");
@@ -46,5 +46,7 @@ pub fn inspect(ctx: Ctx, args: &[RStr]) -> CmdResult {
     rm::reply_u64(ctx, job.backoff_ms);
     rm::reply_bulk(ctx, b"lease");
     opt(ctx, (job.lease_ms > 0).then_some(u64::from(job.lease_ms)));
+    rm::reply_bulk(ctx, b"tries");
+    rm::reply_int(ctx, i64::from(job.tries()));
     Ok(())
 }

@@ -1,6 +1,9 @@
 //! The explicit commands a master sends to its replicas and writes to the AOF: each applies one decided
 //! change with absolute times and explicit job numbers, so replaying it gives the same state anywhere.
-//! They check their input like any command, since a client can send them too.
+//!
+//! Each applies whole or not at all, and once applied propagates verbatim: Redis never propagates a module
+//! command by itself, so without that a replica's own AOF and its sub-replicas would miss every change.
+//! A client may send them too (they are deterministic): they then replicate like any write.
 
 use super::args::{arity, err, parse_i64, CmdError, CmdResult};
 use super::{existing, existing_or_new, settle};
@@ -35,6 +38,7 @@ fn with_queue(
     let result = change(v);
     settle(ctx, args[1], v, before);
     result?;
+    rm::replicate_verbatim(ctx);
     rm::reply_ok(ctx);
     Ok(())
 }
@@ -62,10 +66,13 @@ pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
         .map(|p| Ok((number(rm::bytes(p[0]), "seq")?, number(rm::bytes(p[1]), "deadline")?)))
         .collect::<Result<_, CmdError>>()?;
     with_queue(ctx, args, false, |v| {
+        // All or nothing: every pair must name a distinct ready job before any is reserved.
+        let mut seen = std::collections::HashSet::with_capacity(pairs.len());
+        if let Some(&(seq, _)) = pairs.iter().find(|&&(seq, _)| !v.queue.is_ready(seq) || !seen.insert(seq)) {
+            return Err(err(format!("job {seq} is not ready")));
+        }
         for (seq, deadline) in pairs {
-            if !v.queue.reserve_exact(seq, deadline) {
-                return Err(err(format!("job {seq} is not ready")));
-            }
+            v.queue.reserve_exact(seq, deadline);
         }
         Ok(())
     })

@@ -3,6 +3,7 @@
 
 pub mod ack;
 pub mod args;
+pub mod docs;
 pub mod extend;
 pub mod inspect;
 pub mod internal;
@@ -11,12 +12,12 @@ pub mod nack;
 pub mod push;
 pub mod reserve;
 pub mod schedule;
+pub mod spec;
 pub mod stats;
 
 use std::ffi::{c_int, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use redis_module::raw;
 
 use crate::persist::type_methods::queue_type;
 use crate::rm::{self, Ctx, Key, RStr, Slot};
@@ -63,7 +64,7 @@ pub fn change_by_ids(
     key: RStr,
     v: &mut QueueValue,
     ids: &[RStr],
-    change: fn(&mut crate::core::Queue, u64) -> bool,
+    change: impl Fn(&mut crate::core::Queue, u64) -> bool,
 ) -> u64 {
     let before = v.snapshot();
     let mut done = vec![rm::OwnedStr::retain(key)];
@@ -91,7 +92,7 @@ pub fn note_deadline(ctx: Ctx, db: i32, key: &[u8], v: &mut QueueValue) {
     }
 }
 
-type Handler = fn(Ctx, &[RStr]) -> CmdResult;
+pub type Handler = fn(Ctx, &[RStr]) -> CmdResult;
 
 /// Runs a handler so that neither an error nor a panic escapes into Redis.
 pub fn run(ctx: Ctx, argv: *mut RStr, argc: c_int, handler: Handler) -> c_int {
@@ -108,50 +109,22 @@ pub fn run(ctx: Ctx, argv: *mut RStr, argc: c_int, handler: Handler) -> c_int {
     rm::OK
 }
 
-macro_rules! entry {
-    ($handler:path) => {{
-        extern "C" fn cmd(ctx: Ctx, argv: *mut RStr, argc: c_int) -> c_int {
-            run(ctx, argv, argc, $handler)
-        }
-        cmd as extern "C" fn(Ctx, *mut RStr, c_int) -> c_int
-    }};
-}
-
-/// Every command: name, handler, flags. All take the queue key at position 1.
-pub fn table() -> Vec<(&'static str, extern "C" fn(Ctx, *mut RStr, c_int) -> c_int, &'static str)> {
-    vec![
-        ("ONCE.PUSH", entry!(push::push), "write deny-oom fast"),
-        ("ONCE.RESERVE", entry!(reserve::reserve), "write"),
-        ("ONCE.ACK", entry!(ack::ack), "write fast"),
-        ("ONCE.NACK", entry!(nack::nack), "write fast"),
-        ("ONCE.EXTEND", entry!(extend::extend), "write fast"),
-        ("ONCE.RETRY", entry!(manage::retry), "write fast"),
-        ("ONCE.CANCEL", entry!(manage::cancel), "write fast"),
-        ("ONCE.INSPECT", entry!(inspect::inspect), "readonly fast"),
-        ("ONCE.STATS", entry!(stats::stats), "readonly fast"),
-        ("ONCE.SCHEDULE", entry!(schedule::schedule), "write deny-oom"),
-        ("ONCE.UNSCHEDULE", entry!(schedule::unschedule), "write fast"),
-        ("ONCE.SCHEDULES", entry!(schedule::schedules), "readonly"),
-        ("ONCE._JOB", entry!(internal::job), "write"),
-        ("ONCE._RESERVE", entry!(internal::reserve), "write"),
-        ("ONCE._FAIL", entry!(internal::fail), "write"),
-        ("ONCE._LEASE", entry!(internal::lease), "write"),
-        ("ONCE._PROMOTE", entry!(internal::promote), "write"),
-        ("ONCE._META", entry!(internal::meta), "write"),
-        ("ONCE._SCHED", entry!(internal::sched), "write"),
-        ("ONCE._FIRED", entry!(internal::fired), "write"),
-    ]
-}
-
+/// Registers every command of the table with its docs and key spec, and (where the server has module ACL
+/// categories) puts the public ones in the `once` category.
 pub fn register(ctx: Ctx) -> Result<(), String> {
-    for (name, func, flags) in table() {
-        let cname = CString::new(name).map_err(|e| e.to_string())?;
-        let cflags = CString::new(flags).map_err(|e| e.to_string())?;
-        let status = unsafe {
-            raw::RedisModule_CreateCommand.unwrap()(ctx, cname.as_ptr(), Some(func), cflags.as_ptr(), 1, 1, 1)
-        };
-        if status != rm::OK {
-            return Err(format!("could not register {name}"));
+    let category = CString::new("once").map_err(|e| e.to_string())?;
+    let with_category = rm::add_acl_category(ctx, &category);
+    for c in spec::COMMANDS {
+        let name = CString::new(c.name).map_err(|e| e.to_string())?;
+        let flags = CString::new(c.flags).map_err(|e| e.to_string())?;
+        if !rm::create_command(ctx, &name, c.entry, &flags) {
+            return Err(format!("could not register {}", c.name));
+        }
+        if !rm::set_command_info(ctx, &name, &docs::command_doc(c)?) {
+            return Err(format!("the server refused the docs of {}", c.name));
+        }
+        if with_category && !c.is_internal() && !rm::set_acl_categories(ctx, &name, &category) {
+            return Err(format!("could not put {} in the ACL category 'once'", c.name));
         }
     }
     Ok(())

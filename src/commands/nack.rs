@@ -1,14 +1,14 @@
 //! ONCE.NACK queue id [ATTEMPT n] [ERROR message] [DELAY ms | DEAD]
 
-use super::args::{arity, err, CmdResult, Options, MAX_MS_10Y};
+use super::args::{arity, err, CmdResult, Options};
+use super::spec::NACK_ARGS;
+use crate::core::limits;
 use super::{existing, settle};
 use crate::core::backoff::Outcome;
 use crate::core::FailCause;
 use crate::rm::{self, Ctx, Key, OwnedStr, RStr};
 use crate::value::QueueValue;
 use crate::{config, random};
-
-const OPTIONS: &[&str] = &["ATTEMPT", "ERROR", "DELAY", "DEAD"];
 
 pub fn nack(ctx: Ctx, args: &[RStr]) -> CmdResult {
     if args.len() < 3 {
@@ -18,12 +18,12 @@ pub fn nack(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let mut error = None;
     let mut delay = None;
     let mut dead = false;
-    let mut opts = Options::new(args, 3);
-    while let Some(i) = opts.next(OPTIONS)? {
-        match i {
-            0 => attempt = Some(opts.int("ATTEMPT", 1, i64::MAX)? as u64),
-            1 => error = Some(opts.value("ERROR")?),
-            2 => delay = Some(opts.int("DELAY", 0, MAX_MS_10Y)? as u64),
+    let mut opts = Options::new(args, 3, NACK_ARGS);
+    while let Some(token) = opts.next()? {
+        match token {
+            "ATTEMPT" => attempt = Some(opts.int(limits::ATTEMPT)? as u64),
+            "ERROR" => error = Some(opts.value("ERROR")?),
+            "DELAY" => delay = Some(opts.int(limits::DELAY)? as u64),
             _ => dead = true,
         }
     }

@@ -1,13 +1,13 @@
 //! ONCE.PUSH queue payload [ID id] [DELAY ms | AT unix-ms] [RETRIES n] [BACKOFF ms] [LEASE ms] [PRIORITY n]
 
-use super::args::{arity, err, CmdResult, Options, MAX_LEASE, MAX_MS_10Y};
+use super::args::{arity, err, CmdResult, Options};
+use super::spec::PUSH_ARGS;
 use super::{existing_or_new, settle};
 use crate::config;
+use crate::core::limits::{self, MAX_ID_BYTES};
 use crate::core::queue::{NewJob, Pushed};
 use crate::persist::encode::replicate_job;
 use crate::rm::{self, Ctx, Key, RStr};
-
-const OPTIONS: &[&str] = &["ID", "DELAY", "AT", "RETRIES", "BACKOFF", "LEASE", "PRIORITY"];
 
 pub fn push(ctx: Ctx, args: &[RStr]) -> CmdResult {
     if args.len() < 3 {
@@ -20,22 +20,22 @@ pub fn push(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let mut backoff = None;
     let mut lease = 0;
     let mut priority = 0;
-    let mut opts = Options::new(args, 3);
-    while let Some(i) = opts.next(OPTIONS)? {
-        match i {
-            0 => {
+    let mut opts = Options::new(args, 3, PUSH_ARGS);
+    while let Some(token) = opts.next()? {
+        match token {
+            "ID" => {
                 let v = opts.value("ID")?;
-                if v.is_empty() || v.len() > 256 {
-                    return Err(err("ID must be 1 to 256 bytes"));
+                if v.is_empty() || v.len() > MAX_ID_BYTES {
+                    return Err(err(format!("ID must be 1 to {MAX_ID_BYTES} bytes")));
                 }
                 id = Some(v);
             }
-            1 => delay = Some(opts.int("DELAY", 0, MAX_MS_10Y)? as u64),
-            2 => at = Some(opts.int("AT", 0, i64::MAX)? as u64),
-            3 => retries = Some(opts.int("RETRIES", 0, 1000)? as u32),
-            4 => backoff = Some(opts.int("BACKOFF", 0, MAX_MS_10Y)? as u64),
-            5 => lease = opts.int("LEASE", 1, MAX_LEASE)? as u64,
-            _ => priority = opts.int("PRIORITY", -1_000_000, 1_000_000)? as i32,
+            "DELAY" => delay = Some(opts.int(limits::DELAY)? as u64),
+            "AT" => at = Some(opts.int(limits::AT)? as u64),
+            "RETRIES" => retries = Some(opts.int(limits::RETRIES)? as u32),
+            "BACKOFF" => backoff = Some(opts.int(limits::BACKOFF)? as u64),
+            "LEASE" => lease = opts.int(limits::LEASE)? as u64,
+            _ => priority = opts.int(limits::PRIORITY)? as i32,
         }
     }
     if delay.is_some() && at.is_some() {

@@ -10,12 +10,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use redis_module::raw;
 
 use super::ack::ack_ids;
-use super::args::{arity, CmdError, CmdResult, Options, MAX_LEASE};
+use super::args::{arity, err, CmdError, CmdResult, Options};
+use super::spec::RESERVE_ARGS;
+use crate::core::limits;
 use super::{existing, settle};
 use crate::config;
 use crate::rm::{self, Ctx, Key, OwnedStr, RStr};
-
-const OPTIONS: &[&str] = &["COUNT", "BLOCK", "LEASE", "ACK"];
 
 /// Upper bound on delayed jobs one RESERVE promotes itself; the timer promotes the rest in slices.
 const PROMOTE_IN_RESERVE: usize = 1024;
@@ -33,20 +33,25 @@ pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let mut want = Want { count: 1, lease: None };
     let mut block = None;
     let mut ack = None;
-    let mut opts = Options::new(args, 2);
-    while let Some(i) = opts.next(OPTIONS)? {
-        match i {
-            0 => want.count = opts.int("COUNT", 1, 10_000)? as usize,
-            1 => block = Some(opts.int("BLOCK", 0, i64::from(i32::MAX))?),
-            2 => want.lease = Some(opts.int("LEASE", 1, MAX_LEASE)? as u64),
-            _ => ack = Some(opts.raw_value("ACK")?),
+    let mut attempt = None;
+    let mut opts = Options::new(args, 2, RESERVE_ARGS);
+    while let Some(token) = opts.next()? {
+        match token {
+            "COUNT" => want.count = opts.int(limits::COUNT)? as usize,
+            "BLOCK" => block = Some(opts.int(limits::BLOCK)?),
+            "LEASE" => want.lease = Some(opts.int(limits::LEASE)? as u64),
+            "ACK" => ack = Some(opts.raw_value("ACK")?),
+            _ => attempt = Some(opts.int(limits::ATTEMPT)? as u64),
         }
+    }
+    if attempt.is_some() && ack.is_none() {
+        return Err(err("ATTEMPT goes with ACK (it fences the job acknowledged)"));
     }
     let key_name = args[1];
     {
         let key = Key::open(ctx, key_name, true);
         if let (Some(id), Some(v)) = (ack, existing(&key)?) {
-            ack_ids(ctx, key_name, v, &[id]);
+            ack_ids(ctx, key_name, v, &[id], attempt);
         }
         if serve(ctx, key_name, &key, want)? {
             return Ok(());

@@ -2,27 +2,28 @@
 //! ONCE.UNSCHEDULE queue name
 //! ONCE.SCHEDULES queue
 
-use super::args::{arity, err, CmdResult, Options, MAX_LEASE, MAX_MS_10Y};
+use super::args::{arity, err, CmdResult, Options};
+use super::spec::SCHEDULE_ARGS;
+use crate::core::limits::{self, MAX_SCHEDULES, MAX_SCHEDULE_NAME, MAX_SPEC_BYTES};
 use super::{existing, existing_or_new, settle};
 use crate::config;
 use crate::core::schedule::{JobOptions, Missed, Schedule};
 use crate::persist::encode::schedule_args;
 use crate::rm::{self, Ctx, Key, OwnedStr, RStr};
 
-const OPTIONS: &[&str] = &["RETRIES", "BACKOFF", "LEASE", "PRIORITY", "TZ", "MISSED"];
-
-/// Leaves room for `@<fire ms>` within the 256-byte id limit.
-const MAX_NAME: usize = 200;
-
 pub fn schedule(ctx: Ctx, args: &[RStr]) -> CmdResult {
     if args.len() < 5 {
         return Err(arity("ONCE.SCHEDULE"));
     }
     let name = rm::bytes(args[2]);
-    if name.is_empty() || name.len() > MAX_NAME {
-        return Err(err(format!("schedule name must be 1 to {MAX_NAME} bytes")));
+    if name.is_empty() || name.len() > MAX_SCHEDULE_NAME {
+        return Err(err(format!("schedule name must be 1 to {MAX_SCHEDULE_NAME} bytes")));
     }
-    let spec = std::str::from_utf8(rm::bytes(args[3])).map_err(|_| err("invalid schedule spec: not UTF-8"))?;
+    let spec_bytes = rm::bytes(args[3]);
+    if spec_bytes.len() > MAX_SPEC_BYTES {
+        return Err(err(format!("schedule spec is {} bytes, over the limit of {MAX_SPEC_BYTES}", spec_bytes.len())));
+    }
+    let spec = std::str::from_utf8(spec_bytes).map_err(|_| err("invalid schedule spec: not UTF-8"))?;
     let payload = rm::bytes(args[4]);
     let mut options = JobOptions {
         retries: config::default_retries(),
@@ -32,14 +33,20 @@ pub fn schedule(ctx: Ctx, args: &[RStr]) -> CmdResult {
     };
     let mut tz = "UTC";
     let mut missed = Missed::Once;
-    let mut opts = Options::new(args, 5);
-    while let Some(i) = opts.next(OPTIONS)? {
-        match i {
-            0 => options.retries = opts.int("RETRIES", 0, 1000)? as u32,
-            1 => options.backoff_ms = opts.int("BACKOFF", 0, MAX_MS_10Y)? as u64,
-            2 => options.lease_ms = opts.int("LEASE", 1, MAX_LEASE)? as u64,
-            3 => options.priority = opts.int("PRIORITY", -1_000_000, 1_000_000)? as i32,
-            4 => tz = std::str::from_utf8(opts.value("TZ")?).map_err(|_| err("TZ must be an IANA zone name"))?,
+    let mut opts = Options::new(args, 5, SCHEDULE_ARGS);
+    while let Some(token) = opts.next()? {
+        match token {
+            "RETRIES" => options.retries = opts.int(limits::RETRIES)? as u32,
+            "BACKOFF" => options.backoff_ms = opts.int(limits::BACKOFF)? as u64,
+            "LEASE" => options.lease_ms = opts.int(limits::LEASE)? as u64,
+            "PRIORITY" => options.priority = opts.int(limits::PRIORITY)? as i32,
+            "TZ" => {
+                let zone = opts.value("TZ")?;
+                if zone.len() > MAX_SPEC_BYTES {
+                    return Err(err("TZ must be an IANA zone name"));
+                }
+                tz = std::str::from_utf8(zone).map_err(|_| err("TZ must be an IANA zone name"))?;
+            }
             _ => {
                 let v = opts.value("MISSED")?;
                 missed = Missed::from_name(v).ok_or_else(|| err("MISSED must be 'once' or 'skip'"))?;
@@ -51,6 +58,11 @@ pub fn schedule(ctx: Ctx, args: &[RStr]) -> CmdResult {
         return Err(err(format!("payload is {} bytes, over the limit of {limit} (once.max-payload-bytes)", payload.len())));
     }
     let key = Key::open(ctx, args[1], true);
+    if let Some(v) = existing(&key)? {
+        if v.queue.schedules.len() >= MAX_SCHEDULES && !v.queue.schedules.contains_key(name) {
+            return Err(err(format!("the queue has {MAX_SCHEDULES} schedules, the most one queue may hold")));
+        }
+    }
     let last_fire = existing(&key)?.and_then(|v| v.queue.schedules.get(name).and_then(|s| s.last_fire_ms));
     let now = rm::now_ms();
     let sched = Schedule::new(name.into(), spec, tz, payload.into(), options, missed, last_fire, now)

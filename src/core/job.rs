@@ -163,16 +163,25 @@ impl From<Vec<u8>> for Payload {
     }
 }
 
-/// What few jobs have: a client-chosen id, an error text. Kept out of line so a job stays small.
+/// What few jobs have: a client-chosen id, an error text, a retry budget restarted by ONCE.RETRY. Kept out
+/// of line so a job stays small.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Extra {
     pub custom_id: Option<Box<[u8]>>,
     pub last_error: Option<Box<[u8]>>,
+    /// `attempts` when ONCE.RETRY last sent the job back from dead: reservations before it do not count
+    /// against RETRIES, while `attempts` itself (the fencing token) keeps growing.
+    pub retry_base: u32,
 }
 
 impl Extra {
     pub fn boxed(custom_id: Option<Box<[u8]>>, last_error: Option<Box<[u8]>>) -> Option<Box<Extra>> {
-        (custom_id.is_some() || last_error.is_some()).then(|| Box::new(Extra { custom_id, last_error }))
+        Extra::with_base(custom_id, last_error, 0)
+    }
+
+    pub fn with_base(custom_id: Option<Box<[u8]>>, last_error: Option<Box<[u8]>>, retry_base: u32) -> Option<Box<Extra>> {
+        (custom_id.is_some() || last_error.is_some() || retry_base > 0)
+            .then(|| Box::new(Extra { custom_id, last_error, retry_base }))
     }
 }
 
@@ -210,8 +219,49 @@ impl Job {
     }
 
     pub fn set_custom_id(&mut self, id: Option<Box<[u8]>>) {
-        let last_error = self.extra.take().and_then(|e| e.last_error);
-        self.extra = Extra::boxed(id, last_error);
+        let (last_error, base) = self.extra.take().map_or((None, 0), |e| (e.last_error, e.retry_base));
+        self.extra = Extra::with_base(id, last_error, base);
+    }
+
+    /// A ready job with every number zero and an empty payload: what decoders fill in field by field.
+    pub fn blank() -> Job {
+        Job {
+            seq: 0,
+            created_ms: 0,
+            deadline_ms: 0,
+            backoff_ms: 0,
+            payload: Payload::default(),
+            extra: None,
+            lease_ms: 0,
+            attempts: 0,
+            priority: 0,
+            retries: 0,
+            state: State::Ready,
+        }
+    }
+
+    pub fn set_retry_base(&mut self, base: u32) {
+        match &mut self.extra {
+            Some(e) => e.retry_base = base,
+            None if base > 0 => self.extra = Extra::with_base(None, None, base),
+            None => {}
+        }
+    }
+
+    pub fn retry_base(&self) -> u32 {
+        self.extra.as_ref().map_or(0, |e| e.retry_base)
+    }
+
+    /// Restarts the retry budget from the reservations made so far (ONCE.RETRY of a dead job).
+    pub fn restart_budget(&mut self) {
+        if self.attempts > 0 {
+            self.extra.get_or_insert_with(Box::default).retry_base = self.attempts;
+        }
+    }
+
+    /// Reservations that count against RETRIES: those since the last ONCE.RETRY.
+    pub fn tries(&self) -> u32 {
+        self.attempts.saturating_sub(self.retry_base())
     }
 
     pub fn id_bytes(&self) -> Vec<u8> {

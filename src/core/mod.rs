@@ -2,9 +2,11 @@
 //! and every random choice arrives as an argument, so the state machine is deterministic and testable.
 pub mod backoff;
 pub mod job;
+pub mod limits;
 pub mod line;
 pub mod queue;
 pub mod schedule;
+pub mod schema;
 pub mod table;
 
 pub use job::{Extra, Job, Payload, State};

@@ -282,9 +282,14 @@ impl Queue {
         chosen
     }
 
+    /// True when `seq` names a ready job.
+    pub fn is_ready(&self, seq: u64) -> bool {
+        self.jobs.get(seq).map(|j| j.state) == Some(State::Ready)
+    }
+
     /// Reserves one named ready job with an explicit lease deadline. False if it is not ready.
     pub fn reserve_exact(&mut self, seq: u64, deadline_ms: u64) -> bool {
-        if self.jobs.get(seq).map(|j| j.state) != Some(State::Ready) {
+        if !self.is_ready(seq) {
             return false;
         }
         self.unindex(seq);
@@ -308,7 +313,8 @@ impl Queue {
         true
     }
 
-    /// Sends a dead job back to the end of its ready line with a fresh set of attempts. False if not dead.
+    /// Sends a dead job back to the end of its ready line with a fresh retry budget; its attempt number
+    /// keeps growing, so a fence from an earlier reservation never matches again. False if not dead.
     pub fn retry_dead(&mut self, seq: u64) -> bool {
         if self.jobs.get(seq).map(|j| j.state) != Some(State::Dead) {
             return false;
@@ -316,7 +322,7 @@ impl Queue {
         self.unindex(seq);
         let Some(job) = self.jobs.get_mut(seq) else { return false };
         job.state = State::Ready;
-        job.attempts = 0;
+        job.restart_budget();
         job.deadline_ms = 0;
         let priority = job.priority;
         self.enqueue_ready(seq, priority);
@@ -352,7 +358,7 @@ impl Queue {
     ) -> Option<Outcome> {
         let job = self.jobs.get(seq).filter(|j| j.state == State::Reserved)?;
         Some(backoff::decide(
-            job.attempts,
+            job.tries(),
             u32::from(job.retries),
             job.backoff_ms,
             backoff_max_ms,

@@ -1278,7 +1278,7 @@ fn random_operations_agree_with_a_simple_model_other_seeds() {
 }
 
 #[test]
-fn retry_sends_a_dead_job_back_with_fresh_attempts() {
+fn retry_sends_a_dead_job_back_with_a_fresh_budget_and_a_growing_attempt() {
     let mut q = Queue::new();
     let seq = added(q.push(NewJob { retries: 0, ..nj("a") }, 0));
     let other = added(q.push(nj("b"), 0));
@@ -1289,11 +1289,42 @@ fn retry_sends_a_dead_job_back_with_fresh_attempts() {
     assert!(!q.retry_dead(other), "only dead jobs are retried");
     assert!(q.retry_dead(seq));
     let j = q.job(seq).unwrap();
-    assert_eq!((j.state, j.attempts), (State::Ready, 0));
+    assert_eq!((j.state, j.attempts, j.tries()), (State::Ready, 1, 0));
     assert_eq!(j.last_error(), Some(&b"boom"[..]));
     assert_eq!(q.peek_ready(2), vec![other, seq], "a retried job joins the back of the line");
     assert_eq!(q.stats().dead, 0);
     q.check_invariants().unwrap();
+    // The next reservation is attempt 2: the stale fence (seq, 1) no longer holds it.
+    assert_eq!(q.reserve(2, 0, lease_of), vec![other, seq]);
+    assert!(!q.holds_reservation(seq, Some(1)));
+    assert!(q.holds_reservation(seq, Some(2)));
+    // RETRIES 0 counts from the retry: this failure is the budget's first, so the job is dead again.
+    let outcome = q.decide_failure(seq, 0, None, false, 1000, 0).unwrap();
+    assert_eq!(outcome, crate::core::backoff::Outcome::Dead);
+    assert!(q.apply_failure(seq, FailCause::Nack, None, outcome));
+    assert!(q.retry_dead(seq));
+    assert_eq!((q.job(seq).unwrap().attempts, q.job(seq).unwrap().retry_base()), (2, 2));
+}
+
+#[test]
+fn a_retried_job_gets_its_whole_retry_budget_again() {
+    let mut q = Queue::new();
+    let seq = added(q.push(NewJob { retries: 1, ..nj("a") }, 0));
+    let fail_once = |q: &mut Queue| {
+        assert_eq!(q.reserve(1, 0, lease_of), vec![seq]);
+        let o = q.decide_failure(seq, 0, None, false, 1000, 0).unwrap();
+        assert!(q.apply_failure(seq, FailCause::Nack, None, o));
+        if q.job(seq).unwrap().state == State::Delayed {
+            q.promote_first(1);
+        }
+        q.job(seq).unwrap().state
+    };
+    assert_eq!(fail_once(&mut q), State::Ready);
+    assert_eq!(fail_once(&mut q), State::Dead);
+    assert!(q.retry_dead(seq));
+    assert_eq!(fail_once(&mut q), State::Ready, "one retry again after ONCE.RETRY");
+    assert_eq!(fail_once(&mut q), State::Dead);
+    assert_eq!(q.job(seq).unwrap().attempts, 4);
 }
 
 #[test]

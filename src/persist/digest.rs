@@ -5,6 +5,7 @@ use std::ffi::c_void;
 
 use redis_module::raw::{self, RedisModuleDigest};
 
+use crate::core::schema::{JOB_FIELDS, TOTAL_FIELDS};
 use crate::value::QueueValue;
 
 struct Digest(*mut RedisModuleDigest);
@@ -39,15 +40,9 @@ pub extern "C" fn digest(md: *mut RedisModuleDigest, value: *mut c_void) {
         let d = Digest(md);
         let q = &v.queue;
         for j in q.jobs_in_rebuild_order() {
-            d.u(j.seq);
-            d.u(j.created_ms);
-            d.int(i64::from(j.state.code()));
-            d.u(u64::from(j.attempts));
-            d.u(u64::from(j.retries));
-            d.u(j.backoff_ms);
-            d.u(u64::from(j.lease_ms));
-            d.int(i64::from(j.priority));
-            d.u(j.deadline_ms);
+            for f in &JOB_FIELDS {
+                d.int((f.get)(j));
+            }
             d.bytes(&j.payload);
             d.opt(j.custom_id());
             d.opt(j.last_error());
@@ -68,9 +63,9 @@ pub extern "C" fn digest(md: *mut RedisModuleDigest, value: *mut c_void) {
             d.int(s.last_fire_ms.map_or(-1, |t| t as i64));
             d.end();
         }
-        let t = q.totals;
-        for x in [q.next_seq(), t.pushed, t.reserved, t.acked, t.nacked, t.expired, t.retried, t.dead] {
-            d.u(x);
+        d.u(q.next_seq());
+        for f in &TOTAL_FIELDS {
+            d.int((f.get)(&q.totals));
         }
         d.end();
     }));

@@ -1,7 +1,7 @@
 //! A queue's contents as explicit commands: one encoding shared by replication (every state change the
 //! master decides) and AOF rewrite (the whole queue), and the decoding the internal commands use.
 //!
-//! `ONCE._JOB key "<mode> <seq> <created> <state> <attempts> <retries> <backoff> <lease> <priority> <deadline>" payload [ID id] [ERROR text]`
+//! `ONCE._JOB key "<mode> <the job's numbers in schema order (core/schema.rs)>" payload [ID id] [ERROR text]`
 //! The numbers travel as one space-separated header: every argument costs Redis two allocations when it
 //! replicates, and this is the command every PUSH sends. `mode` is PUSH (counted in pushed_total) or LOAD.
 
@@ -11,7 +11,9 @@ use redis_module::raw;
 
 use crate::commands::args::{parse_i64, shown};
 use crate::core::schedule::{JobOptions, Missed, Schedule};
-use crate::core::job::{push_decimal, push_signed};
+use crate::core::job::push_signed;
+use crate::core::limits;
+use crate::core::schema::{check_job, JOB_FIELDS, NEXT_SEQ, TOTAL_FIELDS};
 use crate::core::queue::SEQ_LIMIT;
 use crate::core::{Extra, Job, State, Totals};
 use crate::rm::{self, Ctx, OwnedStr, RStr};
@@ -20,26 +22,14 @@ fn int(v: u64) -> OwnedStr {
     OwnedStr::int(i64::try_from(v).unwrap_or(i64::MAX))
 }
 
-/// The header of `ONCE._JOB`: mode and every number of the job.
+/// The header of `ONCE._JOB`: the mode, then every number of the job in schema order.
 pub fn job_header(mode: &str, job: &Job) -> Vec<u8> {
     let mut h = Vec::with_capacity(96);
     h.extend_from_slice(mode.as_bytes());
-    for (i, n) in [job.seq, job.created_ms].into_iter().enumerate() {
+    for f in &JOB_FIELDS {
         h.push(b' ');
-        push_decimal(&mut h, n);
-        if i == 1 {
-            h.push(b' ');
-            h.extend_from_slice(job.state.name().as_bytes());
-        }
+        push_signed(&mut h, (f.get)(job));
     }
-    for n in [u64::from(job.attempts), u64::from(job.retries), job.backoff_ms, u64::from(job.lease_ms)] {
-        h.push(b' ');
-        push_decimal(&mut h, n);
-    }
-    h.push(b' ');
-    push_signed(&mut h, i64::from(job.priority));
-    h.push(b' ');
-    push_decimal(&mut h, job.deadline_ms);
     h
 }
 
@@ -125,53 +115,67 @@ pub fn decode_job(a: &[&[u8]]) -> Result<(Job, bool), String> {
         }
     }
     let f: Vec<&[u8]> = header.split(|&b| b == b' ').collect();
-    if f.len() != 10 {
-        return Err("the header needs 10 fields".into());
-    }
-    let counted = match f[0] {
-        b"PUSH" => true,
-        b"LOAD" => false,
+    let counted = match f.first().copied() {
+        Some(b"PUSH") => true,
+        Some(b"LOAD") => false,
         _ => return Err("mode must be PUSH or LOAD".into()),
     };
-    let priority = parse_i64(f[8]).filter(|p| (-1_000_000..=1_000_000).contains(p)).ok_or("bad priority")?;
-    let job = Job {
-        seq: num(f[1], "seq", SEQ_LIMIT - 1)?,
-        created_ms: num(f[2], "created", i64::MAX as u64)?,
-        state: State::from_name(f[3]).ok_or("bad state")?,
-        attempts: num(f[4], "attempts", u64::from(u32::MAX))? as u32,
-        retries: num(f[5], "retries", 1000)? as u16,
-        backoff_ms: num(f[6], "backoff", 315_360_000_000)?,
-        lease_ms: num(f[7], "lease", 604_800_000)? as u32,
-        priority: priority as i32,
-        deadline_ms: num(f[9], "deadline", i64::MAX as u64)?,
-        payload: payload.into(),
-        extra: Extra::boxed(custom_id, last_error),
+    let mut job = match f.len() - 1 {
+        n if n == JOB_FIELDS.len() => {
+            let mut job = Job::blank();
+            for (field, text) in JOB_FIELDS.iter().zip(&f[1..]) {
+                let v = parse_i64(text).ok_or_else(|| format!("bad {} '{}'", field.name(), shown(text)))?;
+                field.put(&mut job, v)?;
+            }
+            job
+        }
+        9 => decode_legacy_header(&f[1..])?,
+        _ => return Err(format!("the header needs {} fields", JOB_FIELDS.len() + 1)),
     };
+    job.payload = payload.into();
+    let base = job.retry_base();
+    job.extra = Extra::with_base(custom_id, last_error, base);
+    check_job(&job)?;
     Ok((job, counted))
 }
 
-/// `ONCE._META key next_seq pushed reserved acked nacked expired retried dead`
+/// The header written before the schema (AOF files of that time still replay): the state by name, no
+/// retry base.
+fn decode_legacy_header(f: &[&[u8]]) -> Result<Job, String> {
+    let priority = parse_i64(f[7]).filter(|p| limits::PRIORITY.contains(*p)).ok_or("bad priority")?;
+    Ok(Job {
+        seq: num(f[0], "seq", SEQ_LIMIT - 1)?,
+        created_ms: num(f[1], "created", i64::MAX as u64)?,
+        state: State::from_name(f[2]).ok_or("bad state")?,
+        attempts: num(f[3], "attempts", u64::from(u32::MAX))? as u32,
+        retries: num(f[4], "retries", limits::RETRIES.max as u64)? as u16,
+        backoff_ms: num(f[5], "backoff", limits::BACKOFF.max as u64)?,
+        lease_ms: num(f[6], "lease", limits::MAX_LEASE_MS as u64)? as u32,
+        priority: priority as i32,
+        deadline_ms: num(f[8], "deadline", i64::MAX as u64)?,
+        ..Job::blank()
+    })
+}
+
+/// `ONCE._META key next_seq <totals in schema order>`
 pub fn meta_args(key: RStr, next_seq: u64, t: &Totals) -> Vec<OwnedStr> {
     let mut v = vec![OwnedStr::new(rm::bytes(key)), int(next_seq)];
-    for x in [t.pushed, t.reserved, t.acked, t.nacked, t.expired, t.retried, t.dead] {
-        v.push(int(x));
-    }
+    v.extend(TOTAL_FIELDS.iter().map(|f| OwnedStr::int((f.get)(t))));
     v
 }
 
 pub fn decode_meta(a: &[&[u8]]) -> Result<(u64, Totals), String> {
-    if a.len() != 8 {
+    if a.len() != TOTAL_FIELDS.len() + 1 {
         return Err("wrong number of meta fields".into());
     }
-    let mut n = [0u64; 8];
-    for (i, b) in a.iter().enumerate() {
-        n[i] = num(b, "counter", i64::MAX as u64)?;
+    let next = parse_i64(a[0]).ok_or_else(|| format!("bad id sequence '{}'", shown(a[0])))?;
+    let next_seq = NEXT_SEQ.check_i64(next)? as u64;
+    let mut totals = Totals::default();
+    for (f, text) in TOTAL_FIELDS.iter().zip(&a[1..]) {
+        let v = parse_i64(text).ok_or_else(|| format!("bad {} '{}'", f.name(), shown(text)))?;
+        f.put(&mut totals, v)?;
     }
-    if n[0] > SEQ_LIMIT {
-        return Err(format!("bad id sequence '{}'", n[0]));
-    }
-    let totals = Totals { pushed: n[1], reserved: n[2], acked: n[3], nacked: n[4], expired: n[5], retried: n[6], dead: n[7] };
-    Ok((n[0], totals))
+    Ok((next_seq, totals))
 }
 
 /// `ONCE._SCHED key name spec tz payload retries backoff lease priority missed next_fire last_fire(-1: never)`

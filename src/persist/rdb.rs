@@ -11,12 +11,15 @@ use redis_module::raw::{self, RedisModuleIO};
 
 use crate::core::queue::Queue;
 use crate::core::schedule::{JobOptions, Missed, Schedule};
-use crate::core::{Extra, Job, State, Totals};
+use crate::core::limits::MAX_ID_BYTES;
+use crate::core::schema::{check_job, JOB_FIELDS, TOTAL_FIELDS};
+use crate::core::{Extra, Job, State};
 use crate::registry::registry;
 use crate::value::QueueValue;
 
-/// Version 1: the first encoding.
-pub const ENCODING_VERSION: i32 = 1;
+/// Version 2: numbers as the schema lists them (core/schema.rs), signed; adds a job's retry base.
+/// Version 1 (the first encoding) still loads through `load_v1`.
+pub const ENCODING_VERSION: i32 = 2;
 
 const HAS_ID: u64 = 1;
 const HAS_ERROR: u64 = 2;
@@ -41,22 +44,15 @@ pub extern "C" fn save(io: *mut RedisModuleIO, value: *mut c_void) {
 
 fn save_queue(io: *mut RedisModuleIO, q: &Queue) {
     put_u(io, q.next_seq());
-    let t = q.totals;
-    for x in [t.pushed, t.reserved, t.acked, t.nacked, t.expired, t.retried, t.dead] {
-        put_u(io, x);
+    for f in &TOTAL_FIELDS {
+        put_i(io, (f.get)(&q.totals));
     }
     let jobs = q.jobs_in_rebuild_order();
     put_u(io, jobs.len() as u64);
     for j in jobs {
-        put_u(io, j.seq);
-        put_u(io, j.created_ms);
-        put_u(io, u64::from(j.state.code()));
-        put_u(io, u64::from(j.attempts));
-        put_u(io, u64::from(j.retries));
-        put_u(io, j.backoff_ms);
-        put_u(io, u64::from(j.lease_ms));
-        put_i(io, i64::from(j.priority));
-        put_u(io, j.deadline_ms);
+        for f in &JOB_FIELDS {
+            put_i(io, (f.get)(j));
+        }
         put_b(io, &j.payload);
         let flags = if j.custom_id().is_some() { HAS_ID } else { 0 } | if j.last_error().is_some() { HAS_ERROR } else { 0 };
         put_u(io, flags);
@@ -108,6 +104,22 @@ impl Reader {
     fn text(&self) -> Load<String> {
         String::from_utf8(self.b()?.into_vec()).map_err(|_| "text is not UTF-8".to_string())
     }
+    /// A job's flags word, then its client id and its error text where the flags say so.
+    fn id_and_error(&self) -> Load<(Option<Box<[u8]>>, Option<Box<[u8]>>)> {
+        let flags = self.upto("flags", HAS_ID | HAS_ERROR)?;
+        let custom_id = if flags & HAS_ID != 0 {
+            let id = self.b()?;
+            if id.is_empty() || id.len() > MAX_ID_BYTES {
+                return Err("bad job id length".into());
+            }
+            Some(id)
+        } else {
+            None
+        };
+        let last_error = if flags & HAS_ERROR != 0 { Some(self.b()?) } else { None };
+        Ok((custom_id, last_error))
+    }
+
     fn priority(&self) -> Load<i32> {
         let p = self.i()?;
         if !(-1_000_000..=1_000_000).contains(&p) {
@@ -120,6 +132,7 @@ impl Reader {
 pub extern "C" fn load(io: *mut RedisModuleIO, encver: c_int) -> *mut c_void {
     let result = catch_unwind(AssertUnwindSafe(|| match encver {
         1 => load_v1(&Reader(io)),
+        2 => load_v2(&Reader(io)),
         v => Err(format!("unknown encoding version {v}")),
     }));
     match result {
@@ -139,14 +152,35 @@ pub extern "C" fn load(io: *mut RedisModuleIO, encver: c_int) -> *mut c_void {
     }
 }
 
+fn load_v2(r: &Reader) -> Load<Queue> {
+    let mut q = Queue::new();
+    let next_seq = r.u()?;
+    for f in &TOTAL_FIELDS {
+        f.put(&mut q.totals, r.i()?)?;
+    }
+    let count = r.u()?;
+    for _ in 0..count {
+        let mut job = Job::blank();
+        for f in &JOB_FIELDS {
+            f.put(&mut job, r.i()?)?;
+        }
+        job.payload = r.b()?.into();
+        let (custom_id, last_error) = r.id_and_error()?;
+        let base = job.retry_base();
+        job.extra = Extra::with_base(custom_id, last_error, base);
+        check_job(&job)?;
+        q.insert(job).map_err(|e| e.to_string())?;
+    }
+    finish(r, q, next_seq)
+}
+
 fn load_v1(r: &Reader) -> Load<Queue> {
     let mut q = Queue::new();
     let next_seq = r.u()?;
-    let mut n = [0u64; 7];
-    for x in &mut n {
-        *x = r.u()?;
+    for f in &TOTAL_FIELDS {
+        let v = f.range.check_u64(r.u()?)?;
+        (f.set)(&mut q.totals, v as i64);
     }
-    q.totals = Totals { pushed: n[0], reserved: n[1], acked: n[2], nacked: n[3], expired: n[4], retried: n[5], dead: n[6] };
     let count = r.u()?;
     for _ in 0..count {
         let job = Job {
@@ -162,24 +196,25 @@ fn load_v1(r: &Reader) -> Load<Queue> {
             payload: r.b()?.into(),
             extra: None,
         };
-        let flags = r.upto("flags", HAS_ID | HAS_ERROR)?;
         let mut job = job;
-        let custom_id = if flags & HAS_ID != 0 {
-            let id = r.b()?;
-            if id.is_empty() || id.len() > 256 {
-                return Err("bad job id length".into());
-            }
-            Some(id)
-        } else {
-            None
-        };
-        let last_error = if flags & HAS_ERROR != 0 { Some(r.b()?) } else { None };
+        let (custom_id, last_error) = r.id_and_error()?;
         job.extra = Extra::boxed(custom_id, last_error);
         q.insert(job).map_err(|e| e.to_string())?;
     }
+    finish(r, q, next_seq)
+}
+
+/// What every version ends with: the id sequence checked, the schedules, and the indexes checked.
+fn finish(r: &Reader, mut q: Queue, next_seq: u64) -> Load<Queue> {
     if !q.set_next_seq(next_seq) {
         return Err(format!("id sequence out of range: {next_seq}"));
     }
+    load_schedules(r, &mut q)?;
+    q.check_invariants()?;
+    Ok(q)
+}
+
+fn load_schedules(r: &Reader, q: &mut Queue) -> Load<()> {
     let schedules = r.u()?;
     for _ in 0..schedules {
         let name = r.b()?;
@@ -198,8 +233,7 @@ fn load_v1(r: &Reader) -> Load<Queue> {
         let s = Schedule::restore(name, &spec, &tz, payload, options, missed, next, last)?;
         q.schedules.insert(s.name.clone(), s);
     }
-    q.check_invariants()?;
-    Ok(q)
+    Ok(())
 }
 
 /// Tells the timer registry about a queue that just came from an RDB or RESTORE.

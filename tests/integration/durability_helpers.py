@@ -358,13 +358,30 @@ def encode_queue_v1(next_seq, totals, jobs, scheds=(), count=None):
     return b"".join(out)
 
 
-def module_header(real_payload):
-    """The type byte and module id of a real DUMP of a queue: everything before the first module opcode.
+def encode_queue_v2(next_seq, totals, jobs, scheds=()):
+    """The module's v2 RDB encoding (numbers in schema order, signed; a job's retry base after attempts),
+    as src/persist/rdb.rs writes it today."""
+    out = [mod_uint(next_seq)] + [mod_sint(t) for t in totals] + [mod_uint(len(jobs))]
+    for j in jobs:
+        out += [mod_sint(j[f]) for f in ("seq", "created", "state", "attempts", "retry_base", "retries", "backoff",
+                                         "lease", "priority", "deadline")] + [mod_str(j["payload"])]
+        out.append(mod_uint((1 if j.get("id") is not None else 0) | (2 if j.get("error") is not None else 0)))
+        out += [mod_str(j[k]) for k in ("id", "error") if j.get(k) is not None]
+    out.append(mod_uint(len(scheds)))
+    assert not scheds, "schedules are encoded as in v1; not needed by the callers"
+    return b"".join(out)
 
-    The module id is written as an RDB length (0x81 + 8 bytes) right after the type byte RDB_TYPE_MODULE_2 (7)."""
+
+def module_header(real_payload, encver=1):
+    """The type byte and module id of a real DUMP of a queue (everything before the first module opcode), with
+    the module id's encoding version set to `encver` (1: what encode_queue_v1 writes).
+
+    The module id is written as an RDB length (0x81 + 8 bytes, big-endian) right after the type byte
+    RDB_TYPE_MODULE_2 (7); its low 10 bits are the encoding version."""
     assert real_payload[0] == 7, f"not a module (v2) value: type byte {real_payload[0]}"
     assert real_payload[1] == 0x81, "module id is not a 64-bit length"
-    return real_payload[:10]
+    module_id = struct.unpack(">Q", real_payload[2:10])[0]
+    return real_payload[:2] + struct.pack(">Q", (module_id & ~0x3FF) | encver)
 
 
 def restore_error(r, key, payload, *extra):

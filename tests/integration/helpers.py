@@ -3,7 +3,7 @@ import socket
 import time
 
 INSPECT_FIELDS = ["id", "state", "payload", "attempts", "retries", "priority", "created", "due",
-                  "lease_deadline", "last_error", "backoff", "lease"]
+                  "lease_deadline", "last_error", "backoff", "lease", "tries"]
 STATS_FIELDS = ["ready", "delayed", "reserved", "dead", "schedules", "pushed_total", "reserved_total",
                 "acked_total", "nacked_total", "expired_total", "retried_total", "dead_total"]
 INFO_FIELDS = ["once_queues", "once_jobs_ready", "once_jobs_delayed", "once_jobs_reserved", "once_jobs_dead",

@@ -13,7 +13,9 @@ MAX = 9223372036854775807
 
 
 def arity(cmd):
-    return f"ERR wrong number of arguments for '{cmd}' command"
+    # The command docs declare each arity, so the server itself refuses a wrong count, naming the command as
+    # it was registered.
+    return f"ERR wrong number of arguments for '{cmd.upper()}' command"
 
 
 def between(name, lo, hi, got):

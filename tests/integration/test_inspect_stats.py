@@ -28,7 +28,7 @@ def test_inspect_ready_job(r, key):
     assert inspect(r, key, job_id) == {
         "id": job_id, "state": "ready", "payload": "body", "attempts": 0, "retries": 4, "priority": 7,
         "created": inspect(r, key, job_id)["created"], "due": None, "lease_deadline": None, "last_error": None,
-        "backoff": 20, "lease": 3000,
+        "backoff": 20, "lease": 3000, "tries": 0,
     }
     assert before <= inspect(r, key, job_id)["created"] <= after
 

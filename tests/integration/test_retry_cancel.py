@@ -15,17 +15,64 @@ def make_dead(r, key, payload="p", error="boom"):
     return job_id
 
 
-def test_retry_sends_dead_jobs_back_with_fresh_attempts(r, key):
+def test_retry_sends_dead_jobs_back_with_a_fresh_budget(r, key):
     dead = make_dead(r, key, "dead")
     first = push(r, key, "first")
     assert r.execute_command("ONCE.RETRY", key, dead, first, "unknown") == 1   # only the dead one counts
     job = inspect(r, key, dead)
-    assert (job["state"], job["attempts"], job["last_error"]) == ("ready", 0, "boom")
+    # The attempt number is a fencing token: it keeps growing across RETRY; the retry budget starts again.
+    assert (job["state"], job["attempts"], job["tries"], job["last_error"]) == ("ready", 1, 0, "boom")
     assert stats(r, key)["dead"] == 0
-    # It joins the back of the line and gets its attempts again.
     assert reserve_one(r, key)[0] == first
-    assert reserve_one(r, key)[:3] == (dead, "dead", 1)
+    assert reserve_one(r, key)[:3] == (dead, "dead", 2)
     assert r.execute_command("ONCE.RETRY", key, dead) == 0                     # reserved now, not dead
+    # RETRIES 0 counts from the retry: one more failure makes it dead again.
+    assert r.execute_command("ONCE.NACK", key, dead, "ATTEMPT", 2) == 1
+    assert inspect(r, key, dead)["state"] == "dead"
+
+
+def test_a_stale_fence_from_before_a_retry_changes_nothing(r, key):
+    dead = make_dead(r, key, "dead")                 # attempt 1 failed
+    assert r.execute_command("ONCE.RETRY", key, dead) == 1
+    assert reserve_one(r, key)[:3] == (dead, "dead", 2)
+    # A worker still holding (dead, 1) must not touch reservation 2.
+    assert r.execute_command("ONCE.NACK", key, dead, "ATTEMPT", 1) == 0
+    assert r.execute_command("ONCE.EXTEND", key, dead, 1000, "ATTEMPT", 1) is None
+    assert r.execute_command("ONCE.ACK", key, dead, "ATTEMPT", 1) == 0
+    assert r.execute_command("ONCE.RESERVE", key, "ACK", dead, "ATTEMPT", 1) is None
+    assert inspect(r, key, dead)["state"] == "reserved"
+    assert r.execute_command("ONCE.ACK", key, dead, "ATTEMPT", 2) == 1
+    assert inspect(r, key, dead) is None
+
+
+def test_fenced_ack_completes_only_the_named_reservation(r, key):
+    a = push(r, key, "a")
+    b = push(r, key, "b")
+    assert reserve_one(r, key)[:3] == (a, "a", 1)
+    assert r.execute_command("ONCE.ACK", key, a, "attempt", 2) == 0
+    assert r.execute_command("ONCE.ACK", key, a, "ATTEMPT", 1) == 1
+    assert reserve_one(r, key)[:3] == (b, "b", 1)
+    # RESERVE's ACK with a fence: a wrong fence leaves b reserved, the right one completes it.
+    c = push(r, key, "c")
+    got = r.execute_command("ONCE.RESERVE", key, "ACK", b, "ATTEMPT", 9)
+    assert got[0][0] == c and inspect(r, key, b)["state"] == "reserved"
+    assert r.execute_command("ONCE.RESERVE", key, "ACK", b, "ATTEMPT", 1) is None
+    assert inspect(r, key, b) is None
+    assert stats(r, key)["acked_total"] == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["ONCE.ACK", "{k}", "x", "y", "ATTEMPT", "1"], "ERR ATTEMPT goes with a single id"),
+    (["ONCE.ACK", "{k}", "x", "ATTEMPT", "0"], "ERR ATTEMPT must be between 1 and 9223372036854775807, got 0"),
+    (["ONCE.ACK", "{k}", "x", "ATTEMPT", "z"], "ERR ATTEMPT must be an integer, got 'z'"),
+    (["ONCE.RESERVE", "{k}", "ATTEMPT", "1"], "ERR ATTEMPT goes with ACK (it fences the job acknowledged)"),
+])
+def test_bad_fences_are_refused(r, key, args, message):
+    push(r, key, "p")
+    with pytest.raises(redis.ResponseError) as e:
+        r.execute_command(*[key if a == "{k}" else a for a in args])
+    assert str(e.value) == message
+    assert stats(r, key)["ready"] == 1
 
 
 def test_cancel_removes_ready_delayed_and_dead_but_not_reserved(r, key):
@@ -50,7 +97,7 @@ def test_missing_key_wrong_type_and_arity(r, key):
     assert r.execute_command("ONCE.CANCEL", key, "x") == 0
     assert r.exists(key) == 0
     for cmd in ("ONCE.RETRY", "ONCE.CANCEL"):
-        with pytest.raises(redis.ResponseError, match=f"wrong number of arguments for '{cmd.lower()}' command"):
+        with pytest.raises(redis.ResponseError, match=f"wrong number of arguments for '{cmd.upper()}' command"):
             r.execute_command(cmd, key)
     r.set(key, "string")
     for cmd in ("ONCE.RETRY", "ONCE.CANCEL"):

@@ -1,0 +1,290 @@
+//! One table describes every command: its handler, flags, key access, arity and arguments. Registration,
+//! the command docs (`COMMAND DOCS`, redis-cli hints) and the option parser all read it, so what the docs
+//! promise is exactly what the parser accepts.
+
+use std::ffi::c_int;
+
+use super::{ack, extend, inspect, internal, manage, nack, push, reserve, run, schedule, stats};
+use crate::rm::{Ctx, RStr};
+
+/// What Redis calls: a handler wrapped by `run`, so no error or panic escapes.
+pub type Entry = extern "C" fn(Ctx, *mut RStr, c_int) -> c_int;
+
+macro_rules! entry {
+    ($handler:path) => {{
+        extern "C" fn cmd(ctx: Ctx, argv: *mut RStr, argc: c_int) -> c_int {
+            run(ctx, argv, argc, $handler)
+        }
+        cmd as Entry
+    }};
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    Key,
+    Str,
+    Int,
+    UnixTime,
+    /// A keyword with no value (`DEAD`).
+    Token,
+    /// Exactly one of the sub-arguments.
+    OneOf(&'static [Arg]),
+    /// A group of sub-arguments given together.
+    Block(&'static [Arg]),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Arg {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// The keyword that introduces the value (`DELAY` in `DELAY ms`).
+    pub token: Option<&'static str>,
+    pub optional: bool,
+    pub multiple: bool,
+}
+
+const fn pos(name: &'static str, kind: Kind) -> Arg {
+    Arg { name, kind, token: None, optional: false, multiple: false }
+}
+
+const fn many(name: &'static str, kind: Kind) -> Arg {
+    Arg { name, kind, token: None, optional: false, multiple: true }
+}
+
+/// An optional `TOKEN value` (or a bare token for `Kind::Token`).
+const fn opt(token: &'static str, name: &'static str, kind: Kind) -> Arg {
+    Arg { name, kind, token: Some(token), optional: true, multiple: false }
+}
+
+const fn one_of(name: &'static str, choices: &'static [Arg]) -> Arg {
+    Arg { name, kind: Kind::OneOf(choices), token: None, optional: true, multiple: false }
+}
+
+/// A required choice among fixed words (`ready|delayed`).
+const fn word(name: &'static str) -> Arg {
+    Arg { name, kind: Kind::Token, token: Some(name), optional: false, multiple: false }
+}
+
+/// What a command does to its key, for key specs and ACL checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    /// Reads and inserts (PUSH, SCHEDULE).
+    Insert,
+    /// Reads and changes what is there.
+    Update,
+    /// Reads and removes (ACK, CANCEL, UNSCHEDULE).
+    Delete,
+}
+
+pub struct Command {
+    pub name: &'static str,
+    pub entry: Entry,
+    pub flags: &'static str,
+    pub access: Access,
+    /// Redis arity: negative means "at least".
+    pub arity: i32,
+    pub summary: &'static str,
+    pub complexity: &'static str,
+    pub args: &'static [Arg],
+}
+
+impl Command {
+    pub fn is_internal(&self) -> bool {
+        self.name.starts_with("ONCE._")
+    }
+}
+
+/// Every option token of `args`, walking into choices and blocks, in a fixed order.
+pub fn tokens(args: &'static [Arg], out: &mut Vec<&'static str>) {
+    for a in args {
+        if let (Some(t), true) = (a.token, a.optional) {
+            out.push(t);
+        }
+        if let Kind::OneOf(sub) | Kind::Block(sub) = a.kind {
+            tokens(sub, out);
+        }
+    }
+}
+
+/// The option token of `args` that `word` names (any case), with its place in `tokens` order.
+pub fn find_token(args: &'static [Arg], word: &[u8]) -> Option<(usize, &'static str)> {
+    fn walk(args: &'static [Arg], word: &[u8], i: &mut usize) -> Option<(usize, &'static str)> {
+        for a in args {
+            if let (Some(t), true) = (a.token, a.optional) {
+                if t.as_bytes().eq_ignore_ascii_case(word) {
+                    return Some((*i, t));
+                }
+                *i += 1;
+            }
+            if let Kind::OneOf(sub) | Kind::Block(sub) = a.kind {
+                if let Some(found) = walk(sub, word, i) {
+                    return Some(found);
+                }
+            }
+        }
+        None
+    }
+    walk(args, word, &mut 0)
+}
+
+use Kind::{Int, Key, Str, Token, UnixTime};
+
+const KEY: Arg = pos("queue", Key);
+const JOB_OPTIONS: [Arg; 4] = [
+    opt("RETRIES", "retries", Int),
+    opt("BACKOFF", "backoff-ms", Int),
+    opt("LEASE", "lease-ms", Int),
+    opt("PRIORITY", "priority", Int),
+];
+
+pub const PUSH_ARGS: &[Arg] = &[
+    KEY,
+    pos("payload", Str),
+    opt("ID", "id", Str),
+    one_of("when", &[opt("DELAY", "delay-ms", Int), opt("AT", "unix-time-ms", UnixTime)]),
+    JOB_OPTIONS[0],
+    JOB_OPTIONS[1],
+    JOB_OPTIONS[2],
+    JOB_OPTIONS[3],
+];
+
+pub const RESERVE_ARGS: &[Arg] = &[
+    KEY,
+    opt("COUNT", "count", Int),
+    opt("BLOCK", "timeout-ms", Int),
+    opt("LEASE", "lease-ms", Int),
+    Arg {
+        name: "ack",
+        kind: Kind::Block(&[pos("id", Str), opt("ATTEMPT", "attempt", Int)]),
+        token: Some("ACK"),
+        optional: true,
+        multiple: false,
+    },
+];
+
+pub const ACK_ARGS: &[Arg] = &[KEY, many("id", Str), opt("ATTEMPT", "attempt", Int)];
+
+pub const NACK_ARGS: &[Arg] = &[
+    KEY,
+    pos("id", Str),
+    opt("ATTEMPT", "attempt", Int),
+    opt("ERROR", "message", Str),
+    one_of("then", &[opt("DELAY", "delay-ms", Int), opt("DEAD", "dead", Token)]),
+];
+
+pub const EXTEND_ARGS: &[Arg] = &[KEY, pos("id", Str), pos("ms", Int), opt("ATTEMPT", "attempt", Int)];
+
+const IDS_ARGS: &[Arg] = &[KEY, many("id", Str)];
+const ID_ARGS: &[Arg] = &[KEY, pos("id", Str)];
+const KEY_ONLY: &[Arg] = &[KEY];
+
+pub const SCHEDULE_ARGS: &[Arg] = &[
+    KEY,
+    pos("name", Str),
+    pos("spec", Str),
+    pos("payload", Str),
+    JOB_OPTIONS[0],
+    JOB_OPTIONS[1],
+    JOB_OPTIONS[2],
+    JOB_OPTIONS[3],
+    opt("TZ", "zone", Str),
+    opt("MISSED", "policy", Kind::OneOf(&[word("once"), word("skip")])),
+];
+
+const UNSCHEDULE_ARGS: &[Arg] = &[KEY, pos("name", Str)];
+const INTERNAL_ARGS: &[Arg] = &[KEY, many("field", Str)];
+
+const INTERNAL: &str = "internal: replicates one decided change (sent by a master, written to the AOF)";
+
+macro_rules! cmd {
+    ($name:literal, $handler:path, $flags:literal, $access:ident, $arity:literal, $args:expr, $summary:literal, $complexity:literal) => {
+        Command {
+            name: $name,
+            entry: entry!($handler),
+            flags: $flags,
+            access: Access::$access,
+            arity: $arity,
+            summary: $summary,
+            complexity: $complexity,
+            args: $args,
+        }
+    };
+}
+
+macro_rules! internal_cmd {
+    ($name:literal, $handler:path) => {
+        Command {
+            name: $name,
+            entry: entry!($handler),
+            flags: "write",
+            access: Access::Update,
+            arity: -3,
+            summary: INTERNAL,
+            complexity: "O(k log n) for k jobs named",
+            args: INTERNAL_ARGS,
+        }
+    };
+}
+
+pub static COMMANDS: &[Command] = &[
+    cmd!("ONCE.PUSH", push::push, "write deny-oom fast", Insert, -3, PUSH_ARGS,
+        "Adds a job to a queue, ready now or delayed; with ID, adds nothing while that id is live",
+        "O(1) for a ready job, O(log n) for a delayed one"),
+    cmd!("ONCE.RESERVE", reserve::reserve, "write blocking", Update, -2, RESERVE_ARGS,
+        "Reserves the next ready jobs under a lease, optionally waiting for one and acknowledging the previous job",
+        "O(COUNT log n); with BLOCK it may wait"),
+    cmd!("ONCE.ACK", ack::ack, "write fast", Delete, -3, ACK_ARGS,
+        "Completes reserved jobs (with ATTEMPT, only while that reservation holds)",
+        "O(1) per id"),
+    cmd!("ONCE.NACK", nack::nack, "write fast", Update, -3, NACK_ARGS,
+        "Records a failed attempt: the job is retried after a backoff or becomes dead",
+        "O(log n)"),
+    cmd!("ONCE.EXTEND", extend::extend, "write fast", Update, -4, EXTEND_ARGS,
+        "Moves a reserved job's lease deadline to now + ms", "O(log n)"),
+    cmd!("ONCE.RETRY", manage::retry, "write fast", Update, -3, IDS_ARGS,
+        "Sends dead jobs back to ready with a fresh retry budget", "O(1) per id"),
+    cmd!("ONCE.CANCEL", manage::cancel, "write fast", Delete, -3, IDS_ARGS,
+        "Removes jobs that are not reserved", "O(log n) per id"),
+    cmd!("ONCE.INSPECT", inspect::inspect, "readonly fast", Read, 3, ID_ARGS,
+        "Shows one job: state, payload, attempts, times and last error", "O(1)"),
+    cmd!("ONCE.STATS", stats::stats, "readonly fast", Read, 2, KEY_ONLY,
+        "Counts a queue's jobs by state and its totals since it was made", "O(1)"),
+    cmd!("ONCE.SCHEDULE", schedule::schedule, "write deny-oom", Insert, -5, SCHEDULE_ARGS,
+        "Adds or replaces a cron schedule that pushes a job at every tick",
+        "O(log s) plus parsing the spec"),
+    cmd!("ONCE.UNSCHEDULE", schedule::unschedule, "write fast", Delete, 3, UNSCHEDULE_ARGS,
+        "Removes a schedule", "O(log s)"),
+    cmd!("ONCE.SCHEDULES", schedule::schedules, "readonly", Read, 2, KEY_ONLY,
+        "Lists a queue's schedules with their next fire time", "O(s) for s schedules"),
+    internal_cmd!("ONCE._JOB", internal::job),
+    internal_cmd!("ONCE._RESERVE", internal::reserve),
+    internal_cmd!("ONCE._FAIL", internal::fail),
+    internal_cmd!("ONCE._LEASE", internal::lease),
+    internal_cmd!("ONCE._PROMOTE", internal::promote),
+    internal_cmd!("ONCE._META", internal::meta),
+    internal_cmd!("ONCE._SCHED", internal::sched),
+    internal_cmd!("ONCE._FIRED", internal::fired),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_unique_per_command_and_found_by_any_case() {
+        for c in COMMANDS {
+            let mut t = Vec::new();
+            tokens(c.args, &mut t);
+            let mut sorted = t.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(sorted.len(), t.len(), "{} repeats a token", c.name);
+            assert!(t.len() <= 64, "the parser's seen-set is a u64");
+            for (i, tok) in t.iter().enumerate() {
+                assert_eq!(find_token(c.args, tok.to_ascii_lowercase().as_bytes()), Some((i, *tok)));
+            }
+        }
+        assert_eq!(find_token(PUSH_ARGS, b"payload"), None);
+    }
+}

@@ -1,0 +1,65 @@
+//! Every range and size limit of the module, written once. Client commands, internal commands, RDB load
+//! and the configs check values against these, so whatever one path accepts every other path loads.
+
+/// An inclusive range of integers with the name a client knows it by.
+#[derive(Clone, Copy, Debug)]
+pub struct Range {
+    pub name: &'static str,
+    pub min: i64,
+    pub max: i64,
+}
+
+impl Range {
+    pub const fn new(name: &'static str, min: i64, max: i64) -> Range {
+        Range { name, min, max }
+    }
+
+    pub fn contains(&self, v: i64) -> bool {
+        (self.min..=self.max).contains(&v)
+    }
+
+    /// `v` if it lies in the range, for values already read as u64 (RDB, internal commands).
+    pub fn check_u64(&self, v: u64) -> Result<u64, String> {
+        match i64::try_from(v) {
+            Ok(x) if self.contains(x) => Ok(v),
+            _ => Err(format!("{} out of range: {v}", self.name)),
+        }
+    }
+
+    pub fn check_i64(&self, v: i64) -> Result<i64, String> {
+        if self.contains(v) {
+            Ok(v)
+        } else {
+            Err(format!("{} out of range: {v}", self.name))
+        }
+    }
+}
+
+/// 10 years in ms: the longest delay, backoff or `@every` interval.
+pub const MAX_MS_10Y: i64 = 315_360_000_000;
+/// 7 days in ms: the longest lease.
+pub const MAX_LEASE_MS: i64 = 604_800_000;
+/// Latest next fire time of a schedule (year 9999): a spec whose next tick lies beyond it is refused.
+pub const MAX_UNIX_MS: i64 = 253_402_300_799_999;
+
+pub const DELAY: Range = Range::new("DELAY", 0, MAX_MS_10Y);
+pub const AT: Range = Range::new("AT", 0, i64::MAX);
+pub const RETRIES: Range = Range::new("RETRIES", 0, 1000);
+pub const BACKOFF: Range = Range::new("BACKOFF", 0, MAX_MS_10Y);
+pub const LEASE: Range = Range::new("LEASE", 1, MAX_LEASE_MS);
+pub const PRIORITY: Range = Range::new("PRIORITY", -1_000_000, 1_000_000);
+pub const COUNT: Range = Range::new("COUNT", 1, 10_000);
+pub const BLOCK: Range = Range::new("BLOCK", 0, i32::MAX as i64);
+pub const ATTEMPT: Range = Range::new("ATTEMPT", 1, i64::MAX);
+pub const EXTEND_MS: Range = Range::new("ms", 1, MAX_LEASE_MS);
+
+/// Bytes of a client-chosen job id.
+pub const MAX_ID_BYTES: usize = 256;
+/// Bytes of a schedule name: leaves room for `@<fire ms>` within the id limit.
+pub const MAX_SCHEDULE_NAME: usize = 200;
+/// Bytes of a schedule spec or time zone name.
+pub const MAX_SPEC_BYTES: usize = 256;
+/// Schedules one queue may hold.
+pub const MAX_SCHEDULES: usize = 10_000;
+/// Bytes of client input an error reply quotes.
+pub const QUOTE_BYTES: usize = 64;

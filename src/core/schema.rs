@@ -1,0 +1,107 @@
+//! One description of the numbers each stored thing holds: a job's fields and a queue's totals, each with
+//! its name, its range and how to read and write it. RDB save/load, the replicated and AOF encoding, the
+//! digest and the STATS reply walk these lists, so a new field is one edit here and every path agrees on
+//! its range: nothing can be saved that cannot be loaded.
+
+use super::job::{Job, State};
+use super::limits::{self, Range};
+use super::queue::{Totals, SEQ_LIMIT};
+
+pub struct Field<T> {
+    pub range: Range,
+    pub get: fn(&T) -> i64,
+    pub set: fn(&mut T, i64),
+}
+
+impl<T> Field<T> {
+    pub fn name(&self) -> &'static str {
+        self.range.name
+    }
+
+    /// Checks `v` against the range, then stores it.
+    pub fn put(&self, target: &mut T, v: i64) -> Result<(), String> {
+        (self.set)(target, self.range.check_i64(v)?);
+        Ok(())
+    }
+}
+
+const U32_MAX: i64 = u32::MAX as i64;
+
+/// A job's numbers, in the order every encoding writes them.
+pub static JOB_FIELDS: [Field<Job>; 10] = [
+    Field { range: Range::new("seq", 0, SEQ_LIMIT as i64 - 1), get: |j| j.seq as i64, set: |j, v| j.seq = v as u64 },
+    Field { range: Range::new("created", 0, i64::MAX), get: |j| j.created_ms as i64, set: |j, v| j.created_ms = v as u64 },
+    Field {
+        range: Range::new("state", 0, 3),
+        get: |j| i64::from(j.state.code()),
+        set: |j, v| j.state = State::from_code(v as u64).unwrap_or(State::Ready),
+    },
+    Field { range: Range::new("attempts", 0, U32_MAX), get: |j| i64::from(j.attempts), set: |j, v| j.attempts = v as u32 },
+    Field {
+        range: Range::new("retry_base", 0, U32_MAX),
+        get: |j| i64::from(j.retry_base()),
+        set: |j, v| j.set_retry_base(v as u32),
+    },
+    Field { range: limits::RETRIES, get: |j| i64::from(j.retries), set: |j, v| j.retries = v as u16 },
+    Field { range: limits::BACKOFF, get: |j| j.backoff_ms as i64, set: |j, v| j.backoff_ms = v as u64 },
+    // 0 is the job's "no lease of its own".
+    Field { range: Range::new("lease", 0, limits::MAX_LEASE_MS), get: |j| i64::from(j.lease_ms), set: |j, v| j.lease_ms = v as u32 },
+    Field { range: limits::PRIORITY, get: |j| i64::from(j.priority), set: |j, v| j.priority = v as i32 },
+    Field { range: Range::new("deadline", 0, i64::MAX), get: |j| j.deadline_ms as i64, set: |j, v| j.deadline_ms = v as u64 },
+];
+
+/// Rules between fields, checked wherever a whole job enters (internal command, RDB).
+pub fn check_job(j: &Job) -> Result<(), String> {
+    if j.retry_base() > j.attempts {
+        return Err(format!("retry_base {} is beyond attempts {}", j.retry_base(), j.attempts));
+    }
+    if matches!(j.state, State::Ready | State::Dead) && j.deadline_ms != 0 {
+        return Err(format!("a {} job has no deadline", j.state.name()));
+    }
+    Ok(())
+}
+
+const COUNTER: i64 = i64::MAX;
+
+/// A queue's totals, named as STATS shows them.
+pub static TOTAL_FIELDS: [Field<Totals>; 7] = [
+    Field { range: Range::new("pushed_total", 0, COUNTER), get: |t| t.pushed as i64, set: |t, v| t.pushed = v as u64 },
+    Field { range: Range::new("reserved_total", 0, COUNTER), get: |t| t.reserved as i64, set: |t, v| t.reserved = v as u64 },
+    Field { range: Range::new("acked_total", 0, COUNTER), get: |t| t.acked as i64, set: |t, v| t.acked = v as u64 },
+    Field { range: Range::new("nacked_total", 0, COUNTER), get: |t| t.nacked as i64, set: |t, v| t.nacked = v as u64 },
+    Field { range: Range::new("expired_total", 0, COUNTER), get: |t| t.expired as i64, set: |t, v| t.expired = v as u64 },
+    Field { range: Range::new("retried_total", 0, COUNTER), get: |t| t.retried as i64, set: |t, v| t.retried = v as u64 },
+    Field { range: Range::new("dead_total", 0, COUNTER), get: |t| t.dead as i64, set: |t, v| t.dead = v as u64 },
+];
+
+/// The id sequence of a queue.
+pub const NEXT_SEQ: Range = Range::new("id sequence", 0, SEQ_LIMIT as i64);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_job_field_round_trips_at_its_edges() {
+        for f in &JOB_FIELDS {
+            for v in [f.range.min, f.range.max] {
+                let mut j = Job::blank();
+                f.put(&mut j, v).unwrap();
+                assert_eq!((f.get)(&j), v, "{}", f.name());
+            }
+            let mut j = Job::blank();
+            assert!(f.put(&mut j, f.range.max.saturating_add(1)).is_err() || f.range.max == i64::MAX, "{}", f.name());
+            assert!(f.put(&mut j, f.range.min - 1).is_err(), "{}", f.name());
+        }
+    }
+
+    #[test]
+    fn totals_round_trip() {
+        let mut t = Totals::default();
+        for (i, f) in TOTAL_FIELDS.iter().enumerate() {
+            f.put(&mut t, i as i64 + 1).unwrap();
+        }
+        let back: Vec<i64> = TOTAL_FIELDS.iter().map(|f| (f.get)(&t)).collect();
+        assert_eq!(back, (1..=7).collect::<Vec<i64>>());
+    }
+}

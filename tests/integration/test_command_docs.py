@@ -1,0 +1,199 @@
+"""Command docs, flags, key specs and ACLs: what redis-cli, COMMAND DOCS, cluster clients and ACL rules read.
+
+The module builds its docs and its option parser from one table (src/commands/spec.rs); these tests check the
+docs against the contract and then against the parser itself, so the two cannot drift apart unnoticed."""
+import pytest
+import redis
+
+from helpers import as_map, push, stats
+
+PUBLIC = ["ONCE.PUSH", "ONCE.RESERVE", "ONCE.ACK", "ONCE.NACK", "ONCE.EXTEND", "ONCE.RETRY", "ONCE.CANCEL",
+          "ONCE.INSPECT", "ONCE.STATS", "ONCE.SCHEDULE", "ONCE.UNSCHEDULE", "ONCE.SCHEDULES"]
+INTERNAL = ["ONCE._JOB", "ONCE._RESERVE", "ONCE._FAIL", "ONCE._LEASE", "ONCE._PROMOTE", "ONCE._META",
+            "ONCE._SCHED", "ONCE._FIRED"]
+
+# The option tokens of the README's command reference.
+TOKENS = {
+    "ONCE.PUSH": {"ID", "DELAY", "AT", "RETRIES", "BACKOFF", "LEASE", "PRIORITY"},
+    "ONCE.RESERVE": {"COUNT", "BLOCK", "LEASE", "ACK", "ATTEMPT"},
+    "ONCE.ACK": {"ATTEMPT"},
+    "ONCE.NACK": {"ATTEMPT", "ERROR", "DELAY", "DEAD"},
+    "ONCE.EXTEND": {"ATTEMPT"},
+    "ONCE.RETRY": set(), "ONCE.CANCEL": set(), "ONCE.INSPECT": set(), "ONCE.STATS": set(),
+    "ONCE.SCHEDULE": {"RETRIES", "BACKOFF", "LEASE", "PRIORITY", "TZ", "MISSED"},
+    "ONCE.UNSCHEDULE": set(), "ONCE.SCHEDULES": set(),
+}
+FAST = {"ONCE.PUSH", "ONCE.ACK", "ONCE.NACK", "ONCE.EXTEND", "ONCE.RETRY", "ONCE.CANCEL", "ONCE.INSPECT",
+        "ONCE.STATS", "ONCE.UNSCHEDULE"}
+READS = {"ONCE.INSPECT", "ONCE.STATS", "ONCE.SCHEDULES"}
+# The positional arguments before the options, as a valid sample.
+LEAD = {
+    "ONCE.PUSH": ["p"], "ONCE.RESERVE": [], "ONCE.ACK": ["some-id"], "ONCE.NACK": ["some-id"],
+    "ONCE.EXTEND": ["some-id", "1000"], "ONCE.SCHEDULE": ["s", "@every 1s", "p"],
+}
+SAMPLE = {"integer": "1", "unix-time": "1", "string": "x"}
+
+
+@pytest.fixture
+def rc(server):
+    """A client that returns COMMAND replies as the server sent them (redis-py reshapes some)."""
+    c = server.client(decode_responses=True, protocol=2)
+    c.response_callbacks.clear()
+    yield c
+    c.close()
+
+
+def docs_of(r, name):
+    reply = r.execute_command("COMMAND", "DOCS", name)
+    flat = as_map(reply)
+    assert set(flat) == {name.lower()} or set(flat) == {name}, flat
+    return as_map(next(iter(flat.values())))
+
+
+def arg_maps(args):
+    return [as_map(a) for a in args or []]
+
+
+def walk_tokens(args, out):
+    """Every option token in a docs argument tree, with the sample value list that follows it."""
+    for a in arg_maps(args):
+        if a.get("token") and a["type"] != "block":
+            value = [] if a["type"] in ("pure-token", "oneof") else [SAMPLE[a["type"]]]
+            if a["type"] == "oneof":
+                value = [as_map(arg_maps(a["arguments"])[0])["token"]]
+            out[a["token"]] = value
+        if a.get("token") and a["type"] == "block":
+            subs = arg_maps(a["arguments"])
+            out[a["token"]] = [SAMPLE[subs[0]["type"]]]
+        if a["type"] in ("oneof", "block"):
+            walk_tokens(a["arguments"], out)
+    return out
+
+
+@pytest.mark.parametrize("name", PUBLIC)
+def test_every_command_has_docs_that_match_the_contract(rc, name):
+    d = docs_of(rc, name)
+    assert d["summary"] and d["complexity"] and d["since"] == "0.1.0", d
+    assert d["group"] == "module" and d["module"] == "once", d
+    args = arg_maps(d["arguments"])
+    assert args[0]["name"] == "queue" and args[0]["type"] == "key" and args[0]["key_spec_index"] == 0, args[0]
+    tokens = walk_tokens(d["arguments"], {})
+    assert set(tokens) - {"once", "skip"} == TOKENS[name], tokens
+    for a in args[1:]:
+        if a.get("token"):
+            assert "optional" in a.get("flags", []), (name, a)
+
+
+@pytest.mark.parametrize("name", [n for n in PUBLIC if TOKENS[n]])
+def test_the_parser_accepts_every_documented_option_and_nothing_else(r, rc, key, name):
+    for token, value in walk_tokens(docs_of(rc, name)["arguments"], {}).items():
+        if token in ("once", "skip"):
+            continue
+        args = [name, key] + LEAD[name] + [token.lower()] + value
+        if name == "ONCE.RESERVE" and token == "ATTEMPT":
+            args = [name, key, "ACK", "x", "ATTEMPT", "1"]
+        if name == "ONCE.ACK":
+            args = [name, key, "some-id", "ATTEMPT", "1"]
+        try:
+            r.execute_command(*args)
+        except redis.ResponseError as e:
+            assert "unknown option" not in str(e), (args, str(e))
+    if name == "ONCE.ACK":
+        return          # ACK's other trailing words are ids, not options
+    bad = [name, key] + LEAD[name] + ["NOSUCHOPTION", "1"]
+    with pytest.raises(redis.ResponseError, match="unknown option 'NOSUCHOPTION'"):
+        r.execute_command(*bad)
+
+
+def test_nested_arguments_are_typed(rc):
+    push_args = {a["name"]: a for a in arg_maps(docs_of(rc, "ONCE.PUSH")["arguments"])}
+    when = push_args["when"]
+    assert when["type"] == "oneof" and "optional" in when["flags"]
+    assert [(a["token"], a["type"]) for a in arg_maps(when["arguments"])] == [("DELAY", "integer"),
+                                                                              ("AT", "unix-time")]
+    ack = {a["name"]: a for a in arg_maps(docs_of(rc, "ONCE.RESERVE")["arguments"])}["ack"]
+    assert ack["type"] == "block" and ack["token"] == "ACK"
+    assert [(a["name"], a.get("token")) for a in arg_maps(ack["arguments"])] == [("id", None), ("attempt", "ATTEMPT")]
+    ids = arg_maps(docs_of(rc, "ONCE.ACK")["arguments"])[1]
+    assert ids["name"] == "id" and "multiple" in ids["flags"]
+
+
+def command_info(r, name):
+    info = r.execute_command("COMMAND", "INFO", name)[0]
+    flags = {f.decode() if isinstance(f, bytes) else f for f in info[2]}
+    return info, flags
+
+
+@pytest.mark.parametrize("name", PUBLIC + INTERNAL)
+def test_flags_and_key_specs_say_what_each_command_does(rc, name):
+    info, flags = command_info(rc, name)
+    assert ("readonly" in flags) == (name in READS), flags
+    assert ("write" in flags) == (name not in READS), flags
+    assert ("fast" in flags) == (name in FAST), flags
+    assert ("blocking" in flags) == (name == "ONCE.RESERVE"), flags
+    assert ("denyoom" in flags) == (name in ("ONCE.PUSH", "ONCE.SCHEDULE")), flags
+    assert info[3:6] == [1, 1, 1], info
+    specs = [as_map(s) for s in info[8]]
+    assert len(specs) == 1, specs
+    spec_flags = set(specs[0]["flags"])
+    assert ("RO" in spec_flags) == (name in READS) and ("RW" in spec_flags) == (name not in READS), spec_flags
+
+
+@pytest.mark.parametrize("name", PUBLIC + INTERNAL)
+def test_getkeys_names_the_queue(rc, name):
+    sample = {"ONCE.PUSH": ["p"], "ONCE.ACK": ["i"], "ONCE.NACK": ["i"], "ONCE.EXTEND": ["i", "5"],
+              "ONCE.RETRY": ["i"], "ONCE.CANCEL": ["i"], "ONCE.INSPECT": ["i"], "ONCE.SCHEDULE": ["s", "x", "p"],
+              "ONCE.UNSCHEDULE": ["s"]}.get(name, ["a", "b", "c"] if name in INTERNAL else [])
+    assert rc.execute_command("COMMAND", "GETKEYS", name, "jobs:q", *sample) == ["jobs:q"]
+
+
+def acl_client(server, user):
+    return redis.Redis(host="127.0.0.1", port=server.port, username=user, password="pw", decode_responses=True,
+                       protocol=2)
+
+
+def has_once_category(r):
+    return "once" in r.execute_command("ACL", "CAT")
+
+
+def test_acl_read_only_user_reads_but_cannot_write(server, r, key):
+    queue = f"jobs:{key}"
+    push(r, queue, "p")
+    r.execute_command("ACL", "SETUSER", "monitor", "on", ">pw", "%R~jobs:*",
+                      "+ONCE.STATS", "+ONCE.INSPECT", "+ONCE.SCHEDULES", "+ONCE.PUSH", "+ONCE.RESERVE", "+ONCE.ACK")
+    m = acl_client(server, "monitor")
+    try:
+        assert stats(m, queue)["ready"] == 1
+        assert m.execute_command("ONCE.INSPECT", queue, "nope") is None
+        assert m.execute_command("ONCE.SCHEDULES", queue) == []
+        for cmd in (["ONCE.PUSH", queue, "x"], ["ONCE.RESERVE", queue], ["ONCE.ACK", queue, "x"]):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                m.execute_command(*cmd)
+        assert stats(r, queue)["ready"] == 1 and stats(r, queue)["reserved"] == 0
+    finally:
+        m.close()
+        r.execute_command("ACL", "DELUSER", "monitor")
+
+
+def test_acl_category_once_where_the_server_has_module_categories(server, r, key):
+    if not has_once_category(r):
+        # Redis 7.0 has no module ACL categories: the module loads without one, and commands are named one by one.
+        assert r.execute_command("ACL", "CAT", "write")
+        pytest.skip("this server has no module ACL categories (Redis < 7.4)")
+    listed = set(r.execute_command("ACL", "CAT", "once"))
+    assert {c.lower() for c in listed} == {c.lower() for c in PUBLIC}, listed
+    r.execute_command("ACL", "SETUSER", "worker", "on", ">pw", "~*", "+@once")
+    r.execute_command("ACL", "SETUSER", "producer", "on", ">pw", "~*", "+ONCE.PUSH", "+ONCE.STATS")
+    w, p = acl_client(server, "worker"), acl_client(server, "producer")
+    try:
+        job = push(p, key, "x")
+        assert w.execute_command("ONCE.RESERVE", key)[0][0] == job
+        assert w.execute_command("ONCE.ACK", key, job) == 1
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            p.execute_command("ONCE.RESERVE", key)
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            w.execute_command("ONCE._PROMOTE", key, 1)     # internal commands are not in @once
+    finally:
+        w.close()
+        p.close()
+        r.execute_command("ACL", "DELUSER", "worker", "producer")
