@@ -18,9 +18,11 @@ integration:
 	$(PYTHON) -m pytest -q tests/integration tests/chaos tests/cluster clients/python/tests
 
 # The fault-injection suite's full profile (a few minutes): one line per run, non-zero exit if an acknowledged job
-# is lost. `make test` runs its short profile (tests/chaos/test_chaos.py).
+# is lost. `make test` runs its short profile (tests/chaos/test_chaos.py). Then the cluster suite's long profile:
+# a busy queue's slot moved 6 times under load, 15 s of load around each failover.
 chaos: deps build
 	$(PYTHON) tests/chaos/run.py --profile full
+	ONCE_CLUSTER_MOVES=6 ONCE_CLUSTER_FAULT_SECS=15 $(PYTHON) -m pytest -q -s tests/cluster/test_2_reshard.py tests/cluster/test_3_failover.py
 
 bench: deps build
 	./bench/run

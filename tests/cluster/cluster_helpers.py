@@ -4,7 +4,6 @@ import sys
 import threading
 import time
 
-import redis
 from redis.cluster import RedisCluster
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -25,11 +24,6 @@ def stats(client, queue):
 
 def inspect(client, queue, job_id):
     return as_map(client.execute_command("ONCE.INSPECT", queue, job_id))
-
-
-def digest(client, queue):
-    d = client.execute_command("DEBUG", "DIGEST-VALUE", queue)
-    return d[0] if isinstance(d, list) else d
 
 
 def moved_target(exc_text):

@@ -2,12 +2,16 @@
 while producers push and workers block on it. Blocked reserves are answered with MOVED and RedisCluster follows;
 the queue goes on at its new node with every job, lease, attempt, schedule and total (digest equal), and its
 timer work moves with it: the new node promotes, expires and fires; the old node does nothing for it."""
+import os
 import threading
 import time
 
 from cluster_harness import key_slot, wait_until
-from cluster_helpers import (Load, RawClient, as_map, cluster_client, digest, encode_command, inspect, moved_target,
+from cluster_helpers import (Load, RawClient, as_map, cluster_client, encode_command, inspect, moved_target,
                              queues_on_every_master, scan_queues, stats)
+
+
+MOVES = int(os.environ.get("ONCE_CLUSTER_MOVES", "1"))  # slot moves under load in the first test (make chaos: more)
 
 
 def blocked_reserves(node, cluster):
@@ -20,7 +24,9 @@ def blocked_reserves(node, cluster):
 
 
 def other_master(cluster, node):
-    return next(m for m in cluster.masters() if m is not node)
+    """The master after `node` (by port), so repeated moves visit every master."""
+    ms = sorted(cluster.masters(), key=lambda m: m.port)
+    return ms[(ms.index(node) + 1) % len(ms)] if node in ms else ms[0]
 
 
 def test_reshard_a_busy_queue_under_load_redirects_blocked_workers(healthy, prefix):
@@ -71,6 +77,14 @@ def test_reshard_a_busy_queue_under_load_redirects_blocked_workers(healthy, pref
             c["cmd"].lower() == "once.reserve" and "b" in c["flags"] for c in blocked_reserves(src, cl)),
             5, "the blocked RedisCluster reserve moved to the new owner")
         time.sleep(1.0)  # load goes on against the new owner
+        # The long profile (make chaos) moves the slot on, master to master, under the same load.
+        here = dst
+        for _ in range(MOVES - 1):
+            nxt = other_master(cl, here)
+            assert cl.migrate_slot(slot, here, nxt) == 1
+            here = nxt
+            time.sleep(1.0)
+        dst = here
     finally:
         load.drain(timeout=30)
         if raw:
@@ -84,13 +98,17 @@ def test_reshard_a_busy_queue_under_load_redirects_blocked_workers(healthy, pref
         assert set(load.pushed) == set(load.acked), (len(load.pushed), len(load.acked))
         assert all(n == 1 for n in load.acked.values())
         busy_pushed = sum(1 for q in load.pushed.values() if q == busy)
-        dc, sc = cl.client(dst), cl.client(src)
+        dc = cl.client(dst)
         after = stats(dc, busy)  # every total came along and went on
         assert after["pushed_total"] == busy_pushed > before["pushed_total"], (after, before, busy_pushed)
         assert after["acked_total"] == busy_pushed == after["reserved_total"]
         assert (after["ready"], after["reserved"], after["delayed"]) == (0, 0, 0)
-        assert busy not in scan_queues(sc) and busy in scan_queues(dc)
-        print(f"[{cl.kind}] reshard under load: {len(load.pushed)} jobs over {len(queues)} queues, busy queue "
+        assert busy in scan_queues(dc)
+        for m in cl.masters():
+            if m is not dst:
+                assert busy not in scan_queues(cl.client(m)), m.port
+        print(f"[{cl.kind}] reshard under load ({MOVES} move(s)): {len(load.pushed)} jobs over {len(queues)} queues, "
+              f"busy queue "
               f"{before['pushed_total']} pushed before the move, {busy_pushed} in all, every one acked once")
         for q in set(queues) | {idle}:
             rc.delete(q)
