@@ -51,6 +51,34 @@ def _job_id(job: JobRef) -> JobId:
     return job.id if isinstance(job, Job) else job
 
 
+class DurabilityError(Exception):
+    """A durable push (``wait_replicas`` / ``wait_aof``) was added on the master but not confirmed by enough
+    replicas (WAIT) or AOF fsyncs (WAITAOF) within ``wait_timeout_ms``: the job exists on the master, and a failover
+    right now could lose it. Pushing again with the same ``id`` is safe (an id still live adds nothing).
+
+    ``job_id``: the id the master returned. ``replicas``: replicas that acknowledged it (WAIT), ``wanted``: how
+    many were asked for. ``aof_local`` / ``aof_replicas``: WAITAOF's reply (None when WAITAOF was not sent).
+    """
+
+    def __init__(self, job_id: JobId, replicas: int, wanted: int, aof_local: Optional[int] = None,
+                 aof_replicas: Optional[int] = None, aof_local_wanted: int = 0):
+        self.job_id, self.replicas, self.wanted = job_id, replicas, wanted
+        self.aof_local, self.aof_replicas, self.aof_local_wanted = aof_local, aof_replicas, aof_local_wanted
+        text = f"job {job_id!r} pushed but acknowledged by {replicas} of {wanted} replicas"
+        if aof_local is not None:
+            text += (f"; fsynced to the AOF locally {aof_local}/{aof_local_wanted} and on {aof_replicas}/{wanted} "
+                     f"replicas")
+        super().__init__(text)
+
+
+def _node_client(client: Any, key: str) -> Any:
+    """The client that talks to the node owning ``key``: the client itself, or for a ``RedisCluster`` the node's
+    own ``Redis`` (WAIT and WAITAOF count the writes of their own connection, so they must follow the push there)."""
+    if hasattr(client, "get_node_from_key") and hasattr(client, "get_redis_connection"):
+        return client.get_redis_connection(client.get_node_from_key(key))
+    return client
+
+
 class Once:
     """A queue named ``queue`` in the Redis server behind ``redis_client`` (a ``redis.Redis``).
 
@@ -59,14 +87,31 @@ class Once:
 
     The client's own protocol and settings are used as they are (RESP2, the redis-py default, or RESP3).
     ``worker()`` opens a connection pool of its own, derived from the client's settings.
+
+    Durable pushes: replication to replicas is asynchronous, so a job the master acknowledged can be lost if the
+    master dies before a replica has it. With ``wait_replicas=n`` every ``push()`` is followed, on the same
+    connection and in the same round trip, by ``WAIT n wait_timeout_ms``; when fewer than n replicas confirm it,
+    ``push()`` raises ``DurabilityError`` (the job is on the master; pushing again with the same ``id`` is safe).
+    With ``wait_aof=True`` it is also followed by ``WAITAOF numlocal n wait_timeout_ms`` (the push is fsynced to
+    the AOF of the master, when it has AOF on, and of n replicas) on servers that have WAITAOF (Redis 7.2+,
+    Valkey); whether this server has it is probed once (``waitaof`` tells, after the first durable push). Redis
+    7.0 has no WAITAOF: there only WAIT is sent. Both can be set per call: ``push(..., wait_replicas=...)``.
     """
 
-    def __init__(self, redis_client: Any, queue: str, *, decode: Union[bool, str] = False):
+    def __init__(self, redis_client: Any, queue: str, *, decode: Union[bool, str] = False, wait_replicas: int = 0,
+                 wait_timeout_ms: Millis = 1000, wait_aof: bool = False):
         if not queue:
             raise ValueError("queue name must not be empty")
+        if wait_replicas < 0:
+            raise ValueError("wait_replicas must be >= 0")
         self.redis = redis_client
         self.queue = queue
         self.decode = decode
+        self.wait_replicas = int(wait_replicas)
+        self.wait_timeout_ms = _ms(wait_timeout_ms)
+        self.wait_aof = bool(wait_aof)
+        self.waitaof: Optional[bool] = None      # whether the server has WAITAOF (probed at the first use)
+        self._aof_local = 0                      # WAITAOF's numlocal: 1 when the master has AOF on
         self._workers: List[Any] = []
 
     def __repr__(self) -> str:
@@ -88,6 +133,9 @@ class Once:
         backoff_ms: Optional[Millis] = None,
         lease_ms: Optional[Millis] = None,
         priority: Optional[int] = None,
+        wait_replicas: Optional[int] = None,
+        wait_timeout_ms: Optional[Millis] = None,
+        wait_aof: Optional[bool] = None,
     ) -> JobId:
         """ONCE.PUSH: adds a job and returns its id.
 
@@ -95,6 +143,8 @@ class Once:
         ``delay_ms`` or ``at`` (unix ms or a datetime): when the job becomes ready (not both).
         ``retries``: how many times a failed job is tried again (0 = one attempt). ``backoff_ms``: the base of the
         exponential backoff between retries. ``lease_ms``: this job's lease when reserved. ``priority``: higher first.
+        ``wait_replicas``, ``wait_timeout_ms``, ``wait_aof``: a durable push for this call (default: the Once's
+        settings, see the class): ``DurabilityError`` when fewer replicas (or AOF fsyncs) than asked confirm it.
         """
         if delay_ms is not None and at is not None:
             raise ValueError("give delay_ms or at, not both")
@@ -113,7 +163,49 @@ class Once:
             args += ["LEASE", _ms(lease_ms)]
         if priority is not None:
             args += ["PRIORITY", int(priority)]
-        return to_id(self.redis.execute_command(*args))
+        replicas = self.wait_replicas if wait_replicas is None else int(wait_replicas)
+        aof = self.wait_aof if wait_aof is None else bool(wait_aof)
+        if replicas <= 0 and not aof:
+            return to_id(self.redis.execute_command(*args))
+        timeout = self.wait_timeout_ms if wait_timeout_ms is None else _ms(wait_timeout_ms)
+        return self._durable(args, max(0, replicas), timeout, aof)
+
+    def _probe_waitaof(self, node: Any) -> None:
+        """Once: does the server have WAITAOF, and has the master AOF on (WAITAOF's numlocal)?"""
+        try:
+            node.execute_command("WAITAOF", 0, 0, 0)     # met at once where it exists
+            self.waitaof = True
+        except Exception as exc:  # noqa: BLE001 - an unknown command: Redis < 7.2
+            if "unknown command" not in str(exc).lower():
+                raise
+            self.waitaof = False
+            return
+        try:
+            self._aof_local = 1 if int(node.info("persistence").get("aof_enabled", 0)) == 1 else 0
+        except Exception:  # noqa: BLE001 - INFO refused: do not ask for a local fsync
+            self._aof_local = 0
+
+    def _durable(self, args: List[Any], replicas: int, timeout: int, aof: bool) -> JobId:
+        """PUSH, then WAIT (and WAITAOF) on the same connection in one round trip; raises DurabilityError."""
+        node = _node_client(self.redis, self.queue)
+        if aof and self.waitaof is None:
+            self._probe_waitaof(node)
+        use_aof = aof and bool(self.waitaof)
+        pipe = node.pipeline(transaction=False)
+        pipe.execute_command(*args)
+        pipe.execute_command("WAIT", replicas, timeout)
+        if use_aof:
+            pipe.execute_command("WAITAOF", self._aof_local, replicas, timeout)
+        replies = pipe.execute(raise_on_error=False)
+        for r in replies:
+            if isinstance(r, Exception):
+                raise r
+        job_id = to_id(replies[0])
+        acked = int(replies[1])
+        local, remote = (int(replies[2][0]), int(replies[2][1])) if use_aof else (None, None)
+        if acked < replicas or (use_aof and (local < self._aof_local or remote < replicas)):
+            raise DurabilityError(job_id, acked, replicas, local, remote, self._aof_local if use_aof else 0)
+        return job_id
 
     # --- consuming ------------------------------------------------------------------------------------------
 
@@ -124,6 +216,7 @@ class Once:
         block_ms: Optional[Millis] = None,
         lease_ms: Optional[Millis] = None,
         ack: Optional[JobRef] = None,
+        ack_attempt: Optional[int] = None,
         decode: Optional[Union[bool, str]] = None,
     ) -> List[Job]:
         """ONCE.RESERVE: leases up to ``count`` ready jobs (default 1); ``[]`` when there are none.
@@ -131,7 +224,9 @@ class Once:
         ``block_ms``: wait up to that long for a job (0 waits forever). The wait happens on the client's
         connection, so keep it below the client's ``socket_timeout`` (redis-py's default is 5 s).
         ``lease_ms``: the lease for these jobs (else the job's own, else the module default).
-        ``ack``: ack-and-fetch, the job (or id) to acknowledge first, in the same round trip.
+        ``ack``: ack-and-fetch, the job (or id) to acknowledge first, in the same round trip. A Job is fenced by its
+        attempt (``ACK id ATTEMPT n``: acked only while that very reservation holds); with an id, pass
+        ``ack_attempt`` to fence it.
         """
         args: List[Any] = ["ONCE.RESERVE", self.queue]
         if count is not None:
@@ -142,13 +237,40 @@ class Once:
             args += ["LEASE", _ms(lease_ms)]
         if ack is not None:
             args += ["ACK", _job_id(ack)]
+            if ack_attempt is None and isinstance(ack, Job):
+                ack_attempt = ack.attempt
+            if ack_attempt is not None:
+                args += ["ATTEMPT", int(ack_attempt)]
+        elif ack_attempt is not None:
+            raise ValueError("ack_attempt needs ack")
         return parse_jobs(self.redis.execute_command(*args), self.queue, self._decode(decode))
 
-    def ack(self, *jobs: JobRef) -> int:
-        """ONCE.ACK: completes reserved jobs (Job objects or ids); returns how many were reserved and are now gone."""
+    def ack(self, *jobs: JobRef, attempt: Optional[int] = None) -> int:
+        """ONCE.ACK: completes reserved jobs (Job objects or ids); returns how many were reserved and are now gone.
+
+        A Job is fenced by its attempt (``ACK id ATTEMPT n``): it is acked only while that very reservation holds,
+        so a worker whose lease ran out cannot complete the job another worker now holds. Ids are acked as they
+        are, unless ``attempt`` is given (then with exactly one job). Several Jobs go in one round trip.
+        """
         if not jobs:
             raise ValueError("ack needs at least one job")
-        return int(self.redis.execute_command("ONCE.ACK", self.queue, *[_job_id(j) for j in jobs]))
+        if attempt is not None:
+            if len(jobs) != 1:
+                raise ValueError("attempt fences exactly one job")
+            return int(self.redis.execute_command("ONCE.ACK", self.queue, _job_id(jobs[0]), "ATTEMPT", int(attempt)))
+        fenced = [j for j in jobs if isinstance(j, Job)]
+        plain = [j for j in jobs if not isinstance(j, Job)]
+        if not fenced:
+            return int(self.redis.execute_command("ONCE.ACK", self.queue, *plain))
+        if len(fenced) == 1 and not plain:
+            j = fenced[0]
+            return int(self.redis.execute_command("ONCE.ACK", self.queue, j.id, "ATTEMPT", j.attempt))
+        pipe = self.redis.pipeline(transaction=False)
+        for j in fenced:
+            pipe.execute_command("ONCE.ACK", self.queue, j.id, "ATTEMPT", j.attempt)
+        if plain:
+            pipe.execute_command("ONCE.ACK", self.queue, *plain)
+        return sum(int(n) for n in pipe.execute())
 
     def nack(
         self,

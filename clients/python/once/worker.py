@@ -2,9 +2,11 @@
 
 Threads of one ``Worker.run()``:
 
-- N *reservers* (``concurrency``), each on a connection of its own: ``ONCE.RESERVE q BLOCK b LEASE l [ACK prev]``
-  waits on the server for a job (no polling) and acknowledges the previous one in the same round trip; the job
-  runs in that thread; a failure is nacked with its ``ATTEMPT`` and error text.
+- N *reservers* (``concurrency``), each on a connection of its own:
+  ``ONCE.RESERVE q BLOCK b LEASE l [ACK prev ATTEMPT n]`` waits on the server for a job (no polling) and
+  acknowledges the previous one in the same round trip, fenced by its attempt (a job whose lease ran out and that
+  another worker holds now is not completed by this late ACK); the job runs in that thread; a failure is nacked
+  with its ``ATTEMPT`` and error text; the last ACK when stopping is ``ONCE.ACK q id ATTEMPT n``.
 - one *lease keeper*: while a job runs, ``ONCE.EXTEND q id lease ATTEMPT n`` every ``extend_every_ms``.
 - one *monitor* (when a monitor_handler is given): ``ONCE.STATS`` every ``monitor_interval`` seconds.
 - the calling thread waits for a stop (a signal, ``stop()``, the stop event), then wakes the reservers still
@@ -373,7 +375,9 @@ class Worker:
 
     def _reserver(self, slot: _Slot) -> None:
         client = None
-        pending_ack = None  # the last job that succeeded: acked by the next RESERVE (ack-and-fetch) or a final ACK
+        # the last job that succeeded (a Job): acked by the next RESERVE (ack-and-fetch) or a final ACK, both fenced
+        # by its attempt, so a job whose lease ran out and that another worker now holds is not completed here
+        pending_ack: Optional[Job] = None
         backoff = Backoff(cap=self.max_backoff)
         give_up_at = None
         try:
@@ -409,7 +413,7 @@ class Worker:
                         give_up_at = give_up_at or time.monotonic() + self.stop_timeout
                         if time.monotonic() > give_up_at:
                             log.warning("stopping without acking job %s: %s (it will be redelivered after its "
-                                        "lease)", pending_ack, exc)
+                                        "lease)", getattr(pending_ack, "id", None), exc)
                             return
                     delay = backoff.next()
                     log.warning("once: %s; retrying in %.2fs", exc, delay)
@@ -420,7 +424,7 @@ class Worker:
                     continue
                 for job in jobs:
                     if self._process(once, job):
-                        pending_ack = job.id
+                        pending_ack = job
         finally:
             if client is not None:
                 try:

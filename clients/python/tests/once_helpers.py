@@ -45,9 +45,10 @@ def running_worker(once, execute, error_handler=None, monitor_handler=None, join
 
 
 def command_calls(r, name):
-    """How many times the server ran command `name` (INFO commandstats), e.g. 'once.reserve'."""
-    info = r.info("commandstats")
-    entry = info.get(f"cmdstat_{name.lower()}")
+    """How many times the server ran command `name` (INFO commandstats), e.g. 'once.reserve'. The name is matched
+    without regard to case: the server lists a module command as the module registered it."""
+    want = f"cmdstat_{name}".lower()
+    entry = next((v for k, v in r.info("commandstats").items() if k.lower() == want), None)
     return 0 if entry is None else int(entry["calls"])
 
 
