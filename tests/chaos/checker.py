@@ -169,7 +169,9 @@ class Workload:
     `wait_timeout_ms` (what makes a push acknowledged, and a reservation durable); `push_interval` (seconds
     between pushes of one producer); `durable_push` (see the module doc); `backlog_queues`: queues the producers
     push to too but no worker reads until `drain()`, so jobs sit in the queue across every fault (a backlog, where
-    a fault that drops state shows as lost jobs).
+    a fault that drops state shows as lost jobs); `schedule_every_ms`: a schedule `@every <n>ms` on each worker
+    queue, so the timer fires schedules all along (its jobs carry the payload `<tag>/cron`, are acked like the
+    others, and are left out of the lost/duplicated/unexpected counts; `drain()` removes the schedules first).
     """
 
     def __init__(self, client_factory: ClientFactory, queues: Sequence[str], *, producers: int = 2,
@@ -177,12 +179,14 @@ class Workload:
                  max_delay_ms: int = 300, slow_every: int = 40, nack_every: int = 25, ack_fetch_every: int = 3,
                  wait_replicas: int = 1, wait_timeout_ms: int = 1000, push_interval: float = 0.004,
                  durable_push: Optional[Callable[[Any, str, List[Any]], Tuple[Any, int]]] = None,
-                 seed: Optional[int] = None, tag: Optional[str] = None, backlog_queues: Sequence[str] = ()):
+                 seed: Optional[int] = None, tag: Optional[str] = None, backlog_queues: Sequence[str] = (),
+                 schedule_every_ms: int = 0):
         if not queues:
             raise ValueError("at least one queue")
         self.factory = client_factory
         self.queues = list(queues)
         self.backlog_queues = [q for q in backlog_queues if q not in self.queues]
+        self.schedule_every_ms = schedule_every_ms
         self.n_producers, self.n_workers = producers, workers
         self.lease_ms, self.count, self.retries = lease_ms, count, retries
         self.delay_every, self.max_delay_ms = delay_every, max_delay_ms
@@ -223,7 +227,23 @@ class Workload:
 
     # --- threads --------------------------------------------------------------------------------------------
 
+    @property
+    def cron_payload(self) -> str:
+        return f"{self.tag}/cron"
+
+    def _schedule_name(self) -> str:
+        return f"chaos-{self.tag}"
+
     def start(self) -> "Workload":
+        if self.schedule_every_ms:
+            client = self.factory()
+            try:
+                for q in self.queues:
+                    node_client(client, q).execute_command(
+                        "ONCE.SCHEDULE", q, self._schedule_name(), f"@every {self.schedule_every_ms}ms",
+                        self.cron_payload, "RETRIES", self.retries, "BACKOFF", 20)
+            finally:
+                client.close()
         for i in range(self.n_producers):
             self._spawn(self._producer, i, f"chaos-producer-{i}")
         for i in range(self.n_workers):
@@ -407,6 +427,9 @@ class Workload:
         client = factory()
         done = 0
         try:
+            if self.schedule_every_ms:
+                for q in self.queues:
+                    node_client(client, q).execute_command("ONCE.UNSCHEDULE", q, self._schedule_name())
             for queue in self.queues + self.backlog_queues:
                 while time.monotonic() < deadline:
                     c = node_client(client, queue)
@@ -435,6 +458,10 @@ class Workload:
             reservations = list(self.reservations)
             acks = {k: list(v) for k, v in self.acks.items()}
         res.pushed = len(pushes)
+        cron = self.cron_payload
+        res.extra["cron_jobs"] = len({(r.queue, r.id) for r in reservations if r.payload == cron})
+        acks.pop(cron, None)
+        reservations_all, reservations = reservations, [r for r in reservations if r.payload != cron]
         completed = {p for p, outcomes in acks.items() if any(o in ("acked", "unknown") for o in outcomes)}
         res.completed = len(completed)
         res.duplicated = sum(1 for outcomes in acks.values()
@@ -447,7 +474,7 @@ class Workload:
         res.unexpected = sorted(p for p in seen if p not in pushes)
         # attempts: durable reservations of one job must carry growing attempt numbers
         by_id: Dict[Tuple[str, str], List[Reservation]] = {}
-        for r in reservations:
+        for r in reservations_all:
             if r.durable:
                 by_id.setdefault((r.queue, r.id), []).append(r)
         for (queue, job_id), rs in by_id.items():

@@ -30,6 +30,16 @@ def kill_promote_restart_rejoin(topo, wl, pause):
     _run(pause)
 
 
+def restart_master(topo, wl, pause):
+    """SHUTDOWN of the master (its AOF flushed) and a start from its own AOF alone; under Sentinel, the group then
+    settles on whichever node the sentinels name."""
+    topo.restart_as_master(topo.master)
+    wl.note_fault("restart master from its AOF")
+    if hasattr(topo, "settle"):
+        topo.settle()
+    _run(pause)
+
+
 def sigstop_master(topo, wl, pause, seconds=None):
     """SIGSTOP of the master for longer than the lease, then SIGCONT: its clients time out, and when it runs again
     every lease is past its deadline at once."""

@@ -44,7 +44,8 @@ def scenarios():
         Scenario("mr-always-stop-pause-failover", lambda k: MR(k, "always"), stop_pause_failover, {"short", "full"}),
         Scenario("mr-everysec-stop-pause-failover", lambda k: MR(k, "everysec"), stop_pause_failover + [
             faults.failover], {"full"}),
-        Scenario("sentinel-kill", lambda k: SG(k, "everysec"), [faults.sentinel_kill_master], {"short", "full"}),
+        Scenario("sentinel-kill-restart", lambda k: SG(k, "everysec"),
+                 [faults.sentinel_kill_master, faults.restart_master], {"short", "full"}),
         Scenario("sentinel-kill-stop", lambda k: SG(k, "always"),
                  [faults.sentinel_kill_master, faults.sentinel_sigstop_master], {"full"}),
     ]
@@ -66,7 +67,7 @@ def run_one(scenario, kind, profile="short", out=sys.stdout):
     try:
         topo = scenario.make(kind)
         res.topology = f"{scenario.name}:{topo.name}"
-        wl = Workload(topo.factory, QUEUES, lease_ms=p["lease_ms"], backlog_queues=BACKLOG)
+        wl = Workload(topo.factory, QUEUES, lease_ms=p["lease_ms"], backlog_queues=BACKLOG, schedule_every_ms=200)
         wl.start()
         time.sleep(p["warm"])
         for step in scenario.steps:

@@ -302,6 +302,15 @@ class SentinelGroup(Topology):
         self.master = wait_until(moved, timeout=timeout, interval=0.1, what="sentinel failover")
         return self.master
 
+    def settle(self, timeout=30.0):
+        """Waits until the node the sentinels name as master says it is one; `master` follows it."""
+        def named():
+            port = self.sentinel_master_port()
+            node = next((n for n in self.nodes if n.port == port), None)
+            return node if node is not None and self.role(node) == "master" else None
+        self.master = wait_until(named, timeout=timeout, interval=0.1, what="the sentinels' master to be a master")
+        return self.master
+
     def heal(self, timeout=30.0):
         for n in self.nodes:
             if n.alive():
@@ -309,10 +318,7 @@ class SentinelGroup(Topology):
                     os.kill(n.proc.pid, signal.SIGCONT)
                 except OSError:
                     pass
-        port = wait_until(self.sentinel_master_port, timeout=timeout, what="sentinel master")
-        self.master = next(n for n in self.nodes if n.port == port)
-        wait_until(lambda: self.role(self.master) == "master", timeout=timeout, interval=0.1,
-                   what="the sentinels' master to be a master")
+        self.settle(timeout)
         super().heal(timeout)
 
     def compare(self, result, aof_restart=True):
