@@ -248,6 +248,18 @@ class Cluster:
         finally:
             c.close()
 
+    def topology(self, node):
+        """{node id: (role, master id or '-')} as `node` sees the cluster (CLUSTER NODES)."""
+        c = self.client(node)
+        try:
+            out = {}
+            for line in c.execute_command("CLUSTER", "NODES").splitlines():
+                f = line.split()
+                out[f[0]] = ("master" if "master" in f[2] else "slave", f[3])
+            return out
+        finally:
+            c.close()
+
     def wait_healthy(self, timeout=60):
         """Every live node: cluster_state ok, all slots assigned, every node known and none failing, replicas
         linked; and every node reports the same slot map."""
@@ -259,6 +271,11 @@ class Cluster:
                 return False
             maps = [self.slot_map(n) for n in live]
             if not all(m == maps[0] for m in maps):
+                return False
+            # Every node sees every node in the same role, replicas of the same master (a manual failover needs
+            # the master to know its replica: gossip may still be on the way after a join or a restart).
+            views = [self.topology(n) for n in live]
+            if not all(v == views[0] for v in views):
                 return False
             return len(self.masters()) == self.masters_n
 
@@ -338,7 +355,10 @@ class Cluster:
             c.execute_command("CLUSTER", "FAILOVER")
         finally:
             c.close()
-        wait_until(lambda: self.role(replica) == "master", timeout, f":{replica.port} promoted")
+        try:
+            wait_until(lambda: self.role(replica) == "master", timeout, f":{replica.port} promoted")
+        except TimeoutError as e:
+            raise TimeoutError(f"{e}\n{self.log_tails()}") from None
         self.wait_healthy(timeout)
 
     def kill_master(self, master, timeout=40, restart=True):

@@ -6,9 +6,11 @@ import os
 import sys
 import time
 
+from cluster_harness import key_slot, keys_over_slots, wait_until
+
 from redis.cluster import ClusterNode, RedisCluster
 
-from cluster_helpers import queues_on_every_master
+from cluster_helpers import RawClient, cluster_client, encode_command, moved_target, queues_on_every_master
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "chaos"))
 
@@ -72,6 +74,54 @@ def run_with_fault(cluster, prefix, fault_name, fault):
     finally:
         rc.close()
     return res
+
+
+def test_a_reserve_blocked_on_a_master_that_fails_over_is_answered_like_blpop(healthy, prefix):
+    """CLUSTER FAILOVER demotes the master a reserve waits on: the reserve is answered at once, as BLPOP is there
+    (Valkey 9.1: MOVED to the new master; Redis 7.0: the UNBLOCKED error it gives every blocked client when a
+    master turns replica). Re-sent through RedisCluster it waits on the new master and gets the next push."""
+    cl = healthy
+    m = cl.masters()[0]
+    replica = cl.replicas_of(m)[0]
+    lo, hi = next(r for r in cl.master_ranges() if cl.slot_owner(r[0]) is m)
+    q = keys_over_slots(prefix, 1, [(lo, hi)])[0]
+    once, blpop = RawClient(m.port, timeout=15), RawClient(m.port, timeout=15)
+    try:
+        once.sock.sendall(encode_command(["ONCE.RESERVE", q, "BLOCK", 0]))
+        blpop.sock.sendall(encode_command(["BLPOP", "{" + q + "}:list", 0]))  # the same slot
+        wait_until(lambda: sum("b" in c["flags"] for c in cl.client(m).client_list()) >= 2, 10, "both blocked")
+        t0 = time.time()
+        cl.failover(replica)
+        r_once, r_blpop = once._read(), blpop._read()
+        took = time.time() - t0
+    finally:
+        once.close()
+        blpop.close()
+    assert isinstance(r_once, tuple) and r_once[0] == "error", r_once
+    assert r_once[1].split()[0] == r_blpop[1].split()[0], (r_once, r_blpop)
+    if r_once[1].startswith("MOVED"):
+        assert moved_target(r_once[1]) == (key_slot(q), replica.port)
+    else:
+        assert r_once[1].startswith("UNBLOCKED"), r_once
+    assert took < 10, took
+    print(f"\n[{cl.kind}] reserve blocked on a master that failed over: {r_once[1][:60]!r} (BLPOP: the same)")
+    rc = cluster_client(cl, socket_timeout=10)
+    try:
+        got = {}
+        import threading
+
+        t = threading.Thread(target=lambda: got.update(r=rc.execute_command("ONCE.RESERVE", q, "BLOCK", 5000)))
+        t.start()
+        wait_until(lambda: any("b" in c["flags"] for c in cl.client(replica).client_list()), 5,
+                   "the re-sent reserve waiting on the new master")
+        pc = cluster_client(cl)
+        pc.execute_command("ONCE.PUSH", q, "after failover", "ID", "a")
+        t.join(10)
+        assert got.get("r") and got["r"][0][:2] == ["a", "after failover"], got
+        pc.delete(q)
+        pc.close()
+    finally:
+        rc.close()
 
 
 def test_cluster_failover_of_a_replica_under_load_loses_nothing(healthy, prefix):
