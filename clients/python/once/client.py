@@ -95,7 +95,9 @@ class Once:
     With ``wait_aof=True`` it is also followed by ``WAITAOF numlocal n wait_timeout_ms`` (the push is fsynced to
     the AOF of the master, when it has AOF on, and of n replicas) on servers that have WAITAOF (Redis 7.2+,
     Valkey); whether this server has it is probed once (``waitaof`` tells, after the first durable push). Redis
-    7.0 has no WAITAOF: there only WAIT is sent. Both can be set per call: ``push(..., wait_replicas=...)``.
+    7.0 has no WAITAOF: there only WAIT is sent. ``wait_timeout_ms`` bounds each wait (0 waits forever, as WAIT
+    does). All three can be set per call: ``push(..., wait_replicas=...)``. Workers need none of this: their
+    ACKs are fenced (a lost ACK only means the job runs again).
     """
 
     def __init__(self, redis_client: Any, queue: str, *, decode: Union[bool, str] = False, wait_replicas: int = 0,
