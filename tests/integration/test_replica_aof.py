@@ -242,3 +242,26 @@ def test_replica_aof_alone_rebuilds_the_master_after_every_command(make_server):
     finally:
         m.execute_command("CLIENT", "UNPAUSE")
     assert not module_trouble(replica) and not module_trouble(master), replica.log_tail() + master.log_tail()
+
+
+def test_sub_replica_and_its_aof_hold_the_masters_queues(make_server):
+    """master -> replica -> sub-replica: what the replica applies (internal commands included) reaches the
+    sub-replica, whose memory and whose own AOF both rebuild the master's digest."""
+    master, replica = start_pair(make_server)
+    sub = make_server(extra=REPLICA_AOF + ["--replicaof", "127.0.0.1", replica.port])
+    s = sub.client(decode_responses=True, protocol=2)
+    wait_until(lambda: s.info("replication").get("master_link_status") == "up", timeout=20, interval=0.02,
+               what="sub-replica link up")
+    queues = mixed_workload(master)
+    m = master.client(decode_responses=True, protocol=2)
+    quiet(m)
+    before = frozen_snapshot(master, replica, queues)
+    try:
+        r = replica.client(decode_responses=True, protocol=2)
+        wait_in_sync(r, s)
+        assert digest(s) == before["__digest__"], "the sub-replica's memory differs from the master's"
+        s = restart_from_own_aof(sub, as_replica_of_nobody=True)
+        assert_same_snapshot(before, snapshot(s, queues, with_order=False))
+    finally:
+        m.execute_command("CLIENT", "UNPAUSE")
+    assert not module_trouble(sub), sub.log_tail()
