@@ -28,6 +28,9 @@ import redis
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from helpers import encode_command  # noqa: E402 - the tests' RESP encoder (plain Python, no fixtures)
+
 DRIVER = os.path.join(BENCH, "driver", "target", "release", "once-bench")
 MODULE = os.path.abspath(os.environ.get("ONCE_MODULE", os.path.join(ROOT, "target", "release", "libonce.so")))
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -218,6 +221,40 @@ def stats(r, q):
     return {v[i]: v[i + 1] for i in range(0, len(v), 2)}
 
 
+def commandstat(s, name):
+    """INFO commandstats of one command; module commands appear under the name they were registered with (any
+    case)."""
+    want = name.lower()
+    return next((v for k, v in s.info("commandstats").items() if k.lower().replace("cmdstat_", "") == want), {})
+
+
+def pipelined(port, commands, batch=10_000):
+    """Sends `commands` (argument lists) on one raw connection, `batch` per write, and returns the replies (bulk
+    strings as str, integers as int, errors as RuntimeError): a million pushes in seconds, where redis-py is slow."""
+    replies = []
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        f = sock.makefile("rb")
+        for i in range(0, len(commands), batch):
+            chunk = commands[i:i + batch]
+            sock.sendall(b"".join(map(encode_command, chunk)))
+            for _ in chunk:
+                line = f.readline()[:-2]
+                kind, rest = line[:1], line[1:]
+                if kind == b"$":
+                    replies.append(None if int(rest) < 0 else f.read(int(rest) + 2)[:-2].decode())
+                elif kind == b":":
+                    replies.append(int(rest))
+                elif kind == b"-":
+                    replies.append(RuntimeError(rest.decode(errors="replace")))
+                else:
+                    replies.append(rest.decode(errors="replace"))
+    return replies
+
+
+def first_error(replies, want=str):
+    return next((x for x in replies if not isinstance(x, want)), None)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # 1. push throughput
 
@@ -247,10 +284,7 @@ def bench_push(cfg, feats):
                 if p.returncode != 0 or not rows:
                     raise RuntimeError(f"redis-benchmark {name} failed: {(p.stderr or p.stdout).strip()[-300:]}")
                 rps = float(rows[-1].split('","')[1].strip('"'))
-                # Module commands appear under the name they were registered with (any case).
-                want = stat.replace("cmdstat_", "").lower()
-                cs = next((v for k, v in s.info("commandstats").items()
-                           if k.lower().replace("cmdstat_", "") == want), {})
+                cs = commandstat(s, stat.replace("cmdstat_", ""))
                 calls = int(cs.get("calls", 0))
                 if calls < cfg.push_n:
                     raise RuntimeError(f"{name}: commandstats shows {calls} calls, expected {cfg.push_n}")
@@ -421,6 +455,91 @@ def bench_cluster(cfg, feats):
     return cluster_bench.main(["--quick"] if cfg.quick else [])
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# 7. CANCEL from the head vs the middle of a long ready line
+
+
+def bench_cancel(cfg, feats):
+    n, k = cfg.cancel_jobs, cfg.cancel_ids
+    s = Server(module=True)
+    rounds = []
+    try:
+        for rep in range(cfg.cancel_reps):
+            s.flush()
+            t0 = time.perf_counter()
+            ids = pipelined(s.port, [["ONCE.PUSH", "cq", PAYLOAD]] * n)
+            load_s = time.perf_counter() - t0
+            if first_error(ids) is not None:
+                raise RuntimeError(f"ONCE.PUSH failed: {first_error(ids)}")
+            where = {"head": ids[:k], "middle": ids[(n - k) // 2:(n + k) // 2]}
+            this = {"load_s": load_s}
+            # Both on the same line (n, then n - k jobs); which goes first alternates by round.
+            for name in ("head", "middle") if rep % 2 == 0 else ("middle", "head"):
+                s.r.config_resetstat()
+                t1 = time.perf_counter()
+                removed = s.r.execute_command("ONCE.CANCEL", "cq", *where[name])
+                wall_ms = (time.perf_counter() - t1) * 1000
+                if removed != k:
+                    raise RuntimeError(f"CANCEL of {k:,} ids from the {name} removed {removed}")
+                this[name] = {"server_us": float(commandstat(s, "once.cancel")["usec"]), "wall_ms": wall_ms}
+            this["ratio"] = this["middle"]["server_us"] / max(this["head"]["server_us"], 1.0)
+            rounds.append(this)
+            log(f"cancel round {rep + 1}: head {this['head']['server_us'] / 1000:.2f} ms, middle "
+                f"{this['middle']['server_us'] / 1000:.2f} ms (server), ratio {this['ratio']:.2f}")
+    finally:
+        s.close()
+    med = {w: {f: statistics.median(r[w][f] for r in rounds) for f in ("server_us", "wall_ms")}
+           for w in ("head", "middle")}
+    return {"jobs": n, "ids": k, "rounds": rounds, "median": med,
+            "ratio": statistics.median(r["ratio"] for r in rounds)}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 8. The longest timer tick: many schedules @every 10ms while a million delayed jobs fall due
+
+
+def bench_cron_tick(cfg, feats):
+    n, count = cfg.tick_jobs, cfg.tick_schedules
+    keys = [f"cron:{i}" for i in range(cfg.tick_keys)]
+    s = Server(module=True)
+    try:
+        # How long a million pushes take here, so the jobs fall due only after the schedules are in place.
+        t0 = time.perf_counter()
+        pipelined(s.port, [["ONCE.PUSH", "cal", PAYLOAD]] * 20_000)
+        per_push = (time.perf_counter() - t0) / 20_000
+        s.r.delete("cal")
+        lead_ms = max(cfg.lead_ms, int(2 * per_push * n * 1000) + 1500)
+        due = int(time.time() * 1000) + lead_ms
+        got = pipelined(s.port, [["ONCE.PUSH", "due", PAYLOAD, "AT", due]] * n)
+        if first_error(got) is not None:
+            raise RuntimeError(f"ONCE.PUSH … AT failed: {first_error(got)}")
+        t1 = time.perf_counter()
+        made = pipelined(s.port, [["ONCE.SCHEDULE", keys[i % len(keys)], f"s{i}", "@every 10ms", PAYLOAD]
+                                  for i in range(count)], batch=1000)
+        sched_s = time.perf_counter() - t1
+        accepted = sum(isinstance(x, int) for x in made)
+        before_due_ms = due - int(time.time() * 1000)
+        time.sleep(max(0, before_due_ms - 100) / 1000)
+        info_before = s.info("once")
+        deadline = time.time() + 60
+        while int(stats(s.r, "due")["ready"]) < n and time.time() < deadline:
+            time.sleep(0.005)
+        all_ready_ms = int(time.time() * 1000) - due
+        time.sleep(cfg.tick_after_s)       # cron alone again, after the promotion
+        info_after = s.info("once")
+        fired = sum(int(stats(s.r, k)["pushed_total"]) for k in keys)
+        ready = int(stats(s.r, "due")["ready"])
+    finally:
+        s.close()
+    out = {"jobs": n, "schedules": count, "keys": len(keys), "accepted": accepted, "refused": first_error(made, int),
+           "lead_ms": lead_ms, "schedule_secs": sched_s, "before_due_ms": before_due_ms, "all_ready_ms": all_ready_ms,
+           "ready": ready, "fired": fired, "info_before": info_before, "info_after": info_after}
+    log(f"crontick: {accepted:,} schedules, {ready:,} of {n:,} ready {all_ready_ms} ms after due, {fired:,} fired; "
+        f"timer max tick {info_before.get('once_timer_max_tick_us')} us before due, "
+        f"{info_after.get('once_timer_max_tick_us')} us at the end")
+    return out
+
+
 def machine():
     model = "?"
     for line in sh("lscpu").splitlines():
@@ -560,6 +679,23 @@ def report(cfg, m, feats, R, elapsed):
         T.append(("wake-up p99 ≤ 1 ms", f"{w['once']['p99_us'] / 1000:.3f} ms", verdict(w["once"]["p99_us"] <= 1000)))
     else:
         T.append(("wake-up p99 ≤ 1 ms", "not measured", "—"))
+
+    cn = R.get("cancel")
+    if isinstance(cn, dict):
+        med = cn["median"]
+        T.append((f"CANCEL of {cn['ids']:,} ids: the middle of a {cn['jobs']:,}-job ready line ≤ 2× the head "
+                  "(server time, median of per-round ratios)",
+                  f"{cn['ratio']:.2f}× (head {ms(med['head']['server_us'])}, middle {ms(med['middle']['server_us'])})",
+                  verdict(cn["ratio"] <= 2)))
+    else:
+        T.append(("CANCEL from the middle ≤ 2× from the head", "not measured", "—"))
+    ct = R.get("crontick")
+    if isinstance(ct, dict) and ct["info_after"].get("once_timer_max_tick_us") not in (None, ""):
+        tick = int(ct["info_after"]["once_timer_max_tick_us"])
+        T.append((f"longest timer tick ≤ 2 ms, {ct['accepted']:,} schedules @every 10ms + {ct['jobs']:,} due jobs "
+                  "(INFO once once_timer_max_tick_us)", f"{tick / 1000:.2f} ms", verdict(tick <= 2000)))
+    else:
+        T.append(("longest timer tick ≤ 2 ms with 10,000 schedules @every 10ms + 1M due jobs", "not measured", "—"))
 
     a("## Targets")
     a("")
@@ -714,6 +850,51 @@ def report(cfg, m, feats, R, elapsed):
     else:
         a(f"Failed / not run: {cl}")
     a("")
+    # 7
+    a(f"## 7. ONCE.CANCEL of {cfg.cancel_ids:,} ids from the head vs the middle of a {cfg.cancel_jobs:,}-job ready line")
+    a("")
+    if isinstance(cn, dict):
+        a(f"One queue of {cn['jobs']:,} ready jobs (one priority, pushed pipelined); one ONCE.CANCEL with the first "
+          f"{cn['ids']:,} ids, one with the {cn['ids']:,} ids in the middle, on the same line (the order alternates "
+          "by round). Server time = INFO commandstats `usec` of that single call (CONFIG RESETSTAT before it); "
+          "wall = the client's round trip.")
+        a("")
+        a("| round | head: server | head: wall | middle: server | middle: wall | middle ÷ head |")
+        a("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for i, r_ in enumerate(cn["rounds"], 1):
+            a(f"| {i} | {ms(r_['head']['server_us'])} | {r_['head']['wall_ms']:.2f} ms | "
+              f"{ms(r_['middle']['server_us'])} | {r_['middle']['wall_ms']:.2f} ms | {r_['ratio']:.2f}× |")
+    else:
+        a(f"Failed / not run: {cn}")
+    a("")
+
+    # 8
+    a(f"## 8. Longest timer tick — {cfg.tick_schedules:,} schedules `@every 10ms` on {cfg.tick_keys} keys while "
+      f"{cfg.tick_jobs:,} delayed jobs fall due at one instant")
+    a("")
+    if isinstance(ct, dict):
+        ib, ia = ct["info_before"], ct["info_after"]
+        a(f"A fresh server (so the longest tick counts from zero): {ct['jobs']:,} jobs pushed with `AT t` "
+          f"(t {ct['lead_ms']:,} ms ahead), then the schedules (in {ct['schedule_secs']:.2f} s, finishing "
+          f"{ct['before_due_ms']:,} ms before t), then {cfg.tick_after_s} s more after every job was ready.")
+        if ct["refused"] is not None:
+            a("")
+            a(f"Schedules refused: {ct['schedules'] - ct['accepted']:,} (first error: {ct['refused']}).")
+        if ct["before_due_ms"] < 200:
+            a("")
+            a("**Warning: the schedules were still being made when the jobs fell due.**")
+        a("")
+        a("| figure | value |")
+        a("| --- | ---: |")
+        a(f"| once_timer_max_tick_us, schedules alone (just before t) | {ib.get('once_timer_max_tick_us')} µs |")
+        a(f"| once_timer_max_tick_us, at the end | {ia.get('once_timer_max_tick_us')} µs |")
+        a(f"| all {ct['jobs']:,} ready, after t | {fmt(ct['all_ready_ms'])} ms ({ct['ready']:,} ready at the end) |")
+        a(f"| timer ticks, from just before t to the end | "
+          f"{int(ia.get('once_timer_ticks', 0)) - int(ib.get('once_timer_ticks', 0)):,} |")
+        a(f"| jobs fired by the schedules, in all | {ct['fired']:,} |")
+    else:
+        a(f"Failed / not run: {ct}")
+    a("")
     a("Ratios between runs swing by about ±0.1 on this 2-core VM; the server-side figures (µs/call, server CPU "
       "per job, timer tick) are steadier than throughput. Nothing here is asserted: PASS/MISS only reports.")
     return "\n".join(L) + "\n"
@@ -726,7 +907,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=os.path.join(BENCH, "results.md"))
-    ap.add_argument("--only", default="", help="comma list of sections: push,cycle,memory,delayed,wakeup,cluster")
+    ap.add_argument("--only", default="", help="comma list of sections: push,cycle,memory,delayed,wakeup,cluster,cancel,crontick")
     cfg = ap.parse_args()
     q = cfg.quick
     cfg.push_n = 200_000 if q else 1_000_000
@@ -738,9 +919,16 @@ def main():
     cfg.delayed_jobs = 100_000 if q else 1_000_000
     cfg.lead_ms = 1500 if q else 3000  # minimum; the driver extends it to 2x the calibrated load time + 1.5 s
     cfg.wake_samples = 300 if q else 2000
+    cfg.cancel_jobs = 100_000 if q else 1_000_000
+    cfg.cancel_ids = 10_000
+    cfg.cancel_reps = 1 if q else 3
+    cfg.tick_jobs = 100_000 if q else 1_000_000
+    cfg.tick_schedules = 2_000 if q else 10_000
+    cfg.tick_keys = 10
+    cfg.tick_after_s = 1.0
     only = set(x for x in cfg.only.split(",") if x)
 
-    if not os.access(DRIVER, os.X_OK):
+    if (not only or only & {"cycle", "memory", "delayed", "wakeup"}) and not os.access(DRIVER, os.X_OK):
         sys.exit(f"driver not built: {DRIVER} (run bench/run, which builds it)")
     t0 = time.time()
     m = machine()
@@ -758,6 +946,8 @@ def main():
         ("delayed", bench_delayed, feats["push_at"] and feats["stats"]),
         ("wakeup", bench_wakeup, True),
         ("cluster", bench_cluster, feats["push"] and feats["ack_fetch"] and feats["stats"]),
+        ("cancel", bench_cancel, feats["push"]),
+        ("crontick", bench_cron_tick, feats["push_at"] and feats["stats"] and feats["info_once"]),
     ]
     for name, fn, can in sections:
         if only and name not in only:
