@@ -1,4 +1,5 @@
-"""Failover on a real cluster while producers push and workers reserve/ack on queues of every master, checked by
+"""Failover on a real cluster while producers push and workers reserve/ack on queues of every master (and a backlog
+queue per master that is read only at the end, and a schedule firing every 200 ms on each worked queue), checked by
 tests/chaos/checker.py (acknowledged = the push replied and `WAIT 1` on the same connection returned >= 1):
 `CLUSTER FAILOVER` on a replica, and kill -9 of a master (the cluster promotes its replica). Nothing acknowledged
 may be lost. After the fault, with writes frozen (CLIENT PAUSE WRITE), each master's replica has its digest."""
@@ -48,8 +49,10 @@ def digests_agree(cluster):
 
 def run_with_fault(cluster, prefix, fault_name, fault):
     queues = queues_on_every_master(cluster, prefix, 6)
+    backlog = queues_on_every_master(cluster, prefix + ":backlog", 3)  # held across the fault, read at the end
     factory = factory_for(cluster)
-    wl = Workload(factory, queues, producers=3, workers=3, lease_ms=1000, tag=prefix[-6:])
+    wl = Workload(factory, queues, producers=3, workers=3, lease_ms=1000, tag=prefix[-6:], backlog_queues=backlog,
+                  schedule_every_ms=200)
     wl.start()
     t0 = time.time()
     try:
@@ -66,10 +69,11 @@ def run_with_fault(cluster, prefix, fault_name, fault):
     assert not res.lost, res.details()
     assert res.ok, res.details()
     assert res.acknowledged >= 100, res.line()
+    assert int(res.extra.get("cron_jobs", 0)) > 0, res.line()  # the timer fired schedules across the fault
     digests_agree(cluster)
     rc = factory()
     try:
-        for q in queues:
+        for q in queues + backlog:
             rc.delete(q)
     finally:
         rc.close()
