@@ -13,18 +13,20 @@ lazy_static! {
     pub static ref BACKOFF_MAX_MS: AtomicI64 = AtomicI64::new(3_600_000);
     pub static ref DEFAULT_LEASE_MS: AtomicI64 = AtomicI64::new(30_000);
     pub static ref MAX_PAYLOAD_BYTES: AtomicI64 = AtomicI64::new(67_108_864);
+    pub static ref MAX_ERROR_BYTES: AtomicI64 = AtomicI64::new(4096);
 }
 
 /// name, variable (holding its default), min, max
 type Entry = (&'static str, &'static AtomicI64, i64, i64);
 
-fn table() -> [Entry; 5] {
+fn table() -> [Entry; 6] {
     [
         ("default-retries", &DEFAULT_RETRIES, 0, 1000),
         ("default-backoff-ms", &DEFAULT_BACKOFF_MS, 0, 315_360_000_000),
         ("backoff-max-ms", &BACKOFF_MAX_MS, 0, 315_360_000_000),
         ("default-lease-ms", &DEFAULT_LEASE_MS, 1, 604_800_000),
         ("max-payload-bytes", &MAX_PAYLOAD_BYTES, 0, 536_870_912),
+        ("max-error-bytes", &MAX_ERROR_BYTES, 1, 1_048_576),
     ]
 }
 
@@ -91,6 +93,11 @@ pub fn default_lease_ms() -> u64 {
 
 pub fn max_payload_bytes() -> u64 {
     get(&MAX_PAYLOAD_BYTES)
+}
+
+/// ERROR text beyond this is kept cut short, never refused: a worker's NACK must not fail for a long traceback.
+pub fn max_error_bytes() -> usize {
+    usize::try_from(get(&MAX_ERROR_BYTES)).unwrap_or(usize::MAX).max(1)
 }
 
 /// `--loadmodule libonce.so name value ...`: sets configs by name (with or without the `once.` prefix).

@@ -3,7 +3,9 @@
 
 pub mod core;
 
+pub mod alarm;
 pub mod commands;
+pub mod effects;
 pub mod config;
 pub mod info;
 pub mod keyspace;
@@ -12,6 +14,8 @@ pub mod persist;
 pub mod random;
 pub mod registry;
 pub mod rm;
+pub mod service;
+pub mod text;
 pub mod timer;
 pub mod value;
 
@@ -35,6 +39,8 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         raw::RedisModule_RegisterInfoFunc.unwrap()(raw_ctx, Some(info::info));
     }
     install_panic_hook();
+    value::set_queue_type(persist::type_methods::queue_type());
+    alarm::install(timer::tick);
     let registered = config::register(raw_ctx)
         .and_then(|_| commands::register(raw_ctx))
         .and_then(|_| keyspace::subscribe(raw_ctx));

@@ -30,6 +30,19 @@ impl Registry {
         self.by_key.insert(k, deadline);
     }
 
+    /// Drops (db, key): the key was deleted, renamed away or moved, so its deadline (maybe years ahead) goes.
+    pub fn forget(&mut self, db: i32, key: &[u8]) {
+        if let Some(t) = self.by_key.remove(&(db, key.to_vec())) {
+            self.by_time.remove(&(t, db, key.to_vec()));
+        }
+    }
+
+    /// Drops every entry of `db` (FLUSHDB), or of every database for -1 (FLUSHALL).
+    pub fn forget_db(&mut self, db: i32) {
+        self.by_time.retain(|(_, d, _)| db != -1 && *d != db);
+        self.by_key.retain(|(d, _), _| db != -1 && *d != db);
+    }
+
     pub fn first_deadline(&self) -> Option<u64> {
         self.by_time.first().map(|e| e.0)
     }

@@ -251,7 +251,8 @@ impl Key {
     }
 
     /// What the key holds: nothing, a value of `ty`, or something else.
-    pub fn get<T>(&self, ty: *mut raw::RedisModuleType) -> Slot<'_, T> {
+    /// The value is borrowed from the key, mutably, for as long as the key is open and not borrowed again.
+    pub fn get<T>(&mut self, ty: *mut raw::RedisModuleType) -> Slot<'_, T> {
         if self.ptr.is_null() {
             return Slot::Empty;
         }
@@ -271,7 +272,7 @@ impl Key {
     }
 
     /// Stores a new value in an empty key; Redis owns it from then on and frees it through the type.
-    pub fn set<T>(&self, ty: *mut raw::RedisModuleType, value: Box<T>) -> Option<&mut T> {
+    pub fn set<T>(&mut self, ty: *mut raw::RedisModuleType, value: Box<T>) -> Option<&mut T> {
         let p = Box::into_raw(value);
         let status = unsafe { raw::RedisModule_ModuleTypeSetValue.unwrap()(self.ptr, ty, p.cast::<c_void>()) };
         if status != OK {

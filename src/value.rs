@@ -1,10 +1,21 @@
 //! The value Redis stores under a queue key: the core queue plus what the glue tracks about it.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicPtr};
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::core::{Queue, Stats, Totals};
 use crate::metrics;
+
+/// The queue type's handle, remembered at load (lib.rs) so the key services need not reach into persist.
+static QUEUE_TYPE: AtomicPtr<redis_module::raw::RedisModuleType> = AtomicPtr::new(std::ptr::null_mut());
+
+pub fn set_queue_type(t: *mut redis_module::raw::RedisModuleType) {
+    QUEUE_TYPE.store(t, Relaxed);
+}
+
+pub fn queue_type() -> *mut redis_module::raw::RedisModuleType {
+    QUEUE_TYPE.load(Relaxed)
+}
 
 pub struct QueueValue {
     pub queue: Queue,

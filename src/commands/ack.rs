@@ -24,8 +24,8 @@ pub fn ack(ctx: Ctx, args: &[RStr]) -> CmdResult {
     } else {
         (&args[2..], None)
     };
-    let key = Key::open(ctx, args[1], true);
-    let done = match existing(&key)? {
+    let mut key = Key::open(ctx, args[1], true);
+    let done = match existing(&mut key)? {
         Some(v) => ack_ids(ctx, args[1], v, ids, attempt),
         None => 0,
     };

@@ -2,38 +2,12 @@
 //! error texts built in one place so they read the same everywhere.
 
 use super::spec::{find_token, Arg};
-use crate::core::limits::{Range, QUOTE_BYTES};
+use crate::core::limits::Range;
+pub use crate::text::{err, parse_i64, shown, wrong_type, CmdError, CmdResult};
 use crate::rm::{bytes, RStr};
-
-#[derive(Debug)]
-pub struct CmdError(pub String);
-
-pub type CmdResult = Result<(), CmdError>;
-
-pub fn err(msg: impl Into<String>) -> CmdError {
-    CmdError(format!("ERR {}", msg.into()))
-}
-
-pub fn wrong_type() -> CmdError {
-    CmdError("WRONGTYPE Operation against a key holding the wrong kind of value".into())
-}
 
 pub fn arity(command: &str) -> CmdError {
     CmdError(format!("ERR wrong number of arguments for '{}' command", command.to_ascii_lowercase()))
-}
-
-/// How an argument is echoed in an error: printable ASCII only, cut short.
-pub fn shown(b: &[u8]) -> String {
-    let mut s: String =
-        b.iter().take(QUOTE_BYTES).map(|&c| if (0x20..0x7f).contains(&c) { c as char } else { '?' }).collect();
-    if b.len() > QUOTE_BYTES {
-        s.push_str("...");
-    }
-    s
-}
-
-pub fn parse_i64(b: &[u8]) -> Option<i64> {
-    std::str::from_utf8(b).ok()?.parse::<i64>().ok()
 }
 
 /// An integer named `name` within [min, max].

@@ -4,7 +4,8 @@ use super::args::{arity, int_range, CmdResult, Options};
 use super::spec::EXTEND_ARGS;
 use crate::core::limits;
 use super::{existing, settle};
-use crate::rm::{self, Ctx, Key, OwnedStr, RStr};
+use crate::effects;
+use crate::rm::{self, Ctx, Key, RStr};
 
 pub fn extend(ctx: Ctx, args: &[RStr]) -> CmdResult {
     if args.len() < 4 {
@@ -16,8 +17,8 @@ pub fn extend(ctx: Ctx, args: &[RStr]) -> CmdResult {
     while opts.next()?.is_some() {
         attempt = Some(opts.int(limits::ATTEMPT)? as u64);
     }
-    let key = Key::open(ctx, args[1], true);
-    let Some(v) = existing(&key)? else {
+    let mut key = Key::open(ctx, args[1], true);
+    let Some(v) = existing(&mut key)? else {
         rm::reply_null(ctx);
         return Ok(());
     };
@@ -28,11 +29,7 @@ pub fn extend(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let before = v.snapshot();
     let deadline = rm::now_ms().saturating_add(ms);
     v.queue.set_lease(seq, deadline);
-    rm::replicate(
-        ctx,
-        b"ONCE._LEASE\0",
-        &[OwnedStr::retain(args[1]), OwnedStr::int(seq as i64), OwnedStr::int(deadline as i64)],
-    );
+    effects::lease(ctx, args[1], seq, deadline);
     settle(ctx, args[1], v, before);
     rm::reply_u64(ctx, deadline);
     Ok(())

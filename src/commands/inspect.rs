@@ -8,8 +8,8 @@ pub fn inspect(ctx: Ctx, args: &[RStr]) -> CmdResult {
     if args.len() != 3 {
         return Err(arity("ONCE.INSPECT"));
     }
-    let key = Key::open(ctx, args[1], false);
-    let job = existing(&key)?.and_then(|v| v.queue.find(rm::bytes(args[2])).and_then(|s| v.queue.job(s)));
+    let mut key = Key::open(ctx, args[1], false);
+    let job = existing(&mut key)?.and_then(|v| v.queue.find(rm::bytes(args[2])).and_then(|s| v.queue.job(s)));
     let Some(job) = job else {
         rm::reply_null(ctx);
         return Ok(());

@@ -28,11 +28,11 @@ fn with_queue(
     create: bool,
     change: impl FnOnce(&mut QueueValue) -> Result<(), CmdError>,
 ) -> CmdResult {
-    let key = Key::open(ctx, args[1], true);
+    let mut key = Key::open(ctx, args[1], true);
     let v = if create {
-        existing_or_new(&key)?
+        existing_or_new(&mut key)?
     } else {
-        existing(&key)?.ok_or_else(|| err("no such queue"))?
+        existing(&mut key)?.ok_or_else(|| err("no such queue"))?
     };
     let before = v.snapshot();
     let result = change(v);
@@ -149,7 +149,7 @@ pub fn sched(ctx: Ctx, args: &[RStr]) -> CmdResult {
     }
     let s = decode_schedule(&all_bytes(&args[2..])).map_err(|e| err(format!("bad schedule: {e}")))?;
     with_queue(ctx, args, true, |v| {
-        v.queue.schedules.insert(s.name.clone(), s);
+        v.queue.put_schedule(s);
         v.noted_deadline = u64::MAX;
         Ok(())
     })
@@ -166,11 +166,9 @@ pub fn fired(ctx: Ctx, args: &[RStr]) -> CmdResult {
     };
     let next = number(a[4], "next fire")?;
     with_queue(ctx, args, false, |v| {
-        let s = v.queue.schedules.get_mut(a[2]).ok_or_else(|| err("no such schedule"))?;
-        if fire.is_some() {
-            s.last_fire_ms = fire;
+        if !v.queue.set_fired(a[2], fire, next) {
+            return Err(err("no such schedule"));
         }
-        s.next_fire_ms = next;
         v.noted_deadline = u64::MAX;
         Ok(())
     })

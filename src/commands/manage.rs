@@ -19,8 +19,8 @@ fn by_ids(ctx: Ctx, args: &[RStr], name: &str, cname: &'static [u8], change: fn(
     if args.len() < 3 {
         return Err(arity(name));
     }
-    let key = Key::open(ctx, args[1], true);
-    let n = match existing(&key)? {
+    let mut key = Key::open(ctx, args[1], true);
+    let n = match existing(&mut key)? {
         Some(v) => change_by_ids(ctx, cname, args[1], v, &args[2..], change),
         None => 0,
     };

@@ -1,5 +1,5 @@
-//! The ONCE.* commands: each file parses one command, calls the core and replies. This file holds what
-//! they share: opening a queue key, the bookkeeping after a write, and the registration table.
+//! The ONCE.* commands: each file parses one command, calls the core and replies; spec.rs is the table of
+//! them all. This file runs a handler safely, registers the table, and applies a change to a list of ids.
 
 pub mod ack;
 pub mod args;
@@ -19,42 +19,10 @@ use std::ffi::{c_int, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 
-use crate::persist::type_methods::queue_type;
-use crate::rm::{self, Ctx, Key, RStr, Slot};
-use crate::timer;
-use crate::value::{QueueValue, Snapshot};
-use args::{wrong_type, CmdError, CmdResult};
-
-/// The queue under an open key, if there is one.
-pub fn existing(key: &Key) -> Result<Option<&mut QueueValue>, CmdError> {
-    match key.get::<QueueValue>(queue_type()) {
-        Slot::Empty => Ok(None),
-        Slot::Ours(v) => Ok(Some(v)),
-        Slot::WrongType => Err(wrong_type()),
-    }
-}
-
-/// The queue under an open key, made empty if the key is missing. Call only once the command is known
-/// to succeed, so a failed command never leaves an empty key behind.
-pub fn existing_or_new(key: &Key) -> Result<&mut QueueValue, CmdError> {
-    match key.get::<QueueValue>(queue_type()) {
-        Slot::Ours(v) => Ok(v),
-        Slot::WrongType => Err(wrong_type()),
-        Slot::Empty => key
-            .set(queue_type(), QueueValue::new(crate::core::Queue::new()))
-            .ok_or_else(|| args::err("could not create the queue key")),
-    }
-}
-
-/// After any change to a queue: server-wide figures, wake blocked readers, and tell the timer when this
-/// queue next needs it.
-pub fn settle(ctx: Ctx, key: RStr, v: &mut QueueValue, before: Snapshot) {
-    before.report_changes(v);
-    if v.queue.stats().ready > 0 {
-        rm::signal_ready(ctx, key);
-    }
-    note_deadline(ctx, rm::selected_db(ctx), rm::bytes(key), v);
-}
+use crate::rm::{self, Ctx, RStr};
+pub use crate::service::{existing, existing_or_new, settle};
+use crate::value::QueueValue;
+use args::{CmdError, CmdResult};
 
 /// Applies `change` to each job named in `ids`; replicates `cmd key <ids that took effect>` (these commands are
 /// deterministic) and settles the queue. Returns how many took effect.
@@ -77,19 +45,10 @@ pub fn change_by_ids(
     }
     let n = done.len() as u64 - 1;
     if n > 0 {
-        rm::replicate(ctx, cmd, &done);
+        crate::effects::as_itself(ctx, cmd, &done);
         settle(ctx, key, v, before);
     }
     n
-}
-
-pub fn note_deadline(ctx: Ctx, db: i32, key: &[u8], v: &mut QueueValue) {
-    if let Some(d) = v.queue.next_deadline() {
-        if d < v.noted_deadline {
-            v.noted_deadline = d;
-            timer::note(ctx, db, key, d);
-        }
-    }
 }
 
 pub type Handler = fn(Ctx, &[RStr]) -> CmdResult;

@@ -6,7 +6,7 @@ use super::{existing_or_new, settle};
 use crate::config;
 use crate::core::limits::{self, MAX_ID_BYTES};
 use crate::core::queue::{NewJob, Pushed};
-use crate::persist::encode::replicate_job;
+use crate::effects;
 use crate::rm::{self, Ctx, Key, RStr};
 
 pub fn push(ctx: Ctx, args: &[RStr]) -> CmdResult {
@@ -55,8 +55,8 @@ pub fn push(ctx: Ctx, args: &[RStr]) -> CmdResult {
         (_, Some(t)) => t,
         _ => 0,
     };
-    let key = Key::open(ctx, key_name, true);
-    let v = existing_or_new(&key)?;
+    let mut key = Key::open(ctx, key_name, true);
+    let v = existing_or_new(&mut key)?;
     let before = v.snapshot();
     let new = NewJob {
         custom_id: id.map(Into::into),
@@ -72,7 +72,7 @@ pub fn push(ctx: Ctx, args: &[RStr]) -> CmdResult {
         Pushed::Existing(seq) => seq,
         Pushed::Added(seq) => {
             if let Some(job) = v.queue.job(seq) {
-                replicate_job(ctx, key_name, "PUSH", job, payload);
+                effects::job(ctx, key_name, "PUSH", job, payload);
             }
             settle(ctx, key_name, v, before);
             seq

@@ -15,7 +15,8 @@ use super::spec::RESERVE_ARGS;
 use crate::core::limits;
 use super::{existing, settle};
 use crate::config;
-use crate::rm::{self, Ctx, Key, OwnedStr, RStr};
+use crate::effects;
+use crate::rm::{self, Ctx, Key, RStr};
 
 /// Upper bound on delayed jobs one RESERVE promotes itself; the timer promotes the rest in slices.
 const PROMOTE_IN_RESERVE: usize = 1024;
@@ -49,11 +50,11 @@ pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
     }
     let key_name = args[1];
     {
-        let key = Key::open(ctx, key_name, true);
-        if let (Some(id), Some(v)) = (ack, existing(&key)?) {
+        let mut key = Key::open(ctx, key_name, true);
+        if let (Some(id), Some(v)) = (ack, existing(&mut key)?) {
             ack_ids(ctx, key_name, v, &[id], attempt);
         }
-        if serve(ctx, key_name, &key, want)? {
+        if serve(ctx, key_name, &mut key, want)? {
             return Ok(());
         }
     }
@@ -65,13 +66,13 @@ pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
 }
 
 /// Reserves and replies if the queue has ready jobs (promoting due ones first). False: nothing replied.
-fn serve(ctx: Ctx, key_name: RStr, key: &Key, want: Want) -> Result<bool, CmdError> {
+fn serve(ctx: Ctx, key_name: RStr, key: &mut Key, want: Want) -> Result<bool, CmdError> {
     let Some(v) = existing(key)? else { return Ok(false) };
     let before = v.snapshot();
     let now = rm::now_ms();
     let promoted = v.queue.promote_due(now, PROMOTE_IN_RESERVE.max(want.count));
     if promoted > 0 {
-        rm::replicate(ctx, b"ONCE._PROMOTE\0", &[OwnedStr::retain(key_name), OwnedStr::int(promoted as i64)]);
+        effects::promoted(ctx, key_name, promoted);
     }
     let default_lease = config::default_lease_ms();
     let lease_of = |j: &crate::core::Job| want.lease.unwrap_or(if j.lease_ms > 0 { u64::from(j.lease_ms) } else { default_lease });
@@ -82,21 +83,20 @@ fn serve(ctx: Ctx, key_name: RStr, key: &Key, want: Want) -> Result<bool, CmdErr
         }
         return Ok(false);
     }
-    let mut repl = vec![OwnedStr::retain(key_name)];
+    let mut leases = Vec::with_capacity(seqs.len());
     rm::reply_array(ctx, seqs.len());
     for &seq in &seqs {
         let Some(job) = v.queue.job(seq) else {
             rm::reply_null(ctx);
             continue;
         };
-        repl.push(OwnedStr::int(seq as i64));
-        repl.push(OwnedStr::int(job.deadline_ms as i64));
+        leases.push((seq, job.deadline_ms));
         rm::reply_array(ctx, 3);
         rm::reply_bulk(ctx, &job.id_bytes());
         rm::reply_bulk(ctx, &job.payload);
         rm::reply_int(ctx, i64::from(job.attempts));
     }
-    rm::replicate(ctx, b"ONCE._RESERVE\0", &repl);
+    effects::reserved(ctx, key_name, &leases);
     settle(ctx, key_name, v, before);
     Ok(true)
 }
@@ -123,8 +123,8 @@ extern "C" fn on_ready(ctx: Ctx, _argv: *mut RStr, _argc: c_int) -> c_int {
     let result = catch_unwind(AssertUnwindSafe(|| unsafe {
         let want = *raw::RedisModule_GetBlockedClientPrivateData.unwrap()(ctx).cast::<Want>();
         let key_name = raw::RedisModule_GetBlockedClientReadyKey.unwrap()(ctx);
-        let key = Key::open(ctx, key_name, true);
-        serve(ctx, key_name, &key, want)
+        let mut key = Key::open(ctx, key_name, true);
+        serve(ctx, key_name, &mut key, want)
     }));
     match result {
         Ok(Ok(true)) => rm::OK,

@@ -8,7 +8,7 @@ use crate::core::limits::{self, MAX_SCHEDULES, MAX_SCHEDULE_NAME, MAX_SPEC_BYTES
 use super::{existing, existing_or_new, settle};
 use crate::config;
 use crate::core::schedule::{JobOptions, Missed, Schedule};
-use crate::persist::encode::schedule_args;
+use crate::effects;
 use crate::rm::{self, Ctx, Key, OwnedStr, RStr};
 
 pub fn schedule(ctx: Ctx, args: &[RStr]) -> CmdResult {
@@ -57,21 +57,21 @@ pub fn schedule(ctx: Ctx, args: &[RStr]) -> CmdResult {
     if payload.len() as u64 > limit {
         return Err(err(format!("payload is {} bytes, over the limit of {limit} (once.max-payload-bytes)", payload.len())));
     }
-    let key = Key::open(ctx, args[1], true);
-    if let Some(v) = existing(&key)? {
-        if v.queue.schedules.len() >= MAX_SCHEDULES && !v.queue.schedules.contains_key(name) {
+    let mut key = Key::open(ctx, args[1], true);
+    if let Some(v) = existing(&mut key)? {
+        if v.queue.schedule_count() >= MAX_SCHEDULES && v.queue.schedule(name).is_none() {
             return Err(err(format!("the queue has {MAX_SCHEDULES} schedules, the most one queue may hold")));
         }
     }
-    let last_fire = existing(&key)?.and_then(|v| v.queue.schedules.get(name).and_then(|s| s.last_fire_ms));
+    let last_fire = existing(&mut key)?.and_then(|v| v.queue.schedule(name).and_then(|s| s.last_fire_ms));
     let now = rm::now_ms();
     let sched = Schedule::new(name.into(), spec, tz, payload.into(), options, missed, last_fire, now)
         .map_err(|e| err(format!("invalid schedule: {e}")))?;
     let next = sched.next_fire_ms;
-    let v = existing_or_new(&key)?;
+    let v = existing_or_new(&mut key)?;
     let before = v.snapshot();
-    rm::replicate(ctx, b"ONCE._SCHED\0", &schedule_args(args[1], &sched));
-    v.queue.schedules.insert(sched.name.clone(), sched);
+    effects::schedule(ctx, args[1], &sched);
+    v.queue.put_schedule(sched);
     // A replaced schedule may fire later than before: let the timer look again from the new time.
     v.noted_deadline = u64::MAX;
     settle(ctx, args[1], v, before);
@@ -83,15 +83,15 @@ pub fn unschedule(ctx: Ctx, args: &[RStr]) -> CmdResult {
     if args.len() != 3 {
         return Err(arity("ONCE.UNSCHEDULE"));
     }
-    let key = Key::open(ctx, args[1], true);
-    let Some(v) = existing(&key)? else {
+    let mut key = Key::open(ctx, args[1], true);
+    let Some(v) = existing(&mut key)? else {
         rm::reply_int(ctx, 0);
         return Ok(());
     };
     let before = v.snapshot();
-    let removed = v.queue.schedules.remove(rm::bytes(args[2])).is_some();
+    let removed = v.queue.remove_schedule(rm::bytes(args[2]));
     if removed {
-        rm::replicate(ctx, b"ONCE.UNSCHEDULE\0", &[OwnedStr::retain(args[1]), OwnedStr::retain(args[2])]);
+        effects::as_itself(ctx, b"ONCE.UNSCHEDULE\0", &[OwnedStr::retain(args[1]), OwnedStr::retain(args[2])]);
         settle(ctx, args[1], v, before);
     }
     rm::reply_int(ctx, i64::from(removed));
@@ -102,13 +102,13 @@ pub fn schedules(ctx: Ctx, args: &[RStr]) -> CmdResult {
     if args.len() != 2 {
         return Err(arity("ONCE.SCHEDULES"));
     }
-    let key = Key::open(ctx, args[1], false);
-    let Some(v) = existing(&key)? else {
+    let mut key = Key::open(ctx, args[1], false);
+    let Some(v) = existing(&mut key)? else {
         rm::reply_array(ctx, 0);
         return Ok(());
     };
-    rm::reply_array(ctx, v.queue.schedules.len());
-    for s in v.queue.schedules.values() {
+    rm::reply_array(ctx, v.queue.schedule_count());
+    for s in v.queue.schedules() {
         rm::reply_map(ctx, 11);
         rm::reply_bulk(ctx, b"name");
         rm::reply_bulk(ctx, &s.name);

@@ -10,8 +10,8 @@ pub fn stats(ctx: Ctx, args: &[RStr]) -> CmdResult {
     if args.len() != 2 {
         return Err(arity("ONCE.STATS"));
     }
-    let key = Key::open(ctx, args[1], false);
-    let (s, t) = existing(&key)?.map_or((Stats::default(), Totals::default()), |v| (v.queue.stats(), v.queue.totals));
+    let mut key = Key::open(ctx, args[1], false);
+    let (s, t) = existing(&mut key)?.map_or((Stats::default(), Totals::default()), |v| (v.queue.stats(), v.queue.totals));
     let counts: [(&[u8], u64); 5] = [
         (b"ready", s.ready),
         (b"delayed", s.delayed),

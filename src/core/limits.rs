@@ -39,8 +39,8 @@ impl Range {
 pub const MAX_MS_10Y: i64 = 315_360_000_000;
 /// 7 days in ms: the longest lease.
 pub const MAX_LEASE_MS: i64 = 604_800_000;
-/// Latest next fire time of a schedule (year 9999): a spec whose next tick lies beyond it is refused.
-pub const MAX_UNIX_MS: i64 = 253_402_300_799_999;
+/// A schedule's fire times (next and last): replies, replication and RDB all carry them as i64.
+pub const FIRE_TIME: Range = Range::new("fire time", 0, i64::MAX);
 
 pub const DELAY: Range = Range::new("DELAY", 0, MAX_MS_10Y);
 pub const AT: Range = Range::new("AT", 0, i64::MAX);

@@ -93,7 +93,9 @@ pub struct Queue {
     dead: usize,
     next_seq: u64,
     pub totals: Totals,
-    pub schedules: BTreeMap<Box<[u8]>, Schedule>,
+    schedules: BTreeMap<Box<[u8]>, Schedule>,
+    /// Schedules by next fire time, so the timer finds the due ones without looking at the rest.
+    fires: BTreeSet<(u64, Box<[u8]>)>,
 }
 
 impl Queue {
@@ -235,12 +237,7 @@ impl Queue {
             State::Ready => {
                 let key = Reverse(job.priority);
                 if let Some(line) = self.ready.get_mut(&key) {
-                    // The front is the common case (reserve order); elsewhere only when a replica diverged.
-                    if line.front() == Some(&seq) {
-                        line.pop_front();
-                    } else {
-                        line.remove(seq);
-                    }
+                    line.remove(seq);
                     if line.is_empty() {
                         self.ready.remove(&key);
                     }
@@ -263,21 +260,41 @@ impl Queue {
         let job = self.jobs.remove(seq)?;
         if let Some(id) = job.custom_id() {
             self.custom_ids.remove(id);
+            // Give memory back after a burst of client ids; halving at a quarter keeps this amortized O(1).
+            let (len, cap) = (self.custom_ids.len(), self.custom_ids.capacity());
+            if cap > 1024 && len * 4 < cap {
+                self.custom_ids.shrink_to(len * 2);
+            }
         }
         Some(job)
     }
 
     /// The ready jobs that RESERVE would hand out next, best first.
     pub fn peek_ready(&self, count: usize) -> Vec<u64> {
-        self.ready.values().flat_map(|line| line.iter().copied()).take(count).collect()
+        self.ready.values().flat_map(|line| line.iter()).take(count).collect()
+    }
+
+    /// Takes the best ready job off the front of its line (it is no longer indexed as ready).
+    fn take_best_ready(&mut self) -> Option<u64> {
+        let mut entry = self.ready.first_entry()?;
+        let seq = entry.get_mut().pop_front();
+        if entry.get().is_empty() {
+            entry.remove();
+        }
+        if seq.is_some() {
+            self.ready_len -= 1;
+        }
+        seq
     }
 
     /// Reserves up to `count` ready jobs, best first. `lease_of` gives each job's lease length.
     pub fn reserve(&mut self, count: usize, now_ms: u64, lease_of: impl Fn(&Job) -> u64) -> Vec<u64> {
-        let chosen = self.peek_ready(count);
-        for &seq in &chosen {
+        let mut chosen = Vec::with_capacity(count.min(self.ready_len));
+        while chosen.len() < count {
+            let Some(seq) = self.take_best_ready() else { break };
             let lease = self.jobs.get(seq).map_or(0, &lease_of);
-            self.reserve_exact(seq, now_ms.saturating_add(lease));
+            self.mark_reserved(seq, now_ms.saturating_add(lease));
+            chosen.push(seq);
         }
         chosen
     }
@@ -293,6 +310,12 @@ impl Queue {
             return false;
         }
         self.unindex(seq);
+        self.mark_reserved(seq, deadline_ms);
+        true
+    }
+
+    /// A job just taken out of the ready index becomes reserved until `deadline_ms`.
+    fn mark_reserved(&mut self, seq: u64, deadline_ms: u64) {
         if let Some(job) = self.jobs.get_mut(seq) {
             job.state = State::Reserved;
             job.attempts = job.attempts.saturating_add(1);
@@ -300,7 +323,6 @@ impl Queue {
         }
         self.leases.insert((deadline_ms, seq));
         self.totals.reserved += 1;
-        true
     }
 
     /// Completes a reserved job. False if the job is not reserved.
@@ -451,14 +473,14 @@ impl Queue {
     pub fn next_deadline(&self) -> Option<u64> {
         let delayed = self.delayed.first().map(|&(d, _)| d);
         let lease = self.leases.first().map(|&(d, _)| d);
-        let cron = self.schedules.values().map(|s| s.next_fire_ms).min();
+        let cron = self.fires.first().map(|(t, _)| *t);
         [delayed, lease, cron].into_iter().flatten().min()
     }
 
     /// Every job in an order that rebuilds this queue when inserted again: ready jobs in the order RESERVE
     /// hands them out (so each priority's line comes back the same), then the rest by seq.
     pub fn jobs_in_rebuild_order(&self) -> Vec<&Job> {
-        let mut out: Vec<&Job> = self.ready.values().flat_map(|l| l.iter()).filter_map(|&s| self.jobs.get(s)).collect();
+        let mut out: Vec<&Job> = self.ready.values().flat_map(|l| l.iter()).filter_map(|s| self.jobs.get(s)).collect();
         let mut rest: Vec<&Job> = self.jobs.values().filter(|j| j.state != State::Ready).collect();
         rest.sort_unstable_by_key(|j| j.seq);
         out.extend(rest);
@@ -478,11 +500,66 @@ impl Queue {
         size_of::<Self>() + table + heap + custom + ready + deadlines + schedules
     }
 
+    pub fn schedules(&self) -> impl Iterator<Item = &Schedule> {
+        self.schedules.values()
+    }
+
+    pub fn schedule(&self, name: &[u8]) -> Option<&Schedule> {
+        self.schedules.get(name)
+    }
+
+    pub fn schedule_count(&self) -> usize {
+        self.schedules.len()
+    }
+
+    /// Adds or replaces a schedule (by name).
+    pub fn put_schedule(&mut self, s: Schedule) {
+        self.remove_schedule(&s.name);
+        self.fires.insert((s.next_fire_ms, s.name.clone()));
+        self.schedules.insert(s.name.clone(), s);
+    }
+
+    pub fn remove_schedule(&mut self, name: &[u8]) -> bool {
+        match self.schedules.remove(name) {
+            Some(old) => {
+                self.fires.remove(&(old.next_fire_ms, old.name));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Records a tick: the fire time (None: none fired) and the next one. False if there is no such schedule.
+    pub fn set_fired(&mut self, name: &[u8], fire_ms: Option<u64>, next_fire_ms: u64) -> bool {
+        let Some(s) = self.schedules.get_mut(name) else { return false };
+        self.fires.remove(&(s.next_fire_ms, s.name.clone()));
+        if fire_ms.is_some() {
+            s.last_fire_ms = fire_ms;
+        }
+        s.next_fire_ms = next_fire_ms;
+        self.fires.insert((next_fire_ms, s.name.clone()));
+        true
+    }
+
+    /// The schedule that falls due first, if it is due at `now_ms`.
+    pub fn first_due_schedule(&self, now_ms: u64) -> Option<&Schedule> {
+        let (t, name) = self.fires.first()?;
+        if *t > now_ms {
+            return None;
+        }
+        self.schedules.get(name)
+    }
+
     /// Checks that every index agrees with the job table: used after loading untrusted input.
     pub fn check_invariants(&self) -> Result<(), String> {
         let count = |s: State| self.jobs.values().filter(|j| j.state == s).count();
         if count(State::Ready) != self.ready_len || self.ready.values().map(|l| l.len()).sum::<usize>() != self.ready_len {
             return Err("ready index disagrees with jobs".into());
+        }
+        for (&Reverse(p), line) in &self.ready {
+            if line.iter().any(|s| self.jobs.get(s).is_none_or(|j| j.state != State::Ready || j.priority != p)) {
+                return Err("ready line names a job that is not ready at its priority".into());
+            }
         }
         if count(State::Delayed) != self.delayed.len() || count(State::Reserved) != self.leases.len() {
             return Err("deadline index disagrees with jobs".into());
@@ -495,6 +572,11 @@ impl Queue {
                 Some(j) if j.deadline_ms == d => {}
                 _ => return Err(format!("deadline index names job seq {s} wrongly")),
             }
+        }
+        if self.fires.len() != self.schedules.len()
+            || self.fires.iter().any(|(t, n)| self.schedules.get(n).is_none_or(|s| s.next_fire_ms != *t))
+        {
+            return Err("fire index disagrees with schedules".into());
         }
         if self.jobs.seqs().any(|s| s >= self.next_seq) {
             return Err("id sequence is behind a job".into());

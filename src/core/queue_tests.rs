@@ -764,8 +764,8 @@ fn stats_counts_each_state_and_schedules() {
     }
     let got = reserve(&mut q, 2, 0);
     nack(&mut q, got[0], 0, None, 0);
-    q.schedules.insert(b"s1".to_vec().into(), every("s1", "@every 1s", 0));
-    q.schedules.insert(b"s2".to_vec().into(), every("s2", "@every 2s", 0));
+    q.put_schedule(every("s1", "@every 1s", 0));
+    q.put_schedule(every("s2", "@every 2s", 0));
     assert_eq!(q.stats(), Stats { ready: 2, delayed: 3, reserved: 1, dead: 1, schedules: 2 });
     assert_eq!(q.len(), 7);
     q.check_invariants().unwrap();
@@ -785,9 +785,9 @@ fn next_deadline_is_the_earliest_of_delayed_lease_and_schedule() {
     assert_eq!(q.next_deadline(), Some(4000));
     q.set_lease(r[0], 3000);
     assert_eq!(q.next_deadline(), Some(3000));
-    q.schedules.insert(b"s".to_vec().into(), every("s", "@every 500ms", 1000)); // fires at 1500
+    q.put_schedule(every("s", "@every 500ms", 1000)); // fires at 1500
     assert_eq!(q.next_deadline(), Some(1500));
-    q.schedules.clear();
+    q.remove_schedule(b"s");
     q.ack(r[0]);
     assert_eq!(q.next_deadline(), Some(4000));
     q.promote_due(u64::MAX, 100);
@@ -912,7 +912,7 @@ fn check_invariants_notices_each_kind_of_disagreement() {
     assert!(q.check_invariants().is_err());
 
     let mut q = base();
-    let &s = q.ready.values().next().unwrap().front().unwrap();
+    let s = q.ready.values_mut().next().unwrap().front().unwrap();
     q.jobs.get_mut(s).unwrap().state = State::Dead;
     assert!(q.check_invariants().is_err());
 

@@ -6,6 +6,8 @@
 use std::str::FromStr;
 
 use chrono::{TimeZone, Utc};
+
+use super::limits::{FIRE_TIME, MAX_MS_10Y, MAX_SCHEDULE_NAME, MAX_SPEC_BYTES};
 use chrono_tz::Tz;
 
 /// A tick that is this late is "missed" and follows the MISSED policy instead of firing as usual.
@@ -189,6 +191,9 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
     if total == 0 {
         return Err("@every duration must be at least 1ms".into());
     }
+    if total > MAX_MS_10Y as u64 {
+        return Err(format!("@every duration must be at most {MAX_MS_10Y}ms (10 years), got {total}ms"));
+    }
     Ok(total)
 }
 
@@ -243,7 +248,10 @@ impl Schedule {
         let spec = Spec::parse(spec_text)?;
         let tz = parse_zone(tz_name)?;
         let from = now_ms.max(last_fire_ms.unwrap_or(0));
-        let next_fire_ms = spec.next_after(from, tz).ok_or_else(|| format!("spec '{spec_text}' never fires again"))?;
+        let next_fire_ms = spec
+            .next_after(from, tz)
+            .filter(|&t| FIRE_TIME.check_u64(t).is_ok())
+            .ok_or_else(|| format!("spec '{spec_text}' never fires again"))?;
         Ok(Schedule {
             name,
             spec_text: spec_text.to_string(),
@@ -270,6 +278,13 @@ impl Schedule {
         next_fire_ms: u64,
         last_fire_ms: Option<u64>,
     ) -> Result<Schedule, String> {
+        FIRE_TIME.check_u64(next_fire_ms)?;
+        if let Some(t) = last_fire_ms {
+            FIRE_TIME.check_u64(t)?;
+        }
+        if name.is_empty() || name.len() > MAX_SCHEDULE_NAME || spec_text.len() > MAX_SPEC_BYTES {
+            return Err("schedule name or spec out of range".into());
+        }
         Ok(Schedule {
             name,
             spec_text: spec_text.to_string(),

@@ -29,7 +29,7 @@ pub extern "C" fn rewrite(io: *mut RedisModuleIO, key: *mut RedisModuleString, v
         for job in q.jobs_in_rebuild_order() {
             emit(io, b"ONCE._JOB\0", &job_args(key, "LOAD", job));
         }
-        for s in q.schedules.values() {
+        for s in q.schedules() {
             emit(io, b"ONCE._SCHED\0", &schedule_args(key, s));
         }
         emit(io, b"ONCE._META\0", &meta_args(key, q.next_seq(), &q.totals));

@@ -49,7 +49,7 @@ pub extern "C" fn digest(md: *mut RedisModuleDigest, value: *mut c_void) {
         }
         // One sequence for all jobs: Redis XORs separate sequences together, which would hide the ready order.
         d.end();
-        for s in q.schedules.values() {
+        for s in q.schedules() {
             d.bytes(&s.name);
             d.bytes(s.spec_text.as_bytes());
             d.bytes(s.tz_name.as_bytes());

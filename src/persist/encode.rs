@@ -5,18 +5,14 @@
 //! The numbers travel as one space-separated header: every argument costs Redis two allocations when it
 //! replicates, and this is the command every PUSH sends. `mode` is PUSH (counted in pushed_total) or LOAD.
 
-use std::ffi::{c_char, CStr};
-
-use redis_module::raw;
-
-use crate::commands::args::{parse_i64, shown};
+use crate::text::{parse_i64, shown};
 use crate::core::schedule::{JobOptions, Missed, Schedule};
 use crate::core::job::push_signed;
 use crate::core::limits;
 use crate::core::schema::{check_job, JOB_FIELDS, NEXT_SEQ, TOTAL_FIELDS};
 use crate::core::queue::SEQ_LIMIT;
 use crate::core::{Extra, Job, State, Totals};
-use crate::rm::{self, Ctx, OwnedStr, RStr};
+use crate::rm::{self, OwnedStr, RStr};
 
 fn int(v: u64) -> OwnedStr {
     OwnedStr::int(i64::try_from(v).unwrap_or(i64::MAX))
@@ -45,42 +41,6 @@ pub fn job_args(key: RStr, mode: &str, job: &Job) -> Vec<OwnedStr> {
         v.push(OwnedStr::new(e));
     }
     v
-}
-
-/// Sends `ONCE._JOB` to replicas and the AOF in one typed call, reusing the client's key and payload strings.
-pub fn replicate_job(ctx: Ctx, key: RStr, mode: &str, job: &Job, payload: RStr) {
-    let header = job_header(mode, job);
-    let cmd = b"ONCE._JOB\0".as_ptr().cast::<c_char>();
-    let (h, hl) = (header.as_ptr().cast::<c_char>(), header.len());
-    let id_word: &CStr = c"ID";
-    let err_word: &CStr = c"ERROR";
-    let replicate = unsafe { raw::RedisModule_Replicate.unwrap() };
-    unsafe {
-        match (job.custom_id(), job.last_error()) {
-            (None, None) => replicate(ctx, cmd, c"sbs".as_ptr(), key, h, hl, payload),
-            (Some(id), None) => {
-                replicate(ctx, cmd, c"sbscb".as_ptr(), key, h, hl, payload, id_word.as_ptr(), id.as_ptr(), id.len())
-            }
-            (None, Some(e)) => {
-                replicate(ctx, cmd, c"sbscb".as_ptr(), key, h, hl, payload, err_word.as_ptr(), e.as_ptr(), e.len())
-            }
-            (Some(id), Some(e)) => replicate(
-                ctx,
-                cmd,
-                c"sbscbcb".as_ptr(),
-                key,
-                h,
-                hl,
-                payload,
-                id_word.as_ptr(),
-                id.as_ptr(),
-                id.len(),
-                err_word.as_ptr(),
-                e.as_ptr(),
-                e.len(),
-            ),
-        };
-    }
 }
 
 fn num(b: &[u8], what: &str, max: u64) -> Result<u64, String> {

@@ -14,7 +14,7 @@ use crate::core::schedule::{JobOptions, Missed, Schedule};
 use crate::core::limits::MAX_ID_BYTES;
 use crate::core::schema::{check_job, JOB_FIELDS, TOTAL_FIELDS};
 use crate::core::{Extra, Job, State};
-use crate::registry::registry;
+use crate::service;
 use crate::value::QueueValue;
 
 /// Version 2: numbers as the schema lists them (core/schema.rs), signed; adds a job's retry base.
@@ -63,8 +63,8 @@ fn save_queue(io: *mut RedisModuleIO, q: &Queue) {
             put_b(io, e);
         }
     }
-    put_u(io, q.schedules.len() as u64);
-    for s in q.schedules.values() {
+    put_u(io, q.schedule_count() as u64);
+    for s in q.schedules() {
         put_b(io, &s.name);
         put_b(io, s.spec_text.as_bytes());
         put_b(io, s.tz_name.as_bytes());
@@ -231,14 +231,13 @@ fn load_schedules(r: &Reader, q: &mut Queue) -> Load<()> {
         let next = r.upto("next fire", i64::MAX as u64)?;
         let last = r.upto("last fire", i64::MAX as u64)?.checked_sub(1);
         let s = Schedule::restore(name, &spec, &tz, payload, options, missed, next, last)?;
-        q.schedules.insert(s.name.clone(), s);
+        q.put_schedule(s);
     }
     Ok(())
 }
 
-/// Tells the timer registry about a queue that just came from an RDB or RESTORE.
+/// Tells the timer about a queue that just came from an RDB or RESTORE (its key name and db come with the IO).
 fn note_loaded(io: *mut RedisModuleIO, value: &mut QueueValue) {
-    let Some(deadline) = value.queue.next_deadline() else { return };
     let (key, db) = unsafe {
         let key = raw::RedisModule_GetKeyNameFromIO.map_or(std::ptr::null(), |f| f(io));
         let db = raw::RedisModule_GetDbIdFromIO.map_or(-1, |f| f(io));
@@ -247,9 +246,7 @@ fn note_loaded(io: *mut RedisModuleIO, value: &mut QueueValue) {
     if key.is_null() || db < 0 {
         return;
     }
-    let name = crate::rm::bytes(key.cast_mut());
-    registry().note(db, name, deadline);
-    value.noted_deadline = deadline;
+    service::note_loaded(db, crate::rm::bytes(key.cast_mut()), value);
 }
 
 fn log_io(io: *mut RedisModuleIO, msg: &str) {

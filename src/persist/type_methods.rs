@@ -55,7 +55,7 @@ extern "C" fn free(value: *mut c_void) {
 
 /// Many jobs: Redis frees the value on its lazy-free thread instead of stalling the event loop.
 extern "C" fn free_effort(_key: *mut raw::RedisModuleString, value: *const c_void) -> usize {
-    unsafe { as_queue(value) }.map_or(1, |v| v.queue.len() + v.queue.schedules.len() + 1)
+    unsafe { as_queue(value) }.map_or(1, |v| v.queue.len() + v.queue.schedule_count() + 1)
 }
 
 extern "C" fn unlink(_key: *mut raw::RedisModuleString, value: *const c_void) {

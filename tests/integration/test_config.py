@@ -10,6 +10,7 @@ DEFAULTS = {
     "once.backoff-max-ms": "3600000",
     "once.default-lease-ms": "30000",
     "once.max-payload-bytes": "67108864",
+    "once.max-error-bytes": "4096",
 }
 
 
@@ -28,6 +29,7 @@ def test_module_args_at_load(make_server, key):
         "once.backoff-max-ms": "70000",
         "once.default-lease-ms": "200",
         "once.max-payload-bytes": "100",
+        "once.max-error-bytes": "4096",
     }
     job_id = push(r, key, "p")
     job = inspect(r, key, job_id)

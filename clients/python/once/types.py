@@ -48,6 +48,7 @@ class JobInfo:
     last_error: Optional[str] = None
     backoff: Optional[int] = None
     lease: Optional[int] = None  # None: the module default applies
+    tries: int = 0  # reservations since the last ONCE.RETRY (counted against ``retries``); ``attempts`` never resets
     extra: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -177,7 +178,7 @@ def parse_job_info(reply: Any, decode: Union[bool, str]) -> Optional[JobInfo]:
         return None
     known = {k: v for k, v in m.items() if k in _INFO_FIELDS}
     extra = {k: to_str(v) for k, v in m.items() if k not in _INFO_FIELDS}
-    for k in ("attempts", "retries", "priority", "created", "due", "lease_deadline", "backoff", "lease"):
+    for k in ("attempts", "retries", "priority", "created", "due", "lease_deadline", "backoff", "lease", "tries"):
         if k in known:
             known[k] = to_int(known[k])
     known["id"] = to_id(known.get("id"))

@@ -348,7 +348,7 @@ def test_retry_brings_a_dead_job_back_and_cancel_removes_jobs(once):
     assert once.inspect(dead).state == "dead"
     assert once.retry(dead) == 1
     info = once.inspect(dead)
-    assert (info.state, info.attempts) == ("ready", 0)
+    assert (info.state, info.attempts, info.tries) == ("ready", 1, 0)     # the fencing token keeps growing
     assert once.retry(dead) == 0                  # not dead any more
     later = once.push("later", delay_ms=60000)
     assert once.cancel(dead, later, "no-such-id") == 2

@@ -1,0 +1,82 @@
+//! The one Redis timer, armed for the earliest deadline in the registry. Each firing runs the tick that
+//! lib.rs installed (timer.rs: promotions, lease expiry, cron) and re-arms for what is left; a replica or a
+//! paused master looks again every IDLE_CHECK_MS. The tick is installed rather than called by name so the
+//! key services, which arm the alarm, never depend on the timer's work.
+
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Mutex, OnceLock};
+
+use lazy_static::lazy_static;
+use redis_module::raw;
+
+use crate::registry::registry;
+use crate::rm::{self, Ctx};
+
+/// How often a replica looks whether it became a master.
+const IDLE_CHECK_MS: u64 = 100;
+
+static TICK: OnceLock<fn(Ctx)> = OnceLock::new();
+
+/// Installs the work a firing does (once, at load).
+pub fn install(tick: fn(Ctx)) {
+    let _ = TICK.set(tick);
+}
+
+struct Armed {
+    id: Option<raw::RedisModuleTimerID>,
+    at: u64,
+}
+
+lazy_static! {
+    static ref ARMED: Mutex<Armed> = Mutex::new(Armed { id: None, at: u64::MAX });
+}
+
+fn armed() -> std::sync::MutexGuard<'static, Armed> {
+    ARMED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Records that (db, key) needs the timer at `deadline`, arming it sooner if needed.
+pub fn note(ctx: Ctx, db: i32, key: &[u8], deadline: u64) {
+    registry().note(db, key, deadline);
+    arm_by(ctx, deadline);
+}
+
+fn arm_by(ctx: Ctx, at: u64) {
+    let mut a = armed();
+    if at >= a.at {
+        return;
+    }
+    if let Some(id) = a.id.take() {
+        let mut data: *mut c_void = std::ptr::null_mut();
+        unsafe { raw::RedisModule_StopTimer.unwrap()(ctx, id, &mut data) };
+    }
+    let delay = at.saturating_sub(rm::now_ms()).min(i64::MAX as u64) as i64;
+    let id = unsafe { raw::RedisModule_CreateTimer.unwrap()(ctx, delay, Some(on_timer), std::ptr::null_mut()) };
+    a.id = Some(id);
+    a.at = at;
+}
+
+extern "C" fn on_timer(ctx: Ctx, _data: *mut c_void) {
+    {
+        let mut a = armed();
+        a.id = None;
+        a.at = u64::MAX;
+    }
+    let work = TICK.get().copied();
+    if catch_unwind(AssertUnwindSafe(|| work.map(|f| f(ctx)))).is_err() {
+        rm::log(ctx, "warning", "once: a timer tick failed; the timer carries on");
+    }
+    let next = registry().first_deadline();
+    if let Some(next) = next {
+        let floor = if rm::may_act_on_own(ctx) { 0 } else { rm::now_ms() + IDLE_CHECK_MS };
+        arm_by(ctx, next.max(floor));
+    }
+}
+
+/// Starts the timer after a load or a restart, for whatever the registry already holds.
+pub fn kick(ctx: Ctx) {
+    if let Some(next) = registry().first_deadline() {
+        arm_by(ctx, next);
+    }
+}

@@ -1,0 +1,58 @@
+//! The key services every entry point shares (commands, the timer, keyspace events, RDB load): opening a
+//! queue key, settling a queue after a change (server-wide figures, blocked readers, the timer's next
+//! deadline). It depends on the core and the low-level API only, never on the commands.
+
+use crate::alarm;
+use crate::registry::registry;
+use crate::rm::{self, Ctx, Key, RStr, Slot};
+use crate::text::{err, wrong_type, CmdError};
+use crate::value::{queue_type, QueueValue, Snapshot};
+
+/// The queue under an open key, if there is one.
+pub fn existing(key: &mut Key) -> Result<Option<&mut QueueValue>, CmdError> {
+    match key.get::<QueueValue>(queue_type()) {
+        Slot::Empty => Ok(None),
+        Slot::Ours(v) => Ok(Some(v)),
+        Slot::WrongType => Err(wrong_type()),
+    }
+}
+
+/// The queue under an open key, made empty if the key is missing. Call only once the command is known
+/// to succeed, so a failed command never leaves an empty key behind.
+pub fn existing_or_new(key: &mut Key) -> Result<&mut QueueValue, CmdError> {
+    if matches!(key.get::<QueueValue>(queue_type()), Slot::Empty) {
+        return key
+            .set(queue_type(), QueueValue::new(crate::core::Queue::new()))
+            .ok_or_else(|| err("could not create the queue key"));
+    }
+    existing(key)?.ok_or_else(wrong_type)
+}
+
+/// After any change to a queue: server-wide figures, wake blocked readers, and tell the timer when this
+/// queue next needs it.
+pub fn settle(ctx: Ctx, key: RStr, v: &mut QueueValue, before: Snapshot) {
+    before.report_changes(v);
+    if v.queue.stats().ready > 0 {
+        rm::signal_ready(ctx, key);
+    }
+    note_deadline(ctx, rm::selected_db(ctx), rm::bytes(key), v);
+}
+
+pub fn note_deadline(ctx: Ctx, db: i32, key: &[u8], v: &mut QueueValue) {
+    if let Some(d) = v.queue.next_deadline() {
+        if d < v.noted_deadline {
+            v.noted_deadline = d;
+            alarm::note(ctx, db, key, d);
+        }
+    }
+}
+
+
+/// A queue that just came from an RDB or RESTORE: the registry learns its next deadline; the alarm is armed
+/// when loading ends (keyspace.rs), since no timer may be created from inside a load.
+pub fn note_loaded(db: i32, key: &[u8], v: &mut QueueValue) {
+    if let Some(deadline) = v.queue.next_deadline() {
+        registry().note(db, key, deadline);
+        v.noted_deadline = deadline;
+    }
+}
