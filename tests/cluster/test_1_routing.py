@@ -252,3 +252,38 @@ def test_once_worker_through_redis_cluster(healthy, prefix):
         rcb.close()
     assert w.error is None, w.error
     assert sorted(got) == sorted(f"j{i}" for i in range(10))
+
+
+def decoded(v):
+    if isinstance(v, list):
+        return [decoded(x) for x in v]
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def test_replica_serves_read_commands_after_readonly_and_redirects_writes(healthy, prefix):
+    q = queues_on_every_master(healthy, prefix, 1)[0]
+    owner = healthy.owner(q)
+    replica = healthy.replicas_of(owner)[0]
+    oc = healthy.client(owner)
+    try:
+        oc.execute_command("ONCE.PUSH", q, "p", "ID", "a")
+        oc.execute_command("ONCE.SCHEDULE", q, "s", "@every 1h", "p")
+        healthy.wait_replicated(owner)
+        expect = [oc.execute_command("ONCE.STATS", q), oc.execute_command("ONCE.INSPECT", q, "a"),
+                  oc.execute_command("ONCE.SCHEDULES", q)]
+        c = RawClient(replica.port)
+        try:
+            assert c.call("ONCE.STATS", q)[1].startswith("MOVED")  # without READONLY a replica redirects all
+            assert c.call("READONLY") == ("status", "OK")
+            got = [c.call("ONCE.STATS", q), c.call("ONCE.INSPECT", q, "a"), c.call("ONCE.SCHEDULES", q)]
+            assert decoded(got) == decoded(expect)
+            for line in (["ONCE.PUSH", q, "p"], ["ONCE.RESERVE", q], ["ONCE.ACK", q, "a"]):
+                r = c.call(*line)
+                assert isinstance(r, tuple) and r[1].startswith("MOVED"), (line, r)
+                assert moved_target(r[1]) == (key_slot(q), owner.port)
+        finally:
+            c.close()
+        assert stats(oc, q)["ready"] == 1  # nothing reached the replica's copy
+        oc.delete(q)
+    finally:
+        oc.close()
