@@ -13,9 +13,10 @@ calls `drain()` (reserves and acks what is ready) and `check()`:
                  delivery allows it: the ACK of an earlier delivery was lost with a master).
 - redelivered:   payloads reserved more than once.
 - unexpected:    payloads reserved that no producer ever sent (corruption).
-- attempt_regressions: two reservations of one job, each confirmed replicated (`WAIT` after the RESERVE), the
-                 later with an attempt number not above the earlier one: a fencing token that repeated or went
-                 back across a fault (design.md v2: attempts only grow).
+- attempt_regressions: two reservations of one job, each confirmed replicated (`WAIT` after the RESERVE) or made
+                 by the drain on the healed deployment, the later with an attempt number not above the earlier
+                 one: a fencing token that repeated or went back across a fault (design.md v2: attempts only
+                 grow).
 - retries_changed: jobs still held at the end whose `retries` is not what the producer pushed.
 - mismatched:    jobs held at the end (by their pushed id) whose payload is not the pushed payload.
 
@@ -436,7 +437,9 @@ class Workload:
                     reply = c.execute_command("ONCE.RESERVE", queue, "COUNT", 1000, "LEASE", 600000)
                     if not reply:
                         break
-                    jobs = [Reservation(_s(p), queue, _s(i), int(a), time.monotonic(), False) for i, p, a in reply]
+                    # taken from the healed deployment, which holds every durable change: compared with the durable
+                    # reservations for attempt regressions
+                    jobs = [Reservation(_s(p), queue, _s(i), int(a), time.monotonic(), True) for i, p, a in reply]
                     with self.lock:
                         self.reservations.extend(jobs)
                     pipe = c.pipeline(transaction=False)
