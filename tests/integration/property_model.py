@@ -35,6 +35,7 @@ HUGE = [10 ** 19, I64_MAX, I64_MAX + 1, U64_MAX, U64_MAX + 1, -I64_MAX - 1, -(2 
 NOT_INTEGERS = ["abc", "1.5", "", "0x10", "1e3", "--1", "\u0663", "9" * 40 + "x"]
 
 KEYS = ["pq:0", "pq:1", "pq:2"]
+DBS = [0, 1]                              # most commands go to db 0, some to db 1 (SELECT in the AOF and stream)
 OTHER_TYPE_KEY = "pq:string"              # a plain string: every ONCE.* command on it must reply WRONGTYPE
 CUSTOM_IDS = [f"j{i}" for i in range(16)] + ["i" * 256, "\x00\xff\r\n id"]
 SCHEDULE_NAMES = ["s0", "s1", "s2", "s3", "n" * 200, "\u00e9t\u00e9"]
@@ -66,16 +67,22 @@ def now_ms():
 
 
 class Cmd:
-    """One command: argv (str/bytes/int items), the key, and whether README says it must fail (with why)."""
+    """One command: argv (str/bytes/int items), its db and key, and whether README says it must fail (with why)."""
 
-    def __init__(self, argv, key, must_fail=None):
+    def __init__(self, argv, key, must_fail=None, db=0):
         self.argv = argv
         self.key = key
+        self.db = db
         self.must_fail = must_fail    # None, or a short reason ("LEASE=0 out of range", "arity", ...)
 
     @property
     def name(self):
         return self.argv[0]
+
+    @property
+    def where(self):
+        """The key as the test names it: `pq:0`, or `db1:pq:0` outside db 0."""
+        return self.key if self.db == 0 else f"db{self.db}:{self.key}"
 
     def __repr__(self):
         return " ".join(short(a) for a in self.argv)
@@ -304,8 +311,13 @@ class Generator:
     WEIGHTS = [("push", 26), ("reserve", 15), ("ack", 7), ("nack", 10), ("extend", 6), ("retry", 5), ("cancel", 6),
                ("inspect", 5), ("stats", 3), ("schedule", 7), ("unschedule", 4), ("schedules", 2), ("arity", 2)]
 
+    def group(self):
+        """How many of the next commands to send inside one MULTI/EXEC (0: none)."""
+        return self.rng.randrange(2, 5) if self.rng.random() < 0.04 else 0
+
     def next(self):
         self.must_fail = None
+        db = 1 if self.rng.random() < 0.15 else 0
         key = self.key()
         what = self.rng.choices([w for w, _ in self.WEIGHTS], [n for _, n in self.WEIGHTS])[0]
         simple = {
@@ -318,4 +330,4 @@ class Generator:
             "schedules": lambda: ["ONCE.SCHEDULES", key],
         }
         argv = simple[what]() if what in simple else getattr(self, what)(key)
-        return Cmd(argv, key, self.must_fail)
+        return Cmd(argv, key, self.must_fail, db)

@@ -36,13 +36,14 @@ import harness
 from durability_helpers import (attach_replica, digest, digest_value, module_trouble, snapshot, wait_in_sync,
                                 wait_rewrite_done)
 from helpers import RawClient
-from property_model import CUSTOM_IDS, KEYS, OTHER_TYPE_KEY, Generator
+from property_model import CUSTOM_IDS, DBS, KEYS, OTHER_TYPE_KEY, Generator
 
 SEED = int(os.environ.get("ONCE_PROP_SEED") or random.SystemRandom().randrange(1 << 32))
-BATCHES = int(os.environ.get("ONCE_PROP_BATCHES", "3"))
+BATCHES = int(os.environ.get("ONCE_PROP_BATCHES", "4"))
 COMMANDS = int(os.environ.get("ONCE_PROP_COMMANDS", "150"))
 RUN_SECONDS = 40          # no batch starts after this many seconds of a run
 PAUSE_MS = 60_000         # CLIENT PAUSE while comparing; lifted explicitly
+PACE_S = 0.003           # at most this long between two commands (1.5 ms on average)
 MAX_ERROR_REPLY = 400     # "error replies quote at most a short prefix of client input" (design.md, Contract v2)
 QUEUE_TYPE = b"OnceQueue"
 
@@ -57,6 +58,7 @@ class Run:
         self.master_aof = master_aof
         self.seed = f"{SEED}:{kind}:{'aof' if master_aof else 'rdb'}"
         self.gen = Generator(self.seed)
+        self.pace = random.Random(f"{self.seed}:pace")     # short gaps between commands, so the timer acts among them
         self.failures = []
         self.seen = set()
         self.errors = collections.Counter()
@@ -72,10 +74,11 @@ class Run:
         self.master = make_server(extra=self.master_base)
         self.replica = make_server(extra=self.replica_base)
         self.scratch = make_server()
-        self.copies = {}                    # key -> (DUMP payload, DIGEST-VALUE) taken while frozen
+        self.copies = {}                    # (db, key) -> (DUMP payload, DIGEST-VALUE) taken while frozen
         self.trouble_seen = {}
         attach_replica(self.replica, self.master)
-        self.master.client().set(OTHER_TYPE_KEY, "not a queue")
+        for db in DBS:
+            self.client(self.master, db).set(OTHER_TYPE_KEY, "not a queue")
 
     # ---- bookkeeping --------------------------------------------------------------------------------------------
 
@@ -97,7 +100,7 @@ class Run:
 
     def recent(self, key):
         """The latest accepted commands on `key` and its latest accepted SCHEDULEs (error replies change nothing)."""
-        key = key if isinstance(key, str) else key.decode(errors="replace")
+        key = key.removesuffix(":copy")
         lines = list(self.scheduled.get(key, [])) + [c for c in self.history.get(key, []) if c not in
                                                       self.scheduled.get(key, [])]
         return ("; accepted on it lately: " + " | ".join(lines)) if lines else ""
@@ -107,41 +110,70 @@ class Run:
         ids = sorted(i if isinstance(i, bytes) else i.encode() for i in ids)
         return {k: ids for k in KEYS + [f"{k}:copy" for k in KEYS]}
 
-    def client(self, srv):
-        return srv.client(socket_timeout=30)
+    def client(self, srv, db=0):
+        return srv.client(socket_timeout=30, db=db)
 
     # ---- the commands -----------------------------------------------------------------------------------------
 
     def run_commands(self):
-        c = RawClient(self.master.port, timeout=30)
+        c = RawClient(self.master.port, timeout=10)
+        self.db = None
         try:
-            for _ in range(COMMANDS):
-                cmd = self.gen.next()
-                try:
-                    reply = c.call(*cmd.argv)
-                except (OSError, ConnectionError) as e:
-                    time.sleep(0.2)
-                    self.fatal("crash", f"`{cmd!r}` -> {e!r}; master alive: {self.master.alive()}; "
-                                        f"log: {self.master.log_tail(8)}")
-                self.commands += 1
-                self.gen.observe(cmd, reply)
-                shown = cut(repr(reply), 120)
-                self.note(f"b{self.batch} {cmd!r} -> {shown}")
-                failed = isinstance(reply, tuple) and reply[0] == "error"
-                if not failed:
-                    self.history[cmd.key].append(f"{cmd!r} -> {shown}")
-                    if cmd.name == "ONCE.SCHEDULE":
-                        self.scheduled[cmd.key].append(f"{cmd!r} -> {shown}")
-                if failed:
-                    self.errors[f"{cmd.name}: {re.sub(r'[0-9]+', 'N', reply[1])[:90]}"] += 1
-                    if len(reply[1]) > MAX_ERROR_REPLY:
-                        self.fail("long error reply", f"`{cmd!r}` replied an error of {len(reply[1])} bytes: "
-                                                      f"{reply[1][:100]!r}...", dedupe=cmd.name)
-                elif cmd.must_fail:
-                    self.fail("accepted what README refuses", f"`{cmd!r}` ({cmd.must_fail}) replied {shown}",
-                              dedupe=(cmd.name, cmd.must_fail))
+            done = 0
+            while done < COMMANDS:
+                in_multi = self.gen.group()
+                cmds = [self.gen.next() for _ in range(max(in_multi, 1))]
+                for cmd, reply in zip(cmds, self.send(c, cmds, in_multi > 0)):
+                    self.check_reply(cmd, reply)
+                done += len(cmds)
+                time.sleep(self.pace.random() * PACE_S)
         finally:
             c.close()
+
+    def send(self, c, cmds, in_multi):
+        """Sends `cmds` (inside one MULTI/EXEC if asked), with SELECT where the db changes; returns their replies."""
+        calls = []
+        for cmd in cmds:
+            if cmd.db != self.db:
+                calls.append((["SELECT", cmd.db], None))
+                self.db = cmd.db
+            calls.append((cmd.argv, cmd))
+        self.note(f"b{self.batch} " + ("MULTI: " if in_multi else "")
+                  + " ; ".join(("SELECT %d" % argv[1]) if cmd is None else repr(cmd) for argv, cmd in calls))
+        try:
+            if not in_multi:
+                replies = [c.call(*argv) for argv, _ in calls]
+            else:
+                queued = [c.call("MULTI")] + [c.call(*argv) for argv, _ in calls]
+                replies = c.call("EXEC")
+                if not isinstance(replies, list):        # EXECABORT: nothing ran, not even the SELECTs
+                    self.db = None
+                    replies = [q if isinstance(q, tuple) and q[0] == "error" else replies for q in queued[1:]]
+        except (OSError, ConnectionError) as e:     # a timeout too: no command here takes 10 s
+            self.note(repr(e))
+            time.sleep(0.2)
+            self.fatal("crash", f"`{' ; '.join(map(repr, cmds))}` -> {e!r}; master alive: {self.master.alive()}; "
+                                f"log: {self.master.log_tail(8)}")
+        return [reply for (_, cmd), reply in zip(calls, replies) if cmd is not None]
+
+    def check_reply(self, cmd, reply):
+        self.commands += 1
+        self.gen.observe(cmd, reply)
+        shown = cut(repr(reply), 120)
+        self.note(f"   {cut(repr(cmd), 60)} -> {shown}")
+        failed = isinstance(reply, tuple) and reply[0] == "error"
+        if not failed:
+            self.history[cmd.where].append(f"{cmd!r} -> {shown}")
+            if cmd.name == "ONCE.SCHEDULE":
+                self.scheduled[cmd.where].append(f"{cmd!r} -> {shown}")
+        if failed:
+            self.errors[f"{cmd.name}: {re.sub(r'[0-9]+', 'N', reply[1])[:90]}"] += 1
+            if len(reply[1]) > MAX_ERROR_REPLY:
+                self.fail("long error reply", f"`{cmd!r}` replied an error of {len(reply[1])} bytes: "
+                                              f"{reply[1][:100]!r}...", dedupe=cmd.name)
+        elif cmd.must_fail:
+            self.fail("accepted what README refuses", f"`{cmd!r}` ({cmd.must_fail}) replied {shown}",
+                      dedupe=(cmd.name, cmd.must_fail))
 
     # ---- comparing ---------------------------------------------------------------------------------------------
 
@@ -157,11 +189,21 @@ class Run:
         m = self.client(self.master)
         wait_in_sync(m, self.client(self.replica), timeout=30)
         self.d0 = digest(m)
-        self.snap0 = snapshot(m, self.known_ids(), with_server_digest=False, with_order=False)
-        self.snap_keys = m.keys("*")
+        self.snap0 = self.state(self.master)
+
+    def state(self, srv):
+        """DEBUG DIGEST-VALUE of every key of every db, and what a client sees of the queues of db 0."""
+        keys = {}
+        for db in DBS:
+            r = self.client(srv, db)
+            for k in sorted(r.keys("*")):
+                keys[where(db, k)] = digest_value(r, k)
+        return {"keys": keys,
+                "queues": snapshot(self.client(srv), self.known_ids(), with_server_digest=False, with_order=False)}
 
     def same(self, check, srv, name):
         """`srv` (alive) must hold the frozen state: DEBUG DIGEST equal to D0, else the first differences."""
+        self.note(f"-- b{self.batch} {check} at {time.monotonic() - self.start:.2f} s")
         r = self.client(srv)
         try:
             got = digest(r)
@@ -169,13 +211,9 @@ class Run:
             self.fatal(check, f"the {name} does not answer ({e}): {srv.log_tail(6)}"[:1500])
         if got == self.d0:
             return
-        snap = snapshot(r, self.known_ids(), with_server_digest=False, with_order=False)
-        diffs = differences(self.snap0, snap)
-        keys_m, keys_o = sorted(self.snap_keys), sorted(r.keys("*"))
+        diffs = differences(self.snap0, self.state(srv))
         where = "; ".join(f"{p}: master {cut(repr(a), 150)} vs {cut(repr(b), 150)}" for p, a, b in diffs[:3])
-        if keys_m != keys_o:
-            where = f"keys {keys_m} vs {keys_o}; " + where
-        first_key = diffs[0][0].split("/")[1] if diffs else ""
+        first_key = diffs[0][0].split("/")[2] if diffs else ""
         self.fail(check, f"DEBUG DIGEST of the {name} {got.decode()} != the frozen master's {self.d0.decode()}; "
                          f"{where or 'every STATS/INSPECT/SCHEDULES/DIGEST-VALUE read alike'}"
                          f"{self.recent(first_key)}", dedupe=(name, first_key))
@@ -204,12 +242,11 @@ class Run:
     def dump_restore(self):
         """DUMP of every queue on the frozen master, RESTOREd under a new name on the scratch server (one MULTI with
         DEBUG DIGEST-VALUE, so its timer cannot act in between). Returns the keys that did not RESTORE."""
-        m, s = self.client(self.master), self.client(self.scratch)
+        s = self.client(self.scratch)
         bad = []
         self.copies = {}
-        for key in sorted(m.keys("*")):
-            if m.type(key) != QUEUE_TYPE:
-                continue
+        for db, key in self.queues():
+            m = self.client(self.master, db)
             payload, want = m.dump(key), digest_value(m, key)
             p = s.pipeline(transaction=True)
             p.execute_command("RESTORE", b"restored:" + key, 0, payload, "REPLACE")
@@ -217,29 +254,33 @@ class Run:
             p.delete(b"restored:" + key)
             got = p.execute(raise_on_error=False)
             if isinstance(got[0], Exception):
-                bad.append(key)
+                bad.append((db, key))
                 self.fail("DUMP/RESTORE", f"RESTORE of {key!r} ({len(payload)} bytes) refused: {got[0]}; "
-                                          f"scratch log: {self.scratch.log_tail(2).strip()}{self.recent(key)}",
+                                          f"scratch log: {self.scratch.log_tail(2).strip()}{self.recent(where(db, key))}",
                           dedupe=str(got[0])[:60])
             elif list(got[1]) != want:
-                self.fail("DUMP/RESTORE", f"{key!r} RESTOREd has DIGEST-VALUE {got[1]} != {want}{self.recent(key)}",
+                self.fail("DUMP/RESTORE", f"{key!r} RESTOREd has DIGEST-VALUE {got[1]} != {want}{self.recent(where(db, key))}",
                           dedupe=key)
             elif key.decode() in KEYS:
-                self.copies[key] = (payload, want)
+                self.copies[(db, key)] = (payload, want)
         if not self.scratch.alive():
             self.fatal("DUMP/RESTORE", f"the scratch server died: {self.scratch.log_tail(6)}")
         return bad
 
+    def queues(self):
+        """(db, key) of every queue on the master."""
+        return [(db, k) for db in DBS for k in sorted(self.client(self.master, db).keys("*"))
+                if self.client(self.master, db).type(k) == QUEUE_TYPE]
+
     def restore_copies(self):
         """On the live master, a copy of each queue under a new name (replicated, served by the timer from now on)."""
-        m = self.client(self.master)
-        for key, (payload, want) in self.copies.items():
-            p = m.pipeline(transaction=True)
+        for (db, key), (payload, want) in self.copies.items():
+            p = self.client(self.master, db).pipeline(transaction=True)
             p.execute_command("RESTORE", key + b":copy", 0, payload, "REPLACE")
             p.execute_command("DEBUG", "DIGEST-VALUE", key + b":copy")
             got = p.execute(raise_on_error=False)
             if isinstance(got[0], Exception) or list(got[1]) != want:
-                self.fail("RESTORE on the master", f"{key!r}:copy -> {got}{self.recent(key)}", dedupe=key)
+                self.fail("RESTORE on the master", f"{key!r}:copy -> {got}{self.recent(where(db, key))}", dedupe=key)
 
     # ---- one batch -----------------------------------------------------------------------------------------------
 
@@ -250,7 +291,8 @@ class Run:
         if bad:
             # Report, then drop what cannot be restored so the reloads below can still check everything else.
             self.unpause()
-            self.client(self.master).delete(*bad)
+            for db, key in bad:
+                self.client(self.master, db).delete(key)
             self.note(f"deleted {bad} (could not be RESTOREd)")
             self.freeze()
         self.reload(self.master, "master")
@@ -302,7 +344,7 @@ class Run:
             self.trouble_seen[name] = len(lines)
 
     def run(self):
-        start = time.monotonic()
+        self.start = start = time.monotonic()
         try:
             for self.batch in range(1, BATCHES + 1):
                 if time.monotonic() - start > RUN_SECONDS:
@@ -323,6 +365,12 @@ class Run:
         top = "\n".join(f"  {n:5d}  {e}" for e, n in self.errors.most_common(12))
         return (f"seed {self.seed} (ONCE_PROP_SEED={SEED}); {self.commands} commands in {self.batch} batch(es), "
                 f"{secs:.1f} s; commands and replies: {self.logpath}\nerror replies by kind:\n{top}")
+
+
+def where(db, key):
+    """A key as the test names it (property_model.Cmd.where): `pq:0` in db 0, `db1:pq:0` in db 1."""
+    key = key.decode(errors="replace") if isinstance(key, bytes) else key
+    return key if db == 0 else f"db{db}:{key}"
 
 
 def cut(text, limit):
