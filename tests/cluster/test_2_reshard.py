@@ -1,7 +1,8 @@
 """Resharding: a queue's slot moves to another master (SETSLOT IMPORTING/MIGRATING, MIGRATE ... KEYS, SETSLOT NODE)
 while producers push and workers block on it. Blocked reserves are answered with MOVED and RedisCluster follows;
 the queue goes on at its new node with every job, lease, attempt, schedule and total (digest equal), and its
-timer work moves with it: the new node promotes, expires and fires; the old node does nothing for it."""
+timer work moves with it: the new node promotes, expires and fires; the old node does nothing for it. The new owner's replica (and its own
+AOF) holds the same queue; the old owner's replica drops it."""
 import os
 import threading
 import time
@@ -190,9 +191,23 @@ def test_reshard_carries_every_job_lease_schedule_and_total_and_the_timer_moves(
             for j in ("d1", "d2", "r1", "r2", "x", "n"):
                 p.execute_command("ONCE.INSPECT", q, j)
             there = p.execute()
+            quiet = time.time() - t_moved
+            # The new owner's replica got the same queue, and so does its own AOF; the old owner's replica
+            # dropped it.
+            cl.wait_replicated(dst)
+            rep = cl.client(cl.replicas_of(dst)[0])
+            try:
+                assert rep.execute_command("DEBUG", "DIGEST-VALUE", q) == there[0]
+                assert rep.execute_command("DEBUG", "LOADAOF") == "OK"  # not inside MULTI (crashes 7.0)
+                assert rep.execute_command("DEBUG", "DIGEST-VALUE", q) == there[0]
+            finally:
+                rep.close()
+            cl.wait_replicated(src)
+            for r in cl.replicas_of(src):
+                assert q not in scan_queues(cl.client(r))
         finally:
             dc.execute_command("CLIENT", "UNPAUSE")
-        assert time.time() - t_moved < 0.7, "the move took too long to be compared in a quiet moment"
+        assert quiet < 0.7, "the move took too long to be compared in a quiet moment"
         d_src = out[0][0] if isinstance(out[0], list) else out[0]
         d_dst = there[0][0] if isinstance(there[0], list) else there[0]
         assert d_src == d_dst and d_src != "0" * 40, (d_src, d_dst)
