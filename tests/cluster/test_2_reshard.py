@@ -1,13 +1,15 @@
 """Resharding: a queue's slot moves to another master (SETSLOT IMPORTING/MIGRATING, MIGRATE ... KEYS, SETSLOT NODE)
 while producers push and workers block on it. Blocked reserves are answered with MOVED and RedisCluster follows;
 the queue goes on at its new node with every job, lease, attempt, schedule and total (digest equal), and its
-timer work moves with it: the new node promotes, expires and fires; the old node does nothing for it. The new owner's replica (and its own
-AOF) holds the same queue; the old owner's replica drops it."""
+timer work moves with it: the new node promotes, expires and fires; the old node does nothing for it. The new
+owner's replica (and its own AOF) holds the same queue; the old owner's replica drops it. `redis-cli --cluster
+reshard`, the tool a user would run, moves queues the same way."""
 import os
+import subprocess
 import threading
 import time
 
-from cluster_harness import key_slot, wait_until
+from cluster_harness import REDIS_CLI, key_slot, keys_over_slots, wait_until
 from cluster_helpers import (Load, RawClient, as_map, cluster_client, encode_command, inspect, moved_target,
                              queues_on_every_master, scan_queues, stats)
 
@@ -255,3 +257,39 @@ def test_reshard_carries_every_job_lease_schedule_and_total_and_the_timer_moves(
         rc.delete(q)
         for c in (sc, dc, rc):
             c.close()
+
+
+def test_redis_cli_cluster_reshard_moves_queues_whole(healthy, prefix):
+    cl = healthy
+    src = cl.masters()[0]
+    dst = other_master(cl, src)
+    lo, hi = next(r for r in sorted(cl.slot_map()) if cl.slot_owner(r[0]) is src)
+    n = min(40, hi - lo + 1)
+    queues = keys_over_slots(prefix, 8, [(lo, lo + n - 1)])  # redis-cli moves the source's lowest slots first
+    rc = cluster_client(cl)
+    try:
+        for i, q in enumerate(queues):
+            rc.execute_command("ONCE.PUSH", q, "now", "ID", "now")
+            rc.execute_command("ONCE.PUSH", q, "later", "ID", "later", "DELAY", 600000)
+            rc.execute_command("ONCE.PUSH", q, "held", "ID", "held")
+            assert rc.execute_command("ONCE.RESERVE", q, "COUNT", 1, "LEASE", 600000)[0][0] == "now"
+        sc = cl.client(src)
+        before = {q: (sc.execute_command("DEBUG", "DIGEST-VALUE", q)[0], stats(sc, q)) for q in queues}
+        p = subprocess.run([REDIS_CLI, "--cluster", "reshard", f"127.0.0.1:{src.port}", "--cluster-from",
+                            cl.node_id(src), "--cluster-to", cl.node_id(dst), "--cluster-slots", str(n),
+                            "--cluster-yes"], capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, (p.stdout + p.stderr)[-2000:]
+        for q in queues:
+            cl.wait_slot_everywhere(key_slot(q), dst)
+        dc = cl.client(dst)
+        for q in queues:
+            assert (dc.execute_command("DEBUG", "DIGEST-VALUE", q)[0], stats(dc, q)) == before[q], q
+            assert q not in scan_queues(sc)
+            # and it goes on there, through RedisCluster
+            assert rc.execute_command("ONCE.ACK", q, "now") == 1
+            assert rc.execute_command("ONCE.RESERVE", q)[0][0] == "held"
+        print(f"\n[{cl.kind}] redis-cli --cluster reshard moved {n} slots with {len(queues)} queues, digests equal")
+    finally:
+        for q in queues:
+            rc.delete(q)
+        rc.close()
