@@ -14,12 +14,13 @@ lazy_static! {
     pub static ref DEFAULT_LEASE_MS: AtomicI64 = AtomicI64::new(30_000);
     pub static ref MAX_PAYLOAD_BYTES: AtomicI64 = AtomicI64::new(67_108_864);
     pub static ref MAX_ERROR_BYTES: AtomicI64 = AtomicI64::new(4096);
+    pub static ref FAULT_SAVES: AtomicI64 = AtomicI64::new(0);
 }
 
 /// name, variable (holding its default), min, max
 type Entry = (&'static str, &'static AtomicI64, i64, i64);
 
-fn table() -> [Entry; 6] {
+fn table() -> [Entry; 7] {
     [
         ("default-retries", &DEFAULT_RETRIES, 0, 1000),
         ("default-backoff-ms", &DEFAULT_BACKOFF_MS, 0, 315_360_000_000),
@@ -27,6 +28,8 @@ fn table() -> [Entry; 6] {
         ("default-lease-ms", &DEFAULT_LEASE_MS, 1, 604_800_000),
         ("max-payload-bytes", &MAX_PAYLOAD_BYTES, 0, 536_870_912),
         ("max-error-bytes", &MAX_ERROR_BYTES, 1, 1_048_576),
+        // Testing aid: the next N queue encodings (RDB save, AOF rewrite) panic inside the encoder.
+        ("fault-saves", &FAULT_SAVES, 0, 1_000_000),
     ]
 }
 
@@ -119,4 +122,12 @@ pub fn apply_load_args(args: &[&[u8]]) -> Result<(), String> {
         var.store(value, Ordering::Relaxed);
     }
     Ok(())
+}
+
+/// Panics here while `once.fault-saves` counts down: how the tests prove that a failing encoder fails the save
+/// instead of writing a file that loads wrong. Costs one atomic load otherwise.
+pub fn fault_point(what: &str) {
+    if FAULT_SAVES.load(Ordering::Relaxed) > 0 && FAULT_SAVES.fetch_sub(1, Ordering::Relaxed) > 0 {
+        panic!("fault injected into {what} (once.fault-saves)");
+    }
 }

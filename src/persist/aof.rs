@@ -6,6 +6,7 @@ use std::ffi::{c_char, c_void};
 use redis_module::raw::{self, RedisModuleIO, RedisModuleString};
 
 use super::encode::{job_args, meta_args, schedule_args};
+use super::rdb::fail_io;
 use crate::rm::{OwnedStr, RStr};
 use crate::value::QueueValue;
 
@@ -22,16 +23,32 @@ fn emit(io: *mut RedisModuleIO, cmd: &'static [u8], args: &[OwnedStr]) {
     }
 }
 
+/// Builds every command first and emits them only once all are built: a failure part way fails the rewrite
+/// (Redis keeps the previous AOF) instead of leaving a queue half rebuilt.
 pub extern "C" fn rewrite(io: *mut RedisModuleIO, key: *mut RedisModuleString, value: *mut c_void) {
-    let Some(v) = (unsafe { value.cast::<QueueValue>().as_ref() }) else { return };
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    let Some(v) = (unsafe { value.cast::<QueueValue>().as_ref() }) else {
+        fail_io(io);
+        return;
+    };
+    let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        crate::config::fault_point("rewrite");
         let q = &v.queue;
+        let mut cmds: Vec<(&'static [u8], Vec<OwnedStr>)> = Vec::with_capacity(q.len() + q.schedule_count() + 1);
         for job in q.jobs_in_rebuild_order() {
-            emit(io, b"ONCE._JOB\0", &job_args(key, "LOAD", job));
+            cmds.push((b"ONCE._JOB\0", job_args(key, "LOAD", job)));
         }
         for s in q.schedules() {
-            emit(io, b"ONCE._SCHED\0", &schedule_args(key, s));
+            cmds.push((b"ONCE._SCHED\0", schedule_args(key, s)));
         }
-        emit(io, b"ONCE._META\0", &meta_args(key, q.next_seq(), &q.totals));
+        cmds.push((b"ONCE._META\0", meta_args(key, q.next_seq(), &q.totals)));
+        cmds
     }));
+    match built {
+        Ok(cmds) => {
+            for (cmd, args) in &cmds {
+                emit(io, cmd, args);
+            }
+        }
+        Err(_) => fail_io(io),
+    }
 }

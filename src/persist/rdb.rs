@@ -24,59 +24,77 @@ pub const ENCODING_VERSION: i32 = 2;
 const HAS_ID: u64 = 1;
 const HAS_ERROR: u64 = 2;
 
-fn put_u(io: *mut RedisModuleIO, v: u64) {
-    raw::save_unsigned(io, v);
-}
-
-fn put_i(io: *mut RedisModuleIO, v: i64) {
-    raw::save_signed(io, v);
-}
-
-fn put_b(io: *mut RedisModuleIO, b: &[u8]) {
-    raw::save_slice(io, b);
+/// One value the encoding writes, in order. A queue is first written into a list of these (plain Rust, where
+/// a bug can only panic), and only then handed to Redis, so a failure never leaves half a value in a file.
+enum Put<'a> {
+    U(u64),
+    I(i64),
+    B(&'a [u8]),
 }
 
 pub extern "C" fn save(io: *mut RedisModuleIO, value: *mut c_void) {
-    let Some(v) = (unsafe { value.cast::<QueueValue>().as_ref() }) else { return };
-    // A panic here must not unwind into Redis; the save is then reported incomplete by Redis itself.
-    let _ = catch_unwind(AssertUnwindSafe(|| save_queue(io, &v.queue)));
+    let Some(v) = (unsafe { value.cast::<QueueValue>().as_ref() }) else {
+        fail_io(io);
+        return;
+    };
+    match catch_unwind(AssertUnwindSafe(|| encode_queue(&v.queue))) {
+        Ok(puts) => {
+            for p in puts {
+                match p {
+                    Put::U(x) => raw::save_unsigned(io, x),
+                    Put::I(x) => raw::save_signed(io, x),
+                    Put::B(b) => raw::save_slice(io, b),
+                }
+            }
+        }
+        Err(_) => {
+            log_io(io, "once: a queue could not be encoded; this save fails and the previous file stays");
+            fail_io(io);
+        }
+    }
 }
 
-fn save_queue(io: *mut RedisModuleIO, q: &Queue) {
-    put_u(io, q.next_seq());
-    for f in &TOTAL_FIELDS {
-        put_i(io, (f.get)(&q.totals));
-    }
+/// Marks the save as failed: Redis then drops the file it was writing (SAVE, BGSAVE, AOF rewrite, a full
+/// sync) and keeps the previous one. The module API has no call for this; a read on a save stream fails and,
+/// with HANDLE_IO_ERRORS set, sets the IO's error flag instead of aborting, which is what Redis checks.
+pub fn fail_io(io: *mut RedisModuleIO) {
+    let _ = raw::load_unsigned(io);
+}
+
+fn encode_queue(q: &Queue) -> Vec<Put<'_>> {
+    crate::config::fault_point("save");
+    let mut out = Vec::with_capacity(16 + q.len() * (JOB_FIELDS.len() + 2));
+    out.push(Put::U(q.next_seq()));
+    out.extend(TOTAL_FIELDS.iter().map(|f| Put::I((f.get)(&q.totals))));
     let jobs = q.jobs_in_rebuild_order();
-    put_u(io, jobs.len() as u64);
+    out.push(Put::U(jobs.len() as u64));
     for j in jobs {
-        for f in &JOB_FIELDS {
-            put_i(io, (f.get)(j));
-        }
-        put_b(io, &j.payload);
+        out.extend(JOB_FIELDS.iter().map(|f| Put::I((f.get)(j))));
+        out.push(Put::B(&j.payload));
         let flags = if j.custom_id().is_some() { HAS_ID } else { 0 } | if j.last_error().is_some() { HAS_ERROR } else { 0 };
-        put_u(io, flags);
+        out.push(Put::U(flags));
         if let Some(id) = j.custom_id() {
-            put_b(io, id);
+            out.push(Put::B(id));
         }
         if let Some(e) = j.last_error() {
-            put_b(io, e);
+            out.push(Put::B(e));
         }
     }
-    put_u(io, q.schedule_count() as u64);
+    out.push(Put::U(q.schedule_count() as u64));
     for s in q.schedules() {
-        put_b(io, &s.name);
-        put_b(io, s.spec_text.as_bytes());
-        put_b(io, s.tz_name.as_bytes());
-        put_b(io, &s.payload);
-        put_u(io, u64::from(s.options.retries));
-        put_u(io, s.options.backoff_ms);
-        put_u(io, s.options.lease_ms);
-        put_i(io, i64::from(s.options.priority));
-        put_u(io, u64::from(s.missed == Missed::Skip));
-        put_u(io, s.next_fire_ms);
-        put_u(io, s.last_fire_ms.map_or(0, |t| t.saturating_add(1)));
+        out.push(Put::B(&s.name));
+        out.push(Put::B(s.spec_text.as_bytes()));
+        out.push(Put::B(s.tz_name.as_bytes()));
+        out.push(Put::B(&s.payload));
+        out.push(Put::U(u64::from(s.options.retries)));
+        out.push(Put::U(s.options.backoff_ms));
+        out.push(Put::U(s.options.lease_ms));
+        out.push(Put::I(i64::from(s.options.priority)));
+        out.push(Put::U(u64::from(s.missed == Missed::Skip)));
+        out.push(Put::U(s.next_fire_ms));
+        out.push(Put::U(s.last_fire_ms.map_or(0, |t| t.saturating_add(1))));
     }
+    out
 }
 
 type Load<T> = Result<T, String>;

@@ -11,6 +11,7 @@ DEFAULTS = {
     "once.default-lease-ms": "30000",
     "once.max-payload-bytes": "67108864",
     "once.max-error-bytes": "4096",
+    "once.fault-saves": "0",
 }
 
 
@@ -30,6 +31,7 @@ def test_module_args_at_load(make_server, key):
         "once.default-lease-ms": "200",
         "once.max-payload-bytes": "100",
         "once.max-error-bytes": "4096",
+        "once.fault-saves": "0",
     }
     job_id = push(r, key, "p")
     job = inspect(r, key, job_id)
