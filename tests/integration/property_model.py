@@ -1,6 +1,7 @@
 """Random ONCE.* commands for the property test (test_property_persistence.py); no fixtures here.
 
-`Generator(seed)` makes commands over every command and every option of README's command reference, with values
+`Generator(seed)` makes commands over every command and every option of README's command reference (the internal
+ONCE._* commands included, which README says a client may send and which validate like the rest), with values
 at and just beyond the edges of each range README documents (0, 1, max, max+1, -1) and huge numbers (10^19,
 i64::MAX, u64::MAX, ...). Each `Cmd` carries `must_fail` when README says it is an error: a number outside its
 documented range, a malformed option list, a wrong arity, a key of another type. What has no documented range (AT,
@@ -11,6 +12,7 @@ The sequence of commands depends on the seed and on the replies fed back with `o
 handed out and their attempts): the same seed replays the same sequence as long as the server replies alike.
 """
 import random
+import re
 import time
 
 I64_MAX = 2 ** 63 - 1
@@ -103,6 +105,7 @@ class Generator:
         self.rng = random.Random(seed)
         self.reserved = []          # (key, id, attempt) handed out by RESERVE, newest last
         self.server_ids = []        # (key, id) of jobs pushed without ID
+        self.seqs = []              # (key, job number) read from server ids `<ms>-<seq>`, for the internal commands
         self.must_fail = None
 
     # ---- feedback from the replies ----------------------------------------------------------------------------
@@ -113,6 +116,11 @@ class Generator:
         elif cmd.name == "ONCE.RESERVE" and isinstance(reply, list):
             got = [(cmd.key, j[0], j[2]) for j in reply if isinstance(j, list) and len(j) == 3]
             self.reserved = (self.reserved + got)[-100:]
+        else:
+            return
+        made = [r for r in ([reply] if isinstance(reply, bytes) else [j[0] for j in got])
+                if isinstance(r, bytes) and re.fullmatch(rb"[0-9]+-[0-9]+", r)]
+        self.seqs = (self.seqs + [(cmd.key, int(r.split(b"-")[1])) for r in made])[-60:]
 
     # ---- values --------------------------------------------------------------------------------------------
 
@@ -308,8 +316,62 @@ class Generator:
                                 ["ONCE.SCHEDULE", key, "s0", "@hourly"], ["ONCE.UNSCHEDULE", key],
                                 ["ONCE.SCHEDULES", key, "x"], ["ONCE.RESERVE"]])
 
+    # ---- internal commands: a client may send them (README "Internal commands"); what they accept must persist ----
+
+    def edge(self, plausible, *edges):
+        """A plausible value most of the time, else an edge: 0, -1, the top of i64/u64 and just beyond."""
+        if self.rng.random() < 0.75:
+            return plausible
+        return self.rng.choice(list(edges) + [0, -1, I64_MAX, I64_MAX + 1, U64_MAX])
+
+    def seq(self, key):
+        mine = [q for k, q in self.seqs if k == key]
+        return self.edge(self.rng.choice(mine) if mine and self.maybe(0.8) else self.rng.randrange(60), 2 ** 53)
+
+    def when(self, ahead=600_000):
+        return self.edge(now_ms() + self.rng.randrange(-1000, ahead), 2 ** 62, 253_402_300_799_999)
+
+    def internal(self, key):
+        what = self.rng.choice(["_JOB", "_JOB", "_RESERVE", "_FAIL", "_LEASE", "_PROMOTE", "_META", "_SCHED",
+                                "_FIRED"])
+        if what == "_JOB":
+            state = self.edge(self.rng.randrange(4), 4)
+            attempts = self.edge(self.rng.randrange(3), 2 ** 32 - 1, 2 ** 32)
+            deadline = self.when() if state in (1, 2) else self.edge(0)
+            header = [self.rng.choice(["PUSH", "LOAD"]), self.seq(key), self.when(0), state, attempts,
+                      self.edge(self.rng.randrange(attempts + 1) if 0 <= attempts < 3 else 0, 2 ** 32),
+                      self.edge(self.rng.randrange(4), 1000, 1001), self.edge(1000, MS_10Y, MS_10Y + 1),
+                      self.edge(self.rng.choice([0, 60_000]), LEASE_MAX, LEASE_MAX + 1),
+                      self.edge(self.rng.randrange(-3, 4), 1_000_000, 1_000_001, -1_000_001), deadline]
+            argv = [" ".join(map(str, header)), self.payload()]
+            if self.maybe(0.3):
+                argv += ["ID", self.rng.choice(CUSTOM_IDS + ["", "k" * 257])]
+            if self.maybe(0.3):
+                argv += ["ERROR", self.rng.choice(ERROR_TEXTS)]
+        elif what == "_RESERVE":
+            argv = [x for _ in range(self.rng.randrange(1, 3)) for x in (self.seq(key), self.when())]
+        elif what == "_FAIL":
+            argv = [self.seq(key), self.rng.choice(["NACK", "EXPIRE", "nack"]),
+                    self.edge(self.when(), -1), self.rng.choice(ERROR_TEXTS)]
+        elif what == "_LEASE":
+            argv = [self.seq(key), self.when()]
+        elif what == "_PROMOTE":
+            argv = [self.edge(self.rng.randrange(1, 5))]
+        elif what == "_META":
+            argv = [self.edge(self.rng.randrange(100, 10_000), 2 ** 53)] + [self.edge(self.rng.randrange(50))
+                                                                             for _ in range(7)]
+        elif what == "_SCHED":
+            last = self.edge(-1, now_ms())
+            argv = [self.rng.choice(SCHEDULE_NAMES), self.rng.choice(SPECS)[0], self.rng.choice(ZONES)[0],
+                    self.payload(), self.edge(self.rng.randrange(4), 1000, 1001), self.edge(0, MS_10Y + 1),
+                    self.edge(0, LEASE_MAX + 1), self.edge(0, 1_000_001), self.rng.choice(["once", "skip", "x"]),
+                    self.when(), last]
+        else:
+            argv = [self.rng.choice(SCHEDULE_NAMES), self.edge(self.when(0), -1), self.when()]
+        return [f"ONCE.{what}", key] + argv
+
     WEIGHTS = [("push", 26), ("reserve", 15), ("ack", 7), ("nack", 10), ("extend", 6), ("retry", 5), ("cancel", 6),
-               ("inspect", 5), ("stats", 3), ("schedule", 7), ("unschedule", 4), ("schedules", 2), ("arity", 2)]
+               ("inspect", 5), ("stats", 3), ("schedule", 7), ("unschedule", 4), ("schedules", 2), ("arity", 2), ("internal", 6)]
 
     def group(self):
         """How many of the next commands to send inside one MULTI/EXEC (0: none)."""

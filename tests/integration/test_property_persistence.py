@@ -2,9 +2,10 @@
 just beyond each range's edges, then every way a state is saved, loaded and replicated must give it back.
 
 Each run starts a master (AOF off, or on: parametrized), a replica with AOF on and a scratch server for RESTORE.
-A batch is COMMANDS random commands (property_model.Generator) sent to the master while its timer promotes,
-expires leases and fires schedules; a command README says must fail has to reply an error, and no command may
-crash the server. After each batch the master is frozen with `CLIENT PAUSE <ms> WRITE` (its timer included, see
+A batch is COMMANDS random commands (property_model.Generator: every client command and option, the internal
+ONCE._* commands a client may also send, some in db 1, some inside MULTI/EXEC) sent to the master while its timer
+promotes, expires leases and fires schedules; a command README says must fail has to reply an error, no error
+reply may quote a long input back, and no command may crash the server. After each batch the master is frozen with `CLIENT PAUSE <ms> WRITE` (its timer included, see
 shared/redis-module-notes.md) and the digest D0 of the frozen state must come back from:
 
 - the replica, once its offset equals the master's;
@@ -63,7 +64,7 @@ class Run:
         self.seen = set()
         self.errors = collections.Counter()
         self.history = collections.defaultdict(lambda: collections.deque(maxlen=6))     # key -> accepted commands
-        self.scheduled = collections.defaultdict(lambda: collections.deque(maxlen=4))   # key -> accepted SCHEDULEs
+        self.notable = collections.defaultdict(lambda: collections.deque(maxlen=6))     # accepted SCHEDULE, ONCE._*
         self.commands = 0
         self.batch = 0
         self.log = open(logpath, "w", encoding="utf-8", errors="replace")
@@ -99,10 +100,11 @@ class Run:
         raise Fatal(detail)
 
     def recent(self, key):
-        """The latest accepted commands on `key` and its latest accepted SCHEDULEs (error replies change nothing)."""
+        """The latest accepted commands on `key`, and its latest accepted SCHEDULEs and internal commands (those
+        set what no other command can); error replies change nothing."""
         key = key.removesuffix(":copy")
-        lines = list(self.scheduled.get(key, [])) + [c for c in self.history.get(key, []) if c not in
-                                                      self.scheduled.get(key, [])]
+        lines = list(self.notable.get(key, [])) + [c for c in self.history.get(key, []) if c not in
+                                                   self.notable.get(key, [])]
         return ("; accepted on it lately: " + " | ".join(lines)) if lines else ""
 
     def known_ids(self):
@@ -164,8 +166,8 @@ class Run:
         failed = isinstance(reply, tuple) and reply[0] == "error"
         if not failed:
             self.history[cmd.where].append(f"{cmd!r} -> {shown}")
-            if cmd.name == "ONCE.SCHEDULE":
-                self.scheduled[cmd.where].append(f"{cmd!r} -> {shown}")
+            if cmd.name == "ONCE.SCHEDULE" or cmd.name.startswith("ONCE._"):
+                self.notable[cmd.where].append(f"{cmd!r} -> {shown}")
         if failed:
             self.errors[f"{cmd.name}: {re.sub(r'[0-9]+', 'N', reply[1])[:90]}"] += 1
             if len(reply[1]) > MAX_ERROR_REPLY:
