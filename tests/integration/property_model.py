@@ -51,15 +51,18 @@ SPECS = [
     ("@monthly", "ok"), ("@yearly", "ok"), ("@every 500ms", "ok"), ("@every 1m30s", "ok"), ("@every 2h", "ok"),
     ("@every 1d", "ok"), ("@every 30s", "ok"), ("@every 315360000000ms", "ok"),
     ("@every 10ms", "ok"), ("@every 200ms", "ok"),
-    ("@every 0ms", None), ("@every 0s", None), ("@every 1ms", None), ("@every 315360000001ms", None),
-    ("@every 100000d", None), ("@every 10000000000000000000ms", None), (f"@every {I64_MAX}ms", None),
-    (f"@every {U64_MAX}ms", None), (f"@every {U64_MAX + 1}ms", None), ("@every 9999999999999999h", None),
-    ("@every 1m" * 300, None), ("0 0 1 1 * 2099", None), ("60 * * * *", None), ("* * 31 2 *", None),
+    # README: an @every interval is 1 ms to 315360000000 ms; a spec is at most 256 bytes
+    ("@every 1ms", "ok"), ("@every 0ms", "bad"), ("@every 0s", "bad"), ("@every 315360000001ms", "bad"),
+    ("@every 100000d", "bad"), ("@every 10000000000000000000ms", "bad"), (f"@every {I64_MAX}ms", "bad"),
+    (f"@every {U64_MAX}ms", "bad"), (f"@every {U64_MAX + 1}ms", "bad"), ("@every 9999999999999999h", "bad"),
+    ("@every " + "1m" * 300, "bad"), ("* " * 2000, "bad"), ("@every " + "1s" * 124, "ok"),
+    ("0 0 1 1 * 2099", None), ("60 * * * *", "bad"), ("* * 31 2 *", None),
     ("not a spec", "bad"), ("", "bad"), ("@every", "bad"), ("@every -5s", "bad"), ("@every 5x", "bad"),
-    ("* * * *", "bad"), ("* " * 2000, None),
+    ("* * * *", "bad"),
 ]
 ZONES = [("UTC", "ok"), ("Europe/Berlin", "ok"), ("Pacific/Kiritimati", "ok"), ("America/St_Johns", "ok"),
-         ("Australia/Lord_Howe", "ok"), ("Nowhere/Bogus", "bad"), ("", "bad"), ("x" * 5000, "bad")]
+         ("Australia/Lord_Howe", "ok"), ("Nowhere/Bogus", "bad"), ("", "bad"), ("x" * 5000, "bad"),
+         ("America/Argentina/ComodRivadavia", "ok")]
 ERROR_TEXTS = ["smtp timeout", "", "fatal: bad input \u00e9", "\x00bin\r\nary\xff", "t" * 4096, "u" * 4097,
                "Traceback (most recent call last):\n" + "  frame\n" * 2000, "v" * 100_000]
 
@@ -254,7 +257,13 @@ class Generator:
         if self.maybe(0.5):
             opts.append(("LEASE", self.lease()))
         if self.maybe(0.3):
-            opts.append(("ACK", self.job_id(key)))
+            acked = self.job_id(key)
+            opts.append(("ACK", acked))
+            if self.maybe(0.3):
+                opts.append(("ATTEMPT", self.attempt(key, acked)))
+        elif self.maybe(0.03):
+            opts.append(("ATTEMPT", 1))
+            self._bad("ATTEMPT goes with ACK")
         if self.maybe(0.15):
             # BLOCK only short or invalid: a valid long BLOCK on an empty queue would wait that long
             v = self.rng.choice([1, 5, 20, -1, BLOCK_MAX + 1, 10 ** 19, "soon"])
@@ -265,6 +274,14 @@ class Generator:
 
     def ids(self, key):
         return [self.job_id(key) for _ in range(self.rng.randrange(1, 5))]
+
+    def ack(self, key):
+        ids = self.ids(key)
+        if self.maybe(0.3):
+            if len(ids) > 1:
+                self._bad("ATTEMPT goes with a single id")
+            return ["ONCE.ACK", key] + ids + ["ATTEMPT", self.attempt(key, ids[0])]
+        return ["ONCE.ACK", key] + ids
 
     def nack(self, key):
         job_id = self.job_id(key)
@@ -383,7 +400,7 @@ class Generator:
         key = self.key()
         what = self.rng.choices([w for w, _ in self.WEIGHTS], [n for _, n in self.WEIGHTS])[0]
         simple = {
-            "ack": lambda: ["ONCE.ACK", key] + self.ids(key),
+            "ack": lambda: self.ack(key),
             "retry": lambda: ["ONCE.RETRY", key] + self.ids(key),
             "cancel": lambda: ["ONCE.CANCEL", key] + self.ids(key),
             "inspect": lambda: ["ONCE.INSPECT", key, self.job_id(key)],

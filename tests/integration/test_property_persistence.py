@@ -46,6 +46,7 @@ RUN_SECONDS = 40          # no batch starts after this many seconds of a run
 PAUSE_MS = 60_000         # CLIENT PAUSE while comparing; lifted explicitly
 PACE_S = 0.003           # at most this long between two commands (1.5 ms on average)
 MAX_ERROR_REPLY = 400     # "error replies quote at most a short prefix of client input" (design.md, Contract v2)
+MAX_ERROR_BYTES = 4096    # once.max-error-bytes: NACK's ERROR text beyond it is kept cut (README, ONCE.NACK)
 QUEUE_TYPE = b"OnceQueue"
 
 
@@ -192,6 +193,11 @@ class Run:
         wait_in_sync(m, self.client(self.replica), timeout=30)
         self.d0 = digest(m)
         self.snap0 = self.state(self.master)
+        for queue, seen in self.snap0["queues"].items():
+            for job_id, job in seen["jobs"].items():
+                if job and len(job.get(b"last_error") or b"") > MAX_ERROR_BYTES:
+                    self.fail("last_error over once.max-error-bytes", f"{queue} {job_id!r}: last_error of "
+                              f"{len(job[b'last_error'])} bytes{self.recent(queue)}", dedupe="")
 
     def state(self, srv):
         """DEBUG DIGEST-VALUE of every key of every db, and what a client sees of the queues of db 0."""
