@@ -12,6 +12,15 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 from helpers import RawClient, encode_command  # noqa: E402,F401  (tests/integration/helpers.py)
 
 
+NOTES = []  # one line per figure worth seeing (acknowledged counts, redirect times): printed after the run
+
+
+def note(line):
+    """Prints a result line and keeps it for the session's terminal summary (shown without -s too)."""
+    NOTES.append(line)
+    print("\n" + line)
+
+
 def as_map(reply):
     if reply is None or isinstance(reply, dict):
         return reply

@@ -22,6 +22,7 @@ sys.path.insert(0, HERE)
 
 import harness  # noqa: E402
 import cluster_harness  # noqa: E402
+import cluster_helpers  # noqa: E402
 
 KINDS = harness.kinds()
 
@@ -61,3 +62,10 @@ def rc(healthy):
 def prefix(request):
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
     return f"{name}:{uuid.uuid4().hex[:6]}"
+
+
+def pytest_terminal_summary(terminalreporter):
+    if cluster_helpers.NOTES:
+        terminalreporter.section("Once on a cluster")
+        for line in cluster_helpers.NOTES:
+            terminalreporter.write_line(line)

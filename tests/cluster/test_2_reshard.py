@@ -10,7 +10,7 @@ import threading
 import time
 
 from cluster_harness import REDIS_CLI, key_slot, keys_over_slots, wait_until
-from cluster_helpers import (Load, RawClient, as_map, cluster_client, encode_command, inspect, moved_target,
+from cluster_helpers import (Load, RawClient, as_map, cluster_client, encode_command, inspect, moved_target, note,
                              queues_on_every_master, scan_queues, stats)
 
 
@@ -74,7 +74,7 @@ def test_reshard_a_busy_queue_under_load_redirects_blocked_workers(healthy, pref
         assert isinstance(reply, tuple) and reply[0] == "error" and reply[1].startswith("MOVED"), reply
         assert moved_target(reply[1]) == (slot, dst.port)
         assert t_redirect < 3.0, f"blocked reserve redirected {t_redirect:.2f}s after SETSLOT NODE"
-        print(f"\n[{cl.kind}] blocked ONCE.RESERVE answered MOVED {t_redirect * 1000:.0f} ms after SETSLOT NODE")
+        note(f"[{cl.kind}] blocked ONCE.RESERVE answered MOVED {t_redirect * 1000:.0f} ms after SETSLOT NODE")
         # RedisCluster followed: its reserve now waits on dst; a push wakes it there.
         wait_until(lambda: len(blocked_reserves(dst, cl)) >= 1 and not any(
             c["cmd"].lower() == "once.reserve" and "b" in c["flags"] for c in blocked_reserves(src, cl)),
@@ -110,7 +110,7 @@ def test_reshard_a_busy_queue_under_load_redirects_blocked_workers(healthy, pref
         for m in cl.masters():
             if m is not dst:
                 assert busy not in scan_queues(cl.client(m)), m.port
-        print(f"[{cl.kind}] reshard under load ({MOVES} move(s)): {len(load.pushed)} jobs over {len(queues)} queues, "
+        note(f"[{cl.kind}] reshard under load ({MOVES} move(s)): {len(load.pushed)} jobs over {len(queues)} queues, "
               f"busy queue "
               f"{before['pushed_total']} pushed before the move, {busy_pushed} in all, every one acked once")
         for q in set(queues) | {idle}:
@@ -251,7 +251,7 @@ def test_reshard_carries_every_job_lease_schedule_and_total_and_the_timer_moves(
         assert q not in scan_queues(sc)
         for f in ("once_pushed_total", "once_expired_total", "once_dead_total"):
             assert src_info1[f] == src_info0[f], (f, src_info0, src_info1)
-        print(f"\n[{cl.kind}] moved queue: digest {d_src[:12]}… equal on both nodes; follower woken on the new node "
+        note(f"[{cl.kind}] moved queue: digest {d_src[:12]}… equal on both nodes; follower woken on the new node "
               f"{woke['at'] - t_moved:.2f}s after the move; timer work done there within {time.time() - first:.1f}s")
     finally:
         rc.delete(q)
@@ -288,7 +288,7 @@ def test_redis_cli_cluster_reshard_moves_queues_whole(healthy, prefix):
             # and it goes on there, through RedisCluster
             assert rc.execute_command("ONCE.ACK", q, "now") == 1
             assert rc.execute_command("ONCE.RESERVE", q)[0][0] == "held"
-        print(f"\n[{cl.kind}] redis-cli --cluster reshard moved {n} slots with {len(queues)} queues, digests equal")
+        note(f"[{cl.kind}] redis-cli --cluster reshard moved {n} slots with {len(queues)} queues, digests equal")
     finally:
         for q in queues:
             rc.delete(q)

@@ -11,7 +11,7 @@ from cluster_harness import key_slot, keys_over_slots, wait_until
 
 from redis.cluster import ClusterNode, RedisCluster
 
-from cluster_helpers import RawClient, cluster_client, encode_command, moved_target, queues_on_every_master
+from cluster_helpers import RawClient, cluster_client, encode_command, moved_target, note, queues_on_every_master
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "chaos"))
 
@@ -65,7 +65,7 @@ def run_with_fault(cluster, prefix, fault_name, fault):
     cluster.wait_healthy(timeout=60)
     wl.drain(factory)
     res = wl.check(factory)
-    print(f"\n[{cluster.kind}] {res.line('cluster 3+3 ' + cluster.kind)} secs={time.time() - t0:.1f}")
+    note(f"[{cluster.kind}] {res.line('cluster 3+3 ' + cluster.kind)} secs={time.time() - t0:.1f}")
     assert not res.lost, res.details()
     assert res.ok, res.details()
     assert res.acknowledged >= 100, res.line()
@@ -108,7 +108,7 @@ def test_a_reserve_blocked_on_a_master_that_fails_over_is_answered_like_blpop(he
     else:
         assert r_once[1].startswith("UNBLOCKED"), r_once
     assert took < 10, took
-    print(f"\n[{cl.kind}] reserve blocked on a master that failed over: {r_once[1][:60]!r} (BLPOP: the same)")
+    note(f"[{cl.kind}] reserve blocked on a master that failed over: {r_once[1][:60]!r} (BLPOP: the same)")
     rc = cluster_client(cl, socket_timeout=10)
     try:
         got = {}
