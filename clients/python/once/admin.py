@@ -1,0 +1,309 @@
+"""Operating a queue: the commands an operator uses (design.md, "Operating a queue"), with plain, JSON-ready results.
+
+Used by the ``once`` command line, the dashboard (``once web``) and the Prometheus exporter. Every result is made of
+dicts, lists, str, int, float and None only, so it can be printed as JSON as it is.
+
+    import redis
+    from once.admin import Admin, queues
+
+    r = redis.Redis()
+    for name in queues(r):
+        print(name, Admin(r, name).stats())
+"""
+import math
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+TYPE_NAME = "OnceQueue"            # the module's data type name: SCAN ... TYPE OnceQueue finds every queue
+STATES = ("ready", "delayed", "reserved", "dead")
+PURGEABLE = ("ready", "delayed", "dead")
+COUNT_FIELDS = ("ready", "delayed", "reserved", "dead")
+TOTAL_FIELDS = ("pushed_total", "reserved_total", "acked_total", "nacked_total", "expired_total",
+                "retried_total", "dead_total", "dead_dropped_total")
+LATENCY_FIELDS = ("wait_p50_ms", "wait_p99_ms", "run_p50_ms", "run_p99_ms")
+EVENT_FIELDS = ("event_id", "event", "job_id", "attempt", "time", "error")
+TEXT_FIELDS = {"id", "state", "payload", "last_error", "name", "spec", "tz", "missed", "group", "event", "job_id",
+               "error", "event_id"}
+
+
+def text(value: Any) -> Any:
+    """bytes -> str (UTF-8, undecodable bytes as \\x escapes); anything else unchanged."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="backslashreplace")
+    return value
+
+
+def number(value: Any) -> Any:
+    """A reply value as int or float where it is one (RESP integers, doubles, or their text); else as text."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return value
+    s = text(value)
+    if isinstance(s, str):
+        try:
+            return int(s)
+        except ValueError:
+            pass
+        try:
+            f = float(s)
+            return int(f) if f.is_integer() and "." not in s and "e" not in s.lower() else f
+        except ValueError:
+            return s
+    return s
+
+
+def as_map(reply: Any) -> Optional[Dict[str, Any]]:
+    """A RESP3 map or a RESP2 flat field/value array as a dict with str keys; None stays None."""
+    if reply is None:
+        return None
+    if isinstance(reply, dict):
+        return {text(k): v for k, v in reply.items()}
+    if not isinstance(reply, (list, tuple)) or len(reply) % 2:
+        raise ValueError(f"expected a map reply, got {reply!r:.200}")
+    return {text(reply[i]): reply[i + 1] for i in range(0, len(reply), 2)}
+
+
+def plain_map(reply: Any) -> Optional[Dict[str, Any]]:
+    """A map reply with its values made plain: text fields as str, the others as numbers (or nested maps)."""
+    m = as_map(reply)
+    if m is None:
+        return None
+    out: Dict[str, Any] = {}
+    for k, v in m.items():
+        if isinstance(v, (dict, list, tuple)) and k not in TEXT_FIELDS:
+            try:
+                out[k] = plain_map(v)
+            except ValueError:
+                out[k] = [number(x) for x in v]
+        elif k in TEXT_FIELDS:
+            out[k] = text(v)
+        else:
+            out[k] = number(v)
+    return out
+
+
+def parse_bound(value: Any) -> float:
+    """A histogram bucket's upper bound in ms (``inf`` / ``+inf`` for the last one)."""
+    v = text(value)
+    if isinstance(v, str) and v.strip().lower() in ("inf", "+inf", "infinity", "+infinity"):
+        return math.inf
+    return float(v)
+
+
+def queues(r: Any, match: Optional[str] = None, count: int = 1000) -> List[str]:
+    """Every queue key in the client's database (``SCAN 0 TYPE OnceQueue``), sorted by name."""
+    found = set()
+    cursor = 0
+    kwargs: Dict[str, Any] = {"count": count, "_type": TYPE_NAME}
+    if match:
+        kwargs["match"] = match
+    for _ in range(1_000_000):                     # bounded: SCAN ends when the cursor comes back to 0
+        cursor, keys = r.scan(cursor=cursor, **kwargs)
+        found.update(text(k) for k in keys)
+        if int(cursor) == 0:
+            break
+    return sorted(found)
+
+
+def info_once(r: Any) -> Dict[str, Any]:
+    """INFO once as a dict of numbers (``once_queues``, ``once_timer_ticks``, ...)."""
+    raw = r.execute_command("INFO", "once")
+    if isinstance(raw, dict):
+        return {text(k): number(v) for k, v in raw.items()}
+    out: Dict[str, Any] = {}
+    for line in text(raw).splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or ":" not in line:
+            continue
+        k, v = line.split(":", 1)
+        out[k] = number(v)
+    return out
+
+
+_COMMANDS: Dict[Tuple[int, str], bool] = {}
+
+
+def has_command(r: Any, name: str) -> bool:
+    """Whether the server knows command ``name`` (``COMMAND INFO``), asked once per server and name."""
+    kw = r.connection_pool.connection_kwargs
+    key = (hash((kw.get("host"), kw.get("port"), kw.get("path"))), name.lower())
+    if key not in _COMMANDS:
+        try:
+            reply = _raw(r, "COMMAND", "INFO", name)
+        except Exception:      # noqa: BLE001 - a server without COMMAND INFO: assume it has it, the call will tell
+            reply = [True]
+        if isinstance(reply, dict):
+            ok = any(v for v in reply.values())
+        else:
+            ok = bool(reply) and reply[0] is not None
+        _COMMANDS[key] = ok
+    return _COMMANDS[key]
+
+
+def _raw(r: Any, *args: Any) -> Any:
+    """A command's reply as the server sent it, past redis-py's reply callbacks (its COMMAND INFO callback fails on
+    the nil entry of an unknown command)."""
+    pool = r.connection_pool
+    conn = pool.get_connection(args[0]) if _POOL_TAKES_NAME else pool.get_connection()
+    try:
+        conn.send_command(*args)
+        return conn.read_response()
+    finally:
+        pool.release(conn)
+
+
+def _pool_takes_name() -> bool:
+    import inspect
+    try:
+        from redis.connection import ConnectionPool
+        params = inspect.signature(ConnectionPool.get_connection).parameters
+        p = params.get("command_name")
+        return p is not None and p.default is inspect.Parameter.empty
+    except (ImportError, ValueError, TypeError):
+        return True
+
+
+_POOL_TAKES_NAME = _pool_takes_name()
+
+
+def forget_commands() -> None:
+    """Forget what has_command learnt (a newer module may have been loaded)."""
+    _COMMANDS.clear()
+
+
+class Admin:
+    """One queue, for an operator: every read and action of "Operating a queue" with plain results.
+
+    ``r`` is a redis-py client (either protocol, bytes or decoded replies), ``queue`` the queue key.
+    """
+
+    def __init__(self, r: Any, queue: str):
+        if not queue:
+            raise ValueError("queue name must not be empty")
+        self.r = r
+        self.queue = queue
+
+    def __repr__(self) -> str:
+        return f"Admin(queue={self.queue!r})"
+
+    def _call(self, *args: Any) -> Any:
+        return self.r.execute_command(args[0], self.queue, *args[1:])
+
+    # reads -----------------------------------------------------------------------------------------------------
+
+    def stats(self) -> Dict[str, Any]:
+        """ONCE.STATS: counts by state, ``paused``, totals, wait/run percentiles, the queue's settings."""
+        return plain_map(self._call("ONCE.STATS")) or {}
+
+    def inspect(self, job_id: str) -> Optional[Dict[str, Any]]:
+        """ONCE.INSPECT: the job as a dict, or None for an unknown id."""
+        return plain_map(self._call("ONCE.INSPECT", job_id))
+
+    def list(self, state: str, *, cursor: str = "0", count: Optional[int] = None,
+             payloads: bool = False) -> Tuple[str, List[Dict[str, Any]]]:
+        """ONCE.LIST: one page of the jobs in ``state``: ``(next_cursor, jobs)``; next_cursor is "0" at the end."""
+        args: List[Any] = ["ONCE.LIST", state]
+        if cursor not in (None, "", "0", 0):
+            args += ["CURSOR", cursor]
+        if count is not None:
+            args += ["COUNT", int(count)]
+        if payloads:
+            args.append("WITHPAYLOADS")
+        reply = self._call(*args)
+        next_cursor, jobs = reply[0], reply[1]
+        return str(text(next_cursor)), [plain_map(j) for j in (jobs or [])]
+
+    def walk(self, state: str, *, count: int = 100, payloads: bool = False, limit: int = 1_000_000) -> Iterator[Dict]:
+        """Every job in ``state``, page by page (at most ``limit`` jobs)."""
+        cursor, seen = "0", 0
+        while True:
+            cursor, jobs = self.list(state, cursor=cursor, count=count, payloads=payloads)
+            for j in jobs:
+                yield j
+                seen += 1
+                if seen >= limit:
+                    return
+            if cursor == "0":
+                return
+
+    def schedules(self) -> List[Dict[str, Any]]:
+        """ONCE.SCHEDULES: one dict per schedule."""
+        return [plain_map(s) for s in (self._call("ONCE.SCHEDULES") or [])]
+
+    def events(self, *, after: Optional[str] = None, count: Optional[int] = None,
+               block_ms: Optional[int] = None) -> List[Dict[str, Any]]:
+        """ONCE.EVENTS: events after ``after`` (oldest first), each ``{event_id, event, job_id, attempt, time,
+        error}``; [] when there are none (or the wait ran out)."""
+        args: List[Any] = ["ONCE.EVENTS"]
+        if after is not None:
+            args += ["AFTER", after]
+        if count is not None:
+            args += ["COUNT", int(count)]
+        if block_ms is not None:
+            args += ["BLOCK", int(block_ms)]
+        reply = self._call(*args)
+        out = []
+        for e in reply or []:
+            e = list(e) + [None] * (len(EVENT_FIELDS) - len(e))
+            out.append({"event_id": str(text(e[0])), "event": text(e[1]), "job_id": text(e[2]),
+                        "attempt": number(e[3]), "time": number(e[4]), "error": text(e[5])})
+        return out
+
+    def histogram(self, kind: str) -> List[Tuple[float, int]]:
+        """ONCE.HISTOGRAM ``wait`` or ``run``: ``[(upper_bound_ms, cumulative_count), ...]`` (the last bound may be
+        ``math.inf``)."""
+        reply = self._call("ONCE.HISTOGRAM", kind) or []
+        return [(parse_bound(b), int(number(c))) for b, c in reply]
+
+    def settings(self) -> Dict[str, Any]:
+        """ONCE.CONFIGURE without options: the queue's settings (creates the key, as the command does)."""
+        return plain_map(self._call("ONCE.CONFIGURE")) or {}
+
+    # actions ---------------------------------------------------------------------------------------------------
+
+    def retry(self, ids: Sequence[str]) -> int:
+        """ONCE.RETRY queue id ...: dead jobs sent back to ready; how many were dead."""
+        return int(self._call("ONCE.RETRY", *ids)) if ids else 0
+
+    def retry_all(self) -> int:
+        """ONCE.RETRY queue ALL: every dead job back to ready; how many."""
+        return int(self._call("ONCE.RETRY", "ALL"))
+
+    def cancel(self, ids: Sequence[str]) -> int:
+        """ONCE.CANCEL: removes jobs in any state but reserved; how many."""
+        return int(self._call("ONCE.CANCEL", *ids)) if ids else 0
+
+    def purge(self, state: str) -> int:
+        """ONCE.PURGE queue ready|delayed|dead: how many jobs were removed."""
+        return int(self._call("ONCE.PURGE", state))
+
+    def pause(self) -> bool:
+        """ONCE.PAUSE: True if the queue was running and is now paused."""
+        return bool(self._call("ONCE.PAUSE"))
+
+    def resume(self) -> bool:
+        """ONCE.RESUME: True if the queue was paused and now runs."""
+        return bool(self._call("ONCE.RESUME"))
+
+    def configure(self, **options: Any) -> Dict[str, Any]:
+        """ONCE.CONFIGURE with options named as keywords (``dead_max=100``, ``events_max=1000``,
+        ``rate=(10, 1000)`` for RATE 10 PER 1000): the settings after applying them."""
+        args: List[Any] = ["ONCE.CONFIGURE"]
+        for name, value in options.items():
+            if value is None:
+                continue
+            token = name.upper().replace("_", "-")
+            if isinstance(value, (tuple, list)):
+                args += [token, int(value[0]), "PER", int(value[1])]
+            else:
+                args += [token, int(value)]
+        return plain_map(self._call(*args)) or {}
+
+
+def buckets_to_counts(buckets: Sequence[Tuple[float, int]]) -> List[Tuple[float, int]]:
+    """Cumulative ``[(bound, count)]`` -> ``[(bound, count in this bucket)]``."""
+    out, prev = [], 0
+    for bound, cum in buckets:
+        out.append((bound, max(0, cum - prev)))
+        prev = cum
+    return out

@@ -1,0 +1,611 @@
+"""``once``: the command line of the Once job queue (``python -m once`` works too).
+
+    once [--url redis://host:6379/0] COMMAND ...      ($ONCE_URL is the default URL)
+
+Reads (``queues``, ``stats``, ``list``, ``inspect``, ``schedules``, ``events``, ``configure`` without options)
+take ``--json``. Exit codes: 0 done; 1 the server refused (an error reply) or the job/queue was not found;
+2 bad usage; 3 the server could not be reached; 130 interrupted.
+"""
+import argparse
+import datetime
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+import redis
+
+from . import __version__
+from .admin import COUNT_FIELDS, PURGEABLE, STATES, Admin, info_once, queues
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_CONNECT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = EXIT_FAIL):
+        super().__init__(message)
+        self.code = code
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# output
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+    width = None
+    stream = sys.stderr if stderr else sys.stdout
+    if not stream.isatty():
+        width = int(os.environ.get("COLUMNS", "0") or 0) or 200
+    return Console(file=stream, width=width, highlight=False, soft_wrap=False)
+
+
+def fmt_time(ms: Any) -> str:
+    if ms is None or ms == "":
+        return "-"
+    try:
+        return datetime.datetime.fromtimestamp(int(ms) / 1000).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    except (ValueError, OverflowError, OSError):
+        return str(ms)
+
+
+def fmt_ms(ms: Any) -> str:
+    if ms is None:
+        return "-"
+    try:
+        v = float(ms)
+    except (TypeError, ValueError):
+        return str(ms)
+    if v < 1000:
+        return f"{v:g} ms"
+    if v < 60_000:
+        return f"{v / 1000:.3g} s"
+    if v < 3_600_000:
+        return f"{v / 60_000:.3g} min"
+    return f"{v / 3_600_000:.3g} h"
+
+
+def fmt_rate(v: Optional[float]) -> str:
+    return "-" if v is None else f"{v:.1f}/s"
+
+
+def short(value: Any, n: int = 60) -> str:
+    s = "" if value is None else str(value)
+    s = s.replace("\n", "⏎")
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
+def _table(title: Optional[str], columns: Sequence[str], rows: Sequence[Sequence[Any]], justify_numbers=True):
+    from rich.table import Table
+    t = Table(title=title, title_justify="left", header_style="bold cyan")
+    for c in columns:
+        numeric = justify_numbers and c in COUNT_FIELDS + ("schedules", "pushed", "acked", "attempts", "priority",
+                                                           "in/s", "out/s", "fail/s")
+        t.add_column(c, justify="right" if numeric else "left", overflow="fold")
+    for row in rows:
+        t.add_row(*[("" if v is None else str(v)) for v in row])
+    return t
+
+
+def _kv_table(title: str, mapping: Dict[str, Any], formats: Optional[Dict[str, Any]] = None):
+    from rich.table import Table
+    from rich.text import Text
+    t = Table(title=title, title_justify="left", show_header=False)
+    t.add_column("field", style="bold")
+    t.add_column("value", overflow="fold")
+    for k, v in mapping.items():
+        f = (formats or {}).get(k)
+        shown = f(v) if f and v is not None else ("-" if v is None else str(v))
+        t.add_row(k, Text(shown))
+    return t
+
+
+JOB_TIMES = ("created", "due", "lease_deadline")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# commands
+
+
+def cmd_queues(r, args) -> int:
+    names = queues(r, match=args.match)
+    rows = []
+    for name in names:
+        s = Admin(r, name).stats()
+        rows.append({"queue": name, **s})
+    if args.json:
+        print_json(rows)
+        return EXIT_OK
+    con = _console()
+    if not rows:
+        con.print("no queues")
+        return EXIT_OK
+    cols = ["queue", "ready", "delayed", "reserved", "dead", "paused", "schedules", "pushed", "acked"]
+    table_rows = [[q["queue"], q.get("ready", 0), q.get("delayed", 0), q.get("reserved", 0), q.get("dead", 0),
+                   "yes" if q.get("paused") else "no", q.get("schedules", 0), q.get("pushed_total", 0),
+                   q.get("acked_total", 0)] for q in rows]
+    con.print(_table(None, cols, table_rows))
+    return EXIT_OK
+
+
+def _require_queue(r, name: str) -> None:
+    if not r.exists(name):
+        raise CliError(f"no queue {name!r} (no such key)")
+
+
+def cmd_stats(r, args) -> int:
+    _require_queue(r, args.queue)
+    s = Admin(r, args.queue).stats()
+    if args.json:
+        print_json(s)
+        return EXIT_OK
+    formats = {k: fmt_ms for k in s if k.endswith("_ms")}
+    formats["paused"] = lambda v: "yes" if v else "no"
+    _console().print(_kv_table(f"queue {args.queue}", s, formats))
+    return EXIT_OK
+
+
+def cmd_list(r, args) -> int:
+    a = Admin(r, args.queue)
+    if args.all:
+        jobs = list(a.walk(args.state, count=args.count or 100, payloads=args.payloads))
+        cursor = "0"
+    else:
+        cursor, jobs = a.list(args.state, cursor=args.cursor, count=args.count, payloads=args.payloads)
+    if args.json:
+        print_json({"cursor": cursor, "jobs": jobs})
+        return EXIT_OK
+    con = _console()
+    when = {"delayed": "due", "reserved": "lease_deadline"}.get(args.state, "created")
+    cols = ["id", "attempts", "priority", when, "last_error"] + (["payload"] if args.payloads else [])
+    rows = []
+    for j in jobs:
+        row = [j.get("id"), j.get("attempts"), j.get("priority"), fmt_time(j.get(when)), short(j.get("last_error"))]
+        if args.payloads:
+            row.append(short(j.get("payload")))
+        rows.append(row)
+    table = _table(f"{args.state} jobs of {args.queue}", cols, [[_plain(v) for v in row] for row in rows])
+    con.print(table)
+    if cursor != "0":
+        con.print(f"more: once list {args.queue} {args.state} --cursor {cursor}", markup=False)
+    else:
+        con.print(f"{len(jobs)} job(s), end of list", markup=False)
+    return EXIT_OK
+
+
+def _plain(v: Any):
+    from rich.text import Text
+    return Text("" if v is None else str(v))
+
+
+def cmd_inspect(r, args) -> int:
+    job = Admin(r, args.queue).inspect(args.id)
+    if job is None:
+        if args.json:
+            print_json(None)
+        raise CliError(f"no job {args.id!r} in queue {args.queue!r}")
+    if args.json:
+        print_json(job)
+        return EXIT_OK
+    formats = {k: fmt_time for k in JOB_TIMES}
+    formats.update({"backoff": fmt_ms, "lease": fmt_ms})
+    _console().print(_kv_table(f"job {args.id} of {args.queue}", job, formats))
+    return EXIT_OK
+
+
+def _report(args, key: str, n: int, message: str) -> int:
+    if args.json:
+        print_json({key: n})
+    else:
+        _console().print(message, markup=False)
+    return EXIT_OK
+
+
+def cmd_retry(r, args) -> int:
+    a = Admin(r, args.queue)
+    if args.all:
+        n = a.retry_all()
+        return _report(args, "retried", n, f"retried {n} dead job(s) of {args.queue}")
+    n = a.retry(args.ids)
+    code = _report(args, "retried", n, f"retried {n} of {len(args.ids)} job(s) (only dead jobs are retried)")
+    return code if n else EXIT_FAIL
+
+
+def cmd_cancel(r, args) -> int:
+    n = Admin(r, args.queue).cancel(args.ids)
+    _report(args, "cancelled", n, f"cancelled {n} of {len(args.ids)} job(s) (reserved jobs are not cancelled)")
+    return EXIT_OK if n else EXIT_FAIL
+
+
+def cmd_purge(r, args) -> int:
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CliError(f"purge removes every {args.state} job of {args.queue}: give --yes to confirm",
+                           EXIT_USAGE)
+        answer = input(f"Remove every {args.state} job of {args.queue}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            raise CliError("not purged", EXIT_FAIL)
+    n = Admin(r, args.queue).purge(args.state)
+    return _report(args, "purged", n, f"purged {n} {args.state} job(s) of {args.queue}")
+
+
+def cmd_pause(r, args) -> int:
+    _require_queue(r, args.queue)
+    changed = Admin(r, args.queue).pause()
+    if args.json:
+        print_json({"paused": True, "changed": changed})
+    else:
+        _console().print(f"paused {args.queue}" if changed else f"{args.queue} was already paused", markup=False)
+    return EXIT_OK
+
+
+def cmd_resume(r, args) -> int:
+    _require_queue(r, args.queue)
+    changed = Admin(r, args.queue).resume()
+    if args.json:
+        print_json({"paused": False, "changed": changed})
+    else:
+        _console().print(f"resumed {args.queue}" if changed else f"{args.queue} was not paused", markup=False)
+    return EXIT_OK
+
+
+def cmd_schedules(r, args) -> int:
+    items = Admin(r, args.queue).schedules()
+    if args.json:
+        print_json(items)
+        return EXIT_OK
+    con = _console()
+    if not items:
+        con.print(f"no schedules in {args.queue}", markup=False)
+        return EXIT_OK
+    rows = [[_plain(s.get("name")), _plain(s.get("spec")), _plain(s.get("tz") or "-"), fmt_time(s.get("next_fire")),
+             fmt_time(s.get("last_fire")), _plain(short(s.get("payload"), 40))] for s in items]
+    con.print(_table(f"schedules of {args.queue}", ["name", "spec", "tz", "next_fire", "last_fire", "payload"], rows))
+    return EXIT_OK
+
+
+def _print_event(con, args, e: Dict[str, Any]) -> None:
+    if args.json:
+        print_json(e)
+        return
+    from rich.text import Text
+    line = Text()
+    line.append(fmt_time(e.get("time")), style="dim")
+    line.append(f"  {e.get('event_id')}  ")
+    style = {"dead": "red", "expire": "yellow", "nack": "yellow", "ack": "green", "drop": "red"}.get(
+        str(e.get("event", "")).split(".")[-1], "")
+    line.append(f"{e.get('event')}", style=style)
+    line.append(f"  {e.get('job_id')}")
+    if e.get("attempt") is not None:
+        line.append(f"  attempt {e.get('attempt')}")
+    if e.get("error"):
+        line.append(f"  {e.get('error')}", style="red")
+    con.print(line)
+
+
+def cmd_events(r, args) -> int:
+    a = Admin(r, args.queue)
+    con = _console()
+    after = args.after
+    shown = 0
+    if not args.follow:
+        events = a.events(after=after, count=args.count)
+        if args.json:
+            print_json(events)
+        else:
+            for e in events:
+                _print_event(con, args, e)
+            if not events:
+                con.print(f"no events in {args.queue} (is EVENTS-MAX set? once configure {args.queue} "
+                          f"--events-max 1000)", markup=False)
+        return EXIT_OK
+    stop = _stop_flag()
+    while not stop["stop"]:
+        events = a.events(after=after, count=args.count, block_ms=args.block_ms)
+        for e in events:
+            _print_event(con, args, e)
+            after = e["event_id"]
+            shown += 1
+            if args.limit and shown >= args.limit:
+                return EXIT_OK
+    return EXIT_OK
+
+
+def _stop_flag() -> Dict[str, bool]:
+    flag = {"stop": False}
+
+    def handler(signum, frame):  # noqa: ARG001
+        if flag["stop"]:
+            raise KeyboardInterrupt
+        flag["stop"] = True
+    signal.signal(signal.SIGTERM, handler)
+    return flag
+
+
+def cmd_configure(r, args) -> int:
+    options = {k: getattr(args, k) for k in ("retries", "backoff", "lease", "dead_max", "dead_ttl", "events_max")}
+    settings = Admin(r, args.queue).configure(**options)
+    if args.json:
+        print_json(settings)
+    else:
+        _console().print(_kv_table(f"settings of {args.queue}", settings))
+    return EXIT_OK
+
+
+def top_sample(r, match: Optional[str]) -> Dict[str, Dict[str, Any]]:
+    names = queues(r, match=match)
+    pipe = r.pipeline(transaction=False)
+    for n in names:
+        pipe.execute_command("ONCE.STATS", n)
+    from .admin import plain_map
+    return {n: plain_map(s) or {} for n, s in zip(names, pipe.execute())}
+
+
+def top_rows(prev: Optional[Dict], cur: Dict, dt: float) -> List[Dict[str, Any]]:
+    rows = []
+    for name, s in cur.items():
+        p = (prev or {}).get(name)
+
+        def rate(field):
+            if p is None or dt <= 0:
+                return None
+            return max(0.0, (s.get(field, 0) - p.get(field, 0)) / dt)
+        fail = None
+        if p is not None and dt > 0:
+            fail = max(0.0, (s.get("nacked_total", 0) + s.get("expired_total", 0)
+                             - p.get("nacked_total", 0) - p.get("expired_total", 0)) / dt)
+        rows.append({"queue": name, "ready": s.get("ready", 0), "delayed": s.get("delayed", 0),
+                     "reserved": s.get("reserved", 0), "dead": s.get("dead", 0), "paused": bool(s.get("paused")),
+                     "in_per_s": rate("pushed_total"), "out_per_s": rate("acked_total"), "fail_per_s": fail,
+                     "wait_p99_ms": s.get("wait_p99_ms"), "run_p99_ms": s.get("run_p99_ms")})
+    return rows
+
+
+def top_table(rows: List[Dict[str, Any]], url: str):
+    from rich.text import Text
+    cols = ["queue", "ready", "delayed", "reserved", "dead", "paused", "in/s", "out/s", "fail/s", "wait p99",
+            "run p99"]
+    table_rows = []
+    for q in rows:
+        table_rows.append([Text(q["queue"]), q["ready"], q["delayed"], q["reserved"],
+                           Text(str(q["dead"]), style="red" if q["dead"] else ""),
+                           Text("PAUSED", style="bold yellow") if q["paused"] else "",
+                           fmt_rate(q["in_per_s"]), fmt_rate(q["out_per_s"]), fmt_rate(q["fail_per_s"]),
+                           fmt_ms(q["wait_p99_ms"]), fmt_ms(q["run_p99_ms"])])
+    title = f"once top — {_safe_url(url)} — {datetime.datetime.now().strftime('%H:%M:%S')}"
+    return _table(title, cols, table_rows)
+
+
+def cmd_top(r, args) -> int:
+    con = _console()
+    prev, prev_t = None, None
+    n = 0
+    stop = _stop_flag()
+    live = None
+    if con.is_terminal and not args.json:
+        from rich.live import Live
+        live = Live(console=con, auto_refresh=False, screen=False)
+        live.start()
+    try:
+        while not stop["stop"]:
+            now = time.monotonic()
+            cur = top_sample(r, args.match)
+            rows = top_rows(prev, cur, (now - prev_t) if prev_t else 0.0)
+            if args.json:
+                print_json({"time": int(time.time() * 1000), "queues": rows})
+            elif live is not None:
+                live.update(top_table(rows, args.url), refresh=True)
+            else:
+                con.print(top_table(rows, args.url))
+            prev, prev_t = cur, now
+            n += 1
+            if args.iterations and n >= args.iterations:
+                break
+            end = time.monotonic() + args.interval
+            while not stop["stop"] and time.monotonic() < end:
+                time.sleep(min(0.1, max(0.0, end - time.monotonic())))
+    finally:
+        if live is not None:
+            live.stop()
+    return EXIT_OK
+
+
+def cmd_web(r, args) -> int:
+    try:
+        from .web.app import serve
+    except ImportError as e:
+        raise CliError(f"once web needs the dashboard's packages ({e.name}): pip install 'once-queue[all]'",
+                       EXIT_USAGE)
+    return serve(r, args)
+
+
+def cmd_exporter(r, args) -> int:
+    try:
+        from .exporter import serve
+    except ImportError as e:
+        raise CliError(f"once exporter needs prometheus_client ({e.name}): pip install 'once-queue[all]'",
+                       EXIT_USAGE)
+    return serve(r, args)
+
+
+def cmd_info(r, args) -> int:
+    info = info_once(r)
+    if args.json:
+        print_json(info)
+    else:
+        _console().print(_kv_table("INFO once", info))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# parser
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password."""
+    try:
+        from urllib.parse import urlsplit, urlunsplit
+        p = urlsplit(url)
+        if p.password:
+            netloc = p.netloc.replace(f":{p.password}@", ":***@")
+            return urlunsplit((p.scheme, netloc, p.path, p.query, p.fragment))
+    except ValueError:
+        pass
+    return url
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default=argparse.SUPPRESS,
+                        help=f"the server, redis://[user:password@]host:port/db (default $ONCE_URL or {DEFAULT_URL})")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="print JSON instead of tables (for scripts)")
+
+    p = argparse.ArgumentParser(prog="once", parents=[common],
+                                description="Look at and operate the queues of the Once Redis module.",
+                                epilog="exit codes: 0 done, 1 refused or not found, 2 bad usage, 3 cannot connect")
+    p.add_argument("--version", action="version", version=f"once {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def add(name, func, help_text):
+        sp = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+        sp.set_defaults(func=func)
+        return sp
+
+    sp = add("queues", cmd_queues, "every queue in the database with its counts (SCAN ... TYPE OnceQueue)")
+    sp.add_argument("--match", help="only keys matching this glob pattern")
+
+    sp = add("stats", cmd_stats, "a queue's counts, totals, latency percentiles and settings (ONCE.STATS)")
+    sp.add_argument("queue")
+
+    sp = add("list", cmd_list, "one page of the jobs in a state (ONCE.LIST)")
+    sp.add_argument("queue")
+    sp.add_argument("state", choices=STATES)
+    sp.add_argument("--count", type=int, default=None, help="jobs per page (1-1000; the server's default is 100)")
+    sp.add_argument("--cursor", default="0", help="the cursor the previous page printed")
+    sp.add_argument("--payloads", action="store_true", help="show payloads too (WITHPAYLOADS)")
+    sp.add_argument("--all", action="store_true", help="walk every page")
+
+    sp = add("inspect", cmd_inspect, "one job in full (ONCE.INSPECT); exit 1 if there is no such job")
+    sp.add_argument("queue")
+    sp.add_argument("id")
+
+    sp = add("retry", cmd_retry, "send dead jobs back to ready (ONCE.RETRY)")
+    sp.add_argument("queue")
+    g = sp.add_mutually_exclusive_group(required=True)
+    g.add_argument("ids", nargs="*", default=[], metavar="ID")
+    g.add_argument("--all", action="store_true", help="every dead job (ONCE.RETRY queue ALL)")
+
+    sp = add("cancel", cmd_cancel, "remove jobs in any state but reserved (ONCE.CANCEL)")
+    sp.add_argument("queue")
+    sp.add_argument("ids", nargs="+", metavar="ID")
+
+    sp = add("purge", cmd_purge, "remove every job in a state (ONCE.PURGE)")
+    sp.add_argument("queue")
+    sp.add_argument("state", choices=PURGEABLE)
+    sp.add_argument("-y", "--yes", action="store_true", help="do not ask")
+
+    sp = add("pause", cmd_pause, "stop serving a queue's jobs; pushes are still accepted (ONCE.PAUSE)")
+    sp.add_argument("queue")
+    sp = add("resume", cmd_resume, "serve a paused queue again (ONCE.RESUME)")
+    sp.add_argument("queue")
+
+    sp = add("schedules", cmd_schedules, "a queue's cron schedules with their next fire (ONCE.SCHEDULES)")
+    sp.add_argument("queue")
+
+    sp = add("events", cmd_events, "the queue's event log (ONCE.EVENTS; needs EVENTS-MAX set)")
+    sp.add_argument("queue")
+    sp.add_argument("-f", "--follow", action="store_true", help="wait for new events until interrupted")
+    sp.add_argument("--after", default=None, help="only events after this event id")
+    sp.add_argument("--count", type=int, default=None, help="events per read")
+    sp.add_argument("--block-ms", type=int, default=5000, help=argparse.SUPPRESS)
+    sp.add_argument("--limit", type=int, default=0, help="with --follow: stop after this many events")
+
+    sp = add("configure", cmd_configure, "read or change a queue's settings (ONCE.CONFIGURE)")
+    sp.add_argument("queue")
+    for opt, what in (("retries", "retries of a job without its own"), ("backoff", "backoff ms"),
+                      ("lease", "lease ms"), ("dead-max", "most dead jobs kept (0: all)"),
+                      ("dead-ttl", "ms a dead job is kept (0: forever)"),
+                      ("events-max", "events kept for ONCE.EVENTS (0: none)")):
+        sp.add_argument(f"--{opt}", type=int, default=None, help=what)
+
+    sp = add("top", cmd_top, "a live view of every queue: counts, rates in/out, wait/run p99")
+    sp.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
+    sp.add_argument("--iterations", type=int, default=0, help="stop after this many refreshes (0: never)")
+    sp.add_argument("--match", help="only keys matching this glob pattern")
+
+    sp = add("info", cmd_info, "the server-wide figures of INFO once")
+
+    sp = add("web", cmd_web, "serve the dashboard (needs once-queue[all])")
+    sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    sp.add_argument("--port", type=int, default=8080)
+    sp.add_argument("--read-only", action="store_true", help="no actions at all")
+    sp.add_argument("--token", default=os.environ.get("ONCE_WEB_TOKEN"),
+                    help="actions need this token (default $ONCE_WEB_TOKEN)")
+    sp.add_argument("--basic-auth", default=os.environ.get("ONCE_WEB_BASIC_AUTH"), metavar="USER:PASSWORD",
+                    help="every page needs HTTP basic auth (default $ONCE_WEB_BASIC_AUTH)")
+    sp.add_argument("--interval", type=float, default=2.0, help="seconds between STATS samples for the charts")
+    sp.add_argument("--history", type=float, default=600.0, help="seconds of samples kept for the charts")
+    sp.add_argument("--match", help="only queues whose keys match this glob pattern")
+
+    sp = add("exporter", cmd_exporter, "serve Prometheus metrics alone (needs once-queue[all])")
+    sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    sp.add_argument("--port", type=int, default=9808)
+    sp.add_argument("--match", help="only queues whose keys match this glob pattern")
+    return p
+
+
+def connect(url: str):
+    try:
+        r = redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+    except ValueError as e:
+        raise CliError(f"bad --url {_safe_url(url)!r}: {e}", EXIT_USAGE)
+    return r
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.url = getattr(args, "url", None) or os.environ.get("ONCE_URL") or DEFAULT_URL
+    args.json = getattr(args, "json", False)
+    if getattr(args, "count", None) is not None and args.count < 1:
+        parser.error("--count must be at least 1")
+    r = None
+    try:
+        r = connect(args.url)
+        return args.func(r, args)
+    except CliError as e:
+        _console(stderr=True).print(f"once: {e}", markup=False, style="red")
+        return e.code
+    except redis.AuthenticationError as e:
+        _console(stderr=True).print(f"once: {_safe_url(args.url)}: {e}", markup=False, style="red")
+        return EXIT_CONNECT
+    except (redis.ConnectionError, redis.TimeoutError) as e:
+        _console(stderr=True).print(f"once: cannot reach {_safe_url(args.url)}: {e}", markup=False, style="red")
+        return EXIT_CONNECT
+    except redis.ResponseError as e:
+        msg = str(e)
+        if msg.lower().startswith("unknown command"):
+            msg += " (this server's Once module is older than this command)"
+        _console(stderr=True).print(f"once: {msg}", markup=False, style="red")
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+    finally:
+        if r is not None:
+            r.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
