@@ -263,9 +263,10 @@ class Run:
             got = p.execute(raise_on_error=False)
             if isinstance(got[0], Exception):
                 bad.append((db, key))
+                why = (module_trouble(self.scratch) or ["(nothing in the scratch server's log)"])[-1]
                 self.fail("DUMP/RESTORE", f"RESTORE of {key!r} ({len(payload)} bytes) refused: {got[0]}; "
-                                          f"scratch log: {self.scratch.log_tail(2).strip()}{self.recent(where(db, key))}",
-                          dedupe=str(got[0])[:60])
+                                          f"scratch log: {why}{self.recent(where(db, key))}",
+                          dedupe=re.sub(r"[0-9-]+", "N", why.split("#")[-1]))
             elif list(got[1]) != want:
                 self.fail("DUMP/RESTORE", f"{key!r} RESTOREd has DIGEST-VALUE {got[1]} != {want}{self.recent(where(db, key))}",
                           dedupe=key)
