@@ -166,6 +166,30 @@ def _pool_takes_name() -> bool:
 _POOL_TAKES_NAME = _pool_takes_name()
 
 
+def _flat(reply: Any) -> Iterator[Any]:
+    if isinstance(reply, dict):
+        reply = [x for kv in reply.items() for x in kv]
+    if isinstance(reply, (list, tuple)):
+        for x in reply:
+            yield from _flat(x)
+    else:
+        yield reply
+
+
+def has_retry_all(r: Any) -> bool:
+    """Whether the server's ONCE.RETRY takes ``ALL`` (its COMMAND DOCS name the token). An older module would read
+    ALL as a job id and retry nothing."""
+    kw = r.connection_pool.connection_kwargs
+    key = (hash((kw.get("host"), kw.get("port"), kw.get("path"))), "once.retry all")
+    if key not in _COMMANDS:
+        try:
+            docs = _raw(r, "COMMAND", "DOCS", "ONCE.RETRY")
+            _COMMANDS[key] = any(text(x).upper() == "ALL" for x in _flat(docs) if isinstance(x, (bytes, str)))
+        except Exception:  # noqa: BLE001 - no COMMAND DOCS (old server): assume the command knows
+            _COMMANDS[key] = True
+    return _COMMANDS[key]
+
+
 def forget_commands() -> None:
     """Forget what has_command learnt (a newer module may have been loaded)."""
     _COMMANDS.clear()
@@ -266,7 +290,11 @@ class Admin:
         return int(self._call("ONCE.RETRY", *ids)) if ids else 0
 
     def retry_all(self) -> int:
-        """ONCE.RETRY queue ALL: every dead job back to ready; how many."""
+        """ONCE.RETRY queue ALL: every dead job back to ready; how many. Raises ``redis.ResponseError`` on a module
+        whose RETRY does not take ALL (it would read ALL as a job id)."""
+        if not has_retry_all(self.r):
+            import redis
+            raise redis.ResponseError("this server's Once module has no ONCE.RETRY queue ALL (a newer module has)")
         return int(self._call("ONCE.RETRY", "ALL"))
 
     def cancel(self, ids: Sequence[str]) -> int:
