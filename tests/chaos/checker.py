@@ -87,6 +87,29 @@ def pipelined(client: Any, queue: str, args: Sequence[Any], wait_replicas: int, 
     return reply, (acked if isinstance(acked, int) else 0)
 
 
+def retrying(factory: ClientFactory, fn: Callable[[Any], Any], timeout: float = 20.0) -> Any:
+    """`fn(client)` with a client from `factory`, again on a new client after a connection error or a transient
+    error reply (READONLY, LOADING, MASTERDOWN...), for up to `timeout` seconds: the end of a run must not fail
+    because the deployment was still settling."""
+    deadline = time.monotonic() + timeout
+    while True:
+        client = factory()
+        try:
+            return fn(client)
+        except (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError, redis.BusyLoadingError):
+            if time.monotonic() > deadline:
+                raise
+        except redis.ResponseError as exc:
+            if time.monotonic() > deadline or not str(exc).upper().startswith(("MASTERDOWN", "TRYAGAIN", "LOADING")):
+                raise
+        finally:
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001
+                pass
+        time.sleep(0.2)
+
+
 @dataclass
 class Push:
     payload: str
@@ -172,7 +195,9 @@ class Workload:
     push to too but no worker reads until `drain()`, so jobs sit in the queue across every fault (a backlog, where
     a fault that drops state shows as lost jobs); `schedule_every_ms`: a schedule `@every <n>ms` on each worker
     queue, so the timer fires schedules all along (its jobs carry the payload `<tag>/cron`, are acked like the
-    others, and are left out of the lost/duplicated/unexpected counts; `drain()` removes the schedules first).
+    others, and are left out of the lost/duplicated/unexpected counts; `drain()` removes the schedules first);
+    `reserve_wait_ms`: the WAIT after each RESERVE (it only decides whether a reservation counts as durable for
+    the attempt check, so it is short: workers keep going while no replica is attached).
     """
 
     def __init__(self, client_factory: ClientFactory, queues: Sequence[str], *, producers: int = 2,
@@ -181,13 +206,14 @@ class Workload:
                  wait_replicas: int = 1, wait_timeout_ms: int = 1000, push_interval: float = 0.004,
                  durable_push: Optional[Callable[[Any, str, List[Any]], Tuple[Any, int]]] = None,
                  seed: Optional[int] = None, tag: Optional[str] = None, backlog_queues: Sequence[str] = (),
-                 schedule_every_ms: int = 0):
+                 schedule_every_ms: int = 0, reserve_wait_ms: int = 100):
         if not queues:
             raise ValueError("at least one queue")
         self.factory = client_factory
         self.queues = list(queues)
         self.backlog_queues = [q for q in backlog_queues if q not in self.queues]
         self.schedule_every_ms = schedule_every_ms
+        self.reserve_wait_ms = reserve_wait_ms
         self.n_producers, self.n_workers = producers, workers
         self.lease_ms, self.count, self.retries = lease_ms, count, retries
         self.delay_every, self.max_delay_ms = delay_every, max_delay_ms
@@ -350,7 +376,7 @@ class Workload:
         args: List[Any] = ["ONCE.RESERVE", queue, "COUNT", count, "LEASE", lease_ms]
         if ack is not None:
             args += ["ACK", ack.id, "ATTEMPT", ack.attempt]
-        reply, replicas = pipelined(client, queue, args, self.wait_replicas, self.wait_timeout_ms)
+        reply, replicas = pipelined(client, queue, args, self.wait_replicas, self.reserve_wait_ms)
         now = time.monotonic()
         durable = replicas >= self.wait_replicas
         got = [Reservation(_s(p), queue, _s(i), int(a), now, durable) for i, p, a in (reply or [])]
@@ -425,31 +451,42 @@ class Workload:
         factory = client_factory or self.factory
         time.sleep(settle if settle is not None else (self.lease_ms + self.max_delay_ms) / 1000.0 + 0.5)
         deadline = time.monotonic() + timeout
-        client = factory()
         done = 0
-        try:
-            if self.schedule_every_ms:
-                for q in self.queues:
-                    node_client(client, q).execute_command("ONCE.UNSCHEDULE", q, self._schedule_name())
-            for queue in self.queues + self.backlog_queues:
-                while time.monotonic() < deadline:
-                    c = node_client(client, queue)
-                    reply = c.execute_command("ONCE.RESERVE", queue, "COUNT", 1000, "LEASE", 600000)
-                    if not reply:
-                        break
-                    # taken from the healed deployment, which holds every durable change: compared with the durable
-                    # reservations for attempt regressions
-                    jobs = [Reservation(_s(p), queue, _s(i), int(a), time.monotonic(), True) for i, p, a in reply]
-                    with self.lock:
-                        self.reservations.extend(jobs)
-                    pipe = c.pipeline(transaction=False)
-                    for j in jobs:
-                        pipe.execute_command("ONCE.ACK", queue, j.id, "ATTEMPT", j.attempt)
-                    for j, n in zip(jobs, pipe.execute(raise_on_error=False)):
-                        self._ack_outcome(j.payload, "acked" if n == 1 else "refused")
-                        done += n == 1
-        finally:
-            client.close()
+        if self.schedule_every_ms:
+            for q in self.queues:
+                retrying(factory, lambda c, q=q: node_client(c, q).execute_command(
+                    "ONCE.UNSCHEDULE", q, self._schedule_name()))
+
+        def batch(client: Any, queue: str) -> int:
+            """Reserves up to 1000 ready jobs and acks them; how many were reserved."""
+            c = node_client(client, queue)
+            reply = c.execute_command("ONCE.RESERVE", queue, "COUNT", 1000, "LEASE", 600000)
+            if not reply:
+                return 0
+            # taken from the healed deployment, which holds every durable change: compared with the durable
+            # reservations for attempt regressions
+            jobs = [Reservation(_s(p), queue, _s(i), int(a), time.monotonic(), True) for i, p, a in reply]
+            with self.lock:
+                self.reservations.extend(jobs)
+            pipe = c.pipeline(transaction=False)
+            for j in jobs:
+                pipe.execute_command("ONCE.ACK", queue, j.id, "ATTEMPT", j.attempt)
+            try:
+                replies = pipe.execute(raise_on_error=False)
+            except Exception:
+                for j in jobs:                          # those ACKs may or may not have been applied
+                    self._ack_outcome(j.payload, "unknown")
+                raise
+            for j, n in zip(jobs, replies):
+                self._ack_outcome(j.payload, "acked" if n == 1 else "refused")
+            return len(jobs)
+
+        for queue in self.queues + self.backlog_queues:
+            while time.monotonic() < deadline:
+                n = retrying(factory, lambda c, queue=queue: batch(c, queue))
+                done += n
+                if not n:
+                    break
         return done
 
     def check(self, client_factory: Optional[ClientFactory] = None) -> Result:
@@ -487,12 +524,24 @@ class Workload:
                     res.attempt_regressions.append(f"{queue} {job_id}: attempt {a.attempt} then {b.attempt}")
         acknowledged = [p for p in pushes.values() if p.status == "ok"]
         res.acknowledged = len(acknowledged)
-        client = factory()
+        state: Dict[str, Any] = {}
+
+        def inspect(p: Push) -> Any:
+            def once(c: Any) -> Any:
+                return _map(node_client(c, p.queue).execute_command("ONCE.INSPECT", p.queue, p.id))
+            try:
+                return once(state["client"])
+            except Exception:  # noqa: BLE001 - the deployment was still settling: a fresh client, with retries
+                state["client"].close()
+                state["client"] = factory()
+                return retrying(factory, once)
+
+        state["client"] = factory()
         try:
             for p in acknowledged:
                 if p.payload in completed:
                     continue
-                info = _map(node_client(client, p.queue).execute_command("ONCE.INSPECT", p.queue, p.id))
+                info = inspect(p)
                 if info is None:
                     res.lost.append(f"{p.queue} {p.id} {p.payload}")
                     continue
@@ -504,6 +553,6 @@ class Workload:
                     res.retries_changed.append(f"{p.queue} {p.id}: retries {info.get('retries')}, "
                                                f"pushed {p.retries}")
         finally:
-            client.close()
+            state["client"].close()
         res.extra["reserve_ack_fenced"] = "yes" if self.reserve_ack_fenced else "unsupported"
         return res

@@ -11,9 +11,10 @@ def _run(pause):
     time.sleep(pause)
 
 
-def kill_promote_restart_rejoin(topo, wl, pause):
+def kill_promote_restart_rejoin(topo, wl, pause, crash=False):
     """kill -9 of the master; REPLICAOF NO ONE on the replica (the clients follow it); a restart of the promoted
-    replica from its own AOF; the old master back from its own AOF as a replica of the new one."""
+    replica from its own AOF (`crash`: after a kill -9 too, for `appendfsync always`, where a replica fsyncs
+    before it acknowledges); the old master back from its own AOF as a replica of the new one."""
     old, new = topo.master, topo.replicas()[0]
     old.stop(kill=True)
     wl.note_fault("kill -9 master")
@@ -21,12 +22,37 @@ def kill_promote_restart_rejoin(topo, wl, pause):
     topo.promote(new)
     wl.note_fault("promote replica")
     _run(pause)
-    topo.restart_as_master(new)        # SHUTDOWN, then a start from its own AOF alone
+    if crash:
+        new.stop(kill=True)
+        wl.note_fault("kill -9 promoted")
+    topo.restart_as_master(new)        # (SHUTDOWN), then a start from its own AOF alone
     wl.note_fault("restart promoted from its AOF")
     _run(pause)
     topo.restart_as_replica(old, new)
     topo.wait_link(old)
     wl.note_fault("old master rejoins as replica")
+    _run(pause)
+
+
+def kill_promote_crash_rejoin(topo, wl, pause):
+    """As kill_promote_restart_rejoin, the promoted replica killed -9 before its restart (`appendfsync always`)."""
+    kill_promote_restart_rejoin(topo, wl, pause, crash=True)
+
+
+def power_loss(topo, wl, pause):
+    """kill -9 of every node at once, then each starts from its own AOF: the master as master, the others as its
+    replicas. With `appendfsync always` a node fsyncs its AOF before it replies (or acknowledges to its master), so
+    no acknowledged push may be lost."""
+    for n in topo.nodes:
+        n.stop(kill=True)
+    wl.note_fault("kill -9 every node")
+    _run(pause / 2)
+    topo.restart_as_master(topo.master)
+    for n in topo.replicas():
+        topo.restart_as_replica(n, topo.master)
+    for n in topo.replicas():
+        topo.wait_link(n)
+    wl.note_fault("all restarted from their AOFs")
     _run(pause)
 
 

@@ -40,6 +40,9 @@ def scenarios():
     return [
         Scenario("mr-everysec-kill", lambda k: MR(k, "everysec"), [kill], {"short", "full"}),
         Scenario("mr-always-kill", lambda k: MR(k, "always"), [kill, kill], {"full"}),
+        Scenario("mr-always-power-loss", lambda k: MR(k, "always"), [faults.power_loss], {"short", "full"}),
+        Scenario("mr-always-crash", lambda k: MR(k, "always"),
+                 [faults.kill_promote_crash_rejoin, faults.power_loss, faults.kill_promote_crash_rejoin], {"full"}),
         Scenario("mr-everysec-kill-twice", lambda k: MR(k, "everysec"), [kill, kill], {"full"}),
         Scenario("mr-always-stop-pause-failover", lambda k: MR(k, "always"), stop_pause_failover, {"short", "full"}),
         Scenario("mr-everysec-stop-pause-failover", lambda k: MR(k, "everysec"), stop_pause_failover + [

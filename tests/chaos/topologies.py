@@ -210,6 +210,13 @@ class MasterReplica(Topology):
         self.master = node
 
 
+def _pairs(reply):
+    """A flat [field, value, ...] reply (or a dict) as a dict of str."""
+    if isinstance(reply, dict):
+        return {str(k): v for k, v in reply.items()}
+    return {reply[i]: reply[i + 1] for i in range(0, len(reply), 2)}
+
+
 class SentinelNode(harness.Server):
     """One sentinel (not loading the module) watching `master_name` at `master_port`."""
 
@@ -302,14 +309,37 @@ class SentinelGroup(Topology):
         self.master = wait_until(moved, timeout=timeout, interval=0.1, what="sentinel failover")
         return self.master
 
-    def settle(self, timeout=30.0):
-        """Waits until the node the sentinels name as master says it is one; `master` follows it."""
-        def named():
-            port = self.sentinel_master_port()
-            node = next((n for n in self.nodes if n.port == port), None)
+    def settle(self, timeout=30.0, stable=2.0):
+        """Waits until every sentinel names the same master, with no failover under way (flags exactly
+        "master"), that node says it is a master, and all this holds for `stable` seconds; `master` follows it."""
+        def agreed():
+            ports = set()
+            for sn in self.sentinels:
+                if not sn.alive():
+                    continue
+                try:
+                    info = _pairs(self._ask(sn, "SENTINEL", "MASTER", self.MASTER))
+                except redis.RedisError:
+                    return None
+                if info.get("flags") != "master":
+                    return None
+                ports.add(int(info["port"]))
+            if len(ports) != 1:
+                return None
+            node = next((n for n in self.nodes if n.port in ports), None)
             return node if node is not None and self.role(node) == "master" else None
-        self.master = wait_until(named, timeout=timeout, interval=0.1, what="the sentinels' master to be a master")
-        return self.master
+        deadline = time.monotonic() + timeout
+        since, node = None, None
+        while True:
+            now_node = agreed()
+            if now_node is None or now_node is not node:
+                since, node = time.monotonic(), now_node
+            elif time.monotonic() - since >= stable:
+                self.master = node
+                return node
+            if time.monotonic() > deadline:
+                raise AssertionError("the sentinels did not settle on one master")
+            time.sleep(0.1)
 
     def heal(self, timeout=30.0):
         for n in self.nodes:
