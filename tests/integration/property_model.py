@@ -387,8 +387,18 @@ class Generator:
             argv = [self.rng.choice(SCHEDULE_NAMES), self.edge(self.when(0), -1), self.when()]
         return [f"ONCE.{what}", key] + argv
 
+    def config(self, key):
+        """CONFIG SET of a module config (README "Configs") on the master only: configs do not replicate, and the
+        master decides every value they feed before it replicates it. (Not once.fault-saves: that one breaks saves
+        on purpose.)"""
+        name, typical = self.rng.choice([("default-retries", 3), ("default-backoff-ms", 1000),
+                                         ("backoff-max-ms", 3_600_000), ("default-lease-ms", 30_000),
+                                         ("max-payload-bytes", 67_108_864), ("max-error-bytes", 4096)])
+        value = self.edge(self.rng.choice([typical, 1, 100]), 1000, 1001, LEASE_MAX, MS_10Y, MS_10Y + 1, 2 ** 31)
+        return ["CONFIG", "SET", f"once.{name}", value]
+
     WEIGHTS = [("push", 26), ("reserve", 15), ("ack", 7), ("nack", 10), ("extend", 6), ("retry", 5), ("cancel", 6),
-               ("inspect", 5), ("stats", 3), ("schedule", 7), ("unschedule", 4), ("schedules", 2), ("arity", 2), ("internal", 6)]
+               ("inspect", 5), ("stats", 3), ("schedule", 7), ("unschedule", 4), ("schedules", 2), ("arity", 2), ("internal", 6), ("config", 1)]
 
     def group(self):
         """How many of the next commands to send inside one MULTI/EXEC (0: none)."""
@@ -409,4 +419,6 @@ class Generator:
             "schedules": lambda: ["ONCE.SCHEDULES", key],
         }
         argv = simple[what]() if what in simple else getattr(self, what)(key)
+        if what == "config":
+            self.must_fail, key = None, "(config)"      # no key: WRONGTYPE does not apply
         return Cmd(argv, key, self.must_fail, db)

@@ -46,7 +46,7 @@ RUN_SECONDS = 40          # no batch starts after this many seconds of a run
 PAUSE_MS = 60_000         # CLIENT PAUSE while comparing; lifted explicitly
 PACE_S = 0.003           # at most this long between two commands (1.5 ms on average)
 MAX_ERROR_REPLY = 400     # "error replies quote at most a short prefix of client input" (design.md, Contract v2)
-MAX_ERROR_BYTES = 4096    # once.max-error-bytes: NACK's ERROR text beyond it is kept cut (README, ONCE.NACK)
+MAX_ERROR_BYTES = 4096    # once.max-error-bytes by default: ERROR text beyond it is kept cut (README, ONCE.NACK)
 QUEUE_TYPE = b"OnceQueue"
 
 
@@ -67,6 +67,7 @@ class Run:
         self.history = collections.defaultdict(lambda: collections.deque(maxlen=6))     # key -> accepted commands
         self.notable = collections.defaultdict(lambda: collections.deque(maxlen=6))     # accepted SCHEDULE, ONCE._*
         self.commands = 0
+        self.max_error_bytes = MAX_ERROR_BYTES     # the largest once.max-error-bytes the run has set
         self.batch = 0
         self.log = open(logpath, "w", encoding="utf-8", errors="replace")
         self.logpath = logpath
@@ -166,6 +167,8 @@ class Run:
         self.note(f"   {cut(repr(cmd), 60)} -> {shown}")
         failed = isinstance(reply, tuple) and reply[0] == "error"
         if not failed:
+            if cmd.argv[:3] == ["CONFIG", "SET", "once.max-error-bytes"]:
+                self.max_error_bytes = max(self.max_error_bytes, cmd.argv[3])
             self.history[cmd.where].append(f"{cmd!r} -> {shown}")
             if cmd.name == "ONCE.SCHEDULE" or cmd.name.startswith("ONCE._"):
                 self.notable[cmd.where].append(f"{cmd!r} -> {shown}")
@@ -195,7 +198,7 @@ class Run:
         self.snap0 = self.state(self.master)
         for queue, seen in self.snap0["queues"].items():
             for job_id, job in seen["jobs"].items():
-                if job and len(job.get(b"last_error") or b"") > MAX_ERROR_BYTES:
+                if job and len(job.get(b"last_error") or b"") > self.max_error_bytes:
                     self.fail("last_error over once.max-error-bytes", f"{queue} {job_id!r}: last_error of "
                               f"{len(job[b'last_error'])} bytes{self.recent(queue)}", dedupe="")
 
