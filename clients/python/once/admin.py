@@ -11,6 +11,7 @@ dicts, lists, str, int, float and None only, so it can be printed as JSON as it 
         print(name, Admin(r, name).stats())
 """
 import math
+import time
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 TYPE_NAME = "OnceQueue"            # the module's data type name: SCAN ... TYPE OnceQueue finds every queue
@@ -120,7 +121,23 @@ def info_once(r: Any) -> Dict[str, Any]:
     return out
 
 
-_COMMANDS: Dict[Tuple[int, str], bool] = {}
+class _Probes(dict):
+    """What the server has, per server and command, forgotten after a minute (a server may load a newer module)."""
+
+    TTL = 60.0
+
+    def __contains__(self, key):
+        item = dict.get(self, key)
+        return item is not None and time.monotonic() - item[1] < self.TTL
+
+    def __getitem__(self, key):
+        return dict.__getitem__(self, key)[0]
+
+    def __setitem__(self, key, value):
+        dict.__setitem__(self, key, (value, time.monotonic()))
+
+
+_COMMANDS: Dict[Tuple[int, str], bool] = _Probes()
 
 
 def has_command(r: Any, name: str) -> bool:

@@ -26,7 +26,8 @@ from urllib.parse import urlsplit
 import redis
 from flask import Flask, Response, abort, flash, jsonify, redirect, render_template, request, session, url_for
 
-from ..admin import PURGEABLE, STATES, Admin, buckets_to_counts, has_command, info_once, plain_map, queues
+from ..admin import (PURGEABLE, STATES, Admin, buckets_to_counts, has_command, has_retry_all, info_once, plain_map,
+                     queues)
 from ..cli import fmt_ms, fmt_rate, fmt_time
 from .charts import histogram_chart, line_chart
 
@@ -222,7 +223,7 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
             rows.append({"name": n, "stats": s, "rates": rates,
                          "spark": line_chart([("in", hist.rate_series(n, "pushed_total")),
                                               ("out", hist.rate_series(n, "acked_total"))],
-                                             width=140, height=28, spark=True, span_s=hist.span,
+                                             width=140, height=28, spark=True,
                                              title=f"rates of {n}")})
         return rows
 
@@ -252,12 +253,11 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
     def queue_live(name: str) -> Dict[str, Any]:
         a = Admin(r, name)
         s = a.stats()
-        span = hist.span
-        counts = line_chart([(st, hist.series(name, st)) for st in STATES], title="jobs by state", span_s=span)
+        counts = line_chart([(st, hist.series(name, st)) for st in STATES], title="jobs by state")
         thru = line_chart([("in", hist.rate_series(name, "pushed_total")),
                            ("out", hist.rate_series(name, "acked_total")),
                            ("fail", hist.rate_series(name, "nacked_total", "expired_total"))],
-                          title="throughput", unit="/s", span_s=span)
+                          title="throughput", unit="/s")
         hists = {}
         if has_command(r, "ONCE.HISTOGRAM"):
             for kind in ("wait", "run"):
@@ -286,7 +286,7 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
         return render_template("queue.html", name=name, live=queue_live(name), schedules=a.schedules(),
                                events=events, events_note=events_note,
                                can_list=has_command(r, "ONCE.LIST"), can_pause=has_command(r, "ONCE.PAUSE"),
-                               can_purge=has_command(r, "ONCE.PURGE"))
+                               can_purge=has_command(r, "ONCE.PURGE"), can_retry_all=has_retry_all(r))
 
     @app.route("/fragment/queue")
     def queue_fragment():
@@ -312,7 +312,7 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
         page = int(request.args.get("page", "1") or 1)
         return render_template("jobs.html", name=name, state=state, jobs=jobs, next_cursor=next_cursor,
                                cursor=cursor, count=count, stats=s, page=page,
-                               can_purge=has_command(r, "ONCE.PURGE"))
+                               can_purge=has_command(r, "ONCE.PURGE"), can_retry_all=has_retry_all(r))
 
     @app.route("/job")
     def job_page():
@@ -475,7 +475,12 @@ def serve(r: Any, args: Any) -> int:
                          cookie_suffix=f"_{args.port}")
     except ConfigError as e:
         raise CliError(str(e), EXIT_USAGE)
-    server = make_server(args.host, args.port, app, threaded=True)
+    try:
+        server = make_server(args.host, args.port, app, threaded=True)
+    except (OSError, SystemExit) as e:             # werkzeug reports a failed bind by SystemExit
+        app.extensions["once_history"].stop()
+        why = getattr(e, "strerror", None) or "the address cannot be bound"
+        raise CliError(f"cannot listen on {args.host}:{args.port}: {why}", 1)
     mode = "read-only" if args.read_only else ("actions need the token" if token else
                                                 ("basic auth" if args.basic_auth else "actions allowed"))
     host = f"[{args.host}]" if ":" in args.host else args.host

@@ -52,10 +52,11 @@ def line_chart(series: Sequence[Tuple[str, Sequence[Tuple[float, Optional[float]
             out.append(f'<line x1="{pad_l}" y1="{y:.1f}" x2="{pad_l + w}" y2="{y:.1f}" class="grid"/>')
             out.append(f'<text x="{pad_l - 4}" y="{y + 3:.1f}" class="axis" text-anchor="end">'
                        f'{escape(_fmt(vmax * frac))}{escape(unit)}</text>')
-        mins = (t1 - t0) / 60.0
-        out.append(f'<text x="{pad_l}" y="{height - 4}" class="axis">-{escape(_fmt(round(mins, 1)))} min</text>')
+        secs = t1 - t0
+        ago = f"-{int(round(secs))} s" if secs < 120 else f"-{_fmt(round(secs / 60.0, 1))} min"
+        out.append(f'<text x="{pad_l}" y="{height - 4}" class="axis">{escape(ago)}</text>')
         out.append(f'<text x="{pad_l + w}" y="{height - 4}" class="axis" text-anchor="end">now</text>')
-    legend_x = pad_l + 120
+    legend_x = pad_l + 7 * len(title) + 16
     for name, pts in series:
         color = COLORS.get(name, "#495057")
         segs: List[List[str]] = [[]]
