@@ -34,13 +34,15 @@ deps: deps-system deps-python
 
 # Debian packages, each probed by the very file a step uses: redis-server and redis-cli for the servers the tests
 # start (redis-benchmark for make bench), redis-sentinel for the failover suites, and libclang.so itself for
-# redis-module's bindgen (a fresh machine has libclang-cpp*.so, which bindgen does not load).
+# redis-module's bindgen (a fresh machine has libclang-cpp*.so, which bindgen does not load), and /usr/bin/chromium
+# for the dashboard's browser tests (Playwright drives Debian's Chromium; no browser is downloaded).
 deps-system:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null || missing="$$missing redis-tools"; \
 	command -v redis-sentinel >/dev/null || missing="$$missing redis-sentinel"; \
 	ls $${LIBCLANG_PATH:-/nonexistent}/libclang.so /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || missing="$$missing libclang-dev"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing (apt):$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -53,6 +55,14 @@ deps-python:
 	if [ -n "$$missing" ]; then \
 		echo "installing (pip): $$missing"; \
 		$(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore $$missing; \
+	fi
+	@# The Python package with its [all] extra (rich, flask, prometheus_client, playwright) and its console script
+	@# `once`, probed by import and by the script next to this Python; editable, so `once` runs this checkout.
+	@missing=$$($(PYTHON) -c 'import importlib.util,sys; print(" ".join(m for m in sys.argv[1:] if importlib.util.find_spec(m) is None))' rich flask prometheus_client playwright); \
+	test -x "$$($(PYTHON) -c 'import os,sys; print(os.path.join(os.path.dirname(sys.executable), "once"))')" || missing="$$missing once"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing (pip): -e ./clients/python[all] (for:$$missing)"; \
+		$(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore -e './clients/python[all]'; \
 	fi
 
 clean:
