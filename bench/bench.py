@@ -851,7 +851,8 @@ def report(cfg, m, feats, R, elapsed):
         a(f"Failed / not run: {cl}")
     a("")
     # 7
-    a(f"## 7. ONCE.CANCEL of {cfg.cancel_ids:,} ids from the head vs the middle of a {cfg.cancel_jobs:,}-job ready line")
+    a(f"## 7. ONCE.CANCEL of {cfg.cancel_ids:,} ids from the head vs the middle of a {cfg.cancel_jobs:,}-job "
+      "ready line")
     a("")
     if isinstance(cn, dict):
         a(f"One queue of {cn['jobs']:,} ready jobs (one priority, pushed pipelined); one ONCE.CANCEL with the first "
@@ -907,7 +908,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=os.path.join(BENCH, "results.md"))
-    ap.add_argument("--only", default="", help="comma list of sections: push,cycle,memory,delayed,wakeup,cluster,cancel,crontick")
+    ap.add_argument("--only", default="",
+                    help="comma list of sections: push,cycle,memory,delayed,wakeup,cluster,cancel,crontick")
     cfg = ap.parse_args()
     q = cfg.quick
     cfg.push_n = 200_000 if q else 1_000_000

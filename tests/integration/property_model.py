@@ -165,11 +165,12 @@ class Generator:
             return OTHER_TYPE_KEY
         return self.rng.choice(KEYS)
 
-    def payload(self):
+    def payload(self, big=True):
+        """A job's payload; `big=False` for schedules (one firing every ms would push 70 MB/s)."""
         roll = self.rng.random()
         if roll < 0.85:
             return f"p{self.rng.randrange(1000)}"
-        return self.rng.choice(["", "\x00\xff\r\nbinary \u00fc", "x" * 23, "y" * 70_000])
+        return self.rng.choice(["", "\x00\xff\r\nbinary \u00fc", "x" * 23, "z" * 300] + (["y" * 70_000] if big else []))
 
     def job_id(self, key):
         """An id that may name a job of `key`: one it reserved, one the server made, a custom one, or none."""
@@ -323,7 +324,7 @@ class Generator:
             opts.append(("TZ", self.pick(ZONES)))
         if self.maybe(0.3):
             opts.append(("MISSED", self.pick([("once", "ok"), ("skip", "ok"), ("SKIP", "ok"), ("never", "bad")])))
-        return ["ONCE.SCHEDULE", key, name, spec, self.payload()] + self.options(opts)
+        return ["ONCE.SCHEDULE", key, name, spec, self.payload(big=False)] + self.options(opts)
 
     def arity(self, key):
         self._bad("arity")
@@ -380,7 +381,7 @@ class Generator:
         elif what == "_SCHED":
             last = self.edge(-1, now_ms())
             argv = [self.rng.choice(SCHEDULE_NAMES), self.rng.choice(SPECS)[0], self.rng.choice(ZONES)[0],
-                    self.payload(), self.edge(self.rng.randrange(4), 1000, 1001), self.edge(0, MS_10Y + 1),
+                    self.payload(big=False), self.edge(self.rng.randrange(4), 1000, 1001), self.edge(0, MS_10Y + 1),
                     self.edge(0, LEASE_MAX + 1), self.edge(0, 1_000_001), self.rng.choice(["once", "skip", "x"]),
                     self.when(), last]
         else:
@@ -398,7 +399,8 @@ class Generator:
         return ["CONFIG", "SET", f"once.{name}", value]
 
     WEIGHTS = [("push", 26), ("reserve", 15), ("ack", 7), ("nack", 10), ("extend", 6), ("retry", 5), ("cancel", 6),
-               ("inspect", 5), ("stats", 3), ("schedule", 7), ("unschedule", 4), ("schedules", 2), ("arity", 2), ("internal", 6), ("config", 1)]
+               ("inspect", 5), ("stats", 3), ("schedule", 7), ("unschedule", 4), ("schedules", 2), ("arity", 2),
+               ("internal", 6), ("config", 1)]
 
     def group(self):
         """How many of the next commands to send inside one MULTI/EXEC (0: none)."""

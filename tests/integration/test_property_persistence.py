@@ -5,8 +5,9 @@ Each run starts a master (AOF off, or on: parametrized), a replica with AOF on a
 A batch is COMMANDS random commands (property_model.Generator: every client command and option, the internal
 ONCE._* commands a client may also send, some in db 1, some inside MULTI/EXEC) sent to the master while its timer
 promotes, expires leases and fires schedules; a command README says must fail has to reply an error, no error
-reply may quote a long input back, and no command may crash the server. After each batch the master is frozen with `CLIENT PAUSE <ms> WRITE` (its timer included, see
-shared/redis-module-notes.md) and the digest D0 of the frozen state must come back from:
+reply may quote a long input back, and no command may crash the server. The module configs change too (CONFIG
+SET once.*, on the master only). After each batch the master is frozen with `CLIENT PAUSE <ms> WRITE` (its timer
+included, see shared/redis-module-notes.md) and the digest D0 of the frozen state must come back from:
 
 - the replica, once its offset equals the master's;
 - DUMP of every queue, RESTOREd on the scratch server (a fresh key name, a fresh server): DEBUG DIGEST-VALUE equal;
@@ -271,7 +272,8 @@ class Run:
                                           f"scratch log: {why}{self.recent(where(db, key))}",
                           dedupe=re.sub(r"[0-9-]+", "N", why.split("#")[-1]))
             elif list(got[1]) != want:
-                self.fail("DUMP/RESTORE", f"{key!r} RESTOREd has DIGEST-VALUE {got[1]} != {want}{self.recent(where(db, key))}",
+                self.fail("DUMP/RESTORE", f"{key!r} RESTOREd has DIGEST-VALUE {got[1]} != {want}"
+                                          f"{self.recent(where(db, key))}",
                           dedupe=key)
             elif key.decode() in KEYS:
                 self.copies[(db, key)] = (payload, want)
