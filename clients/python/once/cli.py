@@ -108,7 +108,7 @@ def _kv_table(title: str, mapping: Dict[str, Any], formats: Optional[Dict[str, A
     return t
 
 
-JOB_TIMES = ("created", "due", "lease_deadline")
+JOB_TIMES = ("created", "due", "lease_deadline", "died")
 
 
 # ---------------------------------------------------------------------------------------------------------------

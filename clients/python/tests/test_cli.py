@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest_web import cli_env, cli_json, make_dead, need, once_script, retry_all_supported, run_cli, url_of
+from conftest_web import cli_env, cli_json, has, make_dead, need, once_script, retry_all_supported, run_cli, url_of
 from once.admin import Admin
 
 import harness
@@ -267,12 +267,17 @@ def test_pause_and_resume(url, r, queue):
 def test_configure(url, r, queue):
     need(r, "ONCE.CONFIGURE")
     push(r, queue, "x")
-    got = cli_json(url, "configure", queue, "--dead-max", 7, "--events-max", 100)
-    assert got["dead_max"] == 7 and got["events_max"] == 100
+    got = cli_json(url, "configure", queue, "--dead-max", 7, "--dead-ttl", 86400000, "--retries", 2)
+    assert got["dead_max"] == 7 and got["dead_ttl"] == 86400000 and got["retries"] == 2
     assert cli_json(url, "configure", queue) == got                   # no options: reads
     assert Admin(r, queue).settings() == got
+    p = run_cli(url, "configure", queue)
+    assert p.returncode == 0 and "dead_max" in p.stdout and "86400000" in p.stdout
     p = run_cli(url, "configure", queue, "--dead-max", -1)
     assert p.returncode == 1 and "ERR" in p.stderr
+    assert Admin(r, queue).settings() == got                          # a refused change changes nothing
+    if has(r, "ONCE.EVENTS"):
+        assert cli_json(url, "configure", queue, "--events-max", 100)["events_max"] == 100
 
 
 def test_events_and_follow(url, r, queue):

@@ -375,8 +375,10 @@ def test_screenshot_of_a_seeded_demo(browser, tmp_path):
     stop = threading.Event()
     try:
         r = s.client()
-        if has(r, "ONCE.CONFIGURE"):
+        if has(r, "ONCE.EVENTS"):
             r.execute_command("ONCE.CONFIGURE", "emails", "EVENTS-MAX", 200)
+        if has(r, "ONCE.CONFIGURE"):
+            r.execute_command("ONCE.CONFIGURE", "payments", "DEAD-MAX", 1000)
         r.execute_command("ONCE.SCHEDULE", "reports", "nightly", "30 2 * * *", "build the nightly report",
                           "TZ", "Europe/Berlin")
         r.execute_command("ONCE.SCHEDULE", "emails", "digest", "@every 1h", "send the hourly digest")
