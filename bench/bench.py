@@ -499,8 +499,14 @@ def bench_cancel(cfg, feats):
 
 
 def bench_cron_tick(cfg, feats):
+    """One fresh server per spread of the schedules over keys (all on one key is the hard case: a queue holds up
+    to 10,000)."""
+    return {"runs": [cron_tick_run(cfg, nkeys) for nkeys in cfg.tick_keys]}
+
+
+def cron_tick_run(cfg, nkeys):
     n, count = cfg.tick_jobs, cfg.tick_schedules
-    keys = [f"cron:{i}" for i in range(cfg.tick_keys)]
+    keys = [f"cron:{i}" for i in range(nkeys)]
     s = Server(module=True)
     try:
         # How long a million pushes take here, so the jobs fall due only after the schedules are in place.
@@ -534,7 +540,8 @@ def bench_cron_tick(cfg, feats):
     out = {"jobs": n, "schedules": count, "keys": len(keys), "accepted": accepted, "refused": first_error(made, int),
            "lead_ms": lead_ms, "schedule_secs": sched_s, "before_due_ms": before_due_ms, "all_ready_ms": all_ready_ms,
            "ready": ready, "fired": fired, "info_before": info_before, "info_after": info_after}
-    log(f"crontick: {accepted:,} schedules, {ready:,} of {n:,} ready {all_ready_ms} ms after due, {fired:,} fired; "
+    log(f"crontick: {accepted:,} schedules on {nkeys} key(s), {ready:,} of {n:,} ready {all_ready_ms} ms after due, "
+        f"{fired:,} fired; "
         f"timer max tick {info_before.get('once_timer_max_tick_us')} us before due, "
         f"{info_after.get('once_timer_max_tick_us')} us at the end")
     return out
@@ -690,10 +697,15 @@ def report(cfg, m, feats, R, elapsed):
     else:
         T.append(("CANCEL from the middle ≤ 2× from the head", "not measured", "—"))
     ct = R.get("crontick")
-    if isinstance(ct, dict) and ct["info_after"].get("once_timer_max_tick_us") not in (None, ""):
-        tick = int(ct["info_after"]["once_timer_max_tick_us"])
-        T.append((f"longest timer tick ≤ 2 ms, {ct['accepted']:,} schedules @every 10ms + {ct['jobs']:,} due jobs "
-                  "(INFO once once_timer_max_tick_us)", f"{tick / 1000:.2f} ms", verdict(tick <= 2000)))
+    if isinstance(ct, dict) and all(r_["info_after"].get("once_timer_max_tick_us") not in (None, "")
+                                    for r_ in ct["runs"]):
+        ticks = [(int(r_["info_after"]["once_timer_max_tick_us"]), r_) for r_ in ct["runs"]]
+        worst = max(t for t, _ in ticks)
+        r0 = ct["runs"][0]
+        T.append((f"longest timer tick ≤ 2 ms, {cfg.tick_schedules:,} schedules @every 10ms + {r0['jobs']:,} due "
+                  "jobs (INFO once once_timer_max_tick_us, the worst spread)",
+                  ", ".join(f"{t / 1000:.2f} ms ({r_['keys']} key{'s' if r_['keys'] > 1 else ''})" for t, r_ in ticks),
+                  verdict(worst <= 2000)))
     else:
         T.append(("longest timer tick ≤ 2 ms with 10,000 schedules @every 10ms + 1M due jobs", "not measured", "—"))
 
@@ -870,29 +882,28 @@ def report(cfg, m, feats, R, elapsed):
     a("")
 
     # 8
-    a(f"## 8. Longest timer tick — {cfg.tick_schedules:,} schedules `@every 10ms` on {cfg.tick_keys} keys while "
-      f"{cfg.tick_jobs:,} delayed jobs fall due at one instant")
+    a(f"## 8. Longest timer tick — {cfg.tick_schedules:,} schedules `@every 10ms` while {cfg.tick_jobs:,} delayed "
+      "jobs fall due at one instant")
     a("")
     if isinstance(ct, dict):
-        ib, ia = ct["info_before"], ct["info_after"]
-        a(f"A fresh server (so the longest tick counts from zero): {ct['jobs']:,} jobs pushed with `AT t` "
-          f"(t {ct['lead_ms']:,} ms ahead), then the schedules (in {ct['schedule_secs']:.2f} s, finishing "
-          f"{ct['before_due_ms']:,} ms before t), then {cfg.tick_after_s} s more after every job was ready.")
-        if ct["refused"] is not None:
-            a("")
-            a(f"Schedules refused: {ct['schedules'] - ct['accepted']:,} (first error: {ct['refused']}).")
-        if ct["before_due_ms"] < 200:
-            a("")
-            a("**Warning: the schedules were still being made when the jobs fell due.**")
+        a(f"A fresh server per run (so the longest tick counts from zero): {cfg.tick_jobs:,} jobs pushed with `AT t`, "
+          f"then the schedules, spread over 1 key or several, then t, every job ready, and {cfg.tick_after_s} s more.")
         a("")
-        a("| figure | value |")
-        a("| --- | ---: |")
-        a(f"| once_timer_max_tick_us, schedules alone (just before t) | {ib.get('once_timer_max_tick_us')} µs |")
-        a(f"| once_timer_max_tick_us, at the end | {ia.get('once_timer_max_tick_us')} µs |")
-        a(f"| all {ct['jobs']:,} ready, after t | {fmt(ct['all_ready_ms'])} ms ({ct['ready']:,} ready at the end) |")
-        a(f"| timer ticks, from just before t to the end | "
-          f"{int(ia.get('once_timer_ticks', 0)) - int(ib.get('once_timer_ticks', 0)):,} |")
-        a(f"| jobs fired by the schedules, in all | {ct['fired']:,} |")
+        a("| schedules on | made in | made before t | max tick, schedules alone (just before t) | max tick at the end "
+          "| all ready after t | timer ticks from t−0.1 s | jobs fired |")
+        a("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for r_ in ct["runs"]:
+            ib, ia = r_["info_before"], r_["info_after"]
+            a(f"| {r_['keys']} key{'s' if r_['keys'] > 1 else ''} ({r_['accepted']:,} accepted) | "
+              f"{r_['schedule_secs']:.2f} s | {r_['before_due_ms']:,} ms | {ib.get('once_timer_max_tick_us')} µs | "
+              f"{ia.get('once_timer_max_tick_us')} µs | {fmt(r_['all_ready_ms'])} ms ({r_['ready']:,} ready) | "
+              f"{int(ia.get('once_timer_ticks', 0)) - int(ib.get('once_timer_ticks', 0)):,} | {r_['fired']:,} |")
+        for r_ in ct["runs"]:
+            if r_["refused"] is not None:
+                a(f"- {r_['keys']} key(s): {r_['schedules'] - r_['accepted']:,} schedules refused "
+                  f"(first error: {r_['refused']}).")
+            if r_["before_due_ms"] < 200:
+                a(f"- {r_['keys']} key(s): **the schedules were still being made when the jobs fell due.**")
     else:
         a(f"Failed / not run: {ct}")
     a("")
@@ -926,7 +937,7 @@ def main():
     cfg.cancel_reps = 1 if q else 3
     cfg.tick_jobs = 100_000 if q else 1_000_000
     cfg.tick_schedules = 2_000 if q else 10_000
-    cfg.tick_keys = 10
+    cfg.tick_keys = [1, 10]
     cfg.tick_after_s = 1.0
     only = set(x for x in cfg.only.split(",") if x)
 
