@@ -8,7 +8,8 @@ Faults are injected by the caller while both run. At the end, with the deploymen
 calls `drain()` (reserves and acks what is ready) and `check()`:
 
 - lost:          acknowledged pushes that no worker acked and that the queue no longer holds (INSPECT of the id).
-                 A job may leave the queue only by an ACK, so this must be empty.
+                 A job may leave the queue only by an ACK, so this must be empty. (An ACK sent whose reply was
+                 lost counts as acked: it may have taken effect. A fenced ACK that replied 0 does not.)
 - duplicated:    payloads acked (ACK replied 1, or an ACK of unknown outcome) more than once (at-least-once
                  delivery allows it: the ACK of an earlier delivery was lost with a master).
 - redelivered:   payloads reserved more than once.
@@ -493,6 +494,7 @@ class Workload:
         """Compares the history with what the queues hold now (INSPECT of every acknowledged job not acked)."""
         factory = client_factory or self.factory
         res = Result(faults=list(self.faults), errors=dict(self.errors))
+        res.failures += [k for k in self.errors if k.startswith(("thread crashed", "threads still running"))]
         with self.lock:
             pushes = dict(self.pushes)
             reservations = list(self.reservations)
