@@ -220,7 +220,7 @@ class Run:
         try:
             got = digest(r)
         except redis.ConnectionError as e:
-            self.fatal(check, f"the {name} does not answer ({e}): {srv.log_tail(6)}"[:1500])
+            self.fatal(check, last(f"the {name} does not answer ({e}): {srv.log_tail(6)}"))
         if got == self.d0:
             return
         diffs = differences(self.snap0, self.state(srv))
@@ -237,7 +237,7 @@ class Run:
         try:
             srv.start()
         except RuntimeError as e:
-            self.fatal(f"{name} does not come back", f"{e}"[:1500])
+            self.fatal(f"{name} does not come back", last(f"{e}"))
 
     def reload(self, srv, name):
         try:
@@ -245,8 +245,8 @@ class Run:
         except redis.RedisError as e:
             time.sleep(0.2)
             if not srv.alive():
-                self.fatal(f"DEBUG RELOAD of the {name}", f"the server died: {srv.log_tail(6)}"[:1500])
-            self.fail(f"DEBUG RELOAD of the {name}", f"{e}; log: {srv.log_tail(4)}"[:1500])
+                self.fatal(f"DEBUG RELOAD of the {name}", last(f"the server died: {srv.log_tail(6)}"))
+            self.fail(f"DEBUG RELOAD of the {name}", last(f"{e}; log: {srv.log_tail(4)}"))
             return
         assert reply in (True, b"OK"), reply
         self.same(f"DEBUG RELOAD of the {name}", srv, name)
@@ -370,7 +370,7 @@ class Run:
             pass
         except (AssertionError, redis.RedisError, RuntimeError) as e:
             # a wait that timed out, a server that stopped answering: reported with what was found before it
-            self.fail("run stopped", f"{type(e).__name__}: {e}"[:1500])
+            self.fail("run stopped", last(f"{type(e).__name__}: {e}"))
         finally:
             self.log.close()
         return time.monotonic() - start
@@ -385,6 +385,11 @@ def where(db, key):
     """A key as the test names it (property_model.Cmd.where): `pq:0` in db 0, `db1:pq:0` in db 1."""
     key = key.decode(errors="replace") if isinstance(key, bytes) else key
     return key if db == 0 else f"db{db}:{key}"
+
+
+def last(text, limit=1500):
+    """The end of a long text (a log tail ends with what matters)."""
+    return text if len(text) <= limit else f"...{text[-limit:]}"
 
 
 def cut(text, limit):
