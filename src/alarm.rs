@@ -48,11 +48,10 @@ fn arm_by(ctx: Ctx, at: u64) {
         return;
     }
     if let Some(id) = a.id.take() {
-        let mut data: *mut c_void = std::ptr::null_mut();
-        unsafe { raw::RedisModule_StopTimer.unwrap()(ctx, id, &mut data) };
+        rm::stop_timer(ctx, id);
     }
     let delay = at.saturating_sub(rm::now_ms()).min(i64::MAX as u64) as i64;
-    let id = unsafe { raw::RedisModule_CreateTimer.unwrap()(ctx, delay, Some(on_timer), std::ptr::null_mut()) };
+    let id = rm::create_timer(ctx, delay, on_timer);
     a.id = Some(id);
     a.at = at;
 }

@@ -3,7 +3,7 @@
 use std::ffi::{c_char, c_int, c_longlong, c_void, CString};
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use redis_module::raw;
+use crate::rm;
 
 use lazy_static::lazy_static;
 
@@ -34,42 +34,31 @@ fn table() -> [Entry; 7] {
 }
 
 extern "C" fn get_config(_name: *const c_char, privdata: *mut c_void) -> c_longlong {
-    unsafe { privdata.cast::<AtomicI64>().as_ref() }.map_or(0, |v| v.load(Ordering::Relaxed))
+    rm::config_var(privdata).map_or(0, |v| v.load(Ordering::Relaxed))
 }
 
 extern "C" fn set_config(
     _name: *const c_char,
     val: c_longlong,
     privdata: *mut c_void,
-    _err: *mut *mut raw::RedisModuleString,
+    _err: *mut rm::RStr,
 ) -> c_int {
-    if let Some(v) = unsafe { privdata.cast::<AtomicI64>().as_ref() } {
+    if let Some(v) = rm::config_var(privdata) {
         v.store(val, Ordering::Relaxed);
     }
-    raw::REDISMODULE_OK as c_int
+    rm::OK
 }
 
 /// Registers every config as `once.<name>` (CONFIG GET/SET, bounds checked by Redis).
-pub fn register(ctx: *mut raw::RedisModuleCtx) -> Result<(), String> {
-    let Some(register) = (unsafe { raw::RedisModule_RegisterNumericConfig }) else {
-        return Err("this server has no module configs".into());
-    };
+pub fn register(ctx: rm::Ctx) -> Result<(), String> {
     for (name, var, min, max) in table() {
         let cname = CString::new(name).map_err(|e| e.to_string())?;
         // Module args have set the value already: it becomes the registered default.
         let current = var.load(Ordering::Relaxed);
-        let privdata = (var as *const AtomicI64).cast_mut().cast::<c_void>();
-        let status = unsafe {
-            register(ctx, cname.as_ptr(), current, 0, min, max, Some(get_config), Some(set_config), None, privdata)
-        };
-        if status != raw::REDISMODULE_OK as c_int {
-            return Err(format!("cannot register config once.{name}"));
-        }
+        rm::register_numeric_config(ctx, &cname, current, (min, max), get_config, set_config, var)?;
     }
-    if let Some(load) = unsafe { raw::RedisModule_LoadConfigs } {
-        if unsafe { load(ctx) } != raw::REDISMODULE_OK as c_int {
-            return Err("cannot load configs".into());
-        }
+    if !rm::load_configs(ctx) {
+        return Err("cannot load configs".into());
     }
     Ok(())
 }
@@ -101,6 +90,11 @@ pub fn max_payload_bytes() -> u64 {
 /// ERROR text beyond this is kept cut short, never refused: a worker's NACK must not fail for a long traceback.
 pub fn max_error_bytes() -> usize {
     usize::try_from(get(&MAX_ERROR_BYTES)).unwrap_or(usize::MAX).max(1)
+}
+
+/// ERROR text as it is kept, wherever it enters (NACK, and the internal commands that carry one).
+pub fn cut_error(text: &[u8]) -> &[u8] {
+    &text[..text.len().min(max_error_bytes())]
 }
 
 /// `--loadmodule libonce.so name value ...`: sets configs by name (with or without the `once.` prefix).

@@ -2,54 +2,31 @@
 //! decided (absolute times, explicit seqs), so replaying it gives the same state anywhere. Commands and the
 //! timer call these; the internal commands (commands/internal.rs) apply them on the other side.
 
-use std::ffi::{c_char, CStr};
-
-use redis_module::raw;
+use std::ffi::CStr;
 
 use crate::core::backoff::Outcome;
 use crate::core::schedule::Schedule;
 use crate::core::{FailCause, Job};
-use crate::persist::encode::{job_header, schedule_args};
+use crate::persist::encode::{job_header, schedule_args, settings_args};
 use crate::rm::{self, Ctx, OwnedStr, RStr};
 use crate::value::QueueValue;
 
-/// Sends `ONCE._JOB` to replicas and the AOF in one typed call, reusing the client's key and payload strings.
+/// `ONCE._JOB key header payload [ID id] [ERROR text]`, reusing the client's key and payload strings.
 pub fn job(ctx: Ctx, key: RStr, mode: &str, job: &Job, payload: RStr) {
     let header = job_header(mode, job);
-    let cmd = b"ONCE._JOB\0".as_ptr().cast::<c_char>();
-    let (h, hl) = (header.as_ptr().cast::<c_char>(), header.len());
-    let id_word: &CStr = c"ID";
-    let err_word: &CStr = c"ERROR";
-    let replicate = unsafe { raw::RedisModule_Replicate.unwrap() };
-    unsafe {
-        match (job.custom_id(), job.last_error()) {
-            (None, None) => replicate(ctx, cmd, c"sbs".as_ptr(), key, h, hl, payload),
-            (Some(id), None) => {
-                replicate(ctx, cmd, c"sbscb".as_ptr(), key, h, hl, payload, id_word.as_ptr(), id.as_ptr(), id.len())
-            }
-            (None, Some(e)) => {
-                replicate(ctx, cmd, c"sbscb".as_ptr(), key, h, hl, payload, err_word.as_ptr(), e.as_ptr(), e.len())
-            }
-            (Some(id), Some(e)) => replicate(
-                ctx,
-                cmd,
-                c"sbscbcb".as_ptr(),
-                key,
-                h,
-                hl,
-                payload,
-                id_word.as_ptr(),
-                id.as_ptr(),
-                id.len(),
-                err_word.as_ptr(),
-                e.as_ptr(),
-                e.len(),
-            ),
-        };
+    let mut extra: Vec<(&CStr, &[u8])> = Vec::with_capacity(2);
+    if let Some(id) = job.custom_id() {
+        extra.push((c"ID", id));
     }
+    if let Some(e) = job.last_error() {
+        extra.push((c"ERROR", e));
+    }
+    rm::replicate_header_payload(ctx, b"ONCE._JOB\0", key, &header, payload, &extra);
+    rm::notify(ctx, c"once.push", key);
 }
 
-/// Applies a decided failure and replicates it as `ONCE._FAIL key seq NACK|EXPIRE due|-1 error`.
+/// Applies a decided failure and replicates it as `ONCE._FAIL key seq NACK|EXPIRE due|-1 error now`
+/// (`now` is a dead job's time of death).
 pub fn fail(
     ctx: Ctx,
     key_name: RStr,
@@ -58,12 +35,15 @@ pub fn fail(
     cause: FailCause,
     error: Option<&[u8]>,
     outcome: Outcome,
+    now_ms: u64,
 ) -> bool {
     // An empty ERROR text is no text: it keeps any earlier one, as on a replica that reads "" as none.
     let error = error.filter(|e| !e.is_empty());
-    if !v.queue.apply_failure(seq, cause, error, outcome) {
+    if !v.queue.apply_failure(seq, cause, error, outcome, now_ms) {
         return false;
     }
+    rm::notify(ctx, if cause == FailCause::Nack { c"once.nack" } else { c"once.expire" }, key_name);
+    rm::notify(ctx, if outcome == Outcome::Dead { c"once.dead" } else { c"once.retry" }, key_name);
     let due = match outcome {
         Outcome::RetryAt(t) => i64::try_from(t).unwrap_or(i64::MAX),
         Outcome::Dead => -1,
@@ -81,6 +61,7 @@ pub fn fail(
             OwnedStr::new(cause_name),
             OwnedStr::int(due),
             OwnedStr::new(error.unwrap_or(b"")),
+            OwnedStr::int(now_ms as i64),
         ],
     );
     true
@@ -100,6 +81,7 @@ pub fn reserved(ctx: Ctx, key: RStr, leases: &[(u64, u64)]) {
         args.push(OwnedStr::int(deadline as i64));
     }
     rm::replicate(ctx, b"ONCE._RESERVE\0", &args);
+    rm::notify(ctx, c"once.reserve", key);
 }
 
 /// `ONCE._LEASE key seq deadline`: a reserved job's lease now ends at `deadline`.
@@ -120,6 +102,38 @@ pub fn fired(ctx: Ctx, key: RStr, name: &[u8], fire: Option<u64>, next: u64) {
         b"ONCE._FIRED\0",
         &[OwnedStr::retain(key), OwnedStr::new(name), OwnedStr::int(fire), OwnedStr::int(next as i64)],
     );
+}
+
+/// `ONCE._DROP key seq...`: these dead jobs were dropped by DEAD-MAX or DEAD-TTL.
+pub fn drop_dead(ctx: Ctx, key: RStr, v: &mut QueueValue, seqs: &[u64]) {
+    if v.queue.drop_dead(seqs) == 0 {
+        return;
+    }
+    let mut args = Vec::with_capacity(1 + seqs.len());
+    args.push(OwnedStr::retain(key));
+    args.extend(seqs.iter().map(|&s| OwnedStr::int(s as i64)));
+    rm::replicate(ctx, b"ONCE._DROP\0", &args);
+    rm::notify(ctx, c"once.drop", key);
+}
+
+/// Sends dead jobs back to ready (a step of RETRY ALL), replicated as `ONCE.RETRY key id...`.
+pub fn retry_dead(ctx: Ctx, key: RStr, v: &mut QueueValue, seqs: &[u64]) {
+    let mut args = vec![OwnedStr::retain(key)];
+    for &seq in seqs {
+        let id = v.queue.job(seq).map(|j| j.id_bytes());
+        if let (Some(id), true) = (id, v.queue.retry_dead(seq)) {
+            args.push(OwnedStr::new(&id));
+        }
+    }
+    if args.len() > 1 {
+        rm::replicate(ctx, b"ONCE.RETRY\0", &args);
+        rm::notify(ctx, c"once.retry", key);
+    }
+}
+
+/// `ONCE._SETTINGS key <settings>`: the queue's settings (and paused flag) as they now are.
+pub fn settings(ctx: Ctx, key: RStr, v: &QueueValue) {
+    rm::replicate(ctx, b"ONCE._SETTINGS\0", &settings_args(key, &v.queue.settings));
 }
 
 /// A deterministic client command that took effect (ACK, RETRY, CANCEL, UNSCHEDULE), sent as itself.

@@ -1,17 +1,14 @@
 //! INFO once: queues, jobs by state over all queues, the timer's work, and totals.
 
-use std::ffi::CString;
 use std::sync::atomic::Ordering::Relaxed;
 
 use redis_module::raw;
 
 use crate::metrics::*;
 use crate::registry::registry;
+use crate::rm;
 
 pub extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: std::ffi::c_int) {
-    unsafe {
-        raw::RedisModule_InfoAddSection.unwrap()(ctx, b"\0".as_ptr().cast_mut().cast());
-    }
     let signed = [
         ("queues", QUEUES.load(Relaxed)),
         ("jobs_ready", READY.load(Relaxed)),
@@ -29,14 +26,5 @@ pub extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: std
         ("expired_total", EXPIRED.load(Relaxed)),
         ("dead_total", DEAD_TOTAL.load(Relaxed)),
     ];
-    for (name, v) in signed {
-        if let Ok(c) = CString::new(name) {
-            unsafe { raw::RedisModule_InfoAddFieldLongLong.unwrap()(ctx, c.as_ptr().cast_mut(), v) };
-        }
-    }
-    for (name, v) in unsigned {
-        if let Ok(c) = CString::new(name) {
-            unsafe { raw::RedisModule_InfoAddFieldULongLong.unwrap()(ctx, c.as_ptr().cast_mut(), v) };
-        }
-    }
+    rm::info_fields(ctx, &signed, &unsigned);
 }

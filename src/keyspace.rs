@@ -2,7 +2,7 @@
 //! is registered under its new name; SWAPDB swaps databases in the registry; after loading or a role
 //! change the timer is started for what the registry holds.
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_void};
 
 use redis_module::raw;
 
@@ -12,34 +12,27 @@ use crate::rm::{self, Ctx, Key, RStr};
 use crate::alarm;
 
 pub fn subscribe(ctx: Ctx) -> Result<(), String> {
-    unsafe {
-        let classes = raw::REDISMODULE_NOTIFY_GENERIC | raw::REDISMODULE_NOTIFY_EXPIRED | raw::REDISMODULE_NOTIFY_EVICTED;
-        if raw::RedisModule_SubscribeToKeyspaceEvents.unwrap()(ctx, classes as c_int, Some(on_key_event)) != rm::OK {
-            return Err("cannot subscribe to keyspace events".into());
-        }
-        let events = [
-            (raw::REDISMODULE_EVENT_SWAPDB, 1),
-            (raw::REDISMODULE_EVENT_LOADING, 1),
-            (raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED, 1),
-            (raw::REDISMODULE_EVENT_FLUSHDB, 1),
-        ];
-        for (id, dataver) in events {
-            let event = raw::RedisModuleEvent { id, dataver };
-            if raw::RedisModule_SubscribeToServerEvent.unwrap()(ctx, event, Some(on_server_event)) != rm::OK {
-                return Err(format!("cannot subscribe to server event {id}"));
-            }
+    let classes = raw::REDISMODULE_NOTIFY_GENERIC | raw::REDISMODULE_NOTIFY_EXPIRED | raw::REDISMODULE_NOTIFY_EVICTED;
+    if !rm::subscribe_keyspace(ctx, classes as u32, on_key_event) {
+        return Err("cannot subscribe to keyspace events".into());
+    }
+    for id in [
+        raw::REDISMODULE_EVENT_SWAPDB,
+        raw::REDISMODULE_EVENT_LOADING,
+        raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED,
+        raw::REDISMODULE_EVENT_FLUSHDB,
+    ] {
+        if !rm::subscribe_server_event(ctx, id, on_server_event) {
+            return Err(format!("cannot subscribe to server event {id}"));
         }
     }
     Ok(())
 }
 
 extern "C" fn on_key_event(ctx: Ctx, _type: c_int, event: *const c_char, key: RStr) -> c_int {
-    if event.is_null() {
-        return rm::OK;
-    }
-    let name = unsafe { CStr::from_ptr(event) }.to_bytes();
+    let name = rm::event_name(event);
     if matches!(name, b"del" | b"expired" | b"evicted" | b"rename_from" | b"move_from") {
-        let _ = std::panic::catch_unwind(|| registry().forget(rm::selected_db(ctx), rm::bytes(key)));
+        let _ = std::panic::catch_unwind(|| registry().forget(rm::selected_db(ctx), rm::bytes(&key)));
         return rm::OK;
     }
     if matches!(name, b"rename_to" | b"move_to" | b"copy_to" | b"restore") {
@@ -48,7 +41,7 @@ extern "C" fn on_key_event(ctx: Ctx, _type: c_int, event: *const c_char, key: RS
             if let Ok(Some(v)) = existing(&mut k) {
                 v.recount();
                 v.noted_deadline = u64::MAX;
-                note_deadline(ctx, rm::selected_db(ctx), rm::bytes(key), v);
+                note_deadline(ctx, rm::selected_db(ctx), rm::bytes(&key), v);
             }
         }));
     }
@@ -58,14 +51,14 @@ extern "C" fn on_key_event(ctx: Ctx, _type: c_int, event: *const c_char, key: RS
 extern "C" fn on_server_event(ctx: Ctx, event: raw::RedisModuleEvent, subevent: u64, data: *mut c_void) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match event.id {
         raw::REDISMODULE_EVENT_SWAPDB => {
-            if let Some(info) = unsafe { data.cast::<raw::RedisModuleSwapDbInfo>().as_ref() } {
-                registry().swap_dbs(info.dbnum_first, info.dbnum_second);
+            if let Some((a, b)) = rm::swapdb_info(data) {
+                registry().swap_dbs(a, b);
             }
         }
         raw::REDISMODULE_EVENT_LOADING if subevent == raw::REDISMODULE_SUBEVENT_LOADING_ENDED => alarm::kick(ctx),
         raw::REDISMODULE_EVENT_FLUSHDB if subevent == raw::REDISMODULE_SUBEVENT_FLUSHDB_END => {
-            if let Some(info) = unsafe { data.cast::<raw::RedisModuleFlushInfo>().as_ref() } {
-                registry().forget_db(info.dbnum);
+            if let Some(db) = rm::flushed_db(data) {
+                registry().forget_db(db);
             }
         }
         raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED => alarm::kick(ctx),

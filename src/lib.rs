@@ -19,7 +19,7 @@ pub mod text;
 pub mod timer;
 pub mod value;
 
-use redis_module::{raw, redis_module, Context, RedisString, Status};
+use redis_module::{redis_module, Context, RedisString, Status};
 
 use crate::persist::type_methods::QUEUE_TYPE;
 
@@ -34,10 +34,8 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         ctx.log_warning(&format!("once: {e}"));
         return Status::Err;
     }
-    unsafe {
-        raw::RedisModule_SetModuleOptions.unwrap()(raw_ctx, raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS as i32);
-        raw::RedisModule_RegisterInfoFunc.unwrap()(raw_ctx, Some(info::info));
-    }
+    rm::handle_io_errors(raw_ctx);
+    rm::register_info(raw_ctx, info::info);
     install_panic_hook();
     value::set_queue_type(persist::type_methods::queue_type());
     alarm::install(timer::tick);

@@ -1,7 +1,7 @@
 //! Thin, safe-to-call wrappers over the raw Redis module API that the glue uses.
 //!
 //! The crate's safe layer allocates a Vec of strings per command and cannot block with a timeout; the
-//! commands here talk to the raw API directly and keep every unsafe block in this one file.
+//! module talks to the raw API directly, and every unsafe block of it is in this one file.
 
 use std::ffi::{c_char, c_int, c_long, c_void, CString};
 use std::ptr;
@@ -14,8 +14,9 @@ pub type RStr = *mut raw::RedisModuleString;
 pub const OK: c_int = raw::REDISMODULE_OK as c_int;
 pub const ERR: c_int = raw::REDISMODULE_ERR as c_int;
 
-/// The bytes of a Redis string (valid while the string lives).
-pub fn bytes<'a>(s: RStr) -> &'a [u8] {
+/// The bytes of a Redis string, borrowed for as long as the handle is (the string lives at least as long).
+pub fn bytes(s: &RStr) -> &[u8] {
+    let s = *s;
     let mut len: usize = 0;
     unsafe {
         let p = raw::RedisModule_StringPtrLen.unwrap()(s, &mut len);
@@ -403,4 +404,276 @@ pub fn set_acl_categories(ctx: Ctx, name: &CString, categories: &CString) -> boo
 
 pub fn reply_ok(ctx: Ctx) {
     unsafe { raw::RedisModule_ReplyWithSimpleString.unwrap()(ctx, b"OK\0".as_ptr().cast::<c_char>()) };
+}
+
+// ---- entry points: arguments, module setup, INFO ----
+
+/// A command's arguments as a slice (empty when Redis passes none).
+pub fn argv<'a>(argv: *mut RStr, argc: c_int) -> &'a [RStr] {
+    if argv.is_null() || argc <= 0 {
+        return &[];
+    }
+    // SAFETY: Redis passes argc valid strings that live for the whole call.
+    unsafe { std::slice::from_raw_parts(argv, argc as usize) }
+}
+
+/// Short reads and bad input in RDB loading come back as errors instead of killing the server.
+pub fn handle_io_errors(ctx: Ctx) {
+    unsafe { raw::RedisModule_SetModuleOptions.unwrap()(ctx, raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS as i32) };
+}
+
+pub type InfoFunc = extern "C" fn(*mut raw::RedisModuleInfoCtx, c_int);
+
+pub fn register_info(ctx: Ctx, f: InfoFunc) {
+    unsafe { raw::RedisModule_RegisterInfoFunc.unwrap()(ctx, Some(f)) };
+}
+
+/// Writes an INFO section of `(name, value)` fields.
+pub fn info_fields(ctx: *mut raw::RedisModuleInfoCtx, signed: &[(&str, i64)], unsigned: &[(&str, u64)]) {
+    unsafe { raw::RedisModule_InfoAddSection.unwrap()(ctx, b"\0".as_ptr().cast_mut().cast()) };
+    for &(name, v) in signed {
+        if let Ok(c) = CString::new(name) {
+            unsafe { raw::RedisModule_InfoAddFieldLongLong.unwrap()(ctx, c.as_ptr().cast_mut(), v) };
+        }
+    }
+    for &(name, v) in unsigned {
+        if let Ok(c) = CString::new(name) {
+            unsafe { raw::RedisModule_InfoAddFieldULongLong.unwrap()(ctx, c.as_ptr().cast_mut(), v) };
+        }
+    }
+}
+
+// ---- configs ----
+
+pub type ConfigGet = extern "C" fn(*const c_char, *mut c_void) -> i64;
+pub type ConfigSet = extern "C" fn(*const c_char, i64, *mut c_void, *mut RStr) -> c_int;
+
+/// Registers a numeric config whose callbacks get `var` back as their private data.
+pub fn register_numeric_config(
+    ctx: Ctx,
+    name: &CString,
+    default: i64,
+    range: (i64, i64),
+    get: ConfigGet,
+    set: ConfigSet,
+    var: &'static std::sync::atomic::AtomicI64,
+) -> Result<(), String> {
+    let Some(register) = (unsafe { raw::RedisModule_RegisterNumericConfig }) else {
+        return Err("this server has no module configs".into());
+    };
+    let privdata = (var as *const std::sync::atomic::AtomicI64).cast_mut().cast::<c_void>();
+    let status =
+        unsafe { register(ctx, name.as_ptr(), default, 0, range.0, range.1, Some(get), Some(set), None, privdata) };
+    if status == OK {
+        Ok(())
+    } else {
+        Err(format!("cannot register config {}", name.to_string_lossy()))
+    }
+}
+
+/// The variable a config callback was registered with.
+pub fn config_var(privdata: *mut c_void) -> Option<&'static std::sync::atomic::AtomicI64> {
+    // SAFETY: register_numeric_config passes a &'static AtomicI64 as the private data.
+    unsafe { privdata.cast::<std::sync::atomic::AtomicI64>().as_ref() }
+}
+
+pub fn load_configs(ctx: Ctx) -> bool {
+    match unsafe { raw::RedisModule_LoadConfigs } {
+        Some(load) => unsafe { load(ctx) == OK },
+        None => true,
+    }
+}
+
+// ---- keyspace and server events ----
+
+pub type KeyEventFn = extern "C" fn(Ctx, c_int, *const c_char, RStr) -> c_int;
+pub type ServerEventFn = extern "C" fn(Ctx, raw::RedisModuleEvent, u64, *mut c_void);
+
+pub fn subscribe_keyspace(ctx: Ctx, classes: u32, f: KeyEventFn) -> bool {
+    unsafe { raw::RedisModule_SubscribeToKeyspaceEvents.unwrap()(ctx, classes as c_int, Some(f)) == OK }
+}
+
+pub fn subscribe_server_event(ctx: Ctx, id: u64, f: ServerEventFn) -> bool {
+    let event = raw::RedisModuleEvent { id, dataver: 1 };
+    unsafe { raw::RedisModule_SubscribeToServerEvent.unwrap()(ctx, event, Some(f)) == OK }
+}
+
+/// A keyspace event's name.
+pub fn event_name<'a>(event: *const c_char) -> &'a [u8] {
+    if event.is_null() {
+        return &[];
+    }
+    // SAFETY: Redis passes a NUL-terminated event name that lives for the whole callback.
+    unsafe { std::ffi::CStr::from_ptr(event) }.to_bytes()
+}
+
+/// The two databases of a SWAPDB event.
+pub fn swapdb_info(data: *mut c_void) -> Option<(i32, i32)> {
+    // SAFETY: Redis passes a RedisModuleSwapDbInfo with the SWAPDB event.
+    unsafe { data.cast::<raw::RedisModuleSwapDbInfo>().as_ref() }.map(|i| (i.dbnum_first, i.dbnum_second))
+}
+
+/// The database of a FLUSHDB event (-1: FLUSHALL).
+pub fn flushed_db(data: *mut c_void) -> Option<i32> {
+    // SAFETY: Redis passes a RedisModuleFlushInfo with the FLUSHDB event.
+    unsafe { data.cast::<raw::RedisModuleFlushInfo>().as_ref() }.map(|i| i.dbnum)
+}
+
+// ---- timers ----
+
+pub type TimerFn = extern "C" fn(Ctx, *mut c_void);
+
+pub fn create_timer(ctx: Ctx, delay_ms: i64, f: TimerFn) -> raw::RedisModuleTimerID {
+    unsafe { raw::RedisModule_CreateTimer.unwrap()(ctx, delay_ms, Some(f), ptr::null_mut()) }
+}
+
+pub fn stop_timer(ctx: Ctx, id: raw::RedisModuleTimerID) {
+    let mut data: *mut c_void = ptr::null_mut();
+    unsafe { raw::RedisModule_StopTimer.unwrap()(ctx, id, &mut data) };
+}
+
+// ---- blocking on a key ----
+
+pub type BlockedFn = extern "C" fn(Ctx, *mut RStr, c_int) -> c_int;
+pub type FreeFn = extern "C" fn(Ctx, *mut c_void);
+
+/// Blocks the client on `key` with `data`, which Redis hands back to the callbacks and frees with `free`.
+pub fn block_on_key<T>(ctx: Ctx, key: RStr, ms: i64, on_ready: BlockedFn, on_timeout: BlockedFn, free: FreeFn, data: Box<T>) {
+    let mut keys = [key];
+    let privdata = Box::into_raw(data).cast::<c_void>();
+    unsafe {
+        raw::RedisModule_BlockClientOnKeys.unwrap()(
+            ctx,
+            Some(on_ready),
+            Some(on_timeout),
+            Some(free),
+            ms,
+            keys.as_mut_ptr(),
+            1,
+            privdata,
+        );
+    }
+}
+
+/// The data a blocked client was blocked with (inside its callbacks).
+pub fn blocked_data<'a, T>(ctx: Ctx) -> Option<&'a T> {
+    // SAFETY: block_on_key stored a Box<T> for this client; Redis frees it only after the last callback.
+    unsafe { raw::RedisModule_GetBlockedClientPrivateData.unwrap()(ctx).cast::<T>().as_ref() }
+}
+
+pub fn blocked_ready_key(ctx: Ctx) -> RStr {
+    unsafe { raw::RedisModule_GetBlockedClientReadyKey.unwrap()(ctx) }
+}
+
+/// Frees what block_on_key stored.
+pub fn free_blocked<T>(privdata: *mut c_void) {
+    if !privdata.is_null() {
+        // SAFETY: privdata is the Box<T> block_on_key leaked; Redis calls free exactly once.
+        drop(unsafe { Box::from_raw(privdata.cast::<T>()) });
+    }
+}
+
+// ---- module values (type callbacks) ----
+
+/// The value Redis holds for this module's type.
+pub fn value_ref<'a, T>(value: *const c_void) -> Option<&'a T> {
+    // SAFETY: Redis hands the type callbacks only values this module stored, which are Box<T>.
+    unsafe { value.cast::<T>().as_ref() }
+}
+
+pub fn value_free<T>(value: *mut c_void) {
+    if !value.is_null() {
+        // SAFETY: as value_ref; free is called once, last.
+        drop(unsafe { Box::from_raw(value.cast::<T>()) });
+    }
+}
+
+// ---- RDB, AOF and digest IO ----
+
+pub type Io = *mut raw::RedisModuleIO;
+
+/// The key name and database of the value being loaded, where the server says.
+pub fn io_key_and_db<'a>(io: Io) -> Option<(&'a [u8], i32)> {
+    let (key, db) = unsafe {
+        let key = raw::RedisModule_GetKeyNameFromIO.map_or(ptr::null(), |f| f(io));
+        let db = raw::RedisModule_GetDbIdFromIO.map_or(-1, |f| f(io));
+        (key, db)
+    };
+    if key.is_null() || db < 0 {
+        return None;
+    }
+    let mut len: usize = 0;
+    let p = unsafe { raw::RedisModule_StringPtrLen.unwrap()(key, &mut len) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: the key name lives for the whole load callback.
+    Some((unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) }, db))
+}
+
+pub fn log_io(io: Io, msg: &str) {
+    if let Ok(c) = CString::new(msg.replace('\0', "?")) {
+        if let Some(f) = unsafe { raw::RedisModule_LogIOError } {
+            unsafe { f(io, b"warning\0".as_ptr().cast(), b"%s\0".as_ptr().cast(), c.as_ptr()) };
+        }
+    }
+}
+
+/// Writes `cmd args...` into an AOF being rewritten.
+pub fn emit_aof(io: Io, cmd: &'static [u8], args: &[OwnedStr]) {
+    let argv: Vec<RStr> = args.iter().map(|a| a.0).collect();
+    unsafe {
+        raw::RedisModule_EmitAOF.unwrap()(io, cmd.as_ptr().cast::<c_char>(), b"v\0".as_ptr().cast::<c_char>(), argv.as_ptr(), argv.len());
+    }
+}
+
+pub struct Digest(pub *mut raw::RedisModuleDigest);
+
+impl Digest {
+    pub fn int(&self, v: i64) {
+        unsafe { raw::RedisModule_DigestAddLongLong.unwrap()(self.0, v) };
+    }
+    pub fn bytes(&self, b: &[u8]) {
+        unsafe { raw::RedisModule_DigestAddStringBuffer.unwrap()(self.0, b.as_ptr().cast(), b.len()) };
+    }
+    pub fn end(&self) {
+        unsafe { raw::RedisModule_DigestEndSequence.unwrap()(self.0) };
+    }
+}
+
+/// Sends `cmd key header payload [word bytes]...` to replicas and the AOF in one typed call, reusing the
+/// client's key and payload strings (the hot path of every PUSH).
+pub fn replicate_header_payload(ctx: Ctx, cmd: &'static [u8], key: RStr, header: &[u8], payload: RStr, extra: &[(&std::ffi::CStr, &[u8])]) {
+    let cmd = cmd.as_ptr().cast::<c_char>();
+    let (h, hl) = (header.as_ptr().cast::<c_char>(), header.len());
+    let replicate = unsafe { raw::RedisModule_Replicate.unwrap() };
+    unsafe {
+        match extra {
+            [] => replicate(ctx, cmd, c"sbs".as_ptr(), key, h, hl, payload),
+            [(w, b)] => replicate(ctx, cmd, c"sbscb".as_ptr(), key, h, hl, payload, w.as_ptr(), b.as_ptr(), b.len()),
+            [(w1, b1), (w2, b2), ..] => replicate(
+                ctx,
+                cmd,
+                c"sbscbcb".as_ptr(),
+                key,
+                h,
+                hl,
+                payload,
+                w1.as_ptr(),
+                b1.as_ptr(),
+                b1.len(),
+                w2.as_ptr(),
+                b2.as_ptr(),
+                b2.len(),
+            ),
+        };
+    }
+}
+
+/// Raises a keyspace notification of the module class (`notify-keyspace-events` flag `d`) on `key`.
+/// Redis drops it at once when the class is off.
+pub fn notify(ctx: Ctx, event: &'static std::ffi::CStr, key: RStr) {
+    if let Some(f) = unsafe { raw::RedisModule_NotifyKeyspaceEvent } {
+        unsafe { f(ctx, raw::REDISMODULE_NOTIFY_MODULE as c_int, event.as_ptr(), key) };
+    }
 }

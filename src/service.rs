@@ -3,6 +3,7 @@
 //! deadline). It depends on the core and the low-level API only, never on the commands.
 
 use crate::alarm;
+use crate::core::queue::FREE_STEP;
 use crate::registry::registry;
 use crate::rm::{self, Ctx, Key, RStr, Slot};
 use crate::text::{err, wrong_type, CmdError};
@@ -31,11 +32,13 @@ pub fn existing_or_new(key: &mut Key) -> Result<&mut QueueValue, CmdError> {
 /// After any change to a queue: server-wide figures, wake blocked readers, and tell the timer when this
 /// queue next needs it.
 pub fn settle(ctx: Ctx, key: RStr, v: &mut QueueValue, before: Snapshot) {
+    // Any node (replicas too, whose timer does not act) frees a few purged jobs with each change.
+    v.queue.free_some(FREE_STEP);
     before.report_changes(v);
     if v.queue.stats().ready > 0 {
         rm::signal_ready(ctx, key);
     }
-    note_deadline(ctx, rm::selected_db(ctx), rm::bytes(key), v);
+    note_deadline(ctx, rm::selected_db(ctx), rm::bytes(&key), v);
 }
 
 pub fn note_deadline(ctx: Ctx, db: i32, key: &[u8], v: &mut QueueValue) {

@@ -50,7 +50,10 @@ fn visit(ctx: Ctx, key_bytes: &[u8], now: u64, stop_at: Instant) {
     // Each step stops early when the budget is spent; the queue stays due and the next tick goes on.
     let _done = promote(ctx, &key_name, v, now, stop_at)
         && expire(ctx, &key_name, v, now, stop_at)
-        && fire_schedules(ctx, &key_name, v, now, stop_at);
+        && fire_schedules(ctx, &key_name, v, now, stop_at)
+        && cap_dead(ctx, &key_name, v, now, stop_at)
+        && retry_all(ctx, &key_name, v, stop_at)
+        && free_purged(v, stop_at);
     settle(ctx, key_name.0, v, before);
 }
 
@@ -77,9 +80,45 @@ fn expire(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_at: Insta
     let max = config::backoff_max_ms();
     while let Some(seq) = v.queue.first_expired(now) {
         let Some(outcome) = v.queue.decide_failure(seq, now, None, false, max, random::next()) else { break };
-        if !effects::fail(ctx, key.0, v, seq, FailCause::LeaseExpired, None, outcome) {
+        if !effects::fail(ctx, key.0, v, seq, FailCause::LeaseExpired, None, outcome, now) {
             break;
         }
+        if over(stop_at) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Drops dead jobs over DEAD-MAX or past DEAD-TTL, oldest first, a slice at a time.
+fn cap_dead(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_at: Instant) -> bool {
+    loop {
+        let seqs = v.queue.dead_to_drop(now, SLICE);
+        if seqs.is_empty() {
+            return true;
+        }
+        effects::drop_dead(ctx, key.0, v, &seqs);
+        if over(stop_at) {
+            return false;
+        }
+    }
+}
+
+/// Moves a RETRY ALL under way along, a slice at a time.
+fn retry_all(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, stop_at: Instant) -> bool {
+    while v.queue.retry_all_upto.is_some() {
+        let seqs = v.queue.retry_all_next(SLICE);
+        effects::retry_dead(ctx, key.0, v, &seqs);
+        if over(stop_at) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Frees jobs a PURGE took, a slice at a time (nothing to replicate: no reader saw them already).
+fn free_purged(v: &mut QueueValue, stop_at: Instant) -> bool {
+    while v.queue.free_some(SLICE) > 0 {
         if over(stop_at) {
             return false;
         }

@@ -15,12 +15,12 @@ pub fn ack(ctx: Ctx, args: &[RStr]) -> CmdResult {
         return Err(arity("ONCE.ACK"));
     }
     let n = args.len();
-    let fenced = n >= 5 && rm::bytes(args[n - 2]).eq_ignore_ascii_case(b"ATTEMPT");
+    let fenced = n >= 5 && rm::bytes(&args[n - 2]).eq_ignore_ascii_case(b"ATTEMPT");
     let (ids, attempt) = if fenced {
         if n != 5 {
             return Err(err("ATTEMPT goes with a single id"));
         }
-        (&args[2..3], Some(int_range(rm::bytes(args[4]), limits::ATTEMPT)? as u64))
+        (&args[2..3], Some(int_range(rm::bytes(&args[4]), limits::ATTEMPT)? as u64))
     } else {
         (&args[2..], None)
     };
@@ -36,8 +36,12 @@ pub fn ack(ctx: Ctx, args: &[RStr]) -> CmdResult {
 /// Completes the reserved jobs among `ids` (given a fence, only the reservation with that attempt).
 /// Replicates `ONCE.ACK key <ids completed>`, which is exact on a replica. Returns how many.
 pub fn ack_ids(ctx: Ctx, key_name: RStr, v: &mut QueueValue, ids: &[RStr], attempt: Option<u64>) -> u64 {
-    match attempt {
+    let n = match attempt {
         None => change_by_ids(ctx, b"ONCE.ACK\0", key_name, v, ids, |q, seq| q.ack(seq)),
         Some(a) => change_by_ids(ctx, b"ONCE.ACK\0", key_name, v, ids, |q, seq| q.holds_reservation(seq, Some(a)) && q.ack(seq)),
+    };
+    if n > 0 {
+        rm::notify(ctx, c"once.ack", key_name);
     }
+    n
 }

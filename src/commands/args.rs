@@ -40,7 +40,7 @@ impl<'a> Options<'a> {
 
     /// The next option's token (as the table spells it). Unknown and repeated options are errors.
     pub fn next(&mut self) -> Result<Option<&'static str>, CmdError> {
-        let Some(&arg) = self.args.get(self.pos) else { return Ok(None) };
+        let Some(arg) = self.args.get(self.pos) else { return Ok(None) };
         let word = bytes(arg);
         self.pos += 1;
         let Some((i, token)) = find_token(self.spec, word) else {
@@ -54,12 +54,16 @@ impl<'a> Options<'a> {
     }
 
     pub fn value(&mut self, name: &str) -> Result<&'a [u8], CmdError> {
-        let v = self.raw_value(name)?;
-        Ok(bytes(v))
+        Ok(bytes(self.arg_value(name)?))
     }
 
     pub fn raw_value(&mut self, name: &str) -> Result<RStr, CmdError> {
-        let Some(&v) = self.args.get(self.pos) else {
+        self.arg_value(name).copied()
+    }
+
+    fn arg_value(&mut self, name: &str) -> Result<&'a RStr, CmdError> {
+        let args: &'a [RStr] = self.args;
+        let Some(v) = args.get(self.pos) else {
             return Err(err(format!("option '{name}' needs a value")));
         };
         self.pos += 1;

@@ -1,7 +1,8 @@
-//! ONCE.INSPECT queue id
+//! ONCE.INSPECT queue id, and the job map that INSPECT and LIST reply.
 
 use super::args::{arity, CmdResult};
 use super::existing;
+use crate::core::Job;
 use crate::rm::{self, Ctx, Key, RStr};
 
 pub fn inspect(ctx: Ctx, args: &[RStr]) -> CmdResult {
@@ -9,22 +10,30 @@ pub fn inspect(ctx: Ctx, args: &[RStr]) -> CmdResult {
         return Err(arity("ONCE.INSPECT"));
     }
     let mut key = Key::open(ctx, args[1], false);
-    let job = existing(&mut key)?.and_then(|v| v.queue.find(rm::bytes(args[2])).and_then(|s| v.queue.job(s)));
+    let job = existing(&mut key)?.and_then(|v| v.queue.find(rm::bytes(&args[2])).and_then(|s| v.queue.job(s)));
     let Some(job) = job else {
         rm::reply_null(ctx);
         return Ok(());
     };
+    reply_job(ctx, job, true);
+    Ok(())
+}
+
+/// One job as INSPECT shows it (LIST too; `with_payload` false leaves the payload out).
+pub fn reply_job(ctx: Ctx, job: &Job, with_payload: bool) {
     let opt = |ctx, v: Option<u64>| match v {
         Some(x) => rm::reply_u64(ctx, x),
         None => rm::reply_null(ctx),
     };
-    rm::reply_map(ctx, 13);
+    rm::reply_map(ctx, if with_payload { 14 } else { 13 });
     rm::reply_bulk(ctx, b"id");
     rm::reply_bulk(ctx, &job.id_bytes());
     rm::reply_bulk(ctx, b"state");
     rm::reply_bulk(ctx, job.state.name().as_bytes());
-    rm::reply_bulk(ctx, b"payload");
-    rm::reply_bulk(ctx, &job.payload);
+    if with_payload {
+        rm::reply_bulk(ctx, b"payload");
+        rm::reply_bulk(ctx, &job.payload);
+    }
     rm::reply_bulk(ctx, b"attempts");
     rm::reply_int(ctx, i64::from(job.attempts));
     rm::reply_bulk(ctx, b"retries");
@@ -48,5 +57,6 @@ pub fn inspect(ctx: Ctx, args: &[RStr]) -> CmdResult {
     opt(ctx, (job.lease_ms > 0).then_some(u64::from(job.lease_ms)));
     rm::reply_bulk(ctx, b"tries");
     rm::reply_int(ctx, i64::from(job.tries()));
-    Ok(())
+    rm::reply_bulk(ctx, b"died");
+    opt(ctx, job.died_ms());
 }

@@ -9,12 +9,12 @@ use super::args::{arity, err, parse_i64, CmdError, CmdResult};
 use super::{existing, existing_or_new, settle};
 use crate::core::backoff::Outcome;
 use crate::core::FailCause;
-use crate::persist::encode::{decode_job, decode_meta, decode_schedule};
+use crate::persist::encode::{decode_job, decode_meta, decode_schedule, decode_settings};
 use crate::rm::{self, Ctx, Key, RStr};
 use crate::value::QueueValue;
 
 fn all_bytes(args: &[RStr]) -> Vec<&[u8]> {
-    args.iter().map(|&a| rm::bytes(a)).collect()
+    args.iter().map(rm::bytes).collect()
 }
 
 fn number(b: &[u8], what: &str) -> Result<u64, CmdError> {
@@ -63,7 +63,7 @@ pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
     }
     let pairs: Vec<(u64, u64)> = args[2..]
         .chunks(2)
-        .map(|p| Ok((number(rm::bytes(p[0]), "seq")?, number(rm::bytes(p[1]), "deadline")?)))
+        .map(|p| Ok((number(rm::bytes(&p[0]), "seq")?, number(rm::bytes(&p[1]), "deadline")?)))
         .collect::<Result<_, CmdError>>()?;
     with_queue(ctx, args, false, |v| {
         // All or nothing: every pair must name a distinct ready job before any is reserved.
@@ -78,8 +78,9 @@ pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
     })
 }
 
+/// `ONCE._FAIL key seq NACK|EXPIRE due|-1 error [now]` (AOF files from before `now` omit it: time 0).
 pub fn fail(ctx: Ctx, args: &[RStr]) -> CmdResult {
-    if args.len() != 6 {
+    if args.len() != 6 && args.len() != 7 {
         return Err(arity("ONCE._FAIL"));
     }
     let a = all_bytes(args);
@@ -93,9 +94,13 @@ pub fn fail(ctx: Ctx, args: &[RStr]) -> CmdResult {
         Some(-1) => Outcome::Dead,
         _ => Outcome::RetryAt(number(a[4], "due")?),
     };
-    let error = (!a[5].is_empty()).then_some(a[5]);
+    let error = (!a[5].is_empty()).then_some(crate::config::cut_error(a[5]));
+    let now = match a.get(6) {
+        Some(t) => number(t, "time")?,
+        None => 0,
+    };
     with_queue(ctx, args, false, |v| {
-        if v.queue.apply_failure(seq, cause, error, outcome) {
+        if v.queue.apply_failure(seq, cause, error, outcome, now) {
             Ok(())
         } else {
             Err(err(format!("job {seq} is not reserved")))
@@ -107,8 +112,8 @@ pub fn lease(ctx: Ctx, args: &[RStr]) -> CmdResult {
     if args.len() != 4 {
         return Err(arity("ONCE._LEASE"));
     }
-    let seq = number(rm::bytes(args[2]), "seq")?;
-    let deadline = number(rm::bytes(args[3]), "deadline")?;
+    let seq = number(rm::bytes(&args[2]), "seq")?;
+    let deadline = number(rm::bytes(&args[3]), "deadline")?;
     with_queue(ctx, args, false, |v| {
         if v.queue.set_lease(seq, deadline) {
             Ok(())
@@ -122,7 +127,7 @@ pub fn promote(ctx: Ctx, args: &[RStr]) -> CmdResult {
     if args.len() != 3 {
         return Err(arity("ONCE._PROMOTE"));
     }
-    let n = number(rm::bytes(args[2]), "count")? as usize;
+    let n = number(rm::bytes(&args[2]), "count")? as usize;
     with_queue(ctx, args, false, |v| {
         v.queue.promote_first(n);
         Ok(())
@@ -130,7 +135,8 @@ pub fn promote(ctx: Ctx, args: &[RStr]) -> CmdResult {
 }
 
 pub fn meta(ctx: Ctx, args: &[RStr]) -> CmdResult {
-    if args.len() != 10 {
+    // 7 totals before dead caps, 8 since.
+    if args.len() != 10 && args.len() != 11 {
         return Err(arity("ONCE._META"));
     }
     let (next_seq, totals) = decode_meta(&all_bytes(&args[2..])).map_err(|e| err(format!("bad meta: {e}")))?;
@@ -170,6 +176,32 @@ pub fn fired(ctx: Ctx, args: &[RStr]) -> CmdResult {
             return Err(err("no such schedule"));
         }
         v.noted_deadline = u64::MAX;
+        Ok(())
+    })
+}
+
+/// `ONCE._SETTINGS key <settings in schema order>`: the queue's settings and paused flag.
+pub fn settings(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    let a = all_bytes(args);
+    let s = decode_settings(&a[2..]).map_err(|e| err(format!("bad settings: {e}")))?;
+    with_queue(ctx, args, true, |v| {
+        v.queue.settings = s;
+        v.noted_deadline = u64::MAX;
+        Ok(())
+    })
+}
+
+/// `ONCE._DROP key seq [seq ...]`: dead jobs dropped by DEAD-MAX or DEAD-TTL. Each must be dead.
+pub fn drop(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if args.len() < 3 {
+        return Err(arity("ONCE._DROP"));
+    }
+    let seqs: Vec<u64> = args[2..].iter().map(|a| number(rm::bytes(a), "seq")).collect::<Result<_, _>>()?;
+    with_queue(ctx, args, false, |v| {
+        if let Some(&seq) = seqs.iter().find(|&&s| v.queue.job(s).map(|j| j.state) != Some(crate::core::State::Dead)) {
+            return Err(err(format!("job {seq} is not dead")));
+        }
+        v.queue.drop_dead(&seqs);
         Ok(())
     })
 }

@@ -1,15 +1,38 @@
-//! ONCE.RETRY queue id [id ...]: dead jobs back to ready, with a fresh set of attempts.
+//! ONCE.RETRY queue id [id ...] | ALL: dead jobs back to ready, with a fresh retry budget.
 //! ONCE.CANCEL queue id [id ...]: removes jobs in any state but reserved.
 //! Both are deterministic, so they replicate as themselves with the ids that took effect.
 
 use super::args::{arity, CmdResult};
-use super::{change_by_ids, existing};
+use super::{change_by_ids, existing, settle};
+use crate::effects;
 use crate::core::Queue;
 use crate::rm::{self, Ctx, Key, RStr};
 
+/// `ONCE.RETRY queue ALL` starts sending every dead job back; this call moves the first slice, the timer the
+/// rest (each slice replicates as `ONCE.RETRY queue id...`). The reply counts them all.
 pub fn retry(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if args.len() == 3 && rm::bytes(&args[2]).eq_ignore_ascii_case(b"ALL") {
+        let mut key = Key::open(ctx, args[1], true);
+        let n = match existing(&mut key)? {
+            Some(v) => {
+                let before = v.snapshot();
+                let n = v.queue.retry_all();
+                let first = v.queue.retry_all_next(RETRY_ALL_NOW);
+                effects::retry_dead(ctx, args[1], v, &first);
+                v.noted_deadline = u64::MAX;
+                settle(ctx, args[1], v, before);
+                n
+            }
+            None => 0,
+        };
+        rm::reply_u64(ctx, n as u64);
+        return Ok(());
+    }
     by_ids(ctx, args, "ONCE.RETRY", b"ONCE.RETRY\0", Queue::retry_dead)
 }
+
+/// Dead jobs RETRY ALL moves itself before leaving the rest to the timer.
+const RETRY_ALL_NOW: usize = 1024;
 
 pub fn cancel(ctx: Ctx, args: &[RStr]) -> CmdResult {
     by_ids(ctx, args, "ONCE.CANCEL", b"ONCE.CANCEL\0", Queue::cancel)
@@ -24,6 +47,9 @@ fn by_ids(ctx: Ctx, args: &[RStr], name: &str, cname: &'static [u8], change: fn(
         Some(v) => change_by_ids(ctx, cname, args[1], v, &args[2..], change),
         None => 0,
     };
+    if n > 0 {
+        rm::notify(ctx, if name == "ONCE.CANCEL" { c"once.cancel" } else { c"once.retry" }, args[1]);
+    }
     rm::reply_u64(ctx, n);
     Ok(())
 }

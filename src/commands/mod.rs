@@ -9,6 +9,7 @@ pub mod inspect;
 pub mod internal;
 pub mod manage;
 pub mod nack;
+pub mod operate;
 pub mod push;
 pub mod reserve;
 pub mod schedule;
@@ -37,7 +38,7 @@ pub fn change_by_ids(
     let before = v.snapshot();
     let mut done = vec![rm::OwnedStr::retain(key)];
     for &id in ids {
-        if let Some(seq) = v.queue.find(rm::bytes(id)) {
+        if let Some(seq) = v.queue.find(rm::bytes(&id)) {
             if change(&mut v.queue, seq) {
                 done.push(rm::OwnedStr::retain(id));
             }
@@ -55,11 +56,7 @@ pub type Handler = fn(Ctx, &[RStr]) -> CmdResult;
 
 /// Runs a handler so that neither an error nor a panic escapes into Redis.
 pub fn run(ctx: Ctx, argv: *mut RStr, argc: c_int, handler: Handler) -> c_int {
-    let args: &[RStr] = if argv.is_null() || argc <= 0 {
-        &[]
-    } else {
-        unsafe { std::slice::from_raw_parts(argv, argc as usize) }
-    };
+    let args = rm::argv(argv, argc);
     match catch_unwind(AssertUnwindSafe(|| handler(ctx, args))) {
         Ok(Ok(())) => {}
         Ok(Err(CmdError(msg))) => rm::reply_error(ctx, &msg),

@@ -22,8 +22,7 @@ pub fn nack(ctx: Ctx, args: &[RStr]) -> CmdResult {
         match token {
             "ATTEMPT" => attempt = Some(opts.int(limits::ATTEMPT)? as u64),
             "ERROR" => {
-                let text = opts.value("ERROR")?;
-                error = Some(&text[..text.len().min(config::max_error_bytes())]);
+                error = Some(config::cut_error(opts.value("ERROR")?));
             }
             "DELAY" => delay = Some(opts.int(limits::DELAY)? as u64),
             _ => dead = true,
@@ -37,14 +36,14 @@ pub fn nack(ctx: Ctx, args: &[RStr]) -> CmdResult {
         rm::reply_int(ctx, 0);
         return Ok(());
     };
-    let Some(seq) = v.queue.find(rm::bytes(args[2])).filter(|&s| v.queue.holds_reservation(s, attempt)) else {
+    let Some(seq) = v.queue.find(rm::bytes(&args[2])).filter(|&s| v.queue.holds_reservation(s, attempt)) else {
         rm::reply_int(ctx, 0);
         return Ok(());
     };
     let now = rm::now_ms();
     let before = v.snapshot();
     let outcome = v.queue.decide_failure(seq, now, delay, dead, config::backoff_max_ms(), random::next());
-    let done = outcome.is_some_and(|o| effects::fail(ctx, args[1], v, seq, FailCause::Nack, error, o));
+    let done = outcome.is_some_and(|o| effects::fail(ctx, args[1], v, seq, FailCause::Nack, error, o, now));
     if done {
         settle(ctx, args[1], v, before);
     }

@@ -41,7 +41,7 @@ pub fn push(ctx: Ctx, args: &[RStr]) -> CmdResult {
     if delay.is_some() && at.is_some() {
         return Err(err("DELAY and AT cannot be used together"));
     }
-    let payload_bytes = rm::bytes(payload);
+    let payload_bytes = rm::bytes(&payload);
     let limit = config::max_payload_bytes();
     if payload_bytes.len() as u64 > limit {
         return Err(err(format!(
@@ -62,8 +62,8 @@ pub fn push(ctx: Ctx, args: &[RStr]) -> CmdResult {
         custom_id: id.map(Into::into),
         payload: payload_bytes.into(),
         due_ms: due,
-        retries: retries.unwrap_or_else(config::default_retries),
-        backoff_ms: backoff.unwrap_or_else(config::default_backoff_ms),
+        retries: retries.or(v.queue.settings.retries).unwrap_or_else(config::default_retries),
+        backoff_ms: backoff.or(v.queue.settings.backoff_ms).unwrap_or_else(config::default_backoff_ms),
         lease_ms: lease,
         priority,
     };

@@ -7,8 +7,6 @@
 use std::ffi::{c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use redis_module::raw;
-
 use super::ack::ack_ids;
 use super::args::{arity, err, CmdError, CmdResult, Options};
 use super::spec::RESERVE_ARGS;
@@ -74,9 +72,10 @@ fn serve(ctx: Ctx, key_name: RStr, key: &mut Key, want: Want) -> Result<bool, Cm
     if promoted > 0 {
         effects::promoted(ctx, key_name, promoted);
     }
-    let default_lease = config::default_lease_ms();
+    // RESERVE's LEASE, else the job's own, else the queue's setting, else the module config.
+    let default_lease = v.queue.settings.lease_ms.unwrap_or_else(config::default_lease_ms);
     let lease_of = |j: &crate::core::Job| want.lease.unwrap_or(if j.lease_ms > 0 { u64::from(j.lease_ms) } else { default_lease });
-    let seqs = v.queue.reserve(want.count, now, lease_of);
+    let seqs = if v.queue.settings.paused { Vec::new() } else { v.queue.reserve(want.count, now, lease_of) };
     if seqs.is_empty() {
         if promoted > 0 {
             settle(ctx, key_name, v, before);
@@ -102,27 +101,14 @@ fn serve(ctx: Ctx, key_name: RStr, key: &mut Key, want: Want) -> Result<bool, Cm
 }
 
 fn block_on(ctx: Ctx, key_name: RStr, ms: i64, want: Want) {
-    let mut keys = [key_name];
-    let privdata = Box::into_raw(Box::new(want)).cast::<c_void>();
-    unsafe {
-        raw::RedisModule_BlockClientOnKeys.unwrap()(
-            ctx,
-            Some(on_ready),
-            Some(on_timeout),
-            Some(free_want),
-            ms,
-            keys.as_mut_ptr(),
-            1,
-            privdata,
-        );
-    }
+    rm::block_on_key(ctx, key_name, ms, on_ready, on_timeout, free_want, Box::new(want));
 }
 
 /// Called each time the key is signalled: serve the client, or return ERR to keep it waiting.
 extern "C" fn on_ready(ctx: Ctx, _argv: *mut RStr, _argc: c_int) -> c_int {
-    let result = catch_unwind(AssertUnwindSafe(|| unsafe {
-        let want = *raw::RedisModule_GetBlockedClientPrivateData.unwrap()(ctx).cast::<Want>();
-        let key_name = raw::RedisModule_GetBlockedClientReadyKey.unwrap()(ctx);
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let Some(&want) = rm::blocked_data::<Want>(ctx) else { return Ok(false) };
+        let key_name = rm::blocked_ready_key(ctx);
         let mut key = Key::open(ctx, key_name, true);
         serve(ctx, key_name, &mut key, want)
     }));
@@ -146,7 +132,5 @@ extern "C" fn on_timeout(ctx: Ctx, _argv: *mut RStr, _argc: c_int) -> c_int {
 }
 
 extern "C" fn free_want(_ctx: Ctx, privdata: *mut c_void) {
-    if !privdata.is_null() {
-        drop(unsafe { Box::from_raw(privdata.cast::<Want>()) });
-    }
+    rm::free_blocked::<Want>(privdata);
 }

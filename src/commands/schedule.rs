@@ -15,16 +15,16 @@ pub fn schedule(ctx: Ctx, args: &[RStr]) -> CmdResult {
     if args.len() < 5 {
         return Err(arity("ONCE.SCHEDULE"));
     }
-    let name = rm::bytes(args[2]);
+    let name = rm::bytes(&args[2]);
     if name.is_empty() || name.len() > MAX_SCHEDULE_NAME {
         return Err(err(format!("schedule name must be 1 to {MAX_SCHEDULE_NAME} bytes")));
     }
-    let spec_bytes = rm::bytes(args[3]);
+    let spec_bytes = rm::bytes(&args[3]);
     if spec_bytes.len() > MAX_SPEC_BYTES {
         return Err(err(format!("schedule spec is {} bytes, over the limit of {MAX_SPEC_BYTES}", spec_bytes.len())));
     }
     let spec = std::str::from_utf8(spec_bytes).map_err(|_| err("invalid schedule spec: not UTF-8"))?;
-    let payload = rm::bytes(args[4]);
+    let payload = rm::bytes(&args[4]);
     let mut options = JobOptions {
         retries: config::default_retries(),
         backoff_ms: config::default_backoff_ms(),
@@ -89,7 +89,7 @@ pub fn unschedule(ctx: Ctx, args: &[RStr]) -> CmdResult {
         return Ok(());
     };
     let before = v.snapshot();
-    let removed = v.queue.remove_schedule(rm::bytes(args[2]));
+    let removed = v.queue.remove_schedule(rm::bytes(&args[2]));
     if removed {
         effects::as_itself(ctx, b"ONCE.UNSCHEDULE\0", &[OwnedStr::retain(args[1]), OwnedStr::retain(args[2])]);
         settle(ctx, args[1], v, before);

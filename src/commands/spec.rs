@@ -4,7 +4,7 @@
 
 use std::ffi::c_int;
 
-use super::{ack, extend, inspect, internal, manage, nack, push, reserve, run, schedule, stats};
+use super::{ack, extend, inspect, internal, manage, nack, operate, push, reserve, run, schedule, stats};
 use crate::rm::{Ctx, RStr};
 
 /// What Redis calls: a handler wrapped by `run`, so no error or panic escapes.
@@ -176,6 +176,67 @@ pub const NACK_ARGS: &[Arg] = &[
 pub const EXTEND_ARGS: &[Arg] = &[KEY, pos("id", Str), pos("ms", Int), opt("ATTEMPT", "attempt", Int)];
 
 const IDS_ARGS: &[Arg] = &[KEY, many("id", Str)];
+const RETRY_ARGS: &[Arg] = &[
+    KEY,
+    Arg {
+        name: "which",
+        kind: Kind::OneOf(&[word("ALL"), many("id", Str)]),
+        token: None,
+        optional: false,
+        multiple: false,
+    },
+];
+const STATE_ARG: Arg = Arg {
+    name: "state",
+    kind: Kind::OneOf(&[word("ready"), word("delayed"), word("reserved"), word("dead")]),
+    token: None,
+    optional: false,
+    multiple: false,
+};
+pub const LIST_ARGS: &[Arg] = &[
+    KEY,
+    STATE_ARG,
+    opt("CURSOR", "cursor", Str),
+    opt("COUNT", "count", Int),
+    opt("WITHPAYLOADS", "withpayloads", Token),
+];
+const PURGE_ARGS: &[Arg] = &[
+    KEY,
+    Arg {
+        name: "state",
+        kind: Kind::OneOf(&[word("ready"), word("delayed"), word("dead")]),
+        token: None,
+        optional: false,
+        multiple: false,
+    },
+];
+const RATE_PARTS: &[Arg] =
+    &[pos("n", Int), Arg { name: "per-ms", kind: Int, token: Some("PER"), optional: false, multiple: false }];
+
+/// `TOKEN n PER ms`: a rate limit.
+const fn rate(name: &'static str, token: &'static str) -> Arg {
+    Arg {
+        name,
+        kind: Kind::Block(RATE_PARTS),
+        token: Some(token),
+        optional: true,
+        multiple: false,
+    }
+}
+
+pub const CONFIGURE_ARGS: &[Arg] = &[
+    KEY,
+    JOB_OPTIONS[0],
+    JOB_OPTIONS[1],
+    JOB_OPTIONS[2],
+    opt("DEAD-MAX", "n", Int),
+    opt("DEAD-TTL", "ms", Int),
+    opt("EVENTS-MAX", "n", Int),
+    opt("CONCURRENCY", "n", Int),
+    rate("rate", "RATE"),
+    opt("GROUP-CONCURRENCY", "n", Int),
+    rate("group-rate", "GROUP-RATE"),
+];
 const ID_ARGS: &[Arg] = &[KEY, pos("id", Str)];
 const KEY_ONLY: &[Arg] = &[KEY];
 
@@ -242,8 +303,9 @@ pub static COMMANDS: &[Command] = &[
         "O(log n)"),
     cmd!("ONCE.EXTEND", extend::extend, "write fast", Update, -4, EXTEND_ARGS,
         "Moves a reserved job's lease deadline to now + ms", "O(log n)"),
-    cmd!("ONCE.RETRY", manage::retry, "write fast", Update, -3, IDS_ARGS,
-        "Sends dead jobs back to ready with a fresh retry budget", "O(1) per id"),
+    cmd!("ONCE.RETRY", manage::retry, "write fast", Update, -3, RETRY_ARGS,
+        "Sends dead jobs (or ALL of them, in timer steps) back to ready with a fresh retry budget",
+        "O(1) per id; ALL: O(1024) now, the rest in timer steps"),
     cmd!("ONCE.CANCEL", manage::cancel, "write fast", Delete, -3, IDS_ARGS,
         "Removes jobs that are not reserved", "O(log n) per id"),
     cmd!("ONCE.INSPECT", inspect::inspect, "readonly fast", Read, 3, ID_ARGS,
@@ -257,6 +319,18 @@ pub static COMMANDS: &[Command] = &[
         "Removes a schedule", "O(log s)"),
     cmd!("ONCE.SCHEDULES", schedule::schedules, "readonly", Read, 2, KEY_ONLY,
         "Lists a queue's schedules with their next fire time", "O(s) for s schedules"),
+    cmd!("ONCE.LIST", operate::list, "readonly", Read, -3, LIST_ARGS,
+        "Lists a page of the jobs in one state, in the order of that state, from a cursor",
+        "O(log n + COUNT)"),
+    cmd!("ONCE.PURGE", operate::purge, "write fast", Delete, 3, PURGE_ARGS,
+        "Removes every ready, delayed or dead job at once (freed in timer steps)", "O(1)"),
+    cmd!("ONCE.PAUSE", operate::pause, "write fast", Update, 2, KEY_ONLY,
+        "Stops RESERVE serving the queue (pushes, promotions and lease expiry go on)", "O(1)"),
+    cmd!("ONCE.RESUME", operate::resume, "write fast", Update, 2, KEY_ONLY,
+        "Lets RESERVE serve a paused queue again; blocked reservers are served", "O(1)"),
+    cmd!("ONCE.CONFIGURE", operate::configure, "write deny-oom fast", Insert, -2, CONFIGURE_ARGS,
+        "Sets and shows a queue's own settings (a job's option wins, then these, then the module configs)",
+        "O(1)"),
     internal_cmd!("ONCE._JOB", internal::job),
     internal_cmd!("ONCE._RESERVE", internal::reserve),
     internal_cmd!("ONCE._FAIL", internal::fail),
@@ -265,6 +339,8 @@ pub static COMMANDS: &[Command] = &[
     internal_cmd!("ONCE._META", internal::meta),
     internal_cmd!("ONCE._SCHED", internal::sched),
     internal_cmd!("ONCE._FIRED", internal::fired),
+    internal_cmd!("ONCE._SETTINGS", internal::settings),
+    internal_cmd!("ONCE._DROP", internal::drop),
 ];
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 
 use super::args::{arity, CmdResult};
 use super::existing;
+use super::operate::{reply_setting_pairs, SETTINGS_PAIRS};
 use crate::core::schema::TOTAL_FIELDS;
+use crate::core::settings::Settings;
 use crate::core::{Stats, Totals};
 use crate::rm::{self, Ctx, Key, RStr};
 
@@ -11,7 +13,9 @@ pub fn stats(ctx: Ctx, args: &[RStr]) -> CmdResult {
         return Err(arity("ONCE.STATS"));
     }
     let mut key = Key::open(ctx, args[1], false);
-    let (s, t) = existing(&mut key)?.map_or((Stats::default(), Totals::default()), |v| (v.queue.stats(), v.queue.totals));
+    let (s, t, settings) = existing(&mut key)?.map_or((Stats::default(), Totals::default(), Settings::default()), |v| {
+        (v.queue.stats(), v.queue.totals, v.queue.settings)
+    });
     let counts: [(&[u8], u64); 5] = [
         (b"ready", s.ready),
         (b"delayed", s.delayed),
@@ -19,7 +23,7 @@ pub fn stats(ctx: Ctx, args: &[RStr]) -> CmdResult {
         (b"dead", s.dead),
         (b"schedules", s.schedules),
     ];
-    rm::reply_map(ctx, counts.len() + TOTAL_FIELDS.len());
+    rm::reply_map(ctx, counts.len() + TOTAL_FIELDS.len() + SETTINGS_PAIRS);
     for (name, value) in counts {
         rm::reply_bulk(ctx, name);
         rm::reply_u64(ctx, value);
@@ -28,5 +32,6 @@ pub fn stats(ctx: Ctx, args: &[RStr]) -> CmdResult {
         rm::reply_bulk(ctx, f.name().as_bytes());
         rm::reply_int(ctx, (f.get)(&t));
     }
+    reply_setting_pairs(ctx, &settings);
     Ok(())
 }

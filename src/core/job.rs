@@ -190,7 +190,8 @@ pub struct Job {
     /// Queue-unique sequence number: the handle every index uses.
     pub seq: u64,
     pub created_ms: u64,
-    /// When a delayed job falls due, or when a reserved job's lease runs out; 0 otherwise.
+    /// When a delayed job falls due, when a reserved job's lease runs out, when a dead job died; a ready
+    /// job's place in its line (the queue's own bookkeeping, never stored).
     pub deadline_ms: u64,
     pub backoff_ms: u64,
     pub payload: Payload,
@@ -277,6 +278,11 @@ impl Job {
 
     pub fn lease_deadline_ms(&self) -> Option<u64> {
         (self.state == State::Reserved).then_some(self.deadline_ms)
+    }
+
+    /// When a dead job died (0: loaded from an encoding that did not keep it).
+    pub fn died_ms(&self) -> Option<u64> {
+        (self.state == State::Dead).then_some(self.deadline_ms)
     }
 
     /// Heap bytes owned by this job beyond its slot, for MEMORY USAGE.

@@ -52,6 +52,11 @@ pub const COUNT: Range = Range::new("COUNT", 1, 10_000);
 pub const BLOCK: Range = Range::new("BLOCK", 0, i32::MAX as i64);
 pub const ATTEMPT: Range = Range::new("ATTEMPT", 1, i64::MAX);
 pub const EXTEND_MS: Range = Range::new("ms", 1, MAX_LEASE_MS);
+pub const DEAD_MAX: Range = Range::new("DEAD-MAX", 0, 1_000_000_000);
+pub const DEAD_TTL: Range = Range::new("DEAD-TTL", 0, MAX_MS_10Y);
+/// ONCE.LIST's page size.
+pub const LIST_COUNT: Range = Range::new("COUNT", 1, 1000);
+pub const LIST_COUNT_DEFAULT: usize = 100;
 
 /// Bytes of a client-chosen job id.
 pub const MAX_ID_BYTES: usize = 256;

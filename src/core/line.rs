@@ -1,19 +1,24 @@
 //! One priority's line of ready jobs, first in first out, kept in fixed-size chunks: a line of millions
 //! grows a chunk at a time instead of copying itself whole when it doubles (a pause of milliseconds).
+//!
+//! Every entry has an absolute position that never changes while the line lives (the line counts what left
+//! its front), and a ready job remembers its position. So removal from anywhere (CANCEL, an exact reserve) is
+//! O(1) — the entry becomes a tombstone, dropped when it reaches the front — and a walk can resume from a
+//! position (ONCE.LIST's cursor) in O(1) whatever happened before it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 const CHUNK: usize = 4096;
+const TOMB: u64 = u64::MAX;
 
-/// Removal from the middle (CANCEL, PURGE) is O(1): the entry stays where it is, counted in `stale`, and is
-/// dropped when it reaches the front or skipped when the line is walked. A seq may stand in the line more
-/// than once (it left and came back): its stale occurrences are always the earliest ones.
 #[derive(Clone, Debug, Default)]
 pub struct Line {
+    /// Every chunk but the first and the last is full, so a position maps to its chunk by division.
     chunks: VecDeque<VecDeque<u64>>,
-    /// Live entries.
+    /// Absolute position of the first entry.
+    head: u64,
+    /// Live entries (tombstones not counted).
     len: usize,
-    stale: HashMap<u64, u32>,
 }
 
 impl Line {
@@ -25,7 +30,9 @@ impl Line {
         self.len == 0
     }
 
-    pub fn push_back(&mut self, seq: u64) {
+    /// Appends `seq`; returns its position.
+    pub fn push_back(&mut self, seq: u64) -> u64 {
+        let pos = self.head + self.raw_len() as u64;
         match self.chunks.back_mut() {
             Some(last) if last.len() < CHUNK => last.push_back(seq),
             _ => {
@@ -35,6 +42,28 @@ impl Line {
             }
         }
         self.len += 1;
+        pos
+    }
+
+    fn raw_len(&self) -> usize {
+        match self.chunks.len() {
+            0 => 0,
+            n => self.chunks[0].len() + (n.saturating_sub(2)) * CHUNK + if n > 1 { self.chunks[n - 1].len() } else { 0 },
+        }
+    }
+
+    fn slot(&self, pos: u64) -> Option<(usize, usize)> {
+        let i = usize::try_from(pos.checked_sub(self.head)?).ok()?;
+        let first = self.chunks.front()?.len();
+        let (c, o) = if i < first { (0, i) } else { (1 + (i - first) / CHUNK, (i - first) % CHUNK) };
+        (c < self.chunks.len() && o < self.chunks[c].len()).then_some((c, o))
+    }
+
+    /// The live seq at `pos`, if any.
+    pub fn at(&self, pos: u64) -> Option<u64> {
+        let (c, o) = self.slot(pos)?;
+        let v = self.chunks[c][o];
+        (v != TOMB).then_some(v)
     }
 
     fn pop_raw(&mut self) -> Option<u64> {
@@ -43,69 +72,76 @@ impl Line {
         if first.is_empty() {
             self.chunks.pop_front();
         }
-        v
-    }
-
-    /// Drops stale entries at the front, so the front is live.
-    fn settle_front(&mut self) {
-        while let Some(&seq) = self.chunks.front().and_then(|c| c.front()) {
-            match self.stale.get_mut(&seq) {
-                Some(n) => {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.stale.remove(&seq);
-                    }
-                    self.pop_raw();
-                }
-                None => break,
-            }
-        }
-    }
-
-    pub fn front(&mut self) -> Option<u64> {
-        self.settle_front();
-        self.chunks.front().and_then(|c| c.front()).copied()
-    }
-
-    pub fn pop_front(&mut self) -> Option<u64> {
-        self.settle_front();
-        let v = self.pop_raw();
         if v.is_some() {
-            self.len -= 1;
+            self.head += 1;
         }
         v
     }
 
-    /// Takes out `seq`, which the caller knows to be live in this line: O(1) wherever it stands.
-    pub fn remove(&mut self, seq: u64) {
-        if self.front() == Some(seq) {
-            self.pop_front();
-            return;
-        }
-        *self.stale.entry(seq).or_insert(0) += 1;
-        self.len -= 1;
-        if self.len == 0 {
-            self.chunks.clear();
-            self.stale.clear();
+    /// Drops tombstones at the front, so the front is live.
+    fn settle_front(&mut self) {
+        while self.chunks.front().and_then(|c| c.front()) == Some(&TOMB) {
+            self.pop_raw();
         }
     }
 
-    /// The live entries, front first.
+    pub fn front(&self) -> Option<u64> {
+        self.iter_from(self.head).next().map(|(_, s)| s)
+    }
+
+    /// Takes the first live entry: (position, seq).
+    pub fn pop_front(&mut self) -> Option<(u64, u64)> {
+        self.settle_front();
+        let pos = self.head;
+        let v = self.pop_raw()?;
+        self.len -= 1;
+        self.settle_front();
+        Some((pos, v))
+    }
+
+    /// Takes out `seq` at `pos`. False if it is not there.
+    pub fn remove_at(&mut self, pos: u64, seq: u64) -> bool {
+        let Some((c, o)) = self.slot(pos) else { return false };
+        if self.chunks[c][o] != seq || seq == TOMB {
+            return false;
+        }
+        self.chunks[c][o] = TOMB;
+        self.len -= 1;
+        self.settle_front();
+        if self.len == 0 {
+            // Positions keep growing: a walk resumed from an older position finds nothing, never a newcomer.
+            self.head += self.raw_len() as u64;
+            self.chunks.clear();
+        }
+        true
+    }
+
+    /// The live entries from `pos` on, as (position, seq), front first.
+    pub fn iter_from(&self, pos: u64) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let start = pos.max(self.head);
+        let skip = usize::try_from(start - self.head).unwrap_or(usize::MAX);
+        self.chunks
+            .iter()
+            .flat_map(|c| c.iter().copied())
+            .skip(skip)
+            .zip(start..)
+            .filter(|&(s, _)| s != TOMB)
+            .map(|(s, p)| (p, s))
+    }
+
+    /// The live seqs, front first.
     pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
-        let mut skip = self.stale.clone();
-        self.chunks.iter().flat_map(|c| c.iter().copied()).filter(move |s| match skip.get_mut(s) {
-            Some(n) if *n > 0 => {
-                *n -= 1;
-                false
-            }
-            _ => true,
-        })
+        self.iter_from(self.head).map(|(_, s)| s)
+    }
+
+    /// Where the line starts (the first position a walk may ask for).
+    pub fn head(&self) -> u64 {
+        self.head
     }
 
     pub fn bytes(&self) -> usize {
         self.chunks.iter().map(|c| c.capacity() * std::mem::size_of::<u64>()).sum::<usize>()
             + self.chunks.capacity() * std::mem::size_of::<VecDeque<u64>>()
-            + self.stale.capacity() * 16
     }
 }
 
@@ -114,34 +150,54 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fifo_across_chunks_with_removal() {
+    fn fifo_across_chunks_with_removal_anywhere() {
         let mut l = Line::default();
         for s in 0..10_000u64 {
-            l.push_back(s);
+            assert_eq!(l.push_back(s), s);
         }
         assert_eq!(l.len(), 10_000);
-        assert_eq!(l.pop_front(), Some(0));
-        l.remove(5000);
+        assert_eq!(l.pop_front(), Some((0, 0)));
+        assert!(l.remove_at(5000, 5000));
+        assert!(!l.remove_at(5000, 5000));
+        assert!(!l.remove_at(5001, 7), "the seq must match its position");
         assert_eq!(l.front(), Some(1));
+        assert_eq!(l.at(4999), Some(4999));
+        assert_eq!(l.at(5000), None);
         let all: Vec<u64> = l.iter().collect();
         assert_eq!(all.len(), 9_998);
         assert!(all.windows(2).all(|w| w[0] < w[1]) && !all.contains(&5000));
+        assert_eq!(l.iter_from(9_998).collect::<Vec<_>>(), vec![(9_998, 9_998), (9_999, 9_999)]);
         while l.pop_front().is_some() {}
         assert!(l.is_empty() && l.front().is_none());
     }
 
     #[test]
-    fn a_seq_that_left_the_middle_and_came_back_is_served_at_its_new_place() {
+    fn positions_stay_put_while_the_front_moves_and_tombstones_pass() {
         let mut l = Line::default();
-        for s in [1, 2, 3] {
-            l.push_back(s);
+        for s in 0..(3 * CHUNK as u64 + 10) {
+            l.push_back(100 + s);
         }
-        l.remove(2);
-        l.push_back(2);
-        l.remove(1);
-        assert_eq!(l.len(), 2);
-        assert_eq!(l.iter().collect::<Vec<_>>(), vec![3, 2]);
-        assert_eq!((l.pop_front(), l.pop_front(), l.pop_front()), (Some(3), Some(2), None));
+        for p in 1..=CHUNK as u64 + 5 {
+            assert!(l.remove_at(p, 100 + p));
+        }
+        assert_eq!(l.pop_front(), Some((0, 100)));
+        // The front skipped every tombstone; later positions still name the same seqs.
+        assert_eq!(l.front(), Some(100 + CHUNK as u64 + 6));
+        let p = 2 * CHUNK as u64 + 3;
+        assert_eq!(l.at(p), Some(100 + p));
+        assert_eq!(l.iter_from(p).next(), Some((p, 100 + p)));
+        assert_eq!(l.push_back(7), 3 * CHUNK as u64 + 10);
+    }
+
+    #[test]
+    fn an_emptied_line_never_reuses_a_position() {
+        let mut l = Line::default();
+        let a = l.push_back(1);
+        assert!(l.remove_at(a, 1));
         assert!(l.is_empty());
+        let b = l.push_back(2);
+        assert!(b > a);
+        assert_eq!(l.at(a), None);
+        assert_eq!(l.iter_from(a).collect::<Vec<_>>(), vec![(b, 2)]);
     }
 }

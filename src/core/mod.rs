@@ -7,6 +7,7 @@ pub mod line;
 pub mod queue;
 pub mod schedule;
 pub mod schema;
+pub mod settings;
 pub mod table;
 
 pub use job::{Extra, Job, Payload, State};

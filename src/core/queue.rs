@@ -11,7 +11,14 @@ use super::backoff::{self, Outcome};
 use super::job::{parse_server_id, server_id, Extra, Job, Payload, State};
 use super::line::Line;
 use super::schedule::Schedule;
+use super::settings::Settings;
 use super::table::JobTable;
+pub use purge::{Graveyard, FREE_STEP};
+
+#[path = "queue_purge.rs"]
+mod purge;
+#[path = "queue_list.rs"]
+pub mod list;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
@@ -22,6 +29,8 @@ pub struct Totals {
     pub expired: u64,
     pub retried: u64,
     pub dead: u64,
+    /// Dead jobs dropped by DEAD-MAX or DEAD-TTL (not by PURGE or CANCEL).
+    pub dead_dropped: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -86,13 +95,21 @@ impl std::fmt::Display for InsertError {
 pub struct Queue {
     jobs: JobTable,
     custom_ids: HashMap<Box<[u8]>, u64>,
+    /// Ready jobs, one FIFO line per priority; a ready job's `deadline_ms` is its position in its line.
     ready: BTreeMap<Reverse<i32>, Line>,
     ready_len: usize,
     delayed: BTreeSet<(u64, u64)>,
     leases: BTreeSet<(u64, u64)>,
-    dead: usize,
+    /// Dead jobs by (time of death, seq); a dead job's `deadline_ms` is when it died.
+    dead: BTreeSet<(u64, u64)>,
     next_seq: u64,
     pub totals: Totals,
+    pub settings: Settings,
+    pub paused: bool,
+    /// Indexes taken whole by PURGE: their jobs are gone for every reader at once and freed in steps.
+    graveyard: Graveyard,
+    /// RETRY ALL in progress: dead jobs up to this (time of death, seq) still go back to ready, in steps.
+    pub retry_all_upto: Option<(u64, u64)>,
     schedules: BTreeMap<Box<[u8]>, Schedule>,
     /// Schedules by next fire time, so the timer finds the due ones without looking at the rest.
     fires: BTreeSet<(u64, Box<[u8]>)>,
@@ -103,12 +120,13 @@ impl Queue {
         Self::default()
     }
 
+    /// Jobs that readers see (purged ones not yet freed are not counted).
     pub fn len(&self) -> usize {
-        self.jobs.len()
+        self.jobs.len() - self.graveyard.jobs
     }
 
     pub fn is_empty(&self) -> bool {
-        self.jobs.is_empty()
+        self.len() == 0
     }
 
     pub fn next_seq(&self) -> u64 {
@@ -129,24 +147,39 @@ impl Queue {
             ready: self.ready_len as u64,
             delayed: self.delayed.len() as u64,
             reserved: self.leases.len() as u64,
-            dead: self.dead as u64,
+            dead: self.dead.len() as u64,
             schedules: self.schedules.len() as u64,
         }
     }
 
+    /// A job that is in the queue (not one a PURGE took that is still waiting to be freed).
     pub fn job(&self, seq: u64) -> Option<&Job> {
-        self.jobs.get(seq)
+        self.jobs.get(seq).filter(|j| self.indexed(j))
+    }
+
+    /// Whether the index of the job's state holds it: false only for purged jobs not yet freed.
+    fn indexed(&self, j: &Job) -> bool {
+        match j.state {
+            State::Ready => self.ready.get(&Reverse(j.priority)).and_then(|l| l.at(j.deadline_ms)) == Some(j.seq),
+            State::Delayed => self.graveyard.is_empty() || self.delayed.contains(&(j.deadline_ms, j.seq)),
+            State::Reserved => true,
+            State::Dead => self.graveyard.is_empty() || self.dead.contains(&(j.deadline_ms, j.seq)),
+        }
+    }
+
+    fn state_of(&self, seq: u64) -> Option<State> {
+        self.job(seq).map(|j| j.state)
     }
 
     /// Finds a job by its public id.
     pub fn find(&self, id: &[u8]) -> Option<u64> {
         if !self.custom_ids.is_empty() {
             if let Some(&seq) = self.custom_ids.get(id) {
-                return Some(seq);
+                return self.job(seq).map(|_| seq);
             }
         }
         let (ms, seq) = parse_server_id(id)?;
-        let job = self.jobs.get(seq)?;
+        let job = self.job(seq)?;
         (job.custom_id().is_none() && job.created_ms == ms).then_some(seq)
     }
 
@@ -196,7 +229,10 @@ impl Queue {
             return Err(InsertError::SeqOutOfRange(job.seq));
         }
         if self.jobs.contains_key(job.seq) {
-            return Err(InsertError::DuplicateSeq(job.seq));
+            if self.job(job.seq).is_some() {
+                return Err(InsertError::DuplicateSeq(job.seq));
+            }
+            self.free_buried(job.seq);
         }
         if let Some(id) = job.custom_id() {
             if self.find(id).is_some() {
@@ -206,15 +242,18 @@ impl Queue {
             return Err(InsertError::DuplicateId);
         }
         let seq = job.seq;
+        let mut job = job;
         match job.state {
-            State::Ready => self.enqueue_ready(seq, job.priority),
+            State::Ready => job.deadline_ms = self.enqueue_ready(seq, job.priority),
             State::Delayed => {
                 self.delayed.insert((job.deadline_ms, seq));
             }
             State::Reserved => {
                 self.leases.insert((job.deadline_ms, seq));
             }
-            State::Dead => self.dead += 1,
+            State::Dead => {
+                self.dead.insert((job.deadline_ms, seq));
+            }
         }
         if let Some(id) = job.custom_id() {
             self.custom_ids.insert(id.into(), seq);
@@ -224,20 +263,32 @@ impl Queue {
         Ok(())
     }
 
-    fn enqueue_ready(&mut self, seq: u64, priority: i32) {
-        self.ready.entry(Reverse(priority)).or_default().push_back(seq);
+    /// Puts `seq` at the back of its priority's line; returns its position there (the job's `deadline_ms`).
+    fn enqueue_ready(&mut self, seq: u64, priority: i32) -> u64 {
         self.ready_len += 1;
+        self.ready.entry(Reverse(priority)).or_default().push_back(seq)
+    }
+
+    /// Makes a job already in the table ready, at the back of its line.
+    fn make_ready(&mut self, seq: u64) {
+        let Some(priority) = self.jobs.get(seq).map(|j| j.priority) else { return };
+        let pos = self.enqueue_ready(seq, priority);
+        if let Some(job) = self.jobs.get_mut(seq) {
+            job.state = State::Ready;
+            job.deadline_ms = pos;
+        }
     }
 
     /// Takes the job out of the index of its current state (the job itself stays in the table).
     fn unindex(&mut self, seq: u64) -> Option<State> {
-        let job = self.jobs.get(seq)?;
+        let job = self.job(seq)?;
         let state = job.state;
         match state {
             State::Ready => {
                 let key = Reverse(job.priority);
+                let pos = job.deadline_ms;
                 if let Some(line) = self.ready.get_mut(&key) {
-                    line.remove(seq);
+                    line.remove_at(pos, seq);
                     if line.is_empty() {
                         self.ready.remove(&key);
                     }
@@ -250,7 +301,9 @@ impl Queue {
             State::Reserved => {
                 self.leases.remove(&(job.deadline_ms, seq));
             }
-            State::Dead => self.dead -= 1,
+            State::Dead => {
+                self.dead.remove(&(job.deadline_ms, seq));
+            }
         }
         Some(state)
     }
@@ -277,7 +330,7 @@ impl Queue {
     /// Takes the best ready job off the front of its line (it is no longer indexed as ready).
     fn take_best_ready(&mut self) -> Option<u64> {
         let mut entry = self.ready.first_entry()?;
-        let seq = entry.get_mut().pop_front();
+        let seq = entry.get_mut().pop_front().map(|(_, s)| s);
         if entry.get().is_empty() {
             entry.remove();
         }
@@ -301,7 +354,7 @@ impl Queue {
 
     /// True when `seq` names a ready job.
     pub fn is_ready(&self, seq: u64) -> bool {
-        self.jobs.get(seq).map(|j| j.state) == Some(State::Ready)
+        self.state_of(seq) == Some(State::Ready)
     }
 
     /// Reserves one named ready job with an explicit lease deadline. False if it is not ready.
@@ -327,7 +380,7 @@ impl Queue {
 
     /// Completes a reserved job. False if the job is not reserved.
     pub fn ack(&mut self, seq: u64) -> bool {
-        if self.jobs.get(seq).map(|j| j.state) != Some(State::Reserved) {
+        if self.state_of(seq) != Some(State::Reserved) {
             return false;
         }
         self.remove(seq);
@@ -338,22 +391,20 @@ impl Queue {
     /// Sends a dead job back to the end of its ready line with a fresh retry budget; its attempt number
     /// keeps growing, so a fence from an earlier reservation never matches again. False if not dead.
     pub fn retry_dead(&mut self, seq: u64) -> bool {
-        if self.jobs.get(seq).map(|j| j.state) != Some(State::Dead) {
+        if self.state_of(seq) != Some(State::Dead) {
             return false;
         }
         self.unindex(seq);
-        let Some(job) = self.jobs.get_mut(seq) else { return false };
-        job.state = State::Ready;
-        job.restart_budget();
-        job.deadline_ms = 0;
-        let priority = job.priority;
-        self.enqueue_ready(seq, priority);
+        if let Some(job) = self.jobs.get_mut(seq) {
+            job.restart_budget();
+        }
+        self.make_ready(seq);
         true
     }
 
     /// Removes a job that is not reserved (a worker holds a reserved one: it must ACK or NACK it).
     pub fn cancel(&mut self, seq: u64) -> bool {
-        match self.jobs.get(seq).map(|j| j.state) {
+        match self.state_of(seq) {
             Some(State::Reserved) | None => false,
             Some(_) => self.remove(seq).is_some(),
         }
@@ -361,7 +412,7 @@ impl Queue {
 
     /// True when `seq` is reserved, and (given a fence) in exactly that attempt.
     pub fn holds_reservation(&self, seq: u64, attempt: Option<u64>) -> bool {
-        match self.jobs.get(seq) {
+        match self.job(seq) {
             Some(j) if j.state == State::Reserved => attempt.is_none_or(|a| a == u64::from(j.attempts)),
             _ => false,
         }
@@ -378,7 +429,7 @@ impl Queue {
         backoff_max_ms: u64,
         random: u64,
     ) -> Option<Outcome> {
-        let job = self.jobs.get(seq).filter(|j| j.state == State::Reserved)?;
+        let job = self.job(seq).filter(|j| j.state == State::Reserved)?;
         Some(backoff::decide(
             job.tries(),
             u32::from(job.retries),
@@ -391,9 +442,10 @@ impl Queue {
         ))
     }
 
-    /// Applies a decided failure to a reserved job. False if the job is not reserved.
-    pub fn apply_failure(&mut self, seq: u64, cause: FailCause, error: Option<&[u8]>, outcome: Outcome) -> bool {
-        if self.jobs.get(seq).map(|j| j.state) != Some(State::Reserved) {
+    /// Applies a decided failure to a reserved job at `now_ms` (a dead job keeps it as its time of death).
+    /// False if the job is not reserved.
+    pub fn apply_failure(&mut self, seq: u64, cause: FailCause, error: Option<&[u8]>, outcome: Outcome, now_ms: u64) -> bool {
+        if self.state_of(seq) != Some(State::Reserved) {
             return false;
         }
         self.unindex(seq);
@@ -418,8 +470,8 @@ impl Queue {
             }
             Outcome::Dead => {
                 job.state = State::Dead;
-                job.deadline_ms = 0;
-                self.dead += 1;
+                job.deadline_ms = now_ms;
+                self.dead.insert((now_ms, seq));
                 self.totals.dead += 1;
             }
         }
@@ -447,12 +499,7 @@ impl Queue {
         let mut done = 0;
         while done < n {
             let Some((_, seq)) = self.delayed.pop_first() else { break };
-            if let Some(job) = self.jobs.get_mut(seq) {
-                job.state = State::Ready;
-                job.deadline_ms = 0;
-                let priority = job.priority;
-                self.enqueue_ready(seq, priority);
-            }
+            self.make_ready(seq);
             done += 1;
         }
         done
@@ -474,14 +521,14 @@ impl Queue {
         let delayed = self.delayed.first().map(|&(d, _)| d);
         let lease = self.leases.first().map(|&(d, _)| d);
         let cron = self.fires.first().map(|(t, _)| *t);
-        [delayed, lease, cron].into_iter().flatten().min()
+        [delayed, lease, cron, self.dead_deadline(), self.housekeeping_deadline()].into_iter().flatten().min()
     }
 
     /// Every job in an order that rebuilds this queue when inserted again: ready jobs in the order RESERVE
     /// hands them out (so each priority's line comes back the same), then the rest by seq.
     pub fn jobs_in_rebuild_order(&self) -> Vec<&Job> {
         let mut out: Vec<&Job> = self.ready.values().flat_map(|l| l.iter()).filter_map(|s| self.jobs.get(s)).collect();
-        let mut rest: Vec<&Job> = self.jobs.values().filter(|j| j.state != State::Ready).collect();
+        let mut rest: Vec<&Job> = self.jobs.values().filter(|j| j.state != State::Ready && self.indexed(j)).collect();
         rest.sort_unstable_by_key(|j| j.seq);
         out.extend(rest);
         out
@@ -552,22 +599,25 @@ impl Queue {
 
     /// Checks that every index agrees with the job table: used after loading untrusted input.
     pub fn check_invariants(&self) -> Result<(), String> {
-        let count = |s: State| self.jobs.values().filter(|j| j.state == s).count();
+        let count = |s: State| self.jobs.values().filter(|j| j.state == s && self.indexed(j)).count();
         if count(State::Ready) != self.ready_len || self.ready.values().map(|l| l.len()).sum::<usize>() != self.ready_len {
             return Err("ready index disagrees with jobs".into());
         }
         for (&Reverse(p), line) in &self.ready {
-            if line.iter().any(|s| self.jobs.get(s).is_none_or(|j| j.state != State::Ready || j.priority != p)) {
-                return Err("ready line names a job that is not ready at its priority".into());
+            let wrong = |(pos, s): (u64, u64)| {
+                self.jobs.get(s).is_none_or(|j| j.state != State::Ready || j.priority != p || j.deadline_ms != pos)
+            };
+            if line.iter_from(line.head()).any(wrong) {
+                return Err("ready line names a job that is not ready at its priority and place".into());
             }
         }
         if count(State::Delayed) != self.delayed.len() || count(State::Reserved) != self.leases.len() {
             return Err("deadline index disagrees with jobs".into());
         }
-        if count(State::Dead) != self.dead {
-            return Err("dead count disagrees with jobs".into());
+        if count(State::Dead) != self.dead.len() {
+            return Err("dead index disagrees with jobs".into());
         }
-        for &(d, s) in self.delayed.iter().chain(self.leases.iter()) {
+        for &(d, s) in self.delayed.iter().chain(self.leases.iter()).chain(self.dead.iter()) {
             match self.jobs.get(s) {
                 Some(j) if j.deadline_ms == d => {}
                 _ => return Err(format!("deadline index names job seq {s} wrongly")),

@@ -68,7 +68,7 @@ fn stats(ready: u64, delayed: u64, reserved: u64, dead: u64) -> Stats {
 /// Fails a reserved job as NACK would (no override, not forced), returning the decided outcome.
 fn nack(q: &mut Queue, seq: u64, now: u64, error: Option<&[u8]>, random: u64) -> Outcome {
     let outcome = q.decide_failure(seq, now, None, false, BACKOFF_MAX, random).expect("reserved");
-    assert!(q.apply_failure(seq, FailCause::Nack, error, outcome));
+    assert!(q.apply_failure(seq, FailCause::Nack, error, outcome, 0));
     outcome
 }
 
@@ -100,7 +100,7 @@ fn push_due_now_or_in_the_past_is_ready() {
     let past_due = added(q.push(due_at("past", 10), 1000));
     assert_eq!(state(&q, now_due), State::Ready);
     assert_eq!(state(&q, past_due), State::Ready);
-    assert_eq!(q.job(past_due).unwrap().deadline_ms, 0);
+    assert_eq!(q.job(past_due).unwrap().due_ms(), None);
     assert_eq!(q.stats(), stats(2, 0, 0, 0));
 }
 
@@ -276,7 +276,7 @@ fn nack_with_attempts_left_retries_after_the_decided_delay() {
     let outcome = q.decide_failure(seq, 200, None, false, BACKOFF_MAX, 0).unwrap();
     // random 0 picks the low end: d/2 of d = 1000.
     assert_eq!(outcome, Outcome::RetryAt(700));
-    assert!(q.apply_failure(seq, FailCause::Nack, Some(b"boom"), outcome));
+    assert!(q.apply_failure(seq, FailCause::Nack, Some(b"boom"), outcome, 0));
     let j = q.job(seq).unwrap();
     assert_eq!(j.state, State::Delayed);
     assert_eq!(j.due_ms(), Some(700));
@@ -368,7 +368,7 @@ fn forced_dead_ignores_attempts_left_and_delay() {
     reserve(&mut q, 1, 0);
     assert_eq!(q.decide_failure(seq, 5, None, true, BACKOFF_MAX, 0), Some(Outcome::Dead));
     assert_eq!(q.decide_failure(seq, 5, Some(10), true, BACKOFF_MAX, 0), Some(Outcome::Dead));
-    assert!(q.apply_failure(seq, FailCause::Nack, Some(b"poison"), Outcome::Dead));
+    assert!(q.apply_failure(seq, FailCause::Nack, Some(b"poison"), Outcome::Dead, 0));
     assert_eq!(state(&q, seq), State::Dead);
     assert_eq!(q.job(seq).unwrap().last_error(), Some(&b"poison"[..]));
     assert_eq!(q.totals, Totals { pushed: 1, reserved: 1, nacked: 1, dead: 1, ..Totals::default() });
@@ -389,8 +389,8 @@ fn failure_of_a_job_that_is_not_reserved_changes_nothing() {
     let delayed = added(q.push(due_at("d", 100), 0));
     for seq in [ready, delayed, 4242] {
         assert_eq!(q.decide_failure(seq, 0, None, false, BACKOFF_MAX, 0), None);
-        assert!(!q.apply_failure(seq, FailCause::Nack, Some(b"x"), Outcome::Dead));
-        assert!(!q.apply_failure(seq, FailCause::LeaseExpired, None, Outcome::RetryAt(5)));
+        assert!(!q.apply_failure(seq, FailCause::Nack, Some(b"x"), Outcome::Dead, 0));
+        assert!(!q.apply_failure(seq, FailCause::LeaseExpired, None, Outcome::RetryAt(5), 0));
     }
     assert_eq!(state(&q, ready), State::Ready);
     assert_eq!(state(&q, delayed), State::Delayed);
@@ -410,7 +410,7 @@ fn lease_expiry_is_a_failed_attempt_named_lease_expired() {
     let outcome = q.decide_failure(seq, 1100, None, false, BACKOFF_MAX, 0).unwrap();
     assert_eq!(outcome, Outcome::RetryAt(1600));
     // Whatever error text is passed, a lease expiry records "lease expired".
-    assert!(q.apply_failure(seq, FailCause::LeaseExpired, Some(b"ignored"), outcome));
+    assert!(q.apply_failure(seq, FailCause::LeaseExpired, Some(b"ignored"), outcome, 0));
     let j = q.job(seq).unwrap();
     assert_eq!(j.state, State::Delayed);
     assert_eq!(j.last_error(), Some(LEASE_EXPIRED));
@@ -425,10 +425,10 @@ fn lease_expiry_is_a_failed_attempt_named_lease_expired() {
     assert_eq!(q.first_expired(2600), Some(seq));
     let outcome = q.decide_failure(seq, 2600, None, false, BACKOFF_MAX, 0).unwrap();
     assert_eq!(outcome, Outcome::Dead);
-    assert!(q.apply_failure(seq, FailCause::LeaseExpired, None, outcome));
+    assert!(q.apply_failure(seq, FailCause::LeaseExpired, None, outcome, 0));
     assert_eq!(state(&q, seq), State::Dead);
     assert_eq!(q.job(seq).unwrap().last_error(), Some(LEASE_EXPIRED));
-    assert_eq!(q.totals, Totals { pushed: 1, reserved: 2, expired: 2, retried: 1, dead: 1, nacked: 0, acked: 0 });
+    assert_eq!(q.totals, Totals { pushed: 1, reserved: 2, expired: 2, retried: 1, dead: 1, nacked: 0, acked: 0, dead_dropped: 0 });
     q.check_invariants().unwrap();
 }
 
@@ -481,7 +481,7 @@ fn attempt_fence_names_exactly_one_reservation() {
     // Worker 1's lease runs out; the job is retried and reserved by worker 2.
     let s = q.first_expired(100).unwrap();
     let outcome = q.decide_failure(s, 100, Some(0), false, BACKOFF_MAX, 0).unwrap();
-    q.apply_failure(s, FailCause::LeaseExpired, None, outcome);
+    q.apply_failure(s, FailCause::LeaseExpired, None, outcome, 0);
     assert!(!q.holds_reservation(seq, Some(1)), "delayed: nobody holds it");
     assert!(!q.holds_reservation(seq, None));
     q.promote_due(100, 10);
@@ -542,7 +542,7 @@ fn a_retried_job_joins_the_back_after_its_backoff() {
     let b = added(q.push(nj("b"), 0));
     assert_eq!(reserve(&mut q, 1, 0), vec![a]);
     let outcome = q.decide_failure(a, 0, Some(0), false, BACKOFF_MAX, 0).unwrap();
-    q.apply_failure(a, FailCause::Nack, None, outcome);
+    q.apply_failure(a, FailCause::Nack, None, outcome, 0);
     let c = added(q.push(nj("c"), 0));
     assert_eq!(q.promote_due(0, 10), 1);
     let d = added(q.push(nj("d"), 0));
@@ -724,12 +724,12 @@ fn totals_count_every_kind_of_event() {
     let exp = q.first_expired(10).unwrap();
     assert_eq!(exp, b);
     let o = q.decide_failure(b, 10, None, false, BACKOFF_MAX, 0).unwrap();
-    q.apply_failure(b, FailCause::LeaseExpired, None, o); // dead (retries 0)
+    q.apply_failure(b, FailCause::LeaseExpired, None, o, 0); // dead (retries 0)
     q.promote_due(10, 10);
     assert_eq!(reserve(&mut q, 2, 10), vec![e, a]); // a was promoted behind e
     nack(&mut q, a, 10, None, 0); // dead: attempts spent
 
-    assert_eq!(q.totals, Totals { pushed: 5, reserved: 5, acked: 1, nacked: 2, expired: 1, retried: 1, dead: 2 });
+    assert_eq!(q.totals, Totals { pushed: 5, reserved: 5, acked: 1, nacked: 2, expired: 1, retried: 1, dead: 2, dead_dropped: 0 });
     assert_eq!(q.stats(), stats(0, 1, 1, 2));
     q.check_invariants().unwrap();
 }
@@ -839,7 +839,7 @@ fn messy_queue() -> Queue {
     q.promote_due(now, 100);
     while let Some(s) = q.first_expired(now) {
         let o = q.decide_failure(s, now, None, false, BACKOFF_MAX, s * 31).unwrap();
-        q.apply_failure(s, FailCause::LeaseExpired, None, o);
+        q.apply_failure(s, FailCause::LeaseExpired, None, o, 0);
     }
     reserve(&mut q, 4, now);
     q.push(due_at("far", now + 1_000_000), now);
@@ -847,6 +847,12 @@ fn messy_queue() -> Queue {
     let st = q.stats();
     assert!(st.ready > 3 && st.delayed > 0 && st.reserved > 0 && st.dead > 0, "messy queue too tidy: {st:?}");
     q
+}
+
+/// What an encoding keeps of a job (a ready job's place in its line is the queue's own bookkeeping).
+fn stored(j: &Job) -> (Vec<i64>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>) {
+    let numbers = crate::core::schema::JOB_FIELDS.iter().map(|f| (f.get)(j)).collect();
+    (numbers, j.payload.to_vec(), j.custom_id().map(<[u8]>::to_vec), j.last_error().map(<[u8]>::to_vec))
 }
 
 #[test]
@@ -860,7 +866,7 @@ fn rebuild_order_reproduces_the_queue() {
     assert_eq!(fresh.next_deadline(), q.next_deadline());
     assert_eq!(fresh.peek_ready(usize::MAX), q.peek_ready(usize::MAX));
     for j in q.jobs_in_rebuild_order() {
-        assert_eq!(fresh.job(j.seq), Some(j));
+        assert_eq!(fresh.job(j.seq).map(stored), Some(stored(j)));
         assert_eq!(fresh.find(&j.id_bytes()), Some(j.seq));
     }
     // Both queues then behave the same: same reserve order, same promotions, same next id.
@@ -893,7 +899,7 @@ fn check_invariants_notices_each_kind_of_disagreement() {
     assert!(q.check_invariants().is_err());
 
     let mut q = base();
-    q.dead += 1;
+    q.dead.insert((0, u64::MAX - 1));
     assert!(q.check_invariants().is_err());
 
     let mut q = base();
@@ -940,7 +946,7 @@ fn backoff_doubles_per_retry_within_half_to_full_and_is_capped() {
             reserve(&mut q, 1, 0);
             if q.job(seq).unwrap().attempts < attempts {
                 let o = q.decide_failure(seq, 0, Some(0), false, max, 0).unwrap();
-                q.apply_failure(seq, FailCause::Nack, None, o);
+                q.apply_failure(seq, FailCause::Nack, None, o, 0);
             }
         }
         assert_eq!(q.job(seq).unwrap().attempts, attempts);
@@ -1080,7 +1086,7 @@ fn model_fail(q: &mut Queue, m: &mut Model, rng: &mut XorShift, seq: u64, now: u
         }
     }
     let error: Option<&[u8]> = if rng.chance(50) { Some(b"err") } else { None };
-    assert!(q.apply_failure(seq, cause, error, outcome));
+    assert!(q.apply_failure(seq, cause, error, outcome, 0));
     match cause {
         FailCause::Nack => m.totals.nacked += 1,
         FailCause::LeaseExpired => m.totals.expired += 1,
@@ -1284,7 +1290,7 @@ fn retry_sends_a_dead_job_back_with_a_fresh_budget_and_a_growing_attempt() {
     let other = added(q.push(nj("b"), 0));
     assert_eq!(q.reserve(1, 0, lease_of), vec![seq]);
     let outcome = q.decide_failure(seq, 0, None, false, 1000, 0).unwrap();
-    assert!(q.apply_failure(seq, FailCause::Nack, Some(b"boom"), outcome));
+    assert!(q.apply_failure(seq, FailCause::Nack, Some(b"boom"), outcome, 0));
     assert_eq!(q.job(seq).unwrap().state, State::Dead);
     assert!(!q.retry_dead(other), "only dead jobs are retried");
     assert!(q.retry_dead(seq));
@@ -1301,7 +1307,7 @@ fn retry_sends_a_dead_job_back_with_a_fresh_budget_and_a_growing_attempt() {
     // RETRIES 0 counts from the retry: this failure is the budget's first, so the job is dead again.
     let outcome = q.decide_failure(seq, 0, None, false, 1000, 0).unwrap();
     assert_eq!(outcome, crate::core::backoff::Outcome::Dead);
-    assert!(q.apply_failure(seq, FailCause::Nack, None, outcome));
+    assert!(q.apply_failure(seq, FailCause::Nack, None, outcome, 0));
     assert!(q.retry_dead(seq));
     assert_eq!((q.job(seq).unwrap().attempts, q.job(seq).unwrap().retry_base()), (2, 2));
 }
@@ -1313,7 +1319,7 @@ fn a_retried_job_gets_its_whole_retry_budget_again() {
     let fail_once = |q: &mut Queue| {
         assert_eq!(q.reserve(1, 0, lease_of), vec![seq]);
         let o = q.decide_failure(seq, 0, None, false, 1000, 0).unwrap();
-        assert!(q.apply_failure(seq, FailCause::Nack, None, o));
+        assert!(q.apply_failure(seq, FailCause::Nack, None, o, 0));
         if q.job(seq).unwrap().state == State::Delayed {
             q.promote_first(1);
         }

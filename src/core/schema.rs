@@ -47,7 +47,12 @@ pub static JOB_FIELDS: [Field<Job>; 10] = [
     // 0 is the job's "no lease of its own".
     Field { range: Range::new("lease", 0, limits::MAX_LEASE_MS), get: |j| i64::from(j.lease_ms), set: |j, v| j.lease_ms = v as u32 },
     Field { range: limits::PRIORITY, get: |j| i64::from(j.priority), set: |j, v| j.priority = v as i32 },
-    Field { range: Range::new("deadline", 0, i64::MAX), get: |j| j.deadline_ms as i64, set: |j, v| j.deadline_ms = v as u64 },
+    // A ready job's deadline field holds its place in its line, which only this process knows: written as 0.
+    Field {
+        range: Range::new("deadline", 0, i64::MAX),
+        get: |j| if j.state == State::Ready { 0 } else { j.deadline_ms as i64 },
+        set: |j, v| j.deadline_ms = v as u64,
+    },
 ];
 
 /// Rules between fields, checked wherever a whole job enters (internal command, RDB).
@@ -55,24 +60,38 @@ pub fn check_job(j: &Job) -> Result<(), String> {
     if j.retry_base() > j.attempts {
         return Err(format!("retry_base {} is beyond attempts {}", j.retry_base(), j.attempts));
     }
-    if matches!(j.state, State::Ready | State::Dead) && j.deadline_ms != 0 {
-        return Err(format!("a {} job has no deadline", j.state.name()));
+    if j.state == State::Ready && j.deadline_ms != 0 {
+        return Err("a ready job has no deadline".into());
     }
     Ok(())
 }
 
 const COUNTER: i64 = i64::MAX;
 
+/// A total as every encoding carries it: counting goes on past i64::MAX in memory (it never will in
+/// practice, but a client can set one there with ONCE._META), and what is written stays loadable.
+fn counter(v: u64) -> i64 {
+    v.min(COUNTER as u64) as i64
+}
+
 /// A queue's totals, named as STATS shows them.
-pub static TOTAL_FIELDS: [Field<Totals>; 7] = [
-    Field { range: Range::new("pushed_total", 0, COUNTER), get: |t| t.pushed as i64, set: |t, v| t.pushed = v as u64 },
-    Field { range: Range::new("reserved_total", 0, COUNTER), get: |t| t.reserved as i64, set: |t, v| t.reserved = v as u64 },
-    Field { range: Range::new("acked_total", 0, COUNTER), get: |t| t.acked as i64, set: |t, v| t.acked = v as u64 },
-    Field { range: Range::new("nacked_total", 0, COUNTER), get: |t| t.nacked as i64, set: |t, v| t.nacked = v as u64 },
-    Field { range: Range::new("expired_total", 0, COUNTER), get: |t| t.expired as i64, set: |t, v| t.expired = v as u64 },
-    Field { range: Range::new("retried_total", 0, COUNTER), get: |t| t.retried as i64, set: |t, v| t.retried = v as u64 },
-    Field { range: Range::new("dead_total", 0, COUNTER), get: |t| t.dead as i64, set: |t, v| t.dead = v as u64 },
+pub static TOTAL_FIELDS: [Field<Totals>; 8] = [
+    Field { range: Range::new("pushed_total", 0, COUNTER), get: |t| counter(t.pushed), set: |t, v| t.pushed = v as u64 },
+    Field { range: Range::new("reserved_total", 0, COUNTER), get: |t| counter(t.reserved), set: |t, v| t.reserved = v as u64 },
+    Field { range: Range::new("acked_total", 0, COUNTER), get: |t| counter(t.acked), set: |t, v| t.acked = v as u64 },
+    Field { range: Range::new("nacked_total", 0, COUNTER), get: |t| counter(t.nacked), set: |t, v| t.nacked = v as u64 },
+    Field { range: Range::new("expired_total", 0, COUNTER), get: |t| counter(t.expired), set: |t, v| t.expired = v as u64 },
+    Field { range: Range::new("retried_total", 0, COUNTER), get: |t| counter(t.retried), set: |t, v| t.retried = v as u64 },
+    Field { range: Range::new("dead_total", 0, COUNTER), get: |t| counter(t.dead), set: |t, v| t.dead = v as u64 },
+    Field {
+        range: Range::new("dead_dropped_total", 0, COUNTER),
+        get: |t| counter(t.dead_dropped),
+        set: |t, v| t.dead_dropped = v as u64,
+    },
 ];
+
+/// The totals the first encodings carried (RDB v1, `ONCE._META` before dead caps).
+pub const LEGACY_TOTALS: usize = 7;
 
 /// The id sequence of a queue.
 pub const NEXT_SEQ: Range = Range::new("id sequence", 0, SEQ_LIMIT as i64);
@@ -85,7 +104,7 @@ mod tests {
     fn every_job_field_round_trips_at_its_edges() {
         for f in &JOB_FIELDS {
             for v in [f.range.min, f.range.max] {
-                let mut j = Job::blank();
+                let mut j = Job { state: State::Delayed, ..Job::blank() };
                 f.put(&mut j, v).unwrap();
                 assert_eq!((f.get)(&j), v, "{}", f.name());
             }
@@ -102,6 +121,6 @@ mod tests {
             f.put(&mut t, i as i64 + 1).unwrap();
         }
         let back: Vec<i64> = TOTAL_FIELDS.iter().map(|f| (f.get)(&t)).collect();
-        assert_eq!(back, (1..=7).collect::<Vec<i64>>());
+        assert_eq!(back, (1..=TOTAL_FIELDS.len() as i64).collect::<Vec<i64>>());
     }
 }

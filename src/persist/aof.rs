@@ -1,32 +1,20 @@
 //! AOF rewrite: the explicit commands that rebuild a queue exactly (jobs with their ids, attempts, due
 //! times and leases, schedules, then counters and the id sequence).
 
-use std::ffi::{c_char, c_void};
+use std::ffi::c_void;
 
-use redis_module::raw::{self, RedisModuleIO, RedisModuleString};
+use redis_module::raw::{RedisModuleIO, RedisModuleString};
 
-use super::encode::{job_args, meta_args, schedule_args};
+use super::encode::{job_args, meta_args, schedule_args, settings_args};
+use crate::core::settings::Settings;
 use super::rdb::fail_io;
-use crate::rm::{OwnedStr, RStr};
+use crate::rm::{self, OwnedStr};
 use crate::value::QueueValue;
-
-fn emit(io: *mut RedisModuleIO, cmd: &'static [u8], args: &[OwnedStr]) {
-    let argv: Vec<RStr> = args.iter().map(|a| a.0).collect();
-    unsafe {
-        raw::RedisModule_EmitAOF.unwrap()(
-            io,
-            cmd.as_ptr().cast::<c_char>(),
-            b"v\0".as_ptr().cast::<c_char>(),
-            argv.as_ptr(),
-            argv.len(),
-        );
-    }
-}
 
 /// Builds every command first and emits them only once all are built: a failure part way fails the rewrite
 /// (Redis keeps the previous AOF) instead of leaving a queue half rebuilt.
 pub extern "C" fn rewrite(io: *mut RedisModuleIO, key: *mut RedisModuleString, value: *mut c_void) {
-    let Some(v) = (unsafe { value.cast::<QueueValue>().as_ref() }) else {
+    let Some(v) = rm::value_ref::<QueueValue>(value) else {
         fail_io(io);
         return;
     };
@@ -41,12 +29,15 @@ pub extern "C" fn rewrite(io: *mut RedisModuleIO, key: *mut RedisModuleString, v
             cmds.push((b"ONCE._SCHED\0", schedule_args(key, s)));
         }
         cmds.push((b"ONCE._META\0", meta_args(key, q.next_seq(), &q.totals)));
+        if q.settings != Settings::default() {
+            cmds.push((b"ONCE._SETTINGS\0", settings_args(key, &q.settings)));
+        }
         cmds
     }));
     match built {
         Ok(cmds) => {
             for (cmd, args) in &cmds {
-                emit(io, cmd, args);
+                rm::emit_aof(io, cmd, args);
             }
         }
         Err(_) => fail_io(io),

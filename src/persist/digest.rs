@@ -3,23 +3,19 @@
 
 use std::ffi::c_void;
 
-use redis_module::raw::{self, RedisModuleDigest};
+use redis_module::raw::RedisModuleDigest;
 
 use crate::core::schema::{JOB_FIELDS, TOTAL_FIELDS};
+use crate::core::settings::SETTING_FIELDS;
+use crate::rm::{self, Digest};
 use crate::value::QueueValue;
 
-struct Digest(*mut RedisModuleDigest);
+/// What the digest mixes in, on top of rm's calls.
+trait Mix {
+    fn opt(&self, b: Option<&[u8]>);
+}
 
-impl Digest {
-    fn int(&self, v: i64) {
-        unsafe { raw::RedisModule_DigestAddLongLong.unwrap()(self.0, v) };
-    }
-    fn u(&self, v: u64) {
-        self.int(v as i64);
-    }
-    fn bytes(&self, b: &[u8]) {
-        unsafe { raw::RedisModule_DigestAddStringBuffer.unwrap()(self.0, b.as_ptr().cast(), b.len()) };
-    }
+impl Mix for Digest {
     fn opt(&self, b: Option<&[u8]>) {
         match b {
             Some(b) => {
@@ -29,13 +25,10 @@ impl Digest {
             None => self.int(0),
         }
     }
-    fn end(&self) {
-        unsafe { raw::RedisModule_DigestEndSequence.unwrap()(self.0) };
-    }
 }
 
 pub extern "C" fn digest(md: *mut RedisModuleDigest, value: *mut c_void) {
-    let Some(v) = (unsafe { value.cast::<QueueValue>().as_ref() }) else { return };
+    let Some(v) = rm::value_ref::<QueueValue>(value) else { return };
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let d = Digest(md);
         let q = &v.queue;
@@ -54,18 +47,21 @@ pub extern "C" fn digest(md: *mut RedisModuleDigest, value: *mut c_void) {
             d.bytes(s.spec_text.as_bytes());
             d.bytes(s.tz_name.as_bytes());
             d.bytes(&s.payload);
-            d.u(u64::from(s.options.retries));
-            d.u(s.options.backoff_ms);
-            d.u(s.options.lease_ms);
+            d.int(i64::from(s.options.retries));
+            d.int(s.options.backoff_ms as i64);
+            d.int(s.options.lease_ms as i64);
             d.int(i64::from(s.options.priority));
             d.bytes(s.missed.name().as_bytes());
-            d.u(s.next_fire_ms);
+            d.int(s.next_fire_ms as i64);
             d.int(s.last_fire_ms.map_or(-1, |t| t as i64));
             d.end();
         }
-        d.u(q.next_seq());
+        d.int(q.next_seq() as i64);
         for f in &TOTAL_FIELDS {
             d.int((f.get)(&q.totals));
+        }
+        for f in &SETTING_FIELDS {
+            d.int((f.get)(&q.settings));
         }
         d.end();
     }));

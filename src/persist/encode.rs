@@ -9,7 +9,8 @@ use crate::text::{parse_i64, shown};
 use crate::core::schedule::{JobOptions, Missed, Schedule};
 use crate::core::job::push_signed;
 use crate::core::limits;
-use crate::core::schema::{check_job, JOB_FIELDS, NEXT_SEQ, TOTAL_FIELDS};
+use crate::core::schema::{check_job, JOB_FIELDS, LEGACY_TOTALS, NEXT_SEQ, TOTAL_FIELDS};
+use crate::core::settings::{Settings, SETTING_FIELDS};
 use crate::core::queue::SEQ_LIMIT;
 use crate::core::{Extra, Job, State, Totals};
 use crate::rm::{self, OwnedStr, RStr};
@@ -31,7 +32,7 @@ pub fn job_header(mode: &str, job: &Job) -> Vec<u8> {
 
 /// Arguments of `ONCE._JOB` after the command name (for AOF rewrite).
 pub fn job_args(key: RStr, mode: &str, job: &Job) -> Vec<OwnedStr> {
-    let mut v = vec![OwnedStr::new(rm::bytes(key)), OwnedStr::new(&job_header(mode, job)), OwnedStr::new(&job.payload)];
+    let mut v = vec![OwnedStr::new(rm::bytes(&key)), OwnedStr::new(&job_header(mode, job)), OwnedStr::new(&job.payload)];
     if let Some(id) = job.custom_id() {
         v.push(OwnedStr::new(b"ID"));
         v.push(OwnedStr::new(id));
@@ -69,7 +70,7 @@ pub fn decode_job(a: &[&[u8]]) -> Result<(Job, bool), String> {
                 custom_id = Some((*value).into());
             }
             [name, value] if name.eq_ignore_ascii_case(b"ERROR") && last_error.is_none() => {
-                last_error = Some((*value).into());
+                last_error = Some(crate::config::cut_error(value).into());
             }
             _ => return Err(format!("unexpected argument '{}'", shown(pair[0]))),
         }
@@ -119,13 +120,13 @@ fn decode_legacy_header(f: &[&[u8]]) -> Result<Job, String> {
 
 /// `ONCE._META key next_seq <totals in schema order>`
 pub fn meta_args(key: RStr, next_seq: u64, t: &Totals) -> Vec<OwnedStr> {
-    let mut v = vec![OwnedStr::new(rm::bytes(key)), int(next_seq)];
+    let mut v = vec![OwnedStr::new(rm::bytes(&key)), int(next_seq)];
     v.extend(TOTAL_FIELDS.iter().map(|f| OwnedStr::int((f.get)(t))));
     v
 }
 
 pub fn decode_meta(a: &[&[u8]]) -> Result<(u64, Totals), String> {
-    if a.len() != TOTAL_FIELDS.len() + 1 {
+    if a.len() != TOTAL_FIELDS.len() + 1 && a.len() != LEGACY_TOTALS + 1 {
         return Err("wrong number of meta fields".into());
     }
     let next = parse_i64(a[0]).ok_or_else(|| format!("bad id sequence '{}'", shown(a[0])))?;
@@ -141,7 +142,7 @@ pub fn decode_meta(a: &[&[u8]]) -> Result<(u64, Totals), String> {
 /// `ONCE._SCHED key name spec tz payload retries backoff lease priority missed next_fire last_fire(-1: never)`
 pub fn schedule_args(key: RStr, s: &Schedule) -> Vec<OwnedStr> {
     vec![
-        OwnedStr::new(rm::bytes(key)),
+        OwnedStr::new(rm::bytes(&key)),
         OwnedStr::new(&s.name),
         OwnedStr::new(s.spec_text.as_bytes()),
         OwnedStr::new(s.tz_name.as_bytes()),
@@ -174,4 +175,23 @@ pub fn decode_schedule(a: &[&[u8]]) -> Result<Schedule, String> {
         _ => Some(num(a[10], "last fire", i64::MAX as u64)?),
     };
     Schedule::restore(a[0].into(), &text(a[1])?, &text(a[2])?, a[3].into(), options, missed, next, last)
+}
+
+/// `ONCE._SETTINGS key <the queue's settings in schema order>` (CONFIGURE, PAUSE, RESUME, AOF rewrite).
+pub fn settings_args(key: RStr, s: &Settings) -> Vec<OwnedStr> {
+    let mut v = vec![OwnedStr::new(rm::bytes(&key))];
+    v.extend(SETTING_FIELDS.iter().map(|f| OwnedStr::int((f.get)(s))));
+    v
+}
+
+pub fn decode_settings(a: &[&[u8]]) -> Result<Settings, String> {
+    if a.len() != SETTING_FIELDS.len() {
+        return Err("wrong number of settings".into());
+    }
+    let mut s = Settings::default();
+    for (f, text) in SETTING_FIELDS.iter().zip(a) {
+        let v = parse_i64(text).ok_or_else(|| format!("bad {} '{}'", f.name(), shown(text)))?;
+        f.put(&mut s, v)?;
+    }
+    Ok(s)
 }

@@ -12,8 +12,10 @@ use redis_module::raw::{self, RedisModuleIO};
 use crate::core::queue::Queue;
 use crate::core::schedule::{JobOptions, Missed, Schedule};
 use crate::core::limits::MAX_ID_BYTES;
-use crate::core::schema::{check_job, JOB_FIELDS, TOTAL_FIELDS};
+use crate::core::schema::{check_job, JOB_FIELDS, LEGACY_TOTALS, TOTAL_FIELDS};
+use crate::core::settings::SETTING_FIELDS;
 use crate::core::{Extra, Job, State};
+use crate::rm;
 use crate::service;
 use crate::value::QueueValue;
 
@@ -33,7 +35,7 @@ enum Put<'a> {
 }
 
 pub extern "C" fn save(io: *mut RedisModuleIO, value: *mut c_void) {
-    let Some(v) = (unsafe { value.cast::<QueueValue>().as_ref() }) else {
+    let Some(v) = rm::value_ref::<QueueValue>(value) else {
         fail_io(io);
         return;
     };
@@ -94,6 +96,7 @@ fn encode_queue(q: &Queue) -> Vec<Put<'_>> {
         out.push(Put::U(s.next_fire_ms));
         out.push(Put::U(s.last_fire_ms.map_or(0, |t| t.saturating_add(1))));
     }
+    out.extend(SETTING_FIELDS.iter().map(|f| Put::I((f.get)(&q.settings))));
     out
 }
 
@@ -189,13 +192,17 @@ fn load_v2(r: &Reader) -> Load<Queue> {
         check_job(&job)?;
         q.insert(job).map_err(|e| e.to_string())?;
     }
-    finish(r, q, next_seq)
+    let mut q = finish(r, q, next_seq)?;
+    for f in &SETTING_FIELDS {
+        f.put(&mut q.settings, r.i()?)?;
+    }
+    Ok(q)
 }
 
 fn load_v1(r: &Reader) -> Load<Queue> {
     let mut q = Queue::new();
     let next_seq = r.u()?;
-    for f in &TOTAL_FIELDS {
+    for f in &TOTAL_FIELDS[..LEGACY_TOTALS] {
         let v = f.range.check_u64(r.u()?)?;
         (f.set)(&mut q.totals, v as i64);
     }
@@ -256,23 +263,11 @@ fn load_schedules(r: &Reader, q: &mut Queue) -> Load<()> {
 
 /// Tells the timer about a queue that just came from an RDB or RESTORE (its key name and db come with the IO).
 fn note_loaded(io: *mut RedisModuleIO, value: &mut QueueValue) {
-    let (key, db) = unsafe {
-        let key = raw::RedisModule_GetKeyNameFromIO.map_or(std::ptr::null(), |f| f(io));
-        let db = raw::RedisModule_GetDbIdFromIO.map_or(-1, |f| f(io));
-        (key, db)
-    };
-    if key.is_null() || db < 0 {
-        return;
+    if let Some((key, db)) = rm::io_key_and_db(io) {
+        service::note_loaded(db, key, value);
     }
-    service::note_loaded(db, crate::rm::bytes(key.cast_mut()), value);
 }
 
 fn log_io(io: *mut RedisModuleIO, msg: &str) {
-    if let Ok(c) = std::ffi::CString::new(msg.replace('\0', "?")) {
-        unsafe {
-            if let Some(f) = raw::RedisModule_LogIOError {
-                f(io, b"warning\0".as_ptr().cast(), b"%s\0".as_ptr().cast(), c.as_ptr());
-            }
-        }
-    }
+    rm::log_io(io, msg);
 }

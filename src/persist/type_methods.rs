@@ -7,6 +7,7 @@ use redis_module::native_types::RedisType;
 use redis_module::raw;
 
 use super::{aof, digest, rdb};
+use crate::rm;
 use crate::value::QueueValue;
 
 /// Written into every RDB with the type: never change it. (Redis wants exactly 9 characters.)
@@ -42,34 +43,31 @@ pub fn queue_type() -> *mut raw::RedisModuleType {
     *QUEUE_TYPE.raw_type.borrow()
 }
 
-/// # Safety: `value` is a QueueValue that Redis got from this module.
-unsafe fn as_queue<'a>(value: *const c_void) -> Option<&'a QueueValue> {
-    value.cast::<QueueValue>().as_ref()
+fn as_queue<'a>(value: *const c_void) -> Option<&'a QueueValue> {
+    rm::value_ref::<QueueValue>(value)
 }
 
 extern "C" fn free(value: *mut c_void) {
-    if !value.is_null() {
-        drop(unsafe { Box::from_raw(value.cast::<QueueValue>()) });
-    }
+    rm::value_free::<QueueValue>(value);
 }
 
 /// Many jobs: Redis frees the value on its lazy-free thread instead of stalling the event loop.
 extern "C" fn free_effort(_key: *mut raw::RedisModuleString, value: *const c_void) -> usize {
-    unsafe { as_queue(value) }.map_or(1, |v| v.queue.len() + v.queue.schedule_count() + 1)
+    as_queue(value).map_or(1, |v| v.queue.len() + v.queue.schedule_count() + 1)
 }
 
 extern "C" fn unlink(_key: *mut raw::RedisModuleString, value: *const c_void) {
-    if let Some(v) = unsafe { as_queue(value) } {
+    if let Some(v) = as_queue(value) {
         v.uncount();
     }
 }
 
 extern "C" fn mem_usage(value: *const c_void) -> usize {
-    catch_unwind(AssertUnwindSafe(|| unsafe { as_queue(value) }.map_or(0, |v| v.queue.memory_bytes()))).unwrap_or(0)
+    catch_unwind(AssertUnwindSafe(|| as_queue(value).map_or(0, |v| v.queue.memory_bytes()))).unwrap_or(0)
 }
 
 extern "C" fn copy(_from: *mut raw::RedisModuleString, _to: *mut raw::RedisModuleString, value: *const c_void) -> *mut c_void {
-    let copied = catch_unwind(AssertUnwindSafe(|| unsafe { as_queue(value) }.map(|v| QueueValue::new(v.queue.clone()))));
+    let copied = catch_unwind(AssertUnwindSafe(|| as_queue(value).map(|v| QueueValue::new(v.queue.clone()))));
     match copied {
         Ok(Some(b)) => Box::into_raw(b).cast::<c_void>(),
         _ => std::ptr::null_mut(),

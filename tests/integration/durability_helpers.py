@@ -274,6 +274,17 @@ class RespPipe(RawClient):
     def read(self):
         return self._read()
 
+    def run(self, commands, chunk=5000):
+        """Sends `commands` in pipelined chunks; returns every reply (bulk strings decoded). Error replies fail."""
+        out = []
+        for i in range(0, len(commands), chunk):
+            part = commands[i:i + chunk]
+            self.send(part)
+            out += [self.read() for _ in part]
+        errors = [x for x in out if isinstance(x, RuntimeError)]
+        assert not errors, errors[:3]
+        return [x.decode() if isinstance(x, bytes) else x for x in out]
+
 
 # ---- DUMP payloads ---------------------------------------------------------------------------------------------
 
@@ -359,8 +370,8 @@ def encode_queue_v1(next_seq, totals, jobs, scheds=(), count=None):
 
 
 def encode_queue_v2(next_seq, totals, jobs, scheds=()):
-    """The module's v2 RDB encoding (numbers in schema order, signed; a job's retry base after attempts),
-    as src/persist/rdb.rs writes it today."""
+    """The module's v2 RDB encoding (numbers in schema order, signed; a job's retry base after attempts; 8
+    totals; the settings last), as src/persist/rdb.rs writes it today."""
     out = [mod_uint(next_seq)] + [mod_sint(t) for t in totals] + [mod_uint(len(jobs))]
     for j in jobs:
         out += [mod_sint(j[f]) for f in ("seq", "created", "state", "attempts", "retry_base", "retries", "backoff",
@@ -369,6 +380,8 @@ def encode_queue_v2(next_seq, totals, jobs, scheds=()):
         out += [mod_str(j[k]) for k in ("id", "error") if j.get(k) is not None]
     out.append(mod_uint(len(scheds)))
     assert not scheds, "schedules are encoded as in v1; not needed by the callers"
+    # The queue's settings (retries, backoff, lease: -1 unset; dead_max, dead_ttl, paused), default here.
+    out += [mod_sint(v) for v in (-1, -1, -1, 0, 0, 0)]
     return b"".join(out)
 
 

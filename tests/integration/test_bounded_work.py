@@ -9,17 +9,6 @@ from helpers import inspect, push, reserve_one, stats, wait_until
 HUGE = "10000000000000000000"
 
 
-def run(pipe, commands, chunk=5000):
-    """Sends `commands` in pipelined chunks and returns every reply (bulk strings decoded)."""
-    out = []
-    for i in range(0, len(commands), chunk):
-        part = commands[i:i + chunk]
-        pipe.send(part)
-        out += [pipe.read() for _ in part]
-    assert not any(isinstance(x, RuntimeError) for x in out), [x for x in out if isinstance(x, RuntimeError)][:3]
-    return [x.decode() if isinstance(x, bytes) else x for x in out]
-
-
 def info_once(r):
     return r.info("once")
 
@@ -60,7 +49,7 @@ def test_cancel_in_the_middle_costs_what_cancel_at_the_head_costs(fresh_server):
     r = fresh_server.client(decode_responses=True, protocol=2)
     n = 200_000
     pipe = RespPipe(fresh_server.port)
-    ids = run(pipe, [["ONCE.PUSH", "q", f"p{i}"] for i in range(n)])
+    ids = pipe.run([["ONCE.PUSH", "q", f"p{i}"] for i in range(n)])
     pipe.close()
     head, middle = ids[:2000], ids[n // 2:n // 2 + 2000]
     r.config_resetstat()
@@ -94,7 +83,7 @@ def test_two_thousand_cron_schedules_keep_to_the_timer_budget(fresh_server):
     after its budget and the next one carries on."""
     r = fresh_server.client(decode_responses=True, protocol=2)
     pipe = RespPipe(fresh_server.port)
-    run(pipe, [["ONCE.SCHEDULE", "q", f"s{i}", "@every 10ms", "x", "MISSED", "skip"] for i in range(2000)])
+    pipe.run([["ONCE.SCHEDULE", "q", f"s{i}", "@every 10ms", "x", "MISSED", "skip"] for i in range(2000)])
     pipe.close()
     r.config_resetstat()
     wait_until(lambda: stats(r, "q")["pushed_total"] > 20_000, timeout=30, what="cron fires")
@@ -144,11 +133,11 @@ def test_memory_comes_back_after_a_burst_of_client_ids(fresh_server):
     r = fresh_server.client(decode_responses=True, protocol=2)
     n = 100_000
     pipe = RespPipe(fresh_server.port)
-    run(pipe, [["ONCE.PUSH", "q", "p", "ID", f"client-id-{i:08d}"] for i in range(n)])
+    pipe.run([["ONCE.PUSH", "q", "p", "ID", f"client-id-{i:08d}"] for i in range(n)])
     full = r.memory_usage("q")
     while stats(r, "q")["ready"]:
         got = r.execute_command("ONCE.RESERVE", "q", "COUNT", 10000)
-        run(pipe, [["ONCE.ACK", "q"] + [j[0] for j in got]])
+        pipe.run([["ONCE.ACK", "q"] + [j[0] for j in got]])
     pipe.close()
     empty = r.memory_usage("q")
     assert empty < full / 20 and empty < 200_000, (full, empty)

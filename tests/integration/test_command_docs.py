@@ -8,9 +8,10 @@ import redis
 from helpers import as_map, push, stats
 
 PUBLIC = ["ONCE.PUSH", "ONCE.RESERVE", "ONCE.ACK", "ONCE.NACK", "ONCE.EXTEND", "ONCE.RETRY", "ONCE.CANCEL",
-          "ONCE.INSPECT", "ONCE.STATS", "ONCE.SCHEDULE", "ONCE.UNSCHEDULE", "ONCE.SCHEDULES"]
+          "ONCE.INSPECT", "ONCE.STATS", "ONCE.SCHEDULE", "ONCE.UNSCHEDULE", "ONCE.SCHEDULES", "ONCE.LIST",
+          "ONCE.PURGE", "ONCE.PAUSE", "ONCE.RESUME", "ONCE.CONFIGURE"]
 INTERNAL = ["ONCE._JOB", "ONCE._RESERVE", "ONCE._FAIL", "ONCE._LEASE", "ONCE._PROMOTE", "ONCE._META",
-            "ONCE._SCHED", "ONCE._FIRED"]
+            "ONCE._SCHED", "ONCE._FIRED", "ONCE._SETTINGS", "ONCE._DROP"]
 
 # The option tokens of the README's command reference.
 TOKENS = {
@@ -19,17 +20,23 @@ TOKENS = {
     "ONCE.ACK": {"ATTEMPT"},
     "ONCE.NACK": {"ATTEMPT", "ERROR", "DELAY", "DEAD"},
     "ONCE.EXTEND": {"ATTEMPT"},
-    "ONCE.RETRY": set(), "ONCE.CANCEL": set(), "ONCE.INSPECT": set(), "ONCE.STATS": set(),
+    "ONCE.RETRY": {"ALL"}, "ONCE.CANCEL": set(), "ONCE.INSPECT": set(), "ONCE.STATS": set(),
     "ONCE.SCHEDULE": {"RETRIES", "BACKOFF", "LEASE", "PRIORITY", "TZ", "MISSED"},
     "ONCE.UNSCHEDULE": set(), "ONCE.SCHEDULES": set(),
+    "ONCE.LIST": {"CURSOR", "COUNT", "WITHPAYLOADS"}, "ONCE.PURGE": set(), "ONCE.PAUSE": set(), "ONCE.RESUME": set(),
+    "ONCE.CONFIGURE": {"RETRIES", "BACKOFF", "LEASE", "DEAD-MAX", "DEAD-TTL", "EVENTS-MAX", "CONCURRENCY", "RATE",
+                       "PER", "GROUP-CONCURRENCY", "GROUP-RATE"},
 }
+# Words that name a choice (states, MISSED policies), not options.
+WORDS = {"once", "skip", "ready", "delayed", "reserved", "dead"}
 FAST = {"ONCE.PUSH", "ONCE.ACK", "ONCE.NACK", "ONCE.EXTEND", "ONCE.RETRY", "ONCE.CANCEL", "ONCE.INSPECT",
-        "ONCE.STATS", "ONCE.UNSCHEDULE"}
-READS = {"ONCE.INSPECT", "ONCE.STATS", "ONCE.SCHEDULES"}
+        "ONCE.STATS", "ONCE.UNSCHEDULE", "ONCE.PURGE", "ONCE.PAUSE", "ONCE.RESUME", "ONCE.CONFIGURE"}
+READS = {"ONCE.INSPECT", "ONCE.STATS", "ONCE.SCHEDULES", "ONCE.LIST"}
 # The positional arguments before the options, as a valid sample.
 LEAD = {
     "ONCE.PUSH": ["p"], "ONCE.RESERVE": [], "ONCE.ACK": ["some-id"], "ONCE.NACK": ["some-id"],
-    "ONCE.EXTEND": ["some-id", "1000"], "ONCE.SCHEDULE": ["s", "@every 1s", "p"],
+    "ONCE.EXTEND": ["some-id", "1000"], "ONCE.SCHEDULE": ["s", "@every 1s", "p"], "ONCE.LIST": ["ready"],
+    "ONCE.RETRY": [], "ONCE.CONFIGURE": [],
 }
 SAMPLE = {"integer": "1", "unix-time": "1", "string": "x"}
 
@@ -64,7 +71,8 @@ def walk_tokens(args, out):
             out[a["token"]] = value
         if a.get("token") and a["type"] == "block":
             subs = arg_maps(a["arguments"])
-            out[a["token"]] = [SAMPLE[subs[0]["type"]]]
+            out[a["token"]] = [SAMPLE[subs[0]["type"]]] + [x for sub in subs[1:] if sub.get("token")
+                                                            for x in (sub["token"], SAMPLE[sub["type"]])]
         if a["type"] in ("oneof", "block"):
             walk_tokens(a["arguments"], out)
     return out
@@ -78,7 +86,7 @@ def test_every_command_has_docs_that_match_the_contract(rc, name):
     args = arg_maps(d["arguments"])
     assert args[0]["name"] == "queue" and args[0]["type"] == "key" and args[0]["key_spec_index"] == 0, args[0]
     tokens = walk_tokens(d["arguments"], {})
-    assert set(tokens) - {"once", "skip"} == TOKENS[name], tokens
+    assert set(tokens) - WORDS == TOKENS[name], tokens
     for a in args[1:]:
         if a.get("token"):
             assert "optional" in a.get("flags", []), (name, a)
@@ -87,7 +95,7 @@ def test_every_command_has_docs_that_match_the_contract(rc, name):
 @pytest.mark.parametrize("name", [n for n in PUBLIC if TOKENS[n]])
 def test_the_parser_accepts_every_documented_option_and_nothing_else(r, rc, key, name):
     for token, value in walk_tokens(docs_of(rc, name)["arguments"], {}).items():
-        if token in ("once", "skip"):
+        if token in WORDS or token == "PER":
             continue
         args = [name, key] + LEAD[name] + [token.lower()] + value
         if name == "ONCE.RESERVE" and token == "ATTEMPT":
@@ -98,8 +106,8 @@ def test_the_parser_accepts_every_documented_option_and_nothing_else(r, rc, key,
             r.execute_command(*args)
         except redis.ResponseError as e:
             assert "unknown option" not in str(e), (args, str(e))
-    if name == "ONCE.ACK":
-        return          # ACK's other trailing words are ids, not options
+    if name in ("ONCE.ACK", "ONCE.RETRY"):
+        return          # their other trailing words are ids, not options
     bad = [name, key] + LEAD[name] + ["NOSUCHOPTION", "1"]
     with pytest.raises(redis.ResponseError, match="unknown option 'NOSUCHOPTION'"):
         r.execute_command(*bad)
@@ -131,7 +139,7 @@ def test_flags_and_key_specs_say_what_each_command_does(rc, name):
     assert ("write" in flags) == (name not in READS), flags
     assert ("fast" in flags) == (name in FAST), flags
     assert ("blocking" in flags) == (name == "ONCE.RESERVE"), flags
-    assert ("denyoom" in flags) == (name in ("ONCE.PUSH", "ONCE.SCHEDULE")), flags
+    assert ("denyoom" in flags) == (name in ("ONCE.PUSH", "ONCE.SCHEDULE", "ONCE.CONFIGURE")), flags
     assert info[3:6] == [1, 1, 1], info
     specs = [as_map(s) for s in info[8]]
     assert len(specs) == 1, specs
@@ -143,7 +151,7 @@ def test_flags_and_key_specs_say_what_each_command_does(rc, name):
 def test_getkeys_names_the_queue(rc, name):
     sample = {"ONCE.PUSH": ["p"], "ONCE.ACK": ["i"], "ONCE.NACK": ["i"], "ONCE.EXTEND": ["i", "5"],
               "ONCE.RETRY": ["i"], "ONCE.CANCEL": ["i"], "ONCE.INSPECT": ["i"], "ONCE.SCHEDULE": ["s", "x", "p"],
-              "ONCE.UNSCHEDULE": ["s"]}.get(name, ["a", "b", "c"] if name in INTERNAL else [])
+              "ONCE.UNSCHEDULE": ["s"], "ONCE.LIST": ["ready"], "ONCE.PURGE": ["dead"]}.get(name, ["a", "b", "c"] if name in INTERNAL else [])
     assert rc.execute_command("COMMAND", "GETKEYS", name, "jobs:q", *sample) == ["jobs:q"]
 
 

@@ -422,7 +422,8 @@ def _stats_bytes(rb, key):
 def _queue_is_usable(rb, key):
     """A value RESTORE accepted must behave as a queue: reads, a reserve/ack round, pushes, its digest."""
     st = _stats_bytes(rb, key)
-    assert all(isinstance(v, int) and v >= 0 for v in st.values()), st
+    unset_ok = ("retries", "backoff", "lease")
+    assert all((k in unset_ok and v is None) or (isinstance(v, int) and v >= 0) for k, v in st.items()), st
     rb.execute_command("ONCE.SCHEDULES", key)
     digest_value(rb, key)
     rb.execute_command("MEMORY", "USAGE", key)
@@ -542,7 +543,7 @@ def _read_uints(body, count):
 
 
 def _state_codes(r, rb):
-    """The state code the v1 encoding uses for each state, read from a real one-job queue per state."""
+    """The state code the encodings use for each state, read from a real one-job queue per state."""
     codes = {}
     for name, setup in [("ready", lambda k: push(r, k, "p")),
                         ("delayed", lambda k: push(r, k, "p", "DELAY", FAR)),
@@ -552,8 +553,8 @@ def _state_codes(r, rb):
         key = f"codes:{name}"
         setup(key)
         body, _, _ = split_dump(rb.dump(key))
-        # next_seq, 7 totals, count, then the job's seq, created, state: the 12th value
-        codes[name] = _read_uints(body, 12)[11]
+        # v2: next_seq, 8 totals, count, then the job's seq, created, state: the 13th value
+        codes[name] = _read_uints(body, 13)[12]
         r.delete(key)
     return codes
 
@@ -583,7 +584,7 @@ def test_restore_crafted_queues_are_validated(make_server):
     # the encoder here writes what the module writes: a one-job queue encodes to the module's own bytes (v2)
     created = int(real_id.split("-")[0])
     mine = module_header(real, encver=2) + encode_queue_v2(
-        1, (1, 0, 0, 0, 0, 0, 0), [dict(_job(0, created=created, state=codes["ready"], payload="p"), retry_base=0)]) \
+        1, (1, 0, 0, 0, 0, 0, 0, 0), [dict(_job(0, created=created, state=codes["ready"], payload="p"), retry_base=0)]) \
         + MODULE_EOF
     assert mine == body, (mine, body)
 

@@ -1,5 +1,5 @@
 """ONCE.INSPECT and ONCE.STATS: every field, in order, in RESP2 and RESP3, for every state."""
-from helpers import (INSPECT_FIELDS, STATS_FIELDS, as_map, inspect, keys_in_order, push, reserve_one, server_ms,
+from helpers import (EMPTY_STATS, INSPECT_FIELDS, STATS_FIELDS, as_map, inspect, keys_in_order, push, reserve_one, server_ms,
                      stats)
 
 
@@ -28,7 +28,7 @@ def test_inspect_ready_job(r, key):
     assert inspect(r, key, job_id) == {
         "id": job_id, "state": "ready", "payload": "body", "attempts": 0, "retries": 4, "priority": 7,
         "created": inspect(r, key, job_id)["created"], "due": None, "lease_deadline": None, "last_error": None,
-        "backoff": 20, "lease": 3000, "tries": 0,
+        "backoff": 20, "lease": 3000, "tries": 0, "died": None,
     }
     assert before <= inspect(r, key, job_id)["created"] <= after
 
@@ -79,8 +79,8 @@ def test_stats_fields_in_order_resp2_and_resp3(r, r3, key):
 
 
 def test_stats_missing_key_is_all_zeros(r, r3, key):
-    assert stats(r, key) == {f: 0 for f in STATS_FIELDS}
-    assert r3.execute_command("ONCE.STATS", key) == {f: 0 for f in STATS_FIELDS}
+    assert stats(r, key) == EMPTY_STATS
+    assert r3.execute_command("ONCE.STATS", key) == EMPTY_STATS
 
 
 def test_stats_every_count_and_total(r, key):
@@ -98,7 +98,8 @@ def test_stats_every_count_and_total(r, key):
     assert stats(r, key) == {
         "ready": 1, "delayed": 2, "reserved": 1, "dead": 1, "schedules": 0,
         "pushed_total": 6, "reserved_total": 4, "acked_total": 1, "nacked_total": 2, "expired_total": 0,
-        "retried_total": 1, "dead_total": 1,
+        "retried_total": 1, "dead_total": 1, "dead_dropped_total": 0,
+        "paused": 0, "retries": None, "backoff": None, "lease": None, "dead_max": 0, "dead_ttl": 0,
     }
     assert inspect(r, key, ready)["state"] == "ready"
     assert inspect(r, key, reserved)["state"] == "reserved"

@@ -1,7 +1,7 @@
 """Keys (missing key = empty queue, only PUSH creates, WRONGTYPE, the key's life), COMMAND INFO / GETKEYS, INFO once."""
 import pytest
 
-from helpers import (INFO_FIELDS, STATS_FIELDS, RawClient, inspect, push, reserve, reserve_one, state, stats,
+from helpers import (EMPTY_STATS, INFO_FIELDS, STATS_FIELDS, RawClient, inspect, push, reserve, reserve_one, state, stats,
                      wait_until)
 
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
@@ -52,7 +52,7 @@ def test_missing_key_acts_as_empty_queue(r, key):
     assert r.execute_command("ONCE.NACK", key, "x", "DEAD") == 0
     assert r.execute_command("ONCE.EXTEND", key, "x", 1000) is None
     assert inspect(r, key, "x") is None
-    assert stats(r, key) == {f: 0 for f in STATS_FIELDS}
+    assert stats(r, key) == EMPTY_STATS
     assert r.exists(key) == 0                        # none of these created the key
     assert push(r, key, "p") is not None
     assert r.exists(key) == 1
@@ -73,7 +73,7 @@ def test_empty_queue_key_stays_and_del_removes_it(r, key):
     assert stats(r, key)["acked_total"] == 1
     assert r.delete(key) == 1
     assert r.exists(key) == 0
-    assert stats(r, key) == {f: 0 for f in STATS_FIELDS}
+    assert stats(r, key) == EMPTY_STATS
 
 
 def test_rename_moves_the_queue(r, key):

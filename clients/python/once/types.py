@@ -49,6 +49,7 @@ class JobInfo:
     backoff: Optional[int] = None
     lease: Optional[int] = None  # None: the module default applies
     tries: int = 0  # reservations since the last ONCE.RETRY (counted against ``retries``); ``attempts`` never resets
+    died: Optional[int] = None  # when a dead job died
     extra: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -71,6 +72,14 @@ class Stats:
     expired_total: int = 0
     retried_total: int = 0
     dead_total: int = 0
+    dead_dropped_total: int = 0  # dead jobs dropped by DEAD-MAX / DEAD-TTL
+    paused: int = 0
+    # The queue's own settings (ONCE.CONFIGURE); None where the module config applies.
+    retries: Optional[int] = None
+    backoff: Optional[int] = None
+    lease: Optional[int] = None
+    dead_max: int = 0
+    dead_ttl: int = 0
     extra: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -178,7 +187,8 @@ def parse_job_info(reply: Any, decode: Union[bool, str]) -> Optional[JobInfo]:
         return None
     known = {k: v for k, v in m.items() if k in _INFO_FIELDS}
     extra = {k: to_str(v) for k, v in m.items() if k not in _INFO_FIELDS}
-    for k in ("attempts", "retries", "priority", "created", "due", "lease_deadline", "backoff", "lease", "tries"):
+    for k in ("attempts", "retries", "priority", "created", "due", "lease_deadline", "backoff", "lease", "tries",
+              "died"):
         if k in known:
             known[k] = to_int(known[k])
     known["id"] = to_id(known.get("id"))

@@ -1,0 +1,197 @@
+//! Operating a queue: ONCE.LIST, ONCE.PURGE, ONCE.PAUSE, ONCE.RESUME, ONCE.CONFIGURE.
+
+use super::args::{arity, err, CmdResult, Options};
+use super::inspect::reply_job;
+use super::spec::{CONFIGURE_ARGS, LIST_ARGS};
+use super::{existing, existing_or_new, settle};
+use crate::core::limits::{self, LIST_COUNT_DEFAULT};
+use crate::core::queue::list::Cursor;
+use crate::core::settings::Settings;
+use crate::core::State;
+use crate::effects;
+use crate::rm::{self, Ctx, Key, OwnedStr, RStr};
+use crate::text::{parse_i64, shown};
+
+fn state_arg(b: &[u8], allowed: &[State]) -> Result<State, super::args::CmdError> {
+    let lower = b.to_ascii_lowercase();
+    State::from_name(&lower).filter(|s| allowed.contains(s)).ok_or_else(|| {
+        let names: Vec<&str> = allowed.iter().map(|s| s.name()).collect();
+        err(format!("state must be {}, got '{}'", names.join("|"), shown(b)))
+    })
+}
+
+/// A cursor is `0` (the start) or what the previous page returned: `<a>:<b>`.
+fn parse_cursor(b: &[u8]) -> Result<Option<Cursor>, super::args::CmdError> {
+    if b == b"0" {
+        return Ok(None);
+    }
+    let bad = || err(format!("invalid cursor '{}'", shown(b)));
+    let text = std::str::from_utf8(b).map_err(|_| bad())?;
+    let (a, c) = text.split_once(':').ok_or_else(bad)?;
+    let a = parse_i64(a.as_bytes()).ok_or_else(bad)?;
+    let c = parse_i64(c.as_bytes()).and_then(|v| u64::try_from(v).ok()).ok_or_else(bad)?;
+    Ok(Some((a, c)))
+}
+
+/// ONCE.LIST queue ready|delayed|reserved|dead [CURSOR c] [COUNT n] [WITHPAYLOADS]
+pub fn list(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if args.len() < 3 {
+        return Err(arity("ONCE.LIST"));
+    }
+    let state = state_arg(rm::bytes(&args[2]), &[State::Ready, State::Delayed, State::Reserved, State::Dead])?;
+    let mut cursor = None;
+    let mut count = LIST_COUNT_DEFAULT;
+    let mut payloads = false;
+    let mut opts = Options::new(args, 3, LIST_ARGS);
+    while let Some(token) = opts.next()? {
+        match token {
+            "CURSOR" => cursor = parse_cursor(opts.value("CURSOR")?)?,
+            "COUNT" => count = opts.int(limits::LIST_COUNT)? as usize,
+            _ => payloads = true,
+        }
+    }
+    let mut key = Key::open(ctx, args[1], false);
+    let Some(v) = existing(&mut key)? else {
+        rm::reply_array(ctx, 2);
+        rm::reply_bulk(ctx, b"0");
+        rm::reply_array(ctx, 0);
+        return Ok(());
+    };
+    let (seqs, next) = v.queue.list(state, cursor, count);
+    rm::reply_array(ctx, 2);
+    match next {
+        Some((a, b)) => rm::reply_bulk(ctx, format!("{a}:{b}").as_bytes()),
+        None => rm::reply_bulk(ctx, b"0"),
+    }
+    let jobs: Vec<_> = seqs.iter().filter_map(|&s| v.queue.job(s)).collect();
+    rm::reply_array(ctx, jobs.len());
+    for job in jobs {
+        reply_job(ctx, job, payloads);
+    }
+    Ok(())
+}
+
+/// ONCE.PURGE queue ready|delayed|dead
+pub fn purge(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if args.len() != 3 {
+        return Err(arity("ONCE.PURGE"));
+    }
+    let state = state_arg(rm::bytes(&args[2]), &[State::Ready, State::Delayed, State::Dead])?;
+    let mut key = Key::open(ctx, args[1], true);
+    let Some(v) = existing(&mut key)? else {
+        rm::reply_int(ctx, 0);
+        return Ok(());
+    };
+    let before = v.snapshot();
+    let n = v.queue.purge(state).unwrap_or(0);
+    if n > 0 {
+        effects::as_itself(ctx, b"ONCE.PURGE\0", &[OwnedStr::retain(args[1]), OwnedStr::new(state.name().as_bytes())]);
+        v.noted_deadline = u64::MAX;
+        settle(ctx, args[1], v, before);
+    }
+    rm::reply_u64(ctx, n as u64);
+    Ok(())
+}
+
+/// ONCE.PAUSE queue / ONCE.RESUME queue: 1 if the state changed.
+pub fn pause(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    set_paused(ctx, args, true, "ONCE.PAUSE")
+}
+
+pub fn resume(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    set_paused(ctx, args, false, "ONCE.RESUME")
+}
+
+fn set_paused(ctx: Ctx, args: &[RStr], paused: bool, name: &str) -> CmdResult {
+    if args.len() != 2 {
+        return Err(arity(name));
+    }
+    let mut key = Key::open(ctx, args[1], true);
+    let Some(v) = existing(&mut key)? else {
+        rm::reply_int(ctx, 0);
+        return Ok(());
+    };
+    if v.queue.settings.paused == paused {
+        rm::reply_int(ctx, 0);
+        return Ok(());
+    }
+    let before = v.snapshot();
+    v.queue.settings.paused = paused;
+    effects::settings(ctx, args[1], v);
+    rm::notify(ctx, if paused { c"once.pause" } else { c"once.resume" }, args[1]);
+    settle(ctx, args[1], v, before);
+    rm::reply_int(ctx, 1);
+    Ok(())
+}
+
+/// ONCE.CONFIGURE queue [RETRIES n] [BACKOFF ms] [LEASE ms] [DEAD-MAX n] [DEAD-TTL ms] ...: the settings.
+pub fn configure(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if args.len() < 2 {
+        return Err(arity("ONCE.CONFIGURE"));
+    }
+    let mut key = Key::open(ctx, args[1], true);
+    let mut s = match existing(&mut key)? {
+        Some(v) => v.queue.settings,
+        None => Settings::default(),
+    };
+    let mut opts = Options::new(args, 2, CONFIGURE_ARGS);
+    let mut changed = false;
+    while let Some(token) = opts.next()? {
+        changed = true;
+        match token {
+            "RETRIES" => s.retries = Some(opts.int(limits::RETRIES)? as u32),
+            "BACKOFF" => s.backoff_ms = Some(opts.int(limits::BACKOFF)? as u64),
+            "LEASE" => s.lease_ms = Some(opts.int(limits::LEASE)? as u64),
+            "DEAD-MAX" => s.dead_max = opts.int(limits::DEAD_MAX)? as u64,
+            "DEAD-TTL" => s.dead_ttl_ms = opts.int(limits::DEAD_TTL)? as u64,
+            other => {
+                return Err(err(format!(
+                    "{other} is not available yet: flow control and the event log are not in this version"
+                )))
+            }
+        }
+    }
+    if !changed && existing(&mut key)?.is_none() {
+        reply_settings(ctx, &s);
+        return Ok(());
+    }
+    let v = existing_or_new(&mut key)?;
+    if changed && s != v.queue.settings {
+        let before = v.snapshot();
+        v.queue.settings = s;
+        v.noted_deadline = u64::MAX;
+        effects::settings(ctx, args[1], v);
+        settle(ctx, args[1], v, before);
+    }
+    reply_settings(ctx, &v.queue.settings);
+    Ok(())
+}
+
+/// The settings as a map: `nil` where the module config applies.
+pub fn reply_settings(ctx: Ctx, s: &Settings) {
+    rm::reply_map(ctx, SETTINGS_PAIRS);
+    reply_setting_pairs(ctx, s);
+}
+
+/// How many field/value pairs `reply_setting_pairs` writes.
+pub const SETTINGS_PAIRS: usize = 6;
+
+/// The settings' field/value pairs, inside a map the caller opened (CONFIGURE's own, or STATS').
+pub fn reply_setting_pairs(ctx: Ctx, s: &Settings) {
+    let opt = |v: Option<u64>| match v {
+        Some(x) => rm::reply_u64(ctx, x),
+        None => rm::reply_null(ctx),
+    };
+    rm::reply_bulk(ctx, b"paused");
+    rm::reply_int(ctx, i64::from(s.paused));
+    rm::reply_bulk(ctx, b"retries");
+    opt(s.retries.map(u64::from));
+    rm::reply_bulk(ctx, b"backoff");
+    opt(s.backoff_ms);
+    rm::reply_bulk(ctx, b"lease");
+    opt(s.lease_ms);
+    rm::reply_bulk(ctx, b"dead_max");
+    rm::reply_u64(ctx, s.dead_max);
+    rm::reply_bulk(ctx, b"dead_ttl");
+    rm::reply_u64(ctx, s.dead_ttl_ms);
+}

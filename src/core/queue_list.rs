@@ -1,0 +1,49 @@
+//! ONCE.LIST: a walk over one state in the order the contract names, a page at a time, from a cursor that
+//! survives writes in between. A page costs O(log n + COUNT): the cursor names where the next page starts —
+//! (priority, position in its line) for ready jobs, (time, seq) in the index for the others — and those
+//! never change while a job stays in its state, so such a job is returned exactly once.
+
+use std::cmp::Reverse;
+use std::ops::Bound::{Included, Unbounded};
+
+use super::super::job::State;
+use super::Queue;
+
+/// Where a page starts: the first job it returns, as the index of the state orders it.
+pub type Cursor = (i64, u64);
+
+impl Queue {
+    /// Up to `count` jobs of `state` from `from` on (None: from the start), and where the next page starts
+    /// (None: the walk is done).
+    pub fn list(&self, state: State, from: Option<Cursor>, count: usize) -> (Vec<u64>, Option<Cursor>) {
+        let mut out: Vec<(Cursor, u64)> = Vec::with_capacity(count + 1);
+        let want = count + 1;
+        match state {
+            State::Ready => {
+                let start = from.map_or(Unbounded, |(p, _)| Included(Reverse(p as i32)));
+                for (&Reverse(p), line) in self.ready.range((start, Unbounded)) {
+                    let pos = match from {
+                        Some((fp, fpos)) if fp == i64::from(p) => fpos,
+                        _ => line.head(),
+                    };
+                    out.extend(line.iter_from(pos).take(want - out.len()).map(|(pos, s)| ((i64::from(p), pos), s)));
+                    if out.len() >= want {
+                        break;
+                    }
+                }
+            }
+            State::Delayed | State::Reserved => {
+                let set = if state == State::Delayed { &self.delayed } else { &self.leases };
+                let start = from.map_or(Unbounded, |(t, s)| Included((t as u64, s)));
+                out.extend(set.range((start, Unbounded)).take(want).map(|&(t, s)| ((t as i64, s), s)));
+            }
+            State::Dead => {
+                let end = from.map_or(Unbounded, |(t, s)| Included((t as u64, s)));
+                out.extend(self.dead.range((Unbounded, end)).rev().take(want).map(|&(t, s)| ((t as i64, s), s)));
+            }
+        }
+        let next = (out.len() > count).then(|| out[count].0);
+        out.truncate(count);
+        (out.into_iter().map(|(_, s)| s).collect(), next)
+    }
+}

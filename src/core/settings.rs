@@ -1,0 +1,49 @@
+//! A queue's own settings (ONCE.CONFIGURE): a job's option wins over them, and they win over the module
+//! configs. Each is described once in `SETTING_FIELDS` for every encoding and reply.
+
+use super::limits::{self, Range};
+use super::schema::Field;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    pub retries: Option<u32>,
+    pub backoff_ms: Option<u64>,
+    pub lease_ms: Option<u64>,
+    /// 0: keep every dead job.
+    pub dead_max: u64,
+    /// 0: dead jobs never expire.
+    pub dead_ttl_ms: u64,
+    pub paused: bool,
+}
+
+const UNSET: i64 = -1;
+
+fn opt_u32(v: Option<u32>) -> i64 {
+    v.map_or(UNSET, i64::from)
+}
+
+fn opt_u64(v: Option<u64>) -> i64 {
+    v.map_or(UNSET, |x| x as i64)
+}
+
+/// -1 stands for "not set" where 0 is a real value.
+pub static SETTING_FIELDS: [Field<Settings>; 6] = [
+    Field {
+        range: Range::new("retries", UNSET, limits::RETRIES.max),
+        get: |s| opt_u32(s.retries),
+        set: |s, v| s.retries = u32::try_from(v).ok(),
+    },
+    Field {
+        range: Range::new("backoff", UNSET, limits::BACKOFF.max),
+        get: |s| opt_u64(s.backoff_ms),
+        set: |s, v| s.backoff_ms = u64::try_from(v).ok(),
+    },
+    Field {
+        range: Range::new("lease", UNSET, limits::LEASE.max),
+        get: |s| opt_u64(s.lease_ms),
+        set: |s, v| s.lease_ms = u64::try_from(v).ok().filter(|&x| x > 0),
+    },
+    Field { range: limits::DEAD_MAX, get: |s| s.dead_max as i64, set: |s, v| s.dead_max = v as u64 },
+    Field { range: limits::DEAD_TTL, get: |s| s.dead_ttl_ms as i64, set: |s, v| s.dead_ttl_ms = v as u64 },
+    Field { range: Range::new("paused", 0, 1), get: |s| i64::from(s.paused), set: |s, v| s.paused = v == 1 },
+];
