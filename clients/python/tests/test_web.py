@@ -109,6 +109,25 @@ def test_navigate_to_dead_list_open_job_see_error(web, r, queue, page):
     assert page.locator("#payload").text_content() == "charge card 42"
 
 
+def test_job_list_pages_through_every_job(web, r, queue, page):
+    need(r, "ONCE.LIST")
+    ids = [r.execute_command("ONCE.PUSH", queue, f"job {i}", "PRIORITY", i % 2).decode() for i in range(7)]
+    want = [i for k, i in enumerate(ids) if k % 2] + [i for k, i in enumerate(ids) if not k % 2]
+    page.goto(f"{web.base}/jobs?queue={queue}&state=ready&count=3")
+    seen, pages = [], 0
+    while True:
+        pages += 1
+        seen += page.locator("#jobs a.job-link").all_inner_texts()
+        if page.locator("#next-page").count() == 0:
+            break
+        assert pages < 10
+        page.click("#next-page")
+        page.wait_for_selector("#jobs")
+    assert seen == want and pages == 3
+    page.click("#first-page")
+    assert page.locator("#jobs a.job-link").all_inner_texts() == want[:3]
+
+
 def test_retry_with_confirmation_moves_the_job_to_ready(web, r, queue, page):
     jid = make_dead(r, queue, error="smtp timeout")
     page.goto(job_url(web, queue, jid))
