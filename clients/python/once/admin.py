@@ -293,8 +293,7 @@ class Admin:
     def histogram(self, kind: str) -> List[Tuple[float, int]]:
         """ONCE.HISTOGRAM ``wait`` or ``run``: ``[(upper_bound_ms, cumulative_count), ...]`` (the last bound may be
         ``math.inf``)."""
-        reply = self._call("ONCE.HISTOGRAM", kind) or []
-        return [(parse_bound(b), int(number(c))) for b, c in reply]
+        return parse_histogram(self._call("ONCE.HISTOGRAM", kind))
 
     def settings(self) -> Dict[str, Any]:
         """ONCE.CONFIGURE without options: the queue's settings (creates the key, as the command does)."""
@@ -343,6 +342,11 @@ class Admin:
             else:
                 args += [token, int(value)]
         return plain_map(self._call(*args)) or {}
+
+
+def parse_histogram(reply: Any) -> List[Tuple[float, int]]:
+    """ONCE.HISTOGRAM's reply as ``[(upper_bound_ms, cumulative_count), ...]``."""
+    return [(parse_bound(b), int(number(c))) for b, c in (reply or [])]
 
 
 def buckets_to_counts(buckets: Sequence[Tuple[float, int]]) -> List[Tuple[float, int]]:

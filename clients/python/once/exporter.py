@@ -20,7 +20,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import CollectorRegistry
 
-from .admin import COUNT_FIELDS, Admin, has_command, info_once, plain_map, queues
+from .admin import COUNT_FIELDS, has_command, info_once, parse_histogram, plain_map, queues
 
 HISTOGRAM_KINDS = (("wait", "Time jobs waited in ready before a worker reserved them."),
                    ("run", "Time from a reservation to its ACK or NACK."))
@@ -85,9 +85,12 @@ class OnceCollector:
         hist_ok = has_command(self.r, "ONCE.HISTOGRAM")
         hists: Dict[Tuple[str, str], List[Tuple[float, int]]] = {}
         if hist_ok and names:
-            for n in names:
-                for kind, _ in HISTOGRAM_KINDS:
-                    hists[(n, kind)] = Admin(self.r, n).histogram(kind)
+            pipe = self.r.pipeline(transaction=False)
+            keys = [(n, kind) for n in names for kind, _ in HISTOGRAM_KINDS]
+            for n, kind in keys:
+                pipe.execute_command("ONCE.HISTOGRAM", n, kind)
+            for key, reply in zip(keys, pipe.execute()):
+                hists[key] = parse_histogram(reply)
 
         jobs = GaugeMetricFamily("once_jobs", "Jobs in the queue, by state.", labels=["queue", "state"])
         paused = GaugeMetricFamily("once_queue_paused", "1 while the queue is paused (ONCE.PAUSE).",
