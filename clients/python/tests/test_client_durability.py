@@ -95,7 +95,7 @@ def test_durable_push_raises_when_no_replica_confirms(pair, queue):
 
 def test_durable_push_asking_more_replicas_than_there_are(pair, queue):
     master, _ = pair
-    once = Once(master.client(), queue, wait_timeout_ms=100)
+    once = Once(master.client(), queue, wait_timeout_ms=1000)     # time enough for the one replica to answer
     with pytest.raises(DurabilityError) as err:
         once.push("p", wait_replicas=2)
     assert (err.value.replicas, err.value.wanted) == (1, 2)
@@ -105,7 +105,7 @@ def test_durable_push_asking_more_replicas_than_there_are(pair, queue):
 def test_durable_push_after_the_replica_died(pair, queue):
     master, replica = pair
     once = Once(master.client(), queue, wait_replicas=1, wait_timeout_ms=150)
-    once.push("before")
+    once.push("before", wait_timeout_ms=3000)        # confirmed while the replica lives
     replica.stop(kill=True)
     with pytest.raises(DurabilityError):
         once.push("after")
@@ -129,7 +129,8 @@ def test_wait_aof_raises_when_the_replica_has_no_aof(kind, queue):
     replica = None
     try:
         replica = start_replica(kind, master)               # a replica without AOF
-        once = Once(master.client(), queue, wait_replicas=1, wait_aof=True, wait_timeout_ms=300)
+        # time enough for the replica's WAIT and the master's own fsync (appendfsync everysec)
+        once = Once(master.client(), queue, wait_replicas=1, wait_aof=True, wait_timeout_ms=1500)
         if not has_waitaof(master):
             assert once.push("wait only")                   # Redis 7.0: WAIT is all there is, and it is met
             assert once.waitaof is False
@@ -238,7 +239,7 @@ def test_worker_ack_after_its_lease_ran_out_does_not_complete_the_new_reservatio
 
 def test_worker_acks_its_own_reservation(pair, queue):
     master, _ = pair
-    once = Once(master.client(), queue, wait_replicas=1)
+    once = Once(master.client(), queue, wait_replicas=1, wait_timeout_ms=3000)
     for i in range(5):
         once.push(f"t{i}")
     with running_worker(once, lambda data: None, block_ms=200):
