@@ -27,7 +27,7 @@ fn table() -> [Entry; 7] {
         ("backoff-max-ms", &BACKOFF_MAX_MS, 0, 315_360_000_000),
         ("default-lease-ms", &DEFAULT_LEASE_MS, 1, 604_800_000),
         ("max-payload-bytes", &MAX_PAYLOAD_BYTES, 0, 536_870_912),
-        ("max-error-bytes", &MAX_ERROR_BYTES, 1, 1_048_576),
+        ("max-error-bytes", &MAX_ERROR_BYTES, 1, crate::core::limits::MAX_ERROR_BYTES as i64),
         // Testing aid: the next N queue encodings (RDB save, AOF rewrite) panic inside the encoder.
         ("fault-saves", &FAULT_SAVES, 0, 1_000_000),
     ]

@@ -18,7 +18,8 @@ pub fn ack(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let fenced = n >= 5 && rm::bytes(&args[n - 2]).eq_ignore_ascii_case(b"ATTEMPT");
     let (ids, attempt) = if fenced {
         if n != 5 {
-            return Err(err("ATTEMPT goes with a single id"));
+            let twice = args[2..n - 2].iter().any(|a| rm::bytes(a).eq_ignore_ascii_case(b"ATTEMPT"));
+            return Err(err(if twice { "option 'ATTEMPT' given twice" } else { "ATTEMPT goes with a single id" }));
         }
         (&args[2..3], Some(int_range(rm::bytes(&args[4]), limits::ATTEMPT)? as u64))
     } else {

@@ -8,6 +8,7 @@
 use super::args::{arity, err, parse_i64, CmdError, CmdResult};
 use super::{existing, existing_or_new, settle};
 use crate::core::backoff::Outcome;
+use crate::core::limits::FIRE_TIME;
 use crate::core::FailCause;
 use crate::persist::encode::{decode_job, decode_meta, decode_schedule, decode_settings};
 use crate::rm::{self, Ctx, Key, RStr};
@@ -94,7 +95,10 @@ pub fn fail(ctx: Ctx, args: &[RStr]) -> CmdResult {
         Some(-1) => Outcome::Dead,
         _ => Outcome::RetryAt(number(a[4], "due")?),
     };
-    let error = (!a[5].is_empty()).then_some(crate::config::cut_error(a[5]));
+    if a[5].len() > crate::core::limits::MAX_ERROR_BYTES {
+        return Err(err("ERROR text is over 1048576 bytes"));
+    }
+    let error = (!a[5].is_empty()).then_some(a[5]);
     let now = match a.get(6) {
         Some(t) => number(t, "time")?,
         None => 0,
@@ -171,6 +175,9 @@ pub fn fired(ctx: Ctx, args: &[RStr]) -> CmdResult {
         _ => Some(number(a[3], "fire")?),
     };
     let next = number(a[4], "next fire")?;
+    for t in fire.into_iter().chain([next]) {
+        FIRE_TIME.check_u64(t).map_err(err)?;
+    }
     with_queue(ctx, args, false, |v| {
         if !v.queue.set_fired(a[2], fire, next) {
             return Err(err("no such schedule"));

@@ -71,7 +71,8 @@ pub fn register(ctx: Ctx) -> Result<(), String> {
     let category = CString::new("once").map_err(|e| e.to_string())?;
     let with_category = rm::add_acl_category(ctx, &category);
     for c in spec::COMMANDS {
-        let name = CString::new(c.name).map_err(|e| e.to_string())?;
+        // Lower case, as Redis names its own commands: COMMAND INFO, commandstats and error texts show it so.
+        let name = CString::new(c.name.to_ascii_lowercase()).map_err(|e| e.to_string())?;
         let flags = CString::new(c.flags).map_err(|e| e.to_string())?;
         if !rm::create_command(ctx, &name, c.entry, &flags) {
             return Err(format!("could not register {}", c.name));

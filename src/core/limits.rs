@@ -39,8 +39,12 @@ impl Range {
 pub const MAX_MS_10Y: i64 = 315_360_000_000;
 /// 7 days in ms: the longest lease.
 pub const MAX_LEASE_MS: i64 = 604_800_000;
-/// A schedule's fire times (next and last): replies, replication and RDB all carry them as i64.
-pub const FIRE_TIME: Range = Range::new("fire time", 0, i64::MAX);
+/// A schedule's fire times (next and last): replies, replication and RDB carry them as i64, and RDB stores
+/// "last fire + 1" (0: never), hence one below i64::MAX.
+pub const FIRE_TIME: Range = Range::new("fire time", 0, i64::MAX - 1);
+/// The longest ERROR text an internal command or RDB may carry: the top of once.max-error-bytes. A client's
+/// NACK text is cut to the config; the master's decision then replicates as it is.
+pub const MAX_ERROR_BYTES: usize = 1 << 20;
 
 pub const DELAY: Range = Range::new("DELAY", 0, MAX_MS_10Y);
 pub const AT: Range = Range::new("AT", 0, i64::MAX);

@@ -5,7 +5,7 @@
 //! O(log n) and ties break by creation.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::backoff::{self, Outcome};
 use super::job::{parse_server_id, server_id, Extra, Job, Payload, State};
@@ -94,7 +94,9 @@ impl std::fmt::Display for InsertError {
 #[derive(Clone, Debug, Default)]
 pub struct Queue {
     jobs: JobTable,
-    custom_ids: HashMap<Box<[u8]>, u64>,
+    /// Client ids. A B-tree, not a hash table: a table of millions doubles in one go (a stall of many ms,
+    /// in PUSH or in a cron tick), a B-tree grows and shrinks a node at a time.
+    custom_ids: BTreeMap<Box<[u8]>, u64>,
     /// Ready jobs, one FIFO line per priority; a ready job's `deadline_ms` is its position in its line.
     ready: BTreeMap<Reverse<i32>, Line>,
     ready_len: usize,
@@ -313,11 +315,6 @@ impl Queue {
         let job = self.jobs.remove(seq)?;
         if let Some(id) = job.custom_id() {
             self.custom_ids.remove(id);
-            // Give memory back after a burst of client ids; halving at a quarter keeps this amortized O(1).
-            let (len, cap) = (self.custom_ids.len(), self.custom_ids.capacity());
-            if cap > 1024 && len * 4 < cap {
-                self.custom_ids.shrink_to(len * 2);
-            }
         }
         Some(job)
     }
@@ -539,7 +536,8 @@ impl Queue {
         use std::mem::size_of;
         let table = self.jobs.table_bytes();
         let heap: usize = self.jobs.values().map(Job::heap_bytes).sum();
-        let custom = self.custom_ids.capacity() * (size_of::<(Box<[u8]>, u64)>() + 1);
+        // A B-tree entry: the key box and the seq, plus a share of its node (about half as much again).
+        let custom: usize = self.custom_ids.keys().map(|k| k.len() + size_of::<(Box<[u8]>, u64)>() * 3 / 2).sum();
         let ready: usize = self.ready.values().map(|l| l.bytes() + 64).sum();
         // A B-tree entry of (u64, u64) costs about its size plus a share of node overhead.
         let deadlines = (self.delayed.len() + self.leases.len()) * 24;

@@ -198,7 +198,10 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
 }
 
 pub fn parse_zone(name: &str) -> Result<Tz, String> {
-    Tz::from_str(name).map_err(|e| format!("unknown time zone '{name}': {e}"))
+    Tz::from_str(name).map_err(|_| {
+        let shown: String = name.chars().take(64).collect();
+        format!("unknown time zone '{shown}{}'", if shown.len() < name.len() { "..." } else { "" })
+    })
 }
 
 /// The job options a schedule gives each job it pushes.
@@ -282,7 +285,7 @@ impl Schedule {
         if let Some(t) = last_fire_ms {
             FIRE_TIME.check_u64(t)?;
         }
-        if name.is_empty() || name.len() > MAX_SCHEDULE_NAME || spec_text.len() > MAX_SPEC_BYTES {
+        if name.is_empty() || name.len() > MAX_SCHEDULE_NAME || spec_text.len() > MAX_SPEC_BYTES || tz_name.len() > MAX_SPEC_BYTES {
             return Err("schedule name or spec out of range".into());
         }
         Ok(Schedule {

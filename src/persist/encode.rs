@@ -70,7 +70,10 @@ pub fn decode_job(a: &[&[u8]]) -> Result<(Job, bool), String> {
                 custom_id = Some((*value).into());
             }
             [name, value] if name.eq_ignore_ascii_case(b"ERROR") && last_error.is_none() => {
-                last_error = Some(crate::config::cut_error(value).into());
+                if value.len() > limits::MAX_ERROR_BYTES {
+                    return Err(format!("ERROR text over {} bytes", limits::MAX_ERROR_BYTES));
+                }
+                last_error = Some((*value).into());
             }
             _ => return Err(format!("unexpected argument '{}'", shown(pair[0]))),
         }

@@ -14,7 +14,9 @@ def info_once(r):
 
 
 def commandstat(r, cmd):
-    return r.info("commandstats").get(f"cmdstat_{cmd.lower()}", {"usec": 0, "calls": 0})
+    stats_ = r.info("commandstats")
+    assert f"cmdstat_{cmd.lower()}" in stats_, sorted(stats_)
+    return stats_[f"cmdstat_{cmd.lower()}"]
 
 
 @pytest.mark.parametrize("spec", [f"@every {HUGE}ms", "@every 315360000001ms", "@every 99999999h",

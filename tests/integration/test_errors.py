@@ -14,8 +14,8 @@ MAX = 9223372036854775807
 
 def arity(cmd):
     # The command docs declare each arity, so the server itself refuses a wrong count, naming the command as
-    # it was registered.
-    return f"ERR wrong number of arguments for '{cmd.upper()}' command"
+    # it was registered (lower case, as Redis names its own).
+    return f"ERR wrong number of arguments for '{cmd.lower()}' command"
 
 
 def between(name, lo, hi, got):

@@ -47,6 +47,7 @@ RUN_SECONDS = 40          # no batch starts after this many seconds of a run
 PAUSE_MS = 60_000         # CLIENT PAUSE while comparing; lifted explicitly
 PACE_S = 0.003           # at most this long between two commands (1.5 ms on average)
 MAX_ERROR_REPLY = 400     # "error replies quote at most a short prefix of client input" (design.md, Contract v2)
+INTERNAL_MAX_ERROR_BYTES = 1 << 20
 MAX_ERROR_BYTES = 4096    # once.max-error-bytes by default: ERROR text beyond it is kept cut (README, ONCE.NACK)
 QUEUE_TYPE = b"OnceQueue"
 
@@ -170,6 +171,10 @@ class Run:
         if not failed:
             if cmd.argv[:3] == ["CONFIG", "SET", "once.max-error-bytes"]:
                 self.max_error_bytes = max(self.max_error_bytes, cmd.argv[3])
+            if cmd.name in ("ONCE._FAIL", "ONCE._JOB"):
+                # README: an internal command carries the master's decision as it is, up to 1 MiB of ERROR text
+                # (the master cut a client's NACK text to its own once.max-error-bytes).
+                self.max_error_bytes = max(self.max_error_bytes, INTERNAL_MAX_ERROR_BYTES)
             self.history[cmd.where].append(f"{cmd!r} -> {shown}")
             if cmd.name == "ONCE.SCHEDULE" or cmd.name.startswith("ONCE._"):
                 self.notable[cmd.where].append(f"{cmd!r} -> {shown}")

@@ -97,7 +97,7 @@ def test_missing_key_wrong_type_and_arity(r, key):
     assert r.execute_command("ONCE.CANCEL", key, "x") == 0
     assert r.exists(key) == 0
     for cmd in ("ONCE.RETRY", "ONCE.CANCEL"):
-        with pytest.raises(redis.ResponseError, match=f"wrong number of arguments for '{cmd.upper()}' command"):
+        with pytest.raises(redis.ResponseError, match=f"wrong number of arguments for '{cmd.lower()}' command"):
             r.execute_command(cmd, key)
     r.set(key, "string")
     for cmd in ("ONCE.RETRY", "ONCE.CANCEL"):

@@ -7,10 +7,10 @@
     once.push('hello')
     once.worker(execute_task, error_handler, monitor_handler)
 """
-from .client import Once
+from .client import DurabilityError, Once
 from .types import Job, JobInfo, PermanentError, Schedule, Stats, error_text
 from .worker import Worker, WorkerSummary
 
 __version__ = "0.1.0"
-__all__ = ["Once", "Job", "JobInfo", "Stats", "Schedule", "PermanentError", "Worker", "WorkerSummary",
+__all__ = ["Once", "DurabilityError", "Job", "JobInfo", "Stats", "Schedule", "PermanentError", "Worker", "WorkerSummary",
            "error_text", "__version__"]

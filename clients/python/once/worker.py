@@ -30,13 +30,17 @@ from .types import Job, PermanentError, Stats, decode_payload, error_text
 log = logging.getLogger("once.worker")
 
 # Errors after which the same command may succeed later: the connection, or a server that is loading or failing over.
-_TRANSIENT_PREFIXES = ("LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY", "READONLY", "NOREPLICAS")
+# What a failover or a slot move answers: the worker waits and tries again (on the new master, through its client).
+# UNBLOCKED: Redis 7.0 answers a blocked RESERVE so when its master becomes a replica; MOVED/ASK: Valkey and a
+# cluster that moved the slot.
+_TRANSIENT_PREFIXES = ("LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY", "READONLY", "NOREPLICAS",
+                       "UNBLOCKED", "MOVED", "ASK")
 
 
 def _transient(exc: BaseException) -> bool:
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OSError)):
         return True
-    if isinstance(exc, redis.ReadOnlyError):
+    if isinstance(exc, (redis.ReadOnlyError, redis.exceptions.AskError)):
         return True
     if isinstance(exc, redis.ResponseError):
         return str(exc).upper().startswith(_TRANSIENT_PREFIXES)

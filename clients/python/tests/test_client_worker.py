@@ -468,3 +468,27 @@ def test_examples_producer_and_consumer(kind):
             if p is not None:
                 p.close()
         server.close()
+
+
+@pytest.mark.parametrize("kind", harness.kinds())
+def test_worker_rides_out_its_master_becoming_a_replica(kind, queue):
+    """A failover demotes the worker's server while a RESERVE blocks on it (Redis 7.0 answers UNBLOCKED, Valkey
+    MOVED, then READONLY): the worker keeps going and works again once its server is a master."""
+    a, b = harness.Server(kind), harness.Server(kind)
+    done = []
+    try:
+        w = Worker(Once(a.client(), queue), done.append, block_ms=5000,
+                   handle_signals=False).start()
+        time.sleep(0.5)
+        a.client().execute_command("REPLICAOF", "127.0.0.1", b.port)
+        time.sleep(1.5)
+        assert not w.join(0.1), f"the worker stopped: {w.error!r}"
+        a.client().execute_command("REPLICAOF", "NO", "ONE")
+        a.client().execute_command("ONCE.PUSH", queue, "after")
+        wait_until(lambda: done, timeout=10, what="the job pushed after the failover")
+        assert done == ["after"] and w.error is None
+        w.stop()
+        assert w.join(10)
+    finally:
+        a.close()
+        b.close()
