@@ -15,8 +15,8 @@ use crate::value::QueueValue;
 use crate::{config, metrics, random};
 
 const BUDGET: Duration = Duration::from_micros(1000);
-/// Promotions between two looks at the clock.
-const SLICE: usize = 2048;
+/// Jobs handled between two looks at the clock (a look costs ~25 ns; 256 jobs about 0.1 ms).
+const SLICE: usize = 256;
 
 /// One tick: what is due in every queue, within the budget. Called by the alarm.
 pub fn tick(ctx: Ctx) {
