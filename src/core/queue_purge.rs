@@ -5,7 +5,8 @@
 //! checks that its job is still in its state's index), and the jobs are freed in steps. RETRY ALL marks how
 //! far the dead set goes back to ready, and the timer moves it in steps.
 
-use std::collections::BTreeSet;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::super::job::State;
 use super::super::line::Line;
@@ -14,7 +15,8 @@ use super::Queue;
 /// Indexes a PURGE took, waiting to have their jobs freed.
 #[derive(Clone, Debug, Default)]
 pub struct Graveyard {
-    lines: Vec<Line>,
+    /// Whole ready indexes (every priority's line), taken in O(1) however many priorities there are.
+    lines: Vec<BTreeMap<Reverse<i32>, Line>>,
     sets: Vec<BTreeSet<(u64, u64)>>,
     /// Jobs still in the table that no reader sees.
     pub jobs: usize,
@@ -26,11 +28,15 @@ impl Graveyard {
     }
 
     fn next_seq(&mut self) -> Option<u64> {
-        while let Some(line) = self.lines.last_mut() {
-            match line.pop_front() {
+        while let Some(map) = self.lines.last_mut() {
+            let Some(mut line) = map.first_entry() else {
+                self.lines.pop();
+                continue;
+            };
+            match line.get_mut().pop_front() {
                 Some((_, seq)) => return Some(seq),
                 None => {
-                    self.lines.pop();
+                    line.remove();
                 }
             }
         }
@@ -56,7 +62,7 @@ impl Queue {
         let n = match state {
             State::Ready => {
                 let n = self.ready_len;
-                self.graveyard.lines.extend(std::mem::take(&mut self.ready).into_values());
+                self.graveyard.lines.push(std::mem::take(&mut self.ready));
                 self.ready_len = 0;
                 n
             }

@@ -8,6 +8,7 @@ use std::str::FromStr;
 use chrono::{TimeZone, Utc};
 
 use super::limits::{FIRE_TIME, MAX_MS_10Y, MAX_SCHEDULE_NAME, MAX_SPEC_BYTES};
+use super::schema::SCHEDULE_FIELDS;
 use chrono_tz::Tz;
 
 /// A tick that is this late is "missed" and follows the MISSED policy instead of firing as usual.
@@ -300,6 +301,19 @@ impl Schedule {
             next_fire_ms,
             last_fire_ms,
         })
+    }
+
+    /// A schedule from its texts and its numbers in SCHEDULE_FIELDS order, each checked against its range.
+    pub fn from_numbers(name: Box<[u8]>, spec_text: &str, tz_name: &str, payload: Box<[u8]>, values: &[i64]) -> Result<Schedule, String> {
+        let options = JobOptions { retries: 0, backoff_ms: 0, lease_ms: 0, priority: 0 };
+        let mut s = Schedule::restore(name, spec_text, tz_name, payload, options, Missed::Once, 0, None)?;
+        if values.len() != SCHEDULE_FIELDS.len() {
+            return Err("wrong number of schedule numbers".into());
+        }
+        for (f, &v) in SCHEDULE_FIELDS.iter().zip(values) {
+            f.put(&mut s, v)?;
+        }
+        Ok(s)
     }
 
     pub fn next_after(&self, after_ms: u64) -> Option<u64> {

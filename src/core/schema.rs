@@ -6,6 +6,7 @@
 use super::job::{Job, State};
 use super::limits::{self, Range};
 use super::queue::{Totals, SEQ_LIMIT};
+use super::schedule::{Missed, Schedule};
 
 pub struct Field<T> {
     pub range: Range,
@@ -92,6 +93,27 @@ pub static TOTAL_FIELDS: [Field<Totals>; 8] = [
 
 /// The totals the first encodings carried (RDB v1, `ONCE._META` before dead caps).
 pub const LEGACY_TOTALS: usize = 7;
+
+/// A schedule's numbers (its name, spec, zone and payload are text beside them), in the order every encoding
+/// writes them. `last_fire` is -1 when the schedule never fired; `missed` 0 is `once`, 1 `skip`.
+pub static SCHEDULE_FIELDS: [Field<Schedule>; 7] = [
+    Field { range: limits::RETRIES, get: |s| i64::from(s.options.retries), set: |s, v| s.options.retries = v as u32 },
+    Field { range: limits::BACKOFF, get: |s| s.options.backoff_ms as i64, set: |s, v| s.options.backoff_ms = v as u64 },
+    // 0: the module default at reserve time.
+    Field { range: Range::new("lease", 0, limits::MAX_LEASE_MS), get: |s| s.options.lease_ms as i64, set: |s, v| s.options.lease_ms = v as u64 },
+    Field { range: limits::PRIORITY, get: |s| i64::from(s.options.priority), set: |s, v| s.options.priority = v as i32 },
+    Field {
+        range: Range::new("missed", 0, 1),
+        get: |s| i64::from(s.missed == Missed::Skip),
+        set: |s, v| s.missed = if v == 1 { Missed::Skip } else { Missed::Once },
+    },
+    Field { range: limits::FIRE_TIME, get: |s| s.next_fire_ms as i64, set: |s, v| s.next_fire_ms = v as u64 },
+    Field {
+        range: Range::new("last fire", -1, limits::FIRE_TIME.max),
+        get: |s| s.last_fire_ms.map_or(-1, |t| t as i64),
+        set: |s, v| s.last_fire_ms = u64::try_from(v).ok(),
+    },
+];
 
 /// The id sequence of a queue.
 pub const NEXT_SEQ: Range = Range::new("id sequence", 0, SEQ_LIMIT as i64);

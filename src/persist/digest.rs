@@ -5,7 +5,7 @@ use std::ffi::c_void;
 
 use redis_module::raw::RedisModuleDigest;
 
-use crate::core::schema::{JOB_FIELDS, TOTAL_FIELDS};
+use crate::core::schema::{JOB_FIELDS, SCHEDULE_FIELDS, TOTAL_FIELDS};
 use crate::core::settings::SETTING_FIELDS;
 use crate::rm::{self, Digest};
 use crate::value::QueueValue;
@@ -47,13 +47,9 @@ pub extern "C" fn digest(md: *mut RedisModuleDigest, value: *mut c_void) {
             d.bytes(s.spec_text.as_bytes());
             d.bytes(s.tz_name.as_bytes());
             d.bytes(&s.payload);
-            d.int(i64::from(s.options.retries));
-            d.int(s.options.backoff_ms as i64);
-            d.int(s.options.lease_ms as i64);
-            d.int(i64::from(s.options.priority));
-            d.bytes(s.missed.name().as_bytes());
-            d.int(s.next_fire_ms as i64);
-            d.int(s.last_fire_ms.map_or(-1, |t| t as i64));
+            for f in &SCHEDULE_FIELDS {
+                d.int((f.get)(s));
+            }
             d.end();
         }
         d.int(q.next_seq() as i64);

@@ -6,10 +6,10 @@
 //! replicates, and this is the command every PUSH sends. `mode` is PUSH (counted in pushed_total) or LOAD.
 
 use crate::text::{parse_i64, shown};
-use crate::core::schedule::{JobOptions, Missed, Schedule};
+use crate::core::schedule::{Missed, Schedule};
 use crate::core::job::push_signed;
 use crate::core::limits;
-use crate::core::schema::{check_job, JOB_FIELDS, LEGACY_TOTALS, NEXT_SEQ, TOTAL_FIELDS};
+use crate::core::schema::{check_job, JOB_FIELDS, LEGACY_TOTALS, NEXT_SEQ, SCHEDULE_FIELDS, TOTAL_FIELDS};
 use crate::core::settings::{Settings, SETTING_FIELDS};
 use crate::core::queue::SEQ_LIMIT;
 use crate::core::{Extra, Job, State, Totals};
@@ -144,40 +144,37 @@ pub fn decode_meta(a: &[&[u8]]) -> Result<(u64, Totals), String> {
 
 /// `ONCE._SCHED key name spec tz payload retries backoff lease priority missed next_fire last_fire(-1: never)`
 pub fn schedule_args(key: RStr, s: &Schedule) -> Vec<OwnedStr> {
-    vec![
+    let mut v = vec![
         OwnedStr::new(rm::bytes(&key)),
         OwnedStr::new(&s.name),
         OwnedStr::new(s.spec_text.as_bytes()),
         OwnedStr::new(s.tz_name.as_bytes()),
         OwnedStr::new(&s.payload),
-        int(u64::from(s.options.retries)),
-        int(s.options.backoff_ms),
-        int(s.options.lease_ms),
-        OwnedStr::int(i64::from(s.options.priority)),
-        OwnedStr::new(s.missed.name().as_bytes()),
-        int(s.next_fire_ms),
-        s.last_fire_ms.map_or_else(|| OwnedStr::int(-1), int),
-    ]
+    ];
+    for (i, f) in SCHEDULE_FIELDS.iter().enumerate() {
+        // The policy travels by name (as it always has, so older AOF files replay).
+        v.push(if i == MISSED_AT { OwnedStr::new(s.missed.name().as_bytes()) } else { OwnedStr::int((f.get)(s)) });
+    }
+    v
 }
 
+/// Where the MISSED policy stands among SCHEDULE_FIELDS.
+const MISSED_AT: usize = 4;
+
 pub fn decode_schedule(a: &[&[u8]]) -> Result<Schedule, String> {
-    if a.len() != 11 {
+    if a.len() != 4 + SCHEDULE_FIELDS.len() {
         return Err("wrong number of schedule fields".into());
     }
     let text = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| "spec and zone must be UTF-8".to_string());
-    let options = JobOptions {
-        retries: num(a[4], "retries", 1000)? as u32,
-        backoff_ms: num(a[5], "backoff", 315_360_000_000)?,
-        lease_ms: num(a[6], "lease", 604_800_000)?,
-        priority: parse_i64(a[7]).filter(|p| (-1_000_000..=1_000_000).contains(p)).ok_or("bad priority")? as i32,
-    };
-    let missed = Missed::from_name(a[8]).ok_or("bad missed policy")?;
-    let next = num(a[9], "next fire", i64::MAX as u64)?;
-    let last = match parse_i64(a[10]) {
-        Some(-1) => None,
-        _ => Some(num(a[10], "last fire", i64::MAX as u64)?),
-    };
-    Schedule::restore(a[0].into(), &text(a[1])?, &text(a[2])?, a[3].into(), options, missed, next, last)
+    let mut values = [0i64; SCHEDULE_FIELDS.len()];
+    for (i, (f, t)) in SCHEDULE_FIELDS.iter().zip(&a[4..]).enumerate() {
+        values[i] = match (i, Missed::from_name(t)) {
+            (MISSED_AT, Some(m)) => i64::from(m == Missed::Skip),
+            (MISSED_AT, None) => return Err("bad missed policy".into()),
+            _ => parse_i64(t).ok_or_else(|| format!("bad {} '{}'", f.name(), shown(t)))?,
+        };
+    }
+    Schedule::from_numbers(a[0].into(), &text(a[1])?, &text(a[2])?, a[3].into(), &values)
 }
 
 /// `ONCE._SETTINGS key <the queue's settings in schema order>` (CONFIGURE, PAUSE, RESUME, AOF rewrite).

@@ -12,7 +12,7 @@ use redis_module::raw::{self, RedisModuleIO};
 use crate::core::queue::Queue;
 use crate::core::schedule::{JobOptions, Missed, Schedule};
 use crate::core::limits::{MAX_ERROR_BYTES, MAX_ID_BYTES};
-use crate::core::schema::{check_job, JOB_FIELDS, LEGACY_TOTALS, TOTAL_FIELDS};
+use crate::core::schema::{check_job, JOB_FIELDS, LEGACY_TOTALS, SCHEDULE_FIELDS, TOTAL_FIELDS};
 use crate::core::settings::SETTING_FIELDS;
 use crate::core::{Extra, Job, State};
 use crate::rm;
@@ -88,13 +88,7 @@ fn encode_queue(q: &Queue) -> Vec<Put<'_>> {
         out.push(Put::B(s.spec_text.as_bytes()));
         out.push(Put::B(s.tz_name.as_bytes()));
         out.push(Put::B(&s.payload));
-        out.push(Put::U(u64::from(s.options.retries)));
-        out.push(Put::U(s.options.backoff_ms));
-        out.push(Put::U(s.options.lease_ms));
-        out.push(Put::I(i64::from(s.options.priority)));
-        out.push(Put::U(u64::from(s.missed == Missed::Skip)));
-        out.push(Put::U(s.next_fire_ms));
-        out.push(Put::U(s.last_fire_ms.map_or(0, |t| t.saturating_add(1))));
+        out.extend(SCHEDULE_FIELDS.iter().map(|f| Put::I((f.get)(s))));
     }
     out.extend(SETTING_FIELDS.iter().map(|f| Put::I((f.get)(&q.settings))));
     out
@@ -195,7 +189,7 @@ fn load_v2(r: &Reader) -> Load<Queue> {
         check_job(&job)?;
         q.insert(job).map_err(|e| e.to_string())?;
     }
-    let mut q = finish(r, q, next_seq)?;
+    let mut q = finish(r, q, next_seq, load_schedules_v2)?;
     for f in &SETTING_FIELDS {
         f.put(&mut q.settings, r.i()?)?;
     }
@@ -229,20 +223,34 @@ fn load_v1(r: &Reader) -> Load<Queue> {
         job.extra = Extra::boxed(custom_id, last_error);
         q.insert(job).map_err(|e| e.to_string())?;
     }
-    finish(r, q, next_seq)
+    finish(r, q, next_seq, load_schedules_v1)
 }
 
 /// What every version ends with: the id sequence checked, the schedules, and the indexes checked.
-fn finish(r: &Reader, mut q: Queue, next_seq: u64) -> Load<Queue> {
+fn finish(r: &Reader, mut q: Queue, next_seq: u64, schedules: fn(&Reader, &mut Queue) -> Load<()>) -> Load<Queue> {
     if !q.set_next_seq(next_seq) {
         return Err(format!("id sequence out of range: {next_seq}"));
     }
-    load_schedules(r, &mut q)?;
+    schedules(r, &mut q)?;
     q.check_invariants()?;
     Ok(q)
 }
 
-fn load_schedules(r: &Reader, q: &mut Queue) -> Load<()> {
+fn load_schedules_v2(r: &Reader, q: &mut Queue) -> Load<()> {
+    let schedules = r.u()?;
+    for _ in 0..schedules {
+        let (name, spec, tz, payload) = (r.b()?, r.text()?, r.text()?, r.b()?);
+        let mut values = [0i64; SCHEDULE_FIELDS.len()];
+        for v in &mut values {
+            *v = r.i()?;
+        }
+        q.put_schedule(Schedule::from_numbers(name, &spec, &tz, payload, &values)?);
+    }
+    Ok(())
+}
+
+/// Version 1 wrote a schedule's numbers unsigned, its last fire as +1 (0: never).
+fn load_schedules_v1(r: &Reader, q: &mut Queue) -> Load<()> {
     let schedules = r.u()?;
     for _ in 0..schedules {
         let name = r.b()?;
