@@ -28,7 +28,8 @@ def as_map(reply):
 
 
 def stats(client, queue):
-    return {k: int(v) for k, v in as_map(client.execute_command("ONCE.STATS", queue)).items()}
+    """ONCE.STATS as ints (the queue's unset settings stay None)."""
+    return {k: None if v is None else int(v) for k, v in as_map(client.execute_command("ONCE.STATS", queue)).items()}
 
 
 def inspect(client, queue, job_id):
