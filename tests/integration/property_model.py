@@ -32,6 +32,9 @@ RANGES = {
     "BLOCK": (0, BLOCK_MAX),
     "ATTEMPT": (1, None),
     "ms": (1, LEASE_MAX),                  # EXTEND's ms
+    "DEAD-MAX": (0, 1_000_000_000),
+    "DEAD-TTL": (0, MS_10Y),
+    "LIST-COUNT": (1, 1000),
 }
 HUGE = [10 ** 19, I64_MAX, I64_MAX + 1, U64_MAX, U64_MAX + 1, -I64_MAX - 1, -(2 ** 64), 10 ** 30]
 NOT_INTEGERS = ["abc", "1.5", "", "0x10", "1e3", "--1", "\u0663", "9" * 40 + "x"]
@@ -400,7 +403,41 @@ class Generator:
 
     WEIGHTS = [("push", 26), ("reserve", 15), ("ack", 7), ("nack", 10), ("extend", 6), ("retry", 5), ("cancel", 6),
                ("inspect", 5), ("stats", 3), ("schedule", 7), ("unschedule", 4), ("schedules", 2), ("arity", 2),
-               ("internal", 6), ("config", 1)]
+               ("internal", 6), ("config", 1), ("operate", 6)]
+
+    def operate(self, key):
+        """README "Operating a queue": LIST, PURGE, RETRY ALL, PAUSE/RESUME, CONFIGURE, at and beyond their edges."""
+        roll = self.rng.random()
+        if roll < 0.3:
+            state = self.pick([("ready", "ok"), ("delayed", "ok"), ("reserved", "ok"), ("dead", "ok"),
+                               ("finished", "bad")])
+            argv = ["ONCE.LIST", key, state]
+            if self.maybe(0.5):
+                argv += ["COUNT", self.number("LIST-COUNT", lambda: self.rng.randint(1, 20))]
+            if self.maybe(0.3):
+                argv += ["CURSOR", self.pick([("0", "ok"), ("0:5", "ok"), ("-3:2", "ok"), ("x", "bad"),
+                                              ("1:-1", "bad")])]
+            if self.maybe(0.3):
+                argv.append("WITHPAYLOADS")
+            return argv
+        if roll < 0.45:
+            return ["ONCE.PURGE", key, self.pick([("ready", "ok"), ("delayed", "ok"), ("dead", "ok"),
+                                                  ("reserved", "bad")])]
+        if roll < 0.55:
+            return ["ONCE.RETRY", key, "ALL"]
+        if roll < 0.7:
+            return [self.rng.choice(["ONCE.PAUSE", "ONCE.RESUME"]), key]
+        argv = ["ONCE.CONFIGURE", key]
+        for opt, typical in [("RETRIES", lambda: self.rng.randint(0, 5)), ("BACKOFF", lambda: self.rng.randint(0, 500)),
+                             ("LEASE", lambda: self.rng.randint(50, 5000)),
+                             ("DEAD-MAX", lambda: self.rng.randint(0, 5)),
+                             ("DEAD-TTL", lambda: self.rng.choice([0, 200, 60_000]))]:
+            if self.maybe(0.35):
+                argv += [opt, self.number(opt, typical)]
+        if self.maybe(0.05):
+            argv += ["CONCURRENCY", 2]
+            self._bad("CONCURRENCY is not in this version")
+        return argv
 
     def group(self):
         """How many of the next commands to send inside one MULTI/EXEC (0: none)."""
