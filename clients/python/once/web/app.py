@@ -444,14 +444,20 @@ def _bearer() -> Optional[str]:
 def recent_events(a: Admin, n: int) -> List[Dict[str, Any]]:
     """The newest ``n`` events, newest first (ONCE.EVENTS reads oldest first: page through, bounded)."""
     tail: collections.deque = collections.deque(maxlen=n)
-    after = None
+    after, count = None, 1000
     for _ in range(100):
-        page = a.events(after=after, count=1000)
+        try:
+            page = a.events(after=after, count=count)
+        except redis.ResponseError as e:
+            if "COUNT" not in str(e) or count == 100:
+                raise
+            count = 100                      # a smaller COUNT range than expected: read smaller pages
+            continue
         if not page:
             break
         tail.extend(page)
         after = page[-1]["event_id"]
-        if len(page) < 1000:
+        if len(page) < count:
             break
     return list(reversed(tail))
 
