@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import redis
 
 from . import __version__
-from .admin import COUNT_FIELDS, PURGEABLE, STATES, Admin, info_once, queues
+from .admin import COUNT_FIELDS, PURGEABLE, STATES, Admin, has_command, info_once, queues
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_CONNECT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -279,11 +279,14 @@ def _print_event(con, args, e: Dict[str, Any]) -> None:
     from rich.text import Text
     line = Text()
     line.append(fmt_time(e.get("time")), style="dim")
-    line.append(f"  {e.get('event_id')}  ")
+    if e.get("event_id") is not None:
+        line.append(f"  {e.get('event_id')}")
+    line.append("  ")
     style = {"dead": "red", "expire": "yellow", "nack": "yellow", "ack": "green", "drop": "red"}.get(
         str(e.get("event", "")).split(".")[-1], "")
     line.append(f"{e.get('event')}", style=style)
-    line.append(f"  {e.get('job_id')}")
+    if e.get("job_id") is not None:
+        line.append(f"  {e.get('job_id')}")
     if e.get("attempt") is not None:
         line.append(f"  attempt {e.get('attempt')}")
     if e.get("error"):
@@ -307,6 +310,8 @@ def cmd_events(r, args) -> int:
                 con.print(f"no events in {args.queue} (is EVENTS-MAX set? once configure {args.queue} "
                           f"--events-max 1000)", markup=False)
         return EXIT_OK
+    if args.notifications or not has_command(r, "ONCE.EVENTS"):
+        return follow_notifications(r, args, con)
     stop = _stop_flag()
     while not stop["stop"]:
         events = a.events(after=after, count=args.count, block_ms=args.block_ms)
@@ -316,6 +321,42 @@ def cmd_events(r, args) -> int:
             shown += 1
             if args.limit and shown >= args.limit:
                 return EXIT_OK
+    return EXIT_OK
+
+
+def follow_notifications(r, args, con) -> int:
+    """``events --follow`` through the queue key's keyspace notifications (``__keyspace@<db>__:<queue>``, module
+    class ``d``): each transition's name as it happens, no job id (the event log of ONCE.EVENTS has those)."""
+    db = int(r.connection_pool.connection_kwargs.get("db", 0) or 0)
+    try:
+        flags = r.config_get("notify-keyspace-events").get("notify-keyspace-events", "")
+        flags = flags.decode() if isinstance(flags, bytes) else flags
+        if "K" not in flags or ("d" not in flags and "A" not in flags):
+            _console(stderr=True).print(f"once: keyspace notifications are off for module events (notify-keyspace-"
+                                        f"events is {flags!r}): CONFIG SET notify-keyspace-events Kd",
+                                        markup=False, style="yellow")
+    except redis.ResponseError:
+        pass                                    # CONFIG not allowed to this user: just listen
+    ps = r.pubsub(ignore_subscribe_messages=True)
+    channel = f"__keyspace@{db}__:{args.queue}"
+    ps.subscribe(channel)
+    stop = _stop_flag()
+    shown = 0
+    if not args.json:
+        con.print(f"following {channel} (keyspace notifications; Ctrl-C stops)", markup=False, style="dim")
+    try:
+        while not stop["stop"]:
+            m = ps.get_message(timeout=1.0)
+            if not m or m.get("type") != "message":
+                continue
+            name = m["data"].decode() if isinstance(m["data"], bytes) else m["data"]
+            _print_event(con, args, {"event_id": None, "event": name, "job_id": None, "attempt": None,
+                                     "time": int(time.time() * 1000), "error": None})
+            shown += 1
+            if args.limit and shown >= args.limit:
+                break
+    finally:
+        ps.close()
     return EXIT_OK
 
 
@@ -529,6 +570,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--count", type=int, default=None, help="events per read")
     sp.add_argument("--block-ms", type=int, default=5000, help=argparse.SUPPRESS)
     sp.add_argument("--limit", type=int, default=0, help="with --follow: stop after this many events")
+    sp.add_argument("--notifications", action="store_true",
+                    help="with --follow: listen to the key's keyspace notifications (the default where the module "
+                         "has no ONCE.EVENTS); needs notify-keyspace-events Kd")
 
     sp = add("configure", cmd_configure, "read or change a queue's settings (ONCE.CONFIGURE)")
     sp.add_argument("queue")

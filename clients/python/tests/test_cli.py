@@ -306,6 +306,32 @@ def test_events_and_follow(url, r, queue):
         follow.close()
 
 
+def test_events_follow_by_keyspace_notifications(url, r, queue):
+    r.config_set("notify-keyspace-events", "Kd")
+    from conftest_web import _ScriptProc
+    follow = _ScriptProc([once_script(), "--url", url, "events", queue, "--follow", "--notifications", "--limit", "4",
+                          "--json"], env=cli_env())
+    try:
+        time.sleep(1.0)                                   # subscribed by now
+        jid = push(r, queue, "x")
+        r.execute_command("ONCE.RESERVE", queue)
+        r.execute_command("ONCE.ACK", queue, jid)
+        make_dead(r, queue, error="bad")
+        assert follow.wait(20) == 0                       # --limit 4: stops by itself
+        got = [json.loads(ln)["event"] for ln in follow.output().splitlines() if ln.startswith("{")]
+        assert got == ["once.push", "once.reserve", "once.ack", "once.push"], follow.output()
+    finally:
+        follow.close()
+        r.config_set("notify-keyspace-events", "")
+    # with notifications off, following says how to turn them on
+    quiet = _ScriptProc([once_script(), "--url", url, "events", queue, "--follow", "--notifications", "--limit", "1"],
+                        env=cli_env())
+    try:
+        quiet.wait_output("CONFIG SET notify-keyspace-events Kd", timeout=15)
+    finally:
+        quiet.close()
+
+
 def _start_follow(url, queue, after):
     from conftest_web import _ScriptProc
     return _ScriptProc([once_script(), "--url", url, "events", queue, "--follow", "--after", after, "--limit", "3",
