@@ -67,6 +67,7 @@ deps-python:
 	@# `once`, probed by import and by the script next to this Python; editable, so `once` runs this checkout.
 	@missing=$$($(PYTHON) -c 'import importlib.util,sys; print(" ".join(m for m in sys.argv[1:] if importlib.util.find_spec(m) is None))' rich flask prometheus_client playwright); \
 	test -x "$$($(PYTHON) -c 'import os,sys; print(os.path.join(os.path.dirname(sys.executable), "once"))')" || missing="$$missing once"; \
+	$(PYTHON) -c 'import os,sys,once; sys.exit(os.path.realpath(once.__file__).startswith(os.path.realpath("clients/python")) is False)' 2>/dev/null || missing="$$missing once(from-this-checkout)"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing (pip): -e ./clients/python[all] (for:$$missing)"; \
 		$(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore -e './clients/python[all]'; \

@@ -1,6 +1,7 @@
 """Helpers for the client tests (fixtures live in conftest.py)."""
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -66,8 +67,11 @@ class Proc:
         self.out_path = os.path.join(
             os.environ.get("TMPDIR", "/tmp"), f"once-test-{os.getpid()}-{threading.get_ident()}-{time.time_ns()}.out")
         self.out = open(self.out_path, "w+b")
+        # Ctrl-C as a user's terminal gives it: a run started in the background (`cmd &` without job control)
+        # inherits SIGINT ignored, and the examples would never see the KeyboardInterrupt the tests send.
         self.proc = subprocess.Popen([sys.executable] + list(args), stdout=self.out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=env or python_env(), cwd=cwd or REPO_ROOT)
+                                     stdin=subprocess.DEVNULL, env=env or python_env(), cwd=cwd or REPO_ROOT,
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def output(self):
         with open(self.out_path, "rb") as f:
