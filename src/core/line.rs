@@ -22,6 +22,12 @@ pub struct Line {
 }
 
 impl Line {
+    /// An empty line whose first entry will stand at `pos` (a line that replaces an emptied or purged one goes
+    /// on from where that one ended, so a cursor from before never skips what joins later).
+    pub fn starting_at(pos: u64) -> Line {
+        Line { head: pos, ..Line::default() }
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }

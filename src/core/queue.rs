@@ -100,6 +100,8 @@ pub struct Queue {
     /// Ready jobs, one FIFO line per priority; a ready job's `deadline_ms` is its position in its line.
     ready: BTreeMap<Reverse<i32>, Line>,
     ready_len: usize,
+    /// Where a new line starts: past every position any line handed out (an emptied or purged line's too).
+    line_floor: u64,
     delayed: BTreeSet<(u64, u64)>,
     leases: BTreeSet<(u64, u64)>,
     /// Dead jobs by (time of death, seq); a dead job's `deadline_ms` is when it died.
@@ -268,7 +270,10 @@ impl Queue {
     /// Puts `seq` at the back of its priority's line; returns its position there (the job's `deadline_ms`).
     fn enqueue_ready(&mut self, seq: u64, priority: i32) -> u64 {
         self.ready_len += 1;
-        self.ready.entry(Reverse(priority)).or_default().push_back(seq)
+        let floor = self.line_floor;
+        let pos = self.ready.entry(Reverse(priority)).or_insert_with(|| Line::starting_at(floor)).push_back(seq);
+        self.line_floor = self.line_floor.max(pos + 1);
+        pos
     }
 
     /// Makes a job already in the table ready, at the back of its line.

@@ -284,3 +284,21 @@ def test_operations_survive_reload_rewrite_restart_and_a_replica(make_server):
     rr = replica.client(decode_responses=True, protocol=2)
     rr.execute_command("REPLICAOF", "NO", "ONE")
     assert digest(rr) == before
+
+
+def test_a_cursor_from_before_a_purge_still_finds_what_was_pushed_after(r, key):
+    for i in range(6):
+        push(r, key, f"old{i}")
+    cursor, _ = page(r, key, "ready", "0", 2)
+    assert r.execute_command("ONCE.PURGE", key, "ready") == 6
+    new = [push(r, key, f"new{i}") for i in range(2)]
+    _, jobs = page(r, key, "ready", cursor, 5)
+    assert [j["id"] for j in jobs] == new
+    # The same when a line empties by itself (every job reserved) and comes back.
+    for i in range(3):
+        push(r, key, f"more{i}")
+    cursor, _ = page(r, key, "ready", "0", 1)
+    assert len(r.execute_command("ONCE.RESERVE", key, "COUNT", 10)) == 5
+    later = [push(r, key, f"later{i}") for i in range(2)]
+    _, jobs = page(r, key, "ready", cursor, 5)
+    assert [j["id"] for j in jobs] == later
