@@ -95,10 +95,8 @@ pub fn fail(ctx: Ctx, args: &[RStr]) -> CmdResult {
         Some(-1) => Outcome::Dead,
         _ => Outcome::RetryAt(number(a[4], "due")?),
     };
-    if a[5].len() > crate::core::limits::MAX_ERROR_BYTES {
-        return Err(err("ERROR text is over 1048576 bytes"));
-    }
-    let error = (!a[5].is_empty()).then_some(a[5]);
+    let text = crate::core::limits::check_error_text(a[5]).map_err(err)?;
+    let error = (!text.is_empty()).then_some(text);
     let now = match a.get(6) {
         Some(t) => number(t, "time")?,
         None => 0,

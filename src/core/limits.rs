@@ -46,6 +46,14 @@ pub const FIRE_TIME: Range = Range::new("fire time", 0, i64::MAX - 1);
 /// NACK text is cut to the config; the master's decision then replicates as it is.
 pub const MAX_ERROR_BYTES: usize = 1 << 20;
 
+/// ERROR text as an internal command or RDB carries it: at most MAX_ERROR_BYTES.
+pub fn check_error_text(text: &[u8]) -> Result<&[u8], String> {
+    if text.len() > MAX_ERROR_BYTES {
+        return Err(format!("ERROR text is {} bytes, over {MAX_ERROR_BYTES}", text.len()));
+    }
+    Ok(text)
+}
+
 pub const DELAY: Range = Range::new("DELAY", 0, MAX_MS_10Y);
 pub const AT: Range = Range::new("AT", 0, i64::MAX);
 pub const RETRIES: Range = Range::new("RETRIES", 0, 1000);

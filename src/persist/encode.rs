@@ -70,10 +70,7 @@ pub fn decode_job(a: &[&[u8]]) -> Result<(Job, bool), String> {
                 custom_id = Some((*value).into());
             }
             [name, value] if name.eq_ignore_ascii_case(b"ERROR") && last_error.is_none() => {
-                if value.len() > limits::MAX_ERROR_BYTES {
-                    return Err(format!("ERROR text over {} bytes", limits::MAX_ERROR_BYTES));
-                }
-                last_error = Some((*value).into());
+                last_error = Some(limits::check_error_text(value)?.into());
             }
             _ => return Err(format!("unexpected argument '{}'", shown(pair[0]))),
         }

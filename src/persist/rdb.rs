@@ -11,7 +11,7 @@ use redis_module::raw::{self, RedisModuleIO};
 
 use crate::core::queue::Queue;
 use crate::core::schedule::{JobOptions, Missed, Schedule};
-use crate::core::limits::{MAX_ERROR_BYTES, MAX_ID_BYTES};
+use crate::core::limits::{check_error_text, MAX_ID_BYTES};
 use crate::core::schema::{check_job, JOB_FIELDS, LEGACY_TOTALS, SCHEDULE_FIELDS, TOTAL_FIELDS};
 use crate::core::settings::SETTING_FIELDS;
 use crate::core::{Extra, Job, State};
@@ -131,9 +131,12 @@ impl Reader {
         } else {
             None
         };
-        let last_error = if flags & HAS_ERROR != 0 { Some(self.b()?) } else { None };
-        if last_error.as_ref().is_some_and(|e| e.len() > MAX_ERROR_BYTES) {
-            return Err("error text too long".into());
+        let last_error = match flags & HAS_ERROR {
+            0 => None,
+            _ => Some(self.b()?),
+        };
+        if let Some(e) = &last_error {
+            check_error_text(e)?;
         }
         Ok((custom_id, last_error))
     }
