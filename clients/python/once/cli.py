@@ -468,6 +468,22 @@ def cmd_web(r, args) -> int:
     return serve(r, args)
 
 
+def serve_until_stopped(server: Any, poll_s: float) -> None:
+    """Blocks until SIGTERM or Ctrl-C, then shuts `server` (an http.server / werkzeug server) down: how
+    `once web` and `once exporter` end."""
+    import threading
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        while not done.wait(poll_s):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def cmd_exporter(r, args) -> int:
     try:
         from .exporter import serve

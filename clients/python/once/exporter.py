@@ -179,21 +179,12 @@ def registry_for(r: Any, match: Optional[str] = None) -> CollectorRegistry:
 
 def serve(r: Any, args: Any) -> int:
     """``once exporter``: serves /metrics until interrupted."""
-    import signal
-    import threading
     from prometheus_client import start_http_server
+
+    from .cli import serve_until_stopped
 
     reg = registry_for(r, getattr(args, "match", None))
     server, thread = start_http_server(args.port, addr=args.host, registry=reg)
     print(f"once exporter: serving http://{args.host}:{server.server_port}/metrics", flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    try:
-        while not done.wait(1.0):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.shutdown()
-        server.server_close()
+    serve_until_stopped(server, 1.0)
     return 0

@@ -17,7 +17,6 @@ import collections
 import hmac
 import ipaddress
 import secrets
-import signal
 import threading
 import time
 from typing import Any, Dict, List, Optional
@@ -28,7 +27,7 @@ from flask import Flask, Response, abort, flash, jsonify, redirect, render_templ
 
 from ..admin import (PURGEABLE, STATES, Admin, buckets_to_counts, has_command, has_retry_all, info_once, plain_map,
                      queues)
-from ..cli import fmt_ms, fmt_rate, fmt_time
+from ..cli import fmt_ms, fmt_rate, fmt_time, serve_until_stopped
 from .charts import histogram_chart, line_chart
 
 ACTIONS = {
@@ -491,17 +490,10 @@ def serve(r: Any, args: Any) -> int:
                                                 ("basic auth" if args.basic_auth else "actions allowed"))
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"once web: serving http://{host}:{server.server_port}/ ({mode})", flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
     t = threading.Thread(target=server.serve_forever, name="once-web", daemon=True)
     t.start()
     try:
-        while not done.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+        serve_until_stopped(server, 0.5)
     finally:
-        server.shutdown()
-        server.server_close()
         app.extensions["once_history"].stop()
     return 0
