@@ -130,10 +130,8 @@ pub fn configure(ctx: Ctx, args: &[RStr]) -> CmdResult {
         return Err(arity("ONCE.CONFIGURE"));
     }
     let mut key = Key::open(ctx, args[1], true);
-    let mut s = match existing(&mut key)? {
-        Some(v) => v.queue.settings,
-        None => Settings::default(),
-    };
+    let current = existing(&mut key)?.map(|v| v.queue.settings);
+    let mut s = current.unwrap_or_default();
     let mut opts = Options::new(args, 2, CONFIGURE_ARGS);
     let mut changed = false;
     while let Some(token) = opts.next()? {
@@ -151,7 +149,7 @@ pub fn configure(ctx: Ctx, args: &[RStr]) -> CmdResult {
             }
         }
     }
-    if !changed && existing(&mut key)?.is_none() {
+    if !changed && current.is_none() {
         reply_settings(ctx, &s);
         return Ok(());
     }
