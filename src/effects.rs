@@ -72,15 +72,16 @@ pub fn promoted(ctx: Ctx, key: RStr, n: usize) {
     rm::replicate(ctx, b"ONCE._PROMOTE\0", &[OwnedStr::retain(key), OwnedStr::int(n as i64)]);
 }
 
-/// `ONCE._RESERVE key seq deadline [seq deadline ...]`: these ready jobs were reserved until these times.
-pub fn reserved(ctx: Ctx, key: RStr, leases: &[(u64, u64)]) {
+/// `ONCE._RESERVE key seq deadline [seq deadline ...]` at `now`: these ready jobs were reserved until
+/// these times.
+pub fn reserved(ctx: Ctx, key: RStr, now_ms: u64, leases: &[(u64, u64)]) {
     let mut args = Vec::with_capacity(1 + 2 * leases.len());
     args.push(OwnedStr::retain(key));
     for &(seq, deadline) in leases {
         args.push(OwnedStr::int(seq as i64));
         args.push(OwnedStr::int(deadline as i64));
     }
-    rm::replicate(ctx, b"ONCE._RESERVE\0", &args);
+    at(ctx, now_ms, b"ONCE._RESERVE\0", &args);
     rm::notify(ctx, c"once.reserve", key);
 }
 
@@ -104,39 +105,54 @@ pub fn fired(ctx: Ctx, key: RStr, name: &[u8], fire: Option<u64>, next: u64) {
     );
 }
 
-/// `ONCE._DROP key seq...`: these dead jobs were dropped by DEAD-MAX or DEAD-TTL.
-pub fn drop_dead(ctx: Ctx, key: RStr, v: &mut QueueValue, seqs: &[u64]) {
-    if v.queue.drop_dead(seqs) == 0 {
+/// `ONCE._DROP key seq...` at `now`: these dead jobs were dropped by DEAD-MAX or DEAD-TTL.
+pub fn drop_dead(ctx: Ctx, key: RStr, v: &mut QueueValue, seqs: &[u64], now_ms: u64) {
+    if v.queue.drop_dead(seqs, now_ms) == 0 {
         return;
     }
     let mut args = Vec::with_capacity(1 + seqs.len());
     args.push(OwnedStr::retain(key));
     args.extend(seqs.iter().map(|&s| OwnedStr::int(s as i64)));
-    rm::replicate(ctx, b"ONCE._DROP\0", &args);
+    at(ctx, now_ms, b"ONCE._DROP\0", &args);
     rm::notify(ctx, c"once.drop", key);
 }
 
-/// Sends dead jobs back to ready (a step of RETRY ALL), replicated as `ONCE.RETRY key id...`.
-pub fn retry_dead(ctx: Ctx, key: RStr, v: &mut QueueValue, seqs: &[u64]) {
+/// Sends dead jobs back to ready at `now` (a step of RETRY ALL), replicated as `ONCE.RETRY key id...`.
+pub fn retry_dead(ctx: Ctx, key: RStr, v: &mut QueueValue, seqs: &[u64], now_ms: u64) {
     let mut args = vec![OwnedStr::retain(key)];
     for &seq in seqs {
         let id = v.queue.job(seq).map(|j| j.id_bytes());
-        if let (Some(id), true) = (id, v.queue.retry_dead(seq)) {
+        if let (Some(id), true) = (id, v.queue.retry_dead(seq, now_ms)) {
             args.push(OwnedStr::new(&id));
         }
     }
     if args.len() > 1 {
-        rm::replicate(ctx, b"ONCE.RETRY\0", &args);
+        at(ctx, now_ms, b"ONCE.RETRY\0", &args);
         rm::notify(ctx, c"once.retry", key);
     }
 }
 
-/// `ONCE._SETTINGS key <settings>`: the queue's settings (and paused flag) as they now are.
-pub fn settings(ctx: Ctx, key: RStr, v: &QueueValue) {
-    rm::replicate(ctx, b"ONCE._SETTINGS\0", &settings_args(key, &v.queue.settings));
+/// `ONCE._SETTINGS key <settings>` at `now`: the queue's settings (and paused flag) as they now are.
+pub fn settings(ctx: Ctx, key: RStr, v: &QueueValue, now_ms: u64) {
+    at(ctx, now_ms, b"ONCE._SETTINGS\0", &settings_args(key, &v.queue.settings));
 }
 
-/// A deterministic client command that took effect (ACK, RETRY, CANCEL, UNSCHEDULE), sent as itself.
+/// A deterministic client command that took effect (PURGE, UNSCHEDULE), sent as itself.
 pub fn as_itself(ctx: Ctx, cmd: &'static [u8], args: &[OwnedStr]) {
     rm::replicate(ctx, cmd, args);
+}
+
+/// A command whose effect depends only on the time it ran (ACK, RETRY, CANCEL, and internal ones such as
+/// `_RESERVE`, `_DROP`, `_SETTINGS`, whose events and latencies carry that time), sent as
+/// `ONCE._AT key now <cmd> <args after the key>`: the replica replays it at the master's time. `cmd` is
+/// NUL-terminated; `args` start with the key.
+pub fn at(ctx: Ctx, now_ms: u64, cmd: &'static [u8], args: &[OwnedStr]) {
+    let Some((key, rest)) = args.split_first() else { return };
+    let name = cmd.strip_suffix(b"\0").unwrap_or(cmd);
+    let mut all = Vec::with_capacity(args.len() + 2);
+    all.push(OwnedStr::retain(key.0));
+    all.push(OwnedStr::int(i64::try_from(now_ms).unwrap_or(i64::MAX)));
+    all.push(OwnedStr::new(name));
+    all.extend(rest.iter().map(|a| OwnedStr::retain(a.0)));
+    rm::replicate(ctx, b"ONCE._AT\0", &all);
 }

@@ -27,9 +27,29 @@ pub fn bytes(s: &RStr) -> &[u8] {
     }
 }
 
+/// The time a command acts at: the server clock, or the master's time while `ONCE._AT` replays one.
 pub fn now_ms() -> u64 {
+    if let Some(t) = CLOCK.with(std::cell::Cell::get) {
+        return t;
+    }
     let ms = unsafe { raw::RedisModule_Milliseconds.unwrap()() };
     u64::try_from(ms).unwrap_or(0)
+}
+
+thread_local! {
+    static CLOCK: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with `now_ms()` fixed at `ms` (commands run on the main thread, one at a time).
+pub fn at_time<R>(ms: u64, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<u64>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CLOCK.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(CLOCK.with(|c| c.replace(Some(ms))));
+    f()
 }
 
 /// Every server function this module calls through `.unwrap()`: checked once at load, so a server that

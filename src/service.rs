@@ -35,7 +35,7 @@ pub fn settle(ctx: Ctx, key: RStr, v: &mut QueueValue, before: Snapshot) {
     // Any node (replicas too, whose timer does not act) frees a few purged jobs with each change.
     v.queue.free_some(FREE_STEP);
     before.report_changes(v);
-    if v.queue.stats().ready > 0 {
+    if v.queue.stats().ready > 0 || v.queue.events.last_id() != before.last_event {
         rm::signal_ready(ctx, key);
     }
     note_deadline(ctx, rm::selected_db(ctx), rm::bytes(&key), v);

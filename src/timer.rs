@@ -52,7 +52,7 @@ fn visit(ctx: Ctx, key_bytes: &[u8], now: u64, stop_at: Instant) {
         && expire(ctx, &key_name, v, now, stop_at)
         && fire_schedules(ctx, &key_name, v, now, stop_at)
         && cap_dead(ctx, &key_name, v, now, stop_at)
-        && retry_all(ctx, &key_name, v, stop_at)
+        && retry_all(ctx, &key_name, v, now, stop_at)
         && free_purged(v, stop_at);
     settle(ctx, key_name.0, v, before);
 }
@@ -97,7 +97,7 @@ fn cap_dead(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_at: Ins
         if seqs.is_empty() {
             return true;
         }
-        effects::drop_dead(ctx, key.0, v, &seqs);
+        effects::drop_dead(ctx, key.0, v, &seqs, now);
         if over(stop_at) {
             return false;
         }
@@ -105,10 +105,10 @@ fn cap_dead(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_at: Ins
 }
 
 /// Moves a RETRY ALL under way along, a slice at a time.
-fn retry_all(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, stop_at: Instant) -> bool {
+fn retry_all(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_at: Instant) -> bool {
     while v.queue.retry_all_upto.is_some() {
         let seqs = v.queue.retry_all_next(SLICE);
-        effects::retry_dead(ctx, key.0, v, &seqs);
+        effects::retry_dead(ctx, key.0, v, &seqs, now);
         if over(stop_at) {
             return false;
         }

@@ -47,7 +47,7 @@ impl QueueValue {
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot { stats: self.queue.stats(), totals: self.queue.totals }
+        Snapshot { stats: self.queue.stats(), totals: self.queue.totals, last_event: self.queue.events.last_id() }
     }
 }
 
@@ -61,6 +61,8 @@ impl Drop for QueueValue {
 pub struct Snapshot {
     pub stats: Stats,
     pub totals: Totals,
+    /// The event log's last id: readers blocked in ONCE.EVENTS wake when it moves.
+    pub last_event: u64,
 }
 
 impl Snapshot {

@@ -35,11 +35,11 @@ pub fn ack(ctx: Ctx, args: &[RStr]) -> CmdResult {
 }
 
 /// Completes the reserved jobs among `ids` (given a fence, only the reservation with that attempt).
-/// Replicates `ONCE.ACK key <ids completed>`, which is exact on a replica. Returns how many.
+/// Replicates `ONCE.ACK key <ids completed>` at the master's time, which is exact on a replica. Returns how many.
 pub fn ack_ids(ctx: Ctx, key_name: RStr, v: &mut QueueValue, ids: &[RStr], attempt: Option<u64>) -> u64 {
     let n = match attempt {
-        None => change_by_ids(ctx, b"ONCE.ACK\0", key_name, v, ids, |q, seq| q.ack(seq)),
-        Some(a) => change_by_ids(ctx, b"ONCE.ACK\0", key_name, v, ids, |q, seq| q.holds_reservation(seq, Some(a)) && q.ack(seq)),
+        None => change_by_ids(ctx, b"ONCE.ACK\0", key_name, v, ids, |q, seq, now| q.ack(seq, now)),
+        Some(a) => change_by_ids(ctx, b"ONCE.ACK\0", key_name, v, ids, |q, seq, now| q.holds_reservation(seq, Some(a)) && q.ack(seq, now)),
     };
     if n > 0 {
         rm::notify(ctx, c"once.ack", key_name);

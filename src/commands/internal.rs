@@ -8,10 +8,13 @@
 use super::args::{arity, err, parse_i64, CmdError, CmdResult};
 use super::{existing, existing_or_new, settle};
 use crate::core::backoff::Outcome;
-use crate::core::limits::FIRE_TIME;
+use crate::core::events::Kind;
+use crate::core::limits::{self, FIRE_TIME};
 use crate::core::FailCause;
-use crate::persist::encode::{decode_job, decode_meta, decode_schedule, decode_settings};
-use crate::rm::{self, Ctx, Key, RStr};
+use crate::core::histogram::Which;
+use crate::persist::encode::{decode_events, decode_hist, decode_job, decode_meta, decode_schedule, decode_settings};
+use crate::effects;
+use crate::rm::{self, Ctx, Key, OwnedStr, RStr};
 use crate::value::QueueValue;
 
 fn all_bytes(args: &[RStr]) -> Vec<&[u8]> {
@@ -29,6 +32,29 @@ fn with_queue(
     create: bool,
     change: impl FnOnce(&mut QueueValue) -> Result<(), CmdError>,
 ) -> CmdResult {
+    apply(ctx, args, create, None, change)
+}
+
+/// As `with_queue`, for a command whose effect carries the time it ran (events, latencies): it replicates
+/// as `ONCE._AT key now <cmd> ...`, which a replica replays at this very time (verbatim when it already is
+/// that `_AT`: `now_ms()` is then the master's time).
+fn with_queue_at(
+    ctx: Ctx,
+    args: &[RStr],
+    cmd: &'static [u8],
+    change: impl FnOnce(&mut QueueValue, u64) -> Result<(), CmdError>,
+) -> CmdResult {
+    let now = rm::now_ms();
+    apply(ctx, args, cmd == b"ONCE._SETTINGS\0", Some((cmd, now)), |v| change(v, now))
+}
+
+fn apply(
+    ctx: Ctx,
+    args: &[RStr],
+    create: bool,
+    timed: Option<(&'static [u8], u64)>,
+    change: impl FnOnce(&mut QueueValue) -> Result<(), CmdError>,
+) -> CmdResult {
     let mut key = Key::open(ctx, args[1], true);
     let v = if create {
         existing_or_new(&mut key)?
@@ -39,9 +65,40 @@ fn with_queue(
     let result = change(v);
     settle(ctx, args[1], v, before);
     result?;
-    rm::replicate_verbatim(ctx);
+    match timed {
+        Some((cmd, now)) => {
+            let owned: Vec<OwnedStr> = args[1..].iter().map(|&a| OwnedStr::retain(a)).collect();
+            effects::at(ctx, now, cmd, &owned);
+        }
+        None => rm::replicate_verbatim(ctx),
+    }
     rm::reply_ok(ctx);
     Ok(())
+}
+
+/// `ONCE._AT key ms command [arg ...]`: runs `command key arg ...` as if the clock read `ms`. The master
+/// sends this for the commands whose effect carries the time they ran; it replicates as itself.
+pub fn at(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if args.len() < 4 {
+        return Err(arity("ONCE._AT"));
+    }
+    let ms = number(rm::bytes(&args[2]), "time")?;
+    limits::AT.check_u64(ms).map_err(err)?;
+    let name = rm::bytes(&args[3]).to_ascii_lowercase();
+    let handler: super::Handler = match name.as_slice() {
+        b"once.ack" => super::ack::ack,
+        b"once.retry" => super::manage::retry,
+        b"once.cancel" => super::manage::cancel,
+        b"once._reserve" => reserve,
+        b"once._drop" => drop,
+        b"once._settings" => settings,
+        _ => return Err(err(format!("ONCE._AT cannot run '{}'", crate::text::shown(rm::bytes(&args[3]))))),
+    };
+    let mut inner = Vec::with_capacity(args.len() - 2);
+    inner.push(args[3]);
+    inner.push(args[1]);
+    inner.extend_from_slice(&args[4..]);
+    rm::at_time(ms, || handler(ctx, &inner))
 }
 
 pub fn job(ctx: Ctx, args: &[RStr]) -> CmdResult {
@@ -50,11 +107,8 @@ pub fn job(ctx: Ctx, args: &[RStr]) -> CmdResult {
     }
     let (job, counted) = decode_job(&all_bytes(&args[2..])).map_err(|e| err(format!("bad job: {e}")))?;
     with_queue(ctx, args, true, |v| {
-        v.queue.insert(job).map_err(|e| err(format!("bad job: {e}")))?;
-        if counted {
-            v.queue.totals.pushed += 1;
-        }
-        Ok(())
+        let inserted = if counted { v.queue.insert_pushed(job) } else { v.queue.insert(job) };
+        inserted.map_err(|e| err(format!("bad job: {e}")))
     })
 }
 
@@ -66,14 +120,14 @@ pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
         .chunks(2)
         .map(|p| Ok((number(rm::bytes(&p[0]), "seq")?, number(rm::bytes(&p[1]), "deadline")?)))
         .collect::<Result<_, CmdError>>()?;
-    with_queue(ctx, args, false, |v| {
+    with_queue_at(ctx, args, b"ONCE._RESERVE\0", |v, now| {
         // All or nothing: every pair must name a distinct ready job before any is reserved.
         let mut seen = std::collections::HashSet::with_capacity(pairs.len());
         if let Some(&(seq, _)) = pairs.iter().find(|&&(seq, _)| !v.queue.is_ready(seq) || !seen.insert(seq)) {
             return Err(err(format!("job {seq} is not ready")));
         }
         for (seq, deadline) in pairs {
-            v.queue.reserve_exact(seq, deadline);
+            v.queue.reserve_exact(seq, deadline, now);
         }
         Ok(())
     })
@@ -188,9 +242,15 @@ pub fn fired(ctx: Ctx, args: &[RStr]) -> CmdResult {
 /// `ONCE._SETTINGS key <settings in schema order>`: the queue's settings and paused flag.
 pub fn settings(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let a = all_bytes(args);
+    if args.len() < 3 {
+        return Err(arity("ONCE._SETTINGS"));
+    }
     let s = decode_settings(&a[2..]).map_err(|e| err(format!("bad settings: {e}")))?;
-    with_queue(ctx, args, true, |v| {
-        v.queue.settings = s;
+    with_queue_at(ctx, args, b"ONCE._SETTINGS\0", |v, now| {
+        if s.paused != v.queue.settings.paused {
+            v.queue.note_queue(if s.paused { Kind::Pause } else { Kind::Resume }, now);
+        }
+        v.queue.set_settings(s);
         v.noted_deadline = u64::MAX;
         Ok(())
     })
@@ -202,11 +262,48 @@ pub fn drop(ctx: Ctx, args: &[RStr]) -> CmdResult {
         return Err(arity("ONCE._DROP"));
     }
     let seqs: Vec<u64> = args[2..].iter().map(|a| number(rm::bytes(a), "seq")).collect::<Result<_, _>>()?;
-    with_queue(ctx, args, false, |v| {
+    with_queue_at(ctx, args, b"ONCE._DROP\0", |v, now| {
         if let Some(&seq) = seqs.iter().find(|&&s| v.queue.job(s).map(|j| j.state) != Some(crate::core::State::Dead)) {
             return Err(err(format!("job {seq} is not dead")));
         }
-        v.queue.drop_dead(&seqs);
+        v.queue.drop_dead(&seqs, now);
+        Ok(())
+    })
+}
+
+/// `ONCE._EVENTS key last-id [id event job attempt ms error] ...`: events appended as they were (AOF
+/// rewrite); ids must follow the log's. The log keeps at most EVENTS-MAX of them.
+pub fn events(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if args.len() < 3 {
+        return Err(arity("ONCE._EVENTS"));
+    }
+    let (last_id, list) = decode_events(&all_bytes(&args[2..])).map_err(|e| err(format!("bad events: {e}")))?;
+    with_queue(ctx, args, true, |v| {
+        let mut log = v.queue.events.clone();
+        for e in list {
+            log.restore(e).map_err(err)?;
+        }
+        if last_id < log.last_id() {
+            return Err(err("the last event id is behind an event"));
+        }
+        log.set_last_id(last_id);
+        log.trim(v.queue.settings.events_max);
+        v.queue.events = log;
+        Ok(())
+    })
+}
+
+/// `ONCE._HIST key wait|run sum c0 ... c25`: sets one latency histogram (AOF rewrite).
+pub fn hist(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if args.len() < 3 {
+        return Err(arity("ONCE._HIST"));
+    }
+    let (which, h) = decode_hist(&all_bytes(&args[2..])).map_err(|e| err(format!("bad histogram: {e}")))?;
+    with_queue(ctx, args, true, |v| {
+        match which {
+            Which::Wait => v.queue.wait = h,
+            Which::Run => v.queue.run = h,
+        }
         Ok(())
     })
 }

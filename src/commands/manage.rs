@@ -1,6 +1,7 @@
 //! ONCE.RETRY queue id [id ...] | ALL: dead jobs back to ready, with a fresh retry budget.
 //! ONCE.CANCEL queue id [id ...]: removes jobs in any state but reserved.
-//! Both are deterministic, so they replicate as themselves with the ids that took effect.
+//! Both are deterministic given the time, so they replicate as themselves (at the master's time, ONCE._AT)
+//! with the ids that took effect.
 
 use super::args::{arity, CmdResult};
 use super::{change_by_ids, existing, settle};
@@ -18,7 +19,7 @@ pub fn retry(ctx: Ctx, args: &[RStr]) -> CmdResult {
                 let before = v.snapshot();
                 let n = v.queue.retry_all();
                 let first = v.queue.retry_all_next(RETRY_ALL_NOW);
-                effects::retry_dead(ctx, args[1], v, &first);
+                effects::retry_dead(ctx, args[1], v, &first, rm::now_ms());
                 v.noted_deadline = u64::MAX;
                 settle(ctx, args[1], v, before);
                 n
@@ -38,7 +39,7 @@ pub fn cancel(ctx: Ctx, args: &[RStr]) -> CmdResult {
     by_ids(ctx, args, "ONCE.CANCEL", b"ONCE.CANCEL\0", Queue::cancel)
 }
 
-fn by_ids(ctx: Ctx, args: &[RStr], name: &str, cname: &'static [u8], change: fn(&mut Queue, u64) -> bool) -> CmdResult {
+fn by_ids(ctx: Ctx, args: &[RStr], name: &str, cname: &'static [u8], change: fn(&mut Queue, u64, u64) -> bool) -> CmdResult {
     if args.len() < 3 {
         return Err(arity(name));
     }

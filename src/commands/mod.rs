@@ -4,7 +4,9 @@
 pub mod ack;
 pub mod args;
 pub mod docs;
+pub mod events;
 pub mod extend;
+pub mod histogram;
 pub mod inspect;
 pub mod internal;
 pub mod manage;
@@ -25,28 +27,30 @@ pub use crate::service::{existing, existing_or_new, settle};
 use crate::value::QueueValue;
 use args::{CmdError, CmdResult};
 
-/// Applies `change` to each job named in `ids`; replicates `cmd key <ids that took effect>` (these commands are
-/// deterministic) and settles the queue. Returns how many took effect.
+/// Applies `change` (given the job's seq and the time) to each job named in `ids`; replicates
+/// `cmd key <ids that took effect>` at that time (these commands are deterministic given it) and settles the
+/// queue. Returns how many took effect.
 pub fn change_by_ids(
     ctx: Ctx,
     cmd: &'static [u8],
     key: RStr,
     v: &mut QueueValue,
     ids: &[RStr],
-    change: impl Fn(&mut crate::core::Queue, u64) -> bool,
+    change: impl Fn(&mut crate::core::Queue, u64, u64) -> bool,
 ) -> u64 {
     let before = v.snapshot();
+    let now = rm::now_ms();
     let mut done = vec![rm::OwnedStr::retain(key)];
     for &id in ids {
         if let Some(seq) = v.queue.find(rm::bytes(&id)) {
-            if change(&mut v.queue, seq) {
+            if change(&mut v.queue, seq, now) {
                 done.push(rm::OwnedStr::retain(id));
             }
         }
     }
     let n = done.len() as u64 - 1;
     if n > 0 {
-        crate::effects::as_itself(ctx, cmd, &done);
+        crate::effects::at(ctx, now, cmd, &done);
         settle(ctx, key, v, before);
     }
     n

@@ -7,6 +7,7 @@ use super::{existing, existing_or_new, settle};
 use crate::core::limits::{self, LIST_COUNT_DEFAULT};
 use crate::core::queue::list::Cursor;
 use crate::core::settings::Settings;
+use crate::core::events::Kind;
 use crate::core::State;
 use crate::effects;
 use crate::rm::{self, Ctx, Key, OwnedStr, RStr};
@@ -116,8 +117,10 @@ fn set_paused(ctx: Ctx, args: &[RStr], paused: bool, name: &str) -> CmdResult {
         return Ok(());
     }
     let before = v.snapshot();
+    let now = rm::now_ms();
     v.queue.settings.paused = paused;
-    effects::settings(ctx, args[1], v);
+    v.queue.note_queue(if paused { Kind::Pause } else { Kind::Resume }, now);
+    effects::settings(ctx, args[1], v, now);
     rm::notify(ctx, if paused { c"once.pause" } else { c"once.resume" }, args[1]);
     settle(ctx, args[1], v, before);
     rm::reply_int(ctx, 1);
@@ -142,9 +145,10 @@ pub fn configure(ctx: Ctx, args: &[RStr]) -> CmdResult {
             "LEASE" => s.lease_ms = Some(opts.int(limits::LEASE)? as u64),
             "DEAD-MAX" => s.dead_max = opts.int(limits::DEAD_MAX)? as u64,
             "DEAD-TTL" => s.dead_ttl_ms = opts.int(limits::DEAD_TTL)? as u64,
+            "EVENTS-MAX" => s.events_max = opts.int(limits::EVENTS_MAX)? as u64,
             other => {
                 return Err(err(format!(
-                    "{other} is not available yet: flow control and the event log are not in this version"
+                    "{other} is not available yet: flow control is not in this version"
                 )))
             }
         }
@@ -156,9 +160,9 @@ pub fn configure(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let v = existing_or_new(&mut key)?;
     if changed && s != v.queue.settings {
         let before = v.snapshot();
-        v.queue.settings = s;
+        v.queue.set_settings(s);
         v.noted_deadline = u64::MAX;
-        effects::settings(ctx, args[1], v);
+        effects::settings(ctx, args[1], v, rm::now_ms());
         settle(ctx, args[1], v, before);
     }
     reply_settings(ctx, &v.queue.settings);
@@ -172,7 +176,7 @@ pub fn reply_settings(ctx: Ctx, s: &Settings) {
 }
 
 /// How many field/value pairs `reply_setting_pairs` writes.
-pub const SETTINGS_PAIRS: usize = 6;
+pub const SETTINGS_PAIRS: usize = 7;
 
 /// The settings' field/value pairs, inside a map the caller opened (CONFIGURE's own, or STATS').
 pub fn reply_setting_pairs(ctx: Ctx, s: &Settings) {
@@ -192,4 +196,6 @@ pub fn reply_setting_pairs(ctx: Ctx, s: &Settings) {
     rm::reply_u64(ctx, s.dead_max);
     rm::reply_bulk(ctx, b"dead_ttl");
     rm::reply_u64(ctx, s.dead_ttl_ms);
+    rm::reply_bulk(ctx, b"events_max");
+    rm::reply_u64(ctx, s.events_max);
 }

@@ -95,7 +95,7 @@ fn serve(ctx: Ctx, key_name: RStr, key: &mut Key, want: Want) -> Result<bool, Cm
         rm::reply_bulk(ctx, &job.payload);
         rm::reply_int(ctx, i64::from(job.attempts));
     }
-    effects::reserved(ctx, key_name, &leases);
+    effects::reserved(ctx, key_name, now, &leases);
     settle(ctx, key_name, v, before);
     Ok(true)
 }

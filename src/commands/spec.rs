@@ -4,7 +4,7 @@
 
 use std::ffi::c_int;
 
-use super::{ack, extend, inspect, internal, manage, nack, operate, push, reserve, run, schedule, stats};
+use super::{ack, events, extend, histogram, inspect, internal, manage, nack, operate, push, reserve, run, schedule, stats};
 use crate::rm::{Ctx, RStr};
 
 /// What Redis calls: a handler wrapped by `run`, so no error or panic escapes.
@@ -238,6 +238,12 @@ pub const CONFIGURE_ARGS: &[Arg] = &[
     rate("group-rate", "GROUP-RATE"),
 ];
 const ID_ARGS: &[Arg] = &[KEY, pos("id", Str)];
+pub const EVENTS_ARGS: &[Arg] =
+    &[KEY, opt("AFTER", "event-id", Str), opt("COUNT", "count", Int), opt("BLOCK", "timeout-ms", Int)];
+const HISTOGRAM_ARGS: &[Arg] = &[
+    KEY,
+    Arg { name: "which", kind: Kind::OneOf(&[word("wait"), word("run")]), token: None, optional: false, multiple: false },
+];
 const KEY_ONLY: &[Arg] = &[KEY];
 
 pub const SCHEDULE_ARGS: &[Arg] = &[
@@ -331,6 +337,11 @@ pub static COMMANDS: &[Command] = &[
     cmd!("ONCE.CONFIGURE", operate::configure, "write deny-oom fast", Insert, -2, CONFIGURE_ARGS,
         "Sets and shows a queue's own settings (a job's option wins, then these, then the module configs)",
         "O(1)"),
+    cmd!("ONCE.EVENTS", events::events, "readonly blocking", Read, -2, EVENTS_ARGS,
+        "Reads the queue's event log (EVENTS-MAX) after an event id, optionally waiting for the next event",
+        "O(log n + COUNT); with BLOCK it may wait"),
+    cmd!("ONCE.HISTOGRAM", histogram::histogram, "readonly fast", Read, 3, HISTOGRAM_ARGS,
+        "Shows the wait or run latency histogram: cumulative counts under fixed bounds in ms", "O(1)"),
     internal_cmd!("ONCE._JOB", internal::job),
     internal_cmd!("ONCE._RESERVE", internal::reserve),
     internal_cmd!("ONCE._FAIL", internal::fail),
@@ -341,6 +352,9 @@ pub static COMMANDS: &[Command] = &[
     internal_cmd!("ONCE._FIRED", internal::fired),
     internal_cmd!("ONCE._SETTINGS", internal::settings),
     internal_cmd!("ONCE._DROP", internal::drop),
+    internal_cmd!("ONCE._AT", internal::at),
+    internal_cmd!("ONCE._EVENTS", internal::events),
+    internal_cmd!("ONCE._HIST", internal::hist),
 ];
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use super::args::{arity, CmdResult};
 use super::existing;
 use super::operate::{reply_setting_pairs, SETTINGS_PAIRS};
+use crate::core::histogram::Histogram;
 use crate::core::schema::TOTAL_FIELDS;
 use crate::core::settings::Settings;
 use crate::core::{Stats, Totals};
@@ -13,9 +14,18 @@ pub fn stats(ctx: Ctx, args: &[RStr]) -> CmdResult {
         return Err(arity("ONCE.STATS"));
     }
     let mut key = Key::open(ctx, args[1], false);
-    let (s, t, settings) = existing(&mut key)?.map_or((Stats::default(), Totals::default(), Settings::default()), |v| {
+    let empty = Histogram::default();
+    let v = existing(&mut key)?;
+    let (s, t, settings) = v.as_ref().map_or((Stats::default(), Totals::default(), Settings::default()), |v| {
         (v.queue.stats(), v.queue.totals, v.queue.settings)
     });
+    let (wait, run) = v.as_ref().map_or((&empty, &empty), |v| (&v.queue.wait, &v.queue.run));
+    let latency: [(&[u8], Option<u64>); 4] = [
+        (b"wait_p50_ms", wait.quantile(0.5)),
+        (b"wait_p99_ms", wait.quantile(0.99)),
+        (b"run_p50_ms", run.quantile(0.5)),
+        (b"run_p99_ms", run.quantile(0.99)),
+    ];
     let counts: [(&[u8], u64); 5] = [
         (b"ready", s.ready),
         (b"delayed", s.delayed),
@@ -23,7 +33,7 @@ pub fn stats(ctx: Ctx, args: &[RStr]) -> CmdResult {
         (b"dead", s.dead),
         (b"schedules", s.schedules),
     ];
-    rm::reply_map(ctx, counts.len() + TOTAL_FIELDS.len() + SETTINGS_PAIRS);
+    rm::reply_map(ctx, counts.len() + TOTAL_FIELDS.len() + SETTINGS_PAIRS + latency.len());
     for (name, value) in counts {
         rm::reply_bulk(ctx, name);
         rm::reply_u64(ctx, value);
@@ -33,5 +43,13 @@ pub fn stats(ctx: Ctx, args: &[RStr]) -> CmdResult {
         rm::reply_int(ctx, (f.get)(&t));
     }
     reply_setting_pairs(ctx, &settings);
+    // nil until the queue has a sample.
+    for (name, value) in latency {
+        rm::reply_bulk(ctx, name);
+        match value {
+            Some(ms) => rm::reply_u64(ctx, ms),
+            None => rm::reply_null(ctx),
+        }
+    }
     Ok(())
 }

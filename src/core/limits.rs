@@ -66,6 +66,11 @@ pub const ATTEMPT: Range = Range::new("ATTEMPT", 1, i64::MAX);
 pub const EXTEND_MS: Range = Range::new("ms", 1, MAX_LEASE_MS);
 pub const DEAD_MAX: Range = Range::new("DEAD-MAX", 0, 1_000_000_000);
 pub const DEAD_TTL: Range = Range::new("DEAD-TTL", 0, MAX_MS_10Y);
+/// Events a queue keeps (EVENTS-MAX): trimming after lowering it is bounded by this.
+pub const EVENTS_MAX: Range = Range::new("EVENTS-MAX", 0, 100_000);
+/// ONCE.EVENTS' page size.
+pub const EVENTS_COUNT: Range = Range::new("COUNT", 1, 10_000);
+pub const EVENTS_COUNT_DEFAULT: usize = 100;
 /// ONCE.LIST's page size.
 pub const LIST_COUNT: Range = Range::new("COUNT", 1, 1000);
 pub const LIST_COUNT_DEFAULT: usize = 100;

@@ -1,6 +1,8 @@
 //! The queue core: plain Rust, no Redis types. Every operation that depends on time takes `now_ms`,
 //! and every random choice arrives as an argument, so the state machine is deterministic and testable.
 pub mod backoff;
+pub mod events;
+pub mod histogram;
 pub mod job;
 pub mod limits;
 pub mod line;

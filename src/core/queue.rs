@@ -8,6 +8,8 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::backoff::{self, Outcome};
+use super::events::{EventLog, Kind};
+use super::histogram::Histogram;
 use super::job::{parse_server_id, server_id, Extra, Job, Payload, State};
 use super::line::Line;
 use super::schedule::Schedule;
@@ -117,6 +119,12 @@ pub struct Queue {
     schedules: BTreeMap<Box<[u8]>, Schedule>,
     /// Schedules by next fire time, so the timer finds the due ones without looking at the rest.
     fires: BTreeSet<(u64, Box<[u8]>)>,
+    /// The last EVENTS-MAX transitions.
+    pub events: EventLog,
+    /// Ready → reserved, in ms.
+    pub wait: Histogram,
+    /// Reserved → ACK or NACK, in ms.
+    pub run: Histogram,
 }
 
 impl Queue {
@@ -217,13 +225,58 @@ impl Queue {
             lease_ms: new.lease_ms.min(u64::from(u32::MAX)) as u32,
             priority: new.priority,
             deadline_ms: if delayed { new.due_ms } else { 0 },
+            since_ms: now_ms,
         };
         // Fails only for a seq at the limit: seq is fresh and the custom id was checked above.
-        if self.insert(job).is_err() {
+        if self.insert_pushed(job).is_err() {
             return Pushed::Exhausted;
         }
-        self.totals.pushed += 1;
         Pushed::Added(seq)
+    }
+
+    /// Inserts a job that was just pushed (here or on the master): counted in pushed_total and logged.
+    pub fn insert_pushed(&mut self, job: Job) -> Result<(), InsertError> {
+        let (seq, at) = (job.seq, job.created_ms);
+        self.insert(job)?;
+        self.totals.pushed += 1;
+        self.note(Kind::Push, seq, at);
+        Ok(())
+    }
+
+    /// Logs a transition of job `seq` at `ms` (when the queue keeps an event log).
+    fn note(&mut self, kind: Kind, seq: u64, ms: u64) {
+        let max = self.settings.events_max;
+        if max == 0 {
+            return;
+        }
+        let Some(j) = self.jobs.get(seq) else { return };
+        let id = j.id_bytes();
+        let attempt = j.attempts;
+        let error = match kind {
+            Kind::Nack | Kind::Expire | Kind::Dead => j.last_error().map(<[u8]>::to_vec),
+            _ => None,
+        };
+        self.events.record(max, kind, Some(&id), attempt, ms, error.as_deref());
+    }
+
+    /// Replaces the queue's settings; a lower EVENTS-MAX trims the log at once (at most EVENTS_MAX events).
+    pub fn set_settings(&mut self, s: Settings) {
+        self.settings = s;
+        self.events.trim(s.events_max);
+    }
+
+    /// Logs a transition of the queue itself (pause, resume).
+    pub fn note_queue(&mut self, kind: Kind, ms: u64) {
+        let max = self.settings.events_max;
+        if max > 0 {
+            self.events.record(max, kind, None, 0, ms, None);
+        }
+    }
+
+    /// The time from `since` to `now` when both are known (older encodings carry no `since`, older AOF
+    /// files no time).
+    fn elapsed(since: u64, now: u64) -> Option<u64> {
+        (since > 0 && now > 0).then(|| now.saturating_sub(since))
     }
 
     /// Places a complete job (from a push, a replica stream, AOF or RDB) into the indexes of its state.
@@ -276,13 +329,14 @@ impl Queue {
         pos
     }
 
-    /// Makes a job already in the table ready, at the back of its line.
-    fn make_ready(&mut self, seq: u64) {
+    /// Makes a job already in the table ready (since `since_ms`), at the back of its line.
+    fn make_ready(&mut self, seq: u64, since_ms: u64) {
         let Some(priority) = self.jobs.get(seq).map(|j| j.priority) else { return };
         let pos = self.enqueue_ready(seq, priority);
         if let Some(job) = self.jobs.get_mut(seq) {
             job.state = State::Ready;
             job.deadline_ms = pos;
+            job.since_ms = since_ms;
         }
     }
 
@@ -348,7 +402,7 @@ impl Queue {
         while chosen.len() < count {
             let Some(seq) = self.take_best_ready() else { break };
             let lease = self.jobs.get(seq).map_or(0, &lease_of);
-            self.mark_reserved(seq, now_ms.saturating_add(lease));
+            self.mark_reserved(seq, now_ms.saturating_add(lease), now_ms);
             chosen.push(seq);
         }
         chosen
@@ -359,32 +413,39 @@ impl Queue {
         self.state_of(seq) == Some(State::Ready)
     }
 
-    /// Reserves one named ready job with an explicit lease deadline. False if it is not ready.
-    pub fn reserve_exact(&mut self, seq: u64, deadline_ms: u64) -> bool {
+    /// Reserves one named ready job at `now_ms` with an explicit lease deadline. False if it is not ready.
+    pub fn reserve_exact(&mut self, seq: u64, deadline_ms: u64, now_ms: u64) -> bool {
         if !self.is_ready(seq) {
             return false;
         }
         self.unindex(seq);
-        self.mark_reserved(seq, deadline_ms);
+        self.mark_reserved(seq, deadline_ms, now_ms);
         true
     }
 
-    /// A job just taken out of the ready index becomes reserved until `deadline_ms`.
-    fn mark_reserved(&mut self, seq: u64, deadline_ms: u64) {
+    /// A job just taken out of the ready index becomes reserved at `now_ms` until `deadline_ms`.
+    fn mark_reserved(&mut self, seq: u64, deadline_ms: u64, now_ms: u64) {
         if let Some(job) = self.jobs.get_mut(seq) {
             job.state = State::Reserved;
             job.attempts = job.attempts.saturating_add(1);
             job.deadline_ms = deadline_ms;
+            if let Some(waited) = Self::elapsed(job.since_ms, now_ms) {
+                self.wait.record(waited);
+            }
+            job.since_ms = now_ms;
         }
         self.leases.insert((deadline_ms, seq));
         self.totals.reserved += 1;
+        self.note(Kind::Reserve, seq, now_ms);
     }
 
-    /// Completes a reserved job. False if the job is not reserved.
-    pub fn ack(&mut self, seq: u64) -> bool {
-        if self.state_of(seq) != Some(State::Reserved) {
-            return false;
+    /// Completes a reserved job at `now_ms`. False if the job is not reserved.
+    pub fn ack(&mut self, seq: u64, now_ms: u64) -> bool {
+        let Some(job) = self.job(seq).filter(|j| j.state == State::Reserved) else { return false };
+        if let Some(ran) = Self::elapsed(job.since_ms, now_ms) {
+            self.run.record(ran);
         }
+        self.note(Kind::Ack, seq, now_ms);
         self.remove(seq);
         self.totals.acked += 1;
         true
@@ -392,7 +453,7 @@ impl Queue {
 
     /// Sends a dead job back to the end of its ready line with a fresh retry budget; its attempt number
     /// keeps growing, so a fence from an earlier reservation never matches again. False if not dead.
-    pub fn retry_dead(&mut self, seq: u64) -> bool {
+    pub fn retry_dead(&mut self, seq: u64, now_ms: u64) -> bool {
         if self.state_of(seq) != Some(State::Dead) {
             return false;
         }
@@ -400,15 +461,19 @@ impl Queue {
         if let Some(job) = self.jobs.get_mut(seq) {
             job.restart_budget();
         }
-        self.make_ready(seq);
+        self.make_ready(seq, now_ms);
+        self.note(Kind::Retry, seq, now_ms);
         true
     }
 
     /// Removes a job that is not reserved (a worker holds a reserved one: it must ACK or NACK it).
-    pub fn cancel(&mut self, seq: u64) -> bool {
+    pub fn cancel(&mut self, seq: u64, now_ms: u64) -> bool {
         match self.state_of(seq) {
             Some(State::Reserved) | None => false,
-            Some(_) => self.remove(seq).is_some(),
+            Some(_) => {
+                self.note(Kind::Cancel, seq, now_ms);
+                self.remove(seq).is_some()
+            }
         }
     }
 
@@ -463,6 +528,8 @@ impl Queue {
         if let Some(e) = error {
             job.set_last_error(e);
         }
+        let ran = Self::elapsed(job.since_ms, now_ms).filter(|_| cause == FailCause::Nack);
+        job.since_ms = now_ms;
         match outcome {
             Outcome::RetryAt(due) => {
                 job.state = State::Delayed;
@@ -477,6 +544,11 @@ impl Queue {
                 self.totals.dead += 1;
             }
         }
+        if let Some(ran) = ran {
+            self.run.record(ran);
+        }
+        self.note(if cause == FailCause::Nack { Kind::Nack } else { Kind::Expire }, seq, now_ms);
+        self.note(if outcome == Outcome::Dead { Kind::Dead } else { Kind::Retry }, seq, now_ms);
         true
     }
 
@@ -500,8 +572,9 @@ impl Queue {
     pub fn promote_first(&mut self, n: usize) -> usize {
         let mut done = 0;
         while done < n {
-            let Some((_, seq)) = self.delayed.pop_first() else { break };
-            self.make_ready(seq);
+            let Some((due, seq)) = self.delayed.pop_first() else { break };
+            // Waiting is counted from when the job fell due, however late the timer got to it.
+            self.make_ready(seq, due);
             done += 1;
         }
         done
@@ -547,7 +620,7 @@ impl Queue {
         // A B-tree entry of (u64, u64) costs about its size plus a share of node overhead.
         let deadlines = (self.delayed.len() + self.leases.len()) * 24;
         let schedules: usize = self.schedules.values().map(|s| 256 + s.payload.len() + s.spec_text.len()).sum();
-        size_of::<Self>() + table + heap + custom + ready + deadlines + schedules
+        size_of::<Self>() + table + heap + custom + ready + deadlines + schedules + self.events.bytes()
     }
 
     pub fn schedules(&self) -> impl Iterator<Item = &Schedule> {

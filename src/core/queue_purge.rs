@@ -151,10 +151,14 @@ impl Queue {
     }
 
     /// Drops dead jobs (DEAD-MAX, DEAD-TTL); counted in `dead_dropped_total`. Returns how many were dead.
-    pub fn drop_dead(&mut self, seqs: &[u64]) -> usize {
+    pub fn drop_dead(&mut self, seqs: &[u64], now_ms: u64) -> usize {
         let mut n = 0;
         for &seq in seqs {
-            if self.state_of(seq) == Some(State::Dead) && self.remove(seq).is_some() {
+            if self.state_of(seq) != Some(State::Dead) {
+                continue;
+            }
+            self.note(super::Kind::Drop, seq, now_ms);
+            if self.remove(seq).is_some() {
                 self.totals.dead_dropped += 1;
                 n += 1;
             }

@@ -68,7 +68,7 @@ fn stats(ready: u64, delayed: u64, reserved: u64, dead: u64) -> Stats {
 /// Fails a reserved job as NACK would (no override, not forced), returning the decided outcome.
 fn nack(q: &mut Queue, seq: u64, now: u64, error: Option<&[u8]>, random: u64) -> Outcome {
     let outcome = q.decide_failure(seq, now, None, false, BACKOFF_MAX, random).expect("reserved");
-    assert!(q.apply_failure(seq, FailCause::Nack, error, outcome, 0));
+    assert!(q.apply_failure(seq, FailCause::Nack, error, outcome, now));
     outcome
 }
 
@@ -216,10 +216,10 @@ fn reserve_exact_only_takes_ready_jobs() {
     let mut q = Queue::new();
     let r = added(q.push(nj("r"), 0));
     let d = added(q.push(due_at("d", 50), 0));
-    assert!(!q.reserve_exact(d, 999));
-    assert!(!q.reserve_exact(12345, 999));
-    assert!(q.reserve_exact(r, 999));
-    assert!(!q.reserve_exact(r, 999), "already reserved");
+    assert!(!q.reserve_exact(d, 999, 1));
+    assert!(!q.reserve_exact(12345, 999, 1));
+    assert!(q.reserve_exact(r, 999, 1));
+    assert!(!q.reserve_exact(r, 999, 1), "already reserved");
     assert_eq!(q.job(r).unwrap().lease_deadline_ms(), Some(999));
     assert_eq!(q.totals.reserved, 1);
     q.check_invariants().unwrap();
@@ -231,7 +231,7 @@ fn ack_completes_a_reserved_job() {
     let seq = added(q.push(with_id("a", "job-1"), 0));
     let id = id_str(&q, seq);
     reserve(&mut q, 1, 10);
-    assert!(q.ack(seq));
+    assert!(q.ack(seq, 1));
     assert!(q.job(seq).is_none());
     assert_eq!(q.find(id.as_bytes()), None);
     assert!(q.is_empty());
@@ -239,7 +239,7 @@ fn ack_completes_a_reserved_job() {
     assert_eq!(q.stats(), stats(0, 0, 0, 0));
     assert_eq!(q.totals.acked, 1);
     assert_eq!(q.next_deadline(), None);
-    assert!(!q.ack(seq), "a second ack counts 0");
+    assert!(!q.ack(seq, 1), "a second ack counts 0");
     assert_eq!(q.totals.acked, 1);
     q.check_invariants().unwrap();
 }
@@ -252,14 +252,14 @@ fn ack_of_a_job_that_is_not_reserved_is_false() {
     let dead = added(q.push(NewJob { retries: 0, ..nj("dead") }, 0));
     assert_eq!(reserve(&mut q, 1, 0), vec![ready]);
     let ready2 = added(q.push(nj("ready2"), 0));
-    assert!(q.ack(ready));
+    assert!(q.ack(ready, 1));
     assert_eq!(reserve(&mut q, 1, 0), vec![dead]);
     assert_eq!(nack(&mut q, dead, 1, None, 0), Outcome::Dead);
 
-    assert!(!q.ack(ready2));
-    assert!(!q.ack(delayed));
-    assert!(!q.ack(dead));
-    assert!(!q.ack(987_654));
+    assert!(!q.ack(ready2, 1));
+    assert!(!q.ack(delayed, 1));
+    assert!(!q.ack(dead, 1));
+    assert!(!q.ack(987_654, 1));
     assert_eq!(state(&q, ready2), State::Ready);
     assert_eq!(state(&q, delayed), State::Delayed);
     assert_eq!(state(&q, dead), State::Dead);
@@ -344,7 +344,7 @@ fn retries_n_means_n_plus_one_attempts_then_dead() {
         }
         let j = q.job(seq).unwrap();
         assert_eq!(j.state, State::Dead);
-        assert_eq!(j.deadline_ms, 0);
+        assert_eq!(j.deadline_ms, now - 1_000_000, "a dead job keeps its time of death");
         assert_eq!(j.due_ms(), None);
         assert_eq!(q.stats(), stats(0, 0, 0, 1));
         assert_eq!(q.totals.dead, 1);
@@ -441,10 +441,10 @@ fn first_expired_picks_the_earliest_lease_then_the_lowest_seq() {
     reserve(&mut q, 3, 0);
     assert_eq!(q.first_expired(99), None);
     assert_eq!(q.first_expired(1000), Some(b));
-    assert!(q.ack(b));
+    assert!(q.ack(b, 1));
     assert_eq!(q.first_expired(1000), Some(c));
     assert_eq!(q.first_expired(299), Some(c));
-    assert!(q.ack(c));
+    assert!(q.ack(c, 1));
     assert_eq!(q.first_expired(299), None);
     assert_eq!(q.first_expired(300), Some(a));
 }
@@ -491,7 +491,7 @@ fn attempt_fence_names_exactly_one_reservation() {
     assert!(q.holds_reservation(seq, None));
     assert!(!q.holds_reservation(seq, Some(u64::from(u32::MAX) + 2)));
 
-    q.ack(seq);
+    q.ack(seq, 1);
     assert!(!q.holds_reservation(seq, Some(2)));
     assert!(!q.holds_reservation(seq, None));
 }
@@ -567,7 +567,7 @@ fn server_ids_are_ms_dash_seq_unique_and_follow_creation() {
     // Seqs are never reused, even after the newest job is gone.
     let last = q.find(b"5000-5").unwrap();
     reserve(&mut q, 10, 5000);
-    assert!(q.ack(last));
+    assert!(q.ack(last, 1));
     let seq = added(q.push(nj("next"), 5000));
     assert_eq!(id_str(&q, seq), "5000-6");
     assert_eq!(q.find(b"5000-5"), None);
@@ -647,7 +647,7 @@ fn a_custom_id_is_free_again_once_its_job_is_gone() {
     let mut q = Queue::new();
     let first = added(q.push(with_id("one", "k"), 0));
     reserve(&mut q, 1, 0);
-    assert!(q.ack(first));
+    assert!(q.ack(first, 1));
     let second = added(q.push(with_id("two", "k"), 10));
     assert_ne!(first, second);
     assert_eq!(q.find(b"k"), Some(second));
@@ -718,8 +718,8 @@ fn totals_count_every_kind_of_event() {
 
     reserve(&mut q, 3, 0); // a, b, c
     assert_eq!(q.totals.reserved, 3);
-    assert!(q.ack(c));
-    assert!(!q.ack(c));
+    assert!(q.ack(c, 1));
+    assert!(!q.ack(c, 1));
     nack(&mut q, a, 0, Some(b"x"), 0); // retry (backoff 0 -> due now)
     let exp = q.first_expired(10).unwrap();
     assert_eq!(exp, b);
@@ -788,7 +788,7 @@ fn next_deadline_is_the_earliest_of_delayed_lease_and_schedule() {
     q.put_schedule(every("s", "@every 500ms", 1000)); // fires at 1500
     assert_eq!(q.next_deadline(), Some(1500));
     q.remove_schedule(b"s");
-    q.ack(r[0]);
+    q.ack(r[0], 1);
     assert_eq!(q.next_deadline(), Some(4000));
     q.promote_due(u64::MAX, 100);
     assert_eq!(q.next_deadline(), None);
@@ -826,8 +826,8 @@ fn messy_queue() -> Queue {
         now += 3;
     }
     let got = reserve(&mut q, 12, now);
-    q.ack(got[0]);
-    q.ack(got[5]);
+    q.ack(got[0], 1);
+    q.ack(got[5], 1);
     for &s in &got[6..9] {
         nack(&mut q, s, now, Some(b"e"), s);
     }
@@ -1209,7 +1209,7 @@ fn run_model(seed: u64, steps: usize) {
                     rng.below(m.next_seq + 3)
                 };
                 let expect = m.jobs.get(&seq).is_some_and(|j| j.state == State::Reserved);
-                assert_eq!(q.ack(seq), expect, "step {step} seq {seq}");
+                assert_eq!(q.ack(seq, 1), expect, "step {step} seq {seq}");
                 if expect {
                     m.jobs.remove(&seq);
                     m.totals.acked += 1;
@@ -1292,8 +1292,8 @@ fn retry_sends_a_dead_job_back_with_a_fresh_budget_and_a_growing_attempt() {
     let outcome = q.decide_failure(seq, 0, None, false, 1000, 0).unwrap();
     assert!(q.apply_failure(seq, FailCause::Nack, Some(b"boom"), outcome, 0));
     assert_eq!(q.job(seq).unwrap().state, State::Dead);
-    assert!(!q.retry_dead(other), "only dead jobs are retried");
-    assert!(q.retry_dead(seq));
+    assert!(!q.retry_dead(other, 1), "only dead jobs are retried");
+    assert!(q.retry_dead(seq, 1));
     let j = q.job(seq).unwrap();
     assert_eq!((j.state, j.attempts, j.tries()), (State::Ready, 1, 0));
     assert_eq!(j.last_error(), Some(&b"boom"[..]));
@@ -1308,7 +1308,7 @@ fn retry_sends_a_dead_job_back_with_a_fresh_budget_and_a_growing_attempt() {
     let outcome = q.decide_failure(seq, 0, None, false, 1000, 0).unwrap();
     assert_eq!(outcome, crate::core::backoff::Outcome::Dead);
     assert!(q.apply_failure(seq, FailCause::Nack, None, outcome, 0));
-    assert!(q.retry_dead(seq));
+    assert!(q.retry_dead(seq, 1));
     assert_eq!((q.job(seq).unwrap().attempts, q.job(seq).unwrap().retry_base()), (2, 2));
 }
 
@@ -1327,7 +1327,7 @@ fn a_retried_job_gets_its_whole_retry_budget_again() {
     };
     assert_eq!(fail_once(&mut q), State::Ready);
     assert_eq!(fail_once(&mut q), State::Dead);
-    assert!(q.retry_dead(seq));
+    assert!(q.retry_dead(seq, 1));
     assert_eq!(fail_once(&mut q), State::Ready, "one retry again after ONCE.RETRY");
     assert_eq!(fail_once(&mut q), State::Dead);
     assert_eq!(q.job(seq).unwrap().attempts, 4);
@@ -1340,12 +1340,60 @@ fn cancel_removes_any_job_but_a_reserved_one() {
     let delayed = added(q.push(due_at("b", 500), 0));
     let held = added(q.push(nj("c"), 0));
     assert_eq!(q.reserve(1, 0, lease_of), vec![ready]);
-    assert!(!q.cancel(ready), "reserved jobs stay until ACK or NACK");
-    assert!(q.cancel(delayed));
-    assert!(q.cancel(held));
-    assert!(!q.cancel(held));
+    assert!(!q.cancel(ready, 1), "reserved jobs stay until ACK or NACK");
+    assert!(q.cancel(delayed, 1));
+    assert!(q.cancel(held, 1));
+    assert!(!q.cancel(held, 1));
     assert_eq!(q.stats(), Stats { ready: 0, delayed: 0, reserved: 1, dead: 0, schedules: 0 });
-    assert!(q.ack(ready));
+    assert!(q.ack(ready, 1));
     assert_eq!(q.find(b"r"), None);
     q.check_invariants().unwrap();
+}
+
+#[test]
+fn wait_and_run_are_measured_from_the_masters_times() {
+    use crate::core::histogram::bucket_of;
+    let mut q = Queue::new();
+    let a = added(q.push(nj("a"), 1_000));
+    let b = added(q.push(due_at("b", 5_000), 1_000));
+    // a waited 30 ms; b was due at 5000 and is promoted late, at 9000: it waits from its due time.
+    assert_eq!(reserve(&mut q, 1, 1_030), vec![a]);
+    assert_eq!(q.promote_due(9_000, 10), 1);
+    assert_eq!(reserve(&mut q, 1, 9_100), vec![b]);
+    assert_eq!(q.wait.counts[bucket_of(30)], 1);
+    assert_eq!(q.wait.counts[bucket_of(4_100)], 1);
+    assert_eq!(q.wait.sum_ms, 30 + 4_100);
+    assert!(q.ack(a, 1_530));
+    nack(&mut q, b, 9_107, Some(b"boom"), 0);
+    assert_eq!(q.run.counts[bucket_of(500)], 1);
+    assert_eq!(q.run.counts[bucket_of(7)], 1);
+    assert_eq!(q.run.count(), 2);
+    // Unknown times (older encodings) give no sample.
+    let c = added(q.push(nj("c"), 10_000));
+    q.jobs.get_mut(c).unwrap().since_ms = 0;
+    assert_eq!(reserve(&mut q, 1, 10_050), vec![c]);
+    assert_eq!(q.wait.count(), 2);
+}
+
+#[test]
+fn the_event_log_keeps_the_last_n_transitions_with_their_times() {
+    use crate::core::events::Kind;
+    let mut q = Queue::new();
+    added(q.push(nj("off"), 1));
+    assert_eq!(q.events.last_id(), 0, "no log while EVENTS-MAX is 0");
+    q.set_settings(Settings { events_max: 4, ..Settings::default() });
+    let a = added(q.push(with_id("a", "job-a"), 10));
+    assert_eq!(reserve(&mut q, 2, 20).len(), 2);
+    nack(&mut q, a, 30, Some(b"boom"), 0);
+    let got: Vec<(Kind, u64)> = q.events.iter().map(|e| (e.kind, e.ms)).collect();
+    assert_eq!(got, vec![(Kind::Reserve, 20), (Kind::Reserve, 20), (Kind::Nack, 30), (Kind::Retry, 30)]);
+    let nacked = q.events.iter().nth(2).unwrap();
+    assert_eq!(nacked.job.as_deref(), Some(&b"job-a"[..]));
+    assert_eq!(nacked.attempt, 1);
+    assert_eq!(nacked.error.as_deref(), Some(&b"boom"[..]));
+    assert_eq!(q.events.last_id(), 5);
+    q.note_queue(Kind::Pause, 40);
+    assert_eq!(q.events.iter().last().map(|e| (e.id, e.kind, e.job.is_none())), Some((6, Kind::Pause, true)));
+    q.set_settings(Settings { events_max: 1, ..Settings::default() });
+    assert_eq!(q.events.len(), 1, "lowering EVENTS-MAX trims at once");
 }

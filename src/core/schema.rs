@@ -29,7 +29,7 @@ impl<T> Field<T> {
 const U32_MAX: i64 = u32::MAX as i64;
 
 /// A job's numbers, in the order every encoding writes them.
-pub static JOB_FIELDS: [Field<Job>; 10] = [
+pub static JOB_FIELDS: [Field<Job>; 11] = [
     Field { range: Range::new("seq", 0, SEQ_LIMIT as i64 - 1), get: |j| j.seq as i64, set: |j, v| j.seq = v as u64 },
     Field { range: Range::new("created", 0, i64::MAX), get: |j| j.created_ms as i64, set: |j, v| j.created_ms = v as u64 },
     Field {
@@ -54,7 +54,11 @@ pub static JOB_FIELDS: [Field<Job>; 10] = [
         get: |j| if j.state == State::Ready { 0 } else { j.deadline_ms as i64 },
         set: |j, v| j.deadline_ms = v as u64,
     },
+    Field { range: Range::new("since", 0, i64::MAX), get: |j| j.since_ms as i64, set: |j, v| j.since_ms = v as u64 },
 ];
+
+/// The job fields before `since` (RDB v2, `ONCE._JOB` headers of that time).
+pub const V2_JOB_FIELDS: usize = 10;
 
 /// Rules between fields, checked wherever a whole job enters (internal command, RDB).
 pub fn check_job(j: &Job) -> Result<(), String> {

@@ -14,6 +14,8 @@ pub struct Settings {
     /// 0: dead jobs never expire.
     pub dead_ttl_ms: u64,
     pub paused: bool,
+    /// Events the queue keeps for ONCE.EVENTS; 0: none.
+    pub events_max: u64,
 }
 
 const UNSET: i64 = -1;
@@ -27,7 +29,7 @@ fn opt_u64(v: Option<u64>) -> i64 {
 }
 
 /// -1 stands for "not set" where 0 is a real value.
-pub static SETTING_FIELDS: [Field<Settings>; 6] = [
+pub static SETTING_FIELDS: [Field<Settings>; 7] = [
     Field {
         range: Range::new("retries", UNSET, limits::RETRIES.max),
         get: |s| opt_u32(s.retries),
@@ -46,4 +48,8 @@ pub static SETTING_FIELDS: [Field<Settings>; 6] = [
     Field { range: limits::DEAD_MAX, get: |s| s.dead_max as i64, set: |s, v| s.dead_max = v as u64 },
     Field { range: limits::DEAD_TTL, get: |s| s.dead_ttl_ms as i64, set: |s, v| s.dead_ttl_ms = v as u64 },
     Field { range: Range::new("paused", 0, 1), get: |s| i64::from(s.paused), set: |s, v| s.paused = v == 1 },
+    Field { range: limits::EVENTS_MAX, get: |s| s.events_max as i64, set: |s, v| s.events_max = v as u64 },
 ];
+
+/// The settings before the event log (RDB v2, `ONCE._SETTINGS` of that time).
+pub const V2_SETTINGS: usize = 6;

@@ -5,7 +5,8 @@ use std::ffi::c_void;
 
 use redis_module::raw::{RedisModuleIO, RedisModuleString};
 
-use super::encode::{job_args, meta_args, schedule_args, settings_args};
+use super::encode::{events_args, hist_args, job_args, meta_args, schedule_args, settings_args};
+use crate::core::histogram::Which;
 use crate::core::settings::Settings;
 use super::rdb::fail_io;
 use crate::rm::{self, OwnedStr};
@@ -31,6 +32,14 @@ pub extern "C" fn rewrite(io: *mut RedisModuleIO, key: *mut RedisModuleString, v
         cmds.push((b"ONCE._META\0", meta_args(key, q.next_seq(), &q.totals)));
         if q.settings != Settings::default() {
             cmds.push((b"ONCE._SETTINGS\0", settings_args(key, &q.settings)));
+        }
+        for args in events_args(key, &q.events) {
+            cmds.push((b"ONCE._EVENTS\0", args));
+        }
+        for (which, h) in [(Which::Wait, &q.wait), (Which::Run, &q.run)] {
+            if !h.is_empty() || h.sum_ms > 0 {
+                cmds.push((b"ONCE._HIST\0", hist_args(key, which, h)));
+            }
         }
         cmds
     }));

@@ -1,5 +1,5 @@
 //! DEBUG DIGEST-VALUE: mixes in every field of every job (ready jobs in the order they will be served),
-//! the schedules and the counters, so a master and its replica can be compared.
+//! the schedules, the counters, settings, event log and histograms, so a master and its replica can be compared.
 
 use std::ffi::c_void;
 
@@ -58,6 +58,21 @@ pub extern "C" fn digest(md: *mut RedisModuleDigest, value: *mut c_void) {
         }
         for f in &SETTING_FIELDS {
             d.int((f.get)(&q.settings));
+        }
+        d.int(q.events.last_id() as i64);
+        for e in q.events.iter() {
+            d.int(e.id as i64);
+            d.int(e.kind.code() as i64);
+            d.opt(e.job.as_deref());
+            d.int(i64::from(e.attempt));
+            d.int(e.ms as i64);
+            d.opt(e.error.as_deref());
+        }
+        for h in [&q.wait, &q.run] {
+            d.int(h.sum_ms as i64);
+            for &c in &h.counts {
+                d.int(c as i64);
+            }
         }
         d.end();
     }));

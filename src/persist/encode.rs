@@ -9,8 +9,10 @@ use crate::text::{parse_i64, shown};
 use crate::core::schedule::{Missed, Schedule};
 use crate::core::job::push_signed;
 use crate::core::limits;
-use crate::core::schema::{check_job, JOB_FIELDS, LEGACY_TOTALS, NEXT_SEQ, SCHEDULE_FIELDS, TOTAL_FIELDS};
-use crate::core::settings::{Settings, SETTING_FIELDS};
+use crate::core::events::{Event, EventLog, Kind};
+use crate::core::histogram::{Histogram, Which, BUCKETS};
+use crate::core::schema::{check_job, JOB_FIELDS, LEGACY_TOTALS, NEXT_SEQ, SCHEDULE_FIELDS, TOTAL_FIELDS, V2_JOB_FIELDS};
+use crate::core::settings::{Settings, SETTING_FIELDS, V2_SETTINGS};
 use crate::core::queue::SEQ_LIMIT;
 use crate::core::{Extra, Job, State, Totals};
 use crate::rm::{self, OwnedStr, RStr};
@@ -82,7 +84,8 @@ pub fn decode_job(a: &[&[u8]]) -> Result<(Job, bool), String> {
         _ => return Err("mode must be PUSH or LOAD".into()),
     };
     let mut job = match f.len() - 1 {
-        n if n == JOB_FIELDS.len() => {
+        // The fields of the schema, or those before `since` (AOF files of that time).
+        n if n == JOB_FIELDS.len() || n == V2_JOB_FIELDS => {
             let mut job = Job::blank();
             for (field, text) in JOB_FIELDS.iter().zip(&f[1..]) {
                 let v = parse_i64(text).ok_or_else(|| format!("bad {} '{}'", field.name(), shown(text)))?;
@@ -182,7 +185,8 @@ pub fn settings_args(key: RStr, s: &Settings) -> Vec<OwnedStr> {
 }
 
 pub fn decode_settings(a: &[&[u8]]) -> Result<Settings, String> {
-    if a.len() != SETTING_FIELDS.len() {
+    // Before EVENTS-MAX there were fewer (AOF files of that time).
+    if a.len() != SETTING_FIELDS.len() && a.len() != V2_SETTINGS {
         return Err("wrong number of settings".into());
     }
     let mut s = Settings::default();
@@ -191,4 +195,74 @@ pub fn decode_settings(a: &[&[u8]]) -> Result<Settings, String> {
         f.put(&mut s, v)?;
     }
     Ok(s)
+}
+
+/// Events per `ONCE._EVENTS` command of an AOF rewrite.
+const EVENTS_PER_COMMAND: usize = 1000;
+
+/// `ONCE._EVENTS key last-id [id event job attempt ms error] ...`, as many commands as the log needs
+/// (`job` and `error` are "" when there is none): the log as it is, for AOF rewrite.
+pub fn events_args(key: RStr, log: &EventLog) -> Vec<Vec<OwnedStr>> {
+    let all: Vec<&Event> = log.iter().collect();
+    let mut out = Vec::new();
+    for chunk in all.chunks(EVENTS_PER_COMMAND) {
+        let mut v = vec![OwnedStr::new(rm::bytes(&key)), int(log.last_id())];
+        for e in chunk {
+            v.push(int(e.id));
+            v.push(OwnedStr::new(e.kind.name().as_bytes()));
+            v.push(OwnedStr::new(e.job.as_deref().unwrap_or(b"")));
+            v.push(int(u64::from(e.attempt)));
+            v.push(int(e.ms));
+            v.push(OwnedStr::new(e.error.as_deref().unwrap_or(b"")));
+        }
+        out.push(v);
+    }
+    if out.is_empty() && log.last_id() > 0 {
+        out.push(vec![OwnedStr::new(rm::bytes(&key)), int(log.last_id())]);
+    }
+    out
+}
+
+/// Reads `ONCE._EVENTS`' arguments after the key: the last id handed out, then the events.
+pub fn decode_events(a: &[&[u8]]) -> Result<(u64, Vec<Event>), String> {
+    let Some((last, rest)) = a.split_first() else { return Err("wrong number of arguments".into()) };
+    if rest.len() % 6 != 0 {
+        return Err("each event has 6 fields".into());
+    }
+    let last_id = num(last, "last event id", i64::MAX as u64)?;
+    let opt = |b: &[u8]| (!b.is_empty()).then(|| Box::<[u8]>::from(b));
+    let mut events = Vec::with_capacity(rest.len() / 6);
+    for e in rest.chunks(6) {
+        if e[2].len() > limits::MAX_ID_BYTES {
+            return Err("an event's job id is over 256 bytes".into());
+        }
+        events.push(Event {
+            id: num(e[0], "event id", i64::MAX as u64)?,
+            kind: Kind::from_name(e[1]).ok_or_else(|| format!("bad event '{}'", shown(e[1])))?,
+            job: opt(e[2]),
+            attempt: num(e[3], "attempt", u64::from(u32::MAX))? as u32,
+            ms: num(e[4], "event time", i64::MAX as u64)?,
+            error: opt(limits::check_error_text(e[5])?),
+        });
+    }
+    Ok((last_id, events))
+}
+
+/// `ONCE._HIST key wait|run sum c0 ... c25`: one histogram as it is (AOF rewrite).
+pub fn hist_args(key: RStr, which: Which, h: &Histogram) -> Vec<OwnedStr> {
+    let mut v = vec![OwnedStr::new(rm::bytes(&key)), OwnedStr::new(which.name().as_bytes()), int(h.sum_ms)];
+    v.extend(h.counts.iter().map(|&c| int(c)));
+    v
+}
+
+pub fn decode_hist(a: &[&[u8]]) -> Result<(Which, Histogram), String> {
+    if a.len() != 2 + BUCKETS {
+        return Err(format!("a histogram has {BUCKETS} buckets"));
+    }
+    let which = Which::from_name(a[0]).ok_or("histogram must be wait or run")?;
+    let mut h = Histogram { sum_ms: num(a[1], "sum", i64::MAX as u64)?, ..Histogram::default() };
+    for (c, t) in h.counts.iter_mut().zip(&a[2..]) {
+        *c = num(t, "bucket count", i64::MAX as u64)?;
+    }
+    Ok((which, h))
 }

@@ -12,16 +12,18 @@ use redis_module::raw::{self, RedisModuleIO};
 use crate::core::queue::Queue;
 use crate::core::schedule::{JobOptions, Missed, Schedule};
 use crate::core::limits::{check_error_text, MAX_ID_BYTES};
-use crate::core::schema::{check_job, JOB_FIELDS, LEGACY_TOTALS, SCHEDULE_FIELDS, TOTAL_FIELDS};
-use crate::core::settings::SETTING_FIELDS;
+use crate::core::{events, histogram};
+use crate::core::schema::{check_job, JOB_FIELDS, LEGACY_TOTALS, SCHEDULE_FIELDS, TOTAL_FIELDS, V2_JOB_FIELDS};
+use crate::core::settings::{SETTING_FIELDS, V2_SETTINGS};
 use crate::core::{Extra, Job, State};
 use crate::rm;
 use crate::service;
 use crate::value::QueueValue;
 
+/// Version 3: adds a job's `since`, the EVENTS-MAX setting, the event log and the latency histograms.
 /// Version 2: numbers as the schema lists them (core/schema.rs), signed; adds a job's retry base.
-/// Version 1 (the first encoding) still loads through `load_v1`.
-pub const ENCODING_VERSION: i32 = 2;
+/// Version 1 (the first encoding) still loads through `load_v1`; version 2 through `load_v2`.
+pub const ENCODING_VERSION: i32 = 3;
 
 const HAS_ID: u64 = 1;
 const HAS_ERROR: u64 = 2;
@@ -91,6 +93,20 @@ fn encode_queue(q: &Queue) -> Vec<Put<'_>> {
         out.extend(SCHEDULE_FIELDS.iter().map(|f| Put::I((f.get)(s))));
     }
     out.extend(SETTING_FIELDS.iter().map(|f| Put::I((f.get)(&q.settings))));
+    out.push(Put::U(q.events.last_id()));
+    out.push(Put::U(q.events.len() as u64));
+    for e in q.events.iter() {
+        out.push(Put::U(e.id));
+        out.push(Put::U(e.kind.code()));
+        out.push(Put::B(e.job.as_deref().unwrap_or(b"")));
+        out.push(Put::U(u64::from(e.attempt)));
+        out.push(Put::U(e.ms));
+        out.push(Put::B(e.error.as_deref().unwrap_or(b"")));
+    }
+    for h in [&q.wait, &q.run] {
+        out.push(Put::U(h.sum_ms));
+        out.extend(h.counts.iter().map(|&c| Put::U(c)));
+    }
     out
 }
 
@@ -153,7 +169,8 @@ impl Reader {
 pub extern "C" fn load(io: *mut RedisModuleIO, encver: c_int) -> *mut c_void {
     let result = catch_unwind(AssertUnwindSafe(|| match encver {
         1 => load_v1(&Reader(io)),
-        2 => load_v2(&Reader(io)),
+        2 => load_v2(&Reader(io), 2),
+        3 => load_v2(&Reader(io), 3),
         v => Err(format!("unknown encoding version {v}")),
     }));
     match result {
@@ -173,7 +190,10 @@ pub extern "C" fn load(io: *mut RedisModuleIO, encver: c_int) -> *mut c_void {
     }
 }
 
-fn load_v2(r: &Reader) -> Load<Queue> {
+/// Versions 2 and 3: version 2 has fewer job fields and settings, and nothing after the settings.
+fn load_v2(r: &Reader, version: i32) -> Load<Queue> {
+    let (job_fields, settings) =
+        if version == 2 { (&JOB_FIELDS[..V2_JOB_FIELDS], &SETTING_FIELDS[..V2_SETTINGS]) } else { (&JOB_FIELDS[..], &SETTING_FIELDS[..]) };
     let mut q = Queue::new();
     let next_seq = r.u()?;
     for f in &TOTAL_FIELDS {
@@ -182,7 +202,7 @@ fn load_v2(r: &Reader) -> Load<Queue> {
     let count = r.u()?;
     for _ in 0..count {
         let mut job = Job::blank();
-        for f in &JOB_FIELDS {
+        for f in job_fields {
             f.put(&mut job, r.i()?)?;
         }
         job.payload = r.b()?.into();
@@ -193,10 +213,43 @@ fn load_v2(r: &Reader) -> Load<Queue> {
         q.insert(job).map_err(|e| e.to_string())?;
     }
     let mut q = finish(r, q, next_seq, load_schedules_v2)?;
-    for f in &SETTING_FIELDS {
+    for f in settings {
         f.put(&mut q.settings, r.i()?)?;
     }
+    if version >= 3 {
+        load_events(r, &mut q)?;
+        for h in [&mut q.wait, &mut q.run] {
+            h.sum_ms = r.upto("histogram sum", histogram::CAP)?;
+            for c in h.counts.iter_mut() {
+                *c = r.upto("histogram count", histogram::CAP)?;
+            }
+        }
+    }
     Ok(q)
+}
+
+fn load_events(r: &Reader, q: &mut Queue) -> Load<()> {
+    let last_id = r.upto("event id", events::ID_MAX)?;
+    let count = r.upto("event count", q.settings.events_max)?;
+    for _ in 0..count {
+        let id = r.upto("event id", events::ID_MAX)?;
+        let kind = events::Kind::from_code(r.u()?).ok_or("bad event kind")?;
+        let job = r.b()?;
+        if job.len() > MAX_ID_BYTES {
+            return Err("bad event job id".into());
+        }
+        let attempt = r.upto("event attempt", u64::from(u32::MAX))? as u32;
+        let ms = r.upto("event time", i64::MAX as u64)?;
+        let error = r.b()?;
+        check_error_text(&error)?;
+        let opt = |b: Box<[u8]>| (!b.is_empty()).then_some(b);
+        q.events.restore(events::Event { id, kind, job: opt(job), attempt, ms, error: opt(error) })?;
+    }
+    if last_id < q.events.last_id() {
+        return Err("event id sequence is behind an event".into());
+    }
+    q.events.set_last_id(last_id);
+    Ok(())
 }
 
 fn load_v1(r: &Reader) -> Load<Queue> {
@@ -218,6 +271,7 @@ fn load_v1(r: &Reader) -> Load<Queue> {
             lease_ms: r.upto("lease", 604_800_000)? as u32,
             priority: r.priority()?,
             deadline_ms: r.upto("deadline", i64::MAX as u64)?,
+            since_ms: 0,
             payload: r.b()?.into(),
             extra: None,
         };

@@ -80,6 +80,12 @@ class Stats:
     lease: Optional[int] = None
     dead_max: int = 0
     dead_ttl: int = 0
+    events_max: int = 0  # events the queue keeps for ONCE.EVENTS (0: no log)
+    # Latency percentiles from the queue's histograms (ONCE.HISTOGRAM); None until there is a sample.
+    wait_p50_ms: Optional[int] = None
+    wait_p99_ms: Optional[int] = None
+    run_p50_ms: Optional[int] = None
+    run_p99_ms: Optional[int] = None
     extra: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
