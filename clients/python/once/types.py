@@ -86,6 +86,8 @@ class Stats:
     wait_p99_ms: Optional[int] = None
     run_p50_ms: Optional[int] = None
     run_p99_ms: Optional[int] = None
+    wait_sum_ms: int = 0  # sum of every wait sample (a Prometheus histogram's _sum)
+    run_sum_ms: int = 0
     extra: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
