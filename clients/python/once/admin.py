@@ -296,7 +296,7 @@ class Admin:
         return parse_histogram(self._call("ONCE.HISTOGRAM", kind))
 
     def settings(self) -> Dict[str, Any]:
-        """ONCE.CONFIGURE without options: the queue's settings (creates the key, as the command does)."""
+        """ONCE.CONFIGURE without options: the queue's settings (reading creates no key)."""
         return plain_map(self._call("ONCE.CONFIGURE")) or {}
 
     # actions ---------------------------------------------------------------------------------------------------

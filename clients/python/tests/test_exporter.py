@@ -143,6 +143,12 @@ def test_histograms_after_a_known_workload(server, r, queue):
                  if float(s.labels["le"]) < 0.25]
         assert all(s.value == 0 for s in below), below  # none waited less than 250 ms
         assert value(wait, "once_job_wait_seconds_sum", queue=queue) >= 4 * 0.25
+        # _sum is the module's exact sum (STATS wait_sum_ms / run_sum_ms), not an estimate from the buckets
+        st = Admin(r, queue).stats()
+        assert value(wait, "once_job_wait_seconds_sum", queue=queue) == pytest.approx(st["wait_sum_ms"] / 1000.0)
+        run = fams["once_job_run_seconds"]
+        assert value(run, "once_job_run_seconds_count", queue=queue) == 4
+        assert value(run, "once_job_run_seconds_sum", queue=queue) == pytest.approx(st["run_sum_ms"] / 1000.0)
     finally:
         e.close()
 

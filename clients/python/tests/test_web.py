@@ -121,10 +121,12 @@ def test_job_list_pages_through_every_job(web, r, queue, page):
         if page.locator("#next-page").count() == 0:
             break
         assert pages < 10
-        page.click("#next-page")
+        with page.expect_navigation():      # the old page has #jobs too: wait for the new one
+            page.click("#next-page")
         page.wait_for_selector("#jobs")
     assert seen == want and pages == 3
-    page.click("#first-page")
+    with page.expect_navigation():
+        page.click("#first-page")
     assert page.locator("#jobs a.job-link").all_inner_texts() == want[:3]
 
 
