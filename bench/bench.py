@@ -148,8 +148,9 @@ def log(msg):
 
 def probe_module():
     """Which Once features work: {'loaded', 'push', 'reserve', 'block', 'ack', 'ack_fetch', 'stats', 'push_at',
-    'info_once'} -> bool, plus 'notes' (why something is missing)."""
-    f = {k: False for k in ("loaded", "push", "reserve", "block", "ack", "ack_fetch", "stats", "push_at", "info_once")}
+    'info_once', 'list', 'purge'} -> bool, plus 'notes' (why something is missing)."""
+    f = {k: False for k in ("loaded", "push", "reserve", "block", "ack", "ack_fetch", "stats", "push_at", "info_once",
+                            "list", "purge")}
     f["notes"] = []
     if not os.path.exists(MODULE):
         f["notes"].append(f"module not built ({os.path.relpath(MODULE, ROOT)} missing)")
@@ -209,6 +210,8 @@ def probe_module():
 
         tr("push_at", push_at)
         tr("info_once", lambda: "once_timer_max_tick_us" in s.info("once"))
+        tr("list", lambda: r.execute_command("ONCE.LIST", "p", "ready", "COUNT", 1)[0] is not None)
+        tr("purge", lambda: isinstance(r.execute_command("ONCE.PURGE", "pa", "dead"), int))
     finally:
         s.close()
     return f
@@ -547,6 +550,259 @@ def cron_tick_run(cfg, nkeys):
     return out
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# 9. ONCE.LIST COUNT 100 at the tail of a 1M-job state vs at its head
+
+# Server-side helpers (Lua), so that a million jobs are walked or failed without a million round trips.
+LUA_MAKE_DEAD = """
+local got = redis.call('ONCE.RESERVE', KEYS[1], 'COUNT', ARGV[1], 'LEASE', 600000)
+if not got then return 0 end
+for _, j in ipairs(got) do redis.call('ONCE.NACK', KEYS[1], j[1], 'ATTEMPT', j[3], 'DEAD') end
+return #got
+"""
+LUA_WALK = """
+local c = ARGV[2]
+for i = 1, tonumber(ARGV[3]) do
+  local r = redis.call('ONCE.LIST', KEYS[1], ARGV[1], 'CURSOR', c, 'COUNT', 1000)
+  c = r[1]
+  if c == '0' then return c end
+end
+return c
+"""
+
+
+def push_many(s, key, n, *opts):
+    got = pipelined(s.port, [["ONCE.PUSH", key, PAYLOAD, *opts]] * n)
+    if first_error(got) is not None:
+        raise RuntimeError(f"ONCE.PUSH failed: {first_error(got)}")
+
+
+def make_dead(s, key, n):
+    """n jobs pushed with RETRIES 0, reserved and NACKed DEAD inside the server, 10,000 per EVAL."""
+    push_many(s, key, n, "RETRIES", 0)
+    done = 0
+    while done < n:
+        got = int(s.r.eval(LUA_MAKE_DEAD, 1, key, min(10_000, n - done)))
+        if got == 0:
+            raise RuntimeError(f"only {done:,} of {n:,} jobs became dead")
+        done += got
+    dead = int(stats(s.r, key)["dead"])
+    if dead != n:
+        raise RuntimeError(f"{dead:,} dead jobs, expected {n:,}")
+
+
+def walk_to(s, key, state, pages):
+    """The cursor after `pages` pages of COUNT 1000 (walked inside the server, 100 pages per EVAL)."""
+    cursor = "0"
+    while pages > 0:
+        step = min(100, pages)
+        cursor = s.r.eval(LUA_WALK, 1, key, state, cursor, step)
+        pages -= step
+        if cursor == "0":
+            raise RuntimeError(f"the {state} walk ended before the tail")
+    return cursor
+
+
+def time_list(s, key, state, cursor, calls):
+    """`calls` ONCE.LIST ... CURSOR c COUNT 100 at one place: server µs/call (INFO commandstats) and wall µs/call."""
+    s.r.config_resetstat()
+    t = time.perf_counter()
+    for _ in range(calls):
+        reply = s.r.execute_command("ONCE.LIST", key, state, "CURSOR", cursor, "COUNT", 100)
+    wall_us = (time.perf_counter() - t) * 1e6 / calls
+    if len(reply[1]) != 100:
+        raise RuntimeError(f"ONCE.LIST {state} at cursor {cursor} returned {len(reply[1])} jobs, not 100")
+    cs = commandstat(s, "once.list")
+    return {"server_us": float(cs["usec_per_call"]), "wall_us": wall_us}
+
+
+def bench_list_tail(cfg, feats):
+    n = cfg.list_jobs
+    s = Server(module=True)
+    out = {"jobs": n, "calls": cfg.list_calls, "states": {}}
+    try:
+        for state in ("ready", "dead"):
+            s.flush()
+            t0 = time.perf_counter()
+            if state == "ready":
+                push_many(s, "lq", n)
+            else:
+                make_dead(s, "lq", n)
+            load_s = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            tail = walk_to(s, "lq", state, n // 1000 - 1)     # ~1000 jobs before the end
+            walk_s = time.perf_counter() - t1
+            rounds = []
+            for rep in range(cfg.list_reps):
+                this = {}
+                for where in (("head", "tail") if rep % 2 == 0 else ("tail", "head")):
+                    this[where] = time_list(s, "lq", state, "0" if where == "head" else tail, cfg.list_calls)
+                this["ratio"] = this["tail"]["server_us"] / max(this["head"]["server_us"], 0.001)
+                rounds.append(this)
+            med = {w: {f: statistics.median(r_[w][f] for r_ in rounds) for f in ("server_us", "wall_us")}
+                   for w in ("head", "tail")}
+            out["states"][state] = {"load_s": load_s, "walk_s": walk_s, "tail_cursor": tail, "rounds": rounds,
+                                    "median": med, "ratio": statistics.median(r_["ratio"] for r_ in rounds)}
+            log(f"listtail {state}: head {med['head']['server_us']:.1f} us, tail {med['tail']['server_us']:.1f} us "
+                f"per call (server); walk to the tail {walk_s:.1f} s")
+    finally:
+        s.close()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 10. PURGE of 1M dead jobs: the call itself, then the timer freeing them, while another client pings
+
+
+class Pinger:
+    """A thread pinging back to back on its own raw connection, recording (start, rtt) of every PING."""
+
+    def __init__(self, port):
+        import threading
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.samples = []
+        self.stop = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        ping = b"*1\r\n$4\r\nPING\r\n"
+        while not self.stop:
+            t = time.perf_counter()
+            self.sock.sendall(ping)
+            got = b""
+            while not got.endswith(b"\r\n"):
+                got += self.sock.recv(64)
+            self.samples.append((t, time.perf_counter() - t))
+
+    def close(self):
+        self.stop = True
+        self.thread.join(10)
+        self.sock.close()
+
+    def between(self, t0, t1):
+        return [rtt for t, rtt in self.samples if t0 <= t <= t1]
+
+
+def rtt_summary(rtts):
+    if not rtts:
+        return {"n": 0, "p50_us": None, "p99_us": None, "p999_us": None, "max_us": None}
+    v = sorted(rtts)
+    at = lambda q: v[min(len(v) - 1, int(q * len(v)))] * 1e6  # noqa: E731
+    return {"n": len(v), "p50_us": at(0.5), "p99_us": at(0.99), "p999_us": at(0.999), "max_us": v[-1] * 1e6}
+
+
+def bench_purge(cfg, feats):
+    n = cfg.purge_jobs
+    s = Server(module=True, extra=["--latency-monitor-threshold", "1"])
+    pinger = None
+    try:
+        t0 = time.perf_counter()
+        make_dead(s, "pq", n)
+        load_s = time.perf_counter() - t0
+        full = int(s.r.memory_usage("pq") or 0)
+        info0 = s.info("once")
+        pinger = Pinger(s.port)
+        time.sleep(1.0)                                   # idle baseline
+        s.r.execute_command("LATENCY", "RESET")
+        s.r.config_resetstat()
+        t_purge = time.perf_counter()
+        purged = s.r.execute_command("ONCE.PURGE", "pq", "dead")
+        purge_wall_ms = (time.perf_counter() - t_purge) * 1000
+        if purged != n:
+            raise RuntimeError(f"PURGE removed {purged:,}, expected {n:,}")
+        purge_us = float(commandstat(s, "once.purge")["usec"])
+        deadline = time.time() + 120
+        freed_ms = None
+        while time.time() < deadline:
+            used = int(s.r.memory_usage("pq") or 0)
+            if used < full / 10:
+                freed_ms = (time.perf_counter() - t_purge) * 1000
+                break
+            time.sleep(0.01)
+        time.sleep(0.2)
+        t_end = time.perf_counter()
+        info1 = s.info("once")
+        lat = s.r.execute_command("LATENCY", "LATEST") or []
+        pinger.close()
+        idle = rtt_summary(pinger.between(t_purge - 1.0, t_purge))
+        during = rtt_summary(pinger.between(t_purge, t_end))
+        worst = max(((t, rtt) for t, rtt in pinger.samples if t_purge <= t <= t_end), key=lambda x: x[1],
+                    default=(t_purge, 0))
+        pinger = None
+    finally:
+        if pinger:
+            pinger.close()
+        s.close()
+    latency = {str(e[0]): int(e[3]) for e in lat}                # event -> max ms since LATENCY RESET
+    out = {"jobs": n, "load_s": load_s, "memory_before": full, "purge_us": purge_us, "purge_wall_ms": purge_wall_ms,
+           "freed_ms": freed_ms, "ping_idle": idle, "ping_purge": during,
+           "worst_ping_at_ms": (worst[0] - t_purge) * 1000, "info_before": info0, "info_after": info1,
+           "latency_latest_ms": latency}
+    log(f"purge: PURGE of {n:,} dead took {purge_us / 1000:.2f} ms (server), freed after {freed_ms} ms; "
+        f"ping max {during['max_us']} us (idle max {idle['max_us']} us); timer max tick "
+        f"{info0.get('once_timer_max_tick_us')} -> {info1.get('once_timer_max_tick_us')} us; LATENCY {latency}")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 11. PUSH throughput with keyspace notifications off vs on
+
+
+def notifications_delivered(s, flags):
+    """True when a PUSH with `notify-keyspace-events flags` publishes once.push on the key's keyspace channel."""
+    s.r.config_set("notify-keyspace-events", flags)
+    sub = s.r.pubsub()
+    try:
+        sub.subscribe("__keyspace@0__:probe")
+        sub.get_message(timeout=2)
+        s.r.execute_command("ONCE.PUSH", "probe", PAYLOAD)
+        m = sub.get_message(timeout=2)
+        return bool(m) and m.get("data") in ("once.push", b"once.push")
+    finally:
+        sub.close()
+        s.r.delete("probe")
+
+
+def bench_notify(cfg, feats):
+    on_flags = "KEA"
+    s = Server(module=True)
+    modes = [("off", ""), ("on", on_flags)]
+    res = {m: {"rps": [], "usec": []} for m, _ in modes}
+    ratios = []
+    try:
+        delivered = notifications_delivered(s, on_flags)
+        silent = not notifications_delivered(s, "")
+        for rep in range(cfg.notify_reps):
+            this = {}
+            for mode, flags in (modes if rep % 2 == 0 else modes[::-1]):
+                s.flush()
+                s.r.config_set("notify-keyspace-events", flags)
+                s.r.config_resetstat()
+                p = subprocess.run([REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(s.port), "-c", "50", "-P", "16",
+                                    "-n", str(cfg.notify_n), "--csv", "ONCE.PUSH", "nq", PAYLOAD],
+                                   capture_output=True, text=True, timeout=300)
+                rows = [l for l in p.stdout.splitlines() if l.startswith('"') and not l.startswith('"test"')]
+                if p.returncode != 0 or not rows:
+                    raise RuntimeError(f"redis-benchmark ({mode}) failed: {(p.stderr or p.stdout).strip()[-300:]}")
+                rps = float(rows[-1].split('","')[1].strip('"'))
+                cs = commandstat(s, "once.push")
+                if int(cs.get("calls", 0)) < cfg.notify_n:
+                    raise RuntimeError(f"{mode}: commandstats shows {cs.get('calls')} calls, expected {cfg.notify_n}")
+                res[mode]["rps"].append(rps)
+                res[mode]["usec"].append(float(cs["usec_per_call"]))
+                this[mode] = rps
+                log(f"notify {mode} rep {rep + 1}: {rps:,.0f} ops/s, {cs['usec_per_call']} us/call")
+            ratios.append(this["on"] / this["off"])
+    finally:
+        s.close()
+    return {"flags": on_flags, "delivered": delivered, "silent_when_off": silent, "n": cfg.notify_n,
+            "modes": {m: {"rps": statistics.median(v["rps"]), "usec": statistics.median(v["usec"]),
+                          "rps_all": v["rps"]} for m, v in res.items()},
+            "round_ratios": ratios, "ratio": statistics.median(ratios)}
+
+
 def machine():
     model = "?"
     for line in sh("lscpu").splitlines():
@@ -708,6 +964,38 @@ def report(cfg, m, feats, R, elapsed):
                   verdict(worst <= 2000)))
     else:
         T.append(("longest timer tick ≤ 2 ms with 10,000 schedules @every 10ms + 1M due jobs", "not measured", "—"))
+
+    lt = R.get("listtail")
+    if isinstance(lt, dict):
+        for st, v in lt["states"].items():
+            med = v["median"]
+            T.append((f"ONCE.LIST COUNT 100 at the tail of {lt['jobs']:,} {st} jobs ≤ 2× at the head (server time, "
+                      "median of per-round ratios)",
+                      f"{v['ratio']:.2f}× (head {med['head']['server_us']:.1f} µs, tail {med['tail']['server_us']:.1f} µs)",
+                      verdict(v["ratio"] <= 2)))
+    else:
+        T.append(("ONCE.LIST COUNT 100 at the tail of 1M jobs ≤ 2× at the head", "not measured", "—"))
+    pg = R.get("purge")
+    if isinstance(pg, dict):
+        tick = pg["info_after"].get("once_timer_max_tick_us")
+        worst_us = max(pg["purge_us"], int(tick) if tick not in (None, "") else 0)
+        T.append((f"worst stall ≤ 5 ms purging {pg['jobs']:,} dead jobs — server side (the PURGE call, then INFO once "
+                  "once_timer_max_tick_us while the timer frees them)",
+                  f"PURGE {ms(pg['purge_us'])}, timer max tick {ms(int(tick)) if tick not in (None, '') else '—'}",
+                  verdict(worst_us <= 5000)))
+        pp = pg["ping_purge"]
+        T.append((f"worst stall ≤ 5 ms purging {pg['jobs']:,} dead jobs — longest client PING round trip",
+                  f"{ms(pp['max_us'])} (p99.9 {ms(pp['p999_us'])}; idle max {ms(pg['ping_idle']['max_us'])})",
+                  verdict(pp["max_us"] <= 5000) if pp["max_us"] is not None else "—"))
+    else:
+        T.append(("worst stall ≤ 5 ms purging 1M dead jobs", "not measured", "—"))
+    nt = R.get("notify")
+    if isinstance(nt, dict):
+        T.append((f"ONCE.PUSH throughput, notify-keyspace-events {nt['flags']} ÷ off (median of per-round ratios; "
+                  "no target, reported)",
+                  f"{nt['ratio']:.2f}× ({fmt(nt['modes']['on']['rps'])} vs {fmt(nt['modes']['off']['rps'])} ops/s)", "—"))
+    else:
+        T.append(("ONCE.PUSH throughput with keyspace notifications on ÷ off", "not measured", "—"))
 
     a("## Targets")
     a("")
@@ -907,6 +1195,83 @@ def report(cfg, m, feats, R, elapsed):
     else:
         a(f"Failed / not run: {ct}")
     a("")
+    # 9
+    a(f"## 9. ONCE.LIST COUNT 100 at the tail vs the head of a {cfg.list_jobs:,}-job state")
+    a("")
+    if isinstance(lt, dict):
+        a(f"One queue of {lt['jobs']:,} jobs, first all ready (pushed pipelined), then all dead (the same jobs pushed "
+          "with RETRIES 0, reserved and NACKed DEAD by a Lua script, 10,000 per call). The cursor of the tail is "
+          f"found by walking the state with COUNT 1000 inside the server (a Lua loop over ONCE.LIST) to about 1,000 "
+          f"jobs before its end; then {lt['calls']} calls of `ONCE.LIST q <state> CURSOR <c> COUNT 100` at the head "
+          "(cursor 0) and as many at that tail cursor, the order alternating by round. Server = INFO commandstats "
+          "`usec_per_call` (CONFIG RESETSTAT before each batch); wall = the client's round trip, reply parsing "
+          "included.")
+        a("")
+        a("| state | round | head: server µs/call | head: wall µs/call | tail: server µs/call | tail: wall µs/call "
+          "| tail ÷ head | walk to the tail |")
+        a("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for st, v in lt["states"].items():
+            for i, r_ in enumerate(v["rounds"], 1):
+                a(f"| {st} | {i} | {r_['head']['server_us']:.1f} | {r_['head']['wall_us']:.0f} | "
+                  f"{r_['tail']['server_us']:.1f} | {r_['tail']['wall_us']:.0f} | {r_['ratio']:.2f}× | "
+                  f"{v['walk_s']:.1f} s |")
+    else:
+        a(f"Failed / not run: {lt}")
+    a("")
+
+    # 10
+    a(f"## 10. ONCE.PURGE of {cfg.purge_jobs:,} dead jobs — the call, then the timer freeing them")
+    a("")
+    if isinstance(pg, dict):
+        ib, ia = pg["info_before"], pg["info_after"]
+        a(f"{pg['jobs']:,} dead jobs on one key (made in {pg['load_s']:.1f} s as in section 9; MEMORY USAGE "
+          f"{pg['memory_before'] / 1e6:.0f} MB), a fresh server started with `latency-monitor-threshold 1`. One "
+          "client pings back to back on its own connection from 1 s before the PURGE until 200 ms after MEMORY "
+          "USAGE of the key fell below a tenth of what it was (polled every 10 ms); every round trip is recorded.")
+        a("")
+        a("| figure | value |")
+        a("| --- | ---: |")
+        a(f"| PURGE call, server (INFO commandstats usec) | {ms(pg['purge_us'])} |")
+        a(f"| PURGE call, wall (client round trip) | {pg['purge_wall_ms']:.2f} ms |")
+        a(f"| memory freed (below 1/10) after the PURGE | "
+          f"{fmt(pg['freed_ms'], 0) + ' ms' if pg['freed_ms'] is not None else 'not within 120 s'} |")
+        a(f"| INFO once once_timer_max_tick_us before → after | {ib.get('once_timer_max_tick_us')} → "
+          f"{ia.get('once_timer_max_tick_us')} µs |")
+        a(f"| INFO once timer ticks during the run | "
+          f"{int(ia.get('once_timer_ticks', 0)) - int(ib.get('once_timer_ticks', 0)):,} |")
+        a(f"| LATENCY LATEST (event: max ms) since the PURGE | "
+          f"{', '.join(f'{k}: {v}' for k, v in pg['latency_latest_ms'].items()) or 'nothing ≥ 1 ms'} |")
+        pp, pi = pg["ping_purge"], pg["ping_idle"]
+        a(f"| ping RTT from the PURGE to freed + 200 ms: n / p50 / p99 / p99.9 / max | {fmt(pp['n'])} / "
+          f"{fmt(pp['p50_us'])} / {fmt(pp['p99_us'])} / {fmt(pp['p999_us'])} / {fmt(pp['max_us'])} µs |")
+        a(f"| ping RTT idle, the second before (noise baseline): n / p50 / p99 / p99.9 / max | {fmt(pi['n'])} / "
+          f"{fmt(pi['p50_us'])} / {fmt(pi['p99_us'])} / {fmt(pi['p999_us'])} / {fmt(pi['max_us'])} µs |")
+        a(f"| longest ping, started at PURGE + | {pg['worst_ping_at_ms']:.1f} ms |")
+    else:
+        a(f"Failed / not run: {pg}")
+    a("")
+
+    # 11
+    a(f"## 11. ONCE.PUSH throughput with keyspace notifications off vs on — redis-benchmark -c 50 -P 16 "
+      f"-n {cfg.notify_n:,}")
+    a("")
+    if isinstance(nt, dict):
+        a(f"The same server, `CONFIG SET notify-keyspace-events ''` vs `{nt['flags']}` (which includes `d`, the "
+          f"module class: checked before the runs, a subscriber got `once.push`: "
+          f"{'yes' if nt['delivered'] else '**no**'}; with '' it got nothing: "
+          f"{'yes' if nt['silent_when_off'] else '**no**'}). No client is subscribed during the runs, so this is the "
+          f"cost of raising the notification, not of delivering it. Median of {cfg.notify_reps} rounds, the order "
+          "alternating; `usec_per_call` from INFO commandstats.")
+        a("")
+        a("| notifications | ops/s (median) | µs/call (median) | ops/s, every run |")
+        a("| --- | ---: | ---: | --- |")
+        for mode, v in nt["modes"].items():
+            a(f"| {mode} | {fmt(v['rps'])} | {v['usec']:.3f} | {', '.join(fmt(x) for x in v['rps_all'])} |")
+        a("")
+        a(f"On ÷ off per round: {', '.join(f'{x:.2f}' for x in nt['round_ratios'])} (median {nt['ratio']:.2f}).")
+    else:
+        a(f"Failed / not run: {nt}")
+    a("")
     a("Ratios between runs swing by about ±0.1 on this 2-core VM; the server-side figures (µs/call, server CPU "
       "per job, timer tick) are steadier than throughput. Nothing here is asserted: PASS/MISS only reports.")
     return "\n".join(L) + "\n"
@@ -920,7 +1285,8 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=os.path.join(BENCH, "results.md"))
     ap.add_argument("--only", default="",
-                    help="comma list of sections: push,cycle,memory,delayed,wakeup,cluster,cancel,crontick")
+                    help="comma list of sections: push,cycle,memory,delayed,wakeup,cluster,cancel,crontick,"
+                         "listtail,purge,notify")
     cfg = ap.parse_args()
     q = cfg.quick
     cfg.push_n = 200_000 if q else 1_000_000
@@ -939,6 +1305,12 @@ def main():
     cfg.tick_schedules = 2_000 if q else 10_000
     cfg.tick_keys = [1, 10]
     cfg.tick_after_s = 1.0
+    cfg.list_jobs = 100_000 if q else 1_000_000
+    cfg.list_calls = 50 if q else 200
+    cfg.list_reps = 1 if q else 3
+    cfg.purge_jobs = 100_000 if q else 1_000_000
+    cfg.notify_n = 200_000 if q else 1_000_000
+    cfg.notify_reps = 2 if q else 5
     only = set(x for x in cfg.only.split(",") if x)
 
     if (not only or only & {"cycle", "memory", "delayed", "wakeup"}) and not os.access(DRIVER, os.X_OK):
@@ -961,6 +1333,9 @@ def main():
         ("cluster", bench_cluster, feats["push"] and feats["ack_fetch"] and feats["stats"]),
         ("cancel", bench_cancel, feats["push"]),
         ("crontick", bench_cron_tick, feats["push_at"] and feats["stats"] and feats["info_once"]),
+        ("listtail", bench_list_tail, feats["push"] and feats["reserve"] and feats["list"]),
+        ("purge", bench_purge, feats["push"] and feats["reserve"] and feats["purge"] and feats["info_once"]),
+        ("notify", bench_notify, feats["push"]),
     ]
     for name, fn, can in sections:
         if only and name not in only:
