@@ -11,12 +11,16 @@ use crate::persist::encode::{job_header, schedule_args, settings_args};
 use crate::rm::{self, Ctx, OwnedStr, RStr};
 use crate::value::QueueValue;
 
-/// `ONCE._JOB key header payload [ID id] [ERROR text]`, reusing the client's key and payload strings.
-pub fn job(ctx: Ctx, key: RStr, mode: &str, job: &Job, payload: RStr) {
+/// `ONCE._JOB key header payload [ID id] [ERROR text] [GROUP g]`, reusing the client's key and payload
+/// strings (`group` is empty for the default group).
+pub fn job(ctx: Ctx, key: RStr, mode: &str, job: &Job, group: &[u8], payload: RStr) {
     let header = job_header(mode, job);
-    let mut extra: Vec<(&CStr, &[u8])> = Vec::with_capacity(2);
+    let mut extra: Vec<(&CStr, &[u8])> = Vec::with_capacity(3);
     if let Some(id) = job.custom_id() {
         extra.push((c"ID", id));
+    }
+    if !group.is_empty() {
+        extra.push((c"GROUP", group));
     }
     if let Some(e) = job.last_error() {
         extra.push((c"ERROR", e));

@@ -41,6 +41,15 @@ pub fn settle(ctx: Ctx, key: RStr, v: &mut QueueValue, before: Snapshot) {
     note_deadline(ctx, rm::selected_db(ctx), rm::bytes(&key), v);
 }
 
+/// Asks the timer to look at this queue at `t` (when a rate limit lets the next reservation go), so the
+/// key is signalled and blocked readers are served then.
+pub fn note_wake(ctx: Ctx, key: RStr, v: &mut QueueValue, t: u64) {
+    if t < v.noted_deadline {
+        v.noted_deadline = t;
+        alarm::note(ctx, rm::selected_db(ctx), rm::bytes(&key), t);
+    }
+}
+
 pub fn note_deadline(ctx: Ctx, db: i32, key: &[u8], v: &mut QueueValue) {
     if let Some(d) = v.queue.next_deadline() {
         if d < v.noted_deadline {

@@ -142,13 +142,14 @@ fn fire_schedules(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_a
                 backoff_ms: s.options.backoff_ms,
                 lease_ms: s.options.lease_ms,
                 priority: s.options.priority,
+                group: None,
             })
             .collect();
         for new in jobs {
             if let Pushed::Added(seq) = v.queue.push(new, now) {
                 if let Some(job) = v.queue.job(seq) {
                     let payload = OwnedStr::new(&job.payload);
-                    effects::job(ctx, key.0, "PUSH", job, payload.0);
+                    effects::job(ctx, key.0, "PUSH", job, b"", payload.0);
                 }
             }
         }

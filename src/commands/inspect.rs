@@ -2,7 +2,7 @@
 
 use super::args::{arity, CmdResult};
 use super::existing;
-use crate::core::Job;
+use crate::core::{Job, Queue};
 use crate::rm::{self, Ctx, Key, RStr};
 
 pub fn inspect(ctx: Ctx, args: &[RStr]) -> CmdResult {
@@ -10,22 +10,22 @@ pub fn inspect(ctx: Ctx, args: &[RStr]) -> CmdResult {
         return Err(arity("ONCE.INSPECT"));
     }
     let mut key = Key::open(ctx, args[1], false);
-    let job = existing(&mut key)?.and_then(|v| v.queue.find(rm::bytes(&args[2])).and_then(|s| v.queue.job(s)));
-    let Some(job) = job else {
-        rm::reply_null(ctx);
-        return Ok(());
-    };
-    reply_job(ctx, job, true);
+    let v = existing(&mut key)?;
+    let found = v.as_ref().and_then(|v| v.queue.find(rm::bytes(&args[2])).and_then(|s| v.queue.job(s)).map(|j| (&v.queue, j)));
+    match found {
+        Some((q, job)) => reply_job(ctx, q, job, true),
+        None => rm::reply_null(ctx),
+    }
     Ok(())
 }
 
 /// One job as INSPECT shows it (LIST too; `with_payload` false leaves the payload out).
-pub fn reply_job(ctx: Ctx, job: &Job, with_payload: bool) {
+pub fn reply_job(ctx: Ctx, q: &Queue, job: &Job, with_payload: bool) {
     let opt = |ctx, v: Option<u64>| match v {
         Some(x) => rm::reply_u64(ctx, x),
         None => rm::reply_null(ctx),
     };
-    rm::reply_map(ctx, if with_payload { 14 } else { 13 });
+    rm::reply_map(ctx, if with_payload { 15 } else { 14 });
     rm::reply_bulk(ctx, b"id");
     rm::reply_bulk(ctx, &job.id_bytes());
     rm::reply_bulk(ctx, b"state");
@@ -59,4 +59,9 @@ pub fn reply_job(ctx: Ctx, job: &Job, with_payload: bool) {
     rm::reply_int(ctx, i64::from(job.tries()));
     rm::reply_bulk(ctx, b"died");
     opt(ctx, job.died_ms());
+    rm::reply_bulk(ctx, b"group");
+    match q.group_name(job) {
+        Some(g) => rm::reply_bulk(ctx, g),
+        None => rm::reply_null(ctx),
+    }
 }

@@ -12,7 +12,9 @@ use crate::core::events::Kind;
 use crate::core::limits::{self, FIRE_TIME};
 use crate::core::FailCause;
 use crate::core::histogram::Which;
-use crate::persist::encode::{decode_events, decode_hist, decode_job, decode_meta, decode_schedule, decode_settings};
+use crate::persist::encode::{
+    decode_events, decode_group, decode_hist, decode_job, decode_meta, decode_schedule, decode_settings, decode_times,
+};
 use crate::effects;
 use crate::rm::{self, Ctx, Key, OwnedStr, RStr};
 use crate::value::QueueValue;
@@ -105,9 +107,9 @@ pub fn job(ctx: Ctx, args: &[RStr]) -> CmdResult {
     if args.len() < 4 {
         return Err(arity("ONCE._JOB"));
     }
-    let (job, counted) = decode_job(&all_bytes(&args[2..])).map_err(|e| err(format!("bad job: {e}")))?;
+    let d = decode_job(&all_bytes(&args[2..])).map_err(|e| err(format!("bad job: {e}")))?;
     with_queue(ctx, args, true, |v| {
-        let inserted = if counted { v.queue.insert_pushed(job) } else { v.queue.insert(job) };
+        let inserted = v.queue.insert_in_group(d.job, d.group.as_deref(), d.counted);
         inserted.map_err(|e| err(format!("bad job: {e}")))
     })
 }
@@ -304,6 +306,64 @@ pub fn hist(ctx: Ctx, args: &[RStr]) -> CmdResult {
             Which::Wait => v.queue.wait = h,
             Which::Run => v.queue.run = h,
         }
+        Ok(())
+    })
+}
+
+/// `ONCE._GROUP key name concurrency rate-n rate-per [window time ...]`: a group's own limits (-1: the
+/// queue's apply) and rate window, as they are (ONCE.GROUP, AOF rewrite). The empty name is the default
+/// group, which has no limits of its own.
+pub fn group(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if args.len() < 6 {
+        return Err(arity("ONCE._GROUP"));
+    }
+    let g = decode_group(&all_bytes(&args[2..])).map_err(|e| err(format!("bad group: {e}")))?;
+    if g.name.is_empty() && g.own != crate::core::flow::Limits::default() {
+        return Err(err("the default group has no limits of its own"));
+    }
+    with_queue(ctx, args, true, |v| {
+        let limits = v.queue.limits();
+        let gid = v.queue.flow.gid_or_new(&g.name);
+        v.queue.flow.set_window(gid, g.window, &limits);
+        v.queue.flow.set_own(gid, g.own, &limits);
+        Ok(())
+    })
+}
+
+/// `ONCE._WINDOW key [time ...]`: the queue's own rate window (AOF rewrite).
+pub fn window(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if args.len() < 2 {
+        return Err(arity("ONCE._WINDOW"));
+    }
+    let times = decode_times(&all_bytes(&args[2..])).map_err(|e| err(format!("bad window: {e}")))?;
+    with_queue(ctx, args, true, |v| {
+        v.queue.flow.window = crate::core::flow::Window(times);
+        Ok(())
+    })
+}
+
+/// `ONCE._RING key FIRST|NEXT name ...`: the round-robin's order (AOF rewrite): these groups take their
+/// turns first, in this order (after those of the FIRST command, for NEXT).
+pub fn ring(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if args.len() < 3 {
+        return Err(arity("ONCE._RING"));
+    }
+    let first = match rm::bytes(&args[2]).to_ascii_uppercase().as_slice() {
+        b"FIRST" => true,
+        b"NEXT" => false,
+        _ => return Err(err("ring part must be FIRST or NEXT")),
+    };
+    let names = all_bytes(&args[3..]);
+    with_queue(ctx, args, false, |v| {
+        let order: Vec<u32> = names
+            .iter()
+            .map(|n| v.queue.flow.gid(n).ok_or_else(|| err(format!("no group '{}'", crate::text::shown(n)))))
+            .collect::<Result<_, _>>()?;
+        let limits = v.queue.limits();
+        let mut all = if first { Vec::new() } else { v.queue.flow.ring_order(&limits) };
+        all.retain(|g| !order.contains(g));
+        all.extend(order);
+        v.queue.flow.restore_ring(&all, &limits);
         Ok(())
     })
 }

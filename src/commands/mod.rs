@@ -6,6 +6,7 @@ pub mod args;
 pub mod docs;
 pub mod events;
 pub mod extend;
+pub mod groups;
 pub mod histogram;
 pub mod inspect;
 pub mod internal;

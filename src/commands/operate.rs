@@ -8,6 +8,8 @@ use crate::core::limits::{self, LIST_COUNT_DEFAULT};
 use crate::core::queue::list::Cursor;
 use crate::core::settings::Settings;
 use crate::core::events::Kind;
+use crate::core::flow::Rate;
+use crate::core::limits::Range;
 use crate::core::State;
 use crate::effects;
 use crate::rm::{self, Ctx, Key, OwnedStr, RStr};
@@ -21,17 +23,29 @@ fn state_arg(b: &[u8], allowed: &[State]) -> Result<State, super::args::CmdError
     })
 }
 
-/// A cursor is `0` (the start) or what the previous page returned: `<a>:<b>`.
+/// A cursor is `0` (the start) or what the previous page returned: `<time>:<seq>`, or for ready jobs
+/// `<group>:<priority>:<position>` (a two-part ready cursor from before groups reads as the default group).
 fn parse_cursor(b: &[u8]) -> Result<Option<Cursor>, super::args::CmdError> {
     if b == b"0" {
         return Ok(None);
     }
     let bad = || err(format!("invalid cursor '{}'", shown(b)));
     let text = std::str::from_utf8(b).map_err(|_| bad())?;
-    let (a, c) = text.split_once(':').ok_or_else(bad)?;
-    let a = parse_i64(a.as_bytes()).ok_or_else(bad)?;
-    let c = parse_i64(c.as_bytes()).and_then(|v| u64::try_from(v).ok()).ok_or_else(bad)?;
-    Ok(Some((a, c)))
+    let parts: Vec<&str> = text.split(':').collect();
+    let unsigned = |t: &str| parse_i64(t.as_bytes()).and_then(|v| u64::try_from(v).ok()).ok_or_else(bad);
+    let signed = |t: &str| parse_i64(t.as_bytes()).ok_or_else(bad);
+    match parts.as_slice() {
+        [a, c] => Ok(Some((0, signed(a)?, unsigned(c)?))),
+        [g, a, c] => Ok(Some((unsigned(g)?, signed(a)?, unsigned(c)?))),
+        _ => Err(bad()),
+    }
+}
+
+fn cursor_text(state: State, (g, a, b): Cursor) -> Vec<u8> {
+    match state {
+        State::Ready => format!("{g}:{a}:{b}").into_bytes(),
+        _ => format!("{a}:{b}").into_bytes(),
+    }
 }
 
 /// ONCE.LIST queue ready|delayed|reserved|dead [CURSOR c] [COUNT n] [WITHPAYLOADS]
@@ -61,13 +75,13 @@ pub fn list(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let (seqs, next) = v.queue.list(state, cursor, count);
     rm::reply_array(ctx, 2);
     match next {
-        Some((a, b)) => rm::reply_bulk(ctx, format!("{a}:{b}").as_bytes()),
+        Some(c) => rm::reply_bulk(ctx, &cursor_text(state, c)),
         None => rm::reply_bulk(ctx, b"0"),
     }
     let jobs: Vec<_> = seqs.iter().filter_map(|&s| v.queue.job(s)).collect();
     rm::reply_array(ctx, jobs.len());
     for job in jobs {
-        reply_job(ctx, job, payloads);
+        reply_job(ctx, &v.queue, job, payloads);
     }
     Ok(())
 }
@@ -146,11 +160,10 @@ pub fn configure(ctx: Ctx, args: &[RStr]) -> CmdResult {
             "DEAD-MAX" => s.dead_max = opts.int(limits::DEAD_MAX)? as u64,
             "DEAD-TTL" => s.dead_ttl_ms = opts.int(limits::DEAD_TTL)? as u64,
             "EVENTS-MAX" => s.events_max = opts.int(limits::EVENTS_MAX)? as u64,
-            other => {
-                return Err(err(format!(
-                    "{other} is not available yet: flow control is not in this version"
-                )))
-            }
+            "CONCURRENCY" => s.concurrency = opts.int(limits::CONCURRENCY)? as u32,
+            "GROUP-CONCURRENCY" => s.group_concurrency = opts.int(limits::CONCURRENCY)? as u32,
+            "RATE" => s.rate = rate_value(&mut opts, "RATE")?,
+            _ => s.group_rate = rate_value(&mut opts, "GROUP-RATE")?,
         }
     }
     if !changed && current.is_none() {
@@ -169,6 +182,17 @@ pub fn configure(ctx: Ctx, args: &[RStr]) -> CmdResult {
     Ok(())
 }
 
+/// `n PER ms` after RATE or GROUP-RATE (n 0: no limit).
+pub fn rate_value(opts: &mut Options<'_>, name: &'static str) -> Result<Rate, super::args::CmdError> {
+    let n = opts.int(Range { name, ..limits::RATE_N })? as u32;
+    match opts.value(name) {
+        Ok(w) if w.eq_ignore_ascii_case(b"PER") => {}
+        _ => return Err(err(format!("{name} needs PER ms: {name} n PER ms"))),
+    }
+    let per = opts.int(limits::RATE_PER)? as u64;
+    Ok(Rate { n, per_ms: per })
+}
+
 /// The settings as a map: `nil` where the module config applies.
 pub fn reply_settings(ctx: Ctx, s: &Settings) {
     rm::reply_map(ctx, SETTINGS_PAIRS);
@@ -176,7 +200,7 @@ pub fn reply_settings(ctx: Ctx, s: &Settings) {
 }
 
 /// How many field/value pairs `reply_setting_pairs` writes.
-pub const SETTINGS_PAIRS: usize = 7;
+pub const SETTINGS_PAIRS: usize = 13;
 
 /// The settings' field/value pairs, inside a map the caller opened (CONFIGURE's own, or STATS').
 pub fn reply_setting_pairs(ctx: Ctx, s: &Settings) {
@@ -198,4 +222,16 @@ pub fn reply_setting_pairs(ctx: Ctx, s: &Settings) {
     rm::reply_u64(ctx, s.dead_ttl_ms);
     rm::reply_bulk(ctx, b"events_max");
     rm::reply_u64(ctx, s.events_max);
+    let flow: [(&[u8], u64); 6] = [
+        (b"concurrency", u64::from(s.concurrency)),
+        (b"rate", u64::from(s.rate.n)),
+        (b"rate_per", s.rate.per_ms),
+        (b"group_concurrency", u64::from(s.group_concurrency)),
+        (b"group_rate", u64::from(s.group_rate.n)),
+        (b"group_rate_per", s.group_rate.per_ms),
+    ];
+    for (name, v) in flow {
+        rm::reply_bulk(ctx, name);
+        rm::reply_u64(ctx, v);
+    }
 }

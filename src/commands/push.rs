@@ -1,10 +1,11 @@
 //! ONCE.PUSH queue payload [ID id] [DELAY ms | AT unix-ms] [RETRIES n] [BACKOFF ms] [LEASE ms] [PRIORITY n]
+//!   [GROUP g]
 
 use super::args::{arity, err, CmdResult, Options};
 use super::spec::PUSH_ARGS;
 use super::{existing_or_new, settle};
 use crate::config;
-use crate::core::limits::{self, MAX_ID_BYTES};
+use crate::core::limits::{self, MAX_GROUP_BYTES, MAX_ID_BYTES};
 use crate::core::queue::{NewJob, Pushed};
 use crate::effects;
 use crate::rm::{self, Ctx, Key, RStr};
@@ -20,6 +21,7 @@ pub fn push(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let mut backoff = None;
     let mut lease = 0;
     let mut priority = 0;
+    let mut group = None;
     let mut opts = Options::new(args, 3, PUSH_ARGS);
     while let Some(token) = opts.next()? {
         match token {
@@ -35,6 +37,13 @@ pub fn push(ctx: Ctx, args: &[RStr]) -> CmdResult {
             "RETRIES" => retries = Some(opts.int(limits::RETRIES)? as u32),
             "BACKOFF" => backoff = Some(opts.int(limits::BACKOFF)? as u64),
             "LEASE" => lease = opts.int(limits::LEASE)? as u64,
+            "GROUP" => {
+                let v = opts.value("GROUP")?;
+                if v.is_empty() || v.len() > MAX_GROUP_BYTES {
+                    return Err(err(format!("GROUP must be 1 to {MAX_GROUP_BYTES} bytes")));
+                }
+                group = Some(v);
+            }
             _ => priority = opts.int(limits::PRIORITY)? as i32,
         }
     }
@@ -66,13 +75,14 @@ pub fn push(ctx: Ctx, args: &[RStr]) -> CmdResult {
         backoff_ms: backoff.or(v.queue.settings.backoff_ms).unwrap_or_else(config::default_backoff_ms),
         lease_ms: lease,
         priority,
+        group: group.map(Into::into),
     };
     let seq = match v.queue.push(new, now) {
         Pushed::Exhausted => return Err(err("the queue has used up its id sequence")),
         Pushed::Existing(seq) => seq,
         Pushed::Added(seq) => {
             if let Some(job) = v.queue.job(seq) {
-                effects::job(ctx, key_name, "PUSH", job, payload);
+                effects::job(ctx, key_name, "PUSH", job, v.queue.flow.name(job.group), payload);
             }
             settle(ctx, key_name, v, before);
             seq

@@ -13,6 +13,7 @@ use super::spec::RESERVE_ARGS;
 use crate::core::limits;
 use super::{existing, settle};
 use crate::config;
+use crate::service;
 use crate::effects;
 use crate::rm::{self, Ctx, Key, RStr};
 
@@ -76,6 +77,13 @@ fn serve(ctx: Ctx, key_name: RStr, key: &mut Key, want: Want) -> Result<bool, Cm
     let default_lease = v.queue.settings.lease_ms.unwrap_or_else(config::default_lease_ms);
     let lease_of = |j: &crate::core::Job| want.lease.unwrap_or(if j.lease_ms > 0 { u64::from(j.lease_ms) } else { default_lease });
     let seqs = if v.queue.settings.paused { Vec::new() } else { v.queue.reserve(want.count, now, lease_of) };
+    // Turned away by a rate limit: the timer signals the key when the rate allows (a blocked client, or
+    // the next one, is then served without polling).
+    if !v.queue.settings.paused {
+        if let Some(t) = v.queue.wake_at(now) {
+            service::note_wake(ctx, key_name, v, t);
+        }
+    }
     if seqs.is_empty() {
         if promoted > 0 {
             settle(ctx, key_name, v, before);

@@ -4,7 +4,7 @@
 
 use std::ffi::c_int;
 
-use super::{ack, events, extend, histogram, inspect, internal, manage, nack, operate, push, reserve, run, schedule, stats};
+use super::{ack, events, extend, groups, histogram, inspect, internal, manage, nack, operate, push, reserve, run, schedule, stats};
 use crate::rm::{Ctx, RStr};
 
 /// What Redis calls: a handler wrapped by `run`, so no error or panic escapes.
@@ -147,6 +147,7 @@ pub const PUSH_ARGS: &[Arg] = &[
     JOB_OPTIONS[1],
     JOB_OPTIONS[2],
     JOB_OPTIONS[3],
+    opt("GROUP", "group", Str),
 ];
 
 pub const RESERVE_ARGS: &[Arg] = &[
@@ -240,6 +241,9 @@ pub const CONFIGURE_ARGS: &[Arg] = &[
 const ID_ARGS: &[Arg] = &[KEY, pos("id", Str)];
 pub const EVENTS_ARGS: &[Arg] =
     &[KEY, opt("AFTER", "event-id", Str), opt("COUNT", "count", Int), opt("BLOCK", "timeout-ms", Int)];
+pub const GROUP_ARGS: &[Arg] =
+    &[KEY, pos("name", Str), opt("CONCURRENCY", "n", Int), rate("rate", "RATE"), opt("RESET", "reset", Token)];
+pub const GROUPS_ARGS: &[Arg] = &[KEY, opt("CURSOR", "cursor", Str), opt("COUNT", "count", Int)];
 const HISTOGRAM_ARGS: &[Arg] = &[
     KEY,
     Arg { name: "which", kind: Kind::OneOf(&[word("wait"), word("run")]), token: None, optional: false, multiple: false },
@@ -328,15 +332,21 @@ pub static COMMANDS: &[Command] = &[
     cmd!("ONCE.LIST", operate::list, "readonly", Read, -3, LIST_ARGS,
         "Lists a page of the jobs in one state, in the order of that state, from a cursor",
         "O(log n + COUNT)"),
-    cmd!("ONCE.PURGE", operate::purge, "write fast", Delete, 3, PURGE_ARGS,
-        "Removes every ready, delayed or dead job at once (freed in timer steps)", "O(1)"),
+    cmd!("ONCE.PURGE", operate::purge, "write", Delete, 3, PURGE_ARGS,
+        "Removes every ready, delayed or dead job at once (freed in timer steps)",
+        "O(1) per job; O(g) for g groups when purging ready jobs"),
     cmd!("ONCE.PAUSE", operate::pause, "write fast", Update, 2, KEY_ONLY,
         "Stops RESERVE serving the queue (pushes, promotions and lease expiry go on)", "O(1)"),
     cmd!("ONCE.RESUME", operate::resume, "write fast", Update, 2, KEY_ONLY,
         "Lets RESERVE serve a paused queue again; blocked reservers are served", "O(1)"),
-    cmd!("ONCE.CONFIGURE", operate::configure, "write deny-oom fast", Insert, -2, CONFIGURE_ARGS,
+    cmd!("ONCE.CONFIGURE", operate::configure, "write deny-oom", Insert, -2, CONFIGURE_ARGS,
         "Sets and shows a queue's own settings (a job's option wins, then these, then the module configs)",
-        "O(1)"),
+        "O(1); O(g) for g groups when a limit changes"),
+    cmd!("ONCE.GROUP", groups::group, "write deny-oom fast", Insert, -3, GROUP_ARGS,
+        "Sets and shows one group's own limits (over GROUP-CONCURRENCY and GROUP-RATE) and its counts",
+        "O(log g)"),
+    cmd!("ONCE.GROUPS", groups::groups, "readonly", Read, -2, GROUPS_ARGS,
+        "Lists a page of the queue's groups by name, from a cursor", "O(log g + COUNT)"),
     cmd!("ONCE.EVENTS", events::events, "readonly blocking", Read, -2, EVENTS_ARGS,
         "Reads the queue's event log (EVENTS-MAX) after an event id, optionally waiting for the next event",
         "O(log n + COUNT); with BLOCK it may wait"),
@@ -355,6 +365,9 @@ pub static COMMANDS: &[Command] = &[
     internal_cmd!("ONCE._AT", internal::at),
     internal_cmd!("ONCE._EVENTS", internal::events),
     internal_cmd!("ONCE._HIST", internal::hist),
+    internal_cmd!("ONCE._GROUP", internal::group),
+    internal_cmd!("ONCE._WINDOW", internal::window),
+    internal_cmd!("ONCE._RING", internal::ring),
 ];
 
 #[cfg(test)]

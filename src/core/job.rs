@@ -207,6 +207,8 @@ pub struct Job {
     /// How many times a failed job is tried again (at most 1000).
     pub retries: u16,
     pub state: State,
+    /// Its group in the queue's flow control (0: the default group).
+    pub group: u32,
 }
 
 impl Job {
@@ -242,6 +244,7 @@ impl Job {
             priority: 0,
             retries: 0,
             state: State::Ready,
+            group: 0,
         }
     }
 
@@ -326,8 +329,8 @@ mod tests {
 
     #[test]
     fn a_job_stays_small_and_payloads_round_trip() {
-        // 88: `since_ms` (for the latency histograms) took the job from 80.
-        assert!(std::mem::size_of::<Job>() <= 88, "Job is {} bytes", std::mem::size_of::<Job>());
+        // 96: `since_ms` (latency histograms) and `group` (flow control) took the job from 80.
+        assert!(std::mem::size_of::<Job>() <= 96, "Job is {} bytes", std::mem::size_of::<Job>());
         for n in [0usize, 1, 22, 23, 1000] {
             let v: Vec<u8> = (0..n).map(|i| i as u8).collect();
             assert_eq!(&*Payload::from(&v[..]), &v[..]);

@@ -71,6 +71,16 @@ pub const EVENTS_MAX: Range = Range::new("EVENTS-MAX", 0, 100_000);
 /// ONCE.EVENTS' page size.
 pub const EVENTS_COUNT: Range = Range::new("COUNT", 1, 10_000);
 pub const EVENTS_COUNT_DEFAULT: usize = 100;
+/// Flow control: jobs reserved at once (0: no limit), and `RATE n PER ms` (n 0: no limit).
+pub const CONCURRENCY: Range = Range::new("CONCURRENCY", 0, 1_000_000);
+pub const RATE_N: Range = Range::new("RATE", 0, 100_000);
+pub const RATE_PER: Range = Range::new("PER", 1, 86_400_000);
+/// A stored window length (0 where no rate was ever set).
+pub const RATE_STORED_PER: Range = Range::new("PER", 0, 86_400_000);
+/// Bytes of a group name.
+pub const MAX_GROUP_BYTES: usize = 256;
+/// ONCE.GROUPS' page size.
+pub const GROUPS_COUNT: Range = Range::new("COUNT", 1, 1000);
 /// ONCE.LIST's page size.
 pub const LIST_COUNT: Range = Range::new("COUNT", 1, 1000);
 pub const LIST_COUNT_DEFAULT: usize = 100;

@@ -2,6 +2,7 @@
 //! and every random choice arrives as an argument, so the state machine is deterministic and testable.
 pub mod backoff;
 pub mod events;
+pub mod flow;
 pub mod histogram;
 pub mod job;
 pub mod limits;

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::backoff::{self, Outcome};
 use super::events::{EventLog, Kind};
+use super::flow::{Flow, QueueLimits, DEFAULT_GROUP};
 use super::histogram::Histogram;
 use super::job::{parse_server_id, server_id, Extra, Job, Payload, State};
 use super::line::Line;
@@ -65,6 +66,8 @@ pub struct NewJob {
     pub backoff_ms: u64,
     pub lease_ms: u64,
     pub priority: i32,
+    /// GROUP (None: the default group).
+    pub group: Option<Box<[u8]>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,6 +84,7 @@ pub enum InsertError {
     DuplicateSeq(u64),
     DuplicateId,
     SeqOutOfRange(u64),
+    NoGroup,
 }
 
 impl std::fmt::Display for InsertError {
@@ -89,9 +93,13 @@ impl std::fmt::Display for InsertError {
             InsertError::DuplicateSeq(s) => write!(f, "job seq {s} already exists"),
             InsertError::DuplicateId => write!(f, "job id already exists"),
             InsertError::SeqOutOfRange(s) => write!(f, "job seq {s} is out of range"),
+            InsertError::NoGroup => write!(f, "job names no group of this queue"),
         }
     }
 }
+
+/// Ready lines by (group, priority): a group's lines sit together, highest priority first.
+pub type ReadyLines = BTreeMap<(u32, Reverse<i32>), Line>;
 
 #[derive(Clone, Debug, Default)]
 pub struct Queue {
@@ -99,8 +107,9 @@ pub struct Queue {
     /// Client ids. A B-tree, not a hash table: a table of millions doubles in one go (a stall of many ms,
     /// in PUSH or in a cron tick), a B-tree grows and shrinks a node at a time.
     custom_ids: BTreeMap<Box<[u8]>, u64>,
-    /// Ready jobs, one FIFO line per priority; a ready job's `deadline_ms` is its position in its line.
-    ready: BTreeMap<Reverse<i32>, Line>,
+    /// Ready jobs, one FIFO line per group and priority; a ready job's `deadline_ms` is its position in its
+    /// line.
+    ready: ReadyLines,
     ready_len: usize,
     /// Where a new line starts: past every position any line handed out (an emptied or purged line's too).
     line_floor: u64,
@@ -119,6 +128,8 @@ pub struct Queue {
     schedules: BTreeMap<Box<[u8]>, Schedule>,
     /// Schedules by next fire time, so the timer finds the due ones without looking at the rest.
     fires: BTreeSet<(u64, Box<[u8]>)>,
+    /// Groups, the round-robin among them, and the rate windows.
+    pub flow: Flow,
     /// The last EVENTS-MAX transitions.
     pub events: EventLog,
     /// Ready → reserved, in ms.
@@ -172,7 +183,7 @@ impl Queue {
     /// Whether the index of the job's state holds it: false only for purged jobs not yet freed.
     fn indexed(&self, j: &Job) -> bool {
         match j.state {
-            State::Ready => self.ready.get(&Reverse(j.priority)).and_then(|l| l.at(j.deadline_ms)) == Some(j.seq),
+            State::Ready => self.ready.get(&(j.group, Reverse(j.priority))).and_then(|l| l.at(j.deadline_ms)) == Some(j.seq),
             State::Delayed => self.graveyard.is_empty() || self.delayed.contains(&(j.deadline_ms, j.seq)),
             State::Reserved => true,
             State::Dead => self.graveyard.is_empty() || self.dead.contains(&(j.deadline_ms, j.seq)),
@@ -212,6 +223,10 @@ impl Queue {
         if seq >= SEQ_LIMIT {
             return Pushed::Exhausted;
         }
+        let group = match &new.group {
+            Some(name) => self.flow.gid_or_new(name),
+            None => DEFAULT_GROUP,
+        };
         let delayed = new.due_ms > now_ms;
         let job = Job {
             seq,
@@ -226,12 +241,34 @@ impl Queue {
             priority: new.priority,
             deadline_ms: if delayed { new.due_ms } else { 0 },
             since_ms: now_ms,
+            group,
         };
         // Fails only for a seq at the limit: seq is fresh and the custom id was checked above.
         if self.insert_pushed(job).is_err() {
+            self.flow.forget_if_empty(group, &self.limits());
             return Pushed::Exhausted;
         }
         Pushed::Added(seq)
+    }
+
+    /// Inserts a job into the group of that name (made if need be; None: the default group), as pushed
+    /// (`pushed`: counted and logged) or as it was (a rebuild).
+    pub fn insert_in_group(&mut self, mut job: Job, group: Option<&[u8]>, pushed: bool) -> Result<(), InsertError> {
+        job.group = match group {
+            Some(name) => self.flow.gid_or_new(name),
+            None => DEFAULT_GROUP,
+        };
+        let gid = job.group;
+        let result = if pushed { self.insert_pushed(job) } else { self.insert(job) };
+        if result.is_err() {
+            self.flow.forget_if_empty(gid, &self.limits());
+        }
+        result
+    }
+
+    /// The name of a job's group (None: the default group).
+    pub fn group_name(&self, job: &Job) -> Option<&[u8]> {
+        (job.group != DEFAULT_GROUP).then(|| self.flow.name(job.group))
     }
 
     /// Inserts a job that was just pushed (here or on the master): counted in pushed_total and logged.
@@ -259,10 +296,15 @@ impl Queue {
         self.events.record(max, kind, Some(&id), attempt, ms, error.as_deref());
     }
 
-    /// Replaces the queue's settings; a lower EVENTS-MAX trims the log at once (at most EVENTS_MAX events).
+    /// Replaces the queue's settings; a lower EVENTS-MAX trims the log at once (at most EVENTS_MAX events),
+    /// and new limits place every group again (O(groups)).
     pub fn set_settings(&mut self, s: Settings) {
+        let old = self.settings.limits();
         self.settings = s;
         self.events.trim(s.events_max);
+        if s.limits() != old {
+            self.flow.replace_all(&s.limits());
+        }
     }
 
     /// Logs a transition of the queue itself (pause, resume).
@@ -298,15 +340,21 @@ impl Queue {
         } else if !self.custom_ids.is_empty() && self.custom_ids.contains_key(job.id_bytes().as_slice()) {
             return Err(InsertError::DuplicateId);
         }
+        if self.flow.group(job.group).is_none() {
+            return Err(InsertError::NoGroup);
+        }
         let seq = job.seq;
         let mut job = job;
+        let limits = self.limits();
+        self.flow.hold(job.group);
         match job.state {
-            State::Ready => job.deadline_ms = self.enqueue_ready(seq, job.priority),
+            State::Ready => job.deadline_ms = self.enqueue_ready(seq, job.group, job.priority),
             State::Delayed => {
                 self.delayed.insert((job.deadline_ms, seq));
             }
             State::Reserved => {
                 self.leases.insert((job.deadline_ms, seq));
+                self.flow.add_reserved(job.group, &limits);
             }
             State::Dead => {
                 self.dead.insert((job.deadline_ms, seq));
@@ -320,19 +368,27 @@ impl Queue {
         Ok(())
     }
 
-    /// Puts `seq` at the back of its priority's line; returns its position there (the job's `deadline_ms`).
-    fn enqueue_ready(&mut self, seq: u64, priority: i32) -> u64 {
+    /// Puts `seq` at the back of its group's line for its priority; returns its position there (the job's
+    /// `deadline_ms`).
+    fn enqueue_ready(&mut self, seq: u64, group: u32, priority: i32) -> u64 {
         self.ready_len += 1;
         let floor = self.line_floor;
-        let pos = self.ready.entry(Reverse(priority)).or_insert_with(|| Line::starting_at(floor)).push_back(seq);
+        let pos = self.ready.entry((group, Reverse(priority))).or_insert_with(|| Line::starting_at(floor)).push_back(seq);
         self.line_floor = self.line_floor.max(pos + 1);
+        let limits = self.limits();
+        self.flow.add_ready(group, &limits);
         pos
+    }
+
+    /// The limits of the queue's settings, as flow control reads them.
+    pub fn limits(&self) -> QueueLimits {
+        self.settings.limits()
     }
 
     /// Makes a job already in the table ready (since `since_ms`), at the back of its line.
     fn make_ready(&mut self, seq: u64, since_ms: u64) {
-        let Some(priority) = self.jobs.get(seq).map(|j| j.priority) else { return };
-        let pos = self.enqueue_ready(seq, priority);
+        let Some((group, priority)) = self.jobs.get(seq).map(|j| (j.group, j.priority)) else { return };
+        let pos = self.enqueue_ready(seq, group, priority);
         if let Some(job) = self.jobs.get_mut(seq) {
             job.state = State::Ready;
             job.deadline_ms = pos;
@@ -346,15 +402,10 @@ impl Queue {
         let state = job.state;
         match state {
             State::Ready => {
-                let key = Reverse(job.priority);
-                let pos = job.deadline_ms;
-                if let Some(line) = self.ready.get_mut(&key) {
-                    line.remove_at(pos, seq);
-                    if line.is_empty() {
-                        self.ready.remove(&key);
-                    }
-                }
-                self.ready_len -= 1;
+                let group = job.group;
+                self.take_ready(seq);
+                let limits = self.limits();
+                self.flow.remove_ready(group, &limits);
             }
             State::Delayed => {
                 self.delayed.remove(&(job.deadline_ms, seq));
@@ -375,7 +426,25 @@ impl Queue {
         if let Some(id) = job.custom_id() {
             self.custom_ids.remove(id);
         }
+        let limits = self.limits();
+        self.flow.unhold(job.group, &limits);
         Some(job)
+    }
+
+    /// Takes a ready job out of its line (no group bookkeeping). False if it is not in one.
+    fn take_ready(&mut self, seq: u64) -> bool {
+        let Some(job) = self.job(seq).filter(|j| j.state == State::Ready) else { return false };
+        let key = (job.group, Reverse(job.priority));
+        let pos = job.deadline_ms;
+        let Some(line) = self.ready.get_mut(&key) else { return false };
+        let removed = line.remove_at(pos, seq);
+        if line.is_empty() {
+            self.ready.remove(&key);
+        }
+        if removed {
+            self.ready_len -= 1;
+        }
+        removed
     }
 
     /// The ready jobs that RESERVE would hand out next, best first.
@@ -383,12 +452,13 @@ impl Queue {
         self.ready.values().flat_map(|line| line.iter()).take(count).collect()
     }
 
-    /// Takes the best ready job off the front of its line (it is no longer indexed as ready).
-    fn take_best_ready(&mut self) -> Option<u64> {
-        let mut entry = self.ready.first_entry()?;
-        let seq = entry.get_mut().pop_front().map(|(_, s)| s);
-        if entry.get().is_empty() {
-            entry.remove();
+    /// Takes the best ready job of `group` off the front of its line (it is no longer indexed as ready).
+    fn take_best_of(&mut self, group: u32) -> Option<u64> {
+        let key = *self.ready.range((group, Reverse(i32::MAX))..=(group, Reverse(i32::MIN))).next()?.0;
+        let line = self.ready.get_mut(&key)?;
+        let seq = line.pop_front().map(|(_, s)| s);
+        if line.is_empty() {
+            self.ready.remove(&key);
         }
         if seq.is_some() {
             self.ready_len -= 1;
@@ -396,11 +466,30 @@ impl Queue {
         seq
     }
 
-    /// Reserves up to `count` ready jobs, best first. `lease_of` gives each job's lease length.
+    /// The next job flow control lets go at `now`: the queue's limits, then the group whose turn it is.
+    fn take_next(&mut self, now_ms: u64) -> Option<u64> {
+        let limits = self.limits();
+        if !self.flow.queue_allows(self.leases.len(), now_ms, &limits) {
+            return None;
+        }
+        let group = self.flow.next_group(now_ms, &limits)?;
+        self.take_best_of(group)
+    }
+
+    /// When a RESERVE that the limits turned away could be served (None: not by time alone).
+    pub fn wake_at(&self, now_ms: u64) -> Option<u64> {
+        if self.ready_len == 0 {
+            return None;
+        }
+        self.flow.wake_at(self.leases.len(), now_ms, &self.limits())
+    }
+
+    /// Reserves up to `count` ready jobs, as flow control serves them (without limits or groups: best
+    /// first). `lease_of` gives each job's lease length.
     pub fn reserve(&mut self, count: usize, now_ms: u64, lease_of: impl Fn(&Job) -> u64) -> Vec<u64> {
         let mut chosen = Vec::with_capacity(count.min(self.ready_len));
         while chosen.len() < count {
-            let Some(seq) = self.take_best_ready() else { break };
+            let Some(seq) = self.take_next(now_ms) else { break };
             let lease = self.jobs.get(seq).map_or(0, &lease_of);
             self.mark_reserved(seq, now_ms.saturating_add(lease), now_ms);
             chosen.push(seq);
@@ -415,10 +504,9 @@ impl Queue {
 
     /// Reserves one named ready job at `now_ms` with an explicit lease deadline. False if it is not ready.
     pub fn reserve_exact(&mut self, seq: u64, deadline_ms: u64, now_ms: u64) -> bool {
-        if !self.is_ready(seq) {
+        if !self.take_ready(seq) {
             return false;
         }
-        self.unindex(seq);
         self.mark_reserved(seq, deadline_ms, now_ms);
         true
     }
@@ -436,7 +524,19 @@ impl Queue {
         }
         self.leases.insert((deadline_ms, seq));
         self.totals.reserved += 1;
+        if let Some(group) = self.jobs.get(seq).map(|j| j.group) {
+            let limits = self.limits();
+            self.flow.took(group, now_ms, &limits);
+        }
         self.note(Kind::Reserve, seq, now_ms);
+    }
+
+    /// A reservation of `seq` ends at `now_ms` (its group has room again).
+    fn release(&mut self, seq: u64, now_ms: u64) {
+        if let Some(group) = self.jobs.get(seq).map(|j| j.group) {
+            let limits = self.limits();
+            self.flow.released(group, now_ms, &limits);
+        }
     }
 
     /// Completes a reserved job at `now_ms`. False if the job is not reserved.
@@ -446,6 +546,7 @@ impl Queue {
             self.run.record(ran);
         }
         self.note(Kind::Ack, seq, now_ms);
+        self.release(seq, now_ms);
         self.remove(seq);
         self.totals.acked += 1;
         true
@@ -515,6 +616,7 @@ impl Queue {
         if self.state_of(seq) != Some(State::Reserved) {
             return false;
         }
+        self.release(seq, now_ms);
         self.unindex(seq);
         match cause {
             FailCause::Nack => self.totals.nacked += 1,
@@ -603,6 +705,7 @@ impl Queue {
     /// hands them out (so each priority's line comes back the same), then the rest by seq.
     pub fn jobs_in_rebuild_order(&self) -> Vec<&Job> {
         let mut out: Vec<&Job> = self.ready.values().flat_map(|l| l.iter()).filter_map(|s| self.jobs.get(s)).collect();
+        // Each group's lines in order rebuild the group's lines; the ring's order travels on its own.
         let mut rest: Vec<&Job> = self.jobs.values().filter(|j| j.state != State::Ready && self.indexed(j)).collect();
         rest.sort_unstable_by_key(|j| j.seq);
         out.extend(rest);
@@ -620,7 +723,7 @@ impl Queue {
         // A B-tree entry of (u64, u64) costs about its size plus a share of node overhead.
         let deadlines = (self.delayed.len() + self.leases.len()) * 24;
         let schedules: usize = self.schedules.values().map(|s| 256 + s.payload.len() + s.spec_text.len()).sum();
-        size_of::<Self>() + table + heap + custom + ready + deadlines + schedules + self.events.bytes()
+        size_of::<Self>() + table + heap + custom + ready + deadlines + schedules + self.events.bytes() + self.flow.bytes()
     }
 
     pub fn schedules(&self) -> impl Iterator<Item = &Schedule> {
@@ -679,9 +782,11 @@ impl Queue {
         if count(State::Ready) != self.ready_len || self.ready.values().map(|l| l.len()).sum::<usize>() != self.ready_len {
             return Err("ready index disagrees with jobs".into());
         }
-        for (&Reverse(p), line) in &self.ready {
+        for (&(g, Reverse(p)), line) in &self.ready {
             let wrong = |(pos, s): (u64, u64)| {
-                self.jobs.get(s).is_none_or(|j| j.state != State::Ready || j.priority != p || j.deadline_ms != pos)
+                self.jobs
+                    .get(s)
+                    .is_none_or(|j| j.state != State::Ready || j.priority != p || j.group != g || j.deadline_ms != pos)
             };
             if line.iter_from(line.head()).any(wrong) {
                 return Err("ready line names a job that is not ready at its priority and place".into());
@@ -707,7 +812,19 @@ impl Queue {
         if self.jobs.seqs().any(|s| s >= self.next_seq) {
             return Err("id sequence is behind a job".into());
         }
-        Ok(())
+        let mut counts: std::collections::HashMap<u32, (u64, u64, u64)> = std::collections::HashMap::new();
+        for j in self.jobs.values() {
+            let c = counts.entry(j.group).or_default();
+            c.2 += 1;
+            if self.indexed(j) {
+                match j.state {
+                    State::Ready => c.0 += 1,
+                    State::Reserved => c.1 += 1,
+                    _ => {}
+                }
+            }
+        }
+        self.flow.check(&counts)
     }
 }
 

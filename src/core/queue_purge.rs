@@ -5,18 +5,16 @@
 //! checks that its job is still in its state's index), and the jobs are freed in steps. RETRY ALL marks how
 //! far the dead set goes back to ready, and the timer moves it in steps.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::super::job::State;
-use super::super::line::Line;
 use super::Queue;
 
 /// Indexes a PURGE took, waiting to have their jobs freed.
 #[derive(Clone, Debug, Default)]
 pub struct Graveyard {
     /// Whole ready indexes (every priority's line), taken in O(1) however many priorities there are.
-    lines: Vec<BTreeMap<Reverse<i32>, Line>>,
+    lines: Vec<super::ReadyLines>,
     sets: Vec<BTreeSet<(u64, u64)>>,
     /// Jobs still in the table that no reader sees.
     pub jobs: usize,
@@ -64,6 +62,7 @@ impl Queue {
                 let n = self.ready_len;
                 self.graveyard.lines.push(std::mem::take(&mut self.ready));
                 self.ready_len = 0;
+                self.flow.purge_ready();
                 n
             }
             State::Delayed => {
@@ -112,6 +111,8 @@ impl Queue {
                 self.custom_ids.remove(id);
             }
         }
+        let limits = self.limits();
+        self.flow.unhold(job.group, &limits);
         self.graveyard.jobs = self.graveyard.jobs.saturating_sub(1);
         true
     }

@@ -14,6 +14,7 @@ fn nj(payload: &str) -> NewJob {
         backoff_ms: 1000,
         lease_ms: 0,
         priority: 0,
+        group: None,
     }
 }
 
@@ -1154,6 +1155,7 @@ fn run_model(seed: u64, steps: usize) {
                     backoff_ms: rng.below(150),
                     lease_ms: if rng.chance(50) { 0 } else { 1 + rng.below(300) },
                     priority: rng.below(4) as i32 - 1,
+                    group: None,
                 };
                 let live = custom
                     .as_ref()

@@ -9,9 +9,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use super::job::Job;
 
-/// Slots per page: 93 × 88 bytes = 8184, just inside jemalloc's 8 KiB size class (64 × 88 would round
-/// 5632 up to 6144 and waste 8 bytes a job).
-const PAGE: u64 = 93;
+/// Slots per page: 85 × 96 bytes = 8160, just inside jemalloc's 8 KiB size class (64 × 96 would round
+/// 6144 exactly, but 8 KiB pages halve the page count).
+const PAGE: u64 = 85;
 
 /// Page numbers are already well spread integers: one multiply is hash enough.
 #[derive(Default, Clone, Copy)]
@@ -128,6 +128,7 @@ mod tests {
             retries: 0,
             backoff_ms: 0,
             since_ms: 0,
+            group: 0,
             lease_ms: 0,
             priority: 0,
             deadline_ms: 0,
@@ -137,7 +138,7 @@ mod tests {
     #[test]
     fn a_page_of_slots_fills_a_jemalloc_size_class() {
         let size = std::mem::size_of::<Slots>();
-        assert!(size <= 8192 && 8192 - size <= 8, "{size}");
+        assert!(size <= 8192 && 8192 - size <= 32, "{size}");
     }
 
     #[test]

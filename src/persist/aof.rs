@@ -5,7 +5,8 @@ use std::ffi::c_void;
 
 use redis_module::raw::{RedisModuleIO, RedisModuleString};
 
-use super::encode::{events_args, hist_args, job_args, meta_args, schedule_args, settings_args};
+use super::encode::{events_args, group_args, hist_args, job_args, meta_args, ring_args, schedule_args, settings_args, window_args};
+use crate::core::flow::Limits;
 use crate::core::histogram::Which;
 use crate::core::settings::Settings;
 use super::rdb::fail_io;
@@ -24,7 +25,7 @@ pub extern "C" fn rewrite(io: *mut RedisModuleIO, key: *mut RedisModuleString, v
         let q = &v.queue;
         let mut cmds: Vec<(&'static [u8], Vec<OwnedStr>)> = Vec::with_capacity(q.len() + q.schedule_count() + 1);
         for job in q.jobs_in_rebuild_order() {
-            cmds.push((b"ONCE._JOB\0", job_args(key, "LOAD", job)));
+            cmds.push((b"ONCE._JOB\0", job_args(key, "LOAD", job, q.group_name(job).unwrap_or(b""))));
         }
         for s in q.schedules() {
             cmds.push((b"ONCE._SCHED\0", schedule_args(key, s)));
@@ -39,6 +40,20 @@ pub extern "C" fn rewrite(io: *mut RedisModuleIO, key: *mut RedisModuleString, v
         for (which, h) in [(Which::Wait, &q.wait), (Which::Run, &q.run)] {
             if !h.is_empty() || h.sum_ms > 0 {
                 cmds.push((b"ONCE._HIST\0", hist_args(key, which, h)));
+            }
+        }
+        if !q.flow.window.0.is_empty() {
+            cmds.push((b"ONCE._WINDOW\0", window_args(key, &q.flow.window)));
+        }
+        for (_, g) in q.flow.all() {
+            if g.own != Limits::default() || !g.window.0.is_empty() {
+                cmds.push((b"ONCE._GROUP\0", group_args(key, g)));
+            }
+        }
+        let ring: Vec<&[u8]> = q.flow.ring_order(&q.limits()).into_iter().map(|g| q.flow.name(g)).collect();
+        if ring.len() > 1 {
+            for args in ring_args(key, &ring) {
+                cmds.push((b"ONCE._RING\0", args));
             }
         }
         cmds

@@ -39,6 +39,7 @@ pub extern "C" fn digest(md: *mut RedisModuleDigest, value: *mut c_void) {
             d.bytes(&j.payload);
             d.opt(j.custom_id());
             d.opt(j.last_error());
+            d.opt(q.group_name(j));
         }
         // One sequence for all jobs: Redis XORs separate sequences together, which would hide the ready order.
         d.end();
@@ -73,6 +74,30 @@ pub extern "C" fn digest(md: *mut RedisModuleDigest, value: *mut c_void) {
             for &c in &h.counts {
                 d.int(c as i64);
             }
+        }
+        d.end();
+        // Flow control: the windows, the groups' own limits and the round-robin's order, by name (group
+        // numbers are this process's own).
+        let times = |w: &crate::core::flow::Window| {
+            d.int(w.0.len() as i64);
+            for &t in &w.0 {
+                d.int(t as i64);
+            }
+        };
+        times(&q.flow.window);
+        let mut groups: Vec<_> = q.flow.all().filter(|(_, g)| g.holds_state()).collect();
+        groups.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+        for (_, g) in groups {
+            d.bytes(&g.name);
+            for v in crate::persist::encode::own_numbers(&g.own) {
+                d.int(v);
+            }
+            d.int(g.ready as i64);
+            d.int(g.reserved as i64);
+            times(&g.window);
+        }
+        for g in q.flow.ring_order(&q.limits()) {
+            d.bytes(q.flow.name(g));
         }
         d.end();
     }));

@@ -9,10 +9,13 @@ use crate::text::{parse_i64, shown};
 use crate::core::schedule::{Missed, Schedule};
 use crate::core::job::push_signed;
 use crate::core::limits;
+use std::collections::VecDeque;
+
 use crate::core::events::{Event, EventLog, Kind};
+use crate::core::flow::{Group, Limits, Rate, Window};
 use crate::core::histogram::{Histogram, Which, BUCKETS};
 use crate::core::schema::{check_job, JOB_FIELDS, LEGACY_TOTALS, NEXT_SEQ, SCHEDULE_FIELDS, TOTAL_FIELDS, V2_JOB_FIELDS};
-use crate::core::settings::{Settings, SETTING_FIELDS, V2_SETTINGS};
+use crate::core::settings::{Settings, SETTING_FIELDS, V2_SETTINGS, V3_SETTINGS};
 use crate::core::queue::SEQ_LIMIT;
 use crate::core::{Extra, Job, State, Totals};
 use crate::rm::{self, OwnedStr, RStr};
@@ -32,8 +35,8 @@ pub fn job_header(mode: &str, job: &Job) -> Vec<u8> {
     h
 }
 
-/// Arguments of `ONCE._JOB` after the command name (for AOF rewrite).
-pub fn job_args(key: RStr, mode: &str, job: &Job) -> Vec<OwnedStr> {
+/// Arguments of `ONCE._JOB` after the command name (for AOF rewrite); `group` empty for the default group.
+pub fn job_args(key: RStr, mode: &str, job: &Job, group: &[u8]) -> Vec<OwnedStr> {
     let mut v = vec![OwnedStr::new(rm::bytes(&key)), OwnedStr::new(&job_header(mode, job)), OwnedStr::new(&job.payload)];
     if let Some(id) = job.custom_id() {
         v.push(OwnedStr::new(b"ID"));
@@ -42,6 +45,10 @@ pub fn job_args(key: RStr, mode: &str, job: &Job) -> Vec<OwnedStr> {
     if let Some(e) = job.last_error() {
         v.push(OwnedStr::new(b"ERROR"));
         v.push(OwnedStr::new(e));
+    }
+    if !group.is_empty() {
+        v.push(OwnedStr::new(b"GROUP"));
+        v.push(OwnedStr::new(group));
     }
     v
 }
@@ -53,15 +60,23 @@ fn num(b: &[u8], what: &str, max: u64) -> Result<u64, String> {
         .ok_or_else(|| format!("bad {what} '{}'", shown(b)))
 }
 
-/// Reads `ONCE._JOB`'s arguments after the key: header, payload, then optional ID and ERROR.
-/// Returns the job and whether it counts as pushed.
-pub fn decode_job(a: &[&[u8]]) -> Result<(Job, bool), String> {
+/// A job as `ONCE._JOB` carries it: the job, whether it counts as pushed, and its group's name (None: the
+/// default group).
+pub struct DecodedJob {
+    pub job: Job,
+    pub counted: bool,
+    pub group: Option<Box<[u8]>>,
+}
+
+/// Reads `ONCE._JOB`'s arguments after the key: header, payload, then optional ID, ERROR and GROUP.
+pub fn decode_job(a: &[&[u8]]) -> Result<DecodedJob, String> {
     let (header, payload) = match a {
         [h, p, ..] => (*h, *p),
         _ => return Err("wrong number of arguments".into()),
     };
     let mut custom_id = None;
     let mut last_error = None;
+    let mut group = None;
     let mut rest = a[2..].chunks(2);
     for pair in &mut rest {
         match pair {
@@ -73,6 +88,12 @@ pub fn decode_job(a: &[&[u8]]) -> Result<(Job, bool), String> {
             }
             [name, value] if name.eq_ignore_ascii_case(b"ERROR") && last_error.is_none() => {
                 last_error = Some(limits::check_error_text(value)?.into());
+            }
+            [name, value] if name.eq_ignore_ascii_case(b"GROUP") && group.is_none() => {
+                if value.is_empty() || value.len() > limits::MAX_GROUP_BYTES {
+                    return Err("GROUP must be 1 to 256 bytes".into());
+                }
+                group = Some((*value).into());
             }
             _ => return Err(format!("unexpected argument '{}'", shown(pair[0]))),
         }
@@ -100,7 +121,7 @@ pub fn decode_job(a: &[&[u8]]) -> Result<(Job, bool), String> {
     let base = job.retry_base();
     job.extra = Extra::with_base(custom_id, last_error, base);
     check_job(&job)?;
-    Ok((job, counted))
+    Ok(DecodedJob { job, counted, group })
 }
 
 /// The header written before the schema (AOF files of that time still replay): the state by name, no
@@ -185,8 +206,8 @@ pub fn settings_args(key: RStr, s: &Settings) -> Vec<OwnedStr> {
 }
 
 pub fn decode_settings(a: &[&[u8]]) -> Result<Settings, String> {
-    // Before EVENTS-MAX there were fewer (AOF files of that time).
-    if a.len() != SETTING_FIELDS.len() && a.len() != V2_SETTINGS {
+    // Before EVENTS-MAX and before flow control there were fewer (AOF files of those times).
+    if a.len() != SETTING_FIELDS.len() && a.len() != V2_SETTINGS && a.len() != V3_SETTINGS {
         return Err("wrong number of settings".into());
     }
     let mut s = Settings::default();
@@ -265,4 +286,89 @@ pub fn decode_hist(a: &[&[u8]]) -> Result<(Which, Histogram), String> {
         *c = num(t, "bucket count", i64::MAX as u64)?;
     }
     Ok((which, h))
+}
+
+/// A group's own limits as three numbers: concurrency, rate n, rate per (-1 for the first two: not set).
+pub fn own_numbers(own: &Limits) -> [i64; 3] {
+    [
+        own.concurrency.map_or(-1, i64::from),
+        own.rate.map_or(-1, |r| i64::from(r.n)),
+        own.rate.map_or(0, |r| r.per_ms as i64),
+    ]
+}
+
+pub fn own_limits(v: [i64; 3]) -> Result<Limits, String> {
+    let [c, n, per] = v;
+    let concurrency = match c {
+        -1 => None,
+        c => Some(limits::CONCURRENCY.check_i64(c)? as u32),
+    };
+    let per = limits::RATE_STORED_PER.check_i64(per)? as u64;
+    let rate = match n {
+        -1 => None,
+        n => Some(Rate { n: limits::RATE_N.check_i64(n)? as u32, per_ms: per }),
+    };
+    Ok(Limits { concurrency, rate })
+}
+
+/// `ONCE._GROUP key name concurrency rate-n rate-per [window time ...]`: one group's own limits and rate
+/// window as they are (ONCE.GROUP, AOF rewrite).
+pub fn group_args(key: RStr, g: &Group) -> Vec<OwnedStr> {
+    let mut v = vec![OwnedStr::new(rm::bytes(&key)), OwnedStr::new(&g.name)];
+    v.extend(own_numbers(&g.own).iter().map(|&x| OwnedStr::int(x)));
+    v.extend(g.window.0.iter().map(|&t| int(t)));
+    v
+}
+
+pub struct DecodedGroup {
+    pub name: Box<[u8]>,
+    pub own: Limits,
+    pub window: VecDeque<u64>,
+}
+
+pub fn decode_group(a: &[&[u8]]) -> Result<DecodedGroup, String> {
+    if a.len() < 4 {
+        return Err("wrong number of group fields".into());
+    }
+    // The empty name is the default group (its window; it has no limits of its own).
+    if a[0].len() > limits::MAX_GROUP_BYTES {
+        return Err("a group name is at most 256 bytes".into());
+    }
+    let mut v = [0i64; 3];
+    for (x, t) in v.iter_mut().zip(&a[1..4]) {
+        *x = parse_i64(t).ok_or_else(|| format!("bad group limit '{}'", shown(t)))?;
+    }
+    Ok(DecodedGroup { name: a[0].into(), own: own_limits(v)?, window: decode_times(&a[4..])? })
+}
+
+/// Times of a rate window, oldest first (at most RATE's top n).
+pub fn decode_times(a: &[&[u8]]) -> Result<VecDeque<u64>, String> {
+    if a.len() > limits::RATE_N.max as usize {
+        return Err("a rate window holds at most 100000 times".into());
+    }
+    a.iter().map(|t| num(t, "window time", i64::MAX as u64)).collect()
+}
+
+/// `ONCE._WINDOW key [time ...]`: the queue's own rate window (AOF rewrite).
+pub fn window_args(key: RStr, w: &Window) -> Vec<OwnedStr> {
+    let mut v = vec![OwnedStr::new(rm::bytes(&key))];
+    v.extend(w.0.iter().map(|&t| int(t)));
+    v
+}
+
+/// Group names per `ONCE._RING` command.
+const RING_PER_COMMAND: usize = 1000;
+
+/// `ONCE._RING key FIRST|NEXT name ...`: the round-robin's order, in as many commands as it needs (FIRST
+/// starts it again; AOF rewrite).
+pub fn ring_args(key: RStr, names: &[&[u8]]) -> Vec<Vec<OwnedStr>> {
+    names
+        .chunks(RING_PER_COMMAND)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let mut v = vec![OwnedStr::new(rm::bytes(&key)), OwnedStr::new(if i == 0 { b"FIRST" } else { b"NEXT" })];
+            v.extend(chunk.iter().map(|n| OwnedStr::new(n)));
+            v
+        })
+        .collect()
 }

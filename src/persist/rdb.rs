@@ -14,19 +14,25 @@ use crate::core::schedule::{JobOptions, Missed, Schedule};
 use crate::core::limits::{check_error_text, MAX_ID_BYTES};
 use crate::core::{events, histogram};
 use crate::core::schema::{check_job, JOB_FIELDS, LEGACY_TOTALS, SCHEDULE_FIELDS, TOTAL_FIELDS, V2_JOB_FIELDS};
-use crate::core::settings::{SETTING_FIELDS, V2_SETTINGS};
+use crate::core::settings::{SETTING_FIELDS, V2_SETTINGS, V3_SETTINGS};
+use crate::core::flow::{Limits, Window};
+use crate::core::limits::{MAX_GROUP_BYTES, RATE_N};
+use crate::persist::encode::{own_limits, own_numbers};
 use crate::core::{Extra, Job, State};
 use crate::rm;
 use crate::service;
 use crate::value::QueueValue;
 
+/// Version 4: adds a job's group, the flow-control settings, the rate windows, the groups' own limits and
+/// the round-robin's order.
 /// Version 3: adds a job's `since`, the EVENTS-MAX setting, the event log and the latency histograms.
 /// Version 2: numbers as the schema lists them (core/schema.rs), signed; adds a job's retry base.
 /// Version 1 (the first encoding) still loads through `load_v1`; version 2 through `load_v2`.
-pub const ENCODING_VERSION: i32 = 3;
+pub const ENCODING_VERSION: i32 = 4;
 
 const HAS_ID: u64 = 1;
 const HAS_ERROR: u64 = 2;
+const HAS_GROUP: u64 = 4;
 
 /// One value the encoding writes, in order. A queue is first written into a list of these (plain Rust, where
 /// a bug can only panic), and only then handed to Redis, so a failure never leaves half a value in a file.
@@ -75,13 +81,19 @@ fn encode_queue(q: &Queue) -> Vec<Put<'_>> {
     for j in jobs {
         out.extend(JOB_FIELDS.iter().map(|f| Put::I((f.get)(j))));
         out.push(Put::B(&j.payload));
-        let flags = if j.custom_id().is_some() { HAS_ID } else { 0 } | if j.last_error().is_some() { HAS_ERROR } else { 0 };
+        let group = q.group_name(j);
+        let flags = if j.custom_id().is_some() { HAS_ID } else { 0 }
+            | if j.last_error().is_some() { HAS_ERROR } else { 0 }
+            | if group.is_some() { HAS_GROUP } else { 0 };
         out.push(Put::U(flags));
         if let Some(id) = j.custom_id() {
             out.push(Put::B(id));
         }
         if let Some(e) = j.last_error() {
             out.push(Put::B(e));
+        }
+        if let Some(g) = group {
+            out.push(Put::B(g));
         }
     }
     out.push(Put::U(q.schedule_count() as u64));
@@ -107,6 +119,23 @@ fn encode_queue(q: &Queue) -> Vec<Put<'_>> {
         out.push(Put::U(h.sum_ms));
         out.extend(h.counts.iter().map(|&c| Put::U(c)));
     }
+    let window = |out: &mut Vec<Put<'_>>, w: &Window| {
+        out.push(Put::U(w.0.len() as u64));
+        out.extend(w.0.iter().map(|&t| Put::U(t)));
+    };
+    window(&mut out, &q.flow.window);
+    let groups: Vec<_> = q.flow.all().filter(|(_, g)| g.own != Limits::default() || !g.window.0.is_empty()).collect();
+    out.push(Put::U(groups.len() as u64));
+    for (_, g) in groups {
+        out.push(Put::B(&g.name));
+        for v in own_numbers(&g.own) {
+            out.push(Put::I(v));
+        }
+        window(&mut out, &g.window);
+    }
+    let ring = q.flow.ring_order(&q.limits());
+    out.push(Put::U(ring.len() as u64));
+    out.extend(ring.into_iter().map(|g| Put::B(q.flow.name(g))));
     out
 }
 
@@ -136,8 +165,9 @@ impl Reader {
         String::from_utf8(self.b()?.into_vec()).map_err(|_| "text is not UTF-8".to_string())
     }
     /// A job's flags word, then its client id and its error text where the flags say so.
-    fn id_and_error(&self) -> Load<(Option<Box<[u8]>>, Option<Box<[u8]>>)> {
-        let flags = self.upto("flags", HAS_ID | HAS_ERROR)?;
+    fn id_and_error(&self, version: i32) -> Load<(Option<Box<[u8]>>, Option<Box<[u8]>>, Option<Box<[u8]>>)> {
+        let max = if version >= 4 { HAS_ID | HAS_ERROR | HAS_GROUP } else { HAS_ID | HAS_ERROR };
+        let flags = self.upto("flags", max)?;
         let custom_id = if flags & HAS_ID != 0 {
             let id = self.b()?;
             if id.is_empty() || id.len() > MAX_ID_BYTES {
@@ -154,7 +184,37 @@ impl Reader {
         if let Some(e) = &last_error {
             check_error_text(e)?;
         }
-        Ok((custom_id, last_error))
+        let group = match flags & HAS_GROUP {
+            0 => None,
+            _ => Some(self.group_name()?),
+        };
+        Ok((custom_id, last_error, group))
+    }
+
+    fn group_name(&self) -> Load<Box<[u8]>> {
+        let name = self.b()?;
+        if name.is_empty() || name.len() > MAX_GROUP_BYTES {
+            return Err("bad group name length".into());
+        }
+        Ok(name)
+    }
+
+    /// A group's name where the default group (the empty name) may stand too.
+    fn any_group_name(&self) -> Load<Box<[u8]>> {
+        let name = self.b()?;
+        if name.len() > MAX_GROUP_BYTES {
+            return Err("bad group name length".into());
+        }
+        Ok(name)
+    }
+
+    fn window(&self) -> Load<std::collections::VecDeque<u64>> {
+        let n = self.upto("window length", RATE_N.max as u64)?;
+        let mut times = std::collections::VecDeque::with_capacity(n as usize);
+        for _ in 0..n {
+            times.push_back(self.upto("window time", i64::MAX as u64)?);
+        }
+        Ok(times)
     }
 
     fn priority(&self) -> Load<i32> {
@@ -169,8 +229,7 @@ impl Reader {
 pub extern "C" fn load(io: *mut RedisModuleIO, encver: c_int) -> *mut c_void {
     let result = catch_unwind(AssertUnwindSafe(|| match encver {
         1 => load_v1(&Reader(io)),
-        2 => load_v2(&Reader(io), 2),
-        3 => load_v2(&Reader(io), 3),
+        v @ 2..=4 => load_v2(&Reader(io), v),
         v => Err(format!("unknown encoding version {v}")),
     }));
     match result {
@@ -190,10 +249,14 @@ pub extern "C" fn load(io: *mut RedisModuleIO, encver: c_int) -> *mut c_void {
     }
 }
 
-/// Versions 2 and 3: version 2 has fewer job fields and settings, and nothing after the settings.
+/// Versions 2 to 4: version 2 has fewer job fields and settings, and nothing after the settings; version 3
+/// has no groups and fewer settings.
 fn load_v2(r: &Reader, version: i32) -> Load<Queue> {
-    let (job_fields, settings) =
-        if version == 2 { (&JOB_FIELDS[..V2_JOB_FIELDS], &SETTING_FIELDS[..V2_SETTINGS]) } else { (&JOB_FIELDS[..], &SETTING_FIELDS[..]) };
+    let (job_fields, settings) = match version {
+        2 => (&JOB_FIELDS[..V2_JOB_FIELDS], &SETTING_FIELDS[..V2_SETTINGS]),
+        3 => (&JOB_FIELDS[..], &SETTING_FIELDS[..V3_SETTINGS]),
+        _ => (&JOB_FIELDS[..], &SETTING_FIELDS[..]),
+    };
     let mut q = Queue::new();
     let next_seq = r.u()?;
     for f in &TOTAL_FIELDS {
@@ -206,16 +269,18 @@ fn load_v2(r: &Reader, version: i32) -> Load<Queue> {
             f.put(&mut job, r.i()?)?;
         }
         job.payload = r.b()?.into();
-        let (custom_id, last_error) = r.id_and_error()?;
+        let (custom_id, last_error, group) = r.id_and_error(version)?;
         let base = job.retry_base();
         job.extra = Extra::with_base(custom_id, last_error, base);
         check_job(&job)?;
-        q.insert(job).map_err(|e| e.to_string())?;
+        q.insert_in_group(job, group.as_deref(), false).map_err(|e| e.to_string())?;
     }
     let mut q = finish(r, q, next_seq, load_schedules_v2)?;
+    let mut s = q.settings;
     for f in settings {
-        f.put(&mut q.settings, r.i()?)?;
+        f.put(&mut s, r.i()?)?;
     }
+    q.set_settings(s);
     if version >= 3 {
         load_events(r, &mut q)?;
         for h in [&mut q.wait, &mut q.run] {
@@ -225,7 +290,36 @@ fn load_v2(r: &Reader, version: i32) -> Load<Queue> {
             }
         }
     }
+    if version >= 4 {
+        load_flow(r, &mut q)?;
+    }
     Ok(q)
+}
+
+fn load_flow(r: &Reader, q: &mut Queue) -> Load<()> {
+    let limits = q.limits();
+    q.flow.window = Window(r.window()?);
+    let groups = r.u()?;
+    for _ in 0..groups {
+        let name = r.any_group_name()?;
+        let mut numbers = [0i64; 3];
+        for n in numbers.iter_mut() {
+            *n = r.i()?;
+        }
+        let own = own_limits(numbers)?;
+        let window = r.window()?;
+        let gid = q.flow.gid_or_new(&name);
+        q.flow.set_window(gid, window, &limits);
+        q.flow.set_own(gid, own, &limits);
+    }
+    let ring = r.u()?;
+    let mut order = Vec::new();
+    for _ in 0..ring {
+        let name = r.any_group_name()?;
+        order.push(q.flow.gid(&name).ok_or("the ring names a group with no jobs")?);
+    }
+    q.flow.restore_ring(&order, &limits);
+    Ok(())
 }
 
 fn load_events(r: &Reader, q: &mut Queue) -> Load<()> {
@@ -272,11 +366,12 @@ fn load_v1(r: &Reader) -> Load<Queue> {
             priority: r.priority()?,
             deadline_ms: r.upto("deadline", i64::MAX as u64)?,
             since_ms: 0,
+            group: 0,
             payload: r.b()?.into(),
             extra: None,
         };
         let mut job = job;
-        let (custom_id, last_error) = r.id_and_error()?;
+        let (custom_id, last_error, _) = r.id_and_error(1)?;
         job.extra = Extra::boxed(custom_id, last_error);
         q.insert(job).map_err(|e| e.to_string())?;
     }
