@@ -228,6 +228,45 @@ def test_events_max_trims_the_oldest_and_ids_keep_growing(r, key):
     assert events(r, key) == got
 
 
+def test_only_real_transitions_are_recorded(r, key):
+    """A push of a live id, a PAUSE of a paused queue, an ACK/NACK/CANCEL that changes nothing: no event."""
+    enable(r, key, 100)
+    assert push(r, key, "a", "ID", "a") == "a"
+    assert push(r, key, "again", "ID", "a") == "a"                  # live id: nothing added
+    assert r.execute_command("ONCE.PAUSE", key) == 1
+    assert r.execute_command("ONCE.PAUSE", key) == 0
+    assert r.execute_command("ONCE.RESUME", key) == 1
+    assert r.execute_command("ONCE.RESUME", key) == 0
+    assert r.execute_command("ONCE.CANCEL", key, "nope") == 0
+    assert r.execute_command("ONCE.NACK", key, "a") == 0              # not reserved
+    assert r.execute_command("ONCE.ACK", key, "a") == 0
+    assert r.execute_command("ONCE.RETRY", key, "a") == 0             # not dead
+    assert r.execute_command("ONCE.EXTEND", key, "a", 1000) is None
+    assert kinds_of(events(r, key)) == ["push", "pause", "resume"]
+    push(r, key, "b", "ID", "b")
+    got = reserve(r, key, "COUNT", 2, "LEASE", 60_000)
+    assert [g[0] for g in got] == ["a", "b"]
+    assert r.execute_command("ONCE.ACK", key, "a", "ATTEMPT", 5) == 0   # another reservation: no ack
+    assert r.execute_command("ONCE.EXTEND", key, "a", 90_000) is not None  # an extension is no transition
+    push(r, key, "c", "ID", "c")
+    assert reserve(r, key, "ACK", "b")[0][0] == "c"                 # ack-and-fetch: the ack, then the reserve
+    log = events(r, key, "AFTER", 3)
+    assert [(e[1], e[2], e[3]) for e in log] == [("push", "b", 0), ("reserve", "a", 1), ("reserve", "b", 1),
+                                                  ("push", "c", 0), ("ack", "b", 1), ("reserve", "c", 1)], log
+
+
+def test_schedule_fires_are_push_events(r, key):
+    enable(r, key, 100)
+    r.execute_command("ONCE.SCHEDULE", key, "tick", "@every 100ms", "tp")
+    wait_until(lambda: len(events(r, key) or []) >= 2, timeout=5, what="two schedule fires")
+    r.execute_command("ONCE.UNSCHEDULE", key, "tick")
+    log = events(r, key)
+    assert all(e[1] == "push" and e[2].startswith("tick@") for e in log), log
+    for e in log:
+        fire_ms = int(e[2].split("@")[1])
+        assert fire_ms <= e[4] < fire_ms + 1000, e                  # recorded when it fired
+
+
 def test_events_off_by_default(r, key):
     push(r, key, "p")
     assert as_map(r.execute_command("ONCE.CONFIGURE", key))["events_max"] == 0
@@ -283,6 +322,72 @@ def test_block_without_after_waits_for_the_first_event_of_a_new_queue(server, r,
     t.join(6)
     assert [(e[0], e[1], e[2]) for e in out["reply"]] == [(1, "push", job)], out
     assert out["took"] < 4.0
+
+
+def test_block_is_woken_by_the_timer_s_events_too(server, r, key):
+    """A lease that runs out (found by the timer, no client command) wakes a reader blocked AFTER $."""
+    enable(r, key, 100)
+    job = push(r, key, "p", "RETRIES", 0)
+    reserve_one(r, key, "LEASE", 300)
+    base = blocked_clients(r)
+    out = {}
+    t = threading.Thread(target=_blocked_events, args=(server, key, ["AFTER", "$", "BLOCK", 5000], out))
+    t.start()
+    wait_until(lambda: blocked_clients(r) == base + 1, timeout=3, what="the reader to block")
+    t.join(6)
+    assert [(e[1], e[2], e[5]) for e in out["reply"]] == [("expire", job, "lease expired"),
+                                                         ("dead", job, "lease expired")], out
+    assert out["took"] < 3.0
+
+
+def test_every_blocked_reader_is_woken_by_one_event(server, r, key):
+    enable(r, key, 100)
+    push(r, key, "old")
+    base = blocked_clients(r)
+    outs = [{}, {}, {}]
+    threads = [threading.Thread(target=_blocked_events, args=(server, key, args, o))
+               for args, o in zip((["AFTER", "$", "BLOCK", 5000], ["AFTER", 1, "BLOCK", 5000],
+                                   ["AFTER", "$", "COUNT", 1, "BLOCK", 0]), outs)]
+    for t in threads:
+        t.start()
+    wait_until(lambda: blocked_clients(r) == base + 3, timeout=3, what="three readers to block")
+    sent = time.monotonic()
+    job = push(r, key, "new")
+    for t in threads:
+        t.join(6)
+        assert not t.is_alive()
+    for o in outs:
+        assert [(e[0], e[1], e[2]) for e in o["reply"]] == [(2, "push", job)], outs
+        assert o["done"] - sent < 1.0
+
+
+def test_a_blocked_reader_survives_its_key_being_deleted_or_replaced(server, r, key):
+    """DEL, then a string at the key, while a reader waits: no crash; the reader ends with null (timeout) or an
+    error, never with events of another queue."""
+    enable(r, key, 100)
+    push(r, key, "p")
+    base = blocked_clients(r)
+    out = {}
+    t = threading.Thread(target=_blocked_events_any, args=(server, key, ["AFTER", "$", "BLOCK", 800], out))
+    t.start()
+    wait_until(lambda: blocked_clients(r) == base + 1, timeout=3, what="the reader to block")
+    r.delete(key)
+    r.set(key, "now a string")
+    t.join(5)
+    assert not t.is_alive()
+    assert out["reply"] is None or isinstance(out["reply"], redis.ResponseError), out
+    assert r.ping() and r.get(key) == "now a string"
+    r.delete(key)
+
+
+def _blocked_events_any(server, key, args, out):
+    c = server.client(decode_responses=True, protocol=2)
+    try:
+        out["reply"] = c.execute_command("ONCE.EVENTS", key, *args)
+    except redis.ResponseError as e:
+        out["reply"] = e
+    finally:
+        c.close()
 
 
 def test_block_times_out_with_a_null_reply(r, key):
@@ -512,6 +617,52 @@ def test_replica_replays_time_carrying_commands_at_the_masters_time(make_server)
     rr.execute_command("REPLICAOF", "NO", "ONE")
     assert events(rr, "q") == m_events and digest(rr) == digest(r)
     assert jobs[0] == got[0][0]
+
+
+def test_ids_are_not_reused_after_the_log_was_off_across_reload_and_rewrite(make_server):
+    """The last id handed out persists even while the log is empty (EVENTS-MAX 0): a reader's AFTER id never
+    matches an event from after a reload or an AOF rewrite + restart."""
+    s = make_server(extra=["--appendonly", "yes", "--aof-use-rdb-preamble", "no"])
+    r = s.client(decode_responses=True, protocol=2)
+    enable(r, "q", 5)
+    for i in range(7):
+        push(r, "q", f"p{i}")
+    assert ids_of(events(r, "q"))[-1] == 7
+    enable(r, "q", 0)
+    assert r.execute_command("DEBUG", "RELOAD") == "OK"
+    enable(r, "q", 5)
+    push(r, "q", "after-reload")
+    assert ids_of(events(r, "q")) == [8]
+    enable(r, "q", 0)
+    r.execute_command("BGREWRITEAOF")
+    wait_rewrite_done(r)
+    fast_restart(s)
+    r = s.client(decode_responses=True, protocol=2)
+    enable(r, "q", 5)
+    push(r, "q", "after-restart")
+    assert ids_of(events(r, "q")) == [9]
+
+
+def test_a_reader_blocked_on_a_replica_is_woken_by_the_masters_event(make_server):
+    master = make_server()
+    replica = make_server()
+    attach_replica(replica, master)
+    r = master.client(decode_responses=True, protocol=2)
+    rr = replica.client(decode_responses=True, protocol=2)
+    enable(r, "q", 100)
+    push(r, "q", "old")
+    wait_in_sync(r, rr, stable_reads=1)
+    assert ids_of(events(rr, "q")) == [1]
+    base = blocked_clients(rr)
+    out = {}
+    t = threading.Thread(target=_blocked_events, args=(replica, "q", ["AFTER", "$", "BLOCK", 5000], out))
+    t.start()
+    wait_until(lambda: blocked_clients(rr) == base + 1, timeout=3, what="the reader on the replica to block")
+    sent = time.monotonic()
+    job = push(r, "q", "new")
+    t.join(6)
+    assert [(e[0], e[1], e[2]) for e in out["reply"]] == [(2, "push", job)], out
+    assert out["done"] - sent < 1.0
 
 
 # ---- bad input -----------------------------------------------------------------------------------------------------
