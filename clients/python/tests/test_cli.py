@@ -289,8 +289,10 @@ def test_events_and_follow(url, r, queue):
     got = cli_json(url, "events", queue)
     assert got == Admin(r, queue).events()
     mine = [(e["event"], e["job_id"]) for e in got if e["job_id"] == jid]
-    assert [e for e, _ in mine] == ["once.push", "once.reserve", "once.ack"] or \
-        [e for e, _ in mine] == ["push", "reserve", "ack"], mine
+    assert [e for e, _ in mine] == ["push", "reserve", "ack"], mine
+    assert all(e["event_id"].isdigit() for e in got) and [int(e["event_id"]) for e in got] == \
+        sorted(int(e["event_id"]) for e in got)
+    assert [e["attempt"] for e in got if e["job_id"] == jid] == [0, 1, 1]
     p = run_cli(url, "events", queue)
     assert p.returncode == 0 and jid in p.stdout and "ack" in p.stdout
     after = got[-1]["event_id"]
@@ -301,7 +303,8 @@ def test_events_and_follow(url, r, queue):
         assert follow.wait() == 0                # --limit 3: push, reserve, nack/dead... stops by itself
         out = [json.loads(ln) for ln in follow.output().splitlines() if ln.startswith("{")]
         assert len(out) == 3 and all(e["job_id"] == dead for e in out)
-        assert all(int(e["event_id"]) > int(after) for e in out) if after.isdigit() else True
+        assert [e["event"] for e in out] == ["push", "reserve", "nack"], out
+        assert [int(e["event_id"]) for e in out] == [int(after) + 1, int(after) + 2, int(after) + 3], out
     finally:
         follow.close()
 

@@ -90,6 +90,23 @@ def test_queue_page_charts_schedules_and_counts(web, r, queue, page):
         assert page.locator("svg.histogram").count() == 2
 
 
+def test_queue_page_shows_the_event_log_newest_first(web, r, queue, page):
+    need(r, "ONCE.EVENTS")
+    r.execute_command("ONCE.CONFIGURE", queue, "EVENTS-MAX", 100)
+    r.execute_command("ONCE.PAUSE", queue)
+    r.execute_command("ONCE.RESUME", queue)
+    jid = make_dead(r, queue, error="card declined")
+    page.goto(f"{web.base}/queue?name={queue}")
+    page.wait_for_selector("#events")
+    rows = [[c.strip() for c in row.split("\t")] for row in page.locator("#events tbody tr").all_inner_texts()]
+    # newest first: dead, nack, reserve, push of the job, then resume and pause (no job)
+    assert [row[2] for row in rows] == ["dead", "nack", "reserve", "push", "resume", "pause"], rows
+    assert [row[1] for row in rows] == ["6", "5", "4", "3", "2", "1"], rows
+    assert rows[0][3] == jid and rows[0][4] == "1" and rows[0][5] == "card declined", rows
+    assert rows[4][3] == "" and rows[5][3] == "", rows          # pause/resume name no job
+    assert page.locator("#events tbody tr a").count() == 4       # a link for each job event only
+
+
 def test_navigate_to_dead_list_open_job_see_error(web, r, queue, page):
     need(r, "ONCE.LIST")
     r.execute_command("ONCE.PUSH", queue, "fine")
