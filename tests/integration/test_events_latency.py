@@ -538,6 +538,41 @@ def visible(r, q):
     }
 
 
+def test_digest_covers_the_log_and_the_histograms_and_copy_restore_keep_them(r, key):
+    push(r, key, "p")
+    d0 = digest_value(r, key)
+    r.execute_command("ONCE.PAUSE", key)
+    r.execute_command("ONCE.RESUME", key)
+    assert digest_value(r, key) == d0                                  # no log: nothing recorded
+    enable(r, key, 10)
+    d1 = digest_value(r, key)
+    assert d1 != d0                                                    # the setting
+    r.execute_command("ONCE.PAUSE", key)
+    r.execute_command("ONCE.RESUME", key)
+    d2 = digest_value(r, key)
+    assert d2 != d1                                                    # only the log changed
+    job, _, _ = reserve_one(r, key)
+    r.execute_command("ONCE.ACK", key, job)
+    # the same jobs, totals and log, another wait histogram: another digest
+    other = key + ":other"
+    assert r.copy(key, other)
+    assert digest_value(r, other) == digest_value(r, key)
+    assert events(r, other) == events(r, key) and histogram(r, other, "wait") == histogram(r, key, "wait")
+    counts = [c for c in per_bucket(histogram(r, other, "wait")).values()]
+    bumped = counts[:25] + [counts[25] + 1]
+    r.execute_command("ONCE._HIST", other, "wait", stats(r, other)["wait_sum_ms"] + 90_000_000, *bumped)
+    assert histogram(r, other, "wait")[-1] == ("+inf", sum(counts) + 1)
+    assert digest_value(r, other) != digest_value(r, key)
+    # DUMP / RESTORE carries both
+    payload = r.dump(key)
+    restored = key + ":restored"
+    r.restore(restored, 0, payload)
+    assert digest_value(r, restored) == digest_value(r, key)
+    assert events(r, restored) == events(r, key)
+    assert histogram(r, restored, "run") == histogram(r, key, "run") and stats(r, restored)["run_sum_ms"] == \
+        stats(r, key)["run_sum_ms"]
+
+
 def test_log_and_histograms_survive_reload_rewrite_restart_and_a_replica_with_aof(make_server):
     # No RDB preamble in the master's AOF, so the rewrite writes the ONCE._EVENTS / ONCE._HIST commands.
     master = make_server(extra=["--appendonly", "yes", "--aof-use-rdb-preamble", "no"])
