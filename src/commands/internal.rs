@@ -324,8 +324,7 @@ pub fn group(ctx: Ctx, args: &[RStr]) -> CmdResult {
     with_queue(ctx, args, true, |v| {
         let limits = v.queue.limits();
         let gid = v.queue.flow.gid_or_new(&g.name);
-        v.queue.flow.set_window(gid, g.window, &limits);
-        v.queue.flow.set_own(gid, g.own, &limits);
+        v.queue.flow.set_group(gid, g.own, g.window, &limits);
         Ok(())
     })
 }

@@ -456,9 +456,11 @@ impl Flow {
         self.replace(gid, l);
     }
 
-    /// Sets a group's window as an encoding carries it.
-    pub fn set_window(&mut self, gid: u32, times: VecDeque<u64>, l: &QueueLimits) {
+    /// Sets a group's own limits and window as an encoding carries them (both before the group may be
+    /// freed for holding nothing).
+    pub fn set_group(&mut self, gid: u32, own: Limits, times: VecDeque<u64>, l: &QueueLimits) {
         if let Some(g) = self.group_mut(gid) {
+            g.own = own;
             g.window = Window(times);
         }
         self.replace(gid, l);

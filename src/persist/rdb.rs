@@ -309,8 +309,7 @@ fn load_flow(r: &Reader, q: &mut Queue) -> Load<()> {
         let own = own_limits(numbers)?;
         let window = r.window()?;
         let gid = q.flow.gid_or_new(&name);
-        q.flow.set_window(gid, window, &limits);
-        q.flow.set_own(gid, own, &limits);
+        q.flow.set_group(gid, own, window, &limits);
     }
     let ring = r.u()?;
     let mut order = Vec::new();

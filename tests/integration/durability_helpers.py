@@ -385,6 +385,28 @@ def encode_queue_v2(next_seq, totals, jobs, scheds=()):
     return b"".join(out)
 
 
+def encode_queue_v4(next_seq, totals, jobs):
+    """The module's v4 RDB encoding of ready jobs of the default group (src/persist/rdb.rs): v2's job numbers
+    plus `since`; 13 settings; an empty event log; two empty histograms; no rate windows or groups of their
+    own; the round-robin's order (the default group, by its empty name, when it has a ready job)."""
+    out = [mod_uint(next_seq)] + [mod_sint(t) for t in totals] + [mod_uint(len(jobs))]
+    for j in jobs:
+        out += [mod_sint(j[f]) for f in ("seq", "created", "state", "attempts", "retry_base", "retries", "backoff",
+                                         "lease", "priority", "deadline", "since")] + [mod_str(j["payload"])]
+        out.append(mod_uint((1 if j.get("id") is not None else 0) | (2 if j.get("error") is not None else 0)))
+        out += [mod_str(j[k]) for k in ("id", "error") if j.get(k) is not None]
+    out.append(mod_uint(0))  # schedules
+    # retries, backoff, lease (-1: unset), dead_max, dead_ttl, paused, events_max, concurrency, rate n, rate per,
+    # group concurrency, group rate n, group rate per
+    out += [mod_sint(v) for v in (-1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)]
+    out += [mod_uint(0), mod_uint(0)]  # event log: last id, count
+    out += [mod_uint(0)] * (2 * 27)  # wait and run: sum, then 26 buckets
+    out += [mod_uint(0), mod_uint(0)]  # the queue's window, groups with limits or windows
+    ring = [b""] if jobs else []
+    out += [mod_uint(len(ring))] + [mod_str(n) for n in ring]
+    return b"".join(out)
+
+
 def module_header(real_payload, encver=1):
     """The type byte and module id of a real DUMP of a queue (everything before the first module opcode), with
     the module id's encoding version set to `encver` (1: what encode_queue_v1 writes).

@@ -3,12 +3,16 @@ import socket
 import time
 
 INSPECT_FIELDS = ["id", "state", "payload", "attempts", "retries", "priority", "created", "due",
-                  "lease_deadline", "last_error", "backoff", "lease", "tries", "died"]
-STATS_FIELDS = ["ready", "delayed", "reserved", "dead", "schedules", "pushed_total", "reserved_total",
+                  "lease_deadline", "last_error", "backoff", "lease", "tries", "died", "group"]
+STATS_FIELDS = ["ready", "delayed", "reserved", "dead", "schedules", "groups", "pushed_total", "reserved_total",
                 "acked_total", "nacked_total", "expired_total", "retried_total", "dead_total", "dead_dropped_total",
-                "paused", "retries", "backoff", "lease", "dead_max", "dead_ttl"]
-# STATS of a missing key: zero counts and totals, the settings unset (nil) where the module config applies.
-EMPTY_STATS = {f: None if f in ("retries", "backoff", "lease") else 0 for f in STATS_FIELDS}
+                "paused", "retries", "backoff", "lease", "dead_max", "dead_ttl", "events_max", "concurrency", "rate",
+                "rate_per", "group_concurrency", "group_rate", "group_rate_per", "wait_p50_ms", "wait_p99_ms",
+                "run_p50_ms", "run_p99_ms", "wait_sum_ms", "run_sum_ms"]
+# Nil in STATS of a fresh queue: the settings where the module config applies, percentiles with no sample.
+NIL_STATS = ("retries", "backoff", "lease", "wait_p50_ms", "wait_p99_ms", "run_p50_ms", "run_p99_ms")
+# STATS of a missing key: zero counts and totals, the rest nil.
+EMPTY_STATS = {f: None if f in NIL_STATS else 0 for f in STATS_FIELDS}
 INFO_FIELDS = ["once_queues", "once_jobs_ready", "once_jobs_delayed", "once_jobs_reserved", "once_jobs_dead",
                "once_timer_ticks", "once_timer_last_tick_us", "once_timer_max_tick_us", "once_pushed_total",
                "once_acked_total", "once_expired_total", "once_dead_total"]

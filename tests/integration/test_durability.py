@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from durability_helpers import (FAR, MODULE_EOF, RespPipe, all_ids, assert_same_snapshot, digest, digest_value,
-                                encode_queue_v1, encode_queue_v2, fast_restart, fill_every_state, make_dump, module_header,
+                                encode_queue_v1, encode_queue_v2, encode_queue_v4, fast_restart, fill_every_state, make_dump, module_header,
                                 module_trouble, read_aof, restore_error, shutdown, snapshot, split_dump,
                                 wait_rewrite_done)
 from helpers import RawClient, inspect, push, reserve, reserve_one, server_ms, state, stats, wait_until
@@ -581,10 +581,11 @@ def test_restore_crafted_queues_are_validated(make_server):
     assert (st["ready"], st["delayed"], st["reserved"], st["dead"], st["schedules"], st["pushed_total"]) == \
         (1, 1, 1, 1, 1, 4), st
     assert inspect(r, "good", "custom-one")["priority"] == 7
-    # the encoder here writes what the module writes: a one-job queue encodes to the module's own bytes (v2)
+    # the encoder here writes what the module writes: a one-job queue encodes to the module's own bytes (v4)
     created = int(real_id.split("-")[0])
-    mine = module_header(real, encver=2) + encode_queue_v2(
-        1, (1, 0, 0, 0, 0, 0, 0, 0), [dict(_job(0, created=created, state=codes["ready"], payload="p"), retry_base=0)]) \
+    mine = module_header(real, encver=4) + encode_queue_v4(
+        1, (1, 0, 0, 0, 0, 0, 0, 0),
+        [dict(_job(0, created=created, state=codes["ready"], payload="p"), retry_base=0, since=created)]) \
         + MODULE_EOF
     assert mine == body, (mine, body)
 

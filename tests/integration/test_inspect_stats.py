@@ -28,7 +28,7 @@ def test_inspect_ready_job(r, key):
     assert inspect(r, key, job_id) == {
         "id": job_id, "state": "ready", "payload": "body", "attempts": 0, "retries": 4, "priority": 7,
         "created": inspect(r, key, job_id)["created"], "due": None, "lease_deadline": None, "last_error": None,
-        "backoff": 20, "lease": 3000, "tries": 0, "died": None,
+        "backoff": 20, "lease": 3000, "tries": 0, "died": None, "group": None,
     }
     assert before <= inspect(r, key, job_id)["created"] <= after
 
@@ -95,11 +95,19 @@ def test_stats_every_count_and_total(r, key):
     assert r.execute_command("ONCE.ACK", key, acked) == 1
     assert r.execute_command("ONCE.NACK", key, retried) == 1
     assert r.execute_command("ONCE.NACK", key, dead) == 1
-    assert stats(r, key) == {
-        "ready": 1, "delayed": 2, "reserved": 1, "dead": 1, "schedules": 0,
+    got = stats(r, key)
+    # Latency depends on the clock: 4 reservations waited, 3 ended by ACK or NACK (each a run sample).
+    latency = {k: got.pop(k) for k in ("wait_p50_ms", "wait_p99_ms", "run_p50_ms", "run_p99_ms", "wait_sum_ms",
+                                       "run_sum_ms")}
+    assert None not in latency.values(), latency
+    assert r.execute_command("ONCE.HISTOGRAM", key, "wait")[-1][1] == 4
+    assert r.execute_command("ONCE.HISTOGRAM", key, "run")[-1][1] == 3
+    assert got == {
+        "ready": 1, "delayed": 2, "reserved": 1, "dead": 1, "schedules": 0, "groups": 0,
         "pushed_total": 6, "reserved_total": 4, "acked_total": 1, "nacked_total": 2, "expired_total": 0,
         "retried_total": 1, "dead_total": 1, "dead_dropped_total": 0,
-        "paused": 0, "retries": None, "backoff": None, "lease": None, "dead_max": 0, "dead_ttl": 0,
+        "paused": 0, "retries": None, "backoff": None, "lease": None, "dead_max": 0, "dead_ttl": 0, "events_max": 0,
+        "concurrency": 0, "rate": 0, "rate_per": 0, "group_concurrency": 0, "group_rate": 0, "group_rate_per": 0,
     }
     assert inspect(r, key, ready)["state"] == "ready"
     assert inspect(r, key, reserved)["state"] == "reserved"

@@ -104,8 +104,9 @@ def test_list_bad_input(r, key):
         (["ONCE.PURGE", key, "reserved"], "state must be ready|delayed|dead"),
         (["ONCE.CONFIGURE", key, "RETRIES", 1001], "RETRIES must be between 0 and 1000, got 1001"),
         (["ONCE.CONFIGURE", key, "DEAD-MAX", -1], "DEAD-MAX must be between 0 and 1000000000, got -1"),
-        (["ONCE.CONFIGURE", key, "RATE", 5], "RATE is not available yet"),
-        (["ONCE.CONFIGURE", key, "CONCURRENCY", 2], "CONCURRENCY is not available yet"),
+        (["ONCE.CONFIGURE", key, "RATE", 5], "RATE needs PER ms"),
+        (["ONCE.CONFIGURE", key, "RATE", 5, "PER", 0], "PER must be between 1 and 86400000, got 0"),
+        (["ONCE.CONFIGURE", key, "CONCURRENCY", -1], "CONCURRENCY must be between 0 and 1000000, got -1"),
         (["ONCE.CONFIGURE", key, "LEASE"], "option 'LEASE' needs a value"),
     ]
     before = r.execute_command("DEBUG", "DIGEST-VALUE", key)
@@ -192,8 +193,9 @@ def test_pause_holds_reserve_and_resume_serves_a_blocked_reserver(server, r, key
 
 
 def test_configure_precedence_job_then_queue_then_module(r, key):
-    assert as_map(r.execute_command("ONCE.CONFIGURE", key)) == {"retries": None, "backoff": None, "lease": None,
-                                                                 "dead_max": 0, "dead_ttl": 0, "paused": 0}
+    assert as_map(r.execute_command("ONCE.CONFIGURE", key)) == {
+        "retries": None, "backoff": None, "lease": None, "dead_max": 0, "dead_ttl": 0, "paused": 0, "events_max": 0,
+        "concurrency": 0, "rate": 0, "rate_per": 0, "group_concurrency": 0, "group_rate": 0, "group_rate_per": 0}
     assert r.exists(key) == 0                                           # reading creates nothing
     got = as_map(r.execute_command("ONCE.CONFIGURE", key, "RETRIES", 7, "BACKOFF", 55, "LEASE", 4000))
     assert (got["retries"], got["backoff"], got["lease"]) == (7, 55, 4000)
