@@ -14,6 +14,8 @@ import math
 import time
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from .types import GroupInfo, parse_group, parse_groups
+
 TYPE_NAME = "OnceQueue"            # the module's data type name: SCAN ... TYPE OnceQueue finds every queue
 STATES = ("ready", "delayed", "reserved", "dead")
 PURGEABLE = ("ready", "delayed", "dead")
@@ -342,6 +344,28 @@ class Admin:
             else:
                 args += [token, int(value)]
         return plain_map(self._call(*args)) or {}
+
+    def group(self, name: Any, *, concurrency: Optional[int] = None, rate: Optional[Tuple[int, int]] = None,
+              reset: bool = False) -> GroupInfo:
+        """ONCE.GROUP: a group's counts and own limits (sets them with ``concurrency``, ``rate=(n, per_ms)``,
+        ``reset=True``; only reads without them)."""
+        from .client import group_args
+        args = group_args(self.queue, name, concurrency, rate, reset)
+        return parse_group(self.r.execute_command(*args))
+
+    def groups(self, cursor: str = "0", count: Optional[int] = None) -> Tuple[str, List[GroupInfo]]:
+        """ONCE.GROUPS: one page of the named groups, ``(next_cursor, [GroupInfo, ...])``."""
+        args: List[Any] = ["ONCE.GROUPS", "CURSOR", cursor] + (["COUNT", int(count)] if count is not None else [])
+        return parse_groups(self._call(*args))
+
+    def all_groups(self, count: int = 100) -> Iterator[GroupInfo]:
+        """Every named group, by name, paging through ONCE.GROUPS."""
+        cursor = "0"
+        while True:
+            cursor, page = self.groups(cursor, count)
+            yield from page
+            if cursor == "0":
+                return
 
 
 def parse_histogram(reply: Any) -> List[Tuple[float, int]]:

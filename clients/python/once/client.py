@@ -1,8 +1,9 @@
 """``Once``: one queue of the Once Redis module, every ONCE.* command as a method with a typed result."""
 import datetime
-from typing import Any, Callable, List, Optional, Union
+from typing import Any, Callable, List, Optional, Tuple, Union
 
 from .types import (
+    GroupInfo,
     Job,
     JobId,
     JobInfo,
@@ -10,6 +11,8 @@ from .types import (
     Schedule,
     Stats,
     error_text,
+    parse_group,
+    parse_groups,
     parse_job_info,
     parse_jobs,
     parse_schedules,
@@ -49,6 +52,20 @@ def _payload(value: Payload) -> bytes:
 
 def _job_id(job: JobRef) -> JobId:
     return job.id if isinstance(job, Job) else job
+
+
+def group_args(queue: str, name: Union[str, bytes], concurrency: Optional[int], rate: Optional[Tuple[int, Millis]],
+               reset: bool) -> List[Any]:
+    """The ONCE.GROUP command for these options (RESET first, so the new limits apply after it)."""
+    args: List[Any] = ["ONCE.GROUP", queue, name]
+    if reset:
+        args.append("RESET")
+    if concurrency is not None:
+        args += ["CONCURRENCY", int(concurrency)]
+    if rate is not None:
+        n, per = rate
+        args += ["RATE", int(n), "PER", _ms(per)]
+    return args
 
 
 class DurabilityError(Exception):
@@ -135,6 +152,7 @@ class Once:
         backoff_ms: Optional[Millis] = None,
         lease_ms: Optional[Millis] = None,
         priority: Optional[int] = None,
+        group: Optional[Union[str, bytes]] = None,
         wait_replicas: Optional[int] = None,
         wait_timeout_ms: Optional[Millis] = None,
         wait_aof: Optional[bool] = None,
@@ -145,6 +163,7 @@ class Once:
         ``delay_ms`` or ``at`` (unix ms or a datetime): when the job becomes ready (not both).
         ``retries``: how many times a failed job is tried again (0 = one attempt). ``backoff_ms``: the base of the
         exponential backoff between retries. ``lease_ms``: this job's lease when reserved. ``priority``: higher first.
+        ``group``: the job's group (1-256 bytes; see ``group()``); None: the queue's default group.
         ``wait_replicas``, ``wait_timeout_ms``, ``wait_aof``: a durable push for this call (default: the Once's
         settings, see the class): ``DurabilityError`` when fewer replicas (or AOF fsyncs) than asked confirm it.
         """
@@ -165,6 +184,8 @@ class Once:
             args += ["LEASE", _ms(lease_ms)]
         if priority is not None:
             args += ["PRIORITY", int(priority)]
+        if group is not None:
+            args += ["GROUP", group]
         replicas = self.wait_replicas if wait_replicas is None else int(wait_replicas)
         aof = self.wait_aof if wait_aof is None else bool(wait_aof)
         if replicas <= 0 and not aof:
@@ -337,6 +358,28 @@ class Once:
     def stats(self) -> Stats:
         """ONCE.STATS: job counts by state and totals (``stats().items_waiting`` = ready jobs)."""
         return parse_stats(self.redis.execute_command("ONCE.STATS", self.queue))
+
+    # --- flow control ---------------------------------------------------------------------------------------
+
+    def group(
+        self,
+        name: Union[str, bytes],
+        *,
+        concurrency: Optional[int] = None,
+        rate: Optional[Tuple[int, Millis]] = None,
+        reset: bool = False,
+    ) -> GroupInfo:
+        """ONCE.GROUP: a group's counts and own limits. With ``concurrency`` (0: no limit), ``rate=(n, per_ms)``
+        or ``reset=True`` (drop the group's own limits first) it sets them; an override wins over the queue's
+        GROUP-CONCURRENCY / GROUP-RATE. Without them it only reads (a missing group reads as zeros)."""
+        return parse_group(self.redis.execute_command(*group_args(self.queue, name, concurrency, rate, reset)))
+
+    def groups(self, cursor: str = "0", count: Optional[int] = None) -> Tuple[str, List[GroupInfo]]:
+        """ONCE.GROUPS: one page of the named groups by name, ``(next_cursor, groups)``; start and end at "0"."""
+        args: List[Any] = ["ONCE.GROUPS", self.queue, "CURSOR", cursor]
+        if count is not None:
+            args += ["COUNT", int(count)]
+        return parse_groups(self.redis.execute_command(*args))
 
     # --- schedules ------------------------------------------------------------------------------------------
 

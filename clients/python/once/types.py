@@ -4,7 +4,7 @@ The parsers accept what redis-py hands back under either protocol: RESP2 maps ar
 RESP3 maps as dicts; strings arrive as bytes, or as str when the client has ``decode_responses=True``.
 """
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 Payload = Union[bytes, str]
 JobId = Union[str, bytes]
@@ -50,6 +50,7 @@ class JobInfo:
     lease: Optional[int] = None  # None: the module default applies
     tries: int = 0  # reservations since the last ONCE.RETRY (counted against ``retries``); ``attempts`` never resets
     died: Optional[int] = None  # when a dead job died
+    group: Optional[str] = None  # the job's group (PUSH ... GROUP); None: the default group
     extra: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -81,6 +82,14 @@ class Stats:
     dead_max: int = 0
     dead_ttl: int = 0
     events_max: int = 0  # events the queue keeps for ONCE.EVENTS (0: no log)
+    groups: int = 0  # named groups that exist (PUSH ... GROUP, ONCE.GROUP)
+    # flow control (ONCE.CONFIGURE; 0: no limit)
+    concurrency: int = 0
+    rate: int = 0
+    rate_per: int = 0
+    group_concurrency: int = 0
+    group_rate: int = 0
+    group_rate_per: int = 0
     # Latency percentiles from the queue's histograms (ONCE.HISTOGRAM); None until there is a sample.
     wait_p50_ms: Optional[int] = None
     wait_p99_ms: Optional[int] = None
@@ -116,6 +125,23 @@ class Schedule:
     lease: Optional[int] = None
     priority: Optional[int] = None
     missed: Optional[str] = None
+    extra: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    """ONCE.GROUP / ONCE.GROUPS: one group of a queue, its counts and its own limits.
+
+    ``concurrency``, ``rate`` and ``rate_per`` are the group's own override; ``None`` where the queue's
+    GROUP-CONCURRENCY / GROUP-RATE apply. A group that does not exist reads as all zeros.
+    """
+
+    name: str
+    ready: int = 0
+    reserved: int = 0
+    concurrency: Optional[int] = None
+    rate: Optional[int] = None
+    rate_per: Optional[int] = None
     extra: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -202,6 +228,8 @@ def parse_job_info(reply: Any, decode: Union[bool, str]) -> Optional[JobInfo]:
     known["id"] = to_id(known.get("id"))
     known["state"] = to_str(known.get("state"))
     known["last_error"] = to_str(known.get("last_error"))
+    if "group" in known:
+        known["group"] = to_id(known["group"])
     known["payload"] = decode_payload(known.get("payload", b""), decode)
     return JobInfo(**known, extra=extra)
 
@@ -219,6 +247,27 @@ def parse_schedules(reply: Any, decode: Union[bool, str]) -> List[Schedule]:
         known["payload"] = decode_payload(known.get("payload", b""), decode)
         out.append(Schedule(**known, extra=extra))
     return out
+
+
+_GROUP_FIELDS = {f for f in GroupInfo.__dataclass_fields__ if f != "extra"}
+
+
+def parse_group(reply: Any) -> GroupInfo:
+    """One group's map (ONCE.GROUP's reply, an entry of ONCE.GROUPS)."""
+    m = as_map(reply) or {}
+    known = {k: v for k, v in m.items() if k in _GROUP_FIELDS}
+    extra = {k: to_str(v) for k, v in m.items() if k not in _GROUP_FIELDS}
+    for k in ("ready", "reserved", "concurrency", "rate", "rate_per"):
+        if k in known:
+            known[k] = to_int(known[k])
+    known["name"] = to_id(known.get("name"))
+    return GroupInfo(**known, extra=extra)
+
+
+def parse_groups(reply: Any) -> Tuple[str, List[GroupInfo]]:
+    """ONCE.GROUPS' reply as ``(next_cursor, [GroupInfo, ...])``; the cursor is ``"0"`` at the end."""
+    cursor, items = reply
+    return to_str(cursor), [parse_group(g) for g in (items or [])]
 
 
 def error_text(exc: BaseException, limit: int = 8192) -> str:

@@ -357,3 +357,40 @@ def test_retry_brings_a_dead_job_back_and_cancel_removes_jobs(once):
         once.retry()
     with pytest.raises(ValueError):
         once.cancel()
+
+
+# --- flow control ---------------------------------------------------------------------------------------------
+
+
+def test_groups_limits_and_typed_group_results(once, client, queue):
+    from once import GroupInfo
+    from once.admin import Admin
+    admin = Admin(client, queue)
+    s = admin.configure(concurrency=10, rate=(100, 1000), group_concurrency=1, group_rate=(50, 2000))
+    assert (s["concurrency"], s["rate"], s["rate_per"], s["group_concurrency"], s["group_rate"],
+            s["group_rate_per"]) == (10, 100, 1000, 1, 50, 2000)
+    assert once.group("nobody") == GroupInfo(name="nobody")
+    a = [once.push(f"a{i}", group="tenant-a") for i in range(3)]
+    once.push("b0", group=b"tenant-b")
+    once.push("plain")
+    assert once.inspect(a[0]).group == "tenant-a"
+    assert once.inspect(once.push("plain2")).group is None
+    got = once.reserve(count=10)
+    assert sorted(j.text for j in got) == ["a0", "b0", "plain"]      # GROUP-CONCURRENCY 1 per group
+    info = once.group("tenant-a", concurrency=2)
+    assert info == GroupInfo(name="tenant-a", ready=2, reserved=1, concurrency=2)
+    assert [j.text for j in once.reserve(count=10)] == ["a1"]
+    info = once.group("tenant-a", rate=(5, 1000), reset=True)
+    assert (info.concurrency, info.rate, info.rate_per) == (None, 5, 1000)
+    cursor, page = once.groups(count=1)
+    assert cursor != "0" and [g.name for g in page] == ["tenant-a"]
+    cursor, page = once.groups(cursor)
+    assert cursor == "0" and [g.name for g in page] == ["tenant-b"]
+    assert [g.name for g in admin.all_groups(count=1)] == ["tenant-a", "tenant-b"]
+    assert admin.group("tenant-b").reserved == 1
+    st = once.stats()
+    assert (st.groups, st.concurrency, st.rate, st.rate_per, st.group_concurrency, st.group_rate,
+            st.group_rate_per) == (2, 10, 100, 1000, 1, 50, 2000)
+    assert st.extra == {}, st.extra
+    with pytest.raises(redis.ResponseError, match="GROUP must be 1 to 256 bytes"):
+        once.push("x", group="")
