@@ -9,13 +9,14 @@ from helpers import as_map, push, stats
 
 PUBLIC = ["ONCE.PUSH", "ONCE.RESERVE", "ONCE.ACK", "ONCE.NACK", "ONCE.EXTEND", "ONCE.RETRY", "ONCE.CANCEL",
           "ONCE.INSPECT", "ONCE.STATS", "ONCE.SCHEDULE", "ONCE.UNSCHEDULE", "ONCE.SCHEDULES", "ONCE.LIST",
-          "ONCE.PURGE", "ONCE.PAUSE", "ONCE.RESUME", "ONCE.CONFIGURE", "ONCE.EVENTS", "ONCE.HISTOGRAM"]
+          "ONCE.PURGE", "ONCE.PAUSE", "ONCE.RESUME", "ONCE.CONFIGURE", "ONCE.EVENTS", "ONCE.HISTOGRAM", "ONCE.GROUP", "ONCE.GROUPS"]
 INTERNAL = ["ONCE._JOB", "ONCE._RESERVE", "ONCE._FAIL", "ONCE._LEASE", "ONCE._PROMOTE", "ONCE._META",
-            "ONCE._SCHED", "ONCE._FIRED", "ONCE._SETTINGS", "ONCE._DROP", "ONCE._AT", "ONCE._EVENTS", "ONCE._HIST"]
+            "ONCE._SCHED", "ONCE._FIRED", "ONCE._SETTINGS", "ONCE._DROP", "ONCE._AT", "ONCE._EVENTS", "ONCE._HIST",
+            "ONCE._GROUP", "ONCE._WINDOW", "ONCE._RING"]
 
 # The option tokens of the README's command reference.
 TOKENS = {
-    "ONCE.PUSH": {"ID", "DELAY", "AT", "RETRIES", "BACKOFF", "LEASE", "PRIORITY"},
+    "ONCE.PUSH": {"ID", "DELAY", "AT", "RETRIES", "BACKOFF", "LEASE", "PRIORITY", "GROUP"},
     "ONCE.RESERVE": {"COUNT", "BLOCK", "LEASE", "ACK", "ATTEMPT"},
     "ONCE.ACK": {"ATTEMPT"},
     "ONCE.NACK": {"ATTEMPT", "ERROR", "DELAY", "DEAD"},
@@ -27,19 +28,21 @@ TOKENS = {
     "ONCE.CONFIGURE": {"RETRIES", "BACKOFF", "LEASE", "DEAD-MAX", "DEAD-TTL", "EVENTS-MAX", "CONCURRENCY", "RATE",
                        "PER", "GROUP-CONCURRENCY", "GROUP-RATE"},
     "ONCE.EVENTS": {"AFTER", "COUNT", "BLOCK"}, "ONCE.HISTOGRAM": set(),
+    "ONCE.GROUP": {"CONCURRENCY", "RATE", "PER", "RESET"}, "ONCE.GROUPS": {"CURSOR", "COUNT"},
 }
 # Words that name a choice (states, MISSED policies), not options.
 WORDS = {"once", "skip", "ready", "delayed", "reserved", "dead", "wait", "run"}
 FAST = {"ONCE.PUSH", "ONCE.ACK", "ONCE.NACK", "ONCE.EXTEND", "ONCE.RETRY", "ONCE.CANCEL", "ONCE.INSPECT",
-        "ONCE.STATS", "ONCE.UNSCHEDULE", "ONCE.PURGE", "ONCE.PAUSE", "ONCE.RESUME", "ONCE.CONFIGURE",
-        "ONCE.HISTOGRAM"}
-READS = {"ONCE.INSPECT", "ONCE.STATS", "ONCE.SCHEDULES", "ONCE.LIST", "ONCE.EVENTS", "ONCE.HISTOGRAM"}
+        "ONCE.STATS", "ONCE.UNSCHEDULE", "ONCE.PAUSE", "ONCE.RESUME", "ONCE.HISTOGRAM", "ONCE.GROUP"}
+READS = {"ONCE.INSPECT", "ONCE.STATS", "ONCE.SCHEDULES", "ONCE.LIST", "ONCE.EVENTS", "ONCE.HISTOGRAM",
+         "ONCE.GROUPS"}
 BLOCKING = {"ONCE.RESERVE", "ONCE.EVENTS"}
 # The positional arguments before the options, as a valid sample.
 LEAD = {
     "ONCE.PUSH": ["p"], "ONCE.RESERVE": [], "ONCE.ACK": ["some-id"], "ONCE.NACK": ["some-id"],
     "ONCE.EXTEND": ["some-id", "1000"], "ONCE.SCHEDULE": ["s", "@every 1s", "p"], "ONCE.LIST": ["ready"],
     "ONCE.RETRY": [], "ONCE.CONFIGURE": [], "ONCE.HISTOGRAM": ["wait"], "ONCE.EVENTS": [],
+    "ONCE.GROUP": ["g"], "ONCE.GROUPS": [],
 }
 SAMPLE = {"integer": "1", "unix-time": "1", "string": "x"}
 
@@ -142,7 +145,7 @@ def test_flags_and_key_specs_say_what_each_command_does(rc, name):
     assert ("write" in flags) == (name not in READS), flags
     assert ("fast" in flags) == (name in FAST), flags
     assert ("blocking" in flags) == (name in BLOCKING), flags
-    assert ("denyoom" in flags) == (name in ("ONCE.PUSH", "ONCE.SCHEDULE", "ONCE.CONFIGURE")), flags
+    assert ("denyoom" in flags) == (name in ("ONCE.PUSH", "ONCE.SCHEDULE", "ONCE.CONFIGURE", "ONCE.GROUP")), flags
     assert info[3:6] == [1, 1, 1], info
     specs = [as_map(s) for s in info[8]]
     assert len(specs) == 1, specs
@@ -154,7 +157,8 @@ def test_flags_and_key_specs_say_what_each_command_does(rc, name):
 def test_getkeys_names_the_queue(rc, name):
     sample = {"ONCE.PUSH": ["p"], "ONCE.ACK": ["i"], "ONCE.NACK": ["i"], "ONCE.EXTEND": ["i", "5"],
               "ONCE.RETRY": ["i"], "ONCE.CANCEL": ["i"], "ONCE.INSPECT": ["i"], "ONCE.SCHEDULE": ["s", "x", "p"],
-              "ONCE.UNSCHEDULE": ["s"], "ONCE.LIST": ["ready"], "ONCE.PURGE": ["dead"], "ONCE.HISTOGRAM": ["wait"]}.get(name, ["a", "b", "c"] if name in INTERNAL else [])
+              "ONCE.UNSCHEDULE": ["s"], "ONCE.LIST": ["ready"], "ONCE.PURGE": ["dead"], "ONCE.HISTOGRAM": ["wait"],
+              "ONCE.GROUP": ["g"]}.get(name, ["a", "b", "c"] if name in INTERNAL else [])
     assert rc.execute_command("COMMAND", "GETKEYS", name, "jobs:q", *sample) == ["jobs:q"]
 
 
