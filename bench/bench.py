@@ -803,6 +803,121 @@ def bench_notify(cfg, feats):
             "round_ratios": ratios, "ratio": statistics.median(ratios)}
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# 12. Flow control: the RESERVE+ACK cycle with no limits, CONCURRENCY, RATE and 100k groups; 100k drained groups
+
+
+FLOW_MODES = (
+    ("none", "no limits", []),
+    ("concurrency", "CONCURRENCY 1000", ["CONCURRENCY", 1000]),
+    # RATE n is at most 100,000: RATE 1000000 PER 1000 is refused, so the same 1M/s as RATE 100000 PER 100
+    ("rate", "RATE 100000 PER 100", ["RATE", 100000, "PER", 100]),
+    ("groups", "jobs spread over 100,000 groups", []),
+)
+
+
+def flow_cycle(s, mode, settings, n, groups, batch=500):
+    """n jobs pushed (pipelined), then reserved and acked in batches of `batch` (a pipeline of RESERVEs, then one
+    of ACKs): server µs per call of ONCE.RESERVE and ONCE.ACK (INFO commandstats), wall time of the cycle."""
+    s.flush()
+    if settings:
+        s.r.execute_command("ONCE.CONFIGURE", "fq", *settings)
+    opts = (lambda i: ["GROUP", f"g{i % groups}"]) if mode == "groups" else (lambda i: [])
+    got = pipelined(s.port, [["ONCE.PUSH", "fq", PAYLOAD, *opts(i)] for i in range(n)])
+    if first_error(got) is not None:
+        raise RuntimeError(f"ONCE.PUSH failed: {first_error(got)}")
+    s.r.config_resetstat()
+    done, t0 = 0, time.perf_counter()
+    while done < n:
+        p = s.r.pipeline(transaction=False)
+        for _ in range(min(batch, n - done)):
+            p.execute_command("ONCE.RESERVE", "fq")
+        ids = [g[0][0] for g in p.execute() if g]
+        if not ids:
+            raise RuntimeError(f"{mode}: RESERVE returned nothing after {done:,} of {n:,} jobs")
+        p = s.r.pipeline(transaction=False)
+        for j in ids:
+            p.execute_command("ONCE.ACK", "fq", j)
+        if sum(p.execute()) != len(ids):
+            raise RuntimeError(f"{mode}: an ACK failed")
+        done += len(ids)
+    wall_s = time.perf_counter() - t0
+    st = stats(s.r, "fq")
+    if int(st["ready"]) or int(st["reserved"]) or int(st["acked_total"]) != n:
+        raise RuntimeError(f"{mode}: the queue is not drained: {st}")
+    rs, ak = commandstat(s, "once.reserve"), commandstat(s, "once.ack")
+    return {"reserve_us": float(rs["usec_per_call"]), "reserve_calls": int(rs["calls"]),
+            "ack_us": float(ak["usec_per_call"]), "cycles_per_s": n / wall_s, "groups_after": int(st["groups"])}
+
+
+def used_memory(s):
+    time.sleep(0.2)
+    return int(s.info("memory")["used_memory"])
+
+
+def drain(s, key, n):
+    done = 0
+    while done < n:
+        p = s.r.pipeline(transaction=False)
+        for _ in range(min(1000, n - done)):
+            p.execute_command("ONCE.RESERVE", key, "COUNT", 1)
+        ids = [g[0][0] for g in p.execute() if g]
+        if not ids:
+            raise RuntimeError(f"drain: nothing to reserve after {done:,} of {n:,}")
+        p = s.r.pipeline(transaction=False)
+        for j in ids:
+            p.execute_command("ONCE.ACK", key, j)
+        p.execute()
+        done += len(ids)
+
+
+def flow_memory(s, groups, group_rate):
+    """used_memory before pushing, after 1 job to each of `groups` groups, after draining them; with a GROUP-RATE
+    also after the windows end and one more reservation."""
+    s.flush()
+    s.r.execute_command("ONCE.PUSH", "mq", PAYLOAD)        # the queue exists before: only the groups are counted
+    drain(s, "mq", 1)
+    if group_rate:
+        s.r.execute_command("ONCE.CONFIGURE", "mq", "GROUP-RATE", 1, "PER", group_rate)
+    out = {"before": used_memory(s)}
+    got = pipelined(s.port, [["ONCE.PUSH", "mq", PAYLOAD, "GROUP", f"tenant-{i}"] for i in range(groups)])
+    if first_error(got) is not None:
+        raise RuntimeError(f"ONCE.PUSH failed: {first_error(got)}")
+    out["pushed"], out["groups_pushed"] = used_memory(s), int(stats(s.r, "mq")["groups"])
+    t0 = time.time()
+    drain(s, "mq", groups)
+    out["drained"], out["groups_drained"] = used_memory(s), int(stats(s.r, "mq")["groups"])
+    if group_rate:
+        time.sleep(max(0.0, group_rate / 1000 - (time.time() - t0)) + 0.2)   # every window has ended
+        s.r.execute_command("ONCE.PUSH", "mq", PAYLOAD)
+        drain(s, "mq", 1)
+        out["after_windows"], out["groups_after_windows"] = used_memory(s), int(stats(s.r, "mq")["groups"])
+    return out
+
+
+def bench_flow(cfg, feats):
+    n, groups = cfg.flow_jobs, cfg.flow_groups
+    s = Server(module=True)
+    out = {"jobs": n, "groups": groups, "rounds": [], "memory": {}}
+    try:
+        for rep in range(cfg.flow_reps):
+            order = FLOW_MODES if rep % 2 == 0 else FLOW_MODES[::-1]
+            this = {}
+            for mode, _, settings in order:
+                this[mode] = flow_cycle(s, mode, settings, n, groups)
+                log(f"flow {mode} round {rep + 1}: RESERVE {this[mode]['reserve_us']:.2f} us/call, ACK "
+                    f"{this[mode]['ack_us']:.2f} us/call (server), {this[mode]['cycles_per_s']:,.0f} cycles/s")
+            out["rounds"].append(this)
+        out["median"] = {m: {f: statistics.median(r_[m][f] for r_ in out["rounds"])
+                             for f in ("reserve_us", "ack_us", "cycles_per_s")} for m, _, _ in FLOW_MODES}
+        for label, rate in (("no group settings", None), ("GROUP-RATE 1 PER 1000", 1000)):
+            out["memory"][label] = flow_memory(s, groups, rate)
+            log(f"flow memory ({label}): {out['memory'][label]}")
+    finally:
+        s.close()
+    return out
+
+
 def machine():
     model = "?"
     for line in sh("lscpu").splitlines():
@@ -1272,6 +1387,44 @@ def report(cfg, m, feats, R, elapsed):
     else:
         a(f"Failed / not run: {nt}")
     a("")
+    # 12
+    fl = R.get("flow")
+    a(f"## 12. Flow control: RESERVE + ACK with no limits, CONCURRENCY, RATE, {cfg.flow_groups:,} groups; drained "
+      "groups' memory")
+    a("")
+    if isinstance(fl, dict):
+        a(f"One server; per mode the queue is emptied (FLUSHALL), configured, {fl['jobs']:,} jobs pushed (pipelined), "
+          "then reserved and acked in batches of 500 (a pipeline of 500 `ONCE.RESERVE fq`, then one of their ACKs), "
+          f"INFO commandstats reset before the cycle. The groups mode spreads the jobs over {fl['groups']:,} groups "
+          f"(`PUSH … GROUP g<i mod {fl['groups']:,}>`), so every reservation turns the ring and every ACK frees a "
+          f"drained group. {len(fl['rounds'])} round(s), the order of the modes alternating; medians. (RATE n is at "
+          "most 100,000, so the 1M reservations/s rate is written RATE 100000 PER 100.)")
+        a("")
+        a("| mode | ONCE.RESERVE µs/call (server) | ONCE.ACK µs/call (server) | cycles/s (client, pipelined) | "
+          "÷ no limits (RESERVE µs) |")
+        a("| --- | ---: | ---: | ---: | ---: |")
+        base = fl["median"]["none"]["reserve_us"]
+        for mode, label, _ in FLOW_MODES:
+            label = f"jobs spread over {fl['groups']:,} groups" if mode == "groups" else label
+            v = fl["median"][mode]
+            a(f"| {label} | {v['reserve_us']:.2f} | {v['ack_us']:.2f} | {fmt(v['cycles_per_s'])} | "
+              f"{v['reserve_us'] / max(base, 0.001):.2f}× |")
+        a("")
+        a(f"Memory of {fl['groups']:,} drained groups (used_memory; the queue exists before; one job pushed to each "
+          "group, then every job reserved and acked):")
+        a("")
+        a("| queue setting | before | after the pushes (groups) | drained (groups) | drained − before | "
+          "windows ended + one more reserve (groups) |")
+        a("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for label, mm in fl["memory"].items():
+            later = (f"{mm['after_windows'] - mm['before']:+,} B ({mm['groups_after_windows']:,})"
+                     if "after_windows" in mm else "—")
+            a(f"| {label} | {mm['before']:,} B | {mm['pushed'] - mm['before']:+,} B ({mm['groups_pushed']:,}) | "
+              f"{mm['drained'] - mm['before']:+,} B ({mm['groups_drained']:,}) | "
+              f"{(mm['drained'] - mm['before']) / fl['groups']:.1f} B/group | {later} |")
+    else:
+        a(f"Failed / not run: {fl}")
+    a("")
     a("Ratios between runs swing by about ±0.1 on this 2-core VM; the server-side figures (µs/call, server CPU "
       "per job, timer tick) are steadier than throughput. Nothing here is asserted: PASS/MISS only reports.")
     return "\n".join(L) + "\n"
@@ -1286,7 +1439,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(BENCH, "results.md"))
     ap.add_argument("--only", default="",
                     help="comma list of sections: push,cycle,memory,delayed,wakeup,cluster,cancel,crontick,"
-                         "listtail,purge,notify")
+                         "listtail,purge,notify,flow")
     cfg = ap.parse_args()
     q = cfg.quick
     cfg.push_n = 200_000 if q else 1_000_000
@@ -1311,6 +1464,9 @@ def main():
     cfg.purge_jobs = 100_000 if q else 1_000_000
     cfg.notify_n = 200_000 if q else 1_000_000
     cfg.notify_reps = 2 if q else 5
+    cfg.flow_jobs = 20_000 if q else 100_000
+    cfg.flow_groups = 20_000 if q else 100_000
+    cfg.flow_reps = 1 if q else 3
     only = set(x for x in cfg.only.split(",") if x)
 
     if (not only or only & {"cycle", "memory", "delayed", "wakeup"}) and not os.access(DRIVER, os.X_OK):
@@ -1336,6 +1492,7 @@ def main():
         ("listtail", bench_list_tail, feats["push"] and feats["reserve"] and feats["list"]),
         ("purge", bench_purge, feats["push"] and feats["reserve"] and feats["purge"] and feats["info_once"]),
         ("notify", bench_notify, feats["push"]),
+        ("flow", bench_flow, feats["push"] and feats["reserve"] and feats["ack"] and feats["stats"]),
     ]
     for name, fn, can in sections:
         if only and name not in only:
