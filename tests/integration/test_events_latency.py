@@ -622,6 +622,10 @@ def test_log_and_histograms_survive_reload_rewrite_restart_and_a_replica_with_ao
     rr = replica.client(decode_responses=True, protocol=2)
     rr.execute_command("REPLICAOF", "NO", "ONE")
     assert digest(rr) == d2 and visible(rr, "q") == after
+    # promoted, it goes on numbering where the master was
+    last = after["events"][-1][0]
+    job = push(rr, "q", "on-the-promoted-replica")
+    assert [(e[0], e[1], e[2]) for e in events(rr, "q", "AFTER", last)] == [(last + 1, "push", job)]
 
 
 def test_replica_replays_time_carrying_commands_at_the_masters_time(make_server):
