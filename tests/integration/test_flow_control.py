@@ -329,7 +329,7 @@ def test_group_reads_groups_pages_and_the_group_field(server, r, key):
     assert group(r, key, long)["ready"] == 1
 
 
-def test_a_drained_group_is_freed_unless_it_has_settings_or_a_rate_window(r, key):
+def test_a_drained_group_is_freed_unless_it_has_settings_or_a_rate_window(server, r, key):
     push(r, key, "p", "GROUP", "g")
     (j,) = ids_of(reserve(r, key))
     assert stats(r, key)["groups"] == 1
@@ -350,6 +350,37 @@ def test_a_drained_group_is_freed_unless_it_has_settings_or_a_rate_window(r, key
     push(r, key, "other")
     reserve(r, key)
     assert stats(r, key)["groups"] == 0, all_groups(r, key)
+    # many of them are freed a few at each later reservation or ACK (bounded work), all of them in the end
+    pipe_push(server, key, [(f"m{i}", f"m{i}") for i in range(50)])
+    for j in ids_of(reserve(r, key, "COUNT", 100)):
+        r.execute_command("ONCE.ACK", key, j)
+    assert stats(r, key)["groups"] == 50
+    time.sleep(0.4)
+    for i in range(60):
+        push(r, key, f"more{i}")
+        got = reserve(r, key)
+        if got:
+            r.execute_command("ONCE.ACK", key, *ids_of(got))
+        else:
+            time.sleep(0.1)             # the default group's GROUP-RATE window
+        if stats(r, key)["groups"] == 0:
+            break
+    assert stats(r, key)["groups"] == 0, all_groups(r, key)
+
+
+def test_many_small_groups_cost_little_memory(server, r, key):
+    """One job in each of 2,000 groups: the queue's memory grows by a small amount per group (a group is a name, a
+    few counters and a ready line of one job), not by a preallocated line chunk; drained, they are freed."""
+    push(r, key, "first")
+    base = r.memory_usage(key)
+    pipe_push(server, key, [(f"p{i}", f"tenant-{i}") for i in range(2000)])
+    per_group = (r.memory_usage(key) - base) / 2000
+    assert per_group < 2048, f"{per_group:.0f} bytes per one-job group"
+    got = reserve(r, key, "COUNT", 5000)
+    assert len(got) == 2001
+    r.execute_command("ONCE.ACK", key, *ids_of(got))
+    assert stats(r, key)["groups"] == 0
+    assert (r.memory_usage(key) - base) / 2000 < 256, "drained groups leave little behind"
 
 
 def test_settings_map_has_the_flow_fields(r3, key):
