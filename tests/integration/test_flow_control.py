@@ -501,6 +501,8 @@ def test_flow_state_survives_reload_rewrite_restart_and_a_replica(make_server):
     assert before["next_w"] == ["w1", "w2"], "RATE 3: one of the window is used"
     assert [g["name"] for g in before["groups"]] == ["a", "b", "c", "e", "f"]
     assert len(before["next_q"]) == 12 - 7 and before["stats"][0]["reserved"] == 6
+    assert before["next_q"][0][0] != "a", ("the ring has turned: a's turn is not next", before["next_q"])
+    assert len({p[0] for p in before["next_q"]}) == len(before["next_q"]), "one job per group at a turn"
     wait_in_sync(r, rr)
     # Every check is made, then the ones that failed are named together (a replica problem must not hide a
     # reload problem, or the other way round).
