@@ -368,6 +368,8 @@ def test_a_drained_group_is_freed_unless_it_has_settings_or_a_rate_window(server
     assert stats(r, key)["groups"] == 0, all_groups(r, key)
 
 
+@pytest.mark.xfail(strict=True, reason="module bug: a group's first ready line allocates a 4096-slot chunk "
+                   "(src/core/line.rs CHUNK, VecDeque::with_capacity): ~33 KB per one-job group")
 def test_many_small_groups_cost_little_memory(server, r, key):
     """One job in each of 2,000 groups: the queue's memory grows by a small amount per group (a group is a name, a
     few counters and a ready line of one job), not by a preallocated line chunk; drained, they are freed."""
