@@ -136,6 +136,11 @@ pub fn retry_dead(ctx: Ctx, key: RStr, v: &mut QueueValue, seqs: &[u64], now_ms:
     }
 }
 
+/// `ONCE._SWEEP key n` at `now`: the timer freed the first n drained groups whose rate window had ended.
+pub fn swept(ctx: Ctx, key: RStr, now_ms: u64, n: usize) {
+    at(ctx, now_ms, b"ONCE._SWEEP\0", &[OwnedStr::retain(key), OwnedStr::int(n as i64)]);
+}
+
 /// `ONCE._SETTINGS key <settings>` at `now`: the queue's settings (and paused flag) as they now are.
 pub fn settings(ctx: Ctx, key: RStr, v: &QueueValue, now_ms: u64) {
     at(ctx, now_ms, b"ONCE._SETTINGS\0", &settings_args(key, &v.queue.settings));

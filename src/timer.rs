@@ -53,8 +53,21 @@ fn visit(ctx: Ctx, key_bytes: &[u8], now: u64, stop_at: Instant) {
         && fire_schedules(ctx, &key_name, v, now, stop_at)
         && cap_dead(ctx, &key_name, v, now, stop_at)
         && retry_all(ctx, &key_name, v, now, stop_at)
+        && sweep_groups(ctx, &key_name, v, now, stop_at)
         && free_purged(v, stop_at);
     settle(ctx, key_name.0, v, before);
+}
+
+/// Frees drained groups whose rate window ended, a slice at a time, each slice replicated.
+fn sweep_groups(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_at: Instant) -> bool {
+    while v.queue.flow.idle_deadline().is_some_and(|t| t <= now) {
+        let n = v.queue.sweep_groups(now, SLICE);
+        effects::swept(ctx, key.0, now, n);
+        if over(stop_at) {
+            return false;
+        }
+    }
+    true
 }
 
 fn over(stop_at: Instant) -> bool {

@@ -94,6 +94,7 @@ pub fn at(ctx: Ctx, args: &[RStr]) -> CmdResult {
         b"once._reserve" => reserve,
         b"once._drop" => drop,
         b"once._settings" => settings,
+        b"once._sweep" => sweep,
         _ => return Err(err(format!("ONCE._AT cannot run '{}'", crate::text::shown(rm::bytes(&args[3]))))),
     };
     let mut inner = Vec::with_capacity(args.len() - 2);
@@ -363,6 +364,19 @@ pub fn ring(ctx: Ctx, args: &[RStr]) -> CmdResult {
         all.retain(|g| !order.contains(g));
         all.extend(order);
         v.queue.flow.restore_ring(&all, &limits);
+        Ok(())
+    })
+}
+
+/// `ONCE._SWEEP key n`: frees up to n drained groups whose rate window ended by the time it runs at (the
+/// timer's step; replayed at the master's time through `ONCE._AT`).
+pub fn sweep(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if args.len() != 3 {
+        return Err(arity("ONCE._SWEEP"));
+    }
+    let n = number(rm::bytes(&args[2]), "count")? as usize;
+    with_queue_at(ctx, args, b"ONCE._SWEEP\0", |v, now| {
+        v.queue.sweep_groups(now, n);
         Ok(())
     })
 }

@@ -368,6 +368,7 @@ pub static COMMANDS: &[Command] = &[
     internal_cmd!("ONCE._GROUP", internal::group),
     internal_cmd!("ONCE._WINDOW", internal::window),
     internal_cmd!("ONCE._RING", internal::ring),
+    internal_cmd!("ONCE._SWEEP", internal::sweep),
 ];
 
 #[cfg(test)]

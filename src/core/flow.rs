@@ -86,8 +86,8 @@ pub struct Group {
     pub own: Limits,
     pub ready: u64,
     pub reserved: u64,
-    /// Jobs of the group in any state: a group is freed only when none is left.
-    pub held: u64,
+    pub delayed: u64,
+    pub dead: u64,
     pub window: Window,
     slot: Slot,
     /// Its key in the idle index: drained, kept only until its rate window ends.
@@ -115,7 +115,13 @@ impl Group {
 
     /// Whether anything about the group is worth keeping: jobs, its own limits, or a window still running.
     pub fn holds_state(&self) -> bool {
-        self.held > 0 || self.own != Limits::default() || !self.window.0.is_empty()
+        self.held() > 0 || self.own != Limits::default() || !self.window.0.is_empty()
+    }
+
+    /// Jobs of the group that readers see, in any state (purged ones not yet freed do not count): a group
+    /// is freed only when none is left, the same moment on every node.
+    pub fn held(&self) -> u64 {
+        self.ready + self.reserved + self.delayed + self.dead
     }
 }
 
@@ -132,8 +138,10 @@ pub struct Flow {
     names: BTreeMap<Box<[u8]>, u32>,
     ring: BTreeMap<u64, u32>,
     next_turn: u64,
-    waiting: BTreeSet<(u64, u32)>,
-    idle: BTreeSet<(u64, u32)>,
+    /// Both by (time, name): ties must break the same way on every node, and group numbers are each
+    /// process's own (a replica loaded from an RDB numbers its groups afresh).
+    waiting: BTreeSet<(u64, Box<[u8]>)>,
+    idle: BTreeSet<(u64, Box<[u8]>)>,
     /// The queue's own rate window.
     pub window: Window,
 }
@@ -205,6 +213,11 @@ impl Flow {
         self.names.range::<Box<[u8]>, _>((Included(start), Unbounded)).filter_map(|(_, &g)| self.group(g).map(|gr| (g, gr)))
     }
 
+    /// The default group, then the named ones by name: an order every node agrees on.
+    pub fn gids_by_name(&self) -> impl Iterator<Item = u32> + '_ {
+        std::iter::once(DEFAULT_GROUP).chain(self.names.values().copied())
+    }
+
     pub fn all(&self) -> impl Iterator<Item = (u32, &Group)> {
         self.groups.iter().enumerate().filter_map(|(i, g)| g.as_ref().map(|g| (i as u32, g)))
     }
@@ -217,7 +230,8 @@ impl Flow {
                 self.ring.remove(&t);
             }
             Slot::Waiting(t) => {
-                self.waiting.remove(&(t, gid));
+                let key = (t, g.name.clone());
+                self.waiting.remove(&key);
             }
             Slot::None => {}
         }
@@ -232,7 +246,7 @@ impl Flow {
         }
         let slot = match g.window.allow_at(g.rate(l)) {
             Some(t) => {
-                self.waiting.insert((t, gid));
+                self.waiting.insert((t, g.name.clone()));
                 Slot::Waiting(t)
             }
             None => {
@@ -252,28 +266,25 @@ impl Flow {
     }
 
     fn unidle(&mut self, gid: u32) {
-        if let Some(t) = self.group_mut(gid).and_then(|g| g.idle_until.take()) {
-            self.idle.remove(&(t, gid));
+        let Some(g) = self.group_mut(gid) else { return };
+        if let Some(t) = g.idle_until.take() {
+            let key = (t, g.name.clone());
+            self.idle.remove(&key);
         }
     }
 
-    /// A job of `gid` entered the queue (in any state).
-    pub fn hold(&mut self, gid: u32) {
-        self.unidle(gid);
+    /// A job of `gid` became delayed (`dead` false) or dead, or (`by` -1) stopped being so.
+    pub fn count_waiting(&mut self, gid: u32, dead: bool, by: i64) {
+        if by > 0 {
+            self.unidle(gid);
+        }
         if let Some(g) = self.group_mut(gid) {
-            g.held += 1;
+            let n = if dead { &mut g.dead } else { &mut g.delayed };
+            *n = n.saturating_add_signed(by);
         }
     }
 
-    /// A job of `gid` left the queue.
-    pub fn unhold(&mut self, gid: u32, l: &QueueLimits) {
-        if let Some(g) = self.group_mut(gid) {
-            g.held = g.held.saturating_sub(1);
-        }
-        self.maybe_free(gid, l);
-    }
-
-    /// Frees a group made for a job that then did not go in.
+    /// Frees the group if it holds nothing now (a job of it left the queue, or never went in).
     pub fn forget_if_empty(&mut self, gid: u32, l: &QueueLimits) {
         self.maybe_free(gid, l);
     }
@@ -340,14 +351,14 @@ impl Flow {
             return;
         }
         let Some(g) = self.group(gid) else { return };
-        if g.held > 0 || g.own != Limits::default() || g.idle_until.is_some() {
+        if g.held() > 0 || g.own != Limits::default() || g.idle_until.is_some() {
             return;
         }
         let rate = g.rate(l);
         match g.window.newest() {
             Some(t) if rate.is_limit() => {
                 let until = t.saturating_add(rate.per_ms);
-                self.idle.insert((until, gid));
+                self.idle.insert((until, g.name.clone()));
                 if let Some(g) = self.group_mut(gid) {
                     g.idle_until = Some(until);
                 }
@@ -367,18 +378,30 @@ impl Flow {
 
     /// Frees idle groups whose window ended by `now` (a few per call).
     fn sweep(&mut self, now: u64, l: &QueueLimits) {
-        for _ in 0..SWEEP {
-            let Some(&(t, gid)) = self.idle.first() else { return };
+        self.sweep_idle(now, SWEEP, l);
+    }
+
+    /// When the first idle group's window ends (the timer frees them then).
+    pub fn idle_deadline(&self) -> Option<u64> {
+        self.idle.first().map(|(t, _)| *t)
+    }
+
+    /// Frees up to `max` idle groups whose window ended by `now`; returns how many it looked at.
+    pub fn sweep_idle(&mut self, now: u64, max: usize, l: &QueueLimits) -> usize {
+        for done in 0..max {
+            let Some((t, name)) = self.idle.pop_first() else { return done };
             if t > now {
-                return;
+                self.idle.insert((t, name));
+                return done;
             }
-            self.idle.remove(&(t, gid));
+            let Some(gid) = self.gid(&name) else { continue };
             if let Some(g) = self.group_mut(gid) {
                 g.idle_until = None;
                 g.window.0.clear();
             }
             self.maybe_free(gid, l);
         }
+        max
     }
 
     /// Whether the queue-wide limits let one more reservation go at `now`, with `reserved` jobs out.
@@ -390,12 +413,15 @@ impl Flow {
     /// Skipped entries (of groups no longer eligible) are dropped on the way.
     pub fn next_group(&mut self, now: u64, l: &QueueLimits) -> Option<u32> {
         loop {
-            if let Some(&(t, gid)) = self.waiting.first().filter(|&&(t, _)| t <= now) {
-                if self.group(gid).is_some_and(|g| g.slot == Slot::Waiting(t) && g.eligible(l)) {
+            if let Some((t, name)) = self.waiting.first().filter(|(t, _)| *t <= now) {
+                let (t, gid) = (*t, self.gid(name));
+                if let Some(gid) = gid.filter(|&g| self.group(g).is_some_and(|g| g.slot == Slot::Waiting(t) && g.eligible(l))) {
                     return Some(gid);
                 }
-                self.waiting.remove(&(t, gid));
-                self.clear_slot_if(gid, Slot::Waiting(t));
+                self.waiting.pop_first();
+                if let Some(gid) = gid {
+                    self.clear_slot_if(gid, Slot::Waiting(t));
+                }
                 continue;
             }
             let (&turn, &gid) = self.ring.first_key_value()?;
@@ -420,16 +446,16 @@ impl Flow {
             return None;
         }
         let queue = self.window.allow_at(l.rate).unwrap_or(0);
-        let group = if self.ring.is_empty() { self.waiting.first().map(|&(t, _)| t)? } else { now };
+        let group = if self.ring.is_empty() { self.waiting.first().map(|(t, _)| *t)? } else { now };
         Some(queue.max(group)).filter(|&t| t > now)
     }
 
     /// Every group's place, again, after the queue's limits changed (O(groups)): the ring keeps its order,
-    /// then the waiting and every other group that is now eligible follow.
+    /// then the waiting and every other group that is now eligible follow, by name (the same on every node).
     pub fn replace_all(&mut self, l: &QueueLimits) {
         let mut order: Vec<u32> = self.ring.values().copied().collect();
-        order.extend(self.waiting.iter().map(|&(_, g)| g));
-        order.extend(0..self.groups.len() as u32);
+        order.extend(self.waiting.iter().filter_map(|(_, n)| self.gid(n)));
+        order.extend(self.gids_by_name());
         let mut seen = std::collections::HashSet::new();
         for gid in order {
             if seen.insert(gid) && self.group(gid).is_some() {
@@ -486,15 +512,24 @@ impl Flow {
         }
     }
 
-    /// Takes every group's ready count to 0 (PURGE of ready jobs); O(groups). The groups themselves go
-    /// as their purged jobs are freed.
-    pub fn purge_ready(&mut self) {
-        let gids: Vec<u32> = self.all().map(|(g, _)| g).collect();
+    /// Takes every group's count of ready (or delayed, or dead) jobs to 0 (PURGE) and frees the groups left
+    /// with nothing; O(groups).
+    pub fn purge(&mut self, state: crate::core::State, l: &QueueLimits) {
+        use crate::core::State;
+        let gids: Vec<u32> = self.gids_by_name().collect();
         for gid in gids {
             if let Some(g) = self.group_mut(gid) {
-                g.ready = 0;
+                match state {
+                    State::Ready => g.ready = 0,
+                    State::Delayed => g.delayed = 0,
+                    State::Dead => g.dead = 0,
+                    State::Reserved => {}
+                }
             }
-            self.unslot(gid);
+            if state == State::Ready {
+                self.unslot(gid);
+            }
+            self.maybe_free(gid, l);
         }
     }
 
@@ -505,13 +540,14 @@ impl Flow {
     }
 
     /// Checks the group counts against the jobs (after loading untrusted input).
-    pub fn check(&self, counts: &std::collections::HashMap<u32, (u64, u64, u64)>) -> Result<(), String> {
+    /// `counts` are (ready, delayed, reserved, dead) of the jobs readers see, by group.
+    pub fn check(&self, counts: &std::collections::HashMap<u32, [u64; 4]>) -> Result<(), String> {
         if counts.keys().any(|&g| self.group(g).is_none()) {
             return Err("a job names a group that does not exist".into());
         }
         for (gid, g) in self.all() {
-            let (ready, reserved, held) = counts.get(&gid).copied().unwrap_or((0, 0, 0));
-            if g.ready != ready || g.reserved != reserved || g.held != held {
+            let c = counts.get(&gid).copied().unwrap_or_default();
+            if c != [g.ready, g.delayed, g.reserved, g.dead] {
                 return Err(format!("group '{}' counts disagree with its jobs", String::from_utf8_lossy(&g.name)));
             }
         }

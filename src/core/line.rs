@@ -42,7 +42,9 @@ impl Line {
         match self.chunks.back_mut() {
             Some(last) if last.len() < CHUNK => last.push_back(seq),
             _ => {
-                let mut chunk = VecDeque::with_capacity(CHUNK);
+                // The first chunk of a line grows as it fills (most lines are short: one per group and
+                // priority); later ones start full size, since their line is long already.
+                let mut chunk = if self.chunks.is_empty() { VecDeque::new() } else { VecDeque::with_capacity(CHUNK) };
                 chunk.push_back(seq);
                 self.chunks.push_back(chunk);
             }

@@ -346,11 +346,11 @@ impl Queue {
         let seq = job.seq;
         let mut job = job;
         let limits = self.limits();
-        self.flow.hold(job.group);
         match job.state {
             State::Ready => job.deadline_ms = self.enqueue_ready(seq, job.group, job.priority),
             State::Delayed => {
                 self.delayed.insert((job.deadline_ms, seq));
+                self.flow.count_waiting(job.group, false, 1);
             }
             State::Reserved => {
                 self.leases.insert((job.deadline_ms, seq));
@@ -358,6 +358,7 @@ impl Queue {
             }
             State::Dead => {
                 self.dead.insert((job.deadline_ms, seq));
+                self.flow.count_waiting(job.group, true, 1);
             }
         }
         if let Some(id) = job.custom_id() {
@@ -408,13 +409,18 @@ impl Queue {
                 self.flow.remove_ready(group, &limits);
             }
             State::Delayed => {
+                let group = job.group;
                 self.delayed.remove(&(job.deadline_ms, seq));
+                self.flow.count_waiting(group, false, -1);
             }
+            // The reservation's end is counted where it ends (release).
             State::Reserved => {
                 self.leases.remove(&(job.deadline_ms, seq));
             }
             State::Dead => {
+                let group = job.group;
                 self.dead.remove(&(job.deadline_ms, seq));
+                self.flow.count_waiting(group, true, -1);
             }
         }
         Some(state)
@@ -427,7 +433,7 @@ impl Queue {
             self.custom_ids.remove(id);
         }
         let limits = self.limits();
-        self.flow.unhold(job.group, &limits);
+        self.flow.forget_if_empty(job.group, &limits);
         Some(job)
     }
 
@@ -632,6 +638,7 @@ impl Queue {
         }
         let ran = Self::elapsed(job.since_ms, now_ms).filter(|_| cause == FailCause::Nack);
         job.since_ms = now_ms;
+        let group = job.group;
         match outcome {
             Outcome::RetryAt(due) => {
                 job.state = State::Delayed;
@@ -646,6 +653,7 @@ impl Queue {
                 self.totals.dead += 1;
             }
         }
+        self.flow.count_waiting(group, outcome == Outcome::Dead, 1);
         if let Some(ran) = ran {
             self.run.record(ran);
         }
@@ -675,6 +683,9 @@ impl Queue {
         let mut done = 0;
         while done < n {
             let Some((due, seq)) = self.delayed.pop_first() else { break };
+            if let Some(group) = self.jobs.get(seq).map(|j| j.group) {
+                self.flow.count_waiting(group, false, -1);
+            }
             // Waiting is counted from when the job fell due, however late the timer got to it.
             self.make_ready(seq, due);
             done += 1;
@@ -698,14 +709,28 @@ impl Queue {
         let delayed = self.delayed.first().map(|&(d, _)| d);
         let lease = self.leases.first().map(|&(d, _)| d);
         let cron = self.fires.first().map(|(t, _)| *t);
-        [delayed, lease, cron, self.dead_deadline(), self.housekeeping_deadline()].into_iter().flatten().min()
+        let idle = self.flow.idle_deadline();
+        [delayed, lease, cron, idle, self.dead_deadline(), self.housekeeping_deadline()].into_iter().flatten().min()
+    }
+
+    /// Frees up to `max` drained groups whose rate window ended by `now` (the timer's step, replicated as
+    /// `ONCE._SWEEP`); returns how many it looked at.
+    pub fn sweep_groups(&mut self, now_ms: u64, max: usize) -> usize {
+        let limits = self.limits();
+        self.flow.sweep_idle(now_ms, max, &limits)
     }
 
     /// Every job in an order that rebuilds this queue when inserted again: ready jobs in the order RESERVE
     /// hands them out (so each priority's line comes back the same), then the rest by seq.
     pub fn jobs_in_rebuild_order(&self) -> Vec<&Job> {
-        let mut out: Vec<&Job> = self.ready.values().flat_map(|l| l.iter()).filter_map(|s| self.jobs.get(s)).collect();
-        // Each group's lines in order rebuild the group's lines; the ring's order travels on its own.
+        // Group by group by name (group numbers are each node's own), each group's lines in the order they
+        // serve, which rebuilds them; the ring's order travels on its own.
+        let mut out: Vec<&Job> = Vec::with_capacity(self.jobs.len());
+        for gid in self.flow.gids_by_name() {
+            for line in self.ready.range((gid, Reverse(i32::MAX))..=(gid, Reverse(i32::MIN))).map(|(_, l)| l) {
+                out.extend(line.iter().filter_map(|s| self.jobs.get(s)));
+            }
+        }
         let mut rest: Vec<&Job> = self.jobs.values().filter(|j| j.state != State::Ready && self.indexed(j)).collect();
         rest.sort_unstable_by_key(|j| j.seq);
         out.extend(rest);
@@ -812,17 +837,9 @@ impl Queue {
         if self.jobs.seqs().any(|s| s >= self.next_seq) {
             return Err("id sequence is behind a job".into());
         }
-        let mut counts: std::collections::HashMap<u32, (u64, u64, u64)> = std::collections::HashMap::new();
-        for j in self.jobs.values() {
-            let c = counts.entry(j.group).or_default();
-            c.2 += 1;
-            if self.indexed(j) {
-                match j.state {
-                    State::Ready => c.0 += 1,
-                    State::Reserved => c.1 += 1,
-                    _ => {}
-                }
-            }
+        let mut counts: std::collections::HashMap<u32, [u64; 4]> = std::collections::HashMap::new();
+        for j in self.jobs.values().filter(|j| self.indexed(j)) {
+            counts.entry(j.group).or_default()[usize::from(j.state.code())] += 1;
         }
         self.flow.check(&counts)
     }

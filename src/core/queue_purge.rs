@@ -62,7 +62,6 @@ impl Queue {
                 let n = self.ready_len;
                 self.graveyard.lines.push(std::mem::take(&mut self.ready));
                 self.ready_len = 0;
-                self.flow.purge_ready();
                 n
             }
             State::Delayed => {
@@ -80,6 +79,8 @@ impl Queue {
             }
             State::Reserved => return None,
         };
+        let limits = self.limits();
+        self.flow.purge(state, &limits);
         self.graveyard.jobs += n;
         Some(n)
     }
@@ -111,8 +112,7 @@ impl Queue {
                 self.custom_ids.remove(id);
             }
         }
-        let limits = self.limits();
-        self.flow.unhold(job.group, &limits);
+
         self.graveyard.jobs = self.graveyard.jobs.saturating_sub(1);
         true
     }

@@ -108,12 +108,26 @@ def snapshot(r, queues_and_ids, with_server_digest=True, with_order=True):
             "stats": stats(r, queue),
             "jobs": {i: inspect(r, queue, i) for i in ids},
             "schedules": schedules(r, queue),
+            "events": r.execute_command("ONCE.EVENTS", queue, "COUNT", 10000),
+            "histograms": [r.execute_command("ONCE.HISTOGRAM", queue, w) for w in ("wait", "run")],
+            "groups": all_group_maps(r, queue),
             "digest_value": digest_value(r, queue),
             "ready_order": ready_order(r, queue) if with_order else None,
         }
     if with_server_digest:
         out["__digest__"] = digest(r)
     return out
+
+
+def all_group_maps(r, queue):
+    """Every page of ONCE.GROUPS."""
+    out, cursor = [], "0"
+    while True:
+        cursor, page = r.execute_command("ONCE.GROUPS", queue, "CURSOR", cursor, "COUNT", 1000)
+        out += page
+        cursor = cursor.decode() if isinstance(cursor, bytes) else cursor
+        if cursor == "0":
+            return out
 
 
 def assert_same_snapshot(before, after):
@@ -345,6 +359,54 @@ def mod_str(b):
 
 
 MODULE_EOF = rdb_len(0)
+
+
+def _read_len(b, i):
+    first = b[i]
+    kind = first >> 6
+    if kind == 0:
+        return first & 0x3F, i + 1, False
+    if kind == 1:
+        return ((first & 0x3F) << 8) | b[i + 1], i + 2, False
+    if first == 0x80:
+        return struct.unpack(">I", b[i + 1:i + 5])[0], i + 5, False
+    if first == 0x81:
+        return struct.unpack(">Q", b[i + 1:i + 9])[0], i + 9, False
+    return first & 0x3F, i + 1, True                  # a special string encoding
+
+
+def module_values(payload):
+    """The values a DUMP of a queue holds, in order (UINTs as ints, strings as bytes): what rdb_save wrote, so two
+    queues' payloads can be compared value by value. Needs `rdbcompression no` (no LZF strings)."""
+    out, i = [], 10                                   # type byte, module id
+    while i < len(payload) - 10:                      # RDB version and CRC at the end
+        op, i, _ = _read_len(payload, i)
+        if op == 0:
+            break
+        if op == 5:
+            n, i, special = _read_len(payload, i)
+            if special:
+                size = {0: 1, 1: 2, 2: 4}.get(n)
+                if size is None:
+                    raise ValueError("a compressed string: set rdbcompression no")
+                out.append(int.from_bytes(payload[i:i + size], "little", signed=True))
+                i += size
+            else:
+                out.append(payload[i:i + n])
+                i += n
+        else:
+            v, i, _ = _read_len(payload, i)
+            out.append(v)
+    return out
+
+
+def first_difference(a, b, context=4):
+    """Where two value lists part, with a few values either side: a short text for a failure message."""
+    for k, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            lo = max(0, k - context)
+            return f"value {k} of {len(a)}/{len(b)}: {a[lo:k + context]!r} vs {b[lo:k + context]!r}"
+    return "equal" if len(a) == len(b) else f"lengths {len(a)} vs {len(b)}, tails {a[-context:]!r} vs {b[-context:]!r}"
 
 
 def encode_queue_v1(next_seq, totals, jobs, scheds=(), count=None):

@@ -35,7 +35,15 @@ RANGES = {
     "DEAD-MAX": (0, 1_000_000_000),
     "DEAD-TTL": (0, MS_10Y),
     "LIST-COUNT": (1, 1000),
+    "EVENTS-MAX": (0, 100_000),
+    "EVENTS-COUNT": (1, 10_000),
+    "CONCURRENCY": (0, 1_000_000),
+    "RATE": (0, 100_000),
+    "PER": (1, 86_400_000),
+    "GROUPS-COUNT": (1, 1000),
 }
+# Group names: a few tenants, the longest name, and two that README refuses (empty, 257 bytes).
+GROUP_NAMES = ["t0", "t1", "t2", "t3", "g" * 256, "\u00e9\x00\r\n"]
 HUGE = [10 ** 19, I64_MAX, I64_MAX + 1, U64_MAX, U64_MAX + 1, -I64_MAX - 1, -(2 ** 64), 10 ** 30]
 NOT_INTEGERS = ["abc", "1.5", "", "0x10", "1e3", "--1", "\u0663", "9" * 40 + "x"]
 
@@ -252,7 +260,23 @@ class Generator:
                 opts.append((name, self.number(name, typical)))
         if self.maybe(0.35):
             opts.append(("LEASE", self.lease()))
+        if self.maybe(0.4):
+            opts.append(("GROUP", self.group_name()))
         return ["ONCE.PUSH", key, self.payload()] + self.options(opts)
+
+    def group_name(self):
+        name = self.rng.choice(GROUP_NAMES) if self.maybe(0.95) else self.rng.choice(["", "h" * 257])
+        if not 1 <= len(name.encode()) <= 256:
+            self._bad("a group name is 1 to 256 bytes")
+        return name
+
+    def rate(self, token):
+        """`TOKEN n PER ms`, at and beyond the edges; sometimes without PER."""
+        n = self.number("RATE", lambda: self.rng.choice([0, 1, 2, 5, 100]))
+        if self.maybe(0.05):
+            self._bad(f"{token} without PER")
+            return [token, n]
+        return [token, n, "PER", self.number("PER", lambda: self.rng.choice([50, 200, 1000, 60_000]))]
 
     def reserve(self, key):
         opts = []
@@ -354,7 +378,33 @@ class Generator:
 
     def internal(self, key):
         what = self.rng.choice(["_JOB", "_JOB", "_RESERVE", "_FAIL", "_LEASE", "_PROMOTE", "_META", "_SCHED",
-                                "_FIRED"])
+                                "_FIRED", "_AT", "_AT", "_EVENTS", "_HIST", "_GROUP", "_WINDOW", "_RING"])
+        if what == "_AT":
+            inner = self.rng.choice([["ONCE.ACK", self.job_id(key)], ["ONCE.RETRY", self.job_id(key)],
+                                     ["ONCE.CANCEL", self.job_id(key)], ["ONCE._RESERVE", self.seq(key), self.when()],
+                                     ["ONCE._DROP", self.seq(key)], ["ONCE.PUSH", "x"], ["ONCE._AT", key, "1"]])
+            return ["ONCE._AT", key, self.edge(now_ms(), 2 ** 62)] + inner
+        if what == "_EVENTS":
+            last = self.edge(self.rng.randrange(1, 50), 2 ** 53)
+            argv = [last]
+            for i in range(self.rng.randrange(3)):
+                argv += [self.edge(last - 2 + i, 2 ** 53), self.rng.choice(["push", "ack", "dead", "pause", "x"]),
+                         self.rng.choice(CUSTOM_IDS + ["", "k" * 257]), self.edge(1, 2 ** 32),
+                         self.edge(now_ms()), self.rng.choice(ERROR_TEXTS[:4])]
+            return ["ONCE._EVENTS", key] + argv
+        if what == "_HIST":
+            buckets = [self.edge(self.rng.randrange(5)) for _ in range(self.rng.choice([26, 26, 26, 25]))]
+            return ["ONCE._HIST", key, self.rng.choice(["wait", "run", "other"]), self.edge(100)] + buckets
+        if what == "_GROUP":
+            times = [self.edge(now_ms() - self.rng.randrange(500)) for _ in range(self.rng.randrange(4))]
+            return ["ONCE._GROUP", key, self.rng.choice(GROUP_NAMES + [""]), self.edge(self.rng.choice([-1, 1, 2])),
+                    self.edge(self.rng.choice([-1, 0, 2])), self.edge(self.rng.choice([0, 200]), 86_400_001)] + times
+        if what == "_WINDOW":
+            return ["ONCE._WINDOW", key] + [self.edge(now_ms() - self.rng.randrange(500))
+                                            for _ in range(self.rng.randrange(4))]
+        if what == "_RING":
+            return ["ONCE._RING", key, self.rng.choice(["FIRST", "NEXT", "x"])] + \
+                self.rng.sample(GROUP_NAMES + [""], self.rng.randrange(1, 4))
         if what == "_JOB":
             state = self.edge(self.rng.randrange(4), 4)
             attempts = self.edge(self.rng.randrange(3), 2 ** 32 - 1, 2 ** 32)
@@ -403,7 +453,7 @@ class Generator:
 
     WEIGHTS = [("push", 26), ("reserve", 15), ("ack", 7), ("nack", 10), ("extend", 6), ("retry", 5), ("cancel", 6),
                ("inspect", 5), ("stats", 3), ("schedule", 7), ("unschedule", 4), ("schedules", 2), ("arity", 2),
-               ("internal", 6), ("config", 1), ("operate", 6)]
+               ("internal", 6), ("config", 1), ("operate", 6), ("flow", 4)]
 
     def operate(self, key):
         """README "Operating a queue": LIST, PURGE, RETRY ALL, PAUSE/RESUME, CONFIGURE, at and beyond their edges."""
@@ -434,10 +484,43 @@ class Generator:
                              ("DEAD-TTL", lambda: self.rng.choice([0, 200, 60_000]))]:
             if self.maybe(0.35):
                 argv += [opt, self.number(opt, typical)]
-        if self.maybe(0.05):
-            argv += ["CONCURRENCY", 2]
-            self._bad("CONCURRENCY is not in this version")
+        for opt, name, typical in [("EVENTS-MAX", "EVENTS-MAX", lambda: self.rng.choice([0, 3, 50])),
+                                   ("CONCURRENCY", "CONCURRENCY", lambda: self.rng.choice([0, 1, 2, 5])),
+                                   ("GROUP-CONCURRENCY", "CONCURRENCY", lambda: self.rng.choice([0, 1, 2]))]:
+            if self.maybe(0.2):
+                argv += [opt, self.number(name, typical)]
+        for token in ("RATE", "GROUP-RATE"):
+            if self.maybe(0.15):
+                argv += self.rate(token)
         return argv
+
+    def flow(self, key):
+        """README "Flow control" and the event log and histograms: GROUP, GROUPS, EVENTS, HISTOGRAM."""
+        roll = self.rng.random()
+        if roll < 0.4:
+            argv = ["ONCE.GROUP", key, self.group_name()]
+            if self.maybe(0.5):
+                argv += ["CONCURRENCY", self.number("CONCURRENCY", lambda: self.rng.choice([0, 1, 3]))]
+            if self.maybe(0.4):
+                argv += self.rate("RATE")
+            if self.maybe(0.15):
+                argv.append("RESET")
+            return argv
+        if roll < 0.55:
+            argv = ["ONCE.GROUPS", key]
+            if self.maybe(0.4):
+                argv += ["COUNT", self.number("GROUPS-COUNT", lambda: self.rng.randint(1, 3))]
+            if self.maybe(0.3):
+                argv += ["CURSOR", self.pick([("0", "ok"), ("7431", "ok"), ("zz", "bad"), ("123", "bad")])]
+            return argv
+        if roll < 0.85:
+            argv = ["ONCE.EVENTS", key]
+            if self.maybe(0.5):
+                argv += ["AFTER", self.pick([("0", "ok"), ("3", "ok"), ("$", "ok"), ("-1", "bad"), ("x", "bad")])]
+            if self.maybe(0.4):
+                argv += ["COUNT", self.number("EVENTS-COUNT", lambda: self.rng.randint(1, 10))]
+            return argv
+        return ["ONCE.HISTOGRAM", key, self.pick([("wait", "ok"), ("run", "ok"), ("RUN", "ok"), ("both", "bad")])]
 
     def group(self):
         """How many of the next commands to send inside one MULTI/EXEC (0: none)."""

@@ -35,8 +35,8 @@ import pytest
 import redis
 
 import harness
-from durability_helpers import (attach_replica, digest, digest_value, module_trouble, snapshot, wait_in_sync,
-                                wait_rewrite_done)
+from durability_helpers import (attach_replica, digest, digest_value, first_difference, module_trouble, module_values,
+                                snapshot, wait_in_sync, wait_rewrite_done)
 from helpers import RawClient
 from property_model import CUSTOM_IDS, DBS, KEYS, OTHER_TYPE_KEY, Generator
 
@@ -231,9 +231,25 @@ class Run:
         diffs = differences(self.snap0, self.state(srv))
         where = "; ".join(f"{p}: master {cut(repr(a), 150)} vs {cut(repr(b), 150)}" for p, a, b in diffs[:3])
         first_key = diffs[0][0].split("/")[2] if diffs else ""
+        where += self.rdb_difference(srv, first_key)
         self.fail(check, f"DEBUG DIGEST of the {name} {got.decode()} != the frozen master's {self.d0.decode()}; "
                          f"{where or 'every STATS/INSPECT/SCHEDULES/DIGEST-VALUE read alike'}"
                          f"{self.recent(first_key)}", dedupe=(name, first_key))
+
+    def rdb_difference(self, srv, key):
+        """The first value where the two nodes' RDB encodings of `key` part (what a digest hides)."""
+        key = re.sub(r"\[\d+\]$", "", key)
+        db = 1 if key.startswith("db1:") else 0
+        name = key[4:] if db else key
+        try:
+            dumps = []
+            for node in (self.master, srv):
+                c = self.client(node, db)
+                c.config_set("rdbcompression", "no")
+                dumps.append(module_values(c.dump(name)))
+            return f"; RDB {first_difference(*dumps)}"
+        except (redis.RedisError, ValueError, IndexError, TypeError) as e:
+            return f"; (no RDB comparison: {e})"
 
     def restart(self, srv, name, *extra):
         """Stops `srv` and starts it again (same dir and port) as a replica of the dead port."""
