@@ -133,8 +133,11 @@ const SWEEP: usize = 8;
 
 #[derive(Clone, Debug)]
 pub struct Flow {
-    groups: Vec<Option<Group>>,
-    free: Vec<u32>,
+    /// The default group, and the named ones by number: a map, not a vector, so memory goes back as
+    /// groups drain (a vector of 100,000 freed slots would keep them).
+    default: Group,
+    named: BTreeMap<u32, Group>,
+    next_gid: u32,
     names: BTreeMap<Box<[u8]>, u32>,
     ring: BTreeMap<u64, u32>,
     next_turn: u64,
@@ -149,8 +152,9 @@ pub struct Flow {
 impl Default for Flow {
     fn default() -> Self {
         Flow {
-            groups: vec![Some(Group::default())],
-            free: Vec::new(),
+            default: Group::default(),
+            named: BTreeMap::new(),
+            next_gid: 1,
             names: BTreeMap::new(),
             ring: BTreeMap::new(),
             next_turn: 0,
@@ -163,11 +167,17 @@ impl Default for Flow {
 
 impl Flow {
     pub fn group(&self, gid: u32) -> Option<&Group> {
-        self.groups.get(gid as usize).and_then(Option::as_ref)
+        if gid == DEFAULT_GROUP {
+            return Some(&self.default);
+        }
+        self.named.get(&gid)
     }
 
     fn group_mut(&mut self, gid: u32) -> Option<&mut Group> {
-        self.groups.get_mut(gid as usize).and_then(Option::as_mut)
+        if gid == DEFAULT_GROUP {
+            return Some(&mut self.default);
+        }
+        self.named.get_mut(&gid)
     }
 
     pub fn gid(&self, name: &[u8]) -> Option<u32> {
@@ -182,17 +192,12 @@ impl Flow {
         if let Some(g) = self.gid(name) {
             return g;
         }
-        let group = Group { name: name.into(), ..Group::default() };
-        let gid = match self.free.pop() {
-            Some(g) => {
-                self.groups[g as usize] = Some(group);
-                g
-            }
-            None => {
-                self.groups.push(Some(group));
-                (self.groups.len() - 1) as u32
-            }
-        };
+        let mut gid = self.next_gid;
+        while gid == DEFAULT_GROUP || self.named.contains_key(&gid) {
+            gid = gid.wrapping_add(1);
+        }
+        self.next_gid = gid.wrapping_add(1);
+        self.named.insert(gid, Group::named(name));
         self.names.insert(name.into(), gid);
         gid
     }
@@ -219,7 +224,7 @@ impl Flow {
     }
 
     pub fn all(&self) -> impl Iterator<Item = (u32, &Group)> {
-        self.groups.iter().enumerate().filter_map(|(i, g)| g.as_ref().map(|g| (i as u32, g)))
+        std::iter::once((DEFAULT_GROUP, &self.default)).chain(self.named.iter().map(|(&g, gr)| (g, gr)))
     }
 
     fn unslot(&mut self, gid: u32) {
@@ -370,9 +375,11 @@ impl Flow {
     fn free_group(&mut self, gid: u32) {
         self.unslot(gid);
         self.unidle(gid);
-        if let Some(g) = self.groups.get_mut(gid as usize).and_then(Option::take) {
+        if gid == DEFAULT_GROUP {
+            return;
+        }
+        if let Some(g) = self.named.remove(&gid) {
             self.names.remove(&g.name);
-            self.free.push(gid);
         }
     }
 
