@@ -541,8 +541,12 @@ impl Flow {
     }
 
     pub fn bytes(&self) -> usize {
-        let per_group = std::mem::size_of::<Option<Group>>() + 64;
-        let groups: usize = self.all().map(|(_, g)| per_group + g.name.len() * 2 + g.window.0.len() * 8).sum();
+        // A map entry and a name-index entry per group, each with a share of its B-tree node.
+        let per_group = std::mem::size_of::<Group>() + 96;
+        let groups = super::sample::sampled(
+            self.named.len() + 1,
+            self.all().map(|(_, g)| per_group + g.name.len() * 2 + g.window.0.len() * 8),
+        );
         groups + (self.ring.len() + self.waiting.len() + self.idle.len()) * 24 + self.window.0.len() * 8
     }
 

@@ -8,6 +8,7 @@ pub mod job;
 pub mod limits;
 pub mod line;
 pub mod queue;
+pub mod sample;
 pub mod schedule;
 pub mod schema;
 pub mod settings;

@@ -15,6 +15,7 @@ use super::job::{parse_server_id, server_id, Extra, Job, Payload, State};
 use super::line::Line;
 use super::schedule::Schedule;
 use super::settings::Settings;
+use super::sample::sampled;
 use super::table::JobTable;
 pub use purge::{Graveyard, FREE_STEP};
 
@@ -738,17 +739,20 @@ impl Queue {
     }
 
     /// An estimate of the bytes this queue holds, for MEMORY USAGE.
+    /// Per-job parts are measured on at most MEMORY_SAMPLE items and scaled, as Redis's own MEMORY USAGE
+    /// samples aggregates: a queue of millions answers in microseconds, not in a stall of milliseconds.
     pub fn memory_bytes(&self) -> usize {
         use std::mem::size_of;
         let table = self.jobs.table_bytes();
-        let heap: usize = self.jobs.values().map(Job::heap_bytes).sum();
+        let heap = sampled(self.jobs.len(), self.jobs.values().map(Job::heap_bytes));
         // A B-tree entry: the key box and the seq, plus a share of its node (about half as much again).
-        let custom: usize = self.custom_ids.keys().map(|k| k.len() + size_of::<(Box<[u8]>, u64)>() * 3 / 2).sum();
-        let ready: usize = self.ready.values().map(|l| l.bytes() + 64).sum();
+        let custom = sampled(self.custom_ids.len(), self.custom_ids.keys().map(|k| k.len() + size_of::<(Box<[u8]>, u64)>() * 3 / 2));
+        let ready = sampled(self.ready.len(), self.ready.values().map(|l| l.bytes() + 64));
         // A B-tree entry of (u64, u64) costs about its size plus a share of node overhead.
         let deadlines = (self.delayed.len() + self.leases.len()) * 24;
         let schedules: usize = self.schedules.values().map(|s| 256 + s.payload.len() + s.spec_text.len()).sum();
-        size_of::<Self>() + table + heap + custom + ready + deadlines + schedules + self.events.bytes() + self.flow.bytes()
+        let events = sampled(self.events.len(), self.events.iter().map(super::events::Event::bytes));
+        size_of::<Self>() + table + heap + custom + ready + deadlines + schedules + events + self.flow.bytes()
     }
 
     pub fn schedules(&self) -> impl Iterator<Item = &Schedule> {
