@@ -5,7 +5,6 @@
 //! the key (no polling) and is served by the next event; on timeout the reply is null.
 
 use std::ffi::{c_int, c_void};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::args::{arity, err, CmdError, CmdResult, Options};
 use super::existing;
@@ -88,23 +87,11 @@ fn opt_bulk(ctx: Ctx, b: Option<&[u8]>) {
 
 /// Called each time the key is signalled: reply if there are new events, else return ERR to keep waiting.
 extern "C" fn on_ready(ctx: Ctx, _argv: *mut RStr, _argc: c_int) -> c_int {
-    let result = catch_unwind(AssertUnwindSafe(|| {
+    super::serve_blocked(ctx, || {
         let Some(&read) = rm::blocked_data::<Read>(ctx) else { return Ok(false) };
         let mut key = Key::open(ctx, rm::blocked_ready_key(ctx), false);
         reply_events(ctx, &mut key, read)
-    }));
-    match result {
-        Ok(Ok(true)) => rm::OK,
-        Ok(Ok(false)) => rm::ERR,
-        Ok(Err(CmdError(msg))) => {
-            rm::reply_error(ctx, &msg);
-            rm::OK
-        }
-        Err(_) => {
-            rm::reply_error(ctx, "ERR internal error in the once module (see the server log)");
-            rm::OK
-        }
-    }
+    })
 }
 
 extern "C" fn on_timeout(ctx: Ctx, _argv: *mut RStr, _argc: c_int) -> c_int {

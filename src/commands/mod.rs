@@ -59,6 +59,23 @@ pub fn change_by_ids(
 
 pub type Handler = fn(Ctx, &[RStr]) -> CmdResult;
 
+/// A blocked client's callback when its key is signalled (RESERVE, EVENTS): `serve` replies and says true,
+/// or says false to keep the client waiting. Neither an error nor a panic escapes into Redis.
+pub fn serve_blocked(ctx: Ctx, serve: impl FnOnce() -> Result<bool, CmdError>) -> c_int {
+    match catch_unwind(AssertUnwindSafe(serve)) {
+        Ok(Ok(true)) => rm::OK,
+        Ok(Ok(false)) => rm::ERR,
+        Ok(Err(CmdError(msg))) => {
+            rm::reply_error(ctx, &msg);
+            rm::OK
+        }
+        Err(_) => {
+            rm::reply_error(ctx, "ERR internal error in the once module (see the server log)");
+            rm::OK
+        }
+    }
+}
+
 /// Runs a handler so that neither an error nor a panic escapes into Redis.
 pub fn run(ctx: Ctx, argv: *mut RStr, argc: c_int, handler: Handler) -> c_int {
     let args = rm::argv(argv, argc);

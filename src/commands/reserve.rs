@@ -5,7 +5,6 @@
 //! loop costs one round trip per job.
 
 use std::ffi::{c_int, c_void};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::ack::ack_ids;
 use super::args::{arity, err, CmdError, CmdResult, Options};
@@ -114,24 +113,12 @@ fn block_on(ctx: Ctx, key_name: RStr, ms: i64, want: Want) {
 
 /// Called each time the key is signalled: serve the client, or return ERR to keep it waiting.
 extern "C" fn on_ready(ctx: Ctx, _argv: *mut RStr, _argc: c_int) -> c_int {
-    let result = catch_unwind(AssertUnwindSafe(|| {
+    super::serve_blocked(ctx, || {
         let Some(&want) = rm::blocked_data::<Want>(ctx) else { return Ok(false) };
         let key_name = rm::blocked_ready_key(ctx);
         let mut key = Key::open(ctx, key_name, true);
         serve(ctx, key_name, &mut key, want)
-    }));
-    match result {
-        Ok(Ok(true)) => rm::OK,
-        Ok(Ok(false)) => rm::ERR,
-        Ok(Err(CmdError(msg))) => {
-            rm::reply_error(ctx, &msg);
-            rm::OK
-        }
-        Err(_) => {
-            rm::reply_error(ctx, "ERR internal error in the once module (see the server log)");
-            rm::OK
-        }
-    }
+    })
 }
 
 extern "C" fn on_timeout(ctx: Ctx, _argv: *mut RStr, _argc: c_int) -> c_int {
