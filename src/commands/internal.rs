@@ -43,11 +43,12 @@ fn with_queue(
 fn with_queue_at(
     ctx: Ctx,
     args: &[RStr],
+    create: bool,
     cmd: &'static [u8],
     change: impl FnOnce(&mut QueueValue, u64) -> Result<(), CmdError>,
 ) -> CmdResult {
     let now = rm::now_ms();
-    apply(ctx, args, cmd == b"ONCE._SETTINGS\0", Some((cmd, now)), |v| change(v, now))
+    apply(ctx, args, create, Some((cmd, now)), |v| change(v, now))
 }
 
 fn apply(
@@ -123,7 +124,7 @@ pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
         .chunks(2)
         .map(|p| Ok((number(rm::bytes(&p[0]), "seq")?, number(rm::bytes(&p[1]), "deadline")?)))
         .collect::<Result<_, CmdError>>()?;
-    with_queue_at(ctx, args, b"ONCE._RESERVE\0", |v, now| {
+    with_queue_at(ctx, args, false, b"ONCE._RESERVE\0", |v, now| {
         // All or nothing: every pair must name a distinct ready job before any is reserved.
         let mut seen = std::collections::HashSet::with_capacity(pairs.len());
         if let Some(&(seq, _)) = pairs.iter().find(|&&(seq, _)| !v.queue.is_ready(seq) || !seen.insert(seq)) {
@@ -249,7 +250,7 @@ pub fn settings(ctx: Ctx, args: &[RStr]) -> CmdResult {
         return Err(arity("ONCE._SETTINGS"));
     }
     let s = decode_settings(&a[2..]).map_err(|e| err(format!("bad settings: {e}")))?;
-    with_queue_at(ctx, args, b"ONCE._SETTINGS\0", |v, now| {
+    with_queue_at(ctx, args, true, b"ONCE._SETTINGS\0", |v, now| {
         if s.paused != v.queue.settings.paused {
             v.queue.note_queue(if s.paused { Kind::Pause } else { Kind::Resume }, now);
         }
@@ -265,7 +266,7 @@ pub fn drop(ctx: Ctx, args: &[RStr]) -> CmdResult {
         return Err(arity("ONCE._DROP"));
     }
     let seqs: Vec<u64> = args[2..].iter().map(|a| number(rm::bytes(a), "seq")).collect::<Result<_, _>>()?;
-    with_queue_at(ctx, args, b"ONCE._DROP\0", |v, now| {
+    with_queue_at(ctx, args, false, b"ONCE._DROP\0", |v, now| {
         if let Some(&seq) = seqs.iter().find(|&&s| v.queue.job(s).map(|j| j.state) != Some(crate::core::State::Dead)) {
             return Err(err(format!("job {seq} is not dead")));
         }
@@ -375,7 +376,7 @@ pub fn sweep(ctx: Ctx, args: &[RStr]) -> CmdResult {
         return Err(arity("ONCE._SWEEP"));
     }
     let n = number(rm::bytes(&args[2]), "count")? as usize;
-    with_queue_at(ctx, args, b"ONCE._SWEEP\0", |v, now| {
+    with_queue_at(ctx, args, false, b"ONCE._SWEEP\0", |v, now| {
         v.queue.sweep_groups(now, n);
         Ok(())
     })

@@ -306,7 +306,7 @@ impl Flow {
     }
 
     /// A ready job of `gid` left ready without a reservation (cancel, a retry's failure path).
-    pub fn remove_ready(&mut self, gid: u32, _l: &QueueLimits) {
+    pub fn remove_ready(&mut self, gid: u32) {
         if let Some(g) = self.group_mut(gid) {
             g.ready = g.ready.saturating_sub(1);
         }

@@ -406,8 +406,7 @@ impl Queue {
             State::Ready => {
                 let group = job.group;
                 self.take_ready(seq);
-                let limits = self.limits();
-                self.flow.remove_ready(group, &limits);
+                self.flow.remove_ready(group);
             }
             State::Delayed => {
                 let group = job.group;
