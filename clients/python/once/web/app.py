@@ -7,26 +7,30 @@
 - ``/confirm?...`` then ``POST /action``   retry one/all dead, cancel, purge a state, pause/resume
 - ``/metrics``            Prometheus metrics (once/exporter.py)
 
-Security: actions are POSTs that carry a CSRF token bound to the session; with ``--token`` they also need the
-token (given once on /login, or in the confirmation form, or as ``Authorization: Bearer``); ``--basic-auth``
-guards every page; ``--read-only`` serves no action at all. The app refuses to start beyond loopback with actions
+Security: a request whose Host is not one the dashboard is served under (loopback names with its port, the
+``--host`` given, ``--allowed-host`` values) gets 400 before anything is read, so a page that rebinds its DNS name
+to 127.0.0.1 reaches nothing. Actions are POSTs that carry a CSRF token bound to the session; with ``--token`` they
+also need the token (given once on /login, or in the confirmation form, or as ``Authorization: Bearer``, which alone
+skips the CSRF check); ``--basic-auth`` guards every page; ``--read-only`` serves no action at all. The app refuses to start beyond loopback with actions
 and neither. Every text from the server (payloads, errors, ids, queue names) is escaped by Jinja's autoescape,
 and a Content-Security-Policy allows scripts and styles from this app only.
 """
 import collections
 import hmac
 import ipaddress
+import os
+import re
 import secrets
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 from urllib.parse import urlsplit
 
 import redis
 from flask import Flask, Response, abort, flash, jsonify, redirect, render_template, request, session, url_for
 
-from ..admin import (PURGEABLE, STATES, Admin, buckets_to_counts, has_command, has_retry_all, info_once, plain_map,
-                     queues)
+from ..admin import (PURGEABLE, STATES, TYPE_NAME, Admin, buckets_to_counts, has_command, has_retry_all, info_once,
+                     plain_map, queues, text)
 from ..cli import fmt_ms, fmt_rate, fmt_time, serve_until_stopped
 from .charts import histogram_chart, line_chart
 
@@ -42,6 +46,11 @@ ACTION_COMMANDS = {"retry": "ONCE.RETRY", "retry_all": "ONCE.RETRY", "cancel": "
                    "purge": "ONCE.PURGE", "pause": "ONCE.PAUSE", "resume": "ONCE.RESUME"}
 
 
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+WILDCARD_BINDS = ("", "0.0.0.0", "::", "[::]")
+_HOST_NAME = re.compile(r"^(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)$")
+
+
 class ConfigError(Exception):
     pass
 
@@ -53,6 +62,91 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def split_host(value: str) -> Tuple[str, Optional[int]]:
+    """``name:port``, ``[v6]:port``, ``name`` or a bare IPv6 address as (lowercase name, port or None); ValueError
+    when it is none of these."""
+    v = value.strip().lower()
+    if v.startswith("["):
+        name, _, rest = v.partition("]")
+        name += "]"
+        if rest and not rest.startswith(":"):
+            raise ValueError(value)
+        port = rest[1:]
+    elif v.count(":") > 1:
+        name, port = f"[{v}]", ""
+    else:
+        name, _, port = v.partition(":")
+    if not _HOST_NAME.match(name) or (port and not (port.isdigit() and 0 < int(port) < 65536)):
+        raise ValueError(value)
+    return name, int(port) if port else None
+
+
+def allowed_hosts(bind_host: str, port: int, extra: Iterable[str] = ()) -> Set[str]:
+    """The Host header values the dashboard answers: ``name:port`` entries for that port only, bare ``name``
+    entries (an ``--allowed-host`` given without a port, as behind a proxy) for any port."""
+    names = set(LOOPBACK_NAMES)
+    if bind_host.strip().lower() not in WILDCARD_BINDS:
+        try:
+            names.add(split_host(bind_host)[0])
+        except ValueError:
+            raise ConfigError(f"--host {bind_host!r} is not a host name or address")
+    out = {f"{n}:{port}" for n in names}
+    for v in extra:
+        try:
+            name, p = split_host(v)
+        except ValueError:
+            raise ConfigError(f"--allowed-host {v!r} is not a host name, address or HOST:PORT")
+        out.add(f"{name}:{p}" if p else name)
+    return out
+
+
+def host_allowed(header: Optional[str], allowed: Set[str]) -> bool:
+    if not header:
+        return False
+    try:
+        name, port = split_host(header)
+    except ValueError:
+        return False
+    return name in allowed or f"{name}:{port or 80}" in allowed
+
+
+def same(given: Optional[str], want: str) -> bool:
+    """A constant-time comparison that takes any text (compare_digest refuses non-ASCII str)."""
+    return given is not None and hmac.compare_digest(given.encode(), want.encode())
+
+
+def readable_stats(r: Any, names: List[str]) -> Tuple[Dict[str, Dict[str, Any]], Optional[str]]:
+    """ONCE.STATS of each queue, leaving out those this Redis user may not read: (stats by name, the server's
+    NOPERM message when some were left out)."""
+    pipe = r.pipeline(transaction=False)
+    for n in names:
+        pipe.execute_command("ONCE.STATS", n)
+    stats, refused = {}, None
+    for n, s in zip(names, pipe.execute(raise_on_error=False)):
+        if isinstance(s, redis.exceptions.NoPermissionError):
+            refused = refused or f"{s}"
+        elif isinstance(s, Exception):
+            raise s
+        else:
+            stats[n] = plain_map(s) or {}
+    return stats, refused
+
+
+def eviction_warning(info: Dict[str, Any]) -> Optional[str]:
+    """The banner's text when INFO once says the eviction policy can drop whole queues or some were dropped."""
+    def field(name):
+        return info.get("once_" + name, info.get(name))
+    risk, evicted, policy = field("eviction_risk"), field("evicted_queues"), field("eviction_policy")
+    parts = []
+    if risk == 1:
+        parts.append(f"maxmemory-policy is {policy or 'an allkeys-* policy'}: Redis may evict whole queues with "
+                     f"every job in them; set it to noeviction")
+    if isinstance(evicted, int) and evicted > 0:
+        parts.append(f"{evicted} queue(s) evicted since the server started"
+                     + (f" ({field('evicted_jobs')} jobs)" if isinstance(field("evicted_jobs"), int) else ""))
+    return "; ".join(parts) or None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -74,11 +168,7 @@ class History:
         self.last_error: Optional[str] = None
 
     def sample(self) -> Dict[str, Dict[str, Any]]:
-        names = queues(self.r, match=self.match)
-        pipe = self.r.pipeline(transaction=False)
-        for n in names:
-            pipe.execute_command("ONCE.STATS", n)
-        stats = {n: plain_map(s) or {} for n, s in zip(names, pipe.execute())}
+        stats, _ = readable_stats(self.r, queues(self.r, match=self.match))
         with self.lock:
             self.samples.append((time.time(), stats))
         return stats
@@ -142,7 +232,9 @@ class History:
 
 def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, basic_auth: Optional[str] = None,
                interval: float = 2.0, history: float = 600.0, match: Optional[str] = None,
-               cookie_suffix: str = "", start_history: bool = True) -> Flask:
+               cookie_suffix: str = "", start_history: bool = True,
+               hosts: Optional[Iterable[str]] = None) -> Flask:
+    """``hosts``: the Host values to answer (allowed_hosts()); by default the loopback names on any port."""
     app = Flask(__name__)
     app.secret_key = secrets.token_bytes(32)
     app.config.update(SESSION_COOKIE_NAME=f"once_session{cookie_suffix}", SESSION_COOKIE_HTTPONLY=True,
@@ -157,7 +249,8 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
         if ":" not in basic_auth:
             raise ConfigError("--basic-auth must be USER:PASSWORD")
         basic = basic_auth.split(":", 1)
-    opts = {"read_only": read_only, "token": token or None, "basic": basic, "match": match}
+    opts = {"read_only": read_only, "token": token or None, "basic": basic, "match": match,
+            "hosts": set(LOOPBACK_NAMES if hosts is None else hosts)}
     app.extensions["once_options"] = opts
 
     app.jinja_env.filters.update(time=fmt_time, ms=fmt_ms, rate=fmt_rate)
@@ -173,9 +266,19 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
             return True
         if session.get("authed") is True:
             return True
-        return _bearer() == opts["token"]
+        return same(_bearer(), opts["token"])
 
     app.jinja_env.globals.update(csrf_token=csrf_token, authed=authed, needs_token=bool(opts["token"]))
+
+    # registered first, so it runs before anything else reads the request, the session or Redis
+    @app.before_request
+    def _host():
+        host = request.headers.get("Host")
+        if host_allowed(host, opts["hosts"]):
+            return None
+        return Response(f"this dashboard does not answer to Host {host!r}: open it under the name it is served "
+                        f"under, or start it with --allowed-host NAME\n", 400,
+                        {"Content-Type": "text/plain; charset=utf-8"})
 
     @app.before_request
     def _basic_auth():
@@ -208,40 +311,59 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
     def _refused(e):
         return render_template("error.html", title="The server refused", message=str(e)), 502
 
+    @app.errorhandler(redis.exceptions.NoPermissionError)
+    def _noperm(e):
+        return render_template("error.html", title="Not permitted to this Redis user", message=str(e)), 403
+
+    def queue_or_page(name: str) -> Optional[Tuple[str, int]]:
+        """None when ``name`` is a Once queue; else the page that says what it is."""
+        kind = text(r.type(name))
+        if kind == TYPE_NAME:
+            return None
+        if kind == "none":
+            abort(404, f"no queue {name!r}")
+        return render_template("error.html", title="Not a Once queue",
+                               message=f"key {name!r} holds a {kind}, not a Once queue: push jobs with ONCE.PUSH"), 409
+
+    def eviction_banner() -> Optional[str]:
+        try:
+            return eviction_warning(info_once(r))
+        except redis.ResponseError:       # INFO not permitted to this user: no banner rather than no page
+            return None
+
     # -- reads -----------------------------------------------------------------------------------------------
 
-    def overview_rows() -> List[Dict[str, Any]]:
-        names = queues(r, match=match)
-        pipe = r.pipeline(transaction=False)
-        for n in names:
-            pipe.execute_command("ONCE.STATS", n)
+    def overview_rows() -> Tuple[List[Dict[str, Any]], Optional[str]]:
+        """The overview's rows, and the NOPERM message when queues this user may not read were left out."""
+        stats, hidden = readable_stats(r, queues(r, match=match))
         rows = []
-        for n, s in zip(names, pipe.execute()):
-            s = plain_map(s) or {}
+        for n, s in stats.items():
             rates = hist.rates(n)
             rows.append({"name": n, "stats": s, "rates": rates,
                          "spark": line_chart([("in", hist.rate_series(n, "pushed_total")),
                                               ("out", hist.rate_series(n, "acked_total"))],
                                              width=140, height=28, spark=True,
                                              title=f"rates of {n}")})
-        return rows
+        return rows, hidden
 
     @app.route("/")
     def overview():
         info = {}
         try:
             info = info_once(r)
-        except redis.ResponseError:
+        except redis.ResponseError:       # INFO not permitted to this user: the page goes without the server facts
             pass
-        return render_template("overview.html", rows=overview_rows(), info=info, interval=hist.interval)
+        rows, hidden = overview_rows()
+        return render_template("overview.html", rows=rows, info=info, interval=hist.interval,
+                               eviction=eviction_warning(info), hidden=hidden)
 
     @app.route("/fragment/overview")
     def overview_fragment():
-        return render_template("_overview_rows.html", rows=overview_rows())
+        return render_template("_overview_rows.html", rows=overview_rows()[0])
 
     @app.route("/api/queues")
     def api_queues():
-        return jsonify([{"queue": row["name"], **row["stats"], "rates": row["rates"]} for row in overview_rows()])
+        return jsonify([{"queue": row["name"], **row["stats"], "rates": row["rates"]} for row in overview_rows()[0]])
 
     def queue_arg() -> str:
         name = request.args.get("name") or request.args.get("queue") or ""
@@ -257,21 +379,30 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
                            ("out", hist.rate_series(name, "acked_total")),
                            ("fail", hist.rate_series(name, "nacked_total", "expired_total"))],
                           title="throughput", unit="/s")
-        hists = {}
+        hists, hists_note = {}, None
         if has_command(r, "ONCE.HISTOGRAM"):
-            for kind in ("wait", "run"):
-                hists[kind] = histogram_chart(buckets_to_counts(a.histogram(kind)),
-                                              title=f"{kind} time (p50 {fmt_ms(s.get(kind + '_p50_ms'))}, "
-                                                    f"p99 {fmt_ms(s.get(kind + '_p99_ms'))})")
+            try:
+                for kind in ("wait", "run"):
+                    hists[kind] = histogram_chart(buckets_to_counts(a.histogram(kind)),
+                                                  title=f"{kind} time (p50 {fmt_ms(s.get(kind + '_p50_ms'))}, "
+                                                        f"p99 {fmt_ms(s.get(kind + '_p99_ms'))})")
+            except redis.exceptions.NoPermissionError as e:
+                hists, hists_note = {}, f"no wait/run histograms: {e}"
         return {"stats": s, "rates": hist.rates(name), "counts_chart": counts, "thru_chart": thru,
-                "hists": hists}
+                "hists": hists, "hists_note": hists_note}
 
     @app.route("/queue")
     def queue_page():
         name = queue_arg()
-        if not r.exists(name):
-            abort(404, f"no queue {name!r}")
+        not_queue = queue_or_page(name)
+        if not_queue:
+            return not_queue
         a = Admin(r, name)
+        schedules, schedules_note = [], None
+        try:
+            schedules = a.schedules()
+        except redis.exceptions.NoPermissionError as e:
+            schedules_note = str(e)
         events, events_note = [], None
         if has_command(r, "ONCE.EVENTS"):
             try:
@@ -282,8 +413,9 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
                 events_note = str(e)
         else:
             events_note = "this server's module has no ONCE.EVENTS"
-        return render_template("queue.html", name=name, live=queue_live(name), schedules=a.schedules(),
-                               events=events, events_note=events_note,
+        return render_template("queue.html", name=name, live=queue_live(name), schedules=schedules,
+                               schedules_note=schedules_note, events=events, events_note=events_note,
+                               eviction=eviction_banner(),
                                can_list=has_command(r, "ONCE.LIST"), can_pause=has_command(r, "ONCE.PAUSE"),
                                can_purge=has_command(r, "ONCE.PURGE"), can_retry_all=has_retry_all(r))
 
@@ -303,12 +435,18 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
             count = max(1, min(1000, int(request.args.get("count", "25"))))
         except ValueError:
             abort(400, "bad count")
+        try:
+            page = max(1, int(request.args.get("page", "1") or 1))
+        except ValueError:
+            abort(400, "bad page")
         if not has_command(r, "ONCE.LIST"):
             return render_template("error.html", title="No ONCE.LIST",
                                    message="this server's Once module has no ONCE.LIST yet"), 501
+        not_queue = queue_or_page(name)
+        if not_queue:
+            return not_queue
         next_cursor, jobs = Admin(r, name).list(state, cursor=cursor, count=count, payloads=True)
         s = Admin(r, name).stats()
-        page = int(request.args.get("page", "1") or 1)
         return render_template("jobs.html", name=name, state=state, jobs=jobs, next_cursor=next_cursor,
                                cursor=cursor, count=count, stats=s, page=page,
                                can_purge=has_command(r, "ONCE.PURGE"), can_retry_all=has_retry_all(r))
@@ -317,6 +455,9 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
     def job_page():
         name = queue_arg()
         job_id = request.args.get("id", "")
+        not_queue = queue_or_page(name)
+        if not_queue:
+            return not_queue
         job = Admin(r, name).inspect(job_id)
         if job is None:
             return render_template("error.html", title="No such job",
@@ -357,12 +498,12 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
     def action():
         if read_only:
             abort(403, "read-only dashboard: no actions")
-        bearer = _bearer()
-        if opts["token"] and not (session.get("authed") is True
-                                  or (bearer and hmac.compare_digest(bearer, opts["token"]))
-                                  or hmac.compare_digest(request.form.get("token", ""), opts["token"])):
+        # only the configured token makes an API call (no cookie, so no CSRF risk); any other bearer is ignored
+        api = bool(opts["token"]) and same(_bearer(), opts["token"])
+        if opts["token"] and not (session.get("authed") is True or api
+                                  or same(request.form.get("token", ""), opts["token"])):
             abort(403, "this action needs the dashboard's token")
-        if not bearer:
+        if not api:
             check_csrf()
         target = action_target(request.form)
         if opts["token"] and request.form.get("token"):
@@ -389,14 +530,14 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
             flash(f"{target['queue']}: {msg}", "ok")
         except redis.ResponseError as e:
             flash(f"{target['queue']}: {ACTION_COMMANDS[act]} failed: {e}", "error")
-        if bearer:
+        if api:
             return jsonify({"ok": True})
         return redirect(safe_next(request.form.get("next"), url_for("queue_page", name=target["queue"])), 303)
 
     def check_csrf() -> None:
         sent = request.form.get("csrf", "")
         want = session.get("csrf", "")
-        if not want or not sent or not hmac.compare_digest(sent, want):
+        if not want or not sent or not same(sent, want):
             abort(403, "CSRF check failed: reload the page and try again")
         origin = request.headers.get("Origin")
         if origin and origin != "null":
@@ -407,7 +548,7 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
     def login():
         if request.method == "POST":
             check_csrf()
-            if opts["token"] and hmac.compare_digest(request.form.get("token", ""), opts["token"]):
+            if opts["token"] and same(request.form.get("token", ""), opts["token"]):
                 session["authed"] = True
                 flash("signed in: actions allowed", "ok")
                 return redirect(safe_next(request.form.get("next"), url_for("overview")), 303)
@@ -470,14 +611,21 @@ def serve(r: Any, args: Any) -> int:
     if not is_loopback(args.host) and not args.read_only and not (token or args.basic_auth):
         raise CliError(f"refusing to serve actions on {args.host} (beyond loopback) without --token or "
                        f"--basic-auth; give one of them, or --read-only", EXIT_USAGE)
+    # --allowed-host (repeatable) and $ONCE_WEB_ALLOWED_HOSTS (comma-separated) add names to answer to
+    extra = list(getattr(args, "allowed_host", None) or [])
+    extra += [h for h in os.environ.get("ONCE_WEB_ALLOWED_HOSTS", "").replace(" ", ",").split(",") if h]
+    try:
+        allowed_hosts(args.host, args.port, extra)
+    except ConfigError as e:
+        raise CliError(str(e), EXIT_USAGE)
     try:
         r.ping()
-    except redis.RedisError:
-        raise
+    except redis.exceptions.NoPermissionError:
+        pass                                       # reachable; a monitor user may not be granted PING
     try:
         app = create_app(r, read_only=args.read_only, token=token, basic_auth=args.basic_auth,
                          interval=args.interval, history=args.history, match=args.match,
-                         cookie_suffix=f"_{args.port}")
+                         cookie_suffix=f"_{args.port}", hosts=())
     except ConfigError as e:
         raise CliError(str(e), EXIT_USAGE)
     try:
@@ -486,6 +634,8 @@ def serve(r: Any, args: Any) -> int:
         app.extensions["once_history"].stop()
         why = getattr(e, "strerror", None) or "the address cannot be bound"
         raise CliError(f"cannot listen on {args.host}:{args.port}: {why}", 1)
+    # the port is known only now (--port 0); no request is served before serve_forever
+    app.extensions["once_options"]["hosts"] = allowed_hosts(args.host, server.server_port, extra)
     mode = "read-only" if args.read_only else ("actions need the token" if token else
                                                 ("basic auth" if args.basic_auth else "actions allowed"))
     host = f"[{args.host}]" if ":" in args.host else args.host
