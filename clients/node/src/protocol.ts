@@ -1,0 +1,212 @@
+// The one client layer: how a Once command is sent (routed by its queue key, also in Redis Cluster) and how each
+// reply is turned into a typed value, once, whichever protocol the connection speaks (RESP2 flat maps or RESP3).
+import { Command } from "ioredis";
+import type { Connection } from "./connection";
+
+export type Payload = string | Buffer | object;
+
+/** The Once module on this server lacks a command (an older build, or one without that feature yet). */
+export class OnceUnsupportedError extends Error {
+  constructor(command: string) {
+    super(`this server's Once module has no ${command}`);
+    this.name = "OnceUnsupportedError";
+  }
+}
+
+/** Thrown by a handler, fails the job for good: it goes to the dead set at once, whatever retries it has left. */
+export class PermanentError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "PermanentError";
+  }
+}
+
+export function isUnknownCommand(err: unknown): boolean {
+  return err instanceof Error && /^ERR unknown command/i.test(err.message);
+}
+
+/**
+ * Sends `name queue ...args` on `conn`. The queue is named as the command's key, so ioredis routes it to the
+ * queue's node in a Cluster (ioredis does not know module commands' keys). `buffers` keeps bulk replies as Buffers
+ * (payloads); otherwise they are UTF-8 strings.
+ */
+export function send(conn: Connection, name: string, queue: string, args: Array<string | number | Buffer>,
+                     buffers = false): Promise<any> {
+  const cmd = new Command(name, [queue, ...args], { replyEncoding: buffers ? null : "utf8" });
+  (cmd as unknown as { keys: string[] }).keys = [queue];
+  conn.sendCommand(cmd);
+  return cmd.promise.catch((err: unknown) => {
+    if (isUnknownCommand(err)) throw new OnceUnsupportedError(name);
+    throw err;
+  });
+}
+
+/** Payload bytes for the server: strings and Buffers as they are, anything else as JSON. */
+export function encodePayload(payload: Payload): string | Buffer {
+  if (typeof payload === "string" || Buffer.isBuffer(payload)) return payload;
+  if (payload === null || typeof payload !== "object") {
+    throw new TypeError(`a payload is a string, a Buffer or an object (JSON-encoded), not ${typeof payload}`);
+  }
+  return JSON.stringify(payload);
+}
+
+export type Decode = "auto" | "text" | "json" | "buffer";
+
+/**
+ * What a handler sees as `job.data`: with "auto" (the default) a payload that is a JSON object or array (what
+ * `add()` makes of an object) is parsed, any other payload is its UTF-8 text; "text", "json" and "buffer" force one.
+ */
+export function decodePayload(raw: Buffer, how: Decode): unknown {
+  if (how === "buffer") return raw;
+  const text = raw.toString("utf8");
+  if (how === "text") return text;
+  if (how === "json") return JSON.parse(text);
+  const first = text.trimStart()[0];
+  if (first === "{" || first === "[") {
+    try {
+      return JSON.parse(text);
+    } catch {
+      return text; // text that merely starts like JSON is still text
+    }
+  }
+  return text;
+}
+
+/** A reply map: RESP3 gives a Map or an object, RESP2 a flat [field, value, ...] array. */
+export function toMap(reply: unknown): Record<string, any> | null {
+  if (reply == null) return null;
+  if (reply instanceof Map) return Object.fromEntries([...reply].map(([k, v]) => [String(k), v]));
+  if (Array.isArray(reply)) {
+    const out: Record<string, any> = {};
+    for (let i = 0; i + 1 < reply.length; i += 2) out[String(reply[i])] = reply[i + 1];
+    return out;
+  }
+  if (typeof reply === "object") return reply as Record<string, any>;
+  throw new Error(`expected a map reply, got ${typeof reply}`);
+}
+
+function num(v: unknown): number | null {
+  if (v == null) return null;
+  if (typeof v === "number") return v;
+  const n = Number(Buffer.isBuffer(v) ? v.toString() : v);
+  return Number.isNaN(n) ? null : n;
+}
+
+function str(v: unknown): string | null {
+  if (v == null) return null;
+  return Buffer.isBuffer(v) ? v.toString("utf8") : String(v);
+}
+
+/** A map whose values are all numbers or nil (STATS, CONFIGURE). */
+export function numericMap(reply: unknown): Record<string, number | null> {
+  const map = toMap(reply) ?? {};
+  const out: Record<string, number | null> = {};
+  for (const [k, v] of Object.entries(map)) out[k] = num(v);
+  return out;
+}
+
+/** One reservation: `[id, payload, attempt]` from RESERVE. */
+export interface Reserved {
+  id: string;
+  payload: Buffer;
+  attempt: number;
+}
+
+export function parseJobs(reply: unknown): Reserved[] {
+  if (reply == null) return [];
+  return (reply as unknown[][]).map((j) => ({
+    id: str(j[0])!,
+    payload: Buffer.isBuffer(j[1]) ? j[1] : Buffer.from(String(j[1])),
+    attempt: num(j[2])!,
+  }));
+}
+
+export type JobState = "ready" | "delayed" | "reserved" | "dead" | string;
+
+/** ONCE.INSPECT's map (and each job of ONCE.LIST). */
+export interface JobInfo {
+  id: string;
+  state: JobState;
+  payload: Buffer | null;
+  attempts: number;
+  retries: number;
+  priority: number;
+  created: number;
+  due: number | null;
+  leaseDeadline: number | null;
+  lastError: string | null;
+  backoff: number | null;
+  lease: number | null;
+  tries: number | null;
+  died: number | null;
+  group: string | null;
+  [field: string]: unknown;
+}
+
+export function parseJobInfo(reply: unknown): JobInfo | null {
+  const m = toMap(reply);
+  if (m == null) return null;
+  const info: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(m)) {
+    const key = k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+    if (k === "payload") info[key] = v == null ? null : Buffer.isBuffer(v) ? v : Buffer.from(String(v));
+    else if (["id", "state", "last_error", "group"].includes(k)) info[key] = str(v);
+    else info[key] = num(v) ?? str(v);
+  }
+  return info as JobInfo;
+}
+
+export interface ScheduleInfo {
+  name: string;
+  spec: string;
+  tz: string;
+  nextFire: number;
+  lastFire: number | null;
+  payload: string;
+  [field: string]: unknown;
+}
+
+export function parseSchedules(reply: unknown): ScheduleInfo[] {
+  return ((reply as unknown[]) ?? []).map((s) => {
+    const m = toMap(s)!;
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(m)) {
+      const key = k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+      out[key] = ["name", "spec", "tz", "payload", "missed"].includes(k) ? str(v) : num(v) ?? str(v);
+    }
+    return out as ScheduleInfo;
+  });
+}
+
+/** Options of a push (ONCE.PUSH, ONCE.BULK and ONCE.SCHEDULE share them; times in ms). */
+export interface PushOptions {
+  id?: string;
+  delay?: number;
+  at?: number | Date;
+  retries?: number;
+  backoff?: number;
+  lease?: number;
+  priority?: number;
+  group?: string;
+  ttl?: number;
+  keep?: number;
+}
+
+const PUSH_FLAGS: Array<[keyof PushOptions, string]> = [
+  ["id", "ID"], ["delay", "DELAY"], ["at", "AT"], ["retries", "RETRIES"], ["backoff", "BACKOFF"],
+  ["lease", "LEASE"], ["priority", "PRIORITY"], ["group", "GROUP"], ["ttl", "TTL"], ["keep", "KEEP"],
+];
+
+export function pushArgs(opts: PushOptions = {}, allowed?: Array<keyof PushOptions>): Array<string | number> {
+  const args: Array<string | number> = [];
+  for (const [key, flag] of PUSH_FLAGS) {
+    const v = opts[key];
+    if (v === undefined || v === null) continue;
+    if (allowed && !allowed.includes(key)) throw new TypeError(`option '${key}' does not apply here`);
+    args.push(flag, v instanceof Date ? v.getTime() : (v as string | number));
+  }
+  for (const key of Object.keys(opts)) {
+    if (!PUSH_FLAGS.some(([k]) => k === key)) throw new TypeError(`unknown option '${key}'`);
+  }
+  return args;
+}

@@ -1,0 +1,431 @@
+// The worker: runs a handler on a queue's jobs, `concurrency` at a time.
+//
+// One loop reserves on a connection of its own: `ONCE.RESERVE q COUNT free BLOCK b LEASE l`, where `free` is how
+// many handlers may start now (at most `prefetch`), so one round trip fetches a batch and waits on the server (no
+// polling) when there is none. Jobs that succeeded meanwhile are acknowledged in the same round trip, each fenced
+// by its attempt: `ONCE.ACK q id ATTEMPT n` written just ahead of the RESERVE, and, while the queue is busy, the
+// last one inside it (`... ACK id ATTEMPT n WITHACK`, whose reply says whether that ACK held). A job that succeeds
+// while the loop waits on the server is acknowledged at once on the worker's other connection, which also carries
+// the lease extensions (`ONCE.EXTEND q id l ATTEMPT n`, every extendEveryMs while a handler runs) and the NACKs.
+import { EventEmitter } from "node:events";
+import type Redis from "ioredis";
+import type { Cluster } from "ioredis";
+import {
+  blockingOptions, Connection, ConnectionOption, isCluster, isTransient, nodeOf, openNode, openOwn, whenReady,
+} from "./connection";
+import { Job } from "./job";
+import { Decode, parseJobs, PermanentError, send } from "./protocol";
+
+export interface WorkerOptions {
+  /** An ioredis Redis or Cluster instance (the worker makes its own connections with its settings), ioredis
+   *  options, or a redis:// URL. */
+  connection?: ConnectionOption;
+  /** Handlers running at once (default 1). */
+  concurrency?: number;
+  /** The most jobs one RESERVE fetches (default: concurrency). 1 takes one job per round trip. */
+  prefetch?: number;
+  /** How long one RESERVE waits on the server for a job before it is sent again (default 5000 ms). */
+  blockMs?: number;
+  /** The lease asked for each job (default 30000 ms); a job whose lease runs out is tried again elsewhere. */
+  leaseMs?: number;
+  /** How often a running job's lease is extended by leaseMs (default leaseMs / 3). */
+  extendEveryMs?: number;
+  /** What `job.data` is: "auto" (default: JSON objects/arrays parsed, else text), "text", "json" or "buffer". */
+  decode?: Decode;
+  /** The longest wait between two reconnect attempts (default 5000 ms). */
+  maxBackoffMs?: number;
+  /** While closing, how long to keep trying to deliver the last ACKs to an unreachable server (default 10000). */
+  stopTimeoutMs?: number;
+  /** Start at once (default true); else call run(). */
+  autorun?: boolean;
+}
+
+export type Handler<T, R> = (job: Job<T>) => Promise<R> | R;
+
+class Backoff {
+  private failures = 0;
+  constructor(private readonly base: number, private readonly cap: number) {}
+  next(): number {
+    const d = Math.min(this.cap, this.base * 2 ** this.failures++);
+    return d / 2 + Math.random() * d / 2;
+  }
+  reset(): void {
+    this.failures = 0;
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? String(err) : `Error: ${String(err)}`;
+}
+
+/** A job whose ACK is to be sent; `tried` once an ACK may have reached the server without its reply coming back. */
+interface Done {
+  job: Job;
+  tried: boolean;
+}
+
+/**
+ * Events: `active` (job), `completed` (job, result) once its ACK holds, `failed` (job, error) once nacked,
+ * `lost` (job) when the server refused its EXTEND or ACK (its lease ran out: it may run again elsewhere),
+ * `drained` when a RESERVE waited blockMs and found nothing, `error` (error) for connection and server errors
+ * (the worker retries; without a listener they are printed), `closed`.
+ */
+export class Worker<T = any, R = any> extends EventEmitter {
+  readonly name: string;
+  readonly concurrency: number;
+  readonly prefetch: number;
+  private readonly handler: Handler<T, R>;
+  private readonly blockMs: number;
+  private readonly leaseMs: number;
+  private readonly extendEveryMs: number;
+  private readonly decode: Decode;
+  private readonly maxBackoffMs: number;
+  private readonly stopTimeoutMs: number;
+  private readonly spec: ConnectionOption | undefined;
+  private readonly cmd: Connection;
+  private blk: Redis | undefined;
+  private blkNode: string | undefined; // Cluster: the node blk talks to
+  private blkRepoint: string | boolean = false; // Cluster: the node a MOVED named, or true to ask the cluster
+  private blkId: number | undefined; // CLIENT ID of blk's current connection, for CLIENT UNBLOCK
+  private blkFresh = true;
+  private readonly running = new Map<Job, NodeJS.Timeout>();
+  private readonly lostJobs = new WeakSet<Job>();
+  private pendingAcks: Done[] = [];
+  private readonly settling = new Set<Promise<void>>();
+  private readonly wakers = new Set<() => void>();
+  private inRound = false;
+  private lastFull = false;
+  private withAck: boolean | undefined;
+  private closing = false;
+  private loopDone: Promise<void> | undefined;
+  private closed: Promise<void> | undefined;
+  private readonly stopped: Promise<void>;
+  private stop!: () => void;
+
+  constructor(name: string, handler: Handler<T, R>, options: WorkerOptions = {}) {
+    super();
+    if (typeof name !== "string" || name.length === 0) throw new TypeError("a queue name is a non-empty string");
+    if (typeof handler !== "function") throw new TypeError("a worker needs a handler function");
+    const int = (v: number | undefined, dflt: number, min: number, what: string) => {
+      const n = v ?? dflt;
+      if (!Number.isInteger(n) || n < min) throw new RangeError(`${what} must be an integer >= ${min}, not ${v}`);
+      return n;
+    };
+    this.name = name;
+    this.handler = handler;
+    this.concurrency = int(options.concurrency, 1, 1, "concurrency");
+    this.prefetch = Math.min(int(options.prefetch, this.concurrency, 1, "prefetch"), this.concurrency, 10000);
+    this.blockMs = int(options.blockMs, 5000, 0, "blockMs");
+    this.leaseMs = int(options.leaseMs, 30000, 1, "leaseMs");
+    this.extendEveryMs = int(options.extendEveryMs, Math.max(1, Math.floor(this.leaseMs / 3)), 1, "extendEveryMs");
+    this.decode = options.decode ?? "auto";
+    if (!["auto", "text", "json", "buffer"].includes(this.decode)) {
+      throw new TypeError(`decode must be auto, text, json or buffer, not ${options.decode}`);
+    }
+    this.maxBackoffMs = int(options.maxBackoffMs, 5000, 1, "maxBackoffMs");
+    this.stopTimeoutMs = int(options.stopTimeoutMs, 10000, 0, "stopTimeoutMs");
+    this.spec = options.connection;
+    this.cmd = openOwn(this.spec, { connectionName: "once-worker" });
+    this.cmd.on("error", () => undefined); // each command's failure is handled where it is sent
+    this.stopped = new Promise((resolve) => (this.stop = resolve));
+    if (options.autorun ?? true) void this.run();
+  }
+
+  /** Starts the worker (done by the constructor unless autorun is false); resolves when it has stopped. */
+  run(): Promise<void> {
+    if (this.closing) return Promise.reject(new Error("the worker is closed"));
+    this.loopDone ??= this.loop();
+    return this.loopDone;
+  }
+
+  /** Stops reserving, lets the jobs in hand finish and be acknowledged, then closes the worker's connections. */
+  close(): Promise<void> {
+    if (!this.closed) {
+      this.closing = true;
+      this.stop();
+      this.wakeUp();
+      this.closed = this.shutdown();
+    }
+    return this.closed;
+  }
+
+  /** Jobs whose handler is running now. */
+  get active(): number {
+    return this.running.size;
+  }
+
+  // --- the loop ----------------------------------------------------------------------------------------------
+
+  private async loop(): Promise<void> {
+    const backoff = new Backoff(100, this.maxBackoffMs);
+    while (!this.closing) {
+      if (this.running.size >= this.concurrency) {
+        await this.nap();
+        continue;
+      }
+      const want = Math.min(this.prefetch, this.concurrency - this.running.size);
+      let jobs;
+      try {
+        jobs = await this.round(want, this.pendingAcks.splice(0));
+        backoff.reset();
+      } catch (err) {
+        if (this.closing && this.isUnblocked(err)) break;
+        this.report(err);
+        this.recover(err as Error);
+        await Promise.race([sleep(backoff.next()), this.stopped]);
+        continue;
+      }
+      if (jobs.length === 0 && this.blockMs > 0) this.emit("drained");
+      for (const j of jobs) this.start(new Job<T>(this.name, j, this.decode, this.cmd));
+    }
+    while (this.running.size > 0) await this.nap();
+    await this.flushAcks();
+  }
+
+  /** One round trip on the blocking connection: the ACKs of `acks`, then a RESERVE for up to `want` jobs. */
+  private async round(want: number, acks: Done[]) {
+    let blk: Redis;
+    try {
+      blk = await this.blocking();
+      if (this.closing) throw new Error("closing");
+    } catch (err) {
+      this.pendingAcks.push(...acks);
+      throw err;
+    }
+    const fetchAck = acks.length > 0 && this.lastFull ? acks.pop() : undefined;
+    const acked = acks.map((d) => this.ack(blk, d));
+    const args: Array<string | number> = ["COUNT", want, "BLOCK", this.blockMs, "LEASE", this.leaseMs];
+    if (fetchAck) {
+      args.push("ACK", fetchAck.job.id, "ATTEMPT", fetchAck.job.attempt);
+      if (this.withAck !== false) args.push("WITHACK");
+    }
+    let reply;
+    this.inRound = true;
+    try {
+      reply = await send(blk, "ONCE.RESERVE", this.name, args, true);
+    } catch (err) {
+      if (fetchAck) {
+        if (this.withAck === undefined && /unknown option 'WITHACK'/i.test((err as Error).message)) {
+          this.withAck = false; // a module from before WITHACK: its ack-and-fetch replies only the jobs
+          this.pendingAcks.push(fetchAck);
+          await Promise.all(acked);
+          return [];
+        }
+        fetchAck.tried = true;
+        this.pendingAcks.push(fetchAck);
+      }
+      await Promise.all(acked);
+      throw err;
+    } finally {
+      this.inRound = false;
+    }
+    await Promise.all(acked);
+    if (fetchAck && this.withAck !== false) {
+      this.withAck = true;
+      const [count, jobs] = reply as [number, unknown];
+      this.settleAck(fetchAck, count);
+      reply = jobs;
+    } else if (fetchAck) {
+      this.settleAck(fetchAck, 1); // no WITHACK: the server does not say, and a fenced ACK refused is rare
+    }
+    const jobs = parseJobs(reply);
+    this.lastFull = jobs.length === want;
+    return jobs;
+  }
+
+  /** The blocking connection, connected (to the queue's node in a Cluster), its CLIENT ID known. */
+  private async blocking(): Promise<Redis> {
+    const cluster = isCluster(this.cmd) ? (this.cmd as Cluster) : undefined;
+    if (cluster) {
+      let node = this.blkNode;
+      if (typeof this.blkRepoint === "string") node = this.blkRepoint;
+      else if (this.blkRepoint || node === undefined) node = await nodeOf(cluster, this.name, this.blkRepoint);
+      this.blkRepoint = false;
+      if (node !== this.blkNode || !this.blk) {
+        this.blk?.disconnect();
+        this.blk = this.hook(openNode(cluster, node, blockingOptions(this.blockMs)));
+        this.blkNode = node;
+      }
+    } else if (!this.blk) {
+      this.blk = this.hook(openOwn(this.spec, blockingOptions(this.blockMs)) as Redis);
+    }
+    const blk = this.blk!;
+    const ready = whenReady(blk, 2000);
+    ready.catch(() => undefined); // when closing wins the race
+    await Promise.race([ready, this.stopped]);
+    if (this.closing) throw new Error("closing");
+    if (this.blkFresh) {
+      this.blkId = Number(await blk.client("ID"));
+      this.blkFresh = false;
+    }
+    return blk;
+  }
+
+  private hook(conn: Redis): Redis {
+    conn.on("ready", () => (this.blkFresh = true));
+    conn.on("error", () => undefined); // a failed RESERVE reports it
+    return conn;
+  }
+
+  /** After a failed round: follow a MOVED, reconnect after a failover or a reply that never came. */
+  private recover(err: Error): void {
+    const moved = /^MOVED \d+ (\S+)/.exec(err.message);
+    if (isCluster(this.cmd)) {
+      if (moved) this.blkRepoint = moved[1];
+      else if (isTransient(err)) this.blkRepoint = true;
+    } else if (/^(UNBLOCKED|READONLY)|timed out/.test(err.message)) {
+      this.blk?.disconnect(true); // a master that became a replica: Sentinel names the new one on reconnect
+    }
+  }
+
+  private isUnblocked(err: unknown): boolean {
+    return err instanceof Error && (err.message === "closing" || /^UNBLOCKED/.test(err.message));
+  }
+
+  // --- jobs in hand ------------------------------------------------------------------------------------------
+
+  private start(job: Job<T>): void {
+    const timer = setInterval(() => void this.extend(job), this.extendEveryMs);
+    this.running.set(job, timer);
+    this.emit("active", job);
+    Promise.resolve()
+      .then(() => this.handler(job))
+      .then(
+        (result) => {
+          this.finish(job);
+          job.returnvalue = result;
+          const done = { job, tried: false };
+          if (this.inRound || this.closing) this.track(this.ack(this.cmd, done));
+          else this.pendingAcks.push(done);
+          this.wakeUp();
+        },
+        (err) => {
+          this.finish(job);
+          this.track(this.nack(job, err));
+          this.wakeUp();
+        },
+      );
+  }
+
+  private finish(job: Job): void {
+    clearInterval(this.running.get(job));
+    this.running.delete(job);
+  }
+
+  private track(p: Promise<void>): void {
+    this.settling.add(p);
+    void p.finally(() => this.settling.delete(p));
+  }
+
+  private async extend(job: Job): Promise<void> {
+    try {
+      const deadline = await send(this.cmd, "ONCE.EXTEND", this.name, [job.id, this.leaseMs, "ATTEMPT", job.attempt]);
+      if (deadline === null && this.running.has(job)) {
+        clearInterval(this.running.get(job));
+        this.markLost(job);
+      }
+    } catch (err) {
+      this.report(err); // the next period tries again; the lease itself is longer than a period
+    }
+  }
+
+  private markLost(job: Job): void {
+    if (this.lostJobs.has(job)) return;
+    this.lostJobs.add(job);
+    this.emit("lost", job);
+  }
+
+  /** A fenced ACK on `conn`; unconfirmed (the connection failed) it goes back to the pending ones. */
+  private async ack(conn: Connection, done: Done): Promise<void> {
+    try {
+      const count = await send(conn, "ONCE.ACK", this.name, [done.job.id, "ATTEMPT", done.job.attempt]);
+      this.settleAck(done, count);
+    } catch (err) {
+      done.tried = true;
+      this.pendingAcks.push(done);
+      if (conn === this.cmd) this.report(err);
+    }
+  }
+
+  private settleAck(done: Done, count: number): void {
+    // 0 after an attempt whose reply was lost most likely means that attempt was applied
+    if (count === 1 || done.tried) this.emit("completed", done.job, done.job.returnvalue);
+    else this.markLost(done.job);
+  }
+
+  /** NACK with the error text, fenced; sent again on connection errors (the fence makes that harmless). */
+  private async nack(job: Job, err: unknown): Promise<void> {
+    const args: Array<string | number> = [job.id, "ATTEMPT", job.attempt, "ERROR", errorText(err)];
+    if (err instanceof PermanentError) args.push("DEAD");
+    const backoff = new Backoff(100, this.maxBackoffMs);
+    const giveUp = Date.now() + Math.max(this.stopTimeoutMs, this.leaseMs);
+    for (;;) {
+      try {
+        if ((await send(this.cmd, "ONCE.NACK", this.name, args)) === 0) this.markLost(job);
+        break;
+      } catch (e) {
+        this.report(e);
+        if (!isTransient(e) || Date.now() > giveUp) break; // its lease runs out instead: the same retry, later
+        await sleep(backoff.next());
+      }
+    }
+    this.emit("failed", job, err);
+  }
+
+  /** The last ACKs, on the command connection, until they hold or stopTimeoutMs has passed. */
+  private async flushAcks(): Promise<void> {
+    const giveUp = Date.now() + this.stopTimeoutMs;
+    const backoff = new Backoff(100, this.maxBackoffMs);
+    for (;;) {
+      await Promise.all([...this.settling]);
+      const acks = this.pendingAcks.splice(0);
+      if (acks.length === 0) return;
+      if (Date.now() > giveUp) {
+        this.report(new Error(`closing without acknowledging ${acks.length} job(s): they will run again after their lease`));
+        return;
+      }
+      await Promise.all(acks.map((d) => this.ack(this.cmd, d)));
+      if (this.pendingAcks.length > 0) await sleep(backoff.next());
+    }
+  }
+
+  // --- stopping ----------------------------------------------------------------------------------------------
+
+  private async shutdown(): Promise<void> {
+    const giveUp = Date.now() + this.stopTimeoutMs;
+    let unblocker: Redis | undefined;
+    try {
+      // CLIENT UNBLOCK from a connection of its own: the blocked RESERVE replies null now, not after blockMs
+      while (this.inRound && this.blk && this.blkId !== undefined && Date.now() < giveUp) {
+        unblocker ??= this.blk.duplicate({ connectionName: "once-worker-unblock", enableOfflineQueue: true,
+          maxRetriesPerRequest: 1, commandTimeout: 2000 });
+        unblocker.on("error", () => undefined);
+        await unblocker.client("UNBLOCK", this.blkId, "TIMEOUT").catch(() => undefined);
+        await sleep(50);
+      }
+    } finally {
+      unblocker?.disconnect();
+    }
+    await this.loopDone;
+    for (const timer of this.running.values()) clearInterval(timer);
+    await Promise.all([this.cmd, this.blk].map((c) => c?.quit().catch(() => c.disconnect())));
+    this.emit("closed");
+  }
+
+  private nap(): Promise<void> {
+    return new Promise((resolve) => this.wakers.add(resolve));
+  }
+
+  private wakeUp(): void {
+    const wakers = [...this.wakers];
+    this.wakers.clear();
+    for (const w of wakers) w();
+  }
+
+  private report(err: unknown): void {
+    if (this.listenerCount("error") > 0) this.emit("error", err);
+    else console.error(`once worker '${this.name}': ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
