@@ -153,15 +153,15 @@ pub fn as_itself(ctx: Ctx, cmd: &'static [u8], args: &[OwnedStr]) {
 
 /// A command whose effect depends only on the time it ran (ACK, RETRY, CANCEL, and internal ones such as
 /// `_RESERVE`, `_DROP`, `_SETTINGS`, whose events and latencies carry that time), sent as
-/// `ONCE._AT key now <cmd> <args after the key>`: the replica replays it at the master's time. `cmd` is
+/// `ONCE._AT key now <cmd> key <args after the key>`: the replica replays it at the master's time. `cmd` is
 /// NUL-terminated; `args` start with the key.
 pub fn at(ctx: Ctx, now_ms: u64, cmd: &'static [u8], args: &[OwnedStr]) {
-    let Some((key, rest)) = args.split_first() else { return };
+    let Some(key) = args.first() else { return };
     let name = cmd.strip_suffix(b"\0").unwrap_or(cmd);
-    let mut all = Vec::with_capacity(args.len() + 2);
+    let mut all = Vec::with_capacity(args.len() + 3);
     all.push(OwnedStr::retain(key.0));
     all.push(OwnedStr::int(i64::try_from(now_ms).unwrap_or(i64::MAX)));
     all.push(OwnedStr::new(name));
-    all.extend(rest.iter().map(|a| OwnedStr::retain(a.0)));
+    all.extend(args.iter().map(|a| OwnedStr::retain(a.0)));
     rm::replicate(ctx, b"ONCE._AT\0", &all);
 }

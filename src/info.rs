@@ -6,7 +6,7 @@ use redis_module::raw;
 
 use crate::metrics::*;
 use crate::registry::registry;
-use crate::rm;
+use crate::{eviction, rm};
 
 pub extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: std::ffi::c_int) {
     let signed = [
@@ -25,6 +25,11 @@ pub extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: std
         ("acked_total", ACKED.load(Relaxed)),
         ("expired_total", EXPIRED.load(Relaxed)),
         ("dead_total", DEAD_TOTAL.load(Relaxed)),
+        ("eviction_risk", u64::from(eviction::at_risk())),
+        ("evicted_queues", eviction::EVICTED_QUEUES.load(Relaxed)),
+        ("evicted_jobs", eviction::EVICTED_JOBS.load(Relaxed)),
+        ("schedule_fires_held", eviction::FIRES_HELD.load(Relaxed)),
     ];
     rm::info_fields(ctx, &signed, &unsigned);
+    rm::info_text_field(ctx, "eviction_policy", &eviction::policy());
 }

@@ -9,7 +9,7 @@ use redis_module::raw;
 use crate::service::{existing, note_deadline};
 use crate::registry::registry;
 use crate::rm::{self, Ctx, Key, RStr};
-use crate::alarm;
+use crate::{alarm, eviction};
 
 pub fn subscribe(ctx: Ctx) -> Result<(), String> {
     let classes = raw::REDISMODULE_NOTIFY_GENERIC | raw::REDISMODULE_NOTIFY_EXPIRED | raw::REDISMODULE_NOTIFY_EVICTED;
@@ -21,6 +21,7 @@ pub fn subscribe(ctx: Ctx) -> Result<(), String> {
         raw::REDISMODULE_EVENT_LOADING,
         raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED,
         raw::REDISMODULE_EVENT_FLUSHDB,
+        raw::REDISMODULE_EVENT_CONFIG,
     ] {
         if !rm::subscribe_server_event(ctx, id, on_server_event) {
             return Err(format!("cannot subscribe to server event {id}"));
@@ -32,7 +33,15 @@ pub fn subscribe(ctx: Ctx) -> Result<(), String> {
 extern "C" fn on_key_event(ctx: Ctx, _type: c_int, event: *const c_char, key: RStr) -> c_int {
     let name = rm::event_name(event);
     if matches!(name, b"del" | b"expired" | b"evicted" | b"rename_from" | b"move_from") {
-        let _ = std::panic::catch_unwind(|| registry().forget(rm::selected_db(ctx), rm::bytes(&key)));
+        let _ = std::panic::catch_unwind(|| {
+            let db = rm::selected_db(ctx);
+            registry().forget(db, rm::bytes(&key));
+            if name == b"evicted" {
+                eviction::on_evicted(ctx, db, rm::bytes(&key));
+            } else {
+                eviction::forget_unlinked();
+            }
+        });
         return rm::OK;
     }
     if matches!(name, b"rename_to" | b"move_to" | b"copy_to" | b"restore") {
@@ -62,6 +71,7 @@ extern "C" fn on_server_event(ctx: Ctx, event: raw::RedisModuleEvent, subevent: 
             }
         }
         raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED => alarm::kick(ctx),
+        raw::REDISMODULE_EVENT_CONFIG => eviction::check_policy(ctx),
         _ => {}
     }));
 }

@@ -7,6 +7,7 @@ pub mod alarm;
 pub mod commands;
 pub mod effects;
 pub mod config;
+pub mod eviction;
 pub mod info;
 pub mod keyspace;
 pub mod metrics;
@@ -46,6 +47,7 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         ctx.log_warning(&format!("once: {e}"));
         return Status::Err;
     }
+    eviction::check_policy(raw_ctx);
     Status::Ok
 }
 

@@ -174,6 +174,11 @@ pub fn is_loading(ctx: Ctx) -> bool {
     flags(ctx) & raw::REDISMODULE_CTX_FLAGS_LOADING != 0
 }
 
+/// A command this node replays rather than takes from a client: sent by its master, or read from its AOF.
+pub fn is_replayed(ctx: Ctx) -> bool {
+    flags(ctx) & (raw::REDISMODULE_CTX_FLAGS_REPLICATED | raw::REDISMODULE_CTX_FLAGS_LOADING) != 0
+}
+
 /// True inside MULTI, Lua or a function, or wherever the server forbids blocking.
 pub fn may_not_block(ctx: Ctx) -> bool {
     let f = flags(ctx);
@@ -413,6 +418,11 @@ pub fn add_acl_category(ctx: Ctx, name: &CString) -> bool {
     }
 }
 
+/// Whether the server can put module commands in ACL categories (Redis 7.2+, Valkey; not Redis 7.0).
+pub fn has_acl_categories() -> bool {
+    unsafe { raw::RedisModule_SetCommandACLCategories }.is_some() && unsafe { raw::RedisModule_GetCommand }.is_some()
+}
+
 /// Puts a command in ACL categories (space separated) where the server has the API.
 pub fn set_acl_categories(ctx: Ctx, name: &CString, categories: &CString) -> bool {
     let (Some(get), Some(set)) = (unsafe { raw::RedisModule_GetCommand }, unsafe { raw::RedisModule_SetCommandACLCategories }) else {
@@ -461,6 +471,31 @@ pub fn info_fields(ctx: *mut raw::RedisModuleInfoCtx, signed: &[(&str, i64)], un
             unsafe { raw::RedisModule_InfoAddFieldULongLong.unwrap()(ctx, c.as_ptr().cast_mut(), v) };
         }
     }
+}
+
+/// Adds a text field to the INFO section `info_fields` opened.
+pub fn info_text_field(ctx: *mut raw::RedisModuleInfoCtx, name: &str, value: &str) {
+    let (Ok(n), Ok(v)) = (CString::new(name), CString::new(value)) else { return };
+    if let Some(add) = unsafe { raw::RedisModule_InfoAddFieldCString } {
+        unsafe { add(ctx, n.as_ptr(), v.as_ptr()) };
+    }
+}
+
+/// One field of the server's own INFO (`maxmemory_policy` of `memory`), read without running a command.
+pub fn server_info_field(ctx: Ctx, section: &str, field: &str) -> Option<String> {
+    let (Ok(section), Ok(field)) = (CString::new(section), CString::new(field)) else { return None };
+    let (get, read, free) = unsafe {
+        (raw::RedisModule_GetServerInfo?, raw::RedisModule_ServerInfoGetFieldC?, raw::RedisModule_FreeServerInfo?)
+    };
+    let data = unsafe { get(ctx, section.as_ptr()) };
+    if data.is_null() {
+        return None;
+    }
+    let p = unsafe { read(data, field.as_ptr()) };
+    // SAFETY: the field's text lives until the info data is freed, which happens after it is copied.
+    let value = (!p.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned());
+    unsafe { free(ctx, data) };
+    value
 }
 
 // ---- configs ----

@@ -12,9 +12,11 @@ use crate::core::FailCause;
 use crate::registry::registry;
 use crate::rm::{self, Ctx, Key, OwnedStr};
 use crate::value::QueueValue;
-use crate::{config, metrics, random};
+use crate::{config, eviction, metrics, random};
 
 const BUDGET: Duration = Duration::from_micros(1000);
+/// How often a queue whose schedules are held (server full) is looked at again.
+const HOLD_MS: u64 = 100;
 /// Jobs handled between two looks at the clock (a look costs ~25 ns; 256 jobs about 0.1 ms).
 const SLICE: usize = 256;
 
@@ -48,14 +50,31 @@ fn visit(ctx: Ctx, key_bytes: &[u8], now: u64, stop_at: Instant) {
     let before = v.snapshot();
     v.noted_deadline = u64::MAX;
     // Each step stops early when the budget is spent; the queue stays due and the next tick goes on.
+    let hold = eviction::server_full(ctx) && v.queue.first_due_schedule(now).is_some();
     let _done = promote(ctx, &key_name, v, now, stop_at)
         && expire(ctx, &key_name, v, now, stop_at)
-        && fire_schedules(ctx, &key_name, v, now, stop_at)
+        && (hold || fire_schedules(ctx, &key_name, v, now, stop_at))
         && cap_dead(ctx, &key_name, v, now, stop_at)
         && retry_all(ctx, &key_name, v, now, stop_at)
         && sweep_groups(ctx, &key_name, v, now, stop_at)
         && free_purged(v, stop_at);
     settle(ctx, key_name.0, v, before);
+    if hold {
+        hold_schedules(ctx, key_bytes, v, now);
+    }
+}
+
+/// Over maxmemory under noeviction a client's PUSH is refused, so cron fires are held too: the schedules stay
+/// due, and once memory is below the limit their missed ticks follow each one's MISSED rule. The queue is
+/// looked at again in HOLD_MS (its other deadlines wait that long at most while the server is full).
+fn hold_schedules(ctx: Ctx, key: &[u8], v: &mut QueueValue, now: u64) {
+    eviction::FIRES_HELD.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let db = rm::selected_db(ctx);
+    let again = now + HOLD_MS;
+    let mut r = registry();
+    r.forget(db, key);
+    r.note(db, key, again);
+    v.noted_deadline = again;
 }
 
 /// Frees drained groups whose rate window ended, a slice at a time, each slice replicated.

@@ -101,7 +101,19 @@ pub fn at(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let mut inner = Vec::with_capacity(args.len() - 2);
     inner.push(args[3]);
     inner.push(args[1]);
-    inner.extend_from_slice(&args[4..]);
+    match args.get(4) {
+        // Today's form names the inner command's key, which must be `_AT`'s own.
+        Some(k) if rm::bytes(k) == rm::bytes(&args[1]) => inner.extend_from_slice(&args[5..]),
+        // Records written before the inner key was named: only a master or an AOF replays those.
+        _ if rm::is_replayed(ctx) => inner.extend_from_slice(&args[4..]),
+        _ => {
+            let given = args.get(4).map_or(String::from("nothing"), |k| format!("'{}'", crate::text::shown(rm::bytes(k))));
+            return Err(err(format!(
+                "ONCE._AT runs a command on its own key only: the inner command's key must be '{}', got {given}",
+                crate::text::shown(rm::bytes(&args[1]))
+            )));
+        }
+    }
     rm::at_time(ms, || handler(ctx, &inner))
 }
 

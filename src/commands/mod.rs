@@ -87,11 +87,10 @@ pub fn run(ctx: Ctx, argv: *mut RStr, argc: c_int, handler: Handler) -> c_int {
     rm::OK
 }
 
-/// Registers every command of the table with its docs and key spec, and (where the server has module ACL
-/// categories) puts the public ones in the `once` category.
+/// Registers every command of the table with its docs and key spec, and (where the server has the API) its
+/// ACL categories.
 pub fn register(ctx: Ctx) -> Result<(), String> {
-    let category = CString::new("once").map_err(|e| e.to_string())?;
-    let with_category = rm::add_acl_category(ctx, &category);
+    let with_once = rm::add_acl_category(ctx, &CString::new("once").map_err(|e| e.to_string())?);
     for c in spec::COMMANDS {
         // Lower case, as Redis names its own commands: COMMAND INFO, commandstats and error texts show it so.
         let name = CString::new(c.name.to_ascii_lowercase()).map_err(|e| e.to_string())?;
@@ -102,8 +101,9 @@ pub fn register(ctx: Ctx) -> Result<(), String> {
         if !rm::set_command_info(ctx, &name, &docs::command_doc(c)?) {
             return Err(format!("the server refused the docs of {}", c.name));
         }
-        if with_category && !c.is_internal() && !rm::set_acl_categories(ctx, &name, &category) {
-            return Err(format!("could not put {} in the ACL category 'once'", c.name));
+        let categories = CString::new(c.acl_categories(with_once)).map_err(|e| e.to_string())?;
+        if rm::has_acl_categories() && !rm::set_acl_categories(ctx, &name, &categories) {
+            return Err(format!("could not put {} in the ACL categories {:?}", c.name, categories));
         }
     }
     Ok(())

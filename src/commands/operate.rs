@@ -122,16 +122,19 @@ fn set_paused(ctx: Ctx, args: &[RStr], paused: bool, name: &str) -> CmdResult {
         return Err(arity(name));
     }
     let mut key = Key::open(ctx, args[1], true);
-    let Some(v) = existing(&mut key)? else {
-        rm::reply_int(ctx, 0);
-        return Ok(());
-    };
+    // Both create the key, as CONFIGURE does: an operator who pauses a queue before its first push (a deploy)
+    // expects the pause to hold when jobs arrive.
+    let created = existing(&mut key)?.is_none();
+    let v = existing_or_new(&mut key)?;
+    let now = rm::now_ms();
     if v.queue.settings.paused == paused {
+        if created {
+            effects::settings(ctx, args[1], v, now);
+        }
         rm::reply_int(ctx, 0);
         return Ok(());
     }
     let before = v.snapshot();
-    let now = rm::now_ms();
     v.queue.settings.paused = paused;
     v.queue.note_queue(if paused { Kind::Pause } else { Kind::Resume }, now);
     effects::settings(ctx, args[1], v, now);

@@ -1,8 +1,9 @@
-//! ONCE.RESERVE queue [COUNT n] [BLOCK ms] [LEASE ms] [ACK id]
+//! ONCE.RESERVE queue [COUNT n] [BLOCK ms] [LEASE ms] [ACK id [ATTEMPT n]] [WITHACK]
 //!
 //! With BLOCK the client waits on the key (no polling) and is served first come, first served when a push,
 //! a promotion or a retry makes a job ready. `ACK id` completes the worker's previous job first, so a worker
-//! loop costs one round trip per job.
+//! loop costs one round trip per job. WITHACK makes the reply `[acked, jobs-or-nil]`: a worker whose fenced
+//! ACK was refused (its lease ran out, another worker may hold the job) learns it from `acked` = 0.
 
 use std::ffi::{c_int, c_void};
 
@@ -23,13 +24,16 @@ const PROMOTE_IN_RESERVE: usize = 1024;
 struct Want {
     count: usize,
     lease: Option<u64>,
+    /// With WITHACK: how many jobs the ACK part completed, replied first.
+    acked: Option<u64>,
 }
 
 pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
     if args.len() < 2 {
         return Err(arity("ONCE.RESERVE"));
     }
-    let mut want = Want { count: 1, lease: None };
+    let mut want = Want { count: 1, lease: None, acked: None };
+    let mut with_ack = false;
     let mut block = None;
     let mut ack = None;
     let mut attempt = None;
@@ -40,6 +44,7 @@ pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
             "BLOCK" => block = Some(opts.int(limits::BLOCK)?),
             "LEASE" => want.lease = Some(opts.int(limits::LEASE)? as u64),
             "ACK" => ack = Some(opts.raw_value("ACK")?),
+            "WITHACK" => with_ack = true,
             _ => attempt = Some(opts.int(limits::ATTEMPT)? as u64),
         }
     }
@@ -49,8 +54,12 @@ pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let key_name = args[1];
     {
         let mut key = Key::open(ctx, key_name, true);
-        if let (Some(id), Some(v)) = (ack, existing(&mut key)?) {
-            ack_ids(ctx, key_name, v, &[id], attempt);
+        let acked = match (ack, existing(&mut key)?) {
+            (Some(id), Some(v)) => ack_ids(ctx, key_name, v, &[id], attempt),
+            _ => 0,
+        };
+        if with_ack {
+            want.acked = Some(acked);
         }
         if serve(ctx, key_name, &mut key, want)? {
             return Ok(());
@@ -58,9 +67,18 @@ pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
     }
     match block {
         Some(ms) if !rm::may_not_block(ctx) => block_on(ctx, key_name, ms, want),
-        _ => rm::reply_null_array(ctx),
+        _ => reply_none(ctx, want),
     }
     Ok(())
+}
+
+/// Nothing to serve: a null array, led by the ACK count with WITHACK.
+fn reply_none(ctx: Ctx, want: Want) {
+    if let Some(n) = want.acked {
+        rm::reply_array(ctx, 2);
+        rm::reply_u64(ctx, n);
+    }
+    rm::reply_null_array(ctx);
 }
 
 /// Reserves and replies if the queue has ready jobs (promoting due ones first). False: nothing replied.
@@ -90,6 +108,10 @@ fn serve(ctx: Ctx, key_name: RStr, key: &mut Key, want: Want) -> Result<bool, Cm
         return Ok(false);
     }
     let mut leases = Vec::with_capacity(seqs.len());
+    if let Some(n) = want.acked {
+        rm::reply_array(ctx, 2);
+        rm::reply_u64(ctx, n);
+    }
     rm::reply_array(ctx, seqs.len());
     for &seq in &seqs {
         let Some(job) = v.queue.job(seq) else {
@@ -122,7 +144,8 @@ extern "C" fn on_ready(ctx: Ctx, _argv: *mut RStr, _argc: c_int) -> c_int {
 }
 
 extern "C" fn on_timeout(ctx: Ctx, _argv: *mut RStr, _argc: c_int) -> c_int {
-    rm::reply_null_array(ctx);
+    let want = rm::blocked_data::<Want>(ctx).copied().unwrap_or(Want { count: 1, lease: None, acked: None });
+    reply_none(ctx, want);
     rm::OK
 }
 

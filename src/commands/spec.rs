@@ -93,6 +93,23 @@ impl Command {
     pub fn is_internal(&self) -> bool {
         self.name.starts_with("ONCE._")
     }
+
+    /// The ACL categories its flags imply, as the server gives its own commands: `write` or `read`, `fast` or
+    /// `slow`, `blocking` where it may block; `once` for the public ones (where the server lets a module add a
+    /// category); the internal ones also `admin` and `dangerous`, since they change state outside the contract.
+    pub fn acl_categories(&self, with_once: bool) -> String {
+        let has = |flag: &str| self.flags.split(' ').any(|f| f == flag);
+        let mut cats = vec![if has("write") { "write" } else { "read" }, if has("fast") { "fast" } else { "slow" }];
+        if has("blocking") {
+            cats.push("blocking");
+        }
+        if self.is_internal() {
+            cats.extend(["admin", "dangerous"]);
+        } else if with_once {
+            cats.push("once");
+        }
+        cats.join(" ")
+    }
 }
 
 /// Every option token of `args`, walking into choices and blocks, in a fixed order.
@@ -162,6 +179,7 @@ pub const RESERVE_ARGS: &[Arg] = &[
         optional: true,
         multiple: false,
     },
+    opt("WITHACK", "withack", Token),
 ];
 
 pub const ACK_ARGS: &[Arg] = &[KEY, many("id", Str), opt("ATTEMPT", "attempt", Int)];
@@ -335,9 +353,9 @@ pub static COMMANDS: &[Command] = &[
     cmd!("ONCE.PURGE", operate::purge, "write", Delete, 3, PURGE_ARGS,
         "Removes every ready, delayed or dead job at once (freed in timer steps)",
         "O(1) per job; O(g) for g groups when purging ready jobs"),
-    cmd!("ONCE.PAUSE", operate::pause, "write fast", Update, 2, KEY_ONLY,
+    cmd!("ONCE.PAUSE", operate::pause, "write fast", Insert, 2, KEY_ONLY,
         "Stops RESERVE serving the queue (pushes, promotions and lease expiry go on)", "O(1)"),
-    cmd!("ONCE.RESUME", operate::resume, "write fast", Update, 2, KEY_ONLY,
+    cmd!("ONCE.RESUME", operate::resume, "write fast", Insert, 2, KEY_ONLY,
         "Lets RESERVE serve a paused queue again; blocked reservers are served", "O(1)"),
     cmd!("ONCE.CONFIGURE", operate::configure, "write deny-oom", Insert, -2, CONFIGURE_ARGS,
         "Sets and shows a queue's own settings (a job's option wins, then these, then the module configs)",

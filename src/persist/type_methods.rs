@@ -56,9 +56,10 @@ extern "C" fn free_effort(_key: *mut raw::RedisModuleString, value: *const c_voi
     as_queue(value).map_or(1, |v| v.queue.len() + v.queue.schedule_count() + 1)
 }
 
-extern "C" fn unlink(_key: *mut raw::RedisModuleString, value: *const c_void) {
+extern "C" fn unlink(key: *mut raw::RedisModuleString, value: *const c_void) {
     if let Some(v) = as_queue(value) {
         v.uncount();
+        crate::eviction::note_unlinked(rm::bytes(&key), v.queue.stats());
     }
 }
 

@@ -383,7 +383,9 @@ class Generator:
             inner = self.rng.choice([["ONCE.ACK", self.job_id(key)], ["ONCE.RETRY", self.job_id(key)],
                                      ["ONCE.CANCEL", self.job_id(key)], ["ONCE._RESERVE", self.seq(key), self.when()],
                                      ["ONCE._DROP", self.seq(key)], ["ONCE.PUSH", "x"], ["ONCE._AT", key, "1"]])
-            return ["ONCE._AT", key, self.edge(now_ms(), 2 ** 62)] + inner
+            # The inner command names its key, which must be _AT's own (a foreign one is refused).
+            inner_key = key if self.rng.random() < 0.9 else key + "-other"
+            return ["ONCE._AT", key, self.edge(now_ms(), 2 ** 62), inner[0], inner_key] + inner[1:]
         if what == "_EVENTS":
             last = self.edge(self.rng.randrange(1, 50), 2 ** 53)
             argv = [last]

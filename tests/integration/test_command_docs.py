@@ -17,7 +17,7 @@ INTERNAL = ["ONCE._JOB", "ONCE._RESERVE", "ONCE._FAIL", "ONCE._LEASE", "ONCE._PR
 # The option tokens of the README's command reference.
 TOKENS = {
     "ONCE.PUSH": {"ID", "DELAY", "AT", "RETRIES", "BACKOFF", "LEASE", "PRIORITY", "GROUP"},
-    "ONCE.RESERVE": {"COUNT", "BLOCK", "LEASE", "ACK", "ATTEMPT"},
+    "ONCE.RESERVE": {"COUNT", "BLOCK", "LEASE", "ACK", "ATTEMPT", "WITHACK"},
     "ONCE.ACK": {"ATTEMPT"},
     "ONCE.NACK": {"ATTEMPT", "ERROR", "DELAY", "DEAD"},
     "ONCE.EXTEND": {"ATTEMPT"},
@@ -212,3 +212,92 @@ def test_acl_category_once_where_the_server_has_module_categories(server, r, key
         w.close()
         p.close()
         r.execute_command("ACL", "DELUSER", "worker", "producer")
+
+
+# ---- ACL categories: what `-@write`, `+@read` and `-@dangerous` users get (issue 19) ----------------------------
+
+def has_acl_category_api(r):
+    """Module commands get categories only where the server has SetCommandACLCategories (not Redis 7.0)."""
+    info, _ = command_info(r, "ONCE.STATS")
+    return bool(info[6])
+
+
+def categories(r, name):
+    info, _ = command_info(r, name)
+    return {c.decode() if isinstance(c, bytes) else c for c in info[6]}
+
+
+def expected_categories(name, with_once):
+    cats = {"@read" if name in READS else "@write", "@fast" if name in FAST else "@slow"}
+    if name in BLOCKING:
+        cats.add("@blocking")
+    if name in INTERNAL:
+        cats |= {"@admin", "@dangerous"}
+    elif with_once:
+        cats.add("@once")
+    return cats
+
+
+@pytest.mark.parametrize("name", PUBLIC + INTERNAL)
+def test_command_info_lists_the_categories_the_flags_imply(rc, name):
+    if not has_acl_category_api(rc):
+        assert categories(rc, name) == set()
+        pytest.skip("Redis 7.0 has no module ACL category API: README gives the by-name recipes")
+    assert categories(rc, name) == expected_categories(name, has_once_category(rc))
+
+
+WRITE_SAMPLES = {
+    "ONCE.PUSH": ["p"], "ONCE.RESERVE": [], "ONCE.ACK": ["i"], "ONCE.NACK": ["i"], "ONCE.EXTEND": ["i", "5"],
+    "ONCE.RETRY": ["i"], "ONCE.CANCEL": ["i"], "ONCE.SCHEDULE": ["s", "@every 1s", "p"], "ONCE.UNSCHEDULE": ["s"],
+    "ONCE.PURGE": ["ready"], "ONCE.PAUSE": [], "ONCE.RESUME": [], "ONCE.CONFIGURE": ["RETRIES", "1"],
+    "ONCE.GROUP": ["g", "CONCURRENCY", "1"],
+}
+READ_SAMPLES = {
+    "ONCE.STATS": [], "ONCE.INSPECT": ["i"], "ONCE.LIST": ["ready"], "ONCE.EVENTS": [],
+    "ONCE.HISTOGRAM": ["wait"], "ONCE.GROUPS": [], "ONCE.SCHEDULES": [],
+}
+
+
+def test_write_and_read_categories_mean_what_they_say(server, r, rc, key):
+    if not has_acl_category_api(rc):
+        pytest.skip("Redis 7.0 has no module ACL category API: README gives the by-name recipes")
+    assert set(WRITE_SAMPLES) == set(PUBLIC) - READS and set(READ_SAMPLES) == READS
+    push(r, key, "p")
+    before = r.execute_command("DEBUG", "DIGEST-VALUE", key)
+    r.execute_command("ACL", "SETUSER", "nowrite", "on", ">pw", "~*", "+@all", "-@write", "-@dangerous")
+    r.execute_command("ACL", "SETUSER", "reader", "on", ">pw", "~*", "+@read")
+    nw, rd = acl_client(server, "nowrite"), acl_client(server, "reader")
+    try:
+        for name, sample in WRITE_SAMPLES.items():
+            dry = r.execute_command("ACL", "DRYRUN", "nowrite", name, key, *sample)
+            assert "no permissions" in str(dry).lower(), (name, dry)
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                nw.execute_command(name, key, *sample)
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                rd.execute_command(name, key, *sample)
+        for name, sample in READ_SAMPLES.items():
+            assert r.execute_command("ACL", "DRYRUN", "reader", name, key, *sample) == "OK", name
+            rd.execute_command(name, key, *sample)
+            nw.execute_command(name, key, *sample)
+        assert r.execute_command("DEBUG", "DIGEST-VALUE", key) == before
+    finally:
+        nw.close()
+        rd.close()
+        r.execute_command("ACL", "DELUSER", "nowrite", "reader")
+
+
+def test_dangerous_excludes_the_internal_commands(server, r, rc, key):
+    if not has_acl_category_api(rc):
+        pytest.skip("Redis 7.0 has no module ACL category API: README gives the by-name recipes")
+    push(r, key, "p")
+    r.execute_command("ACL", "SETUSER", "safe", "on", ">pw", "~*", "+@all", "-@dangerous")
+    s = acl_client(server, "safe")
+    try:
+        for name in INTERNAL:
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                s.execute_command(name, key, "1", "2")
+        assert stats(s, key)["ready"] == 1
+        assert s.execute_command("ONCE.RESERVE", key)        # the public commands stay allowed
+    finally:
+        s.close()
+        r.execute_command("ACL", "DELUSER", "safe")
