@@ -11,9 +11,9 @@ Security: a request whose Host is not one the dashboard is served under (loopbac
 ``--host`` given, ``--allowed-host`` values) gets 400 before anything is read, so a page that rebinds its DNS name
 to 127.0.0.1 reaches nothing. Actions are POSTs that carry a CSRF token bound to the session; with ``--token`` they
 also need the token (given once on /login, or in the confirmation form, or as ``Authorization: Bearer``, which alone
-skips the CSRF check); ``--basic-auth`` guards every page; ``--read-only`` serves no action at all. The app refuses to start beyond loopback with actions
-and neither. Every text from the server (payloads, errors, ids, queue names) is escaped by Jinja's autoescape,
-and a Content-Security-Policy allows scripts and styles from this app only.
+skips the CSRF check); ``--basic-auth`` guards every page; ``--read-only`` serves no action at all. The app refuses
+to start beyond loopback with actions and neither. Every text from the server (payloads, errors, ids, queue names)
+is escaped by Jinja's autoescape, and a Content-Security-Policy allows scripts and styles from this app only.
 """
 import collections
 import hmac
