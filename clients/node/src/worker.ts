@@ -4,7 +4,7 @@
 // many handlers may start now (at most `prefetch`), so one round trip fetches a batch and waits on the server (no
 // polling) when there is none. Jobs that succeeded meanwhile are acknowledged in the same round trip, each fenced
 // by its attempt: `ONCE.ACK q id ATTEMPT n` written just ahead of the RESERVE, and, while the queue is busy, the
-// last one inside it (`... ACK id ATTEMPT n WITHACK`, whose reply says whether that ACK held). A job that succeeds
+// last one inside it (`... ACK id ATTEMPT n WITHACK`, not blocking, whose reply says whether that ACK held). A job that succeeds
 // while the loop waits on the server is acknowledged at once on the worker's other connection, which also carries
 // the lease extensions (`ONCE.EXTEND q id l ATTEMPT n`, every extendEveryMs while a handler runs) and the NACKs.
 import { EventEmitter } from "node:events";
@@ -166,9 +166,9 @@ export class Worker<T = any, R = any> extends EventEmitter {
         continue;
       }
       const want = Math.min(this.prefetch, this.concurrency - this.running.size);
-      let jobs;
+      let jobs, blocked;
       try {
-        jobs = await this.round(want, this.pendingAcks.splice(0));
+        ({ jobs, blocked } = await this.round(want, this.pendingAcks.splice(0)));
         backoff.reset();
       } catch (err) {
         if (this.closing && this.isUnblocked(err)) break;
@@ -177,7 +177,7 @@ export class Worker<T = any, R = any> extends EventEmitter {
         await Promise.race([sleep(backoff.next()), this.stopped]);
         continue;
       }
-      if (jobs.length === 0 && this.blockMs > 0) this.emit("drained");
+      if (jobs.length === 0 && blocked && this.blockMs > 0) this.emit("drained");
       for (const j of jobs) this.start(new Job<T>(this.name, j, this.decode, this.cmd));
     }
     while (this.running.size > 0) await this.nap();
@@ -196,10 +196,14 @@ export class Worker<T = any, R = any> extends EventEmitter {
     }
     const fetchAck = acks.length > 0 && this.lastFull ? acks.pop() : undefined;
     const acked = acks.map((d) => this.ack(blk, d));
-    const args: Array<string | number> = ["COUNT", want, "BLOCK", this.blockMs, "LEASE", this.leaseMs];
+    // With an ACK inside, the RESERVE does not block, so that its reply (did the ACK hold?) comes at once; when
+    // it finds no job, the next round blocks.
+    const args: Array<string | number> = ["COUNT", want, "LEASE", this.leaseMs];
     if (fetchAck) {
       args.push("ACK", fetchAck.job.id, "ATTEMPT", fetchAck.job.attempt);
       if (this.withAck !== false) args.push("WITHACK");
+    } else {
+      args.push("BLOCK", this.blockMs);
     }
     let reply;
     this.inRound = true;
@@ -211,7 +215,7 @@ export class Worker<T = any, R = any> extends EventEmitter {
           this.withAck = false; // a module from before WITHACK: its ack-and-fetch replies only the jobs
           this.pendingAcks.push(fetchAck);
           await Promise.all(acked);
-          return [];
+          return { jobs: [], blocked: false };
         }
         fetchAck.tried = true;
         this.pendingAcks.push(fetchAck);
@@ -232,7 +236,7 @@ export class Worker<T = any, R = any> extends EventEmitter {
     }
     const jobs = parseJobs(reply);
     this.lastFull = jobs.length === want;
-    return jobs;
+    return { jobs, blocked: !fetchAck };
   }
 
   /** The blocking connection, connected (to the queue's node in a Cluster), its CLIENT ID known. */
