@@ -47,7 +47,7 @@ export class Queue {
   }
 
   /** Pushes one job; returns its id. Objects are JSON-encoded (a worker's `job.data` parses them back). */
-  add(payload: Payload, options: PushOptions = {}): Promise<string> {
+  async add(payload: Payload, options: PushOptions = {}): Promise<string> {
     return this.cmd("ONCE.PUSH", [encodePayload(payload), ...pushArgs(options)]);
   }
 
@@ -125,16 +125,16 @@ export class Queue {
   }
 
   /** Sends dead jobs back to ready ("ALL": every dead job); returns how many were dead. */
-  retry(ids: string[] | "ALL"): Promise<number> {
+  async retry(ids: string[] | "ALL"): Promise<number> {
     return this.cmd("ONCE.RETRY", ids === "ALL" ? ["ALL"] : ids);
   }
 
   /** Removes jobs in any state but reserved; returns how many. */
-  cancel(ids: string[]): Promise<number> {
+  async cancel(ids: string[]): Promise<number> {
     return this.cmd("ONCE.CANCEL", ids);
   }
 
-  purge(state: "ready" | "delayed" | "dead"): Promise<number> {
+  async purge(state: "ready" | "delayed" | "dead"): Promise<number> {
     return this.cmd("ONCE.PURGE", [state]);
   }
 
