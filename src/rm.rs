@@ -337,6 +337,8 @@ pub struct CommandDoc {
     pub arity: i32,
     /// Key-spec flags (REDISMODULE_CMD_KEY_*) of the one key at position 1.
     pub key_flags: u64,
+    /// A keyword after which every argument is a key with the same flags (RESERVE's ALSO): a second key spec.
+    pub keys_after: Option<CString>,
     pub args: Vec<ArgDoc>,
 }
 
@@ -394,6 +396,15 @@ pub fn set_command_info(ctx: Ctx, name: &CString, doc: &CommandDoc) -> bool {
     specs[0].bs.index = raw::RedisModuleCommandKeySpec__bindgen_ty_1__bindgen_ty_1 { pos: 1 };
     specs[0].find_keys_type = raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE;
     specs[0].fk.range = raw::RedisModuleCommandKeySpec__bindgen_ty_2__bindgen_ty_1 { lastkey: 0, keystep: 1, limit: 0 };
+    // The second spec: specs are read until one with no begin-search type (zeroed: the list's end).
+    let mut specs: [raw::RedisModuleCommandKeySpec; 3] = [specs[0], specs[1], unsafe { std::mem::zeroed() }];
+    if let Some(word) = &doc.keys_after {
+        specs[1].flags = doc.key_flags;
+        specs[1].begin_search_type = raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_KEYWORD;
+        specs[1].bs.keyword = raw::RedisModuleCommandKeySpec__bindgen_ty_1__bindgen_ty_2 { keyword: word.as_ptr(), startfrom: 2 };
+        specs[1].find_keys_type = raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE;
+        specs[1].fk.range = raw::RedisModuleCommandKeySpec__bindgen_ty_2__bindgen_ty_1 { lastkey: -1, keystep: 1, limit: 0 };
+    }
     let mut keep = Vec::new();
     let args = raw_args(&doc.args, &mut keep);
     let info = raw::RedisModuleCommandInfo {
@@ -594,7 +605,21 @@ pub type FreeFn = extern "C" fn(Ctx, *mut c_void);
 
 /// Blocks the client on `key` with `data`, which Redis hands back to the callbacks and frees with `free`.
 pub fn block_on_key<T>(ctx: Ctx, key: RStr, ms: i64, on_ready: BlockedFn, on_timeout: BlockedFn, free: FreeFn, data: Box<T>) {
-    let mut keys = [key];
+    block_on_keys(ctx, &[key], ms, on_ready, on_timeout, free, data);
+}
+
+/// As `block_on_key`, woken when any of `keys` is signalled.
+pub fn block_on_keys<T>(
+    ctx: Ctx,
+    keys: &[RStr],
+    ms: i64,
+    on_ready: BlockedFn,
+    on_timeout: BlockedFn,
+    free: FreeFn,
+    data: Box<T>,
+) {
+    let mut keys: Vec<RStr> = keys.to_vec();
+    let n = keys.len() as c_int;
     let privdata = Box::into_raw(data).cast::<c_void>();
     unsafe {
         raw::RedisModule_BlockClientOnKeys.unwrap()(
@@ -604,7 +629,7 @@ pub fn block_on_key<T>(ctx: Ctx, key: RStr, ms: i64, on_ready: BlockedFn, on_tim
             Some(free),
             ms,
             keys.as_mut_ptr(),
-            1,
+            n,
             privdata,
         );
     }

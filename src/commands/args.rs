@@ -70,6 +70,14 @@ impl<'a> Options<'a> {
         Ok(v)
     }
 
+    /// Every argument left, consumed (an option that takes the rest, such as RESERVE's ALSO).
+    pub fn rest(&mut self) -> &'a [RStr] {
+        let args: &'a [RStr] = self.args;
+        let rest = args.get(self.pos..).unwrap_or(&[]);
+        self.pos = args.len();
+        rest
+    }
+
     /// The value of the option just read, as an integer in `range` (named by the range).
     pub fn int(&mut self, range: Range) -> Result<i64, CmdError> {
         let v = self.value(range.name)?;

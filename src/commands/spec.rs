@@ -180,6 +180,7 @@ pub const RESERVE_ARGS: &[Arg] = &[
         multiple: false,
     },
     opt("WITHACK", "withack", Token),
+    Arg { name: "also", kind: Key, token: Some("ALSO"), optional: true, multiple: true },
 ];
 
 pub const ACK_ARGS: &[Arg] = &[KEY, many("id", Str), opt("ATTEMPT", "attempt", Int)];

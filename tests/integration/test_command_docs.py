@@ -17,7 +17,7 @@ INTERNAL = ["ONCE._JOB", "ONCE._RESERVE", "ONCE._FAIL", "ONCE._LEASE", "ONCE._PR
 # The option tokens of the README's command reference.
 TOKENS = {
     "ONCE.PUSH": {"ID", "DELAY", "AT", "RETRIES", "BACKOFF", "LEASE", "PRIORITY", "GROUP"},
-    "ONCE.RESERVE": {"COUNT", "BLOCK", "LEASE", "ACK", "ATTEMPT", "WITHACK"},
+    "ONCE.RESERVE": {"COUNT", "BLOCK", "LEASE", "ACK", "ATTEMPT", "WITHACK", "ALSO"},
     "ONCE.ACK": {"ATTEMPT"},
     "ONCE.NACK": {"ATTEMPT", "ERROR", "DELAY", "DEAD"},
     "ONCE.EXTEND": {"ATTEMPT"},
@@ -44,7 +44,7 @@ LEAD = {
     "ONCE.RETRY": [], "ONCE.CONFIGURE": [], "ONCE.HISTOGRAM": ["wait"], "ONCE.EVENTS": [],
     "ONCE.GROUP": ["g"], "ONCE.GROUPS": [],
 }
-SAMPLE = {"integer": "1", "unix-time": "1", "string": "x"}
+SAMPLE = {"integer": "1", "unix-time": "1", "string": "x", "key": "other-queue"}
 
 
 @pytest.fixture
@@ -148,7 +148,10 @@ def test_flags_and_key_specs_say_what_each_command_does(rc, name):
     assert ("denyoom" in flags) == (name in ("ONCE.PUSH", "ONCE.SCHEDULE", "ONCE.CONFIGURE", "ONCE.GROUP")), flags
     assert info[3:6] == [1, 1, 1], info
     specs = [as_map(s) for s in info[8]]
-    assert len(specs) == 1, specs
+    # RESERVE's ALSO queues are a second spec: every key after the keyword ALSO, with the same access.
+    assert len(specs) == (2 if name == "ONCE.RESERVE" else 1), specs
+    if name == "ONCE.RESERVE":
+        assert specs[1]["begin_search"][3][:2] == ["keyword", "ALSO"] and specs[1]["flags"] == specs[0]["flags"]
     spec_flags = set(specs[0]["flags"])
     assert ("RO" in spec_flags) == (name in READS) and ("RW" in spec_flags) == (name not in READS), spec_flags
 
