@@ -583,7 +583,7 @@ def serve(r: Any, args: Any) -> int:
         raise CliError(f"refusing to serve actions on {args.host} (beyond loopback) without --token or "
                        f"--basic-auth; give one of them, or --read-only", EXIT_USAGE)
     # --allowed-host (repeatable) and $ONCE_WEB_ALLOWED_HOSTS (comma-separated) add names to answer to
-    extra = list(getattr(args, "allowed_host", None) or [])
+    extra = list(args.allowed_host or [])
     extra += [h for h in os.environ.get("ONCE_WEB_ALLOWED_HOSTS", "").replace(" ", ",").split(",") if h]
     try:
         allowed_hosts(args.host, args.port, extra)
