@@ -14,7 +14,7 @@ import {
   blockingOptions, Connection, ConnectionOption, isCluster, isTransient, nodeOf, openNode, openOwn, whenReady,
 } from "./connection";
 import { Job } from "./job";
-import { Decode, parseJobs, PermanentError, send } from "./protocol";
+import { command, Decode, parseJobs, PermanentError, send, sendAll } from "./protocol";
 
 export interface WorkerOptions {
   /** An ioredis Redis or Cluster instance (the worker makes its own connections with its settings), ioredis
@@ -90,9 +90,11 @@ export class Worker<T = any, R = any> extends EventEmitter {
   private blkRepoint: string | boolean = false; // Cluster: the node a MOVED named, or true to ask the cluster
   private blkId: number | undefined; // CLIENT ID of blk's current connection, for CLIENT UNBLOCK
   private blkFresh = true;
-  private readonly running = new Map<Job, NodeJS.Timeout>();
+  private readonly running = new Map<Job, number>(); // job in hand → when its lease is next extended
+  private keeper: NodeJS.Timeout | undefined;
   private readonly lostJobs = new WeakSet<Job>();
   private pendingAcks: Done[] = [];
+  private soonAcks: Done[] = []; // to go out together on the command connection, in a moment
   private readonly settling = new Set<Promise<void>>();
   private readonly wakers = new Set<() => void>();
   private inRound = false;
@@ -195,7 +197,6 @@ export class Worker<T = any, R = any> extends EventEmitter {
       throw err;
     }
     const fetchAck = acks.length > 0 && this.lastFull ? acks.pop() : undefined;
-    const acked = acks.map((d) => this.ack(blk, d));
     // With an ACK inside, the RESERVE does not block, so that its reply (did the ACK hold?) comes at once; when
     // it finds no job, the next round blocks.
     const args: Array<string | number> = ["COUNT", want, "LEASE", this.leaseMs];
@@ -205,10 +206,13 @@ export class Worker<T = any, R = any> extends EventEmitter {
     } else {
       args.push("BLOCK", this.blockMs);
     }
+    const replies = sendAll(blk, [...acks.map((d) => this.ackCommand(d)),
+      command("ONCE.RESERVE", this.name, args, true)]);
+    const acked = acks.map((d, i) => this.settleAck(d, replies[i], false));
     let reply;
     this.inRound = true;
     try {
-      reply = await send(blk, "ONCE.RESERVE", this.name, args, true);
+      reply = await replies[acks.length];
     } catch (err) {
       if (fetchAck) {
         if (this.withAck === undefined && /unknown option 'WITHACK'/i.test((err as Error).message)) {
@@ -229,10 +233,10 @@ export class Worker<T = any, R = any> extends EventEmitter {
     if (fetchAck && this.withAck !== false) {
       this.withAck = true;
       const [count, jobs] = reply as [number, unknown];
-      this.settleAck(fetchAck, count);
+      this.settled(fetchAck, count);
       reply = jobs;
     } else if (fetchAck) {
-      this.settleAck(fetchAck, 1); // no WITHACK: the server does not say, and a fenced ACK refused is rare
+      this.settled(fetchAck, 1); // no WITHACK: the server does not say, and a fenced ACK refused is rare
     }
     const jobs = parseJobs(reply);
     this.lastFull = jobs.length === want;
@@ -291,8 +295,9 @@ export class Worker<T = any, R = any> extends EventEmitter {
   // --- jobs in hand ------------------------------------------------------------------------------------------
 
   private start(job: Job<T>): void {
-    const timer = setInterval(() => void this.extend(job), this.extendEveryMs);
-    this.running.set(job, timer);
+    this.running.set(job, Date.now() + this.extendEveryMs);
+    // one timer for every job in hand (a timer per job costs more than a no-op job)
+    this.keeper ??= setInterval(() => this.keepLeases(), Math.max(10, Math.min(1000, this.extendEveryMs / 4)));
     this.emit("active", job);
     Promise.resolve()
       .then(() => this.handler(job))
@@ -301,7 +306,7 @@ export class Worker<T = any, R = any> extends EventEmitter {
           this.finish(job);
           job.returnvalue = result;
           const done = { job, tried: false };
-          if (this.inRound || this.closing) this.track(this.ack(this.cmd, done));
+          if (this.inRound || this.closing) this.ackSoon(done);
           else this.pendingAcks.push(done);
           this.wakeUp();
         },
@@ -314,8 +319,20 @@ export class Worker<T = any, R = any> extends EventEmitter {
   }
 
   private finish(job: Job): void {
-    clearInterval(this.running.get(job));
     this.running.delete(job);
+    if (this.running.size === 0 && this.keeper) {
+      clearInterval(this.keeper);
+      this.keeper = undefined;
+    }
+  }
+
+  private keepLeases(): void {
+    const now = Date.now();
+    for (const [job, due] of this.running) {
+      if (due > now || this.lostJobs.has(job)) continue;
+      this.running.set(job, now + this.extendEveryMs);
+      void this.extend(job);
+    }
   }
 
   private track(p: Promise<void>): void {
@@ -326,10 +343,7 @@ export class Worker<T = any, R = any> extends EventEmitter {
   private async extend(job: Job): Promise<void> {
     try {
       const deadline = await send(this.cmd, "ONCE.EXTEND", this.name, [job.id, this.leaseMs, "ATTEMPT", job.attempt]);
-      if (deadline === null && this.running.has(job)) {
-        clearInterval(this.running.get(job));
-        this.markLost(job);
-      }
+      if (deadline === null && this.running.has(job)) this.markLost(job);
     } catch (err) {
       this.report(err); // the next period tries again; the lease itself is longer than a period
     }
@@ -341,19 +355,33 @@ export class Worker<T = any, R = any> extends EventEmitter {
     this.emit("lost", job);
   }
 
-  /** A fenced ACK on `conn`; unconfirmed (the connection failed) it goes back to the pending ones. */
-  private async ack(conn: Connection, done: Done): Promise<void> {
+  private ackCommand(done: Done) {
+    return command("ONCE.ACK", this.name, [done.job.id, "ATTEMPT", done.job.attempt]);
+  }
+
+  /** ACKs on the command connection, those of the jobs that finish in the same moment in one write. */
+  private ackSoon(done: Done): void {
+    this.soonAcks.push(done);
+    if (this.soonAcks.length > 1) return;
+    this.track(new Promise((resolve) => setImmediate(() => {
+      const batch = this.soonAcks.splice(0);
+      const replies = sendAll(this.cmd, batch.map((d) => this.ackCommand(d)));
+      resolve(Promise.all(batch.map((d, i) => this.settleAck(d, replies[i], true))).then(() => undefined));
+    })));
+  }
+
+  /** A fenced ACK's outcome; unconfirmed (the connection failed) it goes back to the pending ones. */
+  private async settleAck(done: Done, reply: Promise<number>, report: boolean): Promise<void> {
     try {
-      const count = await send(conn, "ONCE.ACK", this.name, [done.job.id, "ATTEMPT", done.job.attempt]);
-      this.settleAck(done, count);
+      this.settled(done, await reply);
     } catch (err) {
       done.tried = true;
       this.pendingAcks.push(done);
-      if (conn === this.cmd) this.report(err);
+      if (report) this.report(err);
     }
   }
 
-  private settleAck(done: Done, count: number): void {
+  private settled(done: Done, count: number): void {
     // 0 after an attempt whose reply was lost most likely means that attempt was applied
     if (count === 1 || done.tried) this.emit("completed", done.job, done.job.returnvalue);
     else this.markLost(done.job);
@@ -390,7 +418,8 @@ export class Worker<T = any, R = any> extends EventEmitter {
         this.report(new Error(`closing without acknowledging ${acks.length} job(s): they will run again after their lease`));
         return;
       }
-      await Promise.all(acks.map((d) => this.ack(this.cmd, d)));
+      const replies = sendAll(this.cmd, acks.map((d) => this.ackCommand(d)));
+      await Promise.all(acks.map((d, i) => this.settleAck(d, replies[i], true)));
       if (this.pendingAcks.length > 0) await sleep(backoff.next());
     }
   }
@@ -413,7 +442,7 @@ export class Worker<T = any, R = any> extends EventEmitter {
       unblocker?.disconnect();
     }
     await this.loopDone;
-    for (const timer of this.running.values()) clearInterval(timer);
+    clearInterval(this.keeper);
     await Promise.all([this.cmd, this.blk].map((c) => c?.quit().catch(() => c.disconnect())));
     this.emit("closed");
   }
