@@ -179,7 +179,7 @@ export class Worker<T = any, R = any> extends EventEmitter {
         await Promise.race([sleep(backoff.next()), this.stopped]);
         continue;
       }
-      if (jobs.length === 0 && blocked && this.blockMs > 0) this.emit("drained");
+      if (jobs.length === 0 && blocked && this.blockMs > 0) this.fire("drained");
       for (const j of jobs) this.start(new Job<T>(this.name, j, this.decode, this.cmd));
     }
     while (this.running.size > 0) await this.nap();
@@ -298,7 +298,7 @@ export class Worker<T = any, R = any> extends EventEmitter {
     this.running.set(job, Date.now() + this.extendEveryMs);
     // one timer for every job in hand (a timer per job costs more than a no-op job)
     this.keeper ??= setInterval(() => this.keepLeases(), Math.max(10, Math.min(1000, this.extendEveryMs / 4)));
-    this.emit("active", job);
+    this.fire("active", job);
     Promise.resolve()
       .then(() => this.handler(job))
       .then(
@@ -352,7 +352,7 @@ export class Worker<T = any, R = any> extends EventEmitter {
   private markLost(job: Job): void {
     if (this.lostJobs.has(job)) return;
     this.lostJobs.add(job);
-    this.emit("lost", job);
+    this.fire("lost", job);
   }
 
   private ackCommand(done: Done) {
@@ -383,7 +383,7 @@ export class Worker<T = any, R = any> extends EventEmitter {
 
   private settled(done: Done, count: number): void {
     // 0 after an attempt whose reply was lost most likely means that attempt was applied
-    if (count === 1 || done.tried) this.emit("completed", done.job, done.job.returnvalue);
+    if (count === 1 || done.tried) this.fire("completed", done.job, done.job.returnvalue);
     else this.markLost(done.job);
   }
 
@@ -403,7 +403,7 @@ export class Worker<T = any, R = any> extends EventEmitter {
         await sleep(backoff.next());
       }
     }
-    this.emit("failed", job, err);
+    this.fire("failed", job, err);
   }
 
   /** The last ACKs, on the command connection, until they hold or stopTimeoutMs has passed. */
@@ -444,7 +444,7 @@ export class Worker<T = any, R = any> extends EventEmitter {
     await this.loopDone;
     clearInterval(this.keeper);
     await Promise.all([this.cmd, this.blk].map((c) => c?.quit().catch(() => c.disconnect())));
-    this.emit("closed");
+    this.fire("closed");
   }
 
   private nap(): Promise<void> {
@@ -457,8 +457,22 @@ export class Worker<T = any, R = any> extends EventEmitter {
     for (const w of wakers) w();
   }
 
+  /** Emits an event; a listener that throws does not stop the worker (its error is reported). */
+  private fire(event: string, ...args: unknown[]): void {
+    try {
+      this.emit(event, ...args);
+    } catch (err) {
+      this.report(err);
+    }
+  }
+
   private report(err: unknown): void {
-    if (this.listenerCount("error") > 0) this.emit("error", err);
-    else console.error(`once worker '${this.name}': ${err instanceof Error ? err.message : String(err)}`);
+    const text = `once worker '${this.name}': ${err instanceof Error ? err.message : String(err)}`;
+    try {
+      if (this.listenerCount("error") > 0) this.emit("error", err);
+      else console.error(text);
+    } catch {
+      console.error(text); // the error listener itself threw
+    }
   }
 }
