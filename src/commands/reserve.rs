@@ -13,6 +13,7 @@ use super::ack::ack_ids;
 use super::args::{arity, err, CmdError, CmdResult, Options};
 use super::spec::RESERVE_ARGS;
 use crate::core::limits;
+use crate::core::slot::key_slot;
 use super::{existing, settle};
 use crate::config;
 use crate::service;
@@ -73,6 +74,12 @@ pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
         return Err(err("ATTEMPT goes with ACK (it fences the job acknowledged)"));
     }
     let key_name = args[1];
+    if rm::in_cluster(ctx) {
+        let slot = key_slot(rm::bytes(&key_name));
+        if also.iter().any(|q| key_slot(rm::bytes(q)) != slot) {
+            return Err(CmdError("CROSSSLOT Keys in request don't hash to the same slot".into()));
+        }
+    }
     // Every queue is checked before anything changes: a WRONGTYPE among them fails the whole command.
     for &q in also {
         existing(&mut Key::open(ctx, q, false))?;
@@ -119,6 +126,8 @@ struct Taken {
     /// Whether anything changed (jobs reserved or promoted): only then is the queue settled, since settling
     /// signals a key with ready jobs, and a paused or limited queue would wake its blocked readers forever.
     changed: bool,
+    /// The time the jobs were reserved at, which their replicated record carries.
+    now: u64,
 }
 
 /// Reserves and replies if the queues have ready jobs, taking from each in order until COUNT is reached
@@ -133,10 +142,11 @@ fn serve(ctx: Ctx, queues: &[RStr], want: Want, named: bool) -> Result<bool, Cmd
         let mut key = Key::open(ctx, name, true);
         let Some(v) = existing(&mut key)? else { continue };
         let before = v.snapshot();
-        let (seqs, promoted) = take(ctx, name, v, want.count - total, want.lease);
+        let now = rm::now_ms();
+        let (seqs, promoted) = take(ctx, name, v, want.count - total, want.lease, now);
         total += seqs.len();
         let changed = promoted || !seqs.is_empty();
-        taken.push(Taken { name, key, seqs, before, changed });
+        taken.push(Taken { name, key, seqs, before, changed, now });
     }
     if total > 0 {
         if let Some(n) = want.acked {
@@ -163,7 +173,7 @@ fn serve(ctx: Ctx, queues: &[RStr], want: Want, named: bool) -> Result<bool, Cmd
             }
         }
         if !leases.is_empty() {
-            effects::reserved(ctx, t.name, rm::now_ms(), &leases);
+            effects::reserved(ctx, t.name, t.now, &leases);
         }
         let before = std::mem::replace(&mut t.before, v.snapshot());
         settle(ctx, t.name, v, before);
@@ -173,8 +183,7 @@ fn serve(ctx: Ctx, queues: &[RStr], want: Want, named: bool) -> Result<bool, Cmd
 
 /// Reserves up to `count` ready jobs of one queue (promoting due ones first, replicated); empty when it is
 /// paused or its limits allow none. Also says whether it promoted any.
-fn take(ctx: Ctx, key_name: RStr, v: &mut QueueValue, count: usize, lease: Option<u64>) -> (Vec<u64>, bool) {
-    let now = rm::now_ms();
+fn take(ctx: Ctx, key_name: RStr, v: &mut QueueValue, count: usize, lease: Option<u64>, now: u64) -> (Vec<u64>, bool) {
     let promoted = v.queue.promote_due(now, PROMOTE_IN_RESERVE.max(count));
     if promoted > 0 {
         effects::promoted(ctx, key_name, promoted);
