@@ -167,6 +167,23 @@ def test_each_user_may_run_exactly_the_once_commands_readme_gives_it(form, urls,
     r.close()
 
 
+def test_what_readme_says_of_categories(r):
+    """With module categories `+@all -@write` stops ONCE.PUSH and `-@dangerous` the internal commands; on Redis 7.0
+    ONCE commands are in no category (`-@write` leaves PUSH allowed) and `+@once` is an unknown category."""
+    r.execute_command("ACL", "SETUSER", "nowrite", "on", ">pw", "~*", "+@all", "-@write", "-@dangerous")
+    try:
+        push = r.execute_command("ACL", "DRYRUN", "nowrite", "ONCE.PUSH", "jobs:q", "x")
+        internal = r.execute_command("ACL", "DRYRUN", "nowrite", "ONCE._PROMOTE", "jobs:q", "1")
+        if has_module_categories(r):
+            assert push != "OK" and internal != "OK", (push, internal)
+        else:
+            assert push == "OK", push
+            with pytest.raises(redis.ResponseError, match="(?i)unknown"):
+                r.execute_command("ACL", "SETUSER", "nowrite", "+@once")
+    finally:
+        r.execute_command("ACL", "DELUSER", "nowrite")
+
+
 def test_producer_pushes_with_the_python_client(urls, r, queue):
     producer = redis.Redis.from_url(urls["producer"])
     try:
