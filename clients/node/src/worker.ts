@@ -432,9 +432,11 @@ export class Worker<T = any, R = any> extends EventEmitter {
     try {
       // CLIENT UNBLOCK from a connection of its own: the blocked RESERVE replies null now, not after blockMs
       while (this.inRound && this.blk && this.blkId !== undefined && Date.now() < giveUp) {
-        unblocker ??= this.blk.duplicate({ connectionName: "once-worker-unblock", enableOfflineQueue: true,
-          maxRetriesPerRequest: 1, commandTimeout: 2000 });
-        unblocker.on("error", () => undefined);
+        if (!unblocker) {
+          unblocker = this.blk.duplicate({ connectionName: "once-worker-unblock", enableOfflineQueue: true,
+            maxRetriesPerRequest: 1, commandTimeout: 2000 });
+          unblocker.on("error", () => undefined); // the RESERVE ends anyway, at the latest after blockMs
+        }
         await unblocker.client("UNBLOCK", this.blkId, "TIMEOUT").catch(() => undefined);
         await sleep(50);
       }
