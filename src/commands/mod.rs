@@ -9,6 +9,7 @@ pub mod extend;
 pub mod groups;
 pub mod histogram;
 pub mod inspect;
+pub mod lists;
 pub mod internal;
 pub mod manage;
 pub mod nack;

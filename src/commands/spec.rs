@@ -4,7 +4,7 @@
 
 use std::ffi::c_int;
 
-use super::{ack, events, extend, groups, histogram, inspect, internal, manage, nack, operate, push, reserve, run, schedule, stats};
+use super::{ack, events, extend, groups, histogram, inspect, internal, lists, manage, nack, operate, push, reserve, run, schedule, stats};
 use crate::rm::{Ctx, RStr};
 
 /// What Redis calls: a handler wrapped by `run`, so no error or panic escapes.
@@ -268,6 +268,7 @@ const HISTOGRAM_ARGS: &[Arg] = &[
     Arg { name: "which", kind: Kind::OneOf(&[word("wait"), word("run")]), token: None, optional: false, multiple: false },
 ];
 const KEY_ONLY: &[Arg] = &[KEY];
+const LIST_PUSH_ARGS: &[Arg] = &[KEY, many("element", Str)];
 
 pub const SCHEDULE_ARGS: &[Arg] = &[
     KEY,
@@ -371,6 +372,15 @@ pub static COMMANDS: &[Command] = &[
         "O(log n + COUNT); with BLOCK it may wait"),
     cmd!("ONCE.HISTOGRAM", histogram::histogram, "readonly fast", Read, 3, HISTOGRAM_ARGS,
         "Shows the wait or run latency histogram: cumulative counts under fixed bounds in ms", "O(1)"),
+    cmd!("ONCE.RPUSH", lists::rpush, "write deny-oom", Insert, -3, LIST_PUSH_ARGS,
+        "What a list producer's RPUSH onto a queue becomes: one ready job per element, in order (RPUSH itself when the key is not a queue)",
+        "O(n) for n elements"),
+    cmd!("ONCE.LPUSH", lists::lpush, "write deny-oom", Insert, -3, LIST_PUSH_ARGS,
+        "What a list producer's LPUSH onto a queue becomes: one ready job per element, in the order given (LPUSH itself when the key is not a queue)",
+        "O(n) for n elements"),
+    cmd!("ONCE.ADOPT", lists::adopt, "write deny-oom", Insert, 2, KEY_ONLY,
+        "Turns the list under a key into a queue in one step: each element, head first, becomes a ready job",
+        "O(n) for a list of n elements"),
     internal_cmd!("ONCE._JOB", internal::job),
     internal_cmd!("ONCE._RESERVE", internal::reserve),
     internal_cmd!("ONCE._FAIL", internal::fail),
