@@ -265,8 +265,14 @@ export class Worker<T = any, R = any> extends EventEmitter {
     await Promise.race([ready, this.stopped]);
     if (this.closing) throw new Error("closing");
     if (this.blkFresh) {
-      this.blkId = Number(await blk.client("ID"));
       this.blkFresh = false;
+      try {
+        this.blkId = Number(await blk.client("ID"));
+      } catch (err) {
+        // a user without +CLIENT|ID: close() then waits for the blocked RESERVE to return (at most blockMs)
+        if (!/^NOPERM/.test((err as Error).message)) throw err;
+        this.blkId = undefined;
+      }
     }
     return blk;
   }
