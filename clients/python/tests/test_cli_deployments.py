@@ -94,6 +94,9 @@ def test_stats_and_top_warn_about_eviction(server, r, queue):
     url = url_of(server)
     want = ("once: warning: maxmemory-policy is allkeys-lru: the server may evict whole queues with every job in "
             "them; set maxmemory-policy noeviction")
+    no_info = f"noinfo-{uuid.uuid4().hex[:8]}"
+    r.execute_command("ACL", "SETUSER", no_info, "on", ">pw", "resetkeys", f"%R~{queue}", "-@all",
+                      *[c for c in MONITOR_COMMANDS if c != "+INFO"])
     r.config_set("maxmemory-policy", "allkeys-lru")
     try:
         for args in (["stats", queue], ["stats", queue, "--json"], ["top", "--iterations", 1, "--match", queue]):
@@ -101,8 +104,14 @@ def test_stats_and_top_warn_about_eviction(server, r, queue):
             assert p.returncode == 0, p.stderr
             assert p.stderr.splitlines() == [want], (args, p.stderr)
         assert json.loads(run_cli(url, "stats", queue, "--json").stdout)["ready"] == 1   # stdout stays JSON
+        families = {m.name: m for m in registry_for(r, queue).collect()}
+        assert [s.value for s in families["once_eviction_risk"].samples] == [1.0]
+        # a user that may not run INFO: no warning, and no failure either
+        p = run_cli(f"redis://{no_info}:pw@127.0.0.1:{server.port}/0", "stats", queue)
+        assert p.returncode == 0 and p.stderr == "", p.stderr
     finally:
         r.config_set("maxmemory-policy", "noeviction")
+        r.execute_command("ACL", "DELUSER", no_info)
     for args in (["stats", queue], ["top", "--iterations", 1, "--match", queue]):
         p = run_cli(url, *args)
         assert p.returncode == 0 and p.stderr == "", (args, p.stderr)
