@@ -158,3 +158,14 @@ def test_next_page_hint_keeps_the_options_given(server, r, queue):
     p = run_cli(url, "list", queue, "ready", "--count", 2, use_env_url=True)
     hint = [ln for ln in p.stdout.splitlines() if ln.startswith("more: ")][0]
     assert shlex.split(hint[len("more: "):])[:3] == ["once", "list", queue]
+
+
+def test_eviction_warning_text():
+    from once.admin import eviction_warning
+    assert eviction_warning({"once_eviction_risk": 0, "once_evicted_queues": 0}) is None
+    assert eviction_warning({"once_queues": 3}) is None                      # a module without the fields
+    assert eviction_warning({"once_eviction_risk": 0, "once_evicted_queues": 2, "once_evicted_jobs": 10}) == (
+        "2 queue(s) evicted since the server started (10 jobs)")
+    assert eviction_warning({"eviction_risk": 1, "eviction_policy": "allkeys-lfu", "evicted_queues": 1}) == (
+        "maxmemory-policy is allkeys-lfu: the server may evict whole queues with every job in them; set "
+        "maxmemory-policy noeviction; 1 queue(s) evicted since the server started")
