@@ -9,7 +9,8 @@ from helpers import as_map, push, stats
 
 PUBLIC = ["ONCE.PUSH", "ONCE.RESERVE", "ONCE.ACK", "ONCE.NACK", "ONCE.EXTEND", "ONCE.RETRY", "ONCE.CANCEL",
           "ONCE.INSPECT", "ONCE.STATS", "ONCE.SCHEDULE", "ONCE.UNSCHEDULE", "ONCE.SCHEDULES", "ONCE.LIST",
-          "ONCE.PURGE", "ONCE.PAUSE", "ONCE.RESUME", "ONCE.CONFIGURE", "ONCE.EVENTS", "ONCE.HISTOGRAM", "ONCE.GROUP", "ONCE.GROUPS"]
+          "ONCE.PURGE", "ONCE.PAUSE", "ONCE.RESUME", "ONCE.CONFIGURE", "ONCE.EVENTS", "ONCE.HISTOGRAM", "ONCE.GROUP", "ONCE.GROUPS",
+          "ONCE.RPUSH", "ONCE.LPUSH", "ONCE.ADOPT"]
 INTERNAL = ["ONCE._JOB", "ONCE._RESERVE", "ONCE._FAIL", "ONCE._LEASE", "ONCE._PROMOTE", "ONCE._META",
             "ONCE._SCHED", "ONCE._FIRED", "ONCE._SETTINGS", "ONCE._DROP", "ONCE._AT", "ONCE._EVENTS", "ONCE._HIST",
             "ONCE._GROUP", "ONCE._WINDOW", "ONCE._RING", "ONCE._SWEEP"]
@@ -29,6 +30,7 @@ TOKENS = {
                        "PER", "GROUP-CONCURRENCY", "GROUP-RATE"},
     "ONCE.EVENTS": {"AFTER", "COUNT", "BLOCK"}, "ONCE.HISTOGRAM": set(),
     "ONCE.GROUP": {"CONCURRENCY", "RATE", "PER", "RESET"}, "ONCE.GROUPS": {"CURSOR", "COUNT"},
+    "ONCE.RPUSH": set(), "ONCE.LPUSH": set(), "ONCE.ADOPT": set(),
 }
 # Words that name a choice (states, MISSED policies), not options.
 WORDS = {"once", "skip", "ready", "delayed", "reserved", "dead", "wait", "run"}
@@ -42,7 +44,7 @@ LEAD = {
     "ONCE.PUSH": ["p"], "ONCE.RESERVE": [], "ONCE.ACK": ["some-id"], "ONCE.NACK": ["some-id"],
     "ONCE.EXTEND": ["some-id", "1000"], "ONCE.SCHEDULE": ["s", "@every 1s", "p"], "ONCE.LIST": ["ready"],
     "ONCE.RETRY": [], "ONCE.CONFIGURE": [], "ONCE.HISTOGRAM": ["wait"], "ONCE.EVENTS": [],
-    "ONCE.GROUP": ["g"], "ONCE.GROUPS": [],
+    "ONCE.GROUP": ["g"], "ONCE.GROUPS": [], "ONCE.RPUSH": ["e"], "ONCE.LPUSH": ["e"], "ONCE.ADOPT": [],
 }
 SAMPLE = {"integer": "1", "unix-time": "1", "string": "x", "key": "other-queue"}
 
@@ -145,7 +147,8 @@ def test_flags_and_key_specs_say_what_each_command_does(rc, name):
     assert ("write" in flags) == (name not in READS), flags
     assert ("fast" in flags) == (name in FAST), flags
     assert ("blocking" in flags) == (name in BLOCKING), flags
-    assert ("denyoom" in flags) == (name in ("ONCE.PUSH", "ONCE.SCHEDULE", "ONCE.CONFIGURE", "ONCE.GROUP")), flags
+    assert ("denyoom" in flags) == (name in ("ONCE.PUSH", "ONCE.SCHEDULE", "ONCE.CONFIGURE", "ONCE.GROUP",
+                                             "ONCE.RPUSH", "ONCE.LPUSH", "ONCE.ADOPT")), flags
     assert info[3:6] == [1, 1, 1], info
     specs = [as_map(s) for s in info[8]]
     # RESERVE's ALSO queues are a second spec: every key after the keyword ALSO, with the same access.
@@ -161,7 +164,7 @@ def test_getkeys_names_the_queue(rc, name):
     sample = {"ONCE.PUSH": ["p"], "ONCE.ACK": ["i"], "ONCE.NACK": ["i"], "ONCE.EXTEND": ["i", "5"],
               "ONCE.RETRY": ["i"], "ONCE.CANCEL": ["i"], "ONCE.INSPECT": ["i"], "ONCE.SCHEDULE": ["s", "x", "p"],
               "ONCE.UNSCHEDULE": ["s"], "ONCE.LIST": ["ready"], "ONCE.PURGE": ["dead"], "ONCE.HISTOGRAM": ["wait"],
-              "ONCE.GROUP": ["g"]}.get(name, ["a", "b", "c"] if name in INTERNAL else [])
+              "ONCE.GROUP": ["g"], "ONCE.RPUSH": ["e"], "ONCE.LPUSH": ["e"]}.get(name, ["a", "b", "c"] if name in INTERNAL else [])
     assert rc.execute_command("COMMAND", "GETKEYS", name, "jobs:q", *sample) == ["jobs:q"]
 
 
@@ -253,7 +256,7 @@ WRITE_SAMPLES = {
     "ONCE.PUSH": ["p"], "ONCE.RESERVE": [], "ONCE.ACK": ["i"], "ONCE.NACK": ["i"], "ONCE.EXTEND": ["i", "5"],
     "ONCE.RETRY": ["i"], "ONCE.CANCEL": ["i"], "ONCE.SCHEDULE": ["s", "@every 1s", "p"], "ONCE.UNSCHEDULE": ["s"],
     "ONCE.PURGE": ["ready"], "ONCE.PAUSE": [], "ONCE.RESUME": [], "ONCE.CONFIGURE": ["RETRIES", "1"],
-    "ONCE.GROUP": ["g", "CONCURRENCY", "1"],
+    "ONCE.GROUP": ["g", "CONCURRENCY", "1"], "ONCE.RPUSH": ["e"], "ONCE.LPUSH": ["e"], "ONCE.ADOPT": [],
 }
 READ_SAMPLES = {
     "ONCE.STATS": [], "ONCE.INSPECT": ["i"], "ONCE.LIST": ["ready"], "ONCE.EVENTS": [],
