@@ -96,8 +96,12 @@ class Once:
     Payloads are given as str (sent as UTF-8) or bytes, and come back as bytes unless ``decode`` is true (UTF-8)
     or names an encoding; every reading method also takes ``decode=`` to choose per call. Job ids are str.
 
-    The client's own protocol and settings are used as they are (RESP2, the redis-py default, or RESP3).
-    ``worker()`` opens a connection pool of its own, derived from the client's settings.
+    The client's own protocol and settings are used as they are (RESP2 or RESP3). Calls that wait on the server
+    (``reserve(block_ms=...)``, a durable ``push``'s WAIT) run on one connection of the client read with a timeout
+    longer than the wait and are never re-sent by the client's retries, so a client made with redis-py's defaults
+    (a 5 s socket timeout, retries on timeout) can block for longer. ``worker()`` opens a connection pool of its
+    own, derived from the client's settings. A queue key of another type raises ``WrongTypeError`` (a
+    ``redis.ResponseError``) naming what the key holds.
 
     Durable pushes: replication to replicas is asynchronous, so a job the master acknowledged can be lost if the
     master dies before a replica has it. With ``wait_replicas=n`` every ``push()`` is followed, on the same

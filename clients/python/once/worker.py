@@ -411,7 +411,7 @@ class Worker:
             log.debug("CLIENT ID refused (%s): a stop waits out block_ms instead of unblocking", exc)
             return None
 
-    def _ack_and_fetch(self, once: Any, pending: Optional[Job]) -> List[Job]:
+    def _ack_and_fetch(self, once: Any, pending: Optional[Job], resent: bool) -> List[Job]:
         """RESERVE with the previous job's fenced ACK; a refused ACK (its lease ran out) is logged."""
         if pending is None or self._withack is False:
             return once.reserve(1, block_ms=self.block_ms, lease_ms=self.lease_ms, ack=pending)
@@ -426,10 +426,15 @@ class Worker:
             return once.reserve(1, block_ms=self.block_ms, lease_ms=self.lease_ms, ack=pending)
         self._withack = True
         if not acked:
-            self._late_ack(pending)
+            self._late_ack(pending, resent)
         return jobs
 
-    def _late_ack(self, job: Job) -> None:
+    def _late_ack(self, job: Job, resent: bool) -> None:
+        if resent:
+            # the round trip that carried this ACK before lost its reply: that one may have acked the job
+            log.info("job %s (attempt %d): its ACK, sent again after a lost reply, was refused (the first one may "
+                     "have taken it, or its lease ran out)", job.id, job.attempt)
+            return
         with self._lock:
             self.summary.late_acks += 1
         log.warning("job %s (attempt %d) finished but its ACK was refused: its lease had run out, so the job went "
@@ -442,6 +447,7 @@ class Worker:
         # the last job that succeeded (a Job): acked by the next RESERVE (ack-and-fetch) or a final ACK, both fenced
         # by its attempt, so a job whose lease ran out and that another worker now holds is not completed here
         pending_ack: Optional[Job] = None
+        ack_resent = False          # pending_ack went out in a round trip whose reply was lost
         backoff = Backoff(cap=self.max_backoff)
         give_up_at = None
         try:
@@ -455,7 +461,7 @@ class Worker:
                     once = self._once_on(client)
                     if stopping:
                         if not once.ack(pending_ack):
-                            self._late_ack(pending_ack)
+                            self._late_ack(pending_ack, ack_resent)
                         return
                     if slot.client_id is None:
                         slot.client_id = self._client_id(client)
@@ -463,10 +469,10 @@ class Worker:
                     try:
                         if self._stop.is_set():
                             continue  # a stop came in meanwhile: ack with a plain ACK instead
-                        jobs = self._ack_and_fetch(once, pending_ack)
+                        jobs = self._ack_and_fetch(once, pending_ack, ack_resent)
                     finally:
                         slot.in_reserve = False
-                    pending_ack = None
+                    pending_ack, ack_resent = None, False
                     backoff.reset()
                     give_up_at = None
                 except Exception as exc:  # noqa: BLE001
@@ -474,6 +480,7 @@ class Worker:
                         self._fail(exc)
                         return
                     slot.client_id = None  # a new connection has a new id
+                    ack_resent = pending_ack is not None
                     if self._stop.is_set():
                         give_up_at = give_up_at or time.monotonic() + self.stop_timeout
                         if time.monotonic() > give_up_at:
