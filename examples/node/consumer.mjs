@@ -9,7 +9,10 @@ try {
   once = await import("once-queue");
 } catch (err) {
   if (err.code !== "ERR_MODULE_NOT_FOUND") throw err;
-  once = await import("../../clients/node/dist/index.js");
+  once = await import("../../clients/node/dist/index.js").catch(() => {
+    console.error("once-queue is not built: run (cd clients/node && npm ci && npm run build) first");
+    process.exit(1);
+  });
 }
 
 const host = process.argv[2] ?? process.env.ONCE_HOST ?? "localhost";
