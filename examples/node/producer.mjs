@@ -20,7 +20,8 @@ const port = Number(process.argv[3] ?? process.env.ONCE_PORT ?? 6379);
 const queue = new once.Queue("tasks", { connection: { host, port } });
 
 const timer = setInterval(async () => {
-  const task = `Task created at ${new Date().toISOString().replace("T", " ").slice(0, 19)}: ${Math.floor(Math.random() * 101)}`;
+  const now = new Date().toISOString().replace("T", " ").slice(0, 19);
+  const task = `Task created at ${now}: ${Math.floor(Math.random() * 101)}`;
   try {
     const id = await queue.add(task);
     console.log(`Pushed ${id}: ${task}`);

@@ -2,11 +2,11 @@
 //
 // One loop reserves on a connection of its own: `ONCE.RESERVE q COUNT free BLOCK b LEASE l`, where `free` is how
 // many handlers may start now (at most `prefetch`), so one round trip fetches a batch and waits on the server (no
-// polling) when there is none. Jobs that succeeded meanwhile are acknowledged in the same round trip, each fenced
-// by its attempt: `ONCE.ACK q id ATTEMPT n` written just ahead of the RESERVE, and, while the queue is busy, the
-// last one inside it (`... ACK id ATTEMPT n WITHACK`, not blocking, whose reply says whether that ACK held). A job that succeeds
-// while the loop waits on the server is acknowledged at once on the worker's other connection, which also carries
-// the lease extensions (`ONCE.EXTEND q id l ATTEMPT n`, every extendEveryMs while a handler runs) and the NACKs.
+// polling) when there is none. Jobs that succeeded meanwhile are acknowledged in the same write, each fenced by its
+// attempt: `ONCE.ACK q id ATTEMPT n` just ahead of the RESERVE and, while the queue is busy, the last one inside it
+// (`... ACK id ATTEMPT n WITHACK`, not blocking, whose reply says whether that ACK held). A job that succeeds while
+// the loop waits on the server is acknowledged at once on the worker's other connection, which also carries the
+// lease extensions (`ONCE.EXTEND q id l ATTEMPT n`, every extendEveryMs while a handler runs) and the NACKs.
 import { EventEmitter } from "node:events";
 import type Redis from "ioredis";
 import type { Cluster } from "ioredis";
@@ -421,7 +421,8 @@ export class Worker<T = any, R = any> extends EventEmitter {
       const acks = this.pendingAcks.splice(0);
       if (acks.length === 0) return;
       if (Date.now() > giveUp) {
-        this.report(new Error(`closing without acknowledging ${acks.length} job(s): they will run again after their lease`));
+        const n = acks.length;
+        this.report(new Error(`closing without acknowledging ${n} job(s): they will run again after their lease`));
         return;
       }
       const replies = sendAll(this.cmd, acks.map((d) => this.ackCommand(d)));
