@@ -9,7 +9,7 @@
 
 use std::ffi::{c_int, c_void};
 
-use super::ack::ack_ids;
+use super::ack::{ack_fenced, ack_ids};
 use super::args::{arity, err, CmdError, CmdResult, Options};
 use super::spec::RESERVE_ARGS;
 use crate::core::limits;
@@ -48,6 +48,7 @@ pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let mut block = None;
     let mut ack = None;
     let mut attempt = None;
+    let mut acks = None;
     let mut also: &[RStr] = &[];
     let mut opts = Options::new(args, 2, RESERVE_ARGS);
     while let Some(token) = opts.next()? {
@@ -56,6 +57,7 @@ pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
             "BLOCK" => block = Some(opts.int(limits::BLOCK)?),
             "LEASE" => want.lease = Some(opts.int(limits::LEASE)? as u64),
             "ACK" => ack = Some(opts.raw_value("ACK")?),
+            "ACKS" => acks = Some(acks_value(&mut opts)?),
             "WITHACK" => with_ack = true,
             // ALSO takes every argument after it: the other queues, in the order they are served.
             "ALSO" => {
@@ -73,6 +75,9 @@ pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
     if attempt.is_some() && ack.is_none() {
         return Err(err("ATTEMPT goes with ACK (it fences the job acknowledged)"));
     }
+    if ack.is_some() && acks.is_some() {
+        return Err(err("ACK and ACKS cannot be used together"));
+    }
     let key_name = args[1];
     if rm::in_cluster(ctx) {
         let slot = key_slot(rm::bytes(&key_name));
@@ -86,8 +91,9 @@ pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
     }
     {
         let mut key = Key::open(ctx, key_name, true);
-        let acked = match (ack, existing(&mut key)?) {
-            (Some(id), Some(v)) => ack_ids(ctx, key_name, v, &[id], attempt),
+        let acked = match (ack, &acks, existing(&mut key)?) {
+            (Some(id), _, Some(v)) => ack_ids(ctx, key_name, v, &[id], attempt),
+            (_, Some(pairs), Some(v)) => ack_fenced(ctx, key_name, v, pairs),
             _ => 0,
         };
         if with_ack {
@@ -106,6 +112,19 @@ pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
         _ => reply_none(ctx, want),
     }
     Ok(())
+}
+
+/// `ACKS n id attempt [id attempt ...]`: n finished reservations acknowledged before reserving (a prefetching
+/// worker's batch), each fenced by its attempt.
+fn acks_value(opts: &mut Options<'_>) -> Result<Vec<(RStr, u64)>, CmdError> {
+    let n = opts.int(limits::ACKS)? as usize;
+    let mut pairs = Vec::with_capacity(n);
+    for _ in 0..n {
+        let id = opts.raw_value("ACKS")?;
+        let attempt = opts.int(limits::ATTEMPT)? as u64;
+        pairs.push((id, attempt));
+    }
+    Ok(pairs)
 }
 
 /// Nothing to serve: a null array, led by the ACK count with WITHACK.

@@ -179,11 +179,36 @@ pub const RESERVE_ARGS: &[Arg] = &[
         optional: true,
         multiple: false,
     },
+    Arg {
+        name: "acks",
+        kind: Kind::Block(&[pos("n", Int), Arg { name: "reservation", kind: Kind::Block(&[pos("id", Str), pos("attempt", Int)]), token: None, optional: false, multiple: true }]),
+        token: Some("ACKS"),
+        optional: true,
+        multiple: false,
+    },
     opt("WITHACK", "withack", Token),
     Arg { name: "also", kind: Key, token: Some("ALSO"), optional: true, multiple: true },
 ];
 
-pub const ACK_ARGS: &[Arg] = &[KEY, many("id", Str), opt("ATTEMPT", "attempt", Int)];
+pub const ACK_ARGS: &[Arg] = &[
+    KEY,
+    Arg {
+        name: "which",
+        kind: Kind::OneOf(&[
+            Arg { name: "ids", kind: Kind::Block(&[many("id", Str), opt("ATTEMPT", "attempt", Int)]), token: None, optional: false, multiple: false },
+            Arg {
+                name: "fenced",
+                kind: Kind::Block(&[pos("n", Int), Arg { name: "reservation", kind: Kind::Block(&[pos("id", Str), pos("attempt", Int)]), token: None, optional: false, multiple: true }]),
+                token: Some("ACKS"),
+                optional: false,
+                multiple: false,
+            },
+        ]),
+        token: None,
+        optional: false,
+        multiple: false,
+    },
+];
 
 pub const NACK_ARGS: &[Arg] = &[
     KEY,

@@ -18,8 +18,8 @@ INTERNAL = ["ONCE._JOB", "ONCE._RESERVE", "ONCE._FAIL", "ONCE._LEASE", "ONCE._PR
 # The option tokens of the README's command reference.
 TOKENS = {
     "ONCE.PUSH": {"ID", "DELAY", "AT", "RETRIES", "BACKOFF", "LEASE", "PRIORITY", "GROUP"},
-    "ONCE.RESERVE": {"COUNT", "BLOCK", "LEASE", "ACK", "ATTEMPT", "WITHACK", "ALSO"},
-    "ONCE.ACK": {"ATTEMPT"},
+    "ONCE.RESERVE": {"COUNT", "BLOCK", "LEASE", "ACK", "ATTEMPT", "ACKS", "WITHACK", "ALSO"},
+    "ONCE.ACK": {"ATTEMPT", "ACKS"},
     "ONCE.NACK": {"ATTEMPT", "ERROR", "DELAY", "DEAD"},
     "ONCE.EXTEND": {"ATTEMPT"},
     "ONCE.RETRY": {"ALL"}, "ONCE.CANCEL": set(), "ONCE.INSPECT": set(), "ONCE.STATS": set(),
@@ -130,8 +130,13 @@ def test_nested_arguments_are_typed(rc):
     ack = {a["name"]: a for a in arg_maps(docs_of(rc, "ONCE.RESERVE")["arguments"])}["ack"]
     assert ack["type"] == "block" and ack["token"] == "ACK"
     assert [(a["name"], a.get("token")) for a in arg_maps(ack["arguments"])] == [("id", None), ("attempt", "ATTEMPT")]
-    ids = arg_maps(docs_of(rc, "ONCE.ACK")["arguments"])[1]
-    assert ids["name"] == "id" and "multiple" in ids["flags"]
+    which = arg_maps(docs_of(rc, "ONCE.ACK")["arguments"])[1]
+    assert which["type"] == "oneof"
+    ids, fenced = arg_maps(which["arguments"])
+    assert ids["type"] == "block" and fenced["token"] == "ACKS"
+    assert [(a["name"], "multiple" in a.get("flags", [])) for a in arg_maps(ids["arguments"])] == [("id", True),
+                                                                                                  ("attempt", False)]
+    assert [a["name"] for a in arg_maps(fenced["arguments"])] == ["n", "reservation"]
 
 
 def command_info(r, name):
