@@ -3,8 +3,9 @@
 //! the slot over at once. The timer must act on a queue on one node only:
 //! - the target holds back while it imports: its copy follows the source's stream, timer work included, and a
 //!   due queue it meets then waits here until the import ends (ran on completion, dropped on failure);
-//! - the source acts until the hand-off (it is paused for it, which stops its timer), and forgets the slot's
-//!   queues once the slot is gone, so its registry keeps nothing of keys it no longer has.
+//! - the source acts until the hand-off (the server pauses its writes for it, which stops the timer too); then
+//!   the server deletes the slot's keys, and the registry must keep nothing of them. Valkey tells modules with a
+//!   `del` keyspace event per key (keyspace.rs); Redis 8.4 trims without one, so its trim event clears the slots.
 //! The servers tell modules through events (ids and layouts differ: Valkey's event 19 is Redis's trim event),
 //! so the server is told apart at load and only its own events are subscribed.
 
@@ -25,9 +26,7 @@ const SLOTS: usize = 16384;
 const VALKEY_EVENT: u64 = 19;
 const VALKEY_IMPORT_STARTED: u64 = 0;
 const VALKEY_IMPORT_ABORTED: u64 = 2;
-const VALKEY_EXPORT_ABORTED: u64 = 3;
 const VALKEY_IMPORT_COMPLETED: u64 = 4;
-const VALKEY_EXPORT_COMPLETED: u64 = 5;
 
 /// Redis 8.4: `REDISMODULE_EVENT_CLUSTER_SLOT_MIGRATION` and `..._TRIM`, and their subevents.
 const REDIS_EVENT: u64 = 18;
@@ -50,7 +49,7 @@ struct State {
     /// Slots this node is importing (empty outside a migration, which keeps the timer's check to one test).
     importing: BTreeSet<u16>,
     /// Due queues the timer met in an importing slot: (db, key).
-    held: Vec<(i32, Vec<u8>)>,
+    held: BTreeSet<(i32, Vec<u8>)>,
 }
 
 lazy_static! {
@@ -64,13 +63,16 @@ fn state() -> std::sync::MutexGuard<'static, State> {
 /// Subscribes to the slot-migration events of the server, where it has them (Valkey 9, Redis 8.4); on Valkey
 /// also declares that Once handles atomic slot migration, which Valkey requires before it migrates any slot.
 pub fn subscribe(ctx: Ctx) -> Result<(), String> {
+    if !rm::in_cluster(ctx) {
+        return Ok(());
+    }
     if rm::is_valkey() {
         // Valkey before 9.0 has no such event and refuses the subscription: nothing to handle there.
         if rm::subscribe_server_event(ctx, VALKEY_EVENT, on_valkey_event) {
             rm::declare_atomic_slot_migration(ctx);
             let _ = SERVER.set(Server::Valkey);
         }
-    } else if rm::can_access_slot(0).is_some() {
+    } else if rm::has_slot_access_check() {
         let ok = rm::subscribe_server_event(ctx, REDIS_EVENT, on_redis_event)
             && rm::subscribe_server_event(ctx, REDIS_TRIM_EVENT, on_redis_trim);
         if !ok {
@@ -86,14 +88,16 @@ pub fn subscribe(ctx: Ctx) -> Result<(), String> {
 /// trimmed away). Always true outside a cluster or on servers without slot migration.
 pub fn may_act_on(db: i32, key: &[u8]) -> bool {
     let Some(server) = SERVER.get() else { return true };
-    let slot = key_slot(key);
-    {
-        let mut s = state();
-        if s.importing.contains(&slot) {
-            s.held.push((db, key.to_vec()));
-            return false;
-        }
+    let mut s = state();
+    if s.importing.is_empty() && *server == Server::Valkey {
+        return true;
     }
+    let slot = key_slot(key);
+    if s.importing.contains(&slot) {
+        s.held.insert((db, key.to_vec()));
+        return false;
+    }
+    drop(s);
     *server != Server::Redis || rm::can_access_slot(slot).unwrap_or(true)
 }
 
@@ -105,8 +109,8 @@ extern "C" fn on_valkey_event(ctx: Ctx, _event: raw::RedisModuleEvent, subevent:
             VALKEY_IMPORT_STARTED => import_started(&ranges),
             VALKEY_IMPORT_COMPLETED => import_ended(ctx, &ranges, true),
             VALKEY_IMPORT_ABORTED => import_ended(ctx, &ranges, false),
-            VALKEY_EXPORT_COMPLETED => forget_slots(&ranges),
-            VALKEY_EXPORT_ABORTED => {}
+            // Valkey deletes the keys of a slot that left (or an import that failed) with a `del` keyspace
+            // event to modules, so keyspace.rs drops them from the registry.
             _ => {}
         }
     }));
@@ -119,7 +123,10 @@ extern "C" fn on_redis_event(ctx: Ctx, _event: raw::RedisModuleEvent, subevent: 
         match subevent {
             REDIS_IMPORT_STARTED => import_started(&ranges),
             REDIS_IMPORT_COMPLETED => import_ended(ctx, &ranges, true),
-            REDIS_IMPORT_FAILED => import_ended(ctx, &ranges, false),
+            REDIS_IMPORT_FAILED => {
+                import_ended(ctx, &ranges, false);
+                forget_slots(&ranges);
+            }
             REDIS_MIGRATE_COMPLETED => forget_slots(&ranges),
             _ => {}
         }
@@ -152,13 +159,13 @@ fn import_started(ranges: &[(u16, u16)]) {
     }
 }
 
-/// The import is over: on success the held queues go back to the timer, now; on failure the server deletes
-/// what was imported, and nothing of it may stay in the registry.
+/// The import is over: on success the held queues go back to the timer, now; on failure they are dropped (the
+/// server deletes what was imported).
 fn import_ended(ctx: Ctx, ranges: &[(u16, u16)], completed: bool) {
     let held = {
         let mut s = state();
         s.importing.retain(|&slot| !in_ranges(slot, ranges));
-        let (mine, others): (Vec<_>, Vec<_>) =
+        let (mine, others): (BTreeSet<_>, BTreeSet<_>) =
             std::mem::take(&mut s.held).into_iter().partition(|(_, key)| in_ranges(key_slot(key), ranges));
         s.held = others;
         mine
@@ -168,12 +175,10 @@ fn import_ended(ctx: Ctx, ranges: &[(u16, u16)], completed: bool) {
         for (db, key) in held {
             alarm::note(ctx, db, &key, now);
         }
-    } else {
-        forget_slots(ranges);
     }
 }
 
-/// Drops every registry entry of a key in these slots (the slots left this node, or never arrived).
+/// Drops every registry entry of a key in these slots (Redis 8.4 trims them without a `del` event).
 fn forget_slots(ranges: &[(u16, u16)]) {
     registry().forget_where(|_db, key| in_ranges(key_slot(key), ranges));
 }
@@ -204,13 +209,19 @@ mod tests {
 
     #[test]
     fn key_slots_match_the_cluster_spec() {
-        // Values from CLUSTER KEYSLOT on a real server.
-        assert_eq!(key_slot(b"123456789"), 0x31C3 & 0x3FFF);
-        assert_eq!(key_slot(b"foo"), 12182);
-        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
-        assert_eq!(key_slot(b"foo{}{bar}"), key_slot(b"foo{}{bar}"));
-        assert_eq!(key_slot(b"{}x"), crc16(b"{}x") & 0x3FFF);
-        assert_eq!(key_slot(b"a{b}c{d}"), key_slot(b"b"));
+        // CLUSTER KEYSLOT of each key on a real cluster.
+        for (key, slot) in [
+            (&b"123456789"[..], 12739),
+            (b"foo", 12182),
+            (b"{user1000}.following", 3443),
+            (b"user1000", 3443),
+            (b"foo{}{bar}", 8363), // an empty first tag: the whole key is hashed
+            (b"{}x", 10595),
+            (b"a{b}c{d}", 3300), // only the first tag counts
+            (b"{tag}:busy", 8338),
+        ] {
+            assert_eq!(key_slot(key), slot, "{}", String::from_utf8_lossy(key));
+        }
     }
 
     #[test]

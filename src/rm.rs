@@ -879,6 +879,11 @@ fn slot_access_fn() -> Option<SlotAccessFn> {
     })
 }
 
+/// Redis 8.4 and later: the server can say which slots this node may serve (and has slot-migration events).
+pub fn has_slot_access_check() -> bool {
+    slot_access_fn().is_some()
+}
+
 /// Redis 8.4's own answer to "may this node serve keys of `slot` now" (false while importing or trimming);
 /// None on servers without it.
 pub fn can_access_slot(slot: u16) -> Option<bool> {
