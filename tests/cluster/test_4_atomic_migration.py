@@ -25,6 +25,7 @@ from cluster_helpers import (Load, RawClient, as_map, cluster_client, digest_val
 pytestmark = pytest.mark.skipif("valkey" not in harness.kinds(), reason="CLUSTER MIGRATESLOTS is Valkey 9's")
 
 LEASE_MS = DELAY_MS = 6000  # falls due after the hand-off (checked in the source's final pause)
+BACKLOG = 50000
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +77,7 @@ def list_ids(client, queue, state):
 def test_migrateslots_of_a_busy_queue_under_load(cl, prefix):
     busy, idle = f"{{{prefix}}}:busy", f"{{{prefix}}}:idle"  # one slot; the idle queue keeps reserves waiting
     later = f"{{{prefix}}}:later"  # its only work is an hour away: nothing but the migration clears its entry
+    backlog = f"{{{prefix}}}:backlog"  # BACKLOG jobs nobody reserves: the bulk of the slot's snapshot
     slot = key_slot(busy)
     src = cl.owner(busy)
     dst = other_master(cl, src)
@@ -94,8 +96,13 @@ def test_migrateslots_of_a_busy_queue_under_load(cl, prefix):
             rc.execute_command("ONCE.PUSH", busy, f"delayed {i}", "ID", f"d{i}", "DELAY", DELAY_MS)
         setup_pushes = 13
         rc.execute_command("ONCE.PUSH", later, "in an hour", "ID", "h", "DELAY", 3600000)
+        for start in range(0, BACKLOG, 5000):
+            p = sc.pipeline(transaction=False)
+            for i in range(start, start + 5000):
+                p.execute_command("ONCE.PUSH", backlog, f"backlog job {i:06d} " + "x" * 80)
+            p.execute()
         src_info0 = once_info(sc)
-        assert src_info0["queues"] == 2 and src_info0["timer_queues_waiting"] == 2, src_info0
+        assert src_info0["queues"] == 3 and src_info0["timer_queues_waiting"] == 2, src_info0
 
         load.start()
         wait_until(lambda: load.reserves_by_queue.get(busy, 0) >= 50, 20, "the busy queue being worked")
@@ -123,12 +130,12 @@ def test_migrateslots_of_a_busy_queue_under_load(cl, prefix):
         assert cl.migrate_slots(slot, src, dst) == "OK"
         wait_until(lambda: state_of(sc) == "failover-granted", 10, "the source paused for the hand-off")
         t_paused = time.time() - t0
-        ticks = once_info(sc)["timer_ticks"]
-        pause = {"digest": digest_value(sc, busy), "stats": stats(sc, busy),
+        src_ticks = once_info(sc)["timer_ticks"]
+        pause = {"digest": digest_value(sc, busy), "stats": stats(sc, busy), "backlog": digest_value(sc, backlog),
                  "schedule": as_map(sc.execute_command("ONCE.SCHEDULES", busy)[0]),
                  "reserved": list_ids(sc, busy, "reserved"), "delayed": list_ids(sc, busy, "delayed")}
         time.sleep(0.5)  # schedule ticks fall due meanwhile: a timer that acted would count a tick
-        assert once_info(sc)["timer_ticks"] == ticks, "the source's timer acted in the hand-off pause"
+        assert once_info(sc)["timer_ticks"] == src_ticks, "the source's timer acted in the hand-off pause"
         assert {"l0", "l1", "l2"} <= set(pause["reserved"]), pause["reserved"]
         assert {f"d{i}" for i in range(10)} <= set(pause["delayed"]), pause["delayed"]
         # The target applied the whole stream, and did nothing of its own (its commands still answer MOVED for
@@ -136,6 +143,7 @@ def test_migrateslots_of_a_busy_queue_under_load(cl, prefix):
         there = digest_value(dc, busy)
         assert there == pause["digest"] != "0" * 40, (there, pause["digest"])
         assert digest_value(dc, later) == digest_value(sc, later)
+        assert digest_value(dc, backlog) == pause["backlog"]
 
         # The hand-off. (Not under CLIENT PAUSE on the target: Valkey 9.1.2 aborts on an assertion when a slot
         # import completes while its writes are paused.) The target's copy cannot change before it: the source
@@ -203,6 +211,7 @@ def test_migrateslots_of_a_busy_queue_under_load(cl, prefix):
             assert (rinfo["queues"], rinfo["timer_queues_waiting"]) == (0, 0), rinfo
             assert busy not in scan_queues(cl.client(r))
         assert as_map(dc.execute_command("ONCE.INSPECT", later, "h"))["state"] == "delayed"
+        assert stats(dc, backlog)["ready"] == BACKLOG
         dc.execute_command("CLIENT", "PAUSE", 5000, "WRITE")
         try:
             cl.wait_replicated(dst)
@@ -211,13 +220,13 @@ def test_migrateslots_of_a_busy_queue_under_load(cl, prefix):
                 assert digest_value(cl.client(r), later) == digest_value(dc, later)
         finally:
             dc.execute_command("CLIENT", "UNPAUSE")
+        moved = BACKLOG + 1 + sum(pause["stats"][k] for k in ("ready", "delayed", "reserved"))
         note(f"[valkey] CLUSTER MIGRATESLOTS under load: {len(load.pushed)} pushes + {len(ticks)} schedule ticks, "
-             f"lost 0, none twice; source paused {t_paused * 1000:.0f} ms after MIGRATESLOTS; digest "
-             f"{pause['digest'][:12]}… equal at the hand-off ({pause['stats']['pushed_total']} pushed, "
-             f"{pause['stats']['ready'] + pause['stats']['delayed'] + pause['stats']['reserved']} jobs moved); "
+             f"lost 0, none twice; {moved} jobs in 3 queues moved, the source paused for the hand-off "
+             f"{t_paused * 1000:.0f} ms after MIGRATESLOTS; digests equal at the hand-off; "
              f"blocked reserve MOVED {t_moved * 1000:.0f} ms after the hand-off; source registry empty")
     finally:
-        for q in (busy, idle, later):
+        for q in (busy, idle, later, backlog):
             rc.delete(q)
         for c in (sc, dc, rc):
             c.close()
