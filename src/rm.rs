@@ -896,10 +896,6 @@ pub fn declare_atomic_slot_migration(ctx: Ctx) {
     unsafe { raw::RedisModule_SetModuleOptions.unwrap()(ctx, options) };
 }
 
-pub fn in_cluster(ctx: Ctx) -> bool {
-    flags(ctx) & raw::REDISMODULE_CTX_FLAGS_CLUSTER != 0
-}
-
 #[repr(C)]
 struct ValkeySlotRange {
     start: c_int,

@@ -203,8 +203,8 @@ class Load:
 
 
 def once_info(client):
-    """INFO once as {field without the once_ prefix: int}."""
-    return {k[len("once_"):]: int(v) for k, v in client.info("once").items()}
+    """INFO once as {field without the once_ prefix: value} (redis-py makes the numbers ints)."""
+    return {k[len("once_"):]: v for k, v in client.info("once").items()}
 
 
 def slot_migrations(client):
