@@ -104,7 +104,9 @@ pub fn may_act_on(db: i32, key: &[u8]) -> bool {
 extern "C" fn on_valkey_event(ctx: Ctx, _event: raw::RedisModuleEvent, subevent: u64, data: *mut c_void) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let ranges = rm::valkey_migration_slots(data);
-        log_event(ctx, "valkey", subevent, &ranges);
+        let what = ["import started", "export started", "import aborted", "export aborted", "import completed",
+            "export completed"];
+        log_event(ctx, what.get(subevent as usize).copied().unwrap_or("event"), &ranges);
         match subevent {
             VALKEY_IMPORT_STARTED => import_started(&ranges),
             VALKEY_IMPORT_COMPLETED => import_ended(ctx, &ranges, true),
@@ -119,7 +121,9 @@ extern "C" fn on_valkey_event(ctx: Ctx, _event: raw::RedisModuleEvent, subevent:
 extern "C" fn on_redis_event(ctx: Ctx, _event: raw::RedisModuleEvent, subevent: u64, data: *mut c_void) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let ranges = rm::redis_migration_slots(data);
-        log_event(ctx, "redis", subevent, &ranges);
+        let what = ["import started", "import failed", "import completed", "migrate started", "migrate failed",
+            "migrate completed", "migrate propagating"];
+        log_event(ctx, what.get(subevent as usize).copied().unwrap_or("event"), &ranges);
         match subevent {
             REDIS_IMPORT_STARTED => import_started(&ranges),
             REDIS_IMPORT_COMPLETED => import_ended(ctx, &ranges, true),
@@ -138,14 +142,15 @@ extern "C" fn on_redis_event(ctx: Ctx, _event: raw::RedisModuleEvent, subevent: 
 extern "C" fn on_redis_trim(ctx: Ctx, _event: raw::RedisModuleEvent, subevent: u64, data: *mut c_void) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let ranges = rm::redis_trim_slots(data);
-        log_event(ctx, "redis trim", subevent, &ranges);
+        let what = ["trim started", "trim completed", "trim in the background"];
+        log_event(ctx, what.get(subevent as usize).copied().unwrap_or("trim event"), &ranges);
         forget_slots(&ranges);
     }));
 }
 
-fn log_event(ctx: Ctx, server: &str, subevent: u64, ranges: &[(u16, u16)]) {
+fn log_event(ctx: Ctx, what: &str, ranges: &[(u16, u16)]) {
     let slots: Vec<String> = ranges.iter().map(|(a, b)| format!("{a}-{b}")).collect();
-    rm::log(ctx, "notice", &format!("once: {server} slot migration event {subevent}, slots {}", slots.join(" ")));
+    rm::log(ctx, "notice", &format!("once: slot migration {what}, slots {}", slots.join(" ")));
 }
 
 fn in_ranges(slot: u16, ranges: &[(u16, u16)]) -> bool {
