@@ -1,6 +1,9 @@
 """``Once``: one queue of the Once Redis module, every ONCE.* command as a method with a typed result."""
+import contextlib
 import datetime
-from typing import Any, Callable, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+import redis
 
 from .types import (
     GroupInfo,
@@ -19,13 +22,20 @@ from .types import (
     parse_stats,
     to_id,
     to_int,
+    to_str,
 )
 from . import blocking
-from .errors import WrongTypeError, naming_wrong_type
-from .worker import Worker, WorkerSummary
+from .errors import WrongTypeError, is_wrong_type, naming_wrong_type, wrong_type_error
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the worker imports this module: Once.worker() imports the worker when it is called
+    from .worker import WorkerSummary
 
 JobRef = Union[Job, JobId]
+AckRef = Union[JobRef, Sequence[Job]]       # what ack-and-fetch acknowledges: one job, or a batch of Jobs
 Millis = Union[int, float, datetime.timedelta]
+
+BULK_MAX = 10_000        # payloads per ONCE.BULK call (the module's limit); push_many sends more in several calls
 
 
 def _ms(value: Millis) -> int:
@@ -54,6 +64,48 @@ def _payload(value: Payload) -> bytes:
 
 def _job_id(job: JobRef) -> JobId:
     return job.id if isinstance(job, Job) else job
+
+
+def _job_options(delay_ms: Optional[Millis], at: Optional[Union[int, datetime.datetime]], retries: Optional[int],
+                 backoff_ms: Optional[Millis], lease_ms: Optional[Millis], priority: Optional[int],
+                 group: Optional[Union[str, bytes]]) -> List[Any]:
+    """PUSH's (and BULK's) options but ID, as command arguments."""
+    if delay_ms is not None and at is not None:
+        raise ValueError("give delay_ms or at, not both")
+    args: List[Any] = []
+    if delay_ms is not None:
+        args += ["DELAY", _ms(delay_ms)]
+    if at is not None:
+        args += ["AT", _unix_ms(at)]
+    if retries is not None:
+        args += ["RETRIES", int(retries)]
+    if backoff_ms is not None:
+        args += ["BACKOFF", _ms(backoff_ms)]
+    if lease_ms is not None:
+        args += ["LEASE", _ms(lease_ms)]
+    if priority is not None:
+        args += ["PRIORITY", int(priority)]
+    if group is not None:
+        args += ["GROUP", group]
+    return args
+
+
+def _fenced_acks(jobs: Sequence[Job]) -> List[Any]:
+    """ACK's arguments that fence each job by its own attempt: ``id ATTEMPT n`` for one, ``ACKS n id attempt ...``."""
+    if len(jobs) == 1:
+        return [jobs[0].id, "ATTEMPT", jobs[0].attempt]
+    args: List[Any] = ["ACKS", len(jobs)]
+    for j in jobs:
+        args += [j.id, j.attempt]
+    return args
+
+
+def _by_queue(jobs: Iterable[Job], default: str) -> Dict[str, List[Job]]:
+    """Jobs grouped by the queue they came from (in first-seen order)."""
+    out: Dict[str, List[Job]] = {}
+    for j in jobs:
+        out.setdefault(j.queue or default, []).append(j)
+    return out
 
 
 def group_args(queue: str, name: Union[str, bytes], concurrency: Optional[int], rate: Optional[Tuple[int, Millis]],
@@ -93,6 +145,11 @@ class DurabilityError(Exception):
 class Once:
     """A queue named ``queue`` in the Redis server behind ``redis_client`` (a ``redis.Redis``).
 
+    ``queue`` may also be a list of names, in priority order (``Once(r, ['urgent', 'tasks'])``): ``reserve()`` and
+    the worker then take jobs from the first queue that has ready ones (``ONCE.RESERVE urgent ... ALSO tasks``),
+    each Job says its ``queue``, and a Job's ACK, NACK and EXTEND go to its own queue; the other methods (push,
+    stats, ...) act on the first queue. In a cluster the queues must share a slot (``{shop}:urgent``).
+
     Payloads are given as str (sent as UTF-8) or bytes, and come back as bytes unless ``decode`` is true (UTF-8)
     or names an encoding; every reading method also takes ``decode=`` to choose per call. Job ids are str.
 
@@ -115,14 +172,18 @@ class Once:
     ACKs are fenced (a lost ACK only means the job runs again).
     """
 
-    def __init__(self, redis_client: Any, queue: str, *, decode: Union[bool, str] = False, wait_replicas: int = 0,
-                 wait_timeout_ms: Millis = 1000, wait_aof: bool = False):
-        if not queue:
+    def __init__(self, redis_client: Any, queue: Union[str, Sequence[str]], *, decode: Union[bool, str] = False,
+                 wait_replicas: int = 0, wait_timeout_ms: Millis = 1000, wait_aof: bool = False):
+        queues = [queue] if isinstance(queue, (str, bytes)) else list(queue)
+        if not queues or not all(queues):
             raise ValueError("queue name must not be empty")
+        if len(set(queues)) != len(queues):
+            raise ValueError("a queue is named twice")
         if wait_replicas < 0:
             raise ValueError("wait_replicas must be >= 0")
         self.redis = redis_client
-        self.queue = queue
+        self.queue: str = queues[0]
+        self.queues: Tuple[str, ...] = tuple(queues)   # in priority order; the first is ``queue``
         self.decode = decode
         self.wait_replicas = int(wait_replicas)
         self.wait_timeout_ms = _ms(wait_timeout_ms)
@@ -132,6 +193,8 @@ class Once:
         self._workers: List[Any] = []
 
     def __repr__(self) -> str:
+        if len(self.queues) > 1:
+            return f"Once(queues={list(self.queues)!r})"
         return f"Once(queue={self.queue!r})"
 
     def _decode(self, decode: Optional[Union[bool, str]]) -> Union[bool, str]:
@@ -165,31 +228,54 @@ class Once:
         ``wait_replicas``, ``wait_timeout_ms``, ``wait_aof``: a durable push for this call (default: the Once's
         settings, see the class): ``DurabilityError`` when fewer replicas (or AOF fsyncs) than asked confirm it.
         """
-        if delay_ms is not None and at is not None:
-            raise ValueError("give delay_ms or at, not both")
         args: List[Any] = ["ONCE.PUSH", self.queue, _payload(payload)]
         if id is not None:
             args += ["ID", id]
-        if delay_ms is not None:
-            args += ["DELAY", _ms(delay_ms)]
-        if at is not None:
-            args += ["AT", _unix_ms(at)]
-        if retries is not None:
-            args += ["RETRIES", int(retries)]
-        if backoff_ms is not None:
-            args += ["BACKOFF", _ms(backoff_ms)]
-        if lease_ms is not None:
-            args += ["LEASE", _ms(lease_ms)]
-        if priority is not None:
-            args += ["PRIORITY", int(priority)]
-        if group is not None:
-            args += ["GROUP", group]
+        args += _job_options(delay_ms, at, retries, backoff_ms, lease_ms, priority, group)
         replicas = self.wait_replicas if wait_replicas is None else int(wait_replicas)
         aof = self.wait_aof if wait_aof is None else bool(wait_aof)
         if replicas <= 0 and not aof:
             return to_id(self._cmd(*args))
         timeout = self.wait_timeout_ms if wait_timeout_ms is None else _ms(wait_timeout_ms)
         return self._durable(args, max(0, replicas), timeout, aof)
+
+    def push_many(
+        self,
+        payloads: Iterable[Payload],
+        *,
+        ids: Optional[Iterable[JobId]] = None,
+        delay_ms: Optional[Millis] = None,
+        at: Optional[Union[int, datetime.datetime]] = None,
+        retries: Optional[int] = None,
+        backoff_ms: Optional[Millis] = None,
+        lease_ms: Optional[Millis] = None,
+        priority: Optional[int] = None,
+        group: Optional[Union[str, bytes]] = None,
+    ) -> List[JobId]:
+        """ONCE.BULK: adds one job per payload, all with the same options (``push``'s, but ``id`` and the durable
+        ones), and returns their ids in order. ``ids``: one id per payload, each idempotent like ``push(id=...)``.
+
+        Each ONCE.BULK call takes at most 10,000 payloads and adds all of them or none; more are sent in several
+        calls, one after the other, so a failure part-way leaves the earlier calls' jobs in place (with ``ids``,
+        calling again is safe: live ids add nothing)."""
+        batch = [_payload(p) for p in payloads]
+        names = None if ids is None else list(ids)
+        if names is not None and len(names) != len(batch):
+            raise ValueError(f"ids gives {len(names)} ids for {len(batch)} payloads: give one id per payload")
+        options = _job_options(delay_ms, at, retries, backoff_ms, lease_ms, priority, group)
+        out: List[JobId] = []
+        for start in range(0, len(batch), BULK_MAX):
+            args: List[Any] = ["ONCE.BULK", self.queue] + options
+            if names is not None:
+                args += ["IDS"] + names[start:start + BULK_MAX]
+            args += ["PAYLOADS"] + batch[start:start + BULK_MAX]
+            out += [to_id(i) for i in self._cmd(*args)]
+        return out
+
+    def adopt(self) -> int:
+        """ONCE.ADOPT: turns a list at the queue's key (a list producer that started first) into the queue, each
+        element a ready job, head first; returns how many. 0 when the key is already a queue or missing."""
+        return int(self._cmd("ONCE.ADOPT", self.queue))
 
     def _probe_waitaof(self, node: Any) -> None:
         """Once: does the server have WAITAOF, and has the master AOF on (WAITAOF's numlocal)?"""
@@ -229,13 +315,11 @@ class Once:
 
     def _cmd(self, *args: Any) -> Any:
         """One command on the queue's key; WRONGTYPE is raised as a WrongTypeError naming what the key holds."""
-        with naming_wrong_type(self.redis, self.queue):
-            return self.redis.execute_command(*args)
+        return self._cmd_on(self.queue, *args)
 
-    def _blocking(self, args: List[Any], block_ms: int) -> Any:
-        """A command that may wait ``block_ms`` on the server: see ``once.blocking`` (sent once, never retried)."""
-        with naming_wrong_type(self.redis, self.queue):
-            return blocking.call_one(self.redis, self.queue, args, block_ms)
+    def _cmd_on(self, key: str, *args: Any) -> Any:
+        with naming_wrong_type(self.redis, key):
+            return self.redis.execute_command(*args)
 
     # --- consuming ------------------------------------------------------------------------------------------
 
@@ -245,11 +329,12 @@ class Once:
         *,
         block_ms: Optional[Millis] = None,
         lease_ms: Optional[Millis] = None,
-        ack: Optional[JobRef] = None,
+        ack: Optional[AckRef] = None,
         ack_attempt: Optional[int] = None,
         decode: Optional[Union[bool, str]] = None,
     ) -> List[Job]:
-        """ONCE.RESERVE: leases up to ``count`` ready jobs (default 1); ``[]`` when there are none.
+        """ONCE.RESERVE: leases up to ``count`` ready jobs (default 1); ``[]`` when there are none. With several
+        queues (``Once(r, [...])``), from the first that has ready ones on (``ALSO``); each Job says its ``queue``.
 
         ``block_ms``: wait up to that long for a job (0 waits forever). The wait runs on one connection of the
         client read with a timeout longer than the wait, whatever the client's ``socket_timeout``, and is never
@@ -257,14 +342,16 @@ class Once:
         ``lease_ms``: the lease for these jobs (else the job's own, else the module default).
         ``ack``: ack-and-fetch, the job (or id) to acknowledge first, in the same round trip. A Job is fenced by its
         attempt (``ACK id ATTEMPT n``: acked only while that very reservation holds); with an id, pass
-        ``ack_attempt`` to fence it. ``ack_reserve()`` also tells whether the ACK was taken.
+        ``ack_attempt`` to fence it. A list of Jobs is acknowledged together, each fenced by its own attempt
+        (``ACKS n id attempt ...``); Jobs of another queue than the first go as ``ONCE.ACK`` to their queue in the
+        same round trip. ``ack_reserve()`` also tells whether the ACKs were taken.
         """
-        args = self._reserve_args(count, block_ms, lease_ms, ack, ack_attempt)
-        return parse_jobs(self._reserve(args, block_ms), self.queue, self._decode(decode))
+        before, args = self._reserve_args(count, block_ms, lease_ms, ack, ack_attempt, False)
+        return self._parse_reserved(self._reserve(before, args, block_ms)[1], decode)
 
     def ack_reserve(
         self,
-        ack: JobRef,
+        ack: AckRef,
         count: Optional[int] = None,
         *,
         block_ms: Optional[Millis] = None,
@@ -272,44 +359,97 @@ class Once:
         ack_attempt: Optional[int] = None,
         decode: Optional[Union[bool, str]] = None,
     ) -> Tuple[int, List[Job]]:
-        """ONCE.RESERVE ... ACK id [ATTEMPT n] WITHACK: acknowledges ``ack`` and reserves, as ``reserve(ack=...)``
-        does, and returns ``(acked, jobs)``: ``acked`` is 0 when the ACK was refused (a fenced ACK whose lease had
-        run out: the job went back to ready or to another worker, and may run twice). Needs a module whose RESERVE
-        takes WITHACK (an older one answers an error)."""
-        args = self._reserve_args(count, block_ms, lease_ms, ack, ack_attempt) + ["WITHACK"]
-        reply = self._reserve(args, block_ms)
-        return int(reply[0]), parse_jobs(reply[1], self.queue, self._decode(decode))
+        """ONCE.RESERVE ... ACK id [ATTEMPT n] WITHACK (or ``ACKS n ...`` for a list of Jobs): acknowledges ``ack``
+        and reserves, as ``reserve(ack=...)`` does, and returns ``(acked, jobs)``: ``acked`` counts the ACKs taken,
+        fewer than given when a fenced ACK was refused (its lease had run out: the job went back to ready or to
+        another worker, and may run twice). Needs a module whose RESERVE takes WITHACK (an older one answers an
+        error)."""
+        before, args = self._reserve_args(count, block_ms, lease_ms, ack, ack_attempt, True)
+        acked, reply = self._reserve(before, args, block_ms)
+        return acked + int(reply[0]), self._parse_reserved(reply[1], decode)
 
     def _reserve_args(self, count: Optional[int], block_ms: Optional[Millis], lease_ms: Optional[Millis],
-                      ack: Optional[JobRef], ack_attempt: Optional[int]) -> List[Any]:
+                      ack: Optional[AckRef], ack_attempt: Optional[int],
+                      withack: bool) -> Tuple[List[List[Any]], List[Any]]:
+        """The RESERVE command, and the ONCE.ACKs to send before it for finished jobs of the other queues."""
         args: List[Any] = ["ONCE.RESERVE", self.queue]
+        before: List[List[Any]] = []
         if count is not None:
             args += ["COUNT", int(count)]
         if block_ms is not None:
             args += ["BLOCK", _ms(block_ms)]
         if lease_ms is not None:
             args += ["LEASE", _ms(lease_ms)]
-        if ack is not None:
-            args += ["ACK", _job_id(ack)]
-            if ack_attempt is None and isinstance(ack, Job):
-                ack_attempt = ack.attempt
+        if isinstance(ack, Job) and ack_attempt is None:
+            ack = [ack]
+        if ack is None:
             if ack_attempt is not None:
-                args += ["ATTEMPT", int(ack_attempt)]
-        elif ack_attempt is not None:
-            raise ValueError("ack_attempt needs ack")
-        return args
+                raise ValueError("ack_attempt needs ack")
+        elif isinstance(ack, (Job, str, bytes)):
+            args += ["ACK", _job_id(ack), "ATTEMPT", int(ack_attempt)] if ack_attempt is not None else ["ACK", ack]
+        else:
+            jobs = list(ack)
+            if ack_attempt is not None or not all(isinstance(j, Job) for j in jobs):
+                raise TypeError("a list to acknowledge holds Jobs, each fenced by its own attempt")
+            groups = _by_queue(jobs, self.queue)
+            mine = groups.pop(self.queue, [])
+            if mine:
+                args += (["ACK"] if len(mine) == 1 else []) + _fenced_acks(mine)
+            before = [["ONCE.ACK", q] + _fenced_acks(js) for q, js in groups.items()]
+        if withack:
+            args.append("WITHACK")
+        if len(self.queues) > 1:
+            args += ["ALSO", *self.queues[1:]]
+        return before, args
 
-    def _reserve(self, args: List[Any], block_ms: Optional[Millis]) -> Any:
-        if block_ms is None:
-            return self._cmd(*args)
-        return self._blocking(args, _ms(block_ms))
+    def _reserve(self, before: List[List[Any]], args: List[Any], block_ms: Optional[Millis]) -> Tuple[int, Any]:
+        """Sends ``before`` (ONCE.ACKs) and the RESERVE in one round trip: (jobs the ACKs completed, RESERVE's
+        reply)."""
+        wait = None if block_ms is None else _ms(block_ms)
+        with self._naming_wrong_type_of_any():
+            if not before:
+                reply = self.redis.execute_command(*args) if wait is None else \
+                    blocking.call_one(self.redis, self.queue, args, wait)
+                return 0, reply
+            replies = blocking.call(self.redis, self.queue, before + [args], wait)
+            for r in replies:
+                if isinstance(r, Exception):
+                    raise r
+            return sum(int(r) for r in replies[:-1]), replies[-1]
+
+    @contextlib.contextmanager
+    def _naming_wrong_type_of_any(self) -> Iterator[None]:
+        """As ``naming_wrong_type``, for a command on all of this Once's queues: names the first key of another
+        type."""
+        if len(self.queues) == 1:
+            with naming_wrong_type(self.redis, self.queue):
+                yield
+            return
+        try:
+            yield
+        except redis.ResponseError as exc:
+            if isinstance(exc, WrongTypeError) or not is_wrong_type(exc):
+                raise
+            named = [wrong_type_error(self.redis, q) for q in self.queues]
+            raise next((e for e in named if e.held), named[0]) from None
+
+    def _parse_reserved(self, reply: Any, decode: Optional[Union[bool, str]]) -> List[Job]:
+        """RESERVE's jobs; with ALSO each entry carries its queue as a 4th element."""
+        if len(self.queues) == 1:
+            return parse_jobs(reply, self.queue, self._decode(decode))
+        return [job for e in reply or [] for job in parse_jobs([e[:3]], to_str(e[3]), self._decode(decode))]
+
+    def _queue_of(self, job: JobRef) -> str:
+        """The queue a Job came from (an id: the first queue)."""
+        return job.queue if isinstance(job, Job) and job.queue else self.queue
 
     def ack(self, *jobs: JobRef, attempt: Optional[int] = None) -> int:
         """ONCE.ACK: completes reserved jobs (Job objects or ids); returns how many were reserved and are now gone.
 
-        A Job is fenced by its attempt (``ACK id ATTEMPT n``): it is acked only while that very reservation holds,
-        so a worker whose lease ran out cannot complete the job another worker now holds. Ids are acked as they
-        are, unless ``attempt`` is given (then with exactly one job). Several Jobs go in one round trip.
+        A Job is fenced by its attempt (``ACK id ATTEMPT n``; several as ``ACKS n id attempt ...``): it is acked
+        only while that very reservation holds, so a worker whose lease ran out cannot complete the job another
+        worker now holds. A Job goes to its own queue. Ids are acked as they are, on the first queue, unless
+        ``attempt`` is given (then with exactly one job). Everything goes in one round trip.
         """
         if not jobs:
             raise ValueError("ack needs at least one job")
@@ -319,17 +459,15 @@ class Once:
             return int(self._cmd("ONCE.ACK", self.queue, _job_id(jobs[0]), "ATTEMPT", int(attempt)))
         fenced = [j for j in jobs if isinstance(j, Job)]
         plain = [j for j in jobs if not isinstance(j, Job)]
-        if not fenced:
-            return int(self._cmd("ONCE.ACK", self.queue, *plain))
-        if len(fenced) == 1 and not plain:
-            j = fenced[0]
-            return int(self._cmd("ONCE.ACK", self.queue, j.id, "ATTEMPT", j.attempt))
-        pipe = self.redis.pipeline(transaction=False)
-        for j in fenced:
-            pipe.execute_command("ONCE.ACK", self.queue, j.id, "ATTEMPT", j.attempt)
+        commands = [["ONCE.ACK", q] + _fenced_acks(js) for q, js in _by_queue(fenced, self.queue).items()]
         if plain:
-            pipe.execute_command("ONCE.ACK", self.queue, *plain)
-        with naming_wrong_type(self.redis, self.queue):
+            commands.append(["ONCE.ACK", self.queue, *plain])
+        if len(commands) == 1:
+            return int(self._cmd_on(commands[0][1], *commands[0]))
+        pipe = self.redis.pipeline(transaction=False)
+        for c in commands:
+            pipe.execute_command(*c)
+        with self._naming_wrong_type_of_any():
             return sum(int(n) for n in pipe.execute())
 
     def nack(
@@ -352,7 +490,8 @@ class Once:
             raise ValueError("give delay_ms or dead, not both")
         if attempt is None and isinstance(job, Job):
             attempt = job.attempt
-        args: List[Any] = ["ONCE.NACK", self.queue, _job_id(job)]
+        queue = self._queue_of(job)
+        args: List[Any] = ["ONCE.NACK", queue, _job_id(job)]
         if attempt is not None:
             args += ["ATTEMPT", int(attempt)]
         if error is not None:
@@ -361,17 +500,18 @@ class Once:
             args += ["DELAY", _ms(delay_ms)]
         if dead:
             args.append("DEAD")
-        return bool(self._cmd(*args))
+        return bool(self._cmd_on(queue, *args))
 
     def extend(self, job: JobRef, ms: Millis, *, attempt: Optional[int] = None) -> Optional[int]:
         """ONCE.EXTEND: sets a reserved job's lease to now + ``ms``; returns the new deadline (unix ms), or None if
         the job is not reserved (under this ``attempt``; a Job gives its own)."""
         if attempt is None and isinstance(job, Job):
             attempt = job.attempt
-        args: List[Any] = ["ONCE.EXTEND", self.queue, _job_id(job), _ms(ms)]
+        queue = self._queue_of(job)
+        args: List[Any] = ["ONCE.EXTEND", queue, _job_id(job), _ms(ms)]
         if attempt is not None:
             args += ["ATTEMPT", int(attempt)]
-        return to_int(self._cmd(*args))
+        return to_int(self._cmd_on(queue, *args))
 
     def retry(self, *jobs: JobRef) -> int:
         """ONCE.RETRY: sends dead jobs back to ready with a fresh set of attempts; returns how many were dead."""
@@ -469,7 +609,7 @@ class Once:
         error_handler: Optional[Callable[[Job, BaseException], Any]] = None,
         monitor_handler: Optional[Callable[[Stats], Any]] = None,
         **options: Any,
-    ) -> WorkerSummary:
+    ) -> "WorkerSummary":
         """Processes jobs until stopped (SIGINT/SIGTERM, ``stop()``, or ``stop_event``); see ``once.Worker``.
 
         ``execute(data)`` gets each job's payload, as str by default (``decode=False`` for bytes,
@@ -481,6 +621,8 @@ class Once:
         line naming the key and its type, and this raises ``SystemExit(1)`` rather than a traceback. Use
         ``once.Worker`` directly to get the ``WrongTypeError`` instead.
         """
+        from .worker import Worker
+
         try:
             return Worker(self, execute, error_handler, monitor_handler, **options).run()
         except WrongTypeError:
@@ -492,3 +634,10 @@ class Once:
         for w in list(self._workers):
             w.stop()
 
+
+def __getattr__(name: str) -> Any:
+    """``once.client.Worker`` and ``WorkerSummary``, importable from here as before the worker imported the client."""
+    if name in ("Worker", "WorkerSummary"):
+        from . import worker
+        return getattr(worker, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
