@@ -17,6 +17,8 @@ use lazy_static::lazy_static;
 use redis_module::raw;
 
 use crate::alarm;
+use crate::core::slot::key_slot;
+use crate::queue_names;
 use crate::registry::registry;
 use crate::rm::{self, Ctx};
 
@@ -186,48 +188,12 @@ fn import_ended(ctx: Ctx, ranges: &[(u16, u16)], completed: bool) {
 /// Drops every registry entry of a key in these slots (Redis 8.4 trims them without a `del` event).
 fn forget_slots(ranges: &[(u16, u16)]) {
     registry().forget_where(|_db, key| in_ranges(key_slot(key), ranges));
-}
-
-/// The cluster hash slot of a key: CRC16 (XMODEM) of the key, or of its first non-empty `{hash tag}`, mod 16384.
-pub fn key_slot(key: &[u8]) -> u16 {
-    let tagged = key.iter().position(|&c| c == b'{').and_then(|open| {
-        let rest = &key[open + 1..];
-        rest.iter().position(|&c| c == b'}').filter(|&close| close > 0).map(|close| &rest[..close])
-    });
-    crc16(tagged.unwrap_or(key)) & (SLOTS as u16 - 1)
-}
-
-fn crc16(bytes: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &b in bytes {
-        crc ^= u16::from(b) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
-        }
-    }
-    crc
+    queue_names::forget_where(|key| in_ranges(key_slot(key), ranges));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn key_slots_match_the_cluster_spec() {
-        // CLUSTER KEYSLOT of each key on a real cluster.
-        for (key, slot) in [
-            (&b"123456789"[..], 12739),
-            (b"foo", 12182),
-            (b"{user1000}.following", 3443),
-            (b"user1000", 3443),
-            (b"foo{}{bar}", 8363), // an empty first tag: the whole key is hashed
-            (b"{}x", 10595),
-            (b"a{b}c{d}", 3300), // only the first tag counts
-            (b"{tag}:busy", 8338),
-        ] {
-            assert_eq!(key_slot(key), slot, "{}", String::from_utf8_lossy(key));
-        }
-    }
 
     #[test]
     fn ranges_are_inclusive() {

@@ -77,6 +77,11 @@ pub fn swap(a: i32, b: i32) {
     }
 }
 
+/// Drops the names `gone` picks, in every database (keys a slot migration trimmed without a `del` event).
+pub fn forget_where(gone: impl Fn(&[u8]) -> bool) {
+    names().retain(|name, _| !gone(name));
+}
+
 /// Whether `name` is (or may be) a queue in some database.
 pub fn contains(name: &[u8]) -> bool {
     names().contains_key(name)

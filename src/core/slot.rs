@@ -36,4 +36,21 @@ mod tests {
         assert_eq!(key_slot(b"{}a"), crc16(b"{}a") & 16383);
         assert_eq!(key_slot(b"123456789"), 12739);
     }
+
+    #[test]
+    fn key_slots_match_the_cluster_spec() {
+        // CLUSTER KEYSLOT of each key on a real cluster.
+        for (key, slot) in [
+            (&b"123456789"[..], 12739),
+            (b"foo", 12182),
+            (b"{user1000}.following", 3443),
+            (b"user1000", 3443),
+            (b"foo{}{bar}", 8363), // an empty first tag: the whole key is hashed
+            (b"{}x", 10595),
+            (b"a{b}c{d}", 3300), // only the first tag counts
+            (b"{tag}:busy", 8338),
+        ] {
+            assert_eq!(key_slot(key), slot, "{}", String::from_utf8_lossy(key));
+        }
+    }
 }
