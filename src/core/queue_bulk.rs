@@ -37,15 +37,7 @@ impl Queue {
         payloads: &[&[u8]],
         all_new: bool,
     ) -> Result<Vec<Pushed>, String> {
-        if ids.is_some_and(|ids| ids.len() != payloads.len()) {
-            return Err("as many ids as payloads are needed".into());
-        }
-        let plan = self.plan_bulk(b, ids, payloads.len())?;
-        if all_new {
-            if let Some(i) = plan.iter().position(|p| !matches!(p, Pushed::Added(_))) {
-                return Err(format!("the job of place {} is live already", i + 1));
-            }
-        }
+        let plan = self.plan_bulk(b, ids, payloads.len(), all_new)?;
         if !plan.iter().any(|p| matches!(p, Pushed::Added(_))) {
             return Ok(plan);
         }
@@ -80,8 +72,12 @@ impl Queue {
         Ok(plan)
     }
 
-    /// Each job's outcome, as pushing them one by one would give it, with nothing changed.
-    fn plan_bulk(&self, b: &Bulk, ids: Option<&[&[u8]]>, n: usize) -> Result<Vec<Pushed>, String> {
+    /// Each job's outcome, as pushing them one by one would give it, with nothing changed; or why `push_bulk`
+    /// would refuse the call.
+    pub fn plan_bulk(&self, b: &Bulk, ids: Option<&[&[u8]]>, n: usize, all_new: bool) -> Result<Vec<Pushed>, String> {
+        if ids.is_some_and(|ids| ids.len() != n) {
+            return Err("as many ids as payloads are needed".into());
+        }
         let mut plan = Vec::with_capacity(n);
         // The ids of the new jobs planned so far (with `ids`, every new job has one) and their seqs.
         let mut planned: HashMap<&[u8], u64> = HashMap::new();
@@ -90,6 +86,9 @@ impl Queue {
             let id = ids.map(|ids| ids[i]);
             if let Some(id) = id {
                 if let Some(seq) = self.find(id).or_else(|| planned.get(id).copied()) {
+                    if all_new {
+                        return Err(format!("the id of place {} is live already", i + 1));
+                    }
                     plan.push(Pushed::Existing(seq));
                     continue;
                 }
