@@ -9,7 +9,7 @@ run: deps-run build
 	mkdir -p data
 	redis-server ./redis.conf
 
-test: deps build unit integration
+test: deps build unit integration node-test
 
 unit:
 	cargo test --release --lib
@@ -30,7 +30,7 @@ bench: deps build
 build:
 	cargo build --release
 
-deps: deps-system deps-python
+deps: deps-system deps-python deps-node
 
 # Debian packages, each probed by the very file a step uses. `make run` needs redis-server and libclang.so itself
 # for redis-module's bindgen (a fresh machine has libclang-cpp*.so, which bindgen does not load); the tests also
@@ -71,6 +71,22 @@ deps-python:
 	if [ -n "$$missing" ]; then \
 		echo "installing (pip): -e ./clients/python[all] (for:$$missing)"; \
 		$(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore -e './clients/python[all]'; \
+	fi
+
+# The Node client's tests (clients/node, node --test) against redis-server 7.0 and valkey-server 9.1.
+node-test: deps-python deps-node build
+	cd clients/node && npm test
+
+# Node.js (apt: nodejs, npm) and the Node client's packages: `npm ci` from the committed lockfile when node_modules is
+# missing or older than it; no install scripts and no optional packages (prebuilt native add-ons), so nothing
+# downloads a binary.
+deps-node:
+	@missing=""; command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v npm >/dev/null || missing="$$missing npm"; $(APT_INSTALL)
+	@if [ ! -e clients/node/node_modules/.package-lock.json ] || \
+	    [ clients/node/package-lock.json -nt clients/node/node_modules/.package-lock.json ]; then \
+		echo "installing (npm ci): clients/node"; \
+		cd clients/node && npm ci --ignore-scripts --omit=optional --no-audit --no-fund --loglevel=error; \
 	fi
 
 clean:

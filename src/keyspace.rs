@@ -9,7 +9,7 @@ use redis_module::raw;
 use crate::service::{existing, note_deadline};
 use crate::registry::registry;
 use crate::rm::{self, Ctx, Key, RStr};
-use crate::{alarm, eviction};
+use crate::{alarm, eviction, queue_names};
 
 pub fn subscribe(ctx: Ctx) -> Result<(), String> {
     let classes = raw::REDISMODULE_NOTIFY_GENERIC | raw::REDISMODULE_NOTIFY_EXPIRED | raw::REDISMODULE_NOTIFY_EVICTED;
@@ -36,6 +36,7 @@ extern "C" fn on_key_event(ctx: Ctx, _type: c_int, event: *const c_char, key: RS
         let _ = std::panic::catch_unwind(|| {
             let db = rm::selected_db(ctx);
             registry().forget(db, rm::bytes(&key));
+            queue_names::remove(db, rm::bytes(&key));
             if name == b"evicted" {
                 eviction::on_evicted(ctx, db, rm::bytes(&key));
             } else {
@@ -48,6 +49,7 @@ extern "C" fn on_key_event(ctx: Ctx, _type: c_int, event: *const c_char, key: RS
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut k = Key::open(ctx, key, false);
             if let Ok(Some(v)) = existing(&mut k) {
+                queue_names::add(rm::selected_db(ctx), rm::bytes(&key));
                 v.recount();
                 v.noted_deadline = u64::MAX;
                 note_deadline(ctx, rm::selected_db(ctx), rm::bytes(&key), v);
@@ -62,12 +64,14 @@ extern "C" fn on_server_event(ctx: Ctx, event: raw::RedisModuleEvent, subevent: 
         raw::REDISMODULE_EVENT_SWAPDB => {
             if let Some((a, b)) = rm::swapdb_info(data) {
                 registry().swap_dbs(a, b);
+                queue_names::swap(a, b);
             }
         }
         raw::REDISMODULE_EVENT_LOADING if subevent == raw::REDISMODULE_SUBEVENT_LOADING_ENDED => alarm::kick(ctx),
         raw::REDISMODULE_EVENT_FLUSHDB if subevent == raw::REDISMODULE_SUBEVENT_FLUSHDB_END => {
             if let Some(db) = rm::flushed_db(data) {
                 registry().forget_db(db);
+                queue_names::forget_db(db);
             }
         }
         raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED => alarm::kick(ctx),

@@ -11,7 +11,9 @@ pub mod eviction;
 pub mod info;
 pub mod keyspace;
 pub mod metrics;
+pub mod list_producers;
 pub mod persist;
+pub mod queue_names;
 pub mod random;
 pub mod registry;
 pub mod rm;
@@ -42,7 +44,8 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
     alarm::install(timer::tick);
     let registered = config::register(raw_ctx)
         .and_then(|_| commands::register(raw_ctx))
-        .and_then(|_| keyspace::subscribe(raw_ctx));
+        .and_then(|_| keyspace::subscribe(raw_ctx))
+        .and_then(|_| list_producers::register(raw_ctx));
     if let Err(e) = registered {
         ctx.log_warning(&format!("once: {e}"));
         return Status::Err;

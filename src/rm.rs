@@ -179,6 +179,11 @@ pub fn is_replayed(ctx: Ctx) -> bool {
     flags(ctx) & (raw::REDISMODULE_CTX_FLAGS_REPLICATED | raw::REDISMODULE_CTX_FLAGS_LOADING) != 0
 }
 
+/// Whether the server runs as a cluster node.
+pub fn in_cluster(ctx: Ctx) -> bool {
+    flags(ctx) & raw::REDISMODULE_CTX_FLAGS_CLUSTER != 0
+}
+
 /// True inside MULTI, Lua or a function, or wherever the server forbids blocking.
 pub fn may_not_block(ctx: Ctx) -> bool {
     let f = flags(ctx);
@@ -261,6 +266,8 @@ pub fn replicate_verbatim(ctx: Ctx) {
 
 pub struct Key {
     ptr: *mut raw::RedisModuleKey,
+    ctx: Ctx,
+    name: RStr,
 }
 
 pub enum Slot<'a, T> {
@@ -273,7 +280,30 @@ impl Key {
     pub fn open(ctx: Ctx, name: RStr, write: bool) -> Key {
         let mode = if write { raw::REDISMODULE_READ | raw::REDISMODULE_WRITE } else { raw::REDISMODULE_READ };
         let ptr = unsafe { raw::RedisModule_OpenKey.unwrap()(ctx, name, mode as c_int) };
-        Key { ptr: ptr.cast() }
+        Key { ptr: ptr.cast(), ctx, name }
+    }
+
+    /// The key's name and the database it was opened in.
+    pub fn name_and_db(&self) -> (&[u8], i32) {
+        (bytes(&self.name), selected_db(self.ctx))
+    }
+
+    /// Whether the key holds a list.
+    pub fn is_list(&self) -> bool {
+        !self.ptr.is_null() && unsafe { raw::RedisModule_KeyType.unwrap()(self.ptr) } == raw::REDISMODULE_KEYTYPE_LIST as c_int
+    }
+
+    /// Pops every element of the list under the key, head first; the key is gone afterwards.
+    pub fn drain_list(&mut self) -> Vec<OwnedStr> {
+        let (Some(pop), true) = (unsafe { raw::RedisModule_ListPop }, self.is_list()) else { return Vec::new() };
+        let mut out = Vec::new();
+        loop {
+            let s = unsafe { pop(self.ptr, raw::REDISMODULE_LIST_HEAD as c_int) };
+            if s.is_null() {
+                return out;
+            }
+            out.push(OwnedStr(s));
+        }
     }
 
     /// What the key holds: nothing, a value of `ty`, or something else.
@@ -317,6 +347,65 @@ impl Drop for Key {
     }
 }
 
+// ---- calling a server command ----
+
+/// Runs `cmd args...` as the server would for a client (replicated as itself, to replicas and the AOF) and
+/// replies with what it replied.
+pub fn call_and_reply(ctx: Ctx, cmd: &str, args: &[RStr]) {
+    let (Ok(name), Some(call)) = (CString::new(cmd), unsafe { raw::RedisModule_Call }) else {
+        reply_error(ctx, "ERR internal error in the once module (see the server log)");
+        return;
+    };
+    let mut argv = args.to_vec();
+    // "!": replicate the command; "v": the arguments as an array; "E": errors come back as error replies;
+    // "C": the calling user's ACL rules apply, as if the client had sent it.
+    let fmt = b"!vEC\0";
+    let reply = unsafe { call(ctx, name.as_ptr(), fmt.as_ptr().cast::<c_char>(), argv.as_mut_ptr(), argv.len()) };
+    if reply.is_null() {
+        reply_error(ctx, &format!("ERR could not run {cmd}"));
+        return;
+    }
+    unsafe {
+        raw::RedisModule_ReplyWithCallReply.unwrap()(ctx, reply);
+        raw::RedisModule_FreeCallReply.unwrap()(reply);
+    }
+}
+
+// ---- command filters ----
+
+pub type FilterCtx = *mut raw::RedisModuleCommandFilterCtx;
+pub type FilterFn = extern "C" fn(FilterCtx);
+
+/// Registers a filter that sees every command before it runs (not this module's own calls).
+pub fn register_filter(ctx: Ctx, f: FilterFn) -> bool {
+    let Some(register) = (unsafe { raw::RedisModule_RegisterCommandFilter }) else { return false };
+    !unsafe { register(ctx, Some(f), raw::REDISMODULE_CMDFILTER_NOSELF as c_int) }.is_null()
+}
+
+/// The filtered command's argument `i`, if it has one.
+pub fn filter_arg<'a>(f: FilterCtx, i: usize) -> Option<&'a [u8]> {
+    let count = unsafe { raw::RedisModule_CommandFilterArgsCount?(f) };
+    if i >= usize::try_from(count).ok()? {
+        return None;
+    }
+    let s = unsafe { raw::RedisModule_CommandFilterArgGet?(f, i as c_int) };
+    if s.is_null() {
+        return None;
+    }
+    // SAFETY: the argument lives for the whole filter call.
+    let b = bytes(&s);
+    Some(unsafe { std::slice::from_raw_parts(b.as_ptr(), b.len()) })
+}
+
+/// Replaces the filtered command's argument `i` (Redis takes the new string).
+pub fn filter_replace(f: FilterCtx, i: usize, with: &[u8]) {
+    let Some(replace) = (unsafe { raw::RedisModule_CommandFilterArgReplace }) else { return };
+    let s = OwnedStr::new(with);
+    let raw = s.0;
+    std::mem::forget(s);
+    unsafe { replace(f, i as c_int, raw) };
+}
+
 // ---- command registration and docs ----
 
 /// One argument of a command's docs, in owned C strings (Redis copies them when the info is set).
@@ -337,6 +426,8 @@ pub struct CommandDoc {
     pub arity: i32,
     /// Key-spec flags (REDISMODULE_CMD_KEY_*) of the one key at position 1.
     pub key_flags: u64,
+    /// A keyword after which every argument is a key with the same flags (RESERVE's ALSO): a second key spec.
+    pub keys_after: Option<CString>,
     pub args: Vec<ArgDoc>,
 }
 
@@ -394,6 +485,15 @@ pub fn set_command_info(ctx: Ctx, name: &CString, doc: &CommandDoc) -> bool {
     specs[0].bs.index = raw::RedisModuleCommandKeySpec__bindgen_ty_1__bindgen_ty_1 { pos: 1 };
     specs[0].find_keys_type = raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE;
     specs[0].fk.range = raw::RedisModuleCommandKeySpec__bindgen_ty_2__bindgen_ty_1 { lastkey: 0, keystep: 1, limit: 0 };
+    // The second spec: specs are read until one with no begin-search type (zeroed: the list's end).
+    let mut specs: [raw::RedisModuleCommandKeySpec; 3] = [specs[0], specs[1], unsafe { std::mem::zeroed() }];
+    if let Some(word) = &doc.keys_after {
+        specs[1].flags = doc.key_flags;
+        specs[1].begin_search_type = raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_KEYWORD;
+        specs[1].bs.keyword = raw::RedisModuleCommandKeySpec__bindgen_ty_1__bindgen_ty_2 { keyword: word.as_ptr(), startfrom: 2 };
+        specs[1].find_keys_type = raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE;
+        specs[1].fk.range = raw::RedisModuleCommandKeySpec__bindgen_ty_2__bindgen_ty_1 { lastkey: -1, keystep: 1, limit: 0 };
+    }
     let mut keep = Vec::new();
     let args = raw_args(&doc.args, &mut keep);
     let info = raw::RedisModuleCommandInfo {
@@ -594,7 +694,21 @@ pub type FreeFn = extern "C" fn(Ctx, *mut c_void);
 
 /// Blocks the client on `key` with `data`, which Redis hands back to the callbacks and frees with `free`.
 pub fn block_on_key<T>(ctx: Ctx, key: RStr, ms: i64, on_ready: BlockedFn, on_timeout: BlockedFn, free: FreeFn, data: Box<T>) {
-    let mut keys = [key];
+    block_on_keys(ctx, &[key], ms, on_ready, on_timeout, free, data);
+}
+
+/// As `block_on_key`, woken when any of `keys` is signalled.
+pub fn block_on_keys<T>(
+    ctx: Ctx,
+    keys: &[RStr],
+    ms: i64,
+    on_ready: BlockedFn,
+    on_timeout: BlockedFn,
+    free: FreeFn,
+    data: Box<T>,
+) {
+    let mut keys: Vec<RStr> = keys.to_vec();
+    let n = keys.len() as c_int;
     let privdata = Box::into_raw(data).cast::<c_void>();
     unsafe {
         raw::RedisModule_BlockClientOnKeys.unwrap()(
@@ -604,7 +718,7 @@ pub fn block_on_key<T>(ctx: Ctx, key: RStr, ms: i64, on_ready: BlockedFn, on_tim
             Some(free),
             ms,
             keys.as_mut_ptr(),
-            1,
+            n,
             privdata,
         );
     }

@@ -2,7 +2,7 @@
 //! queue key, settling a queue after a change (server-wide figures, blocked readers, the timer's next
 //! deadline). It depends on the core and the low-level API only, never on the commands.
 
-use crate::alarm;
+use crate::{alarm, queue_names};
 use crate::core::queue::FREE_STEP;
 use crate::registry::registry;
 use crate::rm::{self, Ctx, Key, RStr, Slot};
@@ -22,6 +22,8 @@ pub fn existing(key: &mut Key) -> Result<Option<&mut QueueValue>, CmdError> {
 /// to succeed, so a failed command never leaves an empty key behind.
 pub fn existing_or_new(key: &mut Key) -> Result<&mut QueueValue, CmdError> {
     if matches!(key.get::<QueueValue>(queue_type()), Slot::Empty) {
+        let (name, db) = key.name_and_db();
+        queue_names::add(db, name);
         return key
             .set(queue_type(), QueueValue::new(crate::core::Queue::new()))
             .ok_or_else(|| err("could not create the queue key"));
@@ -63,6 +65,7 @@ pub fn note_deadline(ctx: Ctx, db: i32, key: &[u8], v: &mut QueueValue) {
 /// A queue that just came from an RDB or RESTORE: the registry learns its next deadline; the alarm is armed
 /// when loading ends (keyspace.rs), since no timer may be created from inside a load.
 pub fn note_loaded(db: i32, key: &[u8], v: &mut QueueValue) {
+    queue_names::add(db, key);
     if let Some(deadline) = v.queue.next_deadline() {
         registry().note(db, key, deadline);
         v.noted_deadline = deadline;

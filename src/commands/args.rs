@@ -53,8 +53,8 @@ impl<'a> Options<'a> {
         Ok(Some(token))
     }
 
-    /// The arguments not read yet.
-    pub fn rest(&self) -> &'a [RStr] {
+    /// The arguments not read yet, left unread (BULK looks for where its options end).
+    pub fn remaining(&self) -> &'a [RStr] {
         let args: &'a [RStr] = self.args;
         args.get(self.pos..).unwrap_or(&[])
     }
@@ -74,6 +74,14 @@ impl<'a> Options<'a> {
         };
         self.pos += 1;
         Ok(v)
+    }
+
+    /// Every argument left, consumed (an option that takes the rest, such as RESERVE's ALSO).
+    pub fn rest(&mut self) -> &'a [RStr] {
+        let args: &'a [RStr] = self.args;
+        let rest = args.get(self.pos..).unwrap_or(&[]);
+        self.pos = args.len();
+        rest
     }
 
     /// The value of the option just read, as an integer in `range` (named by the range).

@@ -22,7 +22,7 @@ pub fn bulk(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let key_name = args[1];
     let mut o = JobOptions::default();
     let mut opts = Options::new(args, 2, BULK_ARGS);
-    while !opts.rest().first().is_some_and(|a| is_list_word(rm::bytes(a))) {
+    while !opts.remaining().first().is_some_and(|a| is_list_word(rm::bytes(a))) {
         match opts.next()? {
             Some(token) => o.take(token, &mut opts)?,
             None => break,

@@ -38,7 +38,12 @@ fn arg_doc(a: &Arg, choice: bool) -> Result<ArgDoc, String> {
         type_code,
         token: a.token.map(cstr).transpose()?,
         flags,
-        key_spec_index: if matches!(a.kind, Kind::Key) { 0 } else { -1 },
+        // The queue is key spec 0; keys after a keyword (ALSO) are spec 1.
+        key_spec_index: match (a.kind, a.token) {
+            (Kind::Key, None) => 0,
+            (Kind::Key, Some(_)) => 1,
+            _ => -1,
+        },
         subargs: subargs.iter().map(|s| arg_doc(s, matches!(a.kind, Kind::OneOf(_)))).collect::<Result<_, _>>()?,
     })
 }
@@ -60,6 +65,7 @@ pub fn command_doc(c: &Command) -> Result<CommandDoc, String> {
         since: cstr(SINCE)?,
         arity: c.arity,
         key_flags: key_flags(c.access),
+        keys_after: c.args.iter().find(|a| matches!(a.kind, Kind::Key) && a.token.is_some()).and_then(|a| a.token).map(cstr).transpose()?,
         args: c.args.iter().map(|a| arg_doc(a, false)).collect::<Result<_, _>>()?,
     })
 }

@@ -45,7 +45,7 @@ fn by_ids(ctx: Ctx, args: &[RStr], name: &str, cname: &'static [u8], change: fn(
     }
     let mut key = Key::open(ctx, args[1], true);
     let n = match existing(&mut key)? {
-        Some(v) => change_by_ids(ctx, cname, args[1], v, &args[2..], change),
+        Some(v) => change_by_ids(ctx, cname, args[1], v, &args[2..], |q, seq, now, _| change(q, seq, now)),
         None => 0,
     };
     if n > 0 {

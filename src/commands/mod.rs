@@ -10,6 +10,7 @@ pub mod extend;
 pub mod groups;
 pub mod histogram;
 pub mod inspect;
+pub mod lists;
 pub mod internal;
 pub mod manage;
 pub mod nack;
@@ -29,7 +30,7 @@ pub use crate::service::{existing, existing_or_new, settle};
 use crate::value::QueueValue;
 use args::{CmdError, CmdResult};
 
-/// Applies `change` (given the job's seq and the time) to each job named in `ids`; replicates
+/// Applies `change` (given the job's seq, the time and the id's place in `ids`) to each job named in `ids`; replicates
 /// `cmd key <ids that took effect>` at that time (these commands are deterministic given it) and settles the
 /// queue. Returns how many took effect.
 pub fn change_by_ids(
@@ -38,14 +39,14 @@ pub fn change_by_ids(
     key: RStr,
     v: &mut QueueValue,
     ids: &[RStr],
-    change: impl Fn(&mut crate::core::Queue, u64, u64) -> bool,
+    change: impl Fn(&mut crate::core::Queue, u64, u64, usize) -> bool,
 ) -> u64 {
     let before = v.snapshot();
     let now = rm::now_ms();
     let mut done = vec![rm::OwnedStr::retain(key)];
-    for &id in ids {
+    for (i, &id) in ids.iter().enumerate() {
         if let Some(seq) = v.queue.find(rm::bytes(&id)) {
-            if change(&mut v.queue, seq, now) {
+            if change(&mut v.queue, seq, now, i) {
                 done.push(rm::OwnedStr::retain(id));
             }
         }

@@ -4,7 +4,7 @@
 
 use std::ffi::c_int;
 
-use super::{ack, bulk, events, extend, groups, histogram, inspect, internal, manage, nack, operate, push, reserve, run, schedule, stats};
+use super::{ack, bulk, events, extend, groups, histogram, inspect, internal, lists, manage, nack, operate, push, reserve, run, schedule, stats};
 use crate::rm::{Ctx, RStr};
 
 /// What Redis calls: a handler wrapped by `run`, so no error or panic escapes.
@@ -192,10 +192,36 @@ pub const RESERVE_ARGS: &[Arg] = &[
         optional: true,
         multiple: false,
     },
+    Arg {
+        name: "acks",
+        kind: Kind::Block(&[pos("n", Int), Arg { name: "reservation", kind: Kind::Block(&[pos("id", Str), pos("attempt", Int)]), token: None, optional: false, multiple: true }]),
+        token: Some("ACKS"),
+        optional: true,
+        multiple: false,
+    },
     opt("WITHACK", "withack", Token),
+    Arg { name: "also", kind: Key, token: Some("ALSO"), optional: true, multiple: true },
 ];
 
-pub const ACK_ARGS: &[Arg] = &[KEY, many("id", Str), opt("ATTEMPT", "attempt", Int)];
+pub const ACK_ARGS: &[Arg] = &[
+    KEY,
+    Arg {
+        name: "which",
+        kind: Kind::OneOf(&[
+            Arg { name: "ids", kind: Kind::Block(&[many("id", Str), opt("ATTEMPT", "attempt", Int)]), token: None, optional: false, multiple: false },
+            Arg {
+                name: "fenced",
+                kind: Kind::Block(&[pos("n", Int), Arg { name: "reservation", kind: Kind::Block(&[pos("id", Str), pos("attempt", Int)]), token: None, optional: false, multiple: true }]),
+                token: Some("ACKS"),
+                optional: false,
+                multiple: false,
+            },
+        ]),
+        token: None,
+        optional: false,
+        multiple: false,
+    },
+];
 
 pub const NACK_ARGS: &[Arg] = &[
     KEY,
@@ -281,6 +307,7 @@ const HISTOGRAM_ARGS: &[Arg] = &[
     Arg { name: "which", kind: Kind::OneOf(&[word("wait"), word("run")]), token: None, optional: false, multiple: false },
 ];
 const KEY_ONLY: &[Arg] = &[KEY];
+const LIST_PUSH_ARGS: &[Arg] = &[KEY, many("element", Str)];
 
 pub const SCHEDULE_ARGS: &[Arg] = &[
     KEY,
@@ -387,6 +414,15 @@ pub static COMMANDS: &[Command] = &[
         "O(log n + COUNT); with BLOCK it may wait"),
     cmd!("ONCE.HISTOGRAM", histogram::histogram, "readonly fast", Read, 3, HISTOGRAM_ARGS,
         "Shows the wait or run latency histogram: cumulative counts under fixed bounds in ms", "O(1)"),
+    cmd!("ONCE.RPUSH", lists::rpush, "write deny-oom", Insert, -3, LIST_PUSH_ARGS,
+        "What a list producer's RPUSH onto a queue becomes: one ready job per element, in order (RPUSH itself when the key is not a queue)",
+        "O(n) for n elements"),
+    cmd!("ONCE.LPUSH", lists::lpush, "write deny-oom", Insert, -3, LIST_PUSH_ARGS,
+        "What a list producer's LPUSH onto a queue becomes: one ready job per element, in the order given (LPUSH itself when the key is not a queue)",
+        "O(n) for n elements"),
+    cmd!("ONCE.ADOPT", lists::adopt, "write deny-oom", Insert, 2, KEY_ONLY,
+        "Turns the list under a key into a queue in one step: each element, head first, becomes a ready job",
+        "O(n) for a list of n elements"),
     internal_cmd!("ONCE._JOB", internal::job),
     internal_cmd!("ONCE._RESERVE", internal::reserve),
     internal_cmd!("ONCE._FAIL", internal::fail),

@@ -61,6 +61,10 @@ pub const BACKOFF: Range = Range::new("BACKOFF", 0, MAX_MS_10Y);
 pub const LEASE: Range = Range::new("LEASE", 1, MAX_LEASE_MS);
 pub const PRIORITY: Range = Range::new("PRIORITY", -1_000_000, 1_000_000);
 pub const COUNT: Range = Range::new("COUNT", 1, 10_000);
+/// How many finished reservations one ACK or RESERVE may acknowledge with ACKS.
+pub const ACKS: Range = Range::new("ACKS", 1, 10_000);
+/// How many more queues one RESERVE may name with ALSO (each is looked at in order, so the work stays bounded).
+pub const ALSO_QUEUES: usize = 64;
 pub const BLOCK: Range = Range::new("BLOCK", 0, i32::MAX as i64);
 pub const ATTEMPT: Range = Range::new("ATTEMPT", 1, i64::MAX);
 pub const EXTEND_MS: Range = Range::new("ms", 1, MAX_LEASE_MS);

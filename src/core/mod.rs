@@ -13,6 +13,7 @@ pub mod sample;
 pub mod schedule;
 pub mod schema;
 pub mod settings;
+pub mod slot;
 pub mod table;
 
 pub use job::{Extra, Job, Payload, State};

@@ -9,7 +9,8 @@ from helpers import as_map, push, stats
 
 PUBLIC = ["ONCE.PUSH", "ONCE.BULK", "ONCE.RESERVE", "ONCE.ACK", "ONCE.NACK", "ONCE.EXTEND", "ONCE.RETRY", "ONCE.CANCEL",
           "ONCE.INSPECT", "ONCE.STATS", "ONCE.SCHEDULE", "ONCE.UNSCHEDULE", "ONCE.SCHEDULES", "ONCE.LIST",
-          "ONCE.PURGE", "ONCE.PAUSE", "ONCE.RESUME", "ONCE.CONFIGURE", "ONCE.EVENTS", "ONCE.HISTOGRAM", "ONCE.GROUP", "ONCE.GROUPS"]
+          "ONCE.PURGE", "ONCE.PAUSE", "ONCE.RESUME", "ONCE.CONFIGURE", "ONCE.EVENTS", "ONCE.HISTOGRAM", "ONCE.GROUP", "ONCE.GROUPS",
+          "ONCE.RPUSH", "ONCE.LPUSH", "ONCE.ADOPT"]
 INTERNAL = ["ONCE._JOB", "ONCE._RESERVE", "ONCE._FAIL", "ONCE._LEASE", "ONCE._PROMOTE", "ONCE._META",
             "ONCE._SCHED", "ONCE._FIRED", "ONCE._SETTINGS", "ONCE._DROP", "ONCE._AT", "ONCE._EVENTS", "ONCE._HIST",
             "ONCE._GROUP", "ONCE._WINDOW", "ONCE._RING", "ONCE._SWEEP", "ONCE._BULK"]
@@ -18,8 +19,8 @@ INTERNAL = ["ONCE._JOB", "ONCE._RESERVE", "ONCE._FAIL", "ONCE._LEASE", "ONCE._PR
 TOKENS = {
     "ONCE.PUSH": {"ID", "DELAY", "AT", "RETRIES", "BACKOFF", "LEASE", "PRIORITY", "GROUP"},
     "ONCE.BULK": {"DELAY", "AT", "RETRIES", "BACKOFF", "LEASE", "PRIORITY", "GROUP", "IDS", "PAYLOADS"},
-    "ONCE.RESERVE": {"COUNT", "BLOCK", "LEASE", "ACK", "ATTEMPT", "WITHACK"},
-    "ONCE.ACK": {"ATTEMPT"},
+    "ONCE.RESERVE": {"COUNT", "BLOCK", "LEASE", "ACK", "ATTEMPT", "ACKS", "WITHACK", "ALSO"},
+    "ONCE.ACK": {"ATTEMPT", "ACKS"},
     "ONCE.NACK": {"ATTEMPT", "ERROR", "DELAY", "DEAD"},
     "ONCE.EXTEND": {"ATTEMPT"},
     "ONCE.RETRY": {"ALL"}, "ONCE.CANCEL": set(), "ONCE.INSPECT": set(), "ONCE.STATS": set(),
@@ -30,6 +31,7 @@ TOKENS = {
                        "PER", "GROUP-CONCURRENCY", "GROUP-RATE"},
     "ONCE.EVENTS": {"AFTER", "COUNT", "BLOCK"}, "ONCE.HISTOGRAM": set(),
     "ONCE.GROUP": {"CONCURRENCY", "RATE", "PER", "RESET"}, "ONCE.GROUPS": {"CURSOR", "COUNT"},
+    "ONCE.RPUSH": set(), "ONCE.LPUSH": set(), "ONCE.ADOPT": set(),
 }
 # Tokens that a command needs (the others are options).
 REQUIRED_TOKENS = {("ONCE.BULK", "PAYLOADS")}
@@ -45,11 +47,11 @@ LEAD = {
     "ONCE.PUSH": ["p"], "ONCE.BULK": [], "ONCE.RESERVE": [], "ONCE.ACK": ["some-id"], "ONCE.NACK": ["some-id"],
     "ONCE.EXTEND": ["some-id", "1000"], "ONCE.SCHEDULE": ["s", "@every 1s", "p"], "ONCE.LIST": ["ready"],
     "ONCE.RETRY": [], "ONCE.CONFIGURE": [], "ONCE.HISTOGRAM": ["wait"], "ONCE.EVENTS": [],
-    "ONCE.GROUP": ["g"], "ONCE.GROUPS": [],
+    "ONCE.GROUP": ["g"], "ONCE.GROUPS": [], "ONCE.RPUSH": ["e"], "ONCE.LPUSH": ["e"], "ONCE.ADOPT": [],
 }
 # The arguments after the options, as a valid sample.
 TAIL = {"ONCE.BULK": ["PAYLOADS", "p"]}
-SAMPLE = {"integer": "1", "unix-time": "1", "string": "x"}
+SAMPLE = {"integer": "1", "unix-time": "1", "string": "x", "key": "other-queue"}
 
 
 @pytest.fixture
@@ -133,8 +135,13 @@ def test_nested_arguments_are_typed(rc):
     ack = {a["name"]: a for a in arg_maps(docs_of(rc, "ONCE.RESERVE")["arguments"])}["ack"]
     assert ack["type"] == "block" and ack["token"] == "ACK"
     assert [(a["name"], a.get("token")) for a in arg_maps(ack["arguments"])] == [("id", None), ("attempt", "ATTEMPT")]
-    ids = arg_maps(docs_of(rc, "ONCE.ACK")["arguments"])[1]
-    assert ids["name"] == "id" and "multiple" in ids["flags"]
+    which = arg_maps(docs_of(rc, "ONCE.ACK")["arguments"])[1]
+    assert which["type"] == "oneof"
+    ids, fenced = arg_maps(which["arguments"])
+    assert ids["type"] == "block" and fenced["token"] == "ACKS"
+    assert [(a["name"], "multiple" in a.get("flags", [])) for a in arg_maps(ids["arguments"])] == [("id", True),
+                                                                                                  ("attempt", False)]
+    assert [a["name"] for a in arg_maps(fenced["arguments"])] == ["n", "reservation"]
     *_, bulk_ids, payloads = arg_maps(docs_of(rc, "ONCE.BULK")["arguments"])
     assert (bulk_ids["token"], sorted(bulk_ids["flags"])) == ("IDS", ["multiple", "optional"]), bulk_ids
     assert (payloads["token"], payloads["flags"]) == ("PAYLOADS", ["multiple"]), payloads
@@ -153,11 +160,14 @@ def test_flags_and_key_specs_say_what_each_command_does(rc, name):
     assert ("write" in flags) == (name not in READS), flags
     assert ("fast" in flags) == (name in FAST), flags
     assert ("blocking" in flags) == (name in BLOCKING), flags
-    assert ("denyoom" in flags) == (name in ("ONCE.PUSH", "ONCE.BULK", "ONCE.SCHEDULE", "ONCE.CONFIGURE",
-                                             "ONCE.GROUP")), flags
+    assert ("denyoom" in flags) == (name in ("ONCE.PUSH", "ONCE.BULK", "ONCE.SCHEDULE", "ONCE.CONFIGURE", "ONCE.GROUP",
+                                             "ONCE.RPUSH", "ONCE.LPUSH", "ONCE.ADOPT")), flags
     assert info[3:6] == [1, 1, 1], info
     specs = [as_map(s) for s in info[8]]
-    assert len(specs) == 1, specs
+    # RESERVE's ALSO queues are a second spec: every key after the keyword ALSO, with the same access.
+    assert len(specs) == (2 if name == "ONCE.RESERVE" else 1), specs
+    if name == "ONCE.RESERVE":
+        assert specs[1]["begin_search"][3][:2] == ["keyword", "ALSO"] and specs[1]["flags"] == specs[0]["flags"]
     spec_flags = set(specs[0]["flags"])
     assert ("RO" in spec_flags) == (name in READS) and ("RW" in spec_flags) == (name not in READS), spec_flags
 
@@ -167,7 +177,7 @@ def test_getkeys_names_the_queue(rc, name):
     sample = {"ONCE.PUSH": ["p"], "ONCE.BULK": ["PAYLOADS", "p"], "ONCE.ACK": ["i"], "ONCE.NACK": ["i"], "ONCE.EXTEND": ["i", "5"],
               "ONCE.RETRY": ["i"], "ONCE.CANCEL": ["i"], "ONCE.INSPECT": ["i"], "ONCE.SCHEDULE": ["s", "x", "p"],
               "ONCE.UNSCHEDULE": ["s"], "ONCE.LIST": ["ready"], "ONCE.PURGE": ["dead"], "ONCE.HISTOGRAM": ["wait"],
-              "ONCE.GROUP": ["g"]}.get(name, ["a", "b", "c"] if name in INTERNAL else [])
+              "ONCE.GROUP": ["g"], "ONCE.RPUSH": ["e"], "ONCE.LPUSH": ["e"]}.get(name, ["a", "b", "c"] if name in INTERNAL else [])
     assert rc.execute_command("COMMAND", "GETKEYS", name, "jobs:q", *sample) == ["jobs:q"]
 
 
@@ -260,7 +270,7 @@ WRITE_SAMPLES = {
     "ONCE.EXTEND": ["i", "5"],
     "ONCE.RETRY": ["i"], "ONCE.CANCEL": ["i"], "ONCE.SCHEDULE": ["s", "@every 1s", "p"], "ONCE.UNSCHEDULE": ["s"],
     "ONCE.PURGE": ["ready"], "ONCE.PAUSE": [], "ONCE.RESUME": [], "ONCE.CONFIGURE": ["RETRIES", "1"],
-    "ONCE.GROUP": ["g", "CONCURRENCY", "1"],
+    "ONCE.GROUP": ["g", "CONCURRENCY", "1"], "ONCE.RPUSH": ["e"], "ONCE.LPUSH": ["e"], "ONCE.ADOPT": [],
 }
 READ_SAMPLES = {
     "ONCE.STATS": [], "ONCE.INSPECT": ["i"], "ONCE.LIST": ["ready"], "ONCE.EVENTS": [],

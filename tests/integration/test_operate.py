@@ -171,7 +171,7 @@ def test_retry_all_sends_every_dead_job_back_in_steps(fresh_server):
 
 
 def test_pause_holds_reserve_and_resume_serves_a_blocked_reserver(server, r, key):
-    assert r.execute_command("ONCE.PAUSE", key) == 0                    # no such queue yet
+    assert r.execute_command("ONCE.RESUME", key) == 0                   # no such queue yet: made, not paused
     job = push(r, key, "p")
     assert r.execute_command("ONCE.PAUSE", key) == 1
     assert r.execute_command("ONCE.PAUSE", key) == 0

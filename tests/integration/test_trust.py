@@ -210,3 +210,54 @@ def test_cron_fires_are_held_at_maxmemory_under_noeviction_and_resume_below(make
     # MISSED skip: the ticks held longer than the grace were not pushed late.
     assert stats(c, key)["pushed_total"] < held_from + 15
     c.close()
+
+
+# ---- ACKS: a prefetching worker acknowledges a batch, each job fenced by its own attempt ---------------------------
+
+def test_acks_fences_each_job_by_its_attempt(r, key):
+    ids = [push(r, key, f"j{i}", "ID", f"j{i}") for i in range(4)]
+    got = r.execute_command("ONCE.RESERVE", key, "COUNT", 3)
+    assert [j[0] for j in got] == ids[:3]
+    # j1's attempt is wrong: it stays reserved; j0 and j2 complete.
+    assert r.execute_command("ONCE.ACK", key, "ACKS", 3, "j0", 1, "j1", 2, "j2", 1) == 2
+    assert stats(r, key)["acked_total"] == 2 and stats(r, key)["reserved"] == 1
+    # In ack-and-fetch, with the count reported.
+    acked, jobs = r.execute_command("ONCE.RESERVE", key, "COUNT", 5, "ACKS", 1, "j1", 1, "WITHACK")
+    assert acked == 1 and [j[0] for j in jobs] == ["j3"]
+    assert r.execute_command("ONCE.ACK", key, "ACKS", 1, "j3", 1) == 1
+
+
+def test_acks_bad_input_changes_nothing(r, key):
+    push(r, key, "a", "ID", "a")
+    r.execute_command("ONCE.RESERVE", key)
+    before = digest_value(r, key)
+    with pytest.raises(redis.ResponseError, match="ATTEMPT must be an integer"):
+        r.execute_command("ONCE.ACK", key, "ACKS", 1, "a", "x")
+    with pytest.raises(redis.ResponseError, match="ACK and ACKS cannot be used together"):
+        r.execute_command("ONCE.RESERVE", key, "ACK", "a", "ACKS", 1, "a", 1)
+    with pytest.raises(redis.ResponseError, match="option 'ACKS' needs a value"):
+        r.execute_command("ONCE.RESERVE", key, "ACKS", 2, "a", 1)
+    with pytest.raises(redis.ResponseError, match="ACKS must be between 1 and 10000"):
+        r.execute_command("ONCE.RESERVE", key, "ACKS", 0)
+    assert digest_value(r, key) == before
+    # A first word ACKS always starts the fenced form: a malformed batch is an error, never an unfenced ACK of "a".
+    with pytest.raises(redis.ResponseError, match="ACKS 2 needs 2 id attempt pairs after it, got 2 words"):
+        r.execute_command("ONCE.ACK", key, "ACKS", 2, "a", 1)
+    with pytest.raises(redis.ResponseError, match="ACKS must be an integer"):
+        r.execute_command("ONCE.ACK", key, "ACKS", "a")
+    assert digest_value(r, key) == before
+
+
+def test_acks_replicates_to_an_equal_replica(make_server, key):
+    master, replica = make_server(), make_server()
+    m, rep = master.client(decode_responses=True), replica.client(decode_responses=True)
+    attach_replica(replica, master)
+    for i in range(20):
+        push(m, key, f"j{i}", "ID", f"j{i}")
+    got = m.execute_command("ONCE.RESERVE", key, "COUNT", 10)
+    pairs = [x for j in got for x in (j[0], j[2])]
+    m.execute_command("ONCE.RESERVE", key, "COUNT", 10, "ACKS", 10, *pairs)
+    wait_in_sync(m, rep)
+    assert stats(rep, key)["acked_total"] == 10 and digest_value(m, key) == digest_value(rep, key)
+    m.close()
+    rep.close()

@@ -102,5 +102,6 @@ export function isTransient(err: unknown): boolean {
   if (/^(LOADING|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|BUSY|READONLY|NOREPLICAS|UNBLOCKED|MOVED|ASK)\b/.test(err.message)) {
     return true;
   }
-  return err.name === "MaxRetriesPerRequestError" || /connect|closed|writeable|timed out|ECONN|EPIPE|socket/i.test(err.message);
+  return err.name === "MaxRetriesPerRequestError"
+    || /connect|closed|writeable|timed out|ECONN|EPIPE|socket/i.test(err.message);
 }

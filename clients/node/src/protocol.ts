@@ -26,19 +26,38 @@ export function isUnknownCommand(err: unknown): boolean {
 }
 
 /**
- * Sends `name queue ...args` on `conn`. The queue is named as the command's key, so ioredis routes it to the
- * queue's node in a Cluster (ioredis does not know module commands' keys). `buffers` keeps bulk replies as Buffers
- * (payloads); otherwise they are UTF-8 strings.
+ * The command `name queue ...args`, routed by its queue: the queue is named as its key, so ioredis sends it to the
+ * queue's node in a Cluster (ioredis does not know module commands' keys). `buffers` keeps bulk replies as
+ * Buffers (payloads); otherwise they are UTF-8 strings.
  */
-export function send(conn: Connection, name: string, queue: string, args: Array<string | number | Buffer>,
-                     buffers = false): Promise<any> {
+export function command(name: string, queue: string, args: Array<string | number | Buffer>, buffers = false): Command {
   const cmd = new Command(name, [queue, ...args], { replyEncoding: buffers ? null : "utf8" });
   (cmd as unknown as { keys: string[] }).keys = [queue];
-  conn.sendCommand(cmd);
+  return cmd;
+}
+
+/** The reply of a command sent, with a clear error when the module lacks the command. */
+export function reply(cmd: Command): Promise<any> {
   return cmd.promise.catch((err: unknown) => {
-    if (isUnknownCommand(err)) throw new OnceUnsupportedError(name);
+    if (isUnknownCommand(err)) throw new OnceUnsupportedError(cmd.name.toUpperCase());
     throw err;
   });
+}
+
+/** Sends one command on `conn` (see `command`); resolves with its reply. */
+export function send(conn: Connection, name: string, queue: string, args: Array<string | number | Buffer>,
+                     buffers = false): Promise<any> {
+  const cmd = command(name, queue, args, buffers);
+  conn.sendCommand(cmd);
+  return reply(cmd);
+}
+
+/** Sends commands on `conn` in one write; resolves with each one's reply or error, in order. */
+export function sendAll(conn: Connection, cmds: Command[]): Array<Promise<any>> {
+  const pipe = conn.pipeline() as unknown as { sendCommand(c: Command): unknown; exec(): Promise<unknown> };
+  for (const cmd of cmds) pipe.sendCommand(cmd);
+  pipe.exec().catch(() => undefined); // each command's own promise carries its outcome
+  return cmds.map(reply);
 }
 
 /** Payload bytes for the server: strings and Buffers as they are, anything else as JSON. */

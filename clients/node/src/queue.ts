@@ -1,6 +1,6 @@
 // A queue's producer and admin side: push, bulk push, schedules, stats, inspect, pause/resume, retry, purge.
 import type { Connection, ConnectionOption } from "./connection";
-import { openShared } from "./connection";
+import { blockingOptions, openOwn, openShared, whenReady } from "./connection";
 import {
   encodePayload, JobInfo, numericMap, OnceUnsupportedError, parseJobInfo, parseSchedules, Payload, PushOptions,
   pushArgs, ScheduleInfo, send, toMap,
@@ -32,6 +32,7 @@ export class Queue {
   readonly name: string;
   readonly connection: Connection;
   private readonly owned: boolean;
+  private readonly spec: ConnectionOption | undefined;
   private hasBulk: boolean | undefined;
 
   constructor(name: string, options: QueueOptions = {}) {
@@ -40,6 +41,7 @@ export class Queue {
     const { conn, owned } = openShared(options.connection);
     this.connection = conn;
     this.owned = owned;
+    this.spec = options.connection;
   }
 
   private cmd(command: string, args: Array<string | number | Buffer> = [], buffers = false): Promise<any> {
@@ -47,7 +49,7 @@ export class Queue {
   }
 
   /** Pushes one job; returns its id. Objects are JSON-encoded (a worker's `job.data` parses them back). */
-  add(payload: Payload, options: PushOptions = {}): Promise<string> {
+  async add(payload: Payload, options: PushOptions = {}): Promise<string> {
     return this.cmd("ONCE.PUSH", [encodePayload(payload), ...pushArgs(options)]);
   }
 
@@ -125,16 +127,16 @@ export class Queue {
   }
 
   /** Sends dead jobs back to ready ("ALL": every dead job); returns how many were dead. */
-  retry(ids: string[] | "ALL"): Promise<number> {
+  async retry(ids: string[] | "ALL"): Promise<number> {
     return this.cmd("ONCE.RETRY", ids === "ALL" ? ["ALL"] : ids);
   }
 
   /** Removes jobs in any state but reserved; returns how many. */
-  cancel(ids: string[]): Promise<number> {
+  async cancel(ids: string[]): Promise<number> {
     return this.cmd("ONCE.CANCEL", ids);
   }
 
-  purge(state: "ready" | "delayed" | "dead"): Promise<number> {
+  async purge(state: "ready" | "delayed" | "dead"): Promise<number> {
     return this.cmd("ONCE.PURGE", [state]);
   }
 
@@ -150,7 +152,8 @@ export class Queue {
 
   /**
    * Pushes a job and waits for its outcome (ONCE.CALL); null when `timeout` ms pass first. Needs a module with
-   * ONCE.CALL, else throws OnceUnsupportedError.
+   * ONCE.CALL, else throws OnceUnsupportedError. The call blocks, so it goes on a connection of its own (never
+   * re-sent after a reconnect: a CALL sent twice would push the job twice).
    */
   async call(payload: Payload, options: PushOptions & { timeout: number; cancel?: boolean }):
     Promise<Record<string, any> | null> {
@@ -158,7 +161,14 @@ export class Queue {
     if (!(timeout > 0)) throw new TypeError("call() needs a timeout in ms");
     const args = [encodePayload(payload), ...pushArgs(push), "TIMEOUT", timeout];
     if (cancel) args.push("CANCEL");
-    return toMap(await this.cmd("ONCE.CALL", args));
+    const conn = openOwn(this.spec ?? this.connection, { ...blockingOptions(timeout), connectionName: "once-call" });
+    conn.on("error", () => undefined); // the call's own reply carries the failure
+    try {
+      await whenReady(conn, 10_000);
+      return toMap(await send(conn, "ONCE.CALL", this.name, args));
+    } finally {
+      conn.disconnect();
+    }
   }
 
   /** Closes the connection if this queue made it (an instance passed in stays open). */

@@ -2,11 +2,11 @@
 //
 // One loop reserves on a connection of its own: `ONCE.RESERVE q COUNT free BLOCK b LEASE l`, where `free` is how
 // many handlers may start now (at most `prefetch`), so one round trip fetches a batch and waits on the server (no
-// polling) when there is none. Jobs that succeeded meanwhile are acknowledged in the same round trip, each fenced
-// by its attempt: `ONCE.ACK q id ATTEMPT n` written just ahead of the RESERVE, and, while the queue is busy, the
-// last one inside it (`... ACK id ATTEMPT n WITHACK`, not blocking, whose reply says whether that ACK held). A job that succeeds
-// while the loop waits on the server is acknowledged at once on the worker's other connection, which also carries
-// the lease extensions (`ONCE.EXTEND q id l ATTEMPT n`, every extendEveryMs while a handler runs) and the NACKs.
+// polling) when there is none. Jobs that succeeded meanwhile are acknowledged in the same write, each fenced by its
+// attempt: `ONCE.ACK q id ATTEMPT n` just ahead of the RESERVE and, while the queue is busy, the last one inside it
+// (`... ACK id ATTEMPT n WITHACK`, not blocking, whose reply says whether that ACK held). A job that succeeds while
+// the loop waits on the server is acknowledged at once on the worker's other connection, which also carries the
+// lease extensions (`ONCE.EXTEND q id l ATTEMPT n`, every extendEveryMs while a handler runs) and the NACKs.
 import { EventEmitter } from "node:events";
 import type Redis from "ioredis";
 import type { Cluster } from "ioredis";
@@ -14,7 +14,7 @@ import {
   blockingOptions, Connection, ConnectionOption, isCluster, isTransient, nodeOf, openNode, openOwn, whenReady,
 } from "./connection";
 import { Job } from "./job";
-import { Decode, parseJobs, PermanentError, send } from "./protocol";
+import { command, Decode, parseJobs, PermanentError, send, sendAll } from "./protocol";
 
 export interface WorkerOptions {
   /** An ioredis Redis or Cluster instance (the worker makes its own connections with its settings), ioredis
@@ -90,9 +90,11 @@ export class Worker<T = any, R = any> extends EventEmitter {
   private blkRepoint: string | boolean = false; // Cluster: the node a MOVED named, or true to ask the cluster
   private blkId: number | undefined; // CLIENT ID of blk's current connection, for CLIENT UNBLOCK
   private blkFresh = true;
-  private readonly running = new Map<Job, NodeJS.Timeout>();
+  private readonly running = new Map<Job, number>(); // job in hand → when its lease is next extended
+  private keeper: NodeJS.Timeout | undefined;
   private readonly lostJobs = new WeakSet<Job>();
   private pendingAcks: Done[] = [];
+  private soonAcks: Done[] = []; // to go out together on the command connection, in a moment
   private readonly settling = new Set<Promise<void>>();
   private readonly wakers = new Set<() => void>();
   private inRound = false;
@@ -177,7 +179,7 @@ export class Worker<T = any, R = any> extends EventEmitter {
         await Promise.race([sleep(backoff.next()), this.stopped]);
         continue;
       }
-      if (jobs.length === 0 && blocked && this.blockMs > 0) this.emit("drained");
+      if (jobs.length === 0 && blocked && this.blockMs > 0) this.fire("drained");
       for (const j of jobs) this.start(new Job<T>(this.name, j, this.decode, this.cmd));
     }
     while (this.running.size > 0) await this.nap();
@@ -195,7 +197,6 @@ export class Worker<T = any, R = any> extends EventEmitter {
       throw err;
     }
     const fetchAck = acks.length > 0 && this.lastFull ? acks.pop() : undefined;
-    const acked = acks.map((d) => this.ack(blk, d));
     // With an ACK inside, the RESERVE does not block, so that its reply (did the ACK hold?) comes at once; when
     // it finds no job, the next round blocks.
     const args: Array<string | number> = ["COUNT", want, "LEASE", this.leaseMs];
@@ -205,10 +206,13 @@ export class Worker<T = any, R = any> extends EventEmitter {
     } else {
       args.push("BLOCK", this.blockMs);
     }
+    const replies = sendAll(blk, [...acks.map((d) => this.ackCommand(d)),
+      command("ONCE.RESERVE", this.name, args, true)]);
+    const acked = acks.map((d, i) => this.settleAck(d, replies[i], false));
     let reply;
     this.inRound = true;
     try {
-      reply = await send(blk, "ONCE.RESERVE", this.name, args, true);
+      reply = await replies[acks.length];
     } catch (err) {
       if (fetchAck) {
         if (this.withAck === undefined && /unknown option 'WITHACK'/i.test((err as Error).message)) {
@@ -229,10 +233,10 @@ export class Worker<T = any, R = any> extends EventEmitter {
     if (fetchAck && this.withAck !== false) {
       this.withAck = true;
       const [count, jobs] = reply as [number, unknown];
-      this.settleAck(fetchAck, count);
+      this.settled(fetchAck, count);
       reply = jobs;
     } else if (fetchAck) {
-      this.settleAck(fetchAck, 1); // no WITHACK: the server does not say, and a fenced ACK refused is rare
+      this.settled(fetchAck, 1); // no WITHACK: the server does not say, and a fenced ACK refused is rare
     }
     const jobs = parseJobs(reply);
     this.lastFull = jobs.length === want;
@@ -261,8 +265,14 @@ export class Worker<T = any, R = any> extends EventEmitter {
     await Promise.race([ready, this.stopped]);
     if (this.closing) throw new Error("closing");
     if (this.blkFresh) {
-      this.blkId = Number(await blk.client("ID"));
       this.blkFresh = false;
+      try {
+        this.blkId = Number(await blk.client("ID"));
+      } catch (err) {
+        // a user without +CLIENT|ID: close() then waits for the blocked RESERVE to return (at most blockMs)
+        if (!/^NOPERM/.test((err as Error).message)) throw err;
+        this.blkId = undefined;
+      }
     }
     return blk;
   }
@@ -291,9 +301,10 @@ export class Worker<T = any, R = any> extends EventEmitter {
   // --- jobs in hand ------------------------------------------------------------------------------------------
 
   private start(job: Job<T>): void {
-    const timer = setInterval(() => void this.extend(job), this.extendEveryMs);
-    this.running.set(job, timer);
-    this.emit("active", job);
+    this.running.set(job, Date.now() + this.extendEveryMs);
+    // one timer for every job in hand (a timer per job costs more than a no-op job)
+    this.keeper ??= setInterval(() => this.keepLeases(), Math.max(10, Math.min(1000, this.extendEveryMs / 4)));
+    this.fire("active", job);
     Promise.resolve()
       .then(() => this.handler(job))
       .then(
@@ -301,7 +312,7 @@ export class Worker<T = any, R = any> extends EventEmitter {
           this.finish(job);
           job.returnvalue = result;
           const done = { job, tried: false };
-          if (this.inRound || this.closing) this.track(this.ack(this.cmd, done));
+          if (this.inRound || this.closing) this.ackSoon(done);
           else this.pendingAcks.push(done);
           this.wakeUp();
         },
@@ -314,8 +325,20 @@ export class Worker<T = any, R = any> extends EventEmitter {
   }
 
   private finish(job: Job): void {
-    clearInterval(this.running.get(job));
     this.running.delete(job);
+    if (this.running.size === 0 && this.keeper) {
+      clearInterval(this.keeper);
+      this.keeper = undefined;
+    }
+  }
+
+  private keepLeases(): void {
+    const now = Date.now();
+    for (const [job, due] of this.running) {
+      if (due > now || this.lostJobs.has(job)) continue;
+      this.running.set(job, now + this.extendEveryMs);
+      void this.extend(job);
+    }
   }
 
   private track(p: Promise<void>): void {
@@ -326,10 +349,7 @@ export class Worker<T = any, R = any> extends EventEmitter {
   private async extend(job: Job): Promise<void> {
     try {
       const deadline = await send(this.cmd, "ONCE.EXTEND", this.name, [job.id, this.leaseMs, "ATTEMPT", job.attempt]);
-      if (deadline === null && this.running.has(job)) {
-        clearInterval(this.running.get(job));
-        this.markLost(job);
-      }
+      if (deadline === null && this.running.has(job)) this.markLost(job);
     } catch (err) {
       this.report(err); // the next period tries again; the lease itself is longer than a period
     }
@@ -338,24 +358,38 @@ export class Worker<T = any, R = any> extends EventEmitter {
   private markLost(job: Job): void {
     if (this.lostJobs.has(job)) return;
     this.lostJobs.add(job);
-    this.emit("lost", job);
+    this.fire("lost", job);
   }
 
-  /** A fenced ACK on `conn`; unconfirmed (the connection failed) it goes back to the pending ones. */
-  private async ack(conn: Connection, done: Done): Promise<void> {
+  private ackCommand(done: Done) {
+    return command("ONCE.ACK", this.name, [done.job.id, "ATTEMPT", done.job.attempt]);
+  }
+
+  /** ACKs on the command connection, those of the jobs that finish in the same moment in one write. */
+  private ackSoon(done: Done): void {
+    this.soonAcks.push(done);
+    if (this.soonAcks.length > 1) return;
+    this.track(new Promise((resolve) => setImmediate(() => {
+      const batch = this.soonAcks.splice(0);
+      const replies = sendAll(this.cmd, batch.map((d) => this.ackCommand(d)));
+      resolve(Promise.all(batch.map((d, i) => this.settleAck(d, replies[i], true))).then(() => undefined));
+    })));
+  }
+
+  /** A fenced ACK's outcome; unconfirmed (the connection failed) it goes back to the pending ones. */
+  private async settleAck(done: Done, reply: Promise<number>, report: boolean): Promise<void> {
     try {
-      const count = await send(conn, "ONCE.ACK", this.name, [done.job.id, "ATTEMPT", done.job.attempt]);
-      this.settleAck(done, count);
+      this.settled(done, await reply);
     } catch (err) {
       done.tried = true;
       this.pendingAcks.push(done);
-      if (conn === this.cmd) this.report(err);
+      if (report) this.report(err);
     }
   }
 
-  private settleAck(done: Done, count: number): void {
+  private settled(done: Done, count: number): void {
     // 0 after an attempt whose reply was lost most likely means that attempt was applied
-    if (count === 1 || done.tried) this.emit("completed", done.job, done.job.returnvalue);
+    if (count === 1 || done.tried) this.fire("completed", done.job, done.job.returnvalue);
     else this.markLost(done.job);
   }
 
@@ -375,7 +409,7 @@ export class Worker<T = any, R = any> extends EventEmitter {
         await sleep(backoff.next());
       }
     }
-    this.emit("failed", job, err);
+    this.fire("failed", job, err);
   }
 
   /** The last ACKs, on the command connection, until they hold or stopTimeoutMs has passed. */
@@ -387,10 +421,12 @@ export class Worker<T = any, R = any> extends EventEmitter {
       const acks = this.pendingAcks.splice(0);
       if (acks.length === 0) return;
       if (Date.now() > giveUp) {
-        this.report(new Error(`closing without acknowledging ${acks.length} job(s): they will run again after their lease`));
+        const n = acks.length;
+        this.report(new Error(`closing without acknowledging ${n} job(s): they will run again after their lease`));
         return;
       }
-      await Promise.all(acks.map((d) => this.ack(this.cmd, d)));
+      const replies = sendAll(this.cmd, acks.map((d) => this.ackCommand(d)));
+      await Promise.all(acks.map((d, i) => this.settleAck(d, replies[i], true)));
       if (this.pendingAcks.length > 0) await sleep(backoff.next());
     }
   }
@@ -403,9 +439,11 @@ export class Worker<T = any, R = any> extends EventEmitter {
     try {
       // CLIENT UNBLOCK from a connection of its own: the blocked RESERVE replies null now, not after blockMs
       while (this.inRound && this.blk && this.blkId !== undefined && Date.now() < giveUp) {
-        unblocker ??= this.blk.duplicate({ connectionName: "once-worker-unblock", enableOfflineQueue: true,
-          maxRetriesPerRequest: 1, commandTimeout: 2000 });
-        unblocker.on("error", () => undefined);
+        if (!unblocker) {
+          unblocker = this.blk.duplicate({ connectionName: "once-worker-unblock", enableOfflineQueue: true,
+            maxRetriesPerRequest: 1, commandTimeout: 2000 });
+          unblocker.on("error", () => undefined); // the RESERVE ends anyway, at the latest after blockMs
+        }
         await unblocker.client("UNBLOCK", this.blkId, "TIMEOUT").catch(() => undefined);
         await sleep(50);
       }
@@ -413,9 +451,9 @@ export class Worker<T = any, R = any> extends EventEmitter {
       unblocker?.disconnect();
     }
     await this.loopDone;
-    for (const timer of this.running.values()) clearInterval(timer);
+    clearInterval(this.keeper);
     await Promise.all([this.cmd, this.blk].map((c) => c?.quit().catch(() => c.disconnect())));
-    this.emit("closed");
+    this.fire("closed");
   }
 
   private nap(): Promise<void> {
@@ -428,8 +466,22 @@ export class Worker<T = any, R = any> extends EventEmitter {
     for (const w of wakers) w();
   }
 
+  /** Emits an event; a listener that throws does not stop the worker (its error is reported). */
+  private fire(event: string, ...args: unknown[]): void {
+    try {
+      this.emit(event, ...args);
+    } catch (err) {
+      this.report(err);
+    }
+  }
+
   private report(err: unknown): void {
-    if (this.listenerCount("error") > 0) this.emit("error", err);
-    else console.error(`once worker '${this.name}': ${err instanceof Error ? err.message : String(err)}`);
+    const text = `once worker '${this.name}': ${err instanceof Error ? err.message : String(err)}`;
+    try {
+      if (this.listenerCount("error") > 0) this.emit("error", err);
+      else console.error(text);
+    } catch {
+      console.error(text); // the error listener itself threw
+    }
   }
 }

@@ -130,3 +130,24 @@ export async function waitFor(check, what, timeoutMs = 20000) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A sentinel (no module) watching the master on `masterPort` as `name`, quorum 1; `stop()` kills it. */
+export async function startSentinel(kind, masterPort, name = "once") {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `once-node-sentinel-${kind.name}-`));
+  const port = await freePort();
+  const conf = path.join(dir, "sentinel.conf");
+  fs.writeFileSync(conf, `port ${port}\nbind 127.0.0.1\ndaemonize no\ndir ${dir}\nlogfile ${dir}/sentinel.log\n`
+    + `sentinel monitor ${name} 127.0.0.1 ${masterPort} 1\nsentinel down-after-milliseconds ${name} 1000\n`
+    + `sentinel failover-timeout ${name} 4000\n`);
+  const proc = spawn(kind.bin(), [conf, "--sentinel"], { stdio: "ignore" });
+  const exited = new Promise((resolve) => proc.once("exit", resolve));
+  await waitFor(async () => (await rawCommand(port, "PING").catch(() => null)) === "+PONG", "the sentinel", 15000);
+  return {
+    port,
+    async stop() {
+      if (proc.exitCode === null) proc.kill("SIGKILL");
+      await exited;
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -98,6 +98,30 @@ for (const kind of serverKinds()) {
       assert.equal(stats.acked_total, 1);
     });
 
+    test("a lease that ran out: the late ACK is refused (lost), the job runs again and completes", async () => {
+      const queue = new Queue("late", { connection: redis });
+      const id = await queue.add("late job", { backoff: 10 });
+      const lost = [];
+      const completed = [];
+      const worker = new Worker("late", async (job) => {
+        if (job.attempt === 1) await sleep(1000);
+        return job.attempt;
+      }, { connection: redis, leaseMs: 200, extendEveryMs: 60000 });
+      worker.on("lost", (job) => lost.push([job.id, job.attempt]));
+      worker.on("completed", (job, result) => {
+        completed.push([job.id, result]);
+        throw new Error("a listener that throws does not stop the worker");
+      });
+      worker.on("error", () => undefined);
+      await waitFor(() => completed.length === 1, "the second attempt to complete");
+      await worker.close();
+      assert.deepEqual(lost, [[id, 1]]);
+      assert.deepEqual(completed, [[id, 2]]);
+      const stats = await queue.stats();
+      assert.equal(stats.expired_total, 1);
+      assert.equal(stats.acked_total, 1);
+    });
+
     test("close() during work: the jobs in hand finish and are acked, nothing stays reserved", async () => {
       const queue = new Queue("closing", { connection: redis });
       await queue.addBulk(["a", "b", "c", "d", "e", "f", "g", "h"]);

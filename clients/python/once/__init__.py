@@ -8,9 +8,10 @@
     once.worker(execute_task, error_handler, monitor_handler)
 """
 from .client import DurabilityError, Once
+from .errors import WrongTypeError
 from .types import GroupInfo, Job, JobInfo, PermanentError, Schedule, Stats, error_text
 from .worker import Worker, WorkerSummary
 
 __version__ = "0.1.0"
 __all__ = ["Once", "DurabilityError", "Job", "JobInfo", "GroupInfo", "Stats", "Schedule", "PermanentError", "Worker", "WorkerSummary",
-           "error_text", "__version__"]
+           "WrongTypeError", "error_text", "__version__"]

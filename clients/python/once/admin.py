@@ -14,9 +14,12 @@ import math
 import time
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
+import redis
+
+from . import blocking
+from .errors import TYPE_NAME, is_no_permission, naming_wrong_type
 from .types import GroupInfo, parse_group, parse_groups
 
-TYPE_NAME = "OnceQueue"            # the module's data type name: SCAN ... TYPE OnceQueue finds every queue
 STATES = ("ready", "delayed", "reserved", "dead")
 PURGEABLE = ("ready", "delayed", "dead")
 COUNT_FIELDS = ("ready", "delayed", "reserved", "dead")
@@ -123,6 +126,49 @@ def info_once(r: Any) -> Dict[str, Any]:
     return out
 
 
+def readable_stats(r: Any, names: Sequence[str]) -> Tuple[Dict[str, Dict[str, Any]], Optional[str]]:
+    """ONCE.STATS of each queue in one pipeline, leaving out those this Redis user may not read (a NOPERM on one key
+    must not fail the others): (stats by name, the server's NOPERM message when some were left out)."""
+    pipe = r.pipeline(transaction=False)
+    for n in names:
+        pipe.execute_command("ONCE.STATS", n)
+    stats: Dict[str, Dict[str, Any]] = {}
+    refused = None
+    for n, s in zip(names, pipe.execute(raise_on_error=False)):
+        if is_no_permission(s):
+            refused = refused or str(s)
+        elif isinstance(s, Exception):
+            raise s
+        else:
+            stats[n] = plain_map(s) or {}
+    return stats, refused
+
+
+def eviction_warning(info: Dict[str, Any]) -> Optional[str]:
+    """One line when INFO once says the server's eviction policy can drop whole queues, or that it dropped some;
+    None when neither (or INFO lacks the fields: a module without them)."""
+    def field(name: str) -> Any:
+        return info.get("once_" + name, info.get(name))
+    risk, evicted, policy, jobs = (field("eviction_risk"), field("evicted_queues"), field("eviction_policy"),
+                                   field("evicted_jobs"))
+    parts = []
+    if risk == 1:
+        parts.append(f"maxmemory-policy is {policy or 'an allkeys-* policy'}: the server may evict whole queues "
+                     f"with every job in them; set maxmemory-policy noeviction")
+    if isinstance(evicted, int) and evicted > 0:
+        parts.append(f"{evicted} queue(s) evicted since the server started"
+                     + (f" ({jobs} jobs)" if isinstance(jobs, int) else ""))
+    return "; ".join(parts) or None
+
+
+def server_eviction_warning(r: Any) -> Optional[str]:
+    """``eviction_warning`` of the server behind ``r``; None when this user may not run INFO."""
+    try:
+        return eviction_warning(info_once(r))
+    except redis.ResponseError:
+        return None
+
+
 class _Probes(dict):
     """What the server has, per server and command, forgotten after a minute (a server may load a newer module)."""
 
@@ -163,26 +209,12 @@ def _raw(r: Any, *args: Any) -> Any:
     """A command's reply as the server sent it, past redis-py's reply callbacks (its COMMAND INFO callback fails on
     the nil entry of an unknown command)."""
     pool = r.connection_pool
-    conn = pool.get_connection(args[0]) if _POOL_TAKES_NAME else pool.get_connection()
+    conn = blocking.take_connection(pool, args[0])
     try:
         conn.send_command(*args)
         return conn.read_response()
     finally:
         pool.release(conn)
-
-
-def _pool_takes_name() -> bool:
-    import inspect
-    try:
-        from redis.connection import ConnectionPool
-        params = inspect.signature(ConnectionPool.get_connection).parameters
-        p = params.get("command_name")
-        return p is not None and p.default is inspect.Parameter.empty
-    except (ImportError, ValueError, TypeError):
-        return True
-
-
-_POOL_TAKES_NAME = _pool_takes_name()
 
 
 def _flat(reply: Any) -> Iterator[Any]:
@@ -230,7 +262,8 @@ class Admin:
         return f"Admin(queue={self.queue!r})"
 
     def _call(self, *args: Any) -> Any:
-        return self.r.execute_command(args[0], self.queue, *args[1:])
+        with naming_wrong_type(self.r, self.queue):
+            return self.r.execute_command(args[0], self.queue, *args[1:])
 
     # reads -----------------------------------------------------------------------------------------------------
 
@@ -282,9 +315,12 @@ class Admin:
             args += ["AFTER", after]
         if count is not None:
             args += ["COUNT", int(count)]
-        if block_ms is not None:
+        if block_ms is None:
+            reply = self._call(*args)
+        else:
             args += ["BLOCK", int(block_ms)]
-        reply = self._call(*args)
+            with naming_wrong_type(self.r, self.queue):
+                reply = blocking.call_one(self.r, self.queue, [args[0], self.queue] + args[1:], int(block_ms))
         out = []
         for e in reply or []:
             e = list(e) + [None] * (len(EVENT_FIELDS) - len(e))
@@ -311,7 +347,6 @@ class Admin:
         """ONCE.RETRY queue ALL: every dead job back to ready; how many. Raises ``redis.ResponseError`` on a module
         whose RETRY does not take ALL (it would read ALL as a job id)."""
         if not has_retry_all(self.r):
-            import redis
             raise redis.ResponseError("this server's Once module has no ONCE.RETRY queue ALL (a newer module has)")
         return int(self._call("ONCE.RETRY", "ALL"))
 

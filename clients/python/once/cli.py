@@ -10,6 +10,7 @@ import argparse
 import datetime
 import json
 import os
+import shlex
 import signal
 import sys
 import time
@@ -18,7 +19,8 @@ from typing import Any, Dict, List, Optional, Sequence
 import redis
 
 from . import __version__
-from .admin import COUNT_FIELDS, PURGEABLE, STATES, Admin, has_command, info_once, queues
+from .admin import (COUNT_FIELDS, PURGEABLE, STATES, Admin, has_command, info_once, queues, readable_stats,
+                    server_eviction_warning)
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_CONNECT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -78,6 +80,24 @@ def short(value: Any, n: int = 60) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
+def warn(message: str) -> None:
+    """One line on stderr, where it does not mix with a table or JSON on stdout."""
+    _console(stderr=True).print(f"once: {message}", markup=False, style="yellow")
+
+
+def warn_eviction(r) -> None:
+    """The server's eviction warning (INFO once), if it has one for this user to see."""
+    line = server_eviction_warning(r)
+    if line:
+        warn(f"warning: {line}")
+
+
+def again(args, *words: Any) -> str:
+    """A ``once`` command line to run next, with the --url this one was given (its password masked)."""
+    parts = ["once"] + (["--url", _safe_url(args.url)] if args.url_given else []) + [str(w) for w in words]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
 def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, ensure_ascii=False, sort_keys=False) + "\n")
     sys.stdout.flush()
@@ -116,11 +136,10 @@ JOB_TIMES = ("created", "due", "lease_deadline", "died")
 
 
 def cmd_queues(r, args) -> int:
-    names = queues(r, match=args.match)
-    rows = []
-    for name in names:
-        s = Admin(r, name).stats()
-        rows.append({"queue": name, **s})
+    stats, refused = readable_stats(r, queues(r, match=args.match))
+    if refused:
+        warn(f"left out the queues this user may not read ({refused})")
+    rows = [{"queue": name, **s} for name, s in stats.items()]
     if args.json:
         print_json(rows)
         return EXIT_OK
@@ -144,6 +163,7 @@ def _require_queue(r, name: str) -> None:
 def cmd_stats(r, args) -> int:
     _require_queue(r, args.queue)
     s = Admin(r, args.queue).stats()
+    warn_eviction(r)
     if args.json:
         print_json(s)
         return EXIT_OK
@@ -154,6 +174,7 @@ def cmd_stats(r, args) -> int:
 
 
 def cmd_list(r, args) -> int:
+    _require_queue(r, args.queue)
     a = Admin(r, args.queue)
     if args.all:
         jobs = list(a.walk(args.state, count=args.count or 100, payloads=args.payloads))
@@ -175,7 +196,9 @@ def cmd_list(r, args) -> int:
     table = _table(f"{args.state} jobs of {args.queue}", cols, [[_plain(v) for v in row] for row in rows])
     con.print(table)
     if cursor != "0":
-        con.print(f"more: once list {args.queue} {args.state} --cursor {cursor}", markup=False)
+        more = ["list", args.queue, args.state, "--cursor", cursor]
+        more += (["--count", args.count] if args.count is not None else []) + (["--payloads"] if args.payloads else [])
+        con.print(f"more: {again(args, *more)}", markup=False)
     else:
         con.print(f"{len(jobs)} job(s), end of list", markup=False)
     return EXIT_OK
@@ -187,6 +210,7 @@ def _plain(v: Any):
 
 
 def cmd_inspect(r, args) -> int:
+    _require_queue(r, args.queue)
     job = Admin(r, args.queue).inspect(args.id)
     if job is None:
         if args.json:
@@ -210,6 +234,7 @@ def _report(args, key: str, n: int, message: str) -> int:
 
 
 def cmd_retry(r, args) -> int:
+    _require_queue(r, args.queue)
     a = Admin(r, args.queue)
     if args.all:
         n = a.retry_all()
@@ -220,12 +245,14 @@ def cmd_retry(r, args) -> int:
 
 
 def cmd_cancel(r, args) -> int:
+    _require_queue(r, args.queue)
     n = Admin(r, args.queue).cancel(args.ids)
     _report(args, "cancelled", n, f"cancelled {n} of {len(args.ids)} job(s) (reserved jobs are not cancelled)")
     return EXIT_OK if n else EXIT_FAIL
 
 
 def cmd_purge(r, args) -> int:
+    _require_queue(r, args.queue)
     if not args.yes:
         if not sys.stdin.isatty():
             raise CliError(f"purge removes every {args.state} job of {args.queue}: give --yes to confirm",
@@ -238,8 +265,10 @@ def cmd_purge(r, args) -> int:
 
 
 def cmd_pause(r, args) -> int:
-    _require_queue(r, args.queue)
-    changed = Admin(r, args.queue).pause()
+    changed = Admin(r, args.queue).pause()      # a queue not made yet is made paused, so the pause holds
+    if not r.exists(args.queue):
+        raise CliError(f"no queue {args.queue!r}: this server's Once module does not keep a pause on a queue "
+                       f"that has no key yet (a newer module does)")
     if args.json:
         print_json({"paused": True, "changed": changed})
     else:
@@ -258,6 +287,7 @@ def cmd_resume(r, args) -> int:
 
 
 def cmd_schedules(r, args) -> int:
+    _require_queue(r, args.queue)
     items = Admin(r, args.queue).schedules()
     if args.json:
         print_json(items)
@@ -299,6 +329,9 @@ def cmd_events(r, args) -> int:
     con = _console()
     after = args.after
     shown = 0
+    if args.follow and (args.notifications or not has_command(r, "ONCE.EVENTS")):
+        return follow_notifications(r, args, con)     # a queue's first push is worth seeing: no key needed yet
+    _require_queue(r, args.queue)
     if not args.follow:
         events = a.events(after=after, count=args.count)
         if args.json:
@@ -307,11 +340,9 @@ def cmd_events(r, args) -> int:
             for e in events:
                 _print_event(con, args, e)
             if not events:
-                con.print(f"no events in {args.queue} (is EVENTS-MAX set? once configure {args.queue} "
-                          f"--events-max 1000)", markup=False)
+                con.print(f"no events in {args.queue} (is EVENTS-MAX set? "
+                          f"{again(args, 'configure', args.queue, '--events-max', 1000)})", markup=False)
         return EXIT_OK
-    if args.notifications or not has_command(r, "ONCE.EVENTS"):
-        return follow_notifications(r, args, con)
     stop = _stop_flag()
     while not stop["stop"]:
         events = a.events(after=after, count=args.count, block_ms=args.block_ms)
@@ -373,21 +404,14 @@ def _stop_flag() -> Dict[str, bool]:
 
 def cmd_configure(r, args) -> int:
     options = {k: getattr(args, k) for k in ("retries", "backoff", "lease", "dead_max", "dead_ttl", "events_max")}
+    if all(v is None for v in options.values()):
+        _require_queue(r, args.queue)           # reading makes no key: say a missing queue is missing
     settings = Admin(r, args.queue).configure(**options)
     if args.json:
         print_json(settings)
     else:
         _console().print(_kv_table(f"settings of {args.queue}", settings))
     return EXIT_OK
-
-
-def top_sample(r, match: Optional[str]) -> Dict[str, Dict[str, Any]]:
-    names = queues(r, match=match)
-    pipe = r.pipeline(transaction=False)
-    for n in names:
-        pipe.execute_command("ONCE.STATS", n)
-    from .admin import plain_map
-    return {n: plain_map(s) or {} for n, s in zip(names, pipe.execute())}
 
 
 def top_rows(prev: Optional[Dict], cur: Dict, dt: float) -> List[Dict[str, Any]]:
@@ -430,6 +454,7 @@ def cmd_top(r, args) -> int:
     prev, prev_t = None, None
     n = 0
     stop = _stop_flag()
+    warn_eviction(r)
     live = None
     if con.is_terminal and not args.json:
         from rich.live import Live
@@ -438,7 +463,9 @@ def cmd_top(r, args) -> int:
     try:
         while not stop["stop"]:
             now = time.monotonic()
-            cur = top_sample(r, args.match)
+            cur, refused = readable_stats(r, queues(r, match=args.match))
+            if refused and n == 0:
+                warn(f"left out the queues this user may not read ({refused})")
             rows = top_rows(prev, cur, (now - prev_t) if prev_t else 0.0)
             if args.json:
                 print_json({"time": int(time.time() * 1000), "queues": rows})
@@ -609,6 +636,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     sp.add_argument("--port", type=int, default=8080)
     sp.add_argument("--read-only", action="store_true", help="no actions at all")
+    sp.add_argument("--allowed-host", action="append", default=[], metavar="HOST[:PORT]",
+                    help="a Host name to answer besides the loopback names and --host (repeatable; also "
+                         "$ONCE_WEB_ALLOWED_HOSTS, comma-separated)")
     sp.add_argument("--token", default=os.environ.get("ONCE_WEB_TOKEN"),
                     help="actions need this token (default $ONCE_WEB_TOKEN)")
     sp.add_argument("--basic-auth", default=os.environ.get("ONCE_WEB_BASIC_AUTH"), metavar="USER:PASSWORD",
@@ -635,6 +665,7 @@ def connect(url: str):
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.url_given = getattr(args, "url", None) is not None
     args.url = getattr(args, "url", None) or os.environ.get("ONCE_URL") or DEFAULT_URL
     args.json = getattr(args, "json", False)
     if getattr(args, "count", None) is not None and args.count < 1:

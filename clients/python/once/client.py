@@ -20,6 +20,8 @@ from .types import (
     to_id,
     to_int,
 )
+from . import blocking
+from .errors import WrongTypeError, naming_wrong_type
 from .worker import Worker, WorkerSummary
 
 JobRef = Union[Job, JobId]
@@ -88,22 +90,18 @@ class DurabilityError(Exception):
         super().__init__(text)
 
 
-def _node_client(client: Any, key: str) -> Any:
-    """The client that talks to the node owning ``key``: the client itself, or for a ``RedisCluster`` the node's
-    own ``Redis`` (WAIT and WAITAOF count the writes of their own connection, so they must follow the push there)."""
-    if hasattr(client, "get_node_from_key") and hasattr(client, "get_redis_connection"):
-        return client.get_redis_connection(client.get_node_from_key(key))
-    return client
-
-
 class Once:
     """A queue named ``queue`` in the Redis server behind ``redis_client`` (a ``redis.Redis``).
 
     Payloads are given as str (sent as UTF-8) or bytes, and come back as bytes unless ``decode`` is true (UTF-8)
     or names an encoding; every reading method also takes ``decode=`` to choose per call. Job ids are str.
 
-    The client's own protocol and settings are used as they are (RESP2, the redis-py default, or RESP3).
-    ``worker()`` opens a connection pool of its own, derived from the client's settings.
+    The client's own protocol and settings are used as they are (RESP2 or RESP3). Calls that wait on the server
+    (``reserve(block_ms=...)``, a durable ``push``'s WAIT) run on one connection of the client read with a timeout
+    longer than the wait and are never re-sent by the client's retries, so a client made with redis-py's defaults
+    (a 5 s socket timeout, retries on timeout) can block for longer. ``worker()`` opens a connection pool of its
+    own, derived from the client's settings. A queue key of another type raises ``WrongTypeError`` (a
+    ``redis.ResponseError``) naming what the key holds.
 
     Durable pushes: replication to replicas is asynchronous, so a job the master acknowledged can be lost if the
     master dies before a replica has it. With ``wait_replicas=n`` every ``push()`` is followed, on the same
@@ -189,7 +187,7 @@ class Once:
         replicas = self.wait_replicas if wait_replicas is None else int(wait_replicas)
         aof = self.wait_aof if wait_aof is None else bool(wait_aof)
         if replicas <= 0 and not aof:
-            return to_id(self.redis.execute_command(*args))
+            return to_id(self._cmd(*args))
         timeout = self.wait_timeout_ms if wait_timeout_ms is None else _ms(wait_timeout_ms)
         return self._durable(args, max(0, replicas), timeout, aof)
 
@@ -209,26 +207,35 @@ class Once:
             self._aof_local = 0
 
     def _durable(self, args: List[Any], replicas: int, timeout: int, aof: bool) -> JobId:
-        """PUSH, then WAIT (and WAITAOF) on the same connection in one round trip; raises DurabilityError."""
-        node = _node_client(self.redis, self.queue)
+        """PUSH, then WAIT (and WAITAOF) on the same connection in one round trip; raises DurabilityError.
+        WAIT may wait ``timeout`` ms (0: forever): the round trip is never re-sent (a retry would push twice)."""
         if aof and self.waitaof is None:
-            self._probe_waitaof(node)
+            self._probe_waitaof(blocking.node_client(self.redis, self.queue))
         use_aof = aof and bool(self.waitaof)
-        pipe = node.pipeline(transaction=False)
-        pipe.execute_command(*args)
-        pipe.execute_command("WAIT", replicas, timeout)
+        commands = [args, ["WAIT", replicas, timeout]]
         if use_aof:
-            pipe.execute_command("WAITAOF", self._aof_local, replicas, timeout)
-        replies = pipe.execute(raise_on_error=False)
+            commands.append(["WAITAOF", self._aof_local, replicas, timeout])
+        replies = blocking.call(self.redis, self.queue, commands, timeout)
         for r in replies:
             if isinstance(r, Exception):
-                raise r
+                with naming_wrong_type(self.redis, self.queue):
+                    raise r
         job_id = to_id(replies[0])
         acked = int(replies[1])
         local, remote = (int(replies[2][0]), int(replies[2][1])) if use_aof else (None, None)
         if acked < replicas or (use_aof and (local < self._aof_local or remote < replicas)):
             raise DurabilityError(job_id, acked, replicas, local, remote, self._aof_local if use_aof else 0)
         return job_id
+
+    def _cmd(self, *args: Any) -> Any:
+        """One command on the queue's key; WRONGTYPE is raised as a WrongTypeError naming what the key holds."""
+        with naming_wrong_type(self.redis, self.queue):
+            return self.redis.execute_command(*args)
+
+    def _blocking(self, args: List[Any], block_ms: int) -> Any:
+        """A command that may wait ``block_ms`` on the server: see ``once.blocking`` (sent once, never retried)."""
+        with naming_wrong_type(self.redis, self.queue):
+            return blocking.call_one(self.redis, self.queue, args, block_ms)
 
     # --- consuming ------------------------------------------------------------------------------------------
 
@@ -244,13 +251,37 @@ class Once:
     ) -> List[Job]:
         """ONCE.RESERVE: leases up to ``count`` ready jobs (default 1); ``[]`` when there are none.
 
-        ``block_ms``: wait up to that long for a job (0 waits forever). The wait happens on the client's
-        connection, so keep it below the client's ``socket_timeout`` (redis-py's default is 5 s).
+        ``block_ms``: wait up to that long for a job (0 waits forever). The wait runs on one connection of the
+        client read with a timeout longer than the wait, whatever the client's ``socket_timeout``, and is never
+        re-sent by the client's retries (a second RESERVE could lease a job to a connection nobody reads).
         ``lease_ms``: the lease for these jobs (else the job's own, else the module default).
         ``ack``: ack-and-fetch, the job (or id) to acknowledge first, in the same round trip. A Job is fenced by its
         attempt (``ACK id ATTEMPT n``: acked only while that very reservation holds); with an id, pass
-        ``ack_attempt`` to fence it.
+        ``ack_attempt`` to fence it. ``ack_reserve()`` also tells whether the ACK was taken.
         """
+        args = self._reserve_args(count, block_ms, lease_ms, ack, ack_attempt)
+        return parse_jobs(self._reserve(args, block_ms), self.queue, self._decode(decode))
+
+    def ack_reserve(
+        self,
+        ack: JobRef,
+        count: Optional[int] = None,
+        *,
+        block_ms: Optional[Millis] = None,
+        lease_ms: Optional[Millis] = None,
+        ack_attempt: Optional[int] = None,
+        decode: Optional[Union[bool, str]] = None,
+    ) -> Tuple[int, List[Job]]:
+        """ONCE.RESERVE ... ACK id [ATTEMPT n] WITHACK: acknowledges ``ack`` and reserves, as ``reserve(ack=...)``
+        does, and returns ``(acked, jobs)``: ``acked`` is 0 when the ACK was refused (a fenced ACK whose lease had
+        run out: the job went back to ready or to another worker, and may run twice). Needs a module whose RESERVE
+        takes WITHACK (an older one answers an error)."""
+        args = self._reserve_args(count, block_ms, lease_ms, ack, ack_attempt) + ["WITHACK"]
+        reply = self._reserve(args, block_ms)
+        return int(reply[0]), parse_jobs(reply[1], self.queue, self._decode(decode))
+
+    def _reserve_args(self, count: Optional[int], block_ms: Optional[Millis], lease_ms: Optional[Millis],
+                      ack: Optional[JobRef], ack_attempt: Optional[int]) -> List[Any]:
         args: List[Any] = ["ONCE.RESERVE", self.queue]
         if count is not None:
             args += ["COUNT", int(count)]
@@ -266,7 +297,12 @@ class Once:
                 args += ["ATTEMPT", int(ack_attempt)]
         elif ack_attempt is not None:
             raise ValueError("ack_attempt needs ack")
-        return parse_jobs(self.redis.execute_command(*args), self.queue, self._decode(decode))
+        return args
+
+    def _reserve(self, args: List[Any], block_ms: Optional[Millis]) -> Any:
+        if block_ms is None:
+            return self._cmd(*args)
+        return self._blocking(args, _ms(block_ms))
 
     def ack(self, *jobs: JobRef, attempt: Optional[int] = None) -> int:
         """ONCE.ACK: completes reserved jobs (Job objects or ids); returns how many were reserved and are now gone.
@@ -280,20 +316,21 @@ class Once:
         if attempt is not None:
             if len(jobs) != 1:
                 raise ValueError("attempt fences exactly one job")
-            return int(self.redis.execute_command("ONCE.ACK", self.queue, _job_id(jobs[0]), "ATTEMPT", int(attempt)))
+            return int(self._cmd("ONCE.ACK", self.queue, _job_id(jobs[0]), "ATTEMPT", int(attempt)))
         fenced = [j for j in jobs if isinstance(j, Job)]
         plain = [j for j in jobs if not isinstance(j, Job)]
         if not fenced:
-            return int(self.redis.execute_command("ONCE.ACK", self.queue, *plain))
+            return int(self._cmd("ONCE.ACK", self.queue, *plain))
         if len(fenced) == 1 and not plain:
             j = fenced[0]
-            return int(self.redis.execute_command("ONCE.ACK", self.queue, j.id, "ATTEMPT", j.attempt))
+            return int(self._cmd("ONCE.ACK", self.queue, j.id, "ATTEMPT", j.attempt))
         pipe = self.redis.pipeline(transaction=False)
         for j in fenced:
             pipe.execute_command("ONCE.ACK", self.queue, j.id, "ATTEMPT", j.attempt)
         if plain:
             pipe.execute_command("ONCE.ACK", self.queue, *plain)
-        return sum(int(n) for n in pipe.execute())
+        with naming_wrong_type(self.redis, self.queue):
+            return sum(int(n) for n in pipe.execute())
 
     def nack(
         self,
@@ -324,7 +361,7 @@ class Once:
             args += ["DELAY", _ms(delay_ms)]
         if dead:
             args.append("DEAD")
-        return bool(self.redis.execute_command(*args))
+        return bool(self._cmd(*args))
 
     def extend(self, job: JobRef, ms: Millis, *, attempt: Optional[int] = None) -> Optional[int]:
         """ONCE.EXTEND: sets a reserved job's lease to now + ``ms``; returns the new deadline (unix ms), or None if
@@ -334,30 +371,30 @@ class Once:
         args: List[Any] = ["ONCE.EXTEND", self.queue, _job_id(job), _ms(ms)]
         if attempt is not None:
             args += ["ATTEMPT", int(attempt)]
-        return to_int(self.redis.execute_command(*args))
+        return to_int(self._cmd(*args))
 
     def retry(self, *jobs: JobRef) -> int:
         """ONCE.RETRY: sends dead jobs back to ready with a fresh set of attempts; returns how many were dead."""
         if not jobs:
             raise ValueError("retry needs at least one job")
-        return int(self.redis.execute_command("ONCE.RETRY", self.queue, *[_job_id(j) for j in jobs]))
+        return int(self._cmd("ONCE.RETRY", self.queue, *[_job_id(j) for j in jobs]))
 
     def cancel(self, *jobs: JobRef) -> int:
         """ONCE.CANCEL: removes jobs in any state but reserved; returns how many were removed."""
         if not jobs:
             raise ValueError("cancel needs at least one job")
-        return int(self.redis.execute_command("ONCE.CANCEL", self.queue, *[_job_id(j) for j in jobs]))
+        return int(self._cmd("ONCE.CANCEL", self.queue, *[_job_id(j) for j in jobs]))
 
     # --- reading --------------------------------------------------------------------------------------------
 
     def inspect(self, job: JobRef, *, decode: Optional[Union[bool, str]] = None) -> Optional[JobInfo]:
         """ONCE.INSPECT: the job's state and fields, or None if the queue does not hold it."""
-        return parse_job_info(self.redis.execute_command("ONCE.INSPECT", self.queue, _job_id(job)),
+        return parse_job_info(self._cmd("ONCE.INSPECT", self.queue, _job_id(job)),
                               self._decode(decode))
 
     def stats(self) -> Stats:
         """ONCE.STATS: job counts by state and totals (``stats().items_waiting`` = ready jobs)."""
-        return parse_stats(self.redis.execute_command("ONCE.STATS", self.queue))
+        return parse_stats(self._cmd("ONCE.STATS", self.queue))
 
     # --- flow control ---------------------------------------------------------------------------------------
 
@@ -372,14 +409,14 @@ class Once:
         """ONCE.GROUP: a group's counts and own limits. With ``concurrency`` (0: no limit), ``rate=(n, per_ms)``
         or ``reset=True`` (drop the group's own limits first) it sets them; an override wins over the queue's
         GROUP-CONCURRENCY / GROUP-RATE. Without them it only reads (a missing group reads as zeros)."""
-        return parse_group(self.redis.execute_command(*group_args(self.queue, name, concurrency, rate, reset)))
+        return parse_group(self._cmd(*group_args(self.queue, name, concurrency, rate, reset)))
 
     def groups(self, cursor: str = "0", count: Optional[int] = None) -> Tuple[str, List[GroupInfo]]:
         """ONCE.GROUPS: one page of the named groups by name, ``(next_cursor, groups)``; start and end at "0"."""
         args: List[Any] = ["ONCE.GROUPS", self.queue, "CURSOR", cursor]
         if count is not None:
             args += ["COUNT", int(count)]
-        return parse_groups(self.redis.execute_command(*args))
+        return parse_groups(self._cmd(*args))
 
     # --- schedules ------------------------------------------------------------------------------------------
 
@@ -414,15 +451,15 @@ class Once:
             args += ["TZ", tz]
         if missed is not None:
             args += ["MISSED", missed]
-        return int(self.redis.execute_command(*args))
+        return int(self._cmd(*args))
 
     def unschedule(self, name: str) -> bool:
         """ONCE.UNSCHEDULE: removes the schedule; True if there was one."""
-        return bool(self.redis.execute_command("ONCE.UNSCHEDULE", self.queue, name))
+        return bool(self._cmd("ONCE.UNSCHEDULE", self.queue, name))
 
     def schedules(self, *, decode: Optional[Union[bool, str]] = None) -> List[Schedule]:
         """ONCE.SCHEDULES: the queue's schedules with their next fire times."""
-        return parse_schedules(self.redis.execute_command("ONCE.SCHEDULES", self.queue), self._decode(decode))
+        return parse_schedules(self._cmd("ONCE.SCHEDULES", self.queue), self._decode(decode))
 
     # --- the worker -----------------------------------------------------------------------------------------
 
@@ -439,8 +476,15 @@ class Once:
         ``pass_job=True`` to get the Job itself). A job whose ``execute`` returns is acked; one that raises is
         handed to ``error_handler(job, exception)`` and nacked with the exception's text, so the queue's retries
         and dead-letter apply. ``monitor_handler(stats)`` is called every ``monitor_interval`` seconds.
+
+        A queue key that holds another type (a list a producer RPUSHed to) ends the program: the worker logs one
+        line naming the key and its type, and this raises ``SystemExit(1)`` rather than a traceback. Use
+        ``once.Worker`` directly to get the ``WrongTypeError`` instead.
         """
-        return Worker(self, execute, error_handler, monitor_handler, **options).run()
+        try:
+            return Worker(self, execute, error_handler, monitor_handler, **options).run()
+        except WrongTypeError:
+            raise SystemExit(1) from None
 
     def stop(self) -> None:
         """Asks every worker running on this Once object to stop: jobs in hand finish and are acked, no more are

@@ -11,7 +11,11 @@ INFO once), so the figures are the server's own at scrape time:
 - ``once_job_wait_seconds{queue}``           histogram: ready -> reserved (ONCE.HISTOGRAM wait)
 - ``once_job_run_seconds{queue}``            histogram: reserved -> ACK/NACK (ONCE.HISTOGRAM run)
 - ``once_timer_*``, ``once_queues``, ``once_server_jobs{state}``: the server-wide figures of INFO once
+- ``once_eviction_risk``, ``once_evicted_queues``, ``once_evicted_jobs``, ``once_schedule_fires_held``: INFO once's
+                                             eviction figures, where the module has them
 - ``once_up``                                gauge: 1 when the last scrape reached the server
+
+Queues this Redis user may not read (NOPERM) are left out; a user that may not run INFO gets no INFO figures.
 """
 import math
 import time
@@ -20,7 +24,10 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import CollectorRegistry
 
-from .admin import COUNT_FIELDS, has_command, info_once, parse_histogram, plain_map, queues
+import redis
+
+from .admin import COUNT_FIELDS, has_command, info_once, parse_histogram, queues, readable_stats
+from .errors import is_no_permission
 
 HISTOGRAM_KINDS = (("wait", "Time jobs waited in ready before a worker reserved them."),
                    ("run", "Time from a reservation to its ACK or NACK."))
@@ -77,11 +84,8 @@ class OnceCollector:
         yield d
 
     def _collect(self) -> Iterable:
-        names = queues(self.r, match=self.match)
-        pipe = self.r.pipeline(transaction=False)
-        for n in names:
-            pipe.execute_command("ONCE.STATS", n)
-        stats = {n: plain_map(s) or {} for n, s in zip(names, pipe.execute())}
+        stats, _ = readable_stats(self.r, queues(self.r, match=self.match))
+        names = list(stats)
         hist_ok = has_command(self.r, "ONCE.HISTOGRAM")
         hists: Dict[Tuple[str, str], List[Tuple[float, int]]] = {}
         if hist_ok and names:
@@ -89,7 +93,11 @@ class OnceCollector:
             keys = [(n, kind) for n in names for kind, _ in HISTOGRAM_KINDS]
             for n, kind in keys:
                 pipe.execute_command("ONCE.HISTOGRAM", n, kind)
-            for key, reply in zip(keys, pipe.execute()):
+            for key, reply in zip(keys, pipe.execute(raise_on_error=False)):
+                if is_no_permission(reply):    # HISTOGRAM not granted with STATS: the queue has no histogram
+                    continue
+                if isinstance(reply, Exception):
+                    raise reply
                 hists[key] = parse_histogram(reply)
 
         jobs = GaugeMetricFamily("once_jobs", "Jobs in the queue, by state.", labels=["queue", "state"])
@@ -121,7 +129,9 @@ class OnceCollector:
             for kind, help_text in HISTOGRAM_KINDS:
                 h = HistogramMetricFamily(f"once_job_{kind}_seconds", help_text, labels=["queue"])
                 for n in names:
-                    buckets = hists.get((n, kind)) or []
+                    if (n, kind) not in hists:
+                        continue
+                    buckets = hists[(n, kind)]
                     sum_ms = stats[n].get(f"{kind}_sum_ms")
                     samples, sum_s = histogram_samples(buckets, sum_ms if isinstance(sum_ms, (int, float)) else None)
                     h.add_metric([n], samples, sum_s)
@@ -130,7 +140,15 @@ class OnceCollector:
         yield from self._info()
 
     def _info(self) -> Iterable:
-        info = info_once(self.r)
+        try:
+            info = info_once(self.r)
+        except redis.ResponseError as exc:
+            if is_no_permission(exc):
+                return
+            raise
+
+        def field(name):                  # the eviction figures may come with or without the once_ prefix
+            return info.get("once_" + name, info.get(name))
 
         def gauge(key, name, help_text, scale=1.0):
             if isinstance(info.get(key), (int, float)):
@@ -155,6 +173,17 @@ class OnceCollector:
                   "How long the timer's last tick took.", 1e-6),
             gauge("once_timer_max_tick_us", "once_timer_max_tick_seconds",
                   "The longest timer tick since the server started.", 1e-6),
+        ]
+        for key in ("eviction_risk", "evicted_queues", "evicted_jobs", "schedule_fires_held"):
+            info.setdefault("once_" + key, field(key))
+        out += [
+            gauge("once_eviction_risk", "once_eviction_risk",
+                  "1 when maxmemory-policy is an allkeys-* policy, which can evict whole queues."),
+            counter("once_evicted_queues", "once_evicted_queues",
+                    "Queue keys the server evicted since it started, with every job in them."),
+            counter("once_evicted_jobs", "once_evicted_jobs", "Jobs in the evicted queues."),
+            counter("once_schedule_fires_held", "once_schedule_fires_held",
+                    "Schedule fires held back while the server was over maxmemory under noeviction."),
         ]
         server_jobs = GaugeMetricFamily("once_server_jobs", "Jobs by state over every queue of the server "
                                         "(INFO once, all databases).", labels=["state"])

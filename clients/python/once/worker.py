@@ -3,14 +3,20 @@
 Threads of one ``Worker.run()``:
 
 - N *reservers* (``concurrency``), each on a connection of its own:
-  ``ONCE.RESERVE q BLOCK b LEASE l [ACK prev ATTEMPT n]`` waits on the server for a job (no polling) and
+  ``ONCE.RESERVE q BLOCK b LEASE l [ACK prev ATTEMPT n WITHACK]`` waits on the server for a job (no polling) and
   acknowledges the previous one in the same round trip, fenced by its attempt (a job whose lease ran out and that
-  another worker holds now is not completed by this late ACK); the job runs in that thread; a failure is nacked
-  with its ``ATTEMPT`` and error text; the last ACK when stopping is ``ONCE.ACK q id ATTEMPT n``.
+  another worker holds now is not completed by this late ACK, and WITHACK tells the worker so: it logs a warning);
+  the job runs in that thread; a failure is nacked with its ``ATTEMPT`` and error text; the last ACK when stopping
+  is ``ONCE.ACK q id ATTEMPT n``.
 - one *lease keeper*: while a job runs, ``ONCE.EXTEND q id lease ATTEMPT n`` every ``extend_every_ms``.
 - one *monitor* (when a monitor_handler is given): ``ONCE.STATS`` every ``monitor_interval`` seconds.
 - the calling thread waits for a stop (a signal, ``stop()``, the stop event), then wakes the reservers still
-  blocked (``CLIENT UNBLOCK``), lets every job in hand finish and be acked, and returns.
+  blocked (``CLIENT UNBLOCK``; a user without the right to CLIENT ID / CLIENT UNBLOCK just waits out block_ms),
+  lets every job in hand finish and be acked, and returns.
+
+A queue key that holds another type (a list a producer RPUSHed to) stops the worker with one line naming it
+(``WrongTypeError``); a key that does not exist yet is waited for. At start the worker logs a warning when the
+server's eviction policy can drop whole queues (INFO once).
 """
 import dataclasses
 import logging
@@ -25,6 +31,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from .admin import server_eviction_warning
+from .errors import WrongTypeError, is_no_permission
 from .types import Job, PermanentError, Stats, decode_payload, error_text
 
 log = logging.getLogger("once.worker")
@@ -88,6 +96,7 @@ class WorkerSummary:
     processed: int = 0
     failed: int = 0
     lease_lost: int = 0
+    late_acks: int = 0          # ACKs the server refused: the job's lease had run out before it was acked
 
 
 class _Slot:
@@ -95,7 +104,7 @@ class _Slot:
 
     def __init__(self, index: int):
         self.index = index
-        self.client_id: Optional[int] = None
+        self.client_id: Optional[int] = None     # None: not known (yet, or CLIENT ID is not permitted)
         self.in_reserve = False
         self.thread: Optional[threading.Thread] = None
 
@@ -249,6 +258,8 @@ class Worker:
         self._pool: Optional[redis.ConnectionPool] = None
         self._keeper: Optional[_LeaseKeeper] = None
         self._bg: Optional[threading.Thread] = None
+        self._withack: Optional[bool] = None     # does the server's RESERVE take WITHACK (None: not tried yet)
+        self._may_client_id = True               # False once CLIENT ID was refused to this user (ACL)
 
     # --- control --------------------------------------------------------------------------------------------
 
@@ -294,6 +305,7 @@ class Worker:
         self._pool = derive_pool(self.once.redis, self.concurrency + 4, socket_timeout)
         shared = redis.Redis(connection_pool=self._pool)
         self._keeper = _LeaseKeeper(lambda: self._once_on(shared), self.lease_ms, self.extend_every)
+        self._warn_eviction(shared)
         restore = self._install_signal_handlers()
         self.once._workers.append(self)
         monitor = None
@@ -370,10 +382,63 @@ class Worker:
 
     def _fail(self, exc: BaseException) -> None:
         with self._lock:
-            if self._fatal is None:
+            first = self._fatal is None
+            if first:
                 self._fatal = exc
-        log.error("worker stopping: %s", exc)
+        if first:
+            log.error("once worker stopping: %s", exc)
         self._stop.set()
+
+    def _warn_eviction(self, client: Any) -> None:
+        try:
+            line = server_eviction_warning(client)
+        except redis.RedisError as exc:         # the server is not up yet: the reservers will wait for it
+            log.debug("INFO once: %s", exc)
+            return
+        if line:
+            log.warning("once: %s", line)
+
+    def _client_id(self, client: Any) -> Optional[int]:
+        """This connection's id, for CLIENT UNBLOCK at stop; None when the user may not run CLIENT ID."""
+        if not self._may_client_id:
+            return None
+        try:
+            return int(client.client_id())
+        except redis.ResponseError as exc:
+            if not is_no_permission(exc):
+                raise
+            self._may_client_id = False
+            log.debug("CLIENT ID refused (%s): a stop waits out block_ms instead of unblocking", exc)
+            return None
+
+    def _ack_and_fetch(self, once: Any, pending: Optional[Job], resent: bool) -> List[Job]:
+        """RESERVE with the previous job's fenced ACK; a refused ACK (its lease ran out) is logged."""
+        if pending is None or self._withack is False:
+            return once.reserve(1, block_ms=self.block_ms, lease_ms=self.lease_ms, ack=pending)
+        try:
+            acked, jobs = once.ack_reserve(pending, 1, block_ms=self.block_ms, lease_ms=self.lease_ms)
+        except redis.ResponseError as exc:
+            if "WITHACK" not in str(exc).upper():
+                raise
+            # a module without WITHACK refuses the whole command before acting: send it again without
+            self._withack = False
+            log.debug("RESERVE ... WITHACK refused (%s): late ACKs go unnoticed on this server", exc)
+            return once.reserve(1, block_ms=self.block_ms, lease_ms=self.lease_ms, ack=pending)
+        self._withack = True
+        if not acked:
+            self._late_ack(pending, resent)
+        return jobs
+
+    def _late_ack(self, job: Job, resent: bool) -> None:
+        if resent:
+            # the round trip that carried this ACK before lost its reply: that one may have acked the job
+            log.info("job %s (attempt %d): its ACK, sent again after a lost reply, was refused (the first one may "
+                     "have taken it, or its lease ran out)", job.id, job.attempt)
+            return
+        with self._lock:
+            self.summary.late_acks += 1
+        log.warning("job %s (attempt %d) finished but its ACK was refused: its lease had run out, so the job went "
+                    "back to the queue or to another worker and may run again", job.id, job.attempt)
 
     # --- one reserver thread --------------------------------------------------------------------------------
 
@@ -382,6 +447,7 @@ class Worker:
         # the last job that succeeded (a Job): acked by the next RESERVE (ack-and-fetch) or a final ACK, both fenced
         # by its attempt, so a job whose lease ran out and that another worker now holds is not completed here
         pending_ack: Optional[Job] = None
+        ack_resent = False          # pending_ack went out in a round trip whose reply was lost
         backoff = Backoff(cap=self.max_backoff)
         give_up_at = None
         try:
@@ -394,18 +460,19 @@ class Worker:
                         client = redis.Redis(connection_pool=self._pool, single_connection_client=True)
                     once = self._once_on(client)
                     if stopping:
-                        once.ack(pending_ack)
+                        if not once.ack(pending_ack):
+                            self._late_ack(pending_ack, ack_resent)
                         return
                     if slot.client_id is None:
-                        slot.client_id = int(client.client_id())
+                        slot.client_id = self._client_id(client)
                     slot.in_reserve = True
                     try:
                         if self._stop.is_set():
                             continue  # a stop came in meanwhile: ack with a plain ACK instead
-                        jobs = once.reserve(1, block_ms=self.block_ms, lease_ms=self.lease_ms, ack=pending_ack)
+                        jobs = self._ack_and_fetch(once, pending_ack, ack_resent)
                     finally:
                         slot.in_reserve = False
-                    pending_ack = None
+                    pending_ack, ack_resent = None, False
                     backoff.reset()
                     give_up_at = None
                 except Exception as exc:  # noqa: BLE001
@@ -413,6 +480,7 @@ class Worker:
                         self._fail(exc)
                         return
                     slot.client_id = None  # a new connection has a new id
+                    ack_resent = pending_ack is not None
                     if self._stop.is_set():
                         give_up_at = give_up_at or time.monotonic() + self.stop_timeout
                         if time.monotonic() > give_up_at:
@@ -493,6 +561,9 @@ class Worker:
         while True:
             try:
                 stats = once.stats()
+            except WrongTypeError as exc:
+                self._fail(exc)
+                return
             except Exception as exc:  # noqa: BLE001
                 log.warning("once: could not read ONCE.STATS: %s", exc)
             else:

@@ -7,7 +7,7 @@ import time
 import pytest
 import redis
 
-from once import Job, JobInfo, Once, Schedule, Stats
+from once import Job, JobInfo, Once, Schedule, Stats, WrongTypeError
 from once_helpers import server_ms, wait_until
 
 ID_RE = re.compile(r"^\d+-\d+$")
@@ -275,10 +275,11 @@ def test_stats_has_every_field_and_items_waiting(once):
 def test_wrong_type_is_an_error(client, queue):
     client.set(queue, "a string")
     o = Once(client, queue)
-    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
-        o.push("p")
-    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
-        o.stats()
+    want = f"key '{queue}' holds a string, not a Once queue: push jobs with ONCE.PUSH (Once.push)"
+    for call in (lambda: o.push("p"), o.stats, lambda: o.reserve(block_ms=10)):
+        with pytest.raises(WrongTypeError) as err:
+            call()
+        assert str(err.value) == want and isinstance(err.value, redis.ResponseError)
 
 
 # --- schedules ------------------------------------------------------------------------------------------------

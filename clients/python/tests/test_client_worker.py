@@ -352,12 +352,6 @@ def test_stop_event_stops_the_worker(ronce):
     assert w.join(10)
 
 
-def test_worker_on_a_key_of_another_type_raises(rclient, queue):
-    rclient.set(queue, "x")
-    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
-        Once(rclient, queue).worker(lambda d: None, handle_signals=False, block_ms=200)
-
-
 WORKER_SCRIPT = textwrap.dedent("""
     import sys, time, redis
     from once import Once

@@ -248,9 +248,11 @@ def test_read_only_dashboard_for_a_monitor_user(server, r):
 
 def test_panels_a_monitor_may_not_run_say_so(server, r):
     tag = uuid.uuid4().hex[:8]
-    mine, user = f"jobs:web-{tag}", f"narrow-{tag}"
+    mine, user, a_list = f"jobs:web-{tag}", f"narrow-{tag}", f"jobs:list-{tag}"
     r.execute_command("ONCE.PUSH", mine, "x")
-    make_user(r, user, "%R~jobs:*", "+once.stats", "+scan", "+type")
+    r.rpush(a_list, "job")
+    # EXISTS rather than TYPE, as README's monitor recipe grants
+    make_user(r, user, "%R~jobs:*", "+once.stats", "+scan", "+exists")
     web = Served(monitor_url(server, user, "pw"), "web", "--port", 0, "--read-only")
     try:
         status, body, _ = web.get("/")
@@ -260,7 +262,11 @@ def test_panels_a_monitor_may_not_run_say_so(server, r):
         for note in ("histograms-note", "schedules-note"):
             assert re.search(f'id="{note}">[^<]*no permissions', body, re.I), note
         assert re.search(r"no permissions[^<]*once\.events", body, re.I)
+        assert web.get(f"/queue?name=jobs:none-{tag}")[0] == 404
+        status, body, _ = web.get(f"/queue?name={a_list}")
+        assert status == 409 and "holds another type, not a Once queue: push jobs with ONCE.PUSH" in body
     finally:
+        r.delete(a_list)
         web.close()
         r.execute_command("ACL", "DELUSER", user)
 

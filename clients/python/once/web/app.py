@@ -29,9 +29,10 @@ from urllib.parse import urlsplit
 import redis
 from flask import Flask, Response, abort, flash, jsonify, redirect, render_template, request, session, url_for
 
-from ..admin import (PURGEABLE, STATES, TYPE_NAME, Admin, buckets_to_counts, has_command, has_retry_all, info_once,
-                     plain_map, queues, text)
+from ..admin import (PURGEABLE, STATES, Admin, buckets_to_counts, eviction_warning, has_command, has_retry_all,
+                     info_once, queues, readable_stats, server_eviction_warning, text)
 from ..cli import fmt_ms, fmt_rate, fmt_time, serve_until_stopped
+from ..errors import TYPE_NAME, WrongTypeError
 from .charts import histogram_chart, line_chart
 
 ACTIONS = {
@@ -115,38 +116,6 @@ def host_allowed(header: Optional[str], allowed: Set[str]) -> bool:
 def same(given: Optional[str], want: str) -> bool:
     """A constant-time comparison that takes any text (compare_digest refuses non-ASCII str)."""
     return given is not None and hmac.compare_digest(given.encode(), want.encode())
-
-
-def readable_stats(r: Any, names: List[str]) -> Tuple[Dict[str, Dict[str, Any]], Optional[str]]:
-    """ONCE.STATS of each queue, leaving out those this Redis user may not read: (stats by name, the server's
-    NOPERM message when some were left out)."""
-    pipe = r.pipeline(transaction=False)
-    for n in names:
-        pipe.execute_command("ONCE.STATS", n)
-    stats, refused = {}, None
-    for n, s in zip(names, pipe.execute(raise_on_error=False)):
-        if isinstance(s, redis.exceptions.NoPermissionError):
-            refused = refused or f"{s}"
-        elif isinstance(s, Exception):
-            raise s
-        else:
-            stats[n] = plain_map(s) or {}
-    return stats, refused
-
-
-def eviction_warning(info: Dict[str, Any]) -> Optional[str]:
-    """The banner's text when INFO once says the eviction policy can drop whole queues or some were dropped."""
-    def field(name):
-        return info.get("once_" + name, info.get(name))
-    risk, evicted, policy = field("eviction_risk"), field("evicted_queues"), field("eviction_policy")
-    parts = []
-    if risk == 1:
-        parts.append(f"maxmemory-policy is {policy or 'an allkeys-* policy'}: Redis may evict whole queues with "
-                     f"every job in them; set it to noeviction")
-    if isinstance(evicted, int) and evicted > 0:
-        parts.append(f"{evicted} queue(s) evicted since the server started"
-                     + (f" ({field('evicted_jobs')} jobs)" if isinstance(field("evicted_jobs"), int) else ""))
-    return "; ".join(parts) or None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -311,25 +280,33 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
     def _refused(e):
         return render_template("error.html", title="The server refused", message=str(e)), 502
 
+    @app.errorhandler(WrongTypeError)
+    def _not_a_queue(e):
+        return render_template("error.html", title="Not a Once queue", message=str(e)), 409
+
     @app.errorhandler(redis.exceptions.NoPermissionError)
     def _noperm(e):
         return render_template("error.html", title="Not permitted to this Redis user", message=str(e)), 403
 
-    def queue_or_page(name: str) -> Optional[Tuple[str, int]]:
-        """None when ``name`` is a Once queue; else the page that says what it is."""
-        kind = text(r.type(name))
-        if kind == TYPE_NAME:
+    def key_type(name: str) -> Optional[str]:
+        """TYPE of the key; with only EXISTS permitted "none" or None; None when this user may run neither."""
+        try:
+            return text(r.type(name))
+        except redis.exceptions.NoPermissionError:
+            pass
+        try:
+            return None if r.exists(name) else "none"
+        except redis.exceptions.NoPermissionError:
             return None
+
+    def check_queue(name: str) -> None:
+        """404 for a missing key, WrongTypeError for a key of another type; a user who may run neither TYPE nor
+        EXISTS goes on, and Admin's calls name a wrong type (WRONGTYPE) the same way."""
+        kind = key_type(name)
         if kind == "none":
             abort(404, f"no queue {name!r}")
-        return render_template("error.html", title="Not a Once queue",
-                               message=f"key {name!r} holds a {kind}, not a Once queue: push jobs with ONCE.PUSH"), 409
-
-    def eviction_banner() -> Optional[str]:
-        try:
-            return eviction_warning(info_once(r))
-        except redis.ResponseError:       # INFO not permitted to this user: no banner rather than no page
-            return None
+        if kind not in (TYPE_NAME, None):
+            raise WrongTypeError(name, kind)
 
     # -- reads -----------------------------------------------------------------------------------------------
 
@@ -394,9 +371,7 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
     @app.route("/queue")
     def queue_page():
         name = queue_arg()
-        not_queue = queue_or_page(name)
-        if not_queue:
-            return not_queue
+        check_queue(name)
         a = Admin(r, name)
         schedules, schedules_note = [], None
         try:
@@ -415,7 +390,7 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
             events_note = "this server's module has no ONCE.EVENTS"
         return render_template("queue.html", name=name, live=queue_live(name), schedules=schedules,
                                schedules_note=schedules_note, events=events, events_note=events_note,
-                               eviction=eviction_banner(),
+                               eviction=server_eviction_warning(r),
                                can_list=has_command(r, "ONCE.LIST"), can_pause=has_command(r, "ONCE.PAUSE"),
                                can_purge=has_command(r, "ONCE.PURGE"), can_retry_all=has_retry_all(r))
 
@@ -442,9 +417,7 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
         if not has_command(r, "ONCE.LIST"):
             return render_template("error.html", title="No ONCE.LIST",
                                    message="this server's Once module has no ONCE.LIST yet"), 501
-        not_queue = queue_or_page(name)
-        if not_queue:
-            return not_queue
+        check_queue(name)
         next_cursor, jobs = Admin(r, name).list(state, cursor=cursor, count=count, payloads=True)
         s = Admin(r, name).stats()
         return render_template("jobs.html", name=name, state=state, jobs=jobs, next_cursor=next_cursor,
@@ -455,9 +428,7 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
     def job_page():
         name = queue_arg()
         job_id = request.args.get("id", "")
-        not_queue = queue_or_page(name)
-        if not_queue:
-            return not_queue
+        check_queue(name)
         job = Admin(r, name).inspect(job_id)
         if job is None:
             return render_template("error.html", title="No such job",
@@ -612,7 +583,7 @@ def serve(r: Any, args: Any) -> int:
         raise CliError(f"refusing to serve actions on {args.host} (beyond loopback) without --token or "
                        f"--basic-auth; give one of them, or --read-only", EXIT_USAGE)
     # --allowed-host (repeatable) and $ONCE_WEB_ALLOWED_HOSTS (comma-separated) add names to answer to
-    extra = list(getattr(args, "allowed_host", None) or [])
+    extra = list(args.allowed_host or [])
     extra += [h for h in os.environ.get("ONCE_WEB_ALLOWED_HOSTS", "").replace(" ", ",").split(",") if h]
     try:
         allowed_hosts(args.host, args.port, extra)
