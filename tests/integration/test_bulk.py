@@ -112,7 +112,10 @@ def test_every_job_gets_the_options_and_they_are_served_in_order(r, key):
     assert job["state"] == "delayed" and job["due"] >= job["created"] + 60_000 and job["group"] == "g1"
     at = bulk(r, key, "AT", before - 1000, "PAYLOADS", "e")
     assert inspect(r, key, at[0])["state"] == "ready"
-    assert stats(r, key)["pushed_total"] == 5
+    soon = bulk(r, key, "DELAY", 50, "PAYLOADS", "f", "g")
+    wait_until(lambda: all(inspect(r, key, i)["state"] == "ready" for i in soon), timeout=5,
+               what="the timer to promote a BULK's delayed jobs")
+    assert stats(r, key)["pushed_total"] == 7
 
 
 def test_ids_are_idempotent_like_push_id(r, key):
