@@ -85,7 +85,7 @@ pub fn list(ctx: Ctx, args: &[RStr]) -> CmdResult {
         None => v.queue.list(state, cursor, count),
         Some(glob) => {
             let jobs = (count * limits::MATCH_EXAMINE_PER_COUNT).min(limits::MATCH_EXAMINE_MAX);
-            let budget = Budget { jobs, bytes: limits::MATCH_EXAMINE_BYTES };
+            let budget = Budget { jobs, steps: limits::MATCH_EXAMINE_STEPS };
             v.queue.list_where(state, cursor, count, budget, |job| matches(glob, job))
         }
     };
@@ -102,19 +102,20 @@ pub fn list(ctx: Ctx, args: &[RStr]) -> CmdResult {
     Ok(())
 }
 
-/// Whether MATCH's pattern matches the job's id, payload or last error, and how many bytes that read.
+/// Whether MATCH's pattern matches the job's id, payload or last error, and the matcher's steps.
 fn matches(glob: &Glob, job: &Job) -> (bool, usize) {
+    let mut steps = 0;
     let id = job.id_bytes();
-    let mut read = id.len();
-    if glob.matches(&id) {
-        return (true, read);
+    let error = job.last_error();
+    for text in [Some(&id[..]), Some(&job.payload[..]), error] {
+        let Some(text) = text else { continue };
+        let (matched, n) = glob.matches_counting(text);
+        steps += n;
+        if matched {
+            return (true, steps);
+        }
     }
-    read += job.payload.len();
-    if glob.matches(&job.payload) {
-        return (true, read);
-    }
-    let error = job.last_error().unwrap_or_default();
-    (!error.is_empty() && glob.matches(error), read + error.len())
+    (false, steps)
 }
 
 /// ONCE.PURGE queue ready|delayed|dead

@@ -68,11 +68,18 @@ impl Glob {
 
     /// Whether the whole of `text` matches.
     pub fn matches(&self, text: &[u8]) -> bool {
+        self.matches_counting(text).0
+    }
+
+    /// Whether the whole of `text` matches, and the steps that took (at least one per byte of text; at most
+    /// text × pattern): what a caller with a budget counts.
+    pub fn matches_counting(&self, text: &[u8]) -> (bool, usize) {
         let t = &self.tokens;
-        let (mut p, mut s) = (0, 0);
+        let (mut p, mut s, mut steps) = (0, 0, 0usize);
         // The last `*` seen and where in the text it now ends: on a mismatch it takes one byte more.
         let mut star: Option<(usize, usize)> = None;
         while s < text.len() {
+            steps += 1;
             match t.get(p) {
                 Some(Token::Star) => {
                     star = Some((p + 1, s));
@@ -88,11 +95,11 @@ impl Glob {
                         p = after;
                         s = from + 1;
                     }
-                    None => return false,
+                    None => return (false, steps),
                 },
             }
         }
-        t[p..].iter().all(|tok| *tok == Token::Star)
+        (t[p..].iter().all(|tok| *tok == Token::Star), steps.max(1))
     }
 }
 
@@ -185,7 +192,12 @@ mod tests {
         // Redis's recursive matcher is exponential on this without its safeguards; here it is one pass per star.
         let text = vec![b'a'; 100_000];
         let g = Glob::new(b"*a*a*a*a*a*a*a*a*b");
-        assert!(!g.matches(&text));
+        let (matched, steps) = g.matches_counting(&text);
+        assert!(!matched && steps <= 2 * text.len() + 20, "{steps}");
         assert!(Glob::new(b"*a*a*a*a*a*a*a*a").matches(&text));
+        // the worst case is text × pattern, and the count says so
+        let (matched, steps) = Glob::new(b"*aaaaaaab").matches_counting(&text);
+        assert!(!matched && steps > 7 * (text.len() - 8), "{steps}");
+        assert_eq!(Glob::new(b"x*").matches_counting(b"yyyy"), (false, 1));
     }
 }

@@ -93,9 +93,9 @@ pub const LIST_COUNT_DEFAULT: usize = 100;
 pub const MATCH_EXAMINE_PER_COUNT: usize = 10;
 /// ...and at most this many jobs in one call, whatever COUNT is.
 pub const MATCH_EXAMINE_MAX: usize = 10_000;
-/// ...and stops after this many bytes of ids, payloads and errors (a job at least), so large payloads cannot
-/// make one call long.
-pub const MATCH_EXAMINE_BYTES: usize = 64 << 20;
+/// ...and stops once matching took this many steps (a step per byte of id, payload and error read, more for a
+/// pattern that backtracks; a job at least), so large payloads cannot make one call long.
+pub const MATCH_EXAMINE_STEPS: usize = 4 << 20;
 /// Bytes of a MATCH pattern: matching costs O(text × pattern) at worst.
 pub const MAX_MATCH_BYTES: usize = 1024;
 /// Payloads in one ONCE.BULK (each also within once.max-payload-bytes).

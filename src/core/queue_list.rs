@@ -15,15 +15,15 @@ use super::Queue;
 /// position) for ready jobs, (0, time, seq) for the others.
 pub type Cursor = (u64, i64, u64);
 
-/// How much a walk may look at: jobs, and bytes of text a filter reads (ids, payloads, errors).
+/// How much a walk may look at: jobs, and the steps a filter takes over them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Budget {
     pub jobs: usize,
-    pub bytes: usize,
+    pub steps: usize,
 }
 
 impl Budget {
-    pub const UNLIMITED: Budget = Budget { jobs: usize::MAX, bytes: usize::MAX };
+    pub const UNLIMITED: Budget = Budget { jobs: usize::MAX, steps: usize::MAX };
 }
 
 impl Queue {
@@ -33,7 +33,7 @@ impl Queue {
         self.list_where(state, from, count, Budget::UNLIMITED, |_| (true, 0))
     }
 
-    /// As `list`, keeping only the jobs `keep` accepts; `keep` says whether it does and how many bytes it read.
+    /// As `list`, keeping only the jobs `keep` accepts; `keep` says whether it does and how many steps it took.
     /// The walk stops once `budget` is spent (after one job at least, so every call moves on), and the cursor
     /// then names the first job not examined: a page may hold fewer than `count` jobs, or none, before the end.
     pub fn list_where(
@@ -45,15 +45,15 @@ impl Queue {
         mut keep: impl FnMut(&Job) -> (bool, usize),
     ) -> (Vec<u64>, Option<Cursor>) {
         let mut out = Vec::with_capacity(count.min(1024));
-        let (mut jobs, mut bytes) = (0usize, 0usize);
+        let (mut jobs, mut steps) = (0usize, 0usize);
         for (cursor, seq) in self.walk(state, from) {
-            if out.len() >= count || jobs >= budget.jobs || bytes >= budget.bytes {
+            if out.len() >= count || jobs >= budget.jobs || steps >= budget.steps {
                 return (out, Some(cursor));
             }
             jobs += 1;
             if let Some(job) = self.jobs.get(seq) {
-                let (kept, read) = keep(job);
-                bytes = bytes.saturating_add(read);
+                let (kept, took) = keep(job);
+                steps = steps.saturating_add(took);
                 if kept {
                     out.push(seq);
                 }
@@ -119,7 +119,7 @@ mod tests {
     #[test]
     fn a_filtered_walk_stops_at_its_budget_and_goes_on_from_the_first_job_not_examined() {
         let q = queue_of(100);
-        let budget = Budget { jobs: 15, bytes: usize::MAX };
+        let budget = Budget { jobs: 15, steps: usize::MAX };
         let (mut found, mut cursor, mut calls) = (Vec::new(), None, 0);
         loop {
             let (page, next) = q.list_where(State::Ready, cursor, 3, budget, is_7);
@@ -137,11 +137,11 @@ mod tests {
     }
 
     #[test]
-    fn a_page_may_be_empty_before_the_end_and_the_byte_budget_stops_after_one_job_at_least() {
+    fn a_page_may_be_empty_before_the_end_and_the_step_budget_stops_after_one_job_at_least() {
         let q = queue_of(50);
-        let (page, next) = q.list_where(State::Ready, None, 10, Budget { jobs: 5, bytes: usize::MAX }, |_| (false, 1));
+        let (page, next) = q.list_where(State::Ready, None, 10, Budget { jobs: 5, steps: usize::MAX }, |_| (false, 1));
         assert!(page.is_empty() && next.is_some());
-        let (page, next) = q.list_where(State::Ready, None, 10, Budget { jobs: 100, bytes: 1 }, |_| (true, 1000));
+        let (page, next) = q.list_where(State::Ready, None, 10, Budget { jobs: 100, steps: 1 }, |_| (true, 1000));
         assert_eq!(page.len(), 1);
         let (rest, _) = q.list(State::Ready, next, 1000);
         assert_eq!(rest.len(), 49);
