@@ -150,3 +150,13 @@ def test_a_pattern_of_the_longest_length_is_accepted(r, key):
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         r.set(key + ":s", "v")
         r.execute_command("ONCE.LIST", key + ":s", "ready", "MATCH", "*")
+
+
+def test_large_payloads_end_a_call_early_and_the_walk_goes_on(r, key):
+    """The matcher's steps are budgeted too (4,194,304 per call, a step per byte at least): ten 1 MB payloads take
+    more than one call even with COUNT 10, and the walk still finds the one that matches."""
+    payloads = ["a" * 1_000_000 for _ in range(9)] + ["a" * 999_999 + "z"]
+    ids = bulk(r, key, "PAYLOADS", *payloads)
+    found, cursors = walk(r, key, "ready", "*z", count=10)
+    assert found == [ids[-1]] and len(cursors) >= 2, cursors
+
