@@ -59,8 +59,11 @@ pub fn bulk(ctx: Ctx, args: &[RStr]) -> CmdResult {
     }
     rm::reply_array(ctx, plan.len());
     for p in plan {
-        let (Pushed::Added(seq) | Pushed::Existing(seq)) = p else { continue };
-        match v.queue.job(seq) {
+        let job = match p {
+            Pushed::Added(seq) | Pushed::Existing(seq) => v.queue.job(seq),
+            Pushed::Exhausted => None,
+        };
+        match job {
             Some(job) => rm::reply_bulk(ctx, &job.id_bytes()),
             None => rm::reply_null(ctx),
         }
