@@ -9,7 +9,7 @@ use redis_module::raw;
 use crate::service::{existing, note_deadline};
 use crate::registry::registry;
 use crate::rm::{self, Ctx, Key, RStr};
-use crate::{alarm, eviction, queue_names};
+use crate::{alarm, eviction, migration, queue_names};
 
 pub fn subscribe(ctx: Ctx) -> Result<(), String> {
     let classes = raw::REDISMODULE_NOTIFY_GENERIC | raw::REDISMODULE_NOTIFY_EXPIRED | raw::REDISMODULE_NOTIFY_EVICTED;
@@ -27,7 +27,7 @@ pub fn subscribe(ctx: Ctx) -> Result<(), String> {
             return Err(format!("cannot subscribe to server event {id}"));
         }
     }
-    Ok(())
+    migration::subscribe(ctx)
 }
 
 extern "C" fn on_key_event(ctx: Ctx, _type: c_int, event: *const c_char, key: RStr) -> c_int {

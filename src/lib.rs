@@ -12,6 +12,7 @@ pub mod info;
 pub mod keyspace;
 pub mod metrics;
 pub mod list_producers;
+pub mod migration;
 pub mod persist;
 pub mod queue_names;
 pub mod random;

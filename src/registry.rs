@@ -37,6 +37,12 @@ impl Registry {
         }
     }
 
+    /// Drops the entries whose (db, key) matches (slot migration: the slot's keys left this node).
+    pub fn forget_where(&mut self, gone: impl Fn(i32, &[u8]) -> bool) {
+        self.by_time.retain(|(_, d, k)| !gone(*d, k));
+        self.by_key.retain(|(d, k), _| !gone(*d, k));
+    }
+
     /// Drops every entry of `db` (FLUSHDB), or of every database for -1 (FLUSHALL).
     pub fn forget_db(&mut self, db: i32) {
         self.by_time.retain(|(_, d, _)| db != -1 && *d != db);

@@ -12,7 +12,7 @@ use crate::core::FailCause;
 use crate::registry::registry;
 use crate::rm::{self, Ctx, Key, OwnedStr};
 use crate::value::QueueValue;
-use crate::{config, eviction, metrics, random};
+use crate::{config, eviction, metrics, migration, random};
 
 const BUDGET: Duration = Duration::from_micros(1000);
 /// How often a queue whose schedules are held (server full) is looked at again.
@@ -31,7 +31,7 @@ pub fn tick(ctx: Ctx) {
     let home_db = rm::selected_db(ctx);
     loop {
         let Some((db, key)) = registry().pop_due(now) else { break };
-        if rm::select_db(ctx, db) {
+        if migration::may_act_on(db, &key) && rm::select_db(ctx, db) {
             visit(ctx, &key, now, stop_at);
         }
         if Instant::now() >= stop_at {

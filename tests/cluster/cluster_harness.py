@@ -331,6 +331,15 @@ class Cluster:
             sc.close()
             dc.close()
 
+    def migrate_slots(self, slot, src, dst):
+        """Valkey 9's atomic slot migration of `slot` from master `src` to master `dst` (CLUSTER MIGRATESLOTS on
+        src: it replies at once, the move goes on in the background)."""
+        c = self.client(src)
+        try:
+            return c.execute_command("CLUSTER", "MIGRATESLOTS", "SLOTSRANGE", slot, slot, "NODE", self.node_id(dst))
+        finally:
+            c.close()
+
     def set_slot_node(self, slot, dst, did=None):
         did = did or self.node_id(dst)
         order = [dst] + [m for m in self.masters() if m is not dst]

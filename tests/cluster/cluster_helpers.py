@@ -200,3 +200,18 @@ class Load:
         for t in self.threads:
             t.join(timeout=15)
         return self
+
+
+def once_info(client):
+    """INFO once as {field without the once_ prefix: value} (redis-py makes the numbers ints)."""
+    return {k[len("once_"):]: v for k, v in client.info("once").items()}
+
+
+def slot_migrations(client):
+    """CLUSTER GETSLOTMIGRATIONS (Valkey 9) as a list of dicts, newest first."""
+    return [as_map(m) for m in client.execute_command("CLUSTER", "GETSLOTMIGRATIONS")]
+
+
+def digest_value(client, key):
+    d = client.execute_command("DEBUG", "DIGEST-VALUE", key)
+    return d[0] if isinstance(d, list) else d

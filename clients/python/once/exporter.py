@@ -11,8 +11,8 @@ INFO once), so the figures are the server's own at scrape time:
 - ``once_job_wait_seconds{queue}``           histogram: ready -> reserved (ONCE.HISTOGRAM wait)
 - ``once_job_run_seconds{queue}``            histogram: reserved -> ACK/NACK (ONCE.HISTOGRAM run)
 - ``once_timer_*``, ``once_queues``, ``once_server_jobs{state}``: the server-wide figures of INFO once
-- ``once_eviction_risk``, ``once_evicted_queues``, ``once_evicted_jobs``, ``once_schedule_fires_held``: INFO once's
-                                             eviction figures, where the module has them
+- ``once_eviction_risk`` (gauge), ``once_evicted_queues_total``, ``once_evicted_jobs_total``,
+  ``once_schedule_fires_held_total`` (counters): INFO once's eviction figures, where the module has them
 - ``once_up``                                gauge: 1 when the last scrape reached the server
 
 Queues this Redis user may not read (NOPERM) are left out; a user that may not run INFO gets no INFO figures.

@@ -81,7 +81,7 @@ def test_late_ack_is_logged(r, queue, caplog):
 def test_worker_runs_without_client_id_rights(server, r, queue, user, caplog):
     name, pw = user
     r.execute_command("ACL", "SETUSER", name, "on", f">{pw}", "resetkeys", f"~{queue}", "-@all",
-                      "+ONCE.RESERVE", "+ONCE.ACK", "+ONCE.NACK", "+ONCE.EXTEND", "+ONCE.STATS", "+PING")
+                      "+ONCE.RESERVE", "+ONCE.ACK", "+ONCE.NACK", "+ONCE.EXTEND", "+ONCE.STATS")
     for i in range(3):
         r.execute_command("ONCE.PUSH", queue, f"t{i}")
     wc = server.client(username=name, password=pw)
