@@ -804,6 +804,116 @@ def bench_notify(cfg, feats):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# 13. ONCE.BULK of 100 payloads per call vs a pipeline of 100 ONCE.PUSH vs a pipeline of 100 XADD
+
+
+def read_reply(f):
+    """One RESP2 reply from a buffered socket file (arrays included); errors come back as RuntimeError."""
+    line = f.readline()[:-2]
+    kind, rest = line[:1], line[1:]
+    if kind == b"*":
+        return None if int(rest) < 0 else [read_reply(f) for _ in range(int(rest))]
+    if kind == b"$":
+        return None if int(rest) < 0 else f.read(int(rest) + 2)[:-2]
+    if kind == b"-":
+        return RuntimeError(rest.decode(errors="replace"))
+    return int(rest) if kind == b":" else rest
+
+
+BULK_WAYS = [
+    ("ONCE.BULK", "one ONCE.BULK of 100 payloads", lambda: [["ONCE.BULK", "bk", "PAYLOADS"] + [PAYLOAD] * 100]),
+    ("ONCE.PUSH", "a pipeline of 100 ONCE.PUSH", lambda: [["ONCE.PUSH", "bp", PAYLOAD]] * 100),
+    ("XADD", "a pipeline of 100 XADD", lambda: [["XADD", "bx", "*", "d", PAYLOAD]] * 100),
+]
+
+
+def bulk_way(s, name, commands, jobs):
+    """`jobs` jobs as rounds of 100 (one write, then its replies) on one connection, the bytes of a round encoded
+    once: jobs/s from the client's clock, server µs/job from INFO commandstats."""
+    s.flush()
+    s.r.config_resetstat()
+    data = b"".join(encode_command(c) for c in commands)
+    rounds, t0 = jobs // 100, time.perf_counter()
+    with socket.create_connection(("127.0.0.1", s.port)) as sock:
+        f = sock.makefile("rb")
+        for _ in range(rounds):
+            sock.sendall(data)
+            for _ in commands:
+                reply = read_reply(f)
+                if isinstance(reply, RuntimeError):
+                    raise reply
+    wall = time.perf_counter() - t0
+    cs = commandstat(s, name)
+    return {"jobs_per_s": rounds * 100 / wall, "server_us_per_job": float(cs["usec"]) / (rounds * 100)}
+
+
+def bench_bulk(cfg, feats):
+    s = Server(module=True)
+    res = {name: [] for name, _, _ in BULK_WAYS}
+    try:
+        bulk_way(s, "ONCE.BULK", BULK_WAYS[0][2](), cfg.bulk_jobs // 10)    # warm-up, discarded
+        for rep in range(cfg.bulk_reps):
+            order = BULK_WAYS[rep % 3:] + BULK_WAYS[:rep % 3]
+            for name, _, make in order:
+                v = bulk_way(s, name, make(), cfg.bulk_jobs)
+                res[name].append(v)
+                log(f"bulk {name} rep {rep + 1}: {v['jobs_per_s']:,.0f} jobs/s, {v['server_us_per_job']:.3f} us/job")
+    finally:
+        s.close()
+    med = {name: {f: statistics.median(x[f] for x in runs) for f in ("jobs_per_s", "server_us_per_job")}
+           for name, runs in res.items()}
+    return {"jobs": cfg.bulk_jobs, "runs": res, "median": med}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 14. ONCE.LIST ... MATCH over 1M ready jobs: every call's server time (SLOWLOG), the longest above all
+
+
+def match_walk(s, count):
+    """A MATCH walk for the one payload that matches, COUNT `count`: (calls, µs of every call from SLOWLOG, found)."""
+    s.r.config_set("slowlog-log-slower-than", 0)
+    s.r.config_set("slowlog-max-len", 100_000)
+    s.r.slowlog_reset()
+    cursor, calls, found = "0", 0, []
+    while True:
+        cursor, page = s.r.execute_command("ONCE.LIST", "mq", "ready", "CURSOR", cursor, "COUNT", count,
+                                           "MATCH", "needle-*")
+        calls += 1
+        found += page
+        if cursor == "0":
+            break
+    entries = [e for e in s.r.slowlog_get(100_000) if str(e["command"]).lower().lstrip("b'\"").startswith("once.list")]
+    s.r.config_set("slowlog-log-slower-than", 10_000)
+    return calls, [e["duration"] for e in entries], len(found)
+
+
+def bench_match(cfg, feats):
+    n = cfg.match_jobs
+    s = Server(module=True)
+    try:
+        for start in range(0, n, 10_000):
+            payloads = [f"job-{i:07d}" if i != n * 7 // 9 else "needle-1" for i in range(start, min(n, start + 10_000))]
+            reply = s.r.execute_command("ONCE.BULK", "mq", "PAYLOADS", *payloads)
+            if len(reply) != len(payloads):
+                raise RuntimeError(f"ONCE.BULK returned {len(reply)} ids for {len(payloads)} payloads")
+        out = {"jobs": n, "walks": {}}
+        for count in (1000, 100):
+            calls, durations, found = match_walk(s, count)
+            if found != 1 or len(durations) != calls:
+                raise RuntimeError(f"COUNT {count}: found {found}, {len(durations)} SLOWLOG entries for {calls} calls")
+            out["walks"][count] = {"calls": calls, "longest_us": max(durations), "total_us": sum(durations),
+                                   "median_us": statistics.median(durations)}
+            log(f"match COUNT {count}: {calls} calls, longest {max(durations)} us, total {sum(durations) / 1000:.1f} ms")
+        s.r.config_resetstat()
+        for _ in range(20):
+            s.r.execute_command("ONCE.LIST", "mq", "ready", "COUNT", 1000)
+        out["plain_list_us"] = float(commandstat(s, "once.list")["usec_per_call"])
+    finally:
+        s.close()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # 12. Flow control: the RESERVE+ACK cycle with no limits, CONCURRENCY, RATE and 100k groups; 100k drained groups
 
 
@@ -1110,6 +1220,25 @@ def report(cfg, m, feats, R, elapsed):
                   f"{nt['ratio']:.2f}× ({fmt(nt['modes']['on']['rps'])} vs {fmt(nt['modes']['off']['rps'])} ops/s)", "—"))
     else:
         T.append(("ONCE.PUSH throughput with keyspace notifications on ÷ off", "not measured", "—"))
+
+    bk = R.get("bulk")
+    if isinstance(bk, dict):
+        med = bk["median"]
+        T.append(("ONCE.BULK of 100 payloads per call ÷ a pipeline of 100 ONCE.PUSH, jobs/s (no target, reported)",
+                  f"{med['ONCE.BULK']['jobs_per_s'] / med['ONCE.PUSH']['jobs_per_s']:.2f}× "
+                  f"({fmt(med['ONCE.BULK']['jobs_per_s'])} vs {fmt(med['ONCE.PUSH']['jobs_per_s'])} jobs/s; "
+                  f"XADD ×100 {fmt(med['XADD']['jobs_per_s'])})", "—"))
+    else:
+        T.append(("ONCE.BULK of 100 payloads per call ÷ a pipeline of 100 ONCE.PUSH", "not measured", "—"))
+    mt = R.get("match")
+    if isinstance(mt, dict):
+        mw = mt["walks"][1000]
+        T.append((f"ONCE.LIST … MATCH over {mt['jobs']:,} ready jobs: longest call ≤ 10 ms (COUNT 1000: at most "
+                  "10,000 jobs examined per call; SLOWLOG)",
+                  f"{ms(mw['longest_us'])} ({mw['calls']} calls, {ms(mw['total_us'])} in all)",
+                  verdict(mw["longest_us"] <= 10_000)))
+    else:
+        T.append(("ONCE.LIST … MATCH over 1M ready jobs: longest call ≤ 10 ms", "not measured", "—"))
 
     a("## Targets")
     a("")
@@ -1424,6 +1553,43 @@ def report(cfg, m, feats, R, elapsed):
     else:
         a(f"Failed / not run: {fl}")
     a("")
+    # 13
+    a(f"## 13. ONCE.BULK of 100 payloads per call vs a pipeline of 100 ONCE.PUSH vs a pipeline of 100 XADD — "
+      f"{cfg.bulk_jobs:,} jobs, 16-byte payload")
+    a("")
+    if isinstance(bk, dict):
+        a("One connection; each round of 100 jobs is one write (its bytes encoded once) and then its replies: "
+          "one BULK call, or 100 PUSH or XADD commands pipelined. jobs/s from the client's clock; server µs/job = "
+          "INFO commandstats `usec` ÷ jobs (CONFIG RESETSTAT and FLUSHALL before each run). "
+          f"{len(next(iter(bk['runs'].values())))} run(s) per way, the order rotating; medians.")
+        a("")
+        a("| way | jobs/s (median) | ÷ PUSH pipeline | server µs/job (median) | jobs/s, every run |")
+        a("| --- | ---: | ---: | ---: | --- |")
+        base = bk["median"]["ONCE.PUSH"]["jobs_per_s"]
+        for name, label, _ in BULK_WAYS:
+            v = bk["median"][name]
+            a(f"| {label} | {fmt(v['jobs_per_s'])} | {v['jobs_per_s'] / base:.2f}× | {v['server_us_per_job']:.3f} | "
+              f"{', '.join(fmt(x['jobs_per_s']) for x in bk['runs'][name])} |")
+    else:
+        a(f"Failed / not run: {bk}")
+    a("")
+    # 14
+    a(f"## 14. ONCE.LIST … MATCH over {cfg.match_jobs:,} ready jobs — every call's server time")
+    a("")
+    if isinstance(mt, dict):
+        a(f"{mt['jobs']:,} ready jobs pushed by ONCE.BULK (10,000 per call), one of them `needle-1`; a walk "
+          "`ONCE.LIST mq ready CURSOR c COUNT n MATCH needle-*` from cursor 0 to \"0\" finds it. Each call's "
+          "duration from SLOWLOG (threshold 0): a call examines at most 10 × COUNT jobs (10,000 at most). "
+          f"For scale: an unfiltered `ONCE.LIST mq ready COUNT 1000` takes {mt['plain_list_us']:.0f} µs (server).")
+        a("")
+        a("| COUNT | calls | longest call | median call | all calls |")
+        a("| ---: | ---: | ---: | ---: | ---: |")
+        for count, mw in mt["walks"].items():
+            a(f"| {count} | {mw['calls']:,} | {mw['longest_us']:,} µs | {mw['median_us']:,.0f} µs | "
+              f"{ms(mw['total_us'])} |")
+    else:
+        a(f"Failed / not run: {mt}")
+    a("")
     a("Ratios between runs swing by about ±0.1 on this 2-core VM; the server-side figures (µs/call, server CPU "
       "per job, timer tick) are steadier than throughput. Nothing here is asserted: PASS/MISS only reports.")
     return "\n".join(L) + "\n"
@@ -1438,7 +1604,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(BENCH, "results.md"))
     ap.add_argument("--only", default="",
                     help="comma list of sections: push,cycle,memory,delayed,wakeup,cluster,cancel,crontick,"
-                         "listtail,purge,notify,flow")
+                         "listtail,purge,notify,flow,bulk,match")
     cfg = ap.parse_args()
     q = cfg.quick
     cfg.push_n = 200_000 if q else 1_000_000
@@ -1466,6 +1632,9 @@ def main():
     cfg.flow_jobs = 20_000 if q else 100_000
     cfg.flow_groups = 20_000 if q else 100_000
     cfg.flow_reps = 1 if q else 3
+    cfg.bulk_jobs = 200_000 if q else 1_000_000
+    cfg.bulk_reps = 1 if q else 3
+    cfg.match_jobs = 200_000 if q else 1_000_000
     only = set(x for x in cfg.only.split(",") if x)
 
     if (not only or only & {"cycle", "memory", "delayed", "wakeup"}) and not os.access(DRIVER, os.X_OK):
@@ -1492,6 +1661,8 @@ def main():
         ("purge", bench_purge, feats["push"] and feats["reserve"] and feats["purge"] and feats["info_once"]),
         ("notify", bench_notify, feats["push"]),
         ("flow", bench_flow, feats["push"] and feats["reserve"] and feats["ack"] and feats["stats"]),
+        ("bulk", bench_bulk, feats["push"]),
+        ("match", bench_match, feats["push"] and feats["list"]),
     ]
     for name, fn, can in sections:
         if only and name not in only:

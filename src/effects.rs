@@ -165,3 +165,24 @@ pub fn at(ctx: Ctx, now_ms: u64, cmd: &'static [u8], args: &[OwnedStr]) {
     all.extend(args.iter().map(|a| OwnedStr::retain(a.0)));
     rm::replicate(ctx, b"ONCE._AT\0", &all);
 }
+
+/// `ONCE._BULK key header [GROUP g] [IDS id ...] PAYLOADS payload ...`: the jobs a BULK added, reusing the
+/// client's strings. One record for the whole call, whose header (encode.rs) carries the first seq, the time
+/// and the options the jobs share.
+pub fn bulk(ctx: Ctx, key: RStr, header: &[u8], group: Option<&[u8]>, ids: &[RStr], payloads: &[RStr]) {
+    let mut args = Vec::with_capacity(payloads.len() + ids.len() + 6);
+    args.push(OwnedStr::retain(key));
+    args.push(OwnedStr::new(header));
+    if let Some(g) = group {
+        args.push(OwnedStr::new(b"GROUP"));
+        args.push(OwnedStr::new(g));
+    }
+    if !ids.is_empty() {
+        args.push(OwnedStr::new(b"IDS"));
+        args.extend(ids.iter().map(|&id| OwnedStr::retain(id)));
+    }
+    args.push(OwnedStr::new(b"PAYLOADS"));
+    args.extend(payloads.iter().map(|&p| OwnedStr::retain(p)));
+    rm::replicate(ctx, b"ONCE._BULK\0", &args);
+    rm::notify(ctx, c"once.push", key);
+}

@@ -53,6 +53,12 @@ impl<'a> Options<'a> {
         Ok(Some(token))
     }
 
+    /// The arguments not read yet, left unread (BULK looks for where its options end).
+    pub fn remaining(&self) -> &'a [RStr] {
+        let args: &'a [RStr] = self.args;
+        args.get(self.pos..).unwrap_or(&[])
+    }
+
     pub fn value(&mut self, name: &str) -> Result<&'a [u8], CmdError> {
         Ok(bytes(self.arg_value(name)?))
     }

@@ -3,6 +3,7 @@
 
 pub mod ack;
 pub mod args;
+pub mod bulk;
 pub mod docs;
 pub mod events;
 pub mod extend;

@@ -5,12 +5,13 @@ use super::inspect::reply_job;
 use super::spec::{CONFIGURE_ARGS, LIST_ARGS};
 use super::{existing, existing_or_new, settle};
 use crate::core::limits::{self, LIST_COUNT_DEFAULT};
-use crate::core::queue::list::Cursor;
+use crate::core::glob::Glob;
+use crate::core::queue::list::{Budget, Cursor};
 use crate::core::settings::Settings;
 use crate::core::events::Kind;
 use crate::core::flow::Rate;
 use crate::core::limits::Range;
-use crate::core::State;
+use crate::core::{Job, State};
 use crate::effects;
 use crate::rm::{self, Ctx, Key, OwnedStr, RStr};
 use crate::text::{parse_i64, shown};
@@ -48,7 +49,7 @@ fn cursor_text(state: State, (g, a, b): Cursor) -> Vec<u8> {
     }
 }
 
-/// ONCE.LIST queue ready|delayed|reserved|dead [CURSOR c] [COUNT n] [WITHPAYLOADS]
+/// ONCE.LIST queue ready|delayed|reserved|dead [CURSOR c] [COUNT n] [WITHPAYLOADS] [MATCH pattern]
 pub fn list(ctx: Ctx, args: &[RStr]) -> CmdResult {
     if args.len() < 3 {
         return Err(arity("ONCE.LIST"));
@@ -57,11 +58,19 @@ pub fn list(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let mut cursor = None;
     let mut count = LIST_COUNT_DEFAULT;
     let mut payloads = false;
+    let mut pattern = None;
     let mut opts = Options::new(args, 3, LIST_ARGS);
     while let Some(token) = opts.next()? {
         match token {
             "CURSOR" => cursor = parse_cursor(opts.value("CURSOR")?)?,
             "COUNT" => count = opts.int(limits::LIST_COUNT)? as usize,
+            "MATCH" => {
+                let p = opts.value("MATCH")?;
+                if p.len() > limits::MAX_MATCH_BYTES {
+                    return Err(err(format!("MATCH pattern is {} bytes, over {}", p.len(), limits::MAX_MATCH_BYTES)));
+                }
+                pattern = Some(Glob::new(p));
+            }
             _ => payloads = true,
         }
     }
@@ -72,7 +81,14 @@ pub fn list(ctx: Ctx, args: &[RStr]) -> CmdResult {
         rm::reply_array(ctx, 0);
         return Ok(());
     };
-    let (seqs, next) = v.queue.list(state, cursor, count);
+    let (seqs, next) = match &pattern {
+        None => v.queue.list(state, cursor, count),
+        Some(glob) => {
+            let jobs = (count * limits::MATCH_EXAMINE_PER_COUNT).min(limits::MATCH_EXAMINE_MAX);
+            let budget = Budget { jobs, steps: limits::MATCH_EXAMINE_STEPS };
+            v.queue.list_where(state, cursor, count, budget, |job| matches(glob, job))
+        }
+    };
     rm::reply_array(ctx, 2);
     match next {
         Some(c) => rm::reply_bulk(ctx, &cursor_text(state, c)),
@@ -84,6 +100,22 @@ pub fn list(ctx: Ctx, args: &[RStr]) -> CmdResult {
         reply_job(ctx, &v.queue, job, payloads);
     }
     Ok(())
+}
+
+/// Whether MATCH's pattern matches the job's id, payload or last error, and the matcher's steps.
+fn matches(glob: &Glob, job: &Job) -> (bool, usize) {
+    let mut steps = 0;
+    let id = job.id_bytes();
+    let error = job.last_error();
+    for text in [Some(&id[..]), Some(&job.payload[..]), error] {
+        let Some(text) = text else { continue };
+        let (matched, n) = glob.matches_counting(text);
+        steps += n;
+        if matched {
+            return (true, steps);
+        }
+    }
+    (false, steps)
 }
 
 /// ONCE.PURGE queue ready|delayed|dead

@@ -1,14 +1,84 @@
 //! ONCE.PUSH queue payload [ID id] [DELAY ms | AT unix-ms] [RETRIES n] [BACKOFF ms] [LEASE ms] [PRIORITY n]
 //!   [GROUP g]
 
-use super::args::{arity, err, CmdResult, Options};
+use super::args::{arity, err, CmdError, CmdResult, Options};
 use super::spec::PUSH_ARGS;
 use super::{existing_or_new, settle};
 use crate::config;
 use crate::core::limits::{self, MAX_GROUP_BYTES, MAX_ID_BYTES};
 use crate::core::queue::{NewJob, Pushed};
+use crate::core::settings::Settings;
 use crate::effects;
 use crate::rm::{self, Ctx, Key, RStr};
+
+/// PUSH's options but ID, which BULK shares.
+#[derive(Default)]
+pub struct JobOptions<'a> {
+    delay: Option<u64>,
+    at: Option<u64>,
+    retries: Option<u32>,
+    backoff: Option<u64>,
+    pub lease: u64,
+    pub priority: i32,
+    pub group: Option<&'a [u8]>,
+}
+
+impl<'a> JobOptions<'a> {
+    /// Reads the value of `token` (any option of PUSH but ID).
+    pub fn take(&mut self, token: &str, opts: &mut Options<'a>) -> Result<(), CmdError> {
+        match token {
+            "DELAY" => self.delay = Some(opts.int(limits::DELAY)? as u64),
+            "AT" => self.at = Some(opts.int(limits::AT)? as u64),
+            "RETRIES" => self.retries = Some(opts.int(limits::RETRIES)? as u32),
+            "BACKOFF" => self.backoff = Some(opts.int(limits::BACKOFF)? as u64),
+            "LEASE" => self.lease = opts.int(limits::LEASE)? as u64,
+            "GROUP" => {
+                let v = opts.value("GROUP")?;
+                if v.is_empty() || v.len() > MAX_GROUP_BYTES {
+                    return Err(err(format!("GROUP must be 1 to {MAX_GROUP_BYTES} bytes")));
+                }
+                self.group = Some(v);
+            }
+            _ => self.priority = opts.int(limits::PRIORITY)? as i32,
+        }
+        Ok(())
+    }
+
+    /// Checks the options together (once all are read).
+    pub fn check(&self) -> Result<(), CmdError> {
+        if self.delay.is_some() && self.at.is_some() {
+            return Err(err("DELAY and AT cannot be used together"));
+        }
+        Ok(())
+    }
+
+    /// When the job falls due, if pushed at `now` (0: ready now).
+    pub fn due(&self, now: u64) -> u64 {
+        match (self.delay, self.at) {
+            (Some(d), _) => now.saturating_add(d),
+            (_, Some(t)) => t,
+            _ => 0,
+        }
+    }
+
+    /// RETRIES: the job's own, else the queue's, else the module's.
+    pub fn retries(&self, s: &Settings) -> u32 {
+        self.retries.or(s.retries).unwrap_or_else(config::default_retries)
+    }
+
+    pub fn backoff(&self, s: &Settings) -> u64 {
+        self.backoff.or(s.backoff_ms).unwrap_or_else(config::default_backoff_ms)
+    }
+}
+
+/// A payload within once.max-payload-bytes.
+pub fn check_payload(payload: &[u8]) -> Result<(), CmdError> {
+    let limit = config::max_payload_bytes();
+    if payload.len() as u64 > limit {
+        return Err(err(format!("payload is {} bytes, over the limit of {limit} (once.max-payload-bytes)", payload.len())));
+    }
+    Ok(())
+}
 
 pub fn push(ctx: Ctx, args: &[RStr]) -> CmdResult {
     if args.len() < 3 {
@@ -16,12 +86,7 @@ pub fn push(ctx: Ctx, args: &[RStr]) -> CmdResult {
     }
     let (key_name, payload) = (args[1], args[2]);
     let mut id = None;
-    let (mut delay, mut at) = (None, None);
-    let mut retries = None;
-    let mut backoff = None;
-    let mut lease = 0;
-    let mut priority = 0;
-    let mut group = None;
+    let mut o = JobOptions::default();
     let mut opts = Options::new(args, 3, PUSH_ARGS);
     while let Some(token) = opts.next()? {
         match token {
@@ -32,50 +97,25 @@ pub fn push(ctx: Ctx, args: &[RStr]) -> CmdResult {
                 }
                 id = Some(v);
             }
-            "DELAY" => delay = Some(opts.int(limits::DELAY)? as u64),
-            "AT" => at = Some(opts.int(limits::AT)? as u64),
-            "RETRIES" => retries = Some(opts.int(limits::RETRIES)? as u32),
-            "BACKOFF" => backoff = Some(opts.int(limits::BACKOFF)? as u64),
-            "LEASE" => lease = opts.int(limits::LEASE)? as u64,
-            "GROUP" => {
-                let v = opts.value("GROUP")?;
-                if v.is_empty() || v.len() > MAX_GROUP_BYTES {
-                    return Err(err(format!("GROUP must be 1 to {MAX_GROUP_BYTES} bytes")));
-                }
-                group = Some(v);
-            }
-            _ => priority = opts.int(limits::PRIORITY)? as i32,
+            _ => o.take(token, &mut opts)?,
         }
     }
-    if delay.is_some() && at.is_some() {
-        return Err(err("DELAY and AT cannot be used together"));
-    }
+    o.check()?;
     let payload_bytes = rm::bytes(&payload);
-    let limit = config::max_payload_bytes();
-    if payload_bytes.len() as u64 > limit {
-        return Err(err(format!(
-            "payload is {} bytes, over the limit of {limit} (once.max-payload-bytes)",
-            payload_bytes.len()
-        )));
-    }
+    check_payload(payload_bytes)?;
     let now = rm::now_ms();
-    let due = match (delay, at) {
-        (Some(d), _) => now.saturating_add(d),
-        (_, Some(t)) => t,
-        _ => 0,
-    };
     let mut key = Key::open(ctx, key_name, true);
     let v = existing_or_new(&mut key)?;
     let before = v.snapshot();
     let new = NewJob {
         custom_id: id.map(Into::into),
         payload: payload_bytes.into(),
-        due_ms: due,
-        retries: retries.or(v.queue.settings.retries).unwrap_or_else(config::default_retries),
-        backoff_ms: backoff.or(v.queue.settings.backoff_ms).unwrap_or_else(config::default_backoff_ms),
-        lease_ms: lease,
-        priority,
-        group: group.map(Into::into),
+        due_ms: o.due(now),
+        retries: o.retries(&v.queue.settings),
+        backoff_ms: o.backoff(&v.queue.settings),
+        lease_ms: o.lease,
+        priority: o.priority,
+        group: o.group.map(Into::into),
     };
     let seq = match v.queue.push(new, now) {
         Pushed::Exhausted => return Err(err("the queue has used up its id sequence")),

@@ -4,7 +4,7 @@
 
 use std::ffi::c_int;
 
-use super::{ack, events, extend, groups, histogram, inspect, internal, lists, manage, nack, operate, push, reserve, run, schedule, stats};
+use super::{ack, bulk, events, extend, groups, histogram, inspect, internal, lists, manage, nack, operate, push, reserve, run, schedule, stats};
 use crate::rm::{Ctx, RStr};
 
 /// What Redis calls: a handler wrapped by `run`, so no error or panic escapes.
@@ -167,6 +167,19 @@ pub const PUSH_ARGS: &[Arg] = &[
     opt("GROUP", "group", Str),
 ];
 
+/// BULK: PUSH's options but ID, then the lists (parsed by bulk.rs: PAYLOADS is no option).
+pub const BULK_ARGS: &[Arg] = &[
+    KEY,
+    one_of("when", &[opt("DELAY", "delay-ms", Int), opt("AT", "unix-time-ms", UnixTime)]),
+    JOB_OPTIONS[0],
+    JOB_OPTIONS[1],
+    JOB_OPTIONS[2],
+    JOB_OPTIONS[3],
+    opt("GROUP", "group", Str),
+    Arg { name: "id", kind: Str, token: Some("IDS"), optional: true, multiple: true },
+    Arg { name: "payload", kind: Str, token: Some("PAYLOADS"), optional: false, multiple: true },
+];
+
 pub const RESERVE_ARGS: &[Arg] = &[
     KEY,
     opt("COUNT", "count", Int),
@@ -244,6 +257,7 @@ pub const LIST_ARGS: &[Arg] = &[
     opt("CURSOR", "cursor", Str),
     opt("COUNT", "count", Int),
     opt("WITHPAYLOADS", "withpayloads", Token),
+    opt("MATCH", "pattern", Str),
 ];
 const PURGE_ARGS: &[Arg] = &[
     KEY,
@@ -347,6 +361,9 @@ pub static COMMANDS: &[Command] = &[
     cmd!("ONCE.PUSH", push::push, "write deny-oom fast", Insert, -3, PUSH_ARGS,
         "Adds a job to a queue, ready now or delayed; with ID, adds nothing while that id is live",
         "O(1) for a ready job, O(log n) for a delayed one"),
+    cmd!("ONCE.BULK", bulk::bulk, "write deny-oom", Insert, -4, BULK_ARGS,
+        "Adds many jobs with the same options in one step, all or none; with IDS, each id adds nothing while it is live",
+        "O(N) for N payloads, O(N log n) when delayed"),
     cmd!("ONCE.RESERVE", reserve::reserve, "write blocking", Update, -2, RESERVE_ARGS,
         "Reserves the next ready jobs under a lease, optionally waiting for one and acknowledging the previous job",
         "O(COUNT log n); with BLOCK it may wait"),
@@ -375,8 +392,8 @@ pub static COMMANDS: &[Command] = &[
     cmd!("ONCE.SCHEDULES", schedule::schedules, "readonly", Read, 2, KEY_ONLY,
         "Lists a queue's schedules with their next fire time", "O(s) for s schedules"),
     cmd!("ONCE.LIST", operate::list, "readonly", Read, -3, LIST_ARGS,
-        "Lists a page of the jobs in one state, in the order of that state, from a cursor",
-        "O(log n + COUNT)"),
+        "Lists a page of the jobs in one state, in the order of that state, from a cursor; MATCH keeps the jobs whose id, payload or last error match a glob",
+        "O(log n + COUNT); with MATCH, O(log n) plus at most 10 x COUNT jobs examined (10000 at most)"),
     cmd!("ONCE.PURGE", operate::purge, "write", Delete, 3, PURGE_ARGS,
         "Removes every ready, delayed or dead job at once (freed in timer steps)",
         "O(1) per job; O(g) for g groups when purging ready jobs"),
@@ -423,6 +440,7 @@ pub static COMMANDS: &[Command] = &[
     internal_cmd!("ONCE._WINDOW", internal::window),
     internal_cmd!("ONCE._RING", internal::ring),
     internal_cmd!("ONCE._SWEEP", internal::sweep),
+    internal_cmd!("ONCE._BULK", bulk::record),
 ];
 
 #[cfg(test)]

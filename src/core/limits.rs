@@ -88,6 +88,18 @@ pub const GROUPS_COUNT: Range = Range::new("COUNT", 1, 1000);
 /// ONCE.LIST's page size.
 pub const LIST_COUNT: Range = Range::new("COUNT", 1, 1000);
 pub const LIST_COUNT_DEFAULT: usize = 100;
+/// ONCE.LIST ... MATCH examines at most this many jobs per COUNT asked for, as SCAN does: a page may hold
+/// fewer matches than COUNT, and the cursor goes on from the first job not examined.
+pub const MATCH_EXAMINE_PER_COUNT: usize = 10;
+/// ...and at most this many jobs in one call, whatever COUNT is.
+pub const MATCH_EXAMINE_MAX: usize = 10_000;
+/// ...and stops once matching took this many steps (a step per byte of id, payload and error read, more for a
+/// pattern that backtracks; a job at least), so large payloads cannot make one call long.
+pub const MATCH_EXAMINE_STEPS: usize = 4 << 20;
+/// Bytes of a MATCH pattern: matching costs O(text × pattern) at worst.
+pub const MAX_MATCH_BYTES: usize = 1024;
+/// Payloads in one ONCE.BULK (each also within once.max-payload-bytes).
+pub const BULK_PAYLOADS: Range = Range::new("PAYLOADS", 1, 10_000);
 
 /// Bytes of a client-chosen job id.
 pub const MAX_ID_BYTES: usize = 256;

@@ -3,6 +3,7 @@
 pub mod backoff;
 pub mod events;
 pub mod flow;
+pub mod glob;
 pub mod histogram;
 pub mod job;
 pub mod limits;

@@ -23,6 +23,8 @@ pub use purge::{Graveyard, FREE_STEP};
 mod purge;
 #[path = "queue_list.rs"]
 pub mod list;
+#[path = "queue_bulk.rs"]
+pub mod bulk;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Totals {

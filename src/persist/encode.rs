@@ -16,6 +16,7 @@ use crate::core::flow::{Group, Limits, Rate, Window};
 use crate::core::histogram::{Histogram, Which, BUCKETS};
 use crate::core::schema::{check_job, JOB_FIELDS, LEGACY_TOTALS, NEXT_SEQ, SCHEDULE_FIELDS, TOTAL_FIELDS, V2_JOB_FIELDS};
 use crate::core::settings::{Settings, SETTING_FIELDS, V2_SETTINGS, V3_SETTINGS};
+use crate::core::queue::bulk::Bulk;
 use crate::core::queue::SEQ_LIMIT;
 use crate::core::{Extra, Job, State, Totals};
 use crate::rm::{self, OwnedStr, RStr};
@@ -371,4 +372,49 @@ pub fn ring_args(key: RStr, names: &[&[u8]]) -> Vec<Vec<OwnedStr>> {
             v
         })
         .collect()
+}
+
+/// The numbers of `ONCE._BULK`'s header, in order, with their ranges: the first seq, then what every job of
+/// the call shares (lease 0: none of its own).
+const BULK_FIELDS: [limits::Range; 7] = [
+    limits::Range::new("seq", 0, SEQ_LIMIT as i64 - 1),
+    limits::Range::new("created", 0, i64::MAX),
+    limits::Range::new("due", 0, i64::MAX),
+    limits::RETRIES,
+    limits::BACKOFF,
+    limits::Range::new("lease", 0, limits::MAX_LEASE_MS),
+    limits::PRIORITY,
+];
+
+/// `ONCE._BULK`'s header: "<first-seq> <created> <due> <retries> <backoff> <lease> <priority>", one argument.
+pub fn bulk_header(b: &Bulk) -> Vec<u8> {
+    let values = [b.first_seq, b.created_ms, b.due_ms, u64::from(b.retries), b.backoff_ms, b.lease_ms];
+    let mut h = Vec::with_capacity(80);
+    for v in values {
+        push_signed(&mut h, i64::try_from(v).unwrap_or(i64::MAX));
+        h.push(b' ');
+    }
+    push_signed(&mut h, i64::from(b.priority));
+    h
+}
+
+pub fn decode_bulk_header(h: &[u8]) -> Result<Bulk, String> {
+    let f: Vec<&[u8]> = h.split(|&c| c == b' ').collect();
+    if f.len() != BULK_FIELDS.len() {
+        return Err(format!("the header needs {} numbers", BULK_FIELDS.len()));
+    }
+    let mut v = [0i64; 7];
+    for ((range, text), out) in BULK_FIELDS.iter().zip(&f).zip(&mut v) {
+        let n = parse_i64(text).ok_or_else(|| format!("bad {} '{}'", range.name, shown(text)))?;
+        *out = range.check_i64(n)?;
+    }
+    Ok(Bulk {
+        first_seq: v[0] as u64,
+        created_ms: v[1] as u64,
+        due_ms: v[2] as u64,
+        retries: v[3] as u32,
+        backoff_ms: v[4] as u64,
+        lease_ms: v[5] as u64,
+        priority: v[6] as i32,
+    })
 }

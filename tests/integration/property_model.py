@@ -125,15 +125,16 @@ class Generator:
     # ---- feedback from the replies ----------------------------------------------------------------------------
 
     def observe(self, cmd, reply):
-        if cmd.name == "ONCE.PUSH" and isinstance(reply, bytes):
-            self.server_ids = (self.server_ids + [(cmd.key, reply)])[-60:]
+        if cmd.name in ("ONCE.PUSH", "ONCE.BULK") and isinstance(reply, (bytes, list)):
+            ids = [i for i in (reply if isinstance(reply, list) else [reply]) if isinstance(i, bytes)]
+            self.server_ids = (self.server_ids + [(cmd.key, i) for i in ids])[-60:]
         elif cmd.name == "ONCE.RESERVE" and isinstance(reply, list):
             got = [(cmd.key, j[0], j[2]) for j in reply if isinstance(j, list) and len(j) == 3]
             self.reserved = (self.reserved + got)[-100:]
+            ids = [j[0] for j in got]
         else:
             return
-        made = [r for r in ([reply] if isinstance(reply, bytes) else [j[0] for j in got])
-                if isinstance(r, bytes) and re.fullmatch(rb"[0-9]+-[0-9]+", r)]
+        made = [r for r in ids if isinstance(r, bytes) and re.fullmatch(rb"[0-9]+-[0-9]+", r)]
         self.seqs = (self.seqs + [(cmd.key, int(r.split(b"-")[1])) for r in made])[-60:]
 
     # ---- values --------------------------------------------------------------------------------------------
@@ -236,10 +237,34 @@ class Generator:
     def push(self, key):
         opts = []
         if self.maybe(0.4):
-            idv = self.rng.choice(CUSTOM_IDS + ["", "k" * 257]) if self.maybe(0.9) else ""
-            if not 1 <= len(idv.encode()) <= 256:
-                self._bad("ID must be 1 to 256 bytes")
-            opts.append(("ID", idv))
+            opts.append(("ID", self.custom_id()))
+        return ["ONCE.PUSH", key, self.payload()] + self.options(self.job_options(opts))
+
+    def custom_id(self):
+        idv = self.rng.choice(CUSTOM_IDS + ["", "k" * 257]) if self.maybe(0.9) else ""
+        if not 1 <= len(idv.encode()) <= 256:
+            self._bad("ID must be 1 to 256 bytes")
+        return idv
+
+    def bulk(self, key):
+        """BULK: PUSH's options but ID, then IDS (as many as the payloads, else an error) and PAYLOADS, at the
+        edges: none, one, a few, the limit of 10,000 and one beyond it."""
+        n = self.rng.choice([1, 2, 3, 5]) if self.maybe(0.94) else self.rng.choice([0, 10_000, 10_001])
+        if n == 0:
+            self._bad("PAYLOADS needs a payload")
+        elif n > 10_000:
+            self._bad("over 10000 payloads")
+        argv = ["ONCE.BULK", key] + self.options(self.job_options([]))
+        if self.maybe(0.4):
+            m = n if self.maybe(0.92) else max(0, n + self.rng.choice([-1, 1]))
+            if m != n:
+                self._bad("IDS and PAYLOADS differ in number")
+            argv += ["IDS"] + [self.custom_id() for _ in range(m)]
+        payloads = [self.payload() for _ in range(min(n, 5))] + [f"b{i}" for i in range(n - 5)]
+        return argv + ["PAYLOADS"] + payloads
+
+    def job_options(self, opts):
+        """PUSH's options but ID, added to `opts`."""
         when = self.rng.random()
         if when < 0.3:
             opts.append(("DELAY", self.delay()))
@@ -262,7 +287,7 @@ class Generator:
             opts.append(("LEASE", self.lease()))
         if self.maybe(0.4):
             opts.append(("GROUP", self.group_name()))
-        return ["ONCE.PUSH", key, self.payload()] + self.options(opts)
+        return opts
 
     def group_name(self):
         name = self.rng.choice(GROUP_NAMES) if self.maybe(0.95) else self.rng.choice(["", "h" * 257])
@@ -378,7 +403,22 @@ class Generator:
 
     def internal(self, key):
         what = self.rng.choice(["_JOB", "_JOB", "_RESERVE", "_FAIL", "_LEASE", "_PROMOTE", "_META", "_SCHED",
-                                "_FIRED", "_AT", "_AT", "_EVENTS", "_HIST", "_GROUP", "_WINDOW", "_RING"])
+                                "_FIRED", "_AT", "_AT", "_EVENTS", "_HIST", "_GROUP", "_WINDOW", "_RING", "_BULK", "_BULK"])
+        if what == "_BULK":
+            numbers = [self.seq(key), self.when(0), self.edge(self.rng.choice([0, now_ms() + 10 ** 10])),
+                       self.edge(self.rng.randrange(4), 1000, 1001), self.edge(1000, MS_10Y, MS_10Y + 1),
+                       self.edge(self.rng.choice([0, 60_000]), LEASE_MAX, LEASE_MAX + 1),
+                       self.edge(self.rng.randrange(-3, 4), 1_000_000, 1_000_001, -1_000_001)]
+            if self.maybe(0.05):
+                numbers.pop()
+            argv = [" ".join(map(str, numbers))]
+            if self.maybe(0.3):
+                argv += ["GROUP", self.rng.choice(GROUP_NAMES + [""])]
+            n = self.rng.randrange(1, 4)
+            if self.maybe(0.4):
+                argv += ["IDS"] + [self.rng.choice(CUSTOM_IDS + ["", "k" * 257])
+                                   for _ in range(n + (self.rng.choice([-1, 1]) if self.maybe(0.05) else 0))]
+            return ["ONCE._BULK", key] + argv + ["PAYLOADS"] + [self.payload() for _ in range(n)]
         if what == "_AT":
             inner = self.rng.choice([["ONCE.ACK", self.job_id(key)], ["ONCE.RETRY", self.job_id(key)],
                                      ["ONCE.CANCEL", self.job_id(key)], ["ONCE._RESERVE", self.seq(key), self.when()],
@@ -453,7 +493,7 @@ class Generator:
         value = self.edge(self.rng.choice([typical, 1, 100]), 1000, 1001, LEASE_MAX, MS_10Y, MS_10Y + 1, 2 ** 31)
         return ["CONFIG", "SET", f"once.{name}", value]
 
-    WEIGHTS = [("push", 26), ("reserve", 15), ("ack", 7), ("nack", 10), ("extend", 6), ("retry", 5), ("cancel", 6),
+    WEIGHTS = [("push", 26), ("bulk", 5), ("reserve", 15), ("ack", 7), ("nack", 10), ("extend", 6), ("retry", 5), ("cancel", 6),
                ("inspect", 5), ("stats", 3), ("schedule", 7), ("unschedule", 4), ("schedules", 2), ("arity", 2),
                ("internal", 6), ("config", 1), ("operate", 6), ("flow", 4)]
 
@@ -471,6 +511,10 @@ class Generator:
                                               ("1:-1", "bad")])]
             if self.maybe(0.3):
                 argv.append("WITHPAYLOADS")
+            if self.maybe(0.3):
+                argv += ["MATCH", self.pick([("*", "ok"), ("p1*", "ok"), ("j?", "ok"), ("[a-j]*", "ok"),
+                                             ("*[^0-9]", "ok"), ("\\*", "ok"), ("[", "ok"), ("", "ok"),
+                                             ("*b*i*n*", "ok"), ("x" * 1024, "ok"), ("x" * 1025, "bad")])]
             return argv
         if roll < 0.45:
             return ["ONCE.PURGE", key, self.pick([("ready", "ok"), ("delayed", "ok"), ("dead", "ok"),

@@ -7,17 +7,18 @@ import redis
 
 from helpers import as_map, push, stats
 
-PUBLIC = ["ONCE.PUSH", "ONCE.RESERVE", "ONCE.ACK", "ONCE.NACK", "ONCE.EXTEND", "ONCE.RETRY", "ONCE.CANCEL",
+PUBLIC = ["ONCE.PUSH", "ONCE.BULK", "ONCE.RESERVE", "ONCE.ACK", "ONCE.NACK", "ONCE.EXTEND", "ONCE.RETRY", "ONCE.CANCEL",
           "ONCE.INSPECT", "ONCE.STATS", "ONCE.SCHEDULE", "ONCE.UNSCHEDULE", "ONCE.SCHEDULES", "ONCE.LIST",
           "ONCE.PURGE", "ONCE.PAUSE", "ONCE.RESUME", "ONCE.CONFIGURE", "ONCE.EVENTS", "ONCE.HISTOGRAM", "ONCE.GROUP", "ONCE.GROUPS",
           "ONCE.RPUSH", "ONCE.LPUSH", "ONCE.ADOPT"]
 INTERNAL = ["ONCE._JOB", "ONCE._RESERVE", "ONCE._FAIL", "ONCE._LEASE", "ONCE._PROMOTE", "ONCE._META",
             "ONCE._SCHED", "ONCE._FIRED", "ONCE._SETTINGS", "ONCE._DROP", "ONCE._AT", "ONCE._EVENTS", "ONCE._HIST",
-            "ONCE._GROUP", "ONCE._WINDOW", "ONCE._RING", "ONCE._SWEEP"]
+            "ONCE._GROUP", "ONCE._WINDOW", "ONCE._RING", "ONCE._SWEEP", "ONCE._BULK"]
 
 # The option tokens of the README's command reference.
 TOKENS = {
     "ONCE.PUSH": {"ID", "DELAY", "AT", "RETRIES", "BACKOFF", "LEASE", "PRIORITY", "GROUP"},
+    "ONCE.BULK": {"DELAY", "AT", "RETRIES", "BACKOFF", "LEASE", "PRIORITY", "GROUP", "IDS", "PAYLOADS"},
     "ONCE.RESERVE": {"COUNT", "BLOCK", "LEASE", "ACK", "ATTEMPT", "ACKS", "WITHACK", "ALSO"},
     "ONCE.ACK": {"ATTEMPT", "ACKS"},
     "ONCE.NACK": {"ATTEMPT", "ERROR", "DELAY", "DEAD"},
@@ -25,13 +26,15 @@ TOKENS = {
     "ONCE.RETRY": {"ALL"}, "ONCE.CANCEL": set(), "ONCE.INSPECT": set(), "ONCE.STATS": set(),
     "ONCE.SCHEDULE": {"RETRIES", "BACKOFF", "LEASE", "PRIORITY", "TZ", "MISSED"},
     "ONCE.UNSCHEDULE": set(), "ONCE.SCHEDULES": set(),
-    "ONCE.LIST": {"CURSOR", "COUNT", "WITHPAYLOADS"}, "ONCE.PURGE": set(), "ONCE.PAUSE": set(), "ONCE.RESUME": set(),
+    "ONCE.LIST": {"CURSOR", "COUNT", "WITHPAYLOADS", "MATCH"}, "ONCE.PURGE": set(), "ONCE.PAUSE": set(), "ONCE.RESUME": set(),
     "ONCE.CONFIGURE": {"RETRIES", "BACKOFF", "LEASE", "DEAD-MAX", "DEAD-TTL", "EVENTS-MAX", "CONCURRENCY", "RATE",
                        "PER", "GROUP-CONCURRENCY", "GROUP-RATE"},
     "ONCE.EVENTS": {"AFTER", "COUNT", "BLOCK"}, "ONCE.HISTOGRAM": set(),
     "ONCE.GROUP": {"CONCURRENCY", "RATE", "PER", "RESET"}, "ONCE.GROUPS": {"CURSOR", "COUNT"},
     "ONCE.RPUSH": set(), "ONCE.LPUSH": set(), "ONCE.ADOPT": set(),
 }
+# Tokens that a command needs (the others are options).
+REQUIRED_TOKENS = {("ONCE.BULK", "PAYLOADS")}
 # Words that name a choice (states, MISSED policies), not options.
 WORDS = {"once", "skip", "ready", "delayed", "reserved", "dead", "wait", "run"}
 FAST = {"ONCE.PUSH", "ONCE.ACK", "ONCE.NACK", "ONCE.EXTEND", "ONCE.RETRY", "ONCE.CANCEL", "ONCE.INSPECT",
@@ -41,11 +44,13 @@ READS = {"ONCE.INSPECT", "ONCE.STATS", "ONCE.SCHEDULES", "ONCE.LIST", "ONCE.EVEN
 BLOCKING = {"ONCE.RESERVE", "ONCE.EVENTS"}
 # The positional arguments before the options, as a valid sample.
 LEAD = {
-    "ONCE.PUSH": ["p"], "ONCE.RESERVE": [], "ONCE.ACK": ["some-id"], "ONCE.NACK": ["some-id"],
+    "ONCE.PUSH": ["p"], "ONCE.BULK": [], "ONCE.RESERVE": [], "ONCE.ACK": ["some-id"], "ONCE.NACK": ["some-id"],
     "ONCE.EXTEND": ["some-id", "1000"], "ONCE.SCHEDULE": ["s", "@every 1s", "p"], "ONCE.LIST": ["ready"],
     "ONCE.RETRY": [], "ONCE.CONFIGURE": [], "ONCE.HISTOGRAM": ["wait"], "ONCE.EVENTS": [],
     "ONCE.GROUP": ["g"], "ONCE.GROUPS": [], "ONCE.RPUSH": ["e"], "ONCE.LPUSH": ["e"], "ONCE.ADOPT": [],
 }
+# The arguments after the options, as a valid sample.
+TAIL = {"ONCE.BULK": ["PAYLOADS", "p"]}
 SAMPLE = {"integer": "1", "unix-time": "1", "string": "x", "key": "other-queue"}
 
 
@@ -97,15 +102,15 @@ def test_every_command_has_docs_that_match_the_contract(rc, name):
     assert set(tokens) - WORDS == TOKENS[name], tokens
     for a in args[1:]:
         if a.get("token"):
-            assert "optional" in a.get("flags", []), (name, a)
+            assert ("optional" in a.get("flags", [])) != ((name, a["token"]) in REQUIRED_TOKENS), (name, a)
 
 
 @pytest.mark.parametrize("name", [n for n in PUBLIC if TOKENS[n]])
 def test_the_parser_accepts_every_documented_option_and_nothing_else(r, rc, key, name):
     for token, value in walk_tokens(docs_of(rc, name)["arguments"], {}).items():
-        if token in WORDS or token == "PER":
+        if token in WORDS or token == "PER" or (name, token) in REQUIRED_TOKENS:
             continue
-        args = [name, key] + LEAD[name] + [token.lower()] + value
+        args = [name, key] + LEAD[name] + [token.lower()] + value + TAIL.get(name, [])
         if name == "ONCE.RESERVE" and token == "ATTEMPT":
             args = [name, key, "ACK", "x", "ATTEMPT", "1"]
         if name == "ONCE.ACK":
@@ -116,7 +121,7 @@ def test_the_parser_accepts_every_documented_option_and_nothing_else(r, rc, key,
             assert "unknown option" not in str(e), (args, str(e))
     if name in ("ONCE.ACK", "ONCE.RETRY"):
         return          # their other trailing words are ids, not options
-    bad = [name, key] + LEAD[name] + ["NOSUCHOPTION", "1"]
+    bad = [name, key] + LEAD[name] + ["NOSUCHOPTION", "1"] + TAIL.get(name, [])
     with pytest.raises(redis.ResponseError, match="unknown option 'NOSUCHOPTION'"):
         r.execute_command(*bad)
 
@@ -137,6 +142,9 @@ def test_nested_arguments_are_typed(rc):
     assert [(a["name"], "multiple" in a.get("flags", [])) for a in arg_maps(ids["arguments"])] == [("id", True),
                                                                                                   ("attempt", False)]
     assert [a["name"] for a in arg_maps(fenced["arguments"])] == ["n", "reservation"]
+    *_, bulk_ids, payloads = arg_maps(docs_of(rc, "ONCE.BULK")["arguments"])
+    assert (bulk_ids["token"], sorted(bulk_ids["flags"])) == ("IDS", ["multiple", "optional"]), bulk_ids
+    assert (payloads["token"], payloads["flags"]) == ("PAYLOADS", ["multiple"]), payloads
 
 
 def command_info(r, name):
@@ -152,7 +160,7 @@ def test_flags_and_key_specs_say_what_each_command_does(rc, name):
     assert ("write" in flags) == (name not in READS), flags
     assert ("fast" in flags) == (name in FAST), flags
     assert ("blocking" in flags) == (name in BLOCKING), flags
-    assert ("denyoom" in flags) == (name in ("ONCE.PUSH", "ONCE.SCHEDULE", "ONCE.CONFIGURE", "ONCE.GROUP",
+    assert ("denyoom" in flags) == (name in ("ONCE.PUSH", "ONCE.BULK", "ONCE.SCHEDULE", "ONCE.CONFIGURE", "ONCE.GROUP",
                                              "ONCE.RPUSH", "ONCE.LPUSH", "ONCE.ADOPT")), flags
     assert info[3:6] == [1, 1, 1], info
     specs = [as_map(s) for s in info[8]]
@@ -166,7 +174,7 @@ def test_flags_and_key_specs_say_what_each_command_does(rc, name):
 
 @pytest.mark.parametrize("name", PUBLIC + INTERNAL)
 def test_getkeys_names_the_queue(rc, name):
-    sample = {"ONCE.PUSH": ["p"], "ONCE.ACK": ["i"], "ONCE.NACK": ["i"], "ONCE.EXTEND": ["i", "5"],
+    sample = {"ONCE.PUSH": ["p"], "ONCE.BULK": ["PAYLOADS", "p"], "ONCE.ACK": ["i"], "ONCE.NACK": ["i"], "ONCE.EXTEND": ["i", "5"],
               "ONCE.RETRY": ["i"], "ONCE.CANCEL": ["i"], "ONCE.INSPECT": ["i"], "ONCE.SCHEDULE": ["s", "x", "p"],
               "ONCE.UNSCHEDULE": ["s"], "ONCE.LIST": ["ready"], "ONCE.PURGE": ["dead"], "ONCE.HISTOGRAM": ["wait"],
               "ONCE.GROUP": ["g"], "ONCE.RPUSH": ["e"], "ONCE.LPUSH": ["e"]}.get(name, ["a", "b", "c"] if name in INTERNAL else [])
@@ -258,7 +266,8 @@ def test_command_info_lists_the_categories_the_flags_imply(rc, name):
 
 
 WRITE_SAMPLES = {
-    "ONCE.PUSH": ["p"], "ONCE.RESERVE": [], "ONCE.ACK": ["i"], "ONCE.NACK": ["i"], "ONCE.EXTEND": ["i", "5"],
+    "ONCE.PUSH": ["p"], "ONCE.BULK": ["PAYLOADS", "p"], "ONCE.RESERVE": [], "ONCE.ACK": ["i"], "ONCE.NACK": ["i"],
+    "ONCE.EXTEND": ["i", "5"],
     "ONCE.RETRY": ["i"], "ONCE.CANCEL": ["i"], "ONCE.SCHEDULE": ["s", "@every 1s", "p"], "ONCE.UNSCHEDULE": ["s"],
     "ONCE.PURGE": ["ready"], "ONCE.PAUSE": [], "ONCE.RESUME": [], "ONCE.CONFIGURE": ["RETRIES", "1"],
     "ONCE.GROUP": ["g", "CONCURRENCY", "1"], "ONCE.RPUSH": ["e"], "ONCE.LPUSH": ["e"], "ONCE.ADOPT": [],
