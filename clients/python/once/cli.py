@@ -19,17 +19,14 @@ from typing import Any, Dict, List, Optional, Sequence
 import redis
 
 from . import __version__
-from .admin import (COUNT_FIELDS, PURGEABLE, STATES, Admin, has_command, info_once, queues, readable_stats,
-                    server_eviction_warning)
+from .admin import Admin
+from .format import fmt_ms, fmt_rate, fmt_time, short
+from .server import has_command, info_once, queues, readable_stats, server_eviction_warning
+from .serving import EXIT_CONNECT, EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError
+from .serving import serve_until_stopped  # noqa: F401 - importable from here, as before it moved
+from .types import COUNT_FIELDS, PURGEABLE, STATES
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_CONNECT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-
-
-class CliError(Exception):
-    def __init__(self, message: str, code: int = EXIT_FAIL):
-        super().__init__(message)
-        self.code = code
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -43,41 +40,6 @@ def _console(stderr: bool = False):
     if not stream.isatty():
         width = int(os.environ.get("COLUMNS", "0") or 0) or 200
     return Console(file=stream, width=width, highlight=False, soft_wrap=False)
-
-
-def fmt_time(ms: Any) -> str:
-    if ms is None or ms == "":
-        return "-"
-    try:
-        return datetime.datetime.fromtimestamp(int(ms) / 1000).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-    except (ValueError, OverflowError, OSError):
-        return str(ms)
-
-
-def fmt_ms(ms: Any) -> str:
-    if ms is None:
-        return "-"
-    try:
-        v = float(ms)
-    except (TypeError, ValueError):
-        return str(ms)
-    if v < 1000:
-        return f"{v:g} ms"
-    if v < 60_000:
-        return f"{v / 1000:.3g} s"
-    if v < 3_600_000:
-        return f"{v / 60_000:.3g} min"
-    return f"{v / 3_600_000:.3g} h"
-
-
-def fmt_rate(v: Optional[float]) -> str:
-    return "-" if v is None else f"{v:.1f}/s"
-
-
-def short(value: Any, n: int = 60) -> str:
-    s = "" if value is None else str(value)
-    s = s.replace("\n", "⏎")
-    return s if len(s) <= n else s[: n - 1] + "…"
 
 
 def warn(message: str) -> None:
@@ -493,22 +455,6 @@ def cmd_web(r, args) -> int:
         raise CliError(f"once web needs the dashboard's packages ({e.name}): pip install 'once-queue[all]'",
                        EXIT_USAGE)
     return serve(r, args)
-
-
-def serve_until_stopped(server: Any, poll_s: float) -> None:
-    """Blocks until SIGTERM or Ctrl-C, then shuts `server` (an http.server / werkzeug server) down: how
-    `once web` and `once exporter` end."""
-    import threading
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    try:
-        while not done.wait(poll_s):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def cmd_exporter(r, args) -> int:

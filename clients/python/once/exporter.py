@@ -21,13 +21,14 @@ import math
 import time
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
+import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import CollectorRegistry
 
-import redis
-
-from .admin import COUNT_FIELDS, has_command, info_once, parse_histogram, queues, readable_stats
 from .errors import is_no_permission
+from .server import has_command, info_once, queues, readable_stats
+from .serving import serve_until_stopped
+from .types import COUNT_FIELDS, Bucket, parse_histogram
 
 HISTOGRAM_KINDS = (("wait", "Time jobs waited in ready before a worker reserved them."),
                    ("run", "Time from a reservation to its ACK or NACK."))
@@ -209,8 +210,6 @@ def registry_for(r: Any, match: Optional[str] = None) -> CollectorRegistry:
 def serve(r: Any, args: Any) -> int:
     """``once exporter``: serves /metrics until interrupted."""
     from prometheus_client import start_http_server
-
-    from .cli import serve_until_stopped
 
     reg = registry_for(r, getattr(args, "match", None))
     server, thread = start_http_server(args.port, addr=args.host, registry=reg)

@@ -3,11 +3,19 @@
 The parsers accept what redis-py hands back under either protocol: RESP2 maps arrive as flat field/value arrays,
 RESP3 maps as dicts; strings arrive as bytes, or as str when the client has ``decode_responses=True``.
 """
+import dataclasses
+import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 Payload = Union[bytes, str]
 JobId = Union[str, bytes]
+Bucket = Tuple[float, int]               # ONCE.HISTOGRAM: (upper bound in ms, math.inf for the last; count)
+Settings = Dict[str, Optional[int]]      # ONCE.CONFIGURE: setting -> value, None where the module default applies
+
+STATES = ("ready", "delayed", "reserved", "dead")
+PURGEABLE = ("ready", "delayed", "dead")
+COUNT_FIELDS = STATES
 
 
 class PermanentError(Exception):
@@ -129,6 +137,18 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class Event:
+    """One entry of ONCE.EVENTS (a queue with EVENTS-MAX set). ``time`` is unix ms; ``error`` only for a NACK."""
+
+    event_id: str
+    event: str
+    job_id: Optional[JobId]
+    attempt: Optional[int]
+    time: Optional[int]
+    error: Optional[str] = None
+
+
+@dataclass(frozen=True)
 class GroupInfo:
     """ONCE.GROUP / ONCE.GROUPS: one group of a queue, its counts and its own limits.
 
@@ -150,10 +170,31 @@ class GroupInfo:
 
 
 def to_str(value: Any) -> Any:
-    """bytes -> str (UTF-8); anything else unchanged."""
+    """bytes -> str (UTF-8, undecodable bytes as \\x escapes); anything else unchanged."""
     if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
+        return value.decode("utf-8", errors="backslashreplace")
     return value
+
+
+text = to_str
+
+
+def number(value: Any) -> Any:
+    """A reply value as int or float where it is one (RESP integers, doubles, or their text); else as text."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    s = to_str(value)
+    if not isinstance(s, str):
+        return s
+    try:
+        return int(s)
+    except ValueError:
+        pass
+    try:
+        f = float(s)
+    except ValueError:
+        return s
+    return int(f) if f.is_integer() and "." not in s and "e" not in s.lower() else f
 
 
 def to_id(value: Any) -> JobId:
@@ -181,7 +222,7 @@ def as_map(reply: Any) -> Optional[Dict[str, Any]]:
     if isinstance(reply, dict):
         return {to_str(k): v for k, v in reply.items()}
     if not isinstance(reply, (list, tuple)) or len(reply) % 2:
-        raise ValueError(f"expected a map reply, got {reply!r}")
+        raise ValueError(f"expected a map reply, got {reply!r:.200}")
     return {to_str(reply[i]): reply[i + 1] for i in range(0, len(reply), 2)}
 
 
@@ -190,32 +231,51 @@ def decode_payload(value: Any, decode: Union[bool, str]) -> Payload:
     if not decode:
         if isinstance(value, str):  # a client with decode_responses=True already decoded it
             return value.encode("utf-8")
-        return value
+        return bytes(value)
     if isinstance(value, str):
         return value
-    return value.decode("utf-8" if decode is True else decode)
+    return bytes(value).decode("utf-8" if decode is True else decode)
+
+
+# Every parser below takes the server's reply under either protocol, or what it returned before: a client with
+# Once's response callbacks (once.register) hands the typed value over already parsed.
 
 
 def parse_jobs(reply: Any, queue: str, decode: Union[bool, str]) -> List[Job]:
     """ONCE.RESERVE's reply: null (none) or an array of ``[id, payload, attempt]``."""
     if not reply:
         return []
-    return [Job(to_id(i), decode_payload(p, decode), int(a), queue) for i, p, a in reply]
+    return [Job(j.id, decode_payload(j.payload, decode), j.attempt, queue or j.queue) if isinstance(j, Job)
+            else Job(to_id(j[0]), decode_payload(j[1], decode), int(j[2]), queue) for j in reply]
+
+
+def parse_reserve(reply: Any) -> Union[List[Job], Tuple[int, List[Job]]]:
+    """ONCE.RESERVE's reply as its response callback gives it: the jobs, or ``(acked, jobs)`` with WITHACK (whose
+    reply starts with the count, where the jobs' reply starts with a job). The jobs' ``queue`` is not known here."""
+    if reply and isinstance(reply[0], int):
+        return int(reply[0]), parse_jobs(reply[1], "", False)
+    return parse_jobs(reply, "", False)
 
 
 _STATS_FIELDS = {f for f in Stats.__dataclass_fields__ if f != "extra"}
 _INFO_FIELDS = {f for f in JobInfo.__dataclass_fields__ if f != "extra"}
 _SCHEDULE_FIELDS = {f for f in Schedule.__dataclass_fields__ if f != "extra"}
+_GROUP_FIELDS = {f for f in GroupInfo.__dataclass_fields__ if f != "extra"}
 
 
 def parse_stats(reply: Any) -> Stats:
+    if isinstance(reply, Stats):
+        return reply
     m = as_map(reply) or {}
-    known = {k: to_int(v) for k, v in m.items() if k in _STATS_FIELDS}
+    known: Dict[str, Any] = {k: to_int(v) for k, v in m.items() if k in _STATS_FIELDS}
     extra = {k: to_str(v) for k, v in m.items() if k not in _STATS_FIELDS}
     return Stats(**known, extra=extra)
 
 
 def parse_job_info(reply: Any, decode: Union[bool, str]) -> Optional[JobInfo]:
+    """ONCE.INSPECT's reply (and an entry of ONCE.LIST's, whose payload may be left out: then it is empty)."""
+    if isinstance(reply, JobInfo):
+        return dataclasses.replace(reply, payload=decode_payload(reply.payload, decode))
     m = as_map(reply)
     if m is None:
         return None
@@ -234,10 +294,20 @@ def parse_job_info(reply: Any, decode: Union[bool, str]) -> Optional[JobInfo]:
     return JobInfo(**known, extra=extra)
 
 
+def parse_list(reply: Any, decode: Union[bool, str]) -> Tuple[str, List[JobInfo]]:
+    """ONCE.LIST's reply as ``(next_cursor, jobs)``; the cursor is ``"0"`` at the end."""
+    cursor, items = reply
+    jobs = [parse_job_info(j, decode) for j in (items or [])]
+    return str(to_str(cursor)), [j for j in jobs if j is not None]
+
+
 def parse_schedules(reply: Any, decode: Union[bool, str]) -> List[Schedule]:
     out = []
     for entry in reply or []:
-        m = as_map(entry)
+        if isinstance(entry, Schedule):
+            out.append(dataclasses.replace(entry, payload=decode_payload(entry.payload, decode)))
+            continue
+        m = as_map(entry) or {}
         known = {k: v for k, v in m.items() if k in _SCHEDULE_FIELDS}
         extra = {k: to_str(v) for k, v in m.items() if k not in _SCHEDULE_FIELDS}
         for k in ("name", "spec", "tz", "missed"):
@@ -249,11 +319,10 @@ def parse_schedules(reply: Any, decode: Union[bool, str]) -> List[Schedule]:
     return out
 
 
-_GROUP_FIELDS = {f for f in GroupInfo.__dataclass_fields__ if f != "extra"}
-
-
 def parse_group(reply: Any) -> GroupInfo:
     """One group's map (ONCE.GROUP's reply, an entry of ONCE.GROUPS)."""
+    if isinstance(reply, GroupInfo):
+        return reply
     m = as_map(reply) or {}
     known = {k: v for k, v in m.items() if k in _GROUP_FIELDS}
     extra = {k: to_str(v) for k, v in m.items() if k not in _GROUP_FIELDS}
@@ -267,7 +336,61 @@ def parse_group(reply: Any) -> GroupInfo:
 def parse_groups(reply: Any) -> Tuple[str, List[GroupInfo]]:
     """ONCE.GROUPS' reply as ``(next_cursor, [GroupInfo, ...])``; the cursor is ``"0"`` at the end."""
     cursor, items = reply
-    return to_str(cursor), [parse_group(g) for g in (items or [])]
+    return str(to_str(cursor)), [parse_group(g) for g in (items or [])]
+
+
+def parse_events(reply: Any) -> List[Event]:
+    """ONCE.EVENTS' reply: ``[event_id, event, job_id, attempt, time, error]`` per event, oldest first."""
+    out = []
+    for e in reply or []:
+        if isinstance(e, Event):
+            out.append(e)
+            continue
+        e = list(e) + [None] * (6 - len(e))
+        out.append(Event(str(to_str(e[0])), str(to_str(e[1])), None if e[2] is None else to_id(e[2]),
+                         to_int(e[3]), to_int(e[4]), to_str(e[5])))
+    return out
+
+
+def parse_bound(value: Any) -> float:
+    """A histogram bucket's upper bound in ms (``inf`` / ``+inf`` for the last one)."""
+    v = to_str(value)
+    if isinstance(v, str) and v.strip().lower() in ("inf", "+inf", "infinity", "+infinity"):
+        return math.inf
+    return float(v)
+
+
+def parse_histogram(reply: Any) -> List[Bucket]:
+    """ONCE.HISTOGRAM's reply as ``[(upper_bound_ms, cumulative_count), ...]`` (the last bound may be inf)."""
+    return [(parse_bound(b), int(c)) for b, c in (reply or [])]
+
+
+def parse_settings(reply: Any) -> Settings:
+    """ONCE.CONFIGURE's reply: the queue's settings (``paused`` among them)."""
+    return {k: to_int(v) for k, v in (as_map(reply) or {}).items()}
+
+
+def buckets_to_counts(buckets: Sequence[Bucket]) -> List[Bucket]:
+    """Cumulative ``[(bound, count)]`` -> ``[(bound, count in this bucket)]``."""
+    out, prev = [], 0
+    for bound, cum in buckets:
+        out.append((bound, max(0, cum - prev)))
+        prev = cum
+    return out
+
+
+def plain(value: Any) -> Any:
+    """A typed result as JSON-ready values: a dataclass as a dict (its ``extra`` fields merged in, after its
+    own), tuples as lists, bytes as text (undecodable bytes as \\x escapes)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "extra"}
+        out.update({k: plain(v) for k, v in getattr(value, "extra", {}).items()})
+        return out
+    if isinstance(value, dict):
+        return {to_str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return to_str(value)
 
 
 def error_text(exc: BaseException, limit: int = 8192) -> str:

@@ -29,10 +29,13 @@ from urllib.parse import urlsplit
 import redis
 from flask import Flask, Response, abort, flash, jsonify, redirect, render_template, request, session, url_for
 
-from ..admin import (PURGEABLE, STATES, Admin, buckets_to_counts, eviction_warning, has_command, has_retry_all,
-                     info_once, queues, readable_stats, server_eviction_warning, text)
-from ..cli import fmt_ms, fmt_rate, fmt_time, serve_until_stopped
+from ..admin import Admin
 from ..errors import TYPE_NAME, WrongTypeError
+from ..format import fmt_ms, fmt_rate, fmt_time
+from ..server import eviction_warning, has_command, has_retry_all, info_once, queues, readable_stats, \
+    server_eviction_warning
+from ..serving import EXIT_USAGE, CliError, serve_until_stopped
+from ..types import PURGEABLE, STATES, buckets_to_counts, text
 from .charts import histogram_chart, line_chart
 
 ACTIONS = {
@@ -576,7 +579,6 @@ def recent_events(a: Admin, n: int) -> List[Dict[str, Any]]:
 def serve(r: Any, args: Any) -> int:
     """``once web``: serves the dashboard until interrupted (SIGINT/SIGTERM)."""
     from werkzeug.serving import make_server
-    from ..cli import CliError, EXIT_USAGE
 
     token = args.token or None
     if not is_loopback(args.host) and not args.read_only and not (token or args.basic_auth):
