@@ -7,11 +7,12 @@
     once.push('hello')
     once.worker(execute_task, error_handler, monitor_handler)
 """
+from .callbacks import register
 from .client import DurabilityError, Once
 from .errors import WrongTypeError
 from .types import GroupInfo, Job, JobInfo, PermanentError, Schedule, Stats, error_text
 from .worker import Worker, WorkerSummary
 
 __version__ = "0.1.0"
-__all__ = ["Once", "DurabilityError", "Job", "JobInfo", "GroupInfo", "Stats", "Schedule", "PermanentError", "Worker", "WorkerSummary",
-           "WrongTypeError", "error_text", "__version__"]
+__all__ = ["DurabilityError", "GroupInfo", "Job", "JobInfo", "Once", "PermanentError", "Schedule", "Stats", "Worker",
+           "WorkerSummary", "WrongTypeError", "__version__", "error_text", "register"]

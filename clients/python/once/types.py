@@ -249,14 +249,6 @@ def parse_jobs(reply: Any, queue: str, decode: Union[bool, str]) -> List[Job]:
             else Job(to_id(j[0]), decode_payload(j[1], decode), int(j[2]), queue) for j in reply]
 
 
-def parse_reserve(reply: Any) -> Union[List[Job], Tuple[int, List[Job]]]:
-    """ONCE.RESERVE's reply as its response callback gives it: the jobs, or ``(acked, jobs)`` with WITHACK (whose
-    reply starts with the count, where the jobs' reply starts with a job). The jobs' ``queue`` is not known here."""
-    if reply and isinstance(reply[0], int):
-        return int(reply[0]), parse_jobs(reply[1], "", False)
-    return parse_jobs(reply, "", False)
-
-
 _STATS_FIELDS = {f for f in Stats.__dataclass_fields__ if f != "extra"}
 _INFO_FIELDS = {f for f in JobInfo.__dataclass_fields__ if f != "extra"}
 _SCHEDULE_FIELDS = {f for f in Schedule.__dataclass_fields__ if f != "extra"}
