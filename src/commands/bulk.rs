@@ -36,27 +36,8 @@ pub fn bulk(ctx: Ctx, args: &[RStr]) -> CmdResult {
     for p in &payload_bytes {
         check_payload(p)?;
     }
-    let now = rm::now_ms();
     let mut key = Key::open(ctx, key_name, true);
-    let bulk_of = |q: &Queue| Bulk {
-        first_seq: q.next_seq(),
-        created_ms: now,
-        due_ms: o.due(now),
-        retries: o.retries(&q.settings),
-        backoff_ms: o.backoff(&q.settings),
-        lease_ms: o.lease,
-        priority: o.priority,
-    };
-    let (v, before, plan, b) = push_into(&mut key, bulk_of, o.group, id_bytes.as_deref(), &payload_bytes, false, "")?;
-    let added: Vec<(usize, u64)> =
-        plan.iter().enumerate().filter_map(|(i, p)| if let Pushed::Added(s) = *p { Some((i, s)) } else { None }).collect();
-    if let Some(&(_, first_seq)) = added.first() {
-        let new_ids: Vec<RStr> = ids.map_or_else(Vec::new, |ids| added.iter().map(|&(i, _)| ids[i]).collect());
-        let new_payloads: Vec<RStr> = added.iter().map(|&(i, _)| payloads[i]).collect();
-        let header = bulk_header(&Bulk { first_seq, ..b });
-        effects::bulk(ctx, key_name, &header, o.group, &new_ids, &new_payloads);
-        settle(ctx, key_name, v, before);
-    }
+    let (v, plan) = push_and_record(ctx, key_name, &mut key, &o, ids, payloads)?;
     rm::reply_array(ctx, plan.len());
     for p in plan {
         let job = match p {
@@ -69,6 +50,41 @@ pub fn bulk(ctx: Ctx, args: &[RStr]) -> CmdResult {
         }
     }
     Ok(())
+}
+
+/// Pushes one job per payload with options `o` (and `ids`, each idempotent), then replicates the jobs it added
+/// as one `ONCE._BULK` record and settles the queue: what BULK, a list producer's RPUSH and ADOPT share.
+pub fn push_and_record<'k>(
+    ctx: Ctx,
+    key_name: RStr,
+    key: &'k mut Key,
+    o: &JobOptions,
+    ids: Option<&[RStr]>,
+    payloads: &[RStr],
+) -> Result<(&'k mut QueueValue, Vec<Pushed>), CmdError> {
+    let id_bytes: Option<Vec<&[u8]>> = ids.map(|ids| ids.iter().map(rm::bytes).collect());
+    let payload_bytes: Vec<&[u8]> = payloads.iter().map(rm::bytes).collect();
+    let now = rm::now_ms();
+    let bulk_of = |q: &Queue| Bulk {
+        first_seq: q.next_seq(),
+        created_ms: now,
+        due_ms: o.due(now),
+        retries: o.retries(&q.settings),
+        backoff_ms: o.backoff(&q.settings),
+        lease_ms: o.lease,
+        priority: o.priority,
+    };
+    let (v, before, plan, b) = push_into(key, bulk_of, o.group, id_bytes.as_deref(), &payload_bytes, false, "")?;
+    let added: Vec<(usize, u64)> =
+        plan.iter().enumerate().filter_map(|(i, p)| if let Pushed::Added(s) = *p { Some((i, s)) } else { None }).collect();
+    if let Some(&(_, first_seq)) = added.first() {
+        let new_ids: Vec<RStr> = ids.map_or_else(Vec::new, |ids| added.iter().map(|&(i, _)| ids[i]).collect());
+        let new_payloads: Vec<RStr> = added.iter().map(|&(i, _)| payloads[i]).collect();
+        let header = bulk_header(&Bulk { first_seq, ..b });
+        effects::bulk(ctx, key_name, &header, o.group, &new_ids, &new_payloads);
+        settle(ctx, key_name, v, before);
+    }
+    Ok((v, plan))
 }
 
 /// `ONCE._BULK key "<first-seq> <created> <due> <retries> <backoff> <lease> <priority>" [GROUP g]

@@ -4,7 +4,7 @@ push; lists that are not queues stay lists; ONCE.ADOPT turns a list a producer m
 import pytest
 import redis
 
-from durability_helpers import attach_replica, digest_value, fast_restart, wait_in_sync
+from durability_helpers import attach_replica, digest_value, fast_restart, read_aof, wait_in_sync
 from helpers import as_map, push, stats
 
 
@@ -81,6 +81,9 @@ def test_replicas_and_their_own_aof_get_the_jobs(make_server, key):
     m.lpush(key, "d")
     wait_in_sync(m, rep)
     assert stats(rep, key)["ready"] == 5 and digest_value(m, key) == digest_value(rep, key)
+    # One record per list command in the replica's own AOF (as BULK), not one per element.
+    aof = read_aof(replica)
+    assert aof.count(b"ONCE._BULK") == 2 and aof.count(b"ONCE._JOB") == 1, aof[-2000:]
     before = digest_value(rep, key)
     rep.execute_command("REPLICAOF", "NO", "ONE")
     fast_restart(replica)
