@@ -37,12 +37,7 @@ extern "C" fn get_config(_name: *const c_char, privdata: *mut c_void) -> c_longl
     rm::config_var(privdata).map_or(0, |v| v.load(Ordering::Relaxed))
 }
 
-extern "C" fn set_config(
-    _name: *const c_char,
-    val: c_longlong,
-    privdata: *mut c_void,
-    _err: *mut rm::RStr,
-) -> c_int {
+extern "C" fn set_config(_name: *const c_char, val: c_longlong, privdata: *mut c_void, _err: *mut rm::RStr) -> c_int {
     if let Some(v) = rm::config_var(privdata) {
         v.store(val, Ordering::Relaxed);
     }

@@ -91,7 +91,11 @@ pub fn reserved(ctx: Ctx, key: RStr, now_ms: u64, leases: &[(u64, u64)]) {
 
 /// `ONCE._LEASE key seq deadline`: a reserved job's lease now ends at `deadline`.
 pub fn lease(ctx: Ctx, key: RStr, seq: u64, deadline: u64) {
-    rm::replicate(ctx, b"ONCE._LEASE\0", &[OwnedStr::retain(key), OwnedStr::int(seq as i64), OwnedStr::int(deadline as i64)]);
+    rm::replicate(
+        ctx,
+        b"ONCE._LEASE\0",
+        &[OwnedStr::retain(key), OwnedStr::int(seq as i64), OwnedStr::int(deadline as i64)],
+    );
 }
 
 /// `ONCE._SCHED key <schedule>`: a schedule was added or replaced, with its next fire time decided.

@@ -6,9 +6,9 @@ use std::ffi::{c_char, c_int, c_void};
 
 use redis_module::raw;
 
-use crate::service::{existing, note_deadline};
 use crate::registry::registry;
 use crate::rm::{self, Ctx, Key, RStr};
+use crate::service::{existing, note_deadline};
 use crate::{alarm, eviction, migration, queue_names};
 
 pub fn subscribe(ctx: Ctx) -> Result<(), String> {

@@ -5,13 +5,13 @@ pub mod core;
 
 pub mod alarm;
 pub mod commands;
-pub mod effects;
 pub mod config;
+pub mod effects;
 pub mod eviction;
 pub mod info;
 pub mod keyspace;
-pub mod metrics;
 pub mod list_producers;
+pub mod metrics;
 pub mod migration;
 pub mod persist;
 pub mod queue_names;

@@ -106,8 +106,14 @@ pub fn may_act_on(db: i32, key: &[u8]) -> bool {
 extern "C" fn on_valkey_event(ctx: Ctx, _event: raw::RedisModuleEvent, subevent: u64, data: *mut c_void) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let ranges = rm::valkey_migration_slots(data);
-        let what = ["import started", "export started", "import aborted", "export aborted", "import completed",
-            "export completed"];
+        let what = [
+            "import started",
+            "export started",
+            "import aborted",
+            "export aborted",
+            "import completed",
+            "export completed",
+        ];
         log_event(ctx, what.get(subevent as usize).copied().unwrap_or("event"), &ranges);
         match subevent {
             VALKEY_IMPORT_STARTED => import_started(&ranges),
@@ -123,8 +129,15 @@ extern "C" fn on_valkey_event(ctx: Ctx, _event: raw::RedisModuleEvent, subevent:
 extern "C" fn on_redis_event(ctx: Ctx, _event: raw::RedisModuleEvent, subevent: u64, data: *mut c_void) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let ranges = rm::redis_migration_slots(data);
-        let what = ["import started", "import failed", "import completed", "migrate started", "migrate failed",
-            "migrate completed", "migrate propagating"];
+        let what = [
+            "import started",
+            "import failed",
+            "import completed",
+            "migrate started",
+            "migrate failed",
+            "migrate completed",
+            "migrate propagating",
+        ];
         log_event(ctx, what.get(subevent as usize).copied().unwrap_or("event"), &ranges);
         match subevent {
             REDIS_IMPORT_STARTED => import_started(&ranges),

@@ -65,7 +65,15 @@ impl Registry {
 
     /// SWAPDB exchanges whole databases, and the queues in them with their names.
     pub fn swap_dbs(&mut self, a: i32, b: i32) {
-        let swap = |db: i32| if db == a { b } else if db == b { a } else { db };
+        let swap = |db: i32| {
+            if db == a {
+                b
+            } else if db == b {
+                a
+            } else {
+                db
+            }
+        };
         let entries: Vec<(u64, i32, Vec<u8>)> = std::mem::take(&mut self.by_time).into_iter().collect();
         self.by_key.clear();
         for (t, db, key) in entries {

@@ -57,52 +57,52 @@ pub fn at_time<R>(ms: u64, f: impl FnOnce() -> R) -> R {
 pub fn missing_api() -> Option<&'static str> {
     let present: &[(&'static str, bool)] = unsafe {
         &[
-        ("BlockClientOnKeys", { raw::RedisModule_BlockClientOnKeys }.is_some()),
-        ("CloseKey", { raw::RedisModule_CloseKey }.is_some()),
-        ("CreateCommand", { raw::RedisModule_CreateCommand }.is_some()),
-        ("CreateString", { raw::RedisModule_CreateString }.is_some()),
-        ("CreateStringFromLongLong", { raw::RedisModule_CreateStringFromLongLong }.is_some()),
-        ("CreateTimer", { raw::RedisModule_CreateTimer }.is_some()),
-        ("DigestAddLongLong", { raw::RedisModule_DigestAddLongLong }.is_some()),
-        ("DigestAddStringBuffer", { raw::RedisModule_DigestAddStringBuffer }.is_some()),
-        ("DigestEndSequence", { raw::RedisModule_DigestEndSequence }.is_some()),
-        ("EmitAOF", { raw::RedisModule_EmitAOF }.is_some()),
-        ("FreeString", { raw::RedisModule_FreeString }.is_some()),
-        ("GetBlockedClientPrivateData", { raw::RedisModule_GetBlockedClientPrivateData }.is_some()),
-        ("GetBlockedClientReadyKey", { raw::RedisModule_GetBlockedClientReadyKey }.is_some()),
-        ("GetContextFlags", { raw::RedisModule_GetContextFlags }.is_some()),
-        ("GetSelectedDb", { raw::RedisModule_GetSelectedDb }.is_some()),
-        ("InfoAddFieldLongLong", { raw::RedisModule_InfoAddFieldLongLong }.is_some()),
-        ("InfoAddFieldULongLong", { raw::RedisModule_InfoAddFieldULongLong }.is_some()),
-        ("InfoAddSection", { raw::RedisModule_InfoAddSection }.is_some()),
-        ("KeyType", { raw::RedisModule_KeyType }.is_some()),
-        ("Log", { raw::RedisModule_Log }.is_some()),
-        ("Milliseconds", { raw::RedisModule_Milliseconds }.is_some()),
-        ("ModuleTypeGetType", { raw::RedisModule_ModuleTypeGetType }.is_some()),
-        ("ModuleTypeGetValue", { raw::RedisModule_ModuleTypeGetValue }.is_some()),
-        ("ModuleTypeSetValue", { raw::RedisModule_ModuleTypeSetValue }.is_some()),
-        ("OpenKey", { raw::RedisModule_OpenKey }.is_some()),
-        ("RegisterInfoFunc", { raw::RedisModule_RegisterInfoFunc }.is_some()),
-        ("Replicate", { raw::RedisModule_Replicate }.is_some()),
-        ("ReplyWithArray", { raw::RedisModule_ReplyWithArray }.is_some()),
-        ("ReplyWithError", { raw::RedisModule_ReplyWithError }.is_some()),
-        ("ReplyWithLongLong", { raw::RedisModule_ReplyWithLongLong }.is_some()),
-        ("ReplyWithNull", { raw::RedisModule_ReplyWithNull }.is_some()),
-        ("ReplyWithNullArray", { raw::RedisModule_ReplyWithNullArray }.is_some()),
-        ("ReplyWithSimpleString", { raw::RedisModule_ReplyWithSimpleString }.is_some()),
-        ("ReplyWithString", { raw::RedisModule_ReplyWithString }.is_some()),
-        ("ReplyWithStringBuffer", { raw::RedisModule_ReplyWithStringBuffer }.is_some()),
-        ("RetainString", { raw::RedisModule_RetainString }.is_some()),
-        ("SelectDb", { raw::RedisModule_SelectDb }.is_some()),
-        ("SetModuleOptions", { raw::RedisModule_SetModuleOptions }.is_some()),
-        ("SignalKeyAsReady", { raw::RedisModule_SignalKeyAsReady }.is_some()),
-        ("StopTimer", { raw::RedisModule_StopTimer }.is_some()),
-        ("StringPtrLen", { raw::RedisModule_StringPtrLen }.is_some()),
-        ("SubscribeToKeyspaceEvents", { raw::RedisModule_SubscribeToKeyspaceEvents }.is_some()),
-        ("SubscribeToServerEvent", { raw::RedisModule_SubscribeToServerEvent }.is_some()),
-        ("RegisterNumericConfig", { raw::RedisModule_RegisterNumericConfig }.is_some()),
-        ("ReplyWithMap", { raw::RedisModule_ReplyWithMap }.is_some()),
-        ("ReplicateVerbatim", { raw::RedisModule_ReplicateVerbatim }.is_some()),
+            ("BlockClientOnKeys", { raw::RedisModule_BlockClientOnKeys }.is_some()),
+            ("CloseKey", { raw::RedisModule_CloseKey }.is_some()),
+            ("CreateCommand", { raw::RedisModule_CreateCommand }.is_some()),
+            ("CreateString", { raw::RedisModule_CreateString }.is_some()),
+            ("CreateStringFromLongLong", { raw::RedisModule_CreateStringFromLongLong }.is_some()),
+            ("CreateTimer", { raw::RedisModule_CreateTimer }.is_some()),
+            ("DigestAddLongLong", { raw::RedisModule_DigestAddLongLong }.is_some()),
+            ("DigestAddStringBuffer", { raw::RedisModule_DigestAddStringBuffer }.is_some()),
+            ("DigestEndSequence", { raw::RedisModule_DigestEndSequence }.is_some()),
+            ("EmitAOF", { raw::RedisModule_EmitAOF }.is_some()),
+            ("FreeString", { raw::RedisModule_FreeString }.is_some()),
+            ("GetBlockedClientPrivateData", { raw::RedisModule_GetBlockedClientPrivateData }.is_some()),
+            ("GetBlockedClientReadyKey", { raw::RedisModule_GetBlockedClientReadyKey }.is_some()),
+            ("GetContextFlags", { raw::RedisModule_GetContextFlags }.is_some()),
+            ("GetSelectedDb", { raw::RedisModule_GetSelectedDb }.is_some()),
+            ("InfoAddFieldLongLong", { raw::RedisModule_InfoAddFieldLongLong }.is_some()),
+            ("InfoAddFieldULongLong", { raw::RedisModule_InfoAddFieldULongLong }.is_some()),
+            ("InfoAddSection", { raw::RedisModule_InfoAddSection }.is_some()),
+            ("KeyType", { raw::RedisModule_KeyType }.is_some()),
+            ("Log", { raw::RedisModule_Log }.is_some()),
+            ("Milliseconds", { raw::RedisModule_Milliseconds }.is_some()),
+            ("ModuleTypeGetType", { raw::RedisModule_ModuleTypeGetType }.is_some()),
+            ("ModuleTypeGetValue", { raw::RedisModule_ModuleTypeGetValue }.is_some()),
+            ("ModuleTypeSetValue", { raw::RedisModule_ModuleTypeSetValue }.is_some()),
+            ("OpenKey", { raw::RedisModule_OpenKey }.is_some()),
+            ("RegisterInfoFunc", { raw::RedisModule_RegisterInfoFunc }.is_some()),
+            ("Replicate", { raw::RedisModule_Replicate }.is_some()),
+            ("ReplyWithArray", { raw::RedisModule_ReplyWithArray }.is_some()),
+            ("ReplyWithError", { raw::RedisModule_ReplyWithError }.is_some()),
+            ("ReplyWithLongLong", { raw::RedisModule_ReplyWithLongLong }.is_some()),
+            ("ReplyWithNull", { raw::RedisModule_ReplyWithNull }.is_some()),
+            ("ReplyWithNullArray", { raw::RedisModule_ReplyWithNullArray }.is_some()),
+            ("ReplyWithSimpleString", { raw::RedisModule_ReplyWithSimpleString }.is_some()),
+            ("ReplyWithString", { raw::RedisModule_ReplyWithString }.is_some()),
+            ("ReplyWithStringBuffer", { raw::RedisModule_ReplyWithStringBuffer }.is_some()),
+            ("RetainString", { raw::RedisModule_RetainString }.is_some()),
+            ("SelectDb", { raw::RedisModule_SelectDb }.is_some()),
+            ("SetModuleOptions", { raw::RedisModule_SetModuleOptions }.is_some()),
+            ("SignalKeyAsReady", { raw::RedisModule_SignalKeyAsReady }.is_some()),
+            ("StopTimer", { raw::RedisModule_StopTimer }.is_some()),
+            ("StringPtrLen", { raw::RedisModule_StringPtrLen }.is_some()),
+            ("SubscribeToKeyspaceEvents", { raw::RedisModule_SubscribeToKeyspaceEvents }.is_some()),
+            ("SubscribeToServerEvent", { raw::RedisModule_SubscribeToServerEvent }.is_some()),
+            ("RegisterNumericConfig", { raw::RedisModule_RegisterNumericConfig }.is_some()),
+            ("ReplyWithMap", { raw::RedisModule_ReplyWithMap }.is_some()),
+            ("ReplicateVerbatim", { raw::RedisModule_ReplicateVerbatim }.is_some()),
         ]
     };
     present.iter().find(|(_, ok)| !ok).map(|(name, _)| *name)
@@ -145,10 +145,7 @@ pub fn reply_map(ctx: Ctx, pairs: usize) {
 
 /// Error replies must be one ASCII line without NUL bytes.
 pub fn reply_error(ctx: Ctx, msg: &str) {
-    let clean: String = msg
-        .chars()
-        .map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '?' })
-        .collect();
+    let clean: String = msg.chars().map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '?' }).collect();
     if let Ok(c) = CString::new(clean) {
         unsafe { raw::RedisModule_ReplyWithError.unwrap()(ctx, c.as_ptr()) };
     }
@@ -187,7 +184,8 @@ pub fn in_cluster(ctx: Ctx) -> bool {
 /// True inside MULTI, Lua or a function, or wherever the server forbids blocking.
 pub fn may_not_block(ctx: Ctx) -> bool {
     let f = flags(ctx);
-    f & (raw::REDISMODULE_CTX_FLAGS_MULTI | raw::REDISMODULE_CTX_FLAGS_LUA | raw::REDISMODULE_CTX_FLAGS_DENY_BLOCKING) != 0
+    f & (raw::REDISMODULE_CTX_FLAGS_MULTI | raw::REDISMODULE_CTX_FLAGS_LUA | raw::REDISMODULE_CTX_FLAGS_DENY_BLOCKING)
+        != 0
 }
 
 pub fn selected_db(ctx: Ctx) -> i32 {
@@ -218,7 +216,9 @@ pub struct OwnedStr(pub RStr);
 
 impl OwnedStr {
     pub fn new(b: &[u8]) -> OwnedStr {
-        OwnedStr(unsafe { raw::RedisModule_CreateString.unwrap()(ptr::null_mut(), b.as_ptr().cast::<c_char>(), b.len()) })
+        OwnedStr(unsafe {
+            raw::RedisModule_CreateString.unwrap()(ptr::null_mut(), b.as_ptr().cast::<c_char>(), b.len())
+        })
     }
 
     pub fn int(v: i64) -> OwnedStr {
@@ -290,7 +290,8 @@ impl Key {
 
     /// Whether the key holds a list.
     pub fn is_list(&self) -> bool {
-        !self.ptr.is_null() && unsafe { raw::RedisModule_KeyType.unwrap()(self.ptr) } == raw::REDISMODULE_KEYTYPE_LIST as c_int
+        !self.ptr.is_null()
+            && unsafe { raw::RedisModule_KeyType.unwrap()(self.ptr) } == raw::REDISMODULE_KEYTYPE_LIST as c_int
     }
 
     /// Pops every element of the list under the key, head first; the key is gone afterwards.
@@ -466,7 +467,8 @@ fn raw_args(docs: &[ArgDoc], keep: &mut Vec<Vec<raw::RedisModuleCommandArg>>) ->
 
 /// Sets a registered command's docs and key spec. False if the server refused them (or has no such API).
 pub fn set_command_info(ctx: Ctx, name: &CString, doc: &CommandDoc) -> bool {
-    let (Some(get), Some(set)) = (unsafe { raw::RedisModule_GetCommand }, unsafe { raw::RedisModule_SetCommandInfo }) else {
+    let (Some(get), Some(set)) = (unsafe { raw::RedisModule_GetCommand }, unsafe { raw::RedisModule_SetCommandInfo })
+    else {
         return false;
     };
     let command = unsafe { get(ctx, name.as_ptr()) };
@@ -490,9 +492,11 @@ pub fn set_command_info(ctx: Ctx, name: &CString, doc: &CommandDoc) -> bool {
     if let Some(word) = &doc.keys_after {
         specs[1].flags = doc.key_flags;
         specs[1].begin_search_type = raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_KEYWORD;
-        specs[1].bs.keyword = raw::RedisModuleCommandKeySpec__bindgen_ty_1__bindgen_ty_2 { keyword: word.as_ptr(), startfrom: 2 };
+        specs[1].bs.keyword =
+            raw::RedisModuleCommandKeySpec__bindgen_ty_1__bindgen_ty_2 { keyword: word.as_ptr(), startfrom: 2 };
         specs[1].find_keys_type = raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE;
-        specs[1].fk.range = raw::RedisModuleCommandKeySpec__bindgen_ty_2__bindgen_ty_1 { lastkey: -1, keystep: 1, limit: 0 };
+        specs[1].fk.range =
+            raw::RedisModuleCommandKeySpec__bindgen_ty_2__bindgen_ty_1 { lastkey: -1, keystep: 1, limit: 0 };
     }
     let mut keep = Vec::new();
     let args = raw_args(&doc.args, &mut keep);
@@ -525,7 +529,9 @@ pub fn has_acl_categories() -> bool {
 
 /// Puts a command in ACL categories (space separated) where the server has the API.
 pub fn set_acl_categories(ctx: Ctx, name: &CString, categories: &CString) -> bool {
-    let (Some(get), Some(set)) = (unsafe { raw::RedisModule_GetCommand }, unsafe { raw::RedisModule_SetCommandACLCategories }) else {
+    let (Some(get), Some(set)) =
+        (unsafe { raw::RedisModule_GetCommand }, unsafe { raw::RedisModule_SetCommandACLCategories })
+    else {
         return false;
     };
     let command = unsafe { get(ctx, name.as_ptr()) };
@@ -693,7 +699,15 @@ pub type BlockedFn = extern "C" fn(Ctx, *mut RStr, c_int) -> c_int;
 pub type FreeFn = extern "C" fn(Ctx, *mut c_void);
 
 /// Blocks the client on `key` with `data`, which Redis hands back to the callbacks and frees with `free`.
-pub fn block_on_key<T>(ctx: Ctx, key: RStr, ms: i64, on_ready: BlockedFn, on_timeout: BlockedFn, free: FreeFn, data: Box<T>) {
+pub fn block_on_key<T>(
+    ctx: Ctx,
+    key: RStr,
+    ms: i64,
+    on_ready: BlockedFn,
+    on_timeout: BlockedFn,
+    free: FreeFn,
+    data: Box<T>,
+) {
     block_on_keys(ctx, &[key], ms, on_ready, on_timeout, free, data);
 }
 
@@ -792,7 +806,13 @@ pub fn log_io(io: Io, msg: &str) {
 pub fn emit_aof(io: Io, cmd: &'static [u8], args: &[OwnedStr]) {
     let argv: Vec<RStr> = args.iter().map(|a| a.0).collect();
     unsafe {
-        raw::RedisModule_EmitAOF.unwrap()(io, cmd.as_ptr().cast::<c_char>(), b"v\0".as_ptr().cast::<c_char>(), argv.as_ptr(), argv.len());
+        raw::RedisModule_EmitAOF.unwrap()(
+            io,
+            cmd.as_ptr().cast::<c_char>(),
+            b"v\0".as_ptr().cast::<c_char>(),
+            argv.as_ptr(),
+            argv.len(),
+        );
     }
 }
 
@@ -812,7 +832,14 @@ impl Digest {
 
 /// Sends `cmd key header payload [word bytes]...` to replicas and the AOF in one typed call, reusing the
 /// client's key and payload strings (the hot path of every PUSH).
-pub fn replicate_header_payload(ctx: Ctx, cmd: &'static [u8], key: RStr, header: &[u8], payload: RStr, extra: &[(&std::ffi::CStr, &[u8])]) {
+pub fn replicate_header_payload(
+    ctx: Ctx,
+    cmd: &'static [u8],
+    key: RStr,
+    header: &[u8],
+    payload: RStr,
+    extra: &[(&std::ffi::CStr, &[u8])],
+) {
     let cmd = cmd.as_ptr().cast::<c_char>();
     let (h, hl) = (header.as_ptr().cast::<c_char>(), header.len());
     let replicate = unsafe { raw::RedisModule_Replicate.unwrap() };
@@ -860,7 +887,11 @@ fn api(name: &std::ffi::CStr) -> *mut c_void {
     let Some(get) = (unsafe { raw::RedisModule_GetApi }) else { return ptr::null_mut() };
     let mut f: *mut c_void = ptr::null_mut();
     let found = unsafe { get(name.as_ptr(), (&mut f as *mut *mut c_void).cast::<c_void>()) } == OK;
-    if found { f } else { ptr::null_mut() }
+    if found {
+        f
+    } else {
+        ptr::null_mut()
+    }
 }
 
 /// Valkey registers its API under ValkeyModule_ names as well; Redis never does.

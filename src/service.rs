@@ -2,12 +2,12 @@
 //! queue key, settling a queue after a change (server-wide figures, blocked readers, the timer's next
 //! deadline). It depends on the core and the low-level API only, never on the commands.
 
-use crate::{alarm, queue_names};
 use crate::core::queue::FREE_STEP;
 use crate::registry::registry;
 use crate::rm::{self, Ctx, Key, RStr, Slot};
 use crate::text::{err, wrong_type, CmdError};
 use crate::value::{queue_type, QueueValue, Snapshot};
+use crate::{alarm, queue_names};
 
 /// The queue under an open key, if there is one.
 pub fn existing(key: &mut Key) -> Result<Option<&mut QueueValue>, CmdError> {
@@ -60,7 +60,6 @@ pub fn note_deadline(ctx: Ctx, db: i32, key: &[u8], v: &mut QueueValue) {
         }
     }
 }
-
 
 /// A queue that just came from an RDB or RESTORE: the registry learns its next deadline; the alarm is armed
 /// when loading ends (keyspace.rs), since no timer may be created from inside a load.

@@ -17,7 +17,6 @@ pub fn parse_i64(b: &[u8]) -> Option<i64> {
     std::str::from_utf8(b).ok()?.parse::<i64>().ok()
 }
 
-
 #[derive(Debug)]
 pub struct CmdError(pub String);
 
@@ -30,4 +29,3 @@ pub fn err(msg: impl Into<String>) -> CmdError {
 pub fn wrong_type() -> CmdError {
     CmdError("WRONGTYPE Operation against a key holding the wrong kind of value".into())
 }
-

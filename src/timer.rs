@@ -5,12 +5,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::effects;
-use crate::service::{existing, settle};
 use crate::core::queue::{NewJob, Pushed};
 use crate::core::FailCause;
+use crate::effects;
 use crate::registry::registry;
 use crate::rm::{self, Ctx, Key, OwnedStr};
+use crate::service::{existing, settle};
 use crate::value::QueueValue;
 use crate::{config, eviction, metrics, migration, random};
 
@@ -193,4 +193,3 @@ fn fire_schedules(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_a
     }
     true
 }
-

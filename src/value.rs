@@ -1,7 +1,7 @@
 //! The value Redis stores under a queue key: the core queue plus what the glue tracks about it.
 
-use std::sync::atomic::{AtomicBool, AtomicPtr};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicPtr};
 
 use crate::core::{Queue, Stats, Totals};
 use crate::metrics;

@@ -3,8 +3,8 @@
 
 use super::spec::{find_token, Arg};
 use crate::core::limits::Range;
-pub use crate::text::{err, parse_i64, shown, wrong_type, CmdError, CmdResult};
 use crate::rm::{bytes, RStr};
+pub use crate::text::{err, parse_i64, shown, wrong_type, CmdError, CmdResult};
 
 pub fn arity(command: &str) -> CmdError {
     CmdError(format!("ERR wrong number of arguments for '{}' command", command.to_ascii_lowercase()))

@@ -75,8 +75,11 @@ pub fn push_and_record<'k>(
         priority: o.priority,
     };
     let (v, before, plan, b) = push_into(key, bulk_of, o.group, id_bytes.as_deref(), &payload_bytes, false, "")?;
-    let added: Vec<(usize, u64)> =
-        plan.iter().enumerate().filter_map(|(i, p)| if let Pushed::Added(s) = *p { Some((i, s)) } else { None }).collect();
+    let added: Vec<(usize, u64)> = plan
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| if let Pushed::Added(s) = *p { Some((i, s)) } else { None })
+        .collect();
     if let Some(&(_, first_seq)) = added.first() {
         let new_ids: Vec<RStr> = ids.map_or_else(Vec::new, |ids| added.iter().map(|&(i, _)| ids[i]).collect());
         let new_payloads: Vec<RStr> = added.iter().map(|&(i, _)| payloads[i]).collect();

@@ -52,8 +52,12 @@ pub fn key_flags(access: Access) -> u64 {
     let f = match access {
         Access::Read => raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS,
         Access::Insert => raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_INSERT,
-        Access::Update => raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_ACCESS | raw::REDISMODULE_CMD_KEY_UPDATE,
-        Access::Delete => raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_ACCESS | raw::REDISMODULE_CMD_KEY_DELETE,
+        Access::Update => {
+            raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_ACCESS | raw::REDISMODULE_CMD_KEY_UPDATE
+        }
+        Access::Delete => {
+            raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_ACCESS | raw::REDISMODULE_CMD_KEY_DELETE
+        }
     };
     u64::from(f)
 }
@@ -65,7 +69,13 @@ pub fn command_doc(c: &Command) -> Result<CommandDoc, String> {
         since: cstr(SINCE)?,
         arity: c.arity,
         key_flags: key_flags(c.access),
-        keys_after: c.args.iter().find(|a| matches!(a.kind, Kind::Key) && a.token.is_some()).and_then(|a| a.token).map(cstr).transpose()?,
+        keys_after: c
+            .args
+            .iter()
+            .find(|a| matches!(a.kind, Kind::Key) && a.token.is_some())
+            .and_then(|a| a.token)
+            .map(cstr)
+            .transpose()?,
         args: c.args.iter().map(|a| arg_doc(a, false)).collect::<Result<_, _>>()?,
     })
 }

@@ -2,8 +2,8 @@
 
 use super::args::{arity, int_range, CmdResult, Options};
 use super::spec::EXTEND_ARGS;
-use crate::core::limits;
 use super::{existing, settle};
+use crate::core::limits;
 use crate::effects;
 use crate::rm::{self, Ctx, Key, RStr};
 

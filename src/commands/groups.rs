@@ -46,7 +46,8 @@ pub fn group(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let before = v.snapshot();
     let limits = v.queue.limits();
     let gid = v.queue.flow.gid_or_new(name);
-    let mut own = if reset { Limits::default() } else { v.queue.flow.group(gid).map_or_else(Limits::default, |g| g.own) };
+    let mut own =
+        if reset { Limits::default() } else { v.queue.flow.group(gid).map_or_else(Limits::default, |g| g.own) };
     own.concurrency = concurrency.or(own.concurrency);
     own.rate = rate.or(own.rate);
     v.queue.flow.set_own(gid, own, &limits);

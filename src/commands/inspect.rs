@@ -11,7 +11,8 @@ pub fn inspect(ctx: Ctx, args: &[RStr]) -> CmdResult {
     }
     let mut key = Key::open(ctx, args[1], false);
     let v = existing(&mut key)?;
-    let found = v.as_ref().and_then(|v| v.queue.find(rm::bytes(&args[2])).and_then(|s| v.queue.job(s)).map(|j| (&v.queue, j)));
+    let found =
+        v.as_ref().and_then(|v| v.queue.find(rm::bytes(&args[2])).and_then(|s| v.queue.job(s)).map(|j| (&v.queue, j)));
     match found {
         Some((q, job)) => reply_job(ctx, q, job, true),
         None => rm::reply_null(ctx),

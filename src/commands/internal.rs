@@ -9,13 +9,13 @@ use super::args::{arity, err, parse_i64, CmdError, CmdResult};
 use super::{existing, existing_or_new, settle};
 use crate::core::backoff::Outcome;
 use crate::core::events::Kind;
+use crate::core::histogram::Which;
 use crate::core::limits::{self, FIRE_TIME};
 use crate::core::FailCause;
-use crate::core::histogram::Which;
+use crate::effects;
 use crate::persist::encode::{
     decode_events, decode_group, decode_hist, decode_job, decode_meta, decode_schedule, decode_settings, decode_times,
 };
-use crate::effects;
 use crate::rm::{self, Ctx, Key, OwnedStr, RStr};
 use crate::value::QueueValue;
 
@@ -24,7 +24,9 @@ fn all_bytes(args: &[RStr]) -> Vec<&[u8]> {
 }
 
 fn number(b: &[u8], what: &str) -> Result<u64, CmdError> {
-    parse_i64(b).and_then(|v| u64::try_from(v).ok()).ok_or_else(|| err(format!("{what} must be a non-negative integer")))
+    parse_i64(b)
+        .and_then(|v| u64::try_from(v).ok())
+        .ok_or_else(|| err(format!("{what} must be a non-negative integer")))
 }
 
 /// Runs `change` on the queue at args[1]; `create` makes the key when it is missing.
@@ -59,11 +61,8 @@ fn apply(
     change: impl FnOnce(&mut QueueValue) -> Result<(), CmdError>,
 ) -> CmdResult {
     let mut key = Key::open(ctx, args[1], true);
-    let v = if create {
-        existing_or_new(&mut key)?
-    } else {
-        existing(&mut key)?.ok_or_else(|| err("no such queue"))?
-    };
+    let v =
+        if create { existing_or_new(&mut key)? } else { existing(&mut key)?.ok_or_else(|| err("no such queue"))? };
     let before = v.snapshot();
     let result = change(v);
     settle(ctx, args[1], v, before);
@@ -107,7 +106,8 @@ pub fn at(ctx: Ctx, args: &[RStr]) -> CmdResult {
         // Records written before the inner key was named: only a master or an AOF replays those.
         _ if rm::is_replayed(ctx) => inner.extend_from_slice(&args[4..]),
         _ => {
-            let given = args.get(4).map_or(String::from("nothing"), |k| format!("'{}'", crate::text::shown(rm::bytes(k))));
+            let given =
+                args.get(4).map_or(String::from("nothing"), |k| format!("'{}'", crate::text::shown(rm::bytes(k))));
             return Err(err(format!(
                 "ONCE._AT runs a command on its own key only: the inner command's key must be '{}', got {given}",
                 crate::text::shown(rm::bytes(&args[1]))

@@ -5,8 +5,8 @@
 
 use super::args::{arity, CmdResult};
 use super::{change_by_ids, existing, settle};
-use crate::effects;
 use crate::core::Queue;
+use crate::effects;
 use crate::rm::{self, Ctx, Key, RStr};
 
 /// `ONCE.RETRY queue ALL` starts sending every dead job back; this call moves the first slice, the timer the
@@ -39,7 +39,13 @@ pub fn cancel(ctx: Ctx, args: &[RStr]) -> CmdResult {
     by_ids(ctx, args, "ONCE.CANCEL", b"ONCE.CANCEL\0", Queue::cancel)
 }
 
-fn by_ids(ctx: Ctx, args: &[RStr], name: &str, cname: &'static [u8], change: fn(&mut Queue, u64, u64) -> bool) -> CmdResult {
+fn by_ids(
+    ctx: Ctx,
+    args: &[RStr],
+    name: &str,
+    cname: &'static [u8],
+    change: fn(&mut Queue, u64, u64) -> bool,
+) -> CmdResult {
     if args.len() < 3 {
         return Err(arity(name));
     }

@@ -10,8 +10,8 @@ pub mod extend;
 pub mod groups;
 pub mod histogram;
 pub mod inspect;
-pub mod lists;
 pub mod internal;
+pub mod lists;
 pub mod manage;
 pub mod nack;
 pub mod operate;
@@ -23,7 +23,6 @@ pub mod stats;
 
 use std::ffi::{c_int, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-
 
 use crate::rm::{self, Ctx, RStr};
 pub use crate::service::{existing, existing_or_new, settle};

@@ -2,8 +2,8 @@
 
 use super::args::{arity, err, CmdResult, Options};
 use super::spec::NACK_ARGS;
-use crate::core::limits;
 use super::{existing, settle};
+use crate::core::limits;
 use crate::core::FailCause;
 use crate::effects;
 use crate::rm::{self, Ctx, Key, RStr};
@@ -50,4 +50,3 @@ pub fn nack(ctx: Ctx, args: &[RStr]) -> CmdResult {
     rm::reply_int(ctx, i64::from(done));
     Ok(())
 }
-

@@ -75,7 +75,10 @@ impl<'a> JobOptions<'a> {
 pub fn check_payload(payload: &[u8]) -> Result<(), CmdError> {
     let limit = config::max_payload_bytes();
     if payload.len() as u64 > limit {
-        return Err(err(format!("payload is {} bytes, over the limit of {limit} (once.max-payload-bytes)", payload.len())));
+        return Err(err(format!(
+            "payload is {} bytes, over the limit of {limit} (once.max-payload-bytes)",
+            payload.len()
+        )));
     }
     Ok(())
 }

@@ -12,13 +12,13 @@ use std::ffi::{c_int, c_void};
 use super::ack::{ack_fenced, ack_ids};
 use super::args::{arity, err, CmdError, CmdResult, Options};
 use super::spec::RESERVE_ARGS;
-use crate::core::limits;
-use crate::core::slot::key_slot;
 use super::{existing, settle};
 use crate::config;
-use crate::service;
+use crate::core::limits;
+use crate::core::slot::key_slot;
 use crate::effects;
 use crate::rm::{self, Ctx, Key, OwnedStr, RStr};
+use crate::service;
 use crate::value::{QueueValue, Snapshot};
 
 /// Upper bound on delayed jobs one RESERVE promotes itself; the timer promotes the rest in slices.
@@ -212,7 +212,8 @@ fn take(ctx: Ctx, key_name: RStr, v: &mut QueueValue, count: usize, lease: Optio
     }
     // RESERVE's LEASE, else the job's own, else the queue's setting, else the module config.
     let default_lease = v.queue.settings.lease_ms.unwrap_or_else(config::default_lease_ms);
-    let lease_of = |j: &crate::core::Job| lease.unwrap_or(if j.lease_ms > 0 { u64::from(j.lease_ms) } else { default_lease });
+    let lease_of =
+        |j: &crate::core::Job| lease.unwrap_or(if j.lease_ms > 0 { u64::from(j.lease_ms) } else { default_lease });
     let seqs = v.queue.reserve(count, now, lease_of);
     // Turned away by a rate limit: the timer signals the key when the rate allows (a blocked client, or
     // the next one, is then served without polling).

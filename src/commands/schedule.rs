@@ -4,9 +4,9 @@
 
 use super::args::{arity, err, CmdResult, Options};
 use super::spec::SCHEDULE_ARGS;
-use crate::core::limits::{self, MAX_SCHEDULES, MAX_SCHEDULE_NAME, MAX_SPEC_BYTES};
 use super::{existing, existing_or_new, settle};
 use crate::config;
+use crate::core::limits::{self, MAX_SCHEDULES, MAX_SCHEDULE_NAME, MAX_SPEC_BYTES};
 use crate::core::schedule::{JobOptions, Missed, Schedule};
 use crate::effects;
 use crate::rm::{self, Ctx, Key, OwnedStr, RStr};
@@ -55,7 +55,10 @@ pub fn schedule(ctx: Ctx, args: &[RStr]) -> CmdResult {
     }
     let limit = config::max_payload_bytes();
     if payload.len() as u64 > limit {
-        return Err(err(format!("payload is {} bytes, over the limit of {limit} (once.max-payload-bytes)", payload.len())));
+        return Err(err(format!(
+            "payload is {} bytes, over the limit of {limit} (once.max-payload-bytes)",
+            payload.len()
+        )));
     }
     let mut key = Key::open(ctx, args[1], true);
     if let Some(v) = existing(&mut key)? {

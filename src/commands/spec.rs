@@ -4,7 +4,10 @@
 
 use std::ffi::c_int;
 
-use super::{ack, bulk, events, extend, groups, histogram, inspect, internal, lists, manage, nack, operate, push, reserve, run, schedule, stats};
+use super::{
+    ack, bulk, events, extend, groups, histogram, inspect, internal, lists, manage, nack, operate, push, reserve, run,
+    schedule, stats,
+};
 use crate::rm::{Ctx, RStr};
 
 /// What Redis calls: a handler wrapped by `run`, so no error or panic escapes.
@@ -194,7 +197,16 @@ pub const RESERVE_ARGS: &[Arg] = &[
     },
     Arg {
         name: "acks",
-        kind: Kind::Block(&[pos("n", Int), Arg { name: "reservation", kind: Kind::Block(&[pos("id", Str), pos("attempt", Int)]), token: None, optional: false, multiple: true }]),
+        kind: Kind::Block(&[
+            pos("n", Int),
+            Arg {
+                name: "reservation",
+                kind: Kind::Block(&[pos("id", Str), pos("attempt", Int)]),
+                token: None,
+                optional: false,
+                multiple: true,
+            },
+        ]),
         token: Some("ACKS"),
         optional: true,
         multiple: false,
@@ -208,10 +220,25 @@ pub const ACK_ARGS: &[Arg] = &[
     Arg {
         name: "which",
         kind: Kind::OneOf(&[
-            Arg { name: "ids", kind: Kind::Block(&[many("id", Str), opt("ATTEMPT", "attempt", Int)]), token: None, optional: false, multiple: false },
+            Arg {
+                name: "ids",
+                kind: Kind::Block(&[many("id", Str), opt("ATTEMPT", "attempt", Int)]),
+                token: None,
+                optional: false,
+                multiple: false,
+            },
             Arg {
                 name: "fenced",
-                kind: Kind::Block(&[pos("n", Int), Arg { name: "reservation", kind: Kind::Block(&[pos("id", Str), pos("attempt", Int)]), token: None, optional: false, multiple: true }]),
+                kind: Kind::Block(&[
+                    pos("n", Int),
+                    Arg {
+                        name: "reservation",
+                        kind: Kind::Block(&[pos("id", Str), pos("attempt", Int)]),
+                        token: None,
+                        optional: false,
+                        multiple: true,
+                    },
+                ]),
                 token: Some("ACKS"),
                 optional: false,
                 multiple: false,
@@ -274,13 +301,7 @@ const RATE_PARTS: &[Arg] =
 
 /// `TOKEN n PER ms`: a rate limit.
 const fn rate(name: &'static str, token: &'static str) -> Arg {
-    Arg {
-        name,
-        kind: Kind::Block(RATE_PARTS),
-        token: Some(token),
-        optional: true,
-        multiple: false,
-    }
+    Arg { name, kind: Kind::Block(RATE_PARTS), token: Some(token), optional: true, multiple: false }
 }
 
 pub const CONFIGURE_ARGS: &[Arg] = &[
@@ -304,7 +325,13 @@ pub const GROUP_ARGS: &[Arg] =
 pub const GROUPS_ARGS: &[Arg] = &[KEY, opt("CURSOR", "cursor", Str), opt("COUNT", "count", Int)];
 const HISTOGRAM_ARGS: &[Arg] = &[
     KEY,
-    Arg { name: "which", kind: Kind::OneOf(&[word("wait"), word("run")]), token: None, optional: false, multiple: false },
+    Arg {
+        name: "which",
+        kind: Kind::OneOf(&[word("wait"), word("run")]),
+        token: None,
+        optional: false,
+        multiple: false,
+    },
 ];
 const KEY_ONLY: &[Arg] = &[KEY];
 const LIST_PUSH_ARGS: &[Arg] = &[KEY, many("element", Str)];

@@ -76,7 +76,9 @@ pub struct Event {
 
 impl Event {
     pub fn bytes(&self) -> usize {
-        std::mem::size_of::<Event>() + self.job.as_ref().map_or(0, |j| j.len()) + self.error.as_ref().map_or(0, |e| e.len())
+        std::mem::size_of::<Event>()
+            + self.job.as_ref().map_or(0, |j| j.len())
+            + self.error.as_ref().map_or(0, |e| e.len())
     }
 }
 
@@ -110,7 +112,14 @@ impl EventLog {
             return;
         }
         self.last_id += 1;
-        self.events.push_back(Event { id: self.last_id, kind, job: job.map(Into::into), attempt, ms, error: error.map(Into::into) });
+        self.events.push_back(Event {
+            id: self.last_id,
+            kind,
+            job: job.map(Into::into),
+            attempt,
+            ms,
+            error: error.map(Into::into),
+        });
         self.trim(max);
     }
 

@@ -215,7 +215,9 @@ impl Flow {
     pub fn named_from<'a>(&'a self, from: &[u8]) -> impl Iterator<Item = (u32, &'a Group)> + 'a {
         use std::ops::Bound::{Included, Unbounded};
         let start: Box<[u8]> = from.into();
-        self.names.range::<Box<[u8]>, _>((Included(start), Unbounded)).filter_map(|(_, &g)| self.group(g).map(|gr| (g, gr)))
+        self.names
+            .range::<Box<[u8]>, _>((Included(start), Unbounded))
+            .filter_map(|(_, &g)| self.group(g).map(|gr| (g, gr)))
     }
 
     /// The default group, then the named ones by name: an order every node agrees on.
@@ -422,7 +424,9 @@ impl Flow {
         loop {
             if let Some((t, name)) = self.waiting.first().filter(|(t, _)| *t <= now) {
                 let (t, gid) = (*t, self.gid(name));
-                if let Some(gid) = gid.filter(|&g| self.group(g).is_some_and(|g| g.slot == Slot::Waiting(t) && g.eligible(l))) {
+                if let Some(gid) =
+                    gid.filter(|&g| self.group(g).is_some_and(|g| g.slot == Slot::Waiting(t) && g.eligible(l)))
+                {
                     return Some(gid);
                 }
                 self.waiting.pop_first();

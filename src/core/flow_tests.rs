@@ -152,7 +152,8 @@ fn a_replica_replaying_the_reservations_holds_the_same_ring() {
             let deadline = master.job(s).unwrap().deadline_ms;
             assert!(replica.reserve_exact(s, deadline, now));
         }
-        let names = |q: &Queue| q.flow.ring_order(&q.limits()).iter().map(|&g| q.flow.name(g).to_vec()).collect::<Vec<_>>();
+        let names =
+            |q: &Queue| q.flow.ring_order(&q.limits()).iter().map(|&g| q.flow.name(g).to_vec()).collect::<Vec<_>>();
         assert_eq!(names(&master), names(&replica), "at {now}");
     }
 }

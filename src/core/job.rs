@@ -179,7 +179,11 @@ impl Extra {
         Extra::with_base(custom_id, last_error, 0)
     }
 
-    pub fn with_base(custom_id: Option<Box<[u8]>>, last_error: Option<Box<[u8]>>, retry_base: u32) -> Option<Box<Extra>> {
+    pub fn with_base(
+        custom_id: Option<Box<[u8]>>,
+        last_error: Option<Box<[u8]>>,
+        retry_base: u32,
+    ) -> Option<Box<Extra>> {
         (custom_id.is_some() || last_error.is_some() || retry_base > 0)
             .then(|| Box::new(Extra { custom_id, last_error, retry_base }))
     }

@@ -56,7 +56,9 @@ impl Line {
     fn raw_len(&self) -> usize {
         match self.chunks.len() {
             0 => 0,
-            n => self.chunks[0].len() + (n.saturating_sub(2)) * CHUNK + if n > 1 { self.chunks[n - 1].len() } else { 0 },
+            n => {
+                self.chunks[0].len() + (n.saturating_sub(2)) * CHUNK + if n > 1 { self.chunks[n - 1].len() } else { 0 }
+            }
         }
     }
 

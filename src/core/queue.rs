@@ -13,18 +13,18 @@ use super::flow::{Flow, QueueLimits, DEFAULT_GROUP};
 use super::histogram::Histogram;
 use super::job::{parse_server_id, server_id, Extra, Job, Payload, State};
 use super::line::Line;
+use super::sample::sampled;
 use super::schedule::Schedule;
 use super::settings::Settings;
-use super::sample::sampled;
 use super::table::JobTable;
 pub use purge::{Graveyard, FREE_STEP};
 
-#[path = "queue_purge.rs"]
-mod purge;
-#[path = "queue_list.rs"]
-pub mod list;
 #[path = "queue_bulk.rs"]
 pub mod bulk;
+#[path = "queue_list.rs"]
+pub mod list;
+#[path = "queue_purge.rs"]
+mod purge;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
@@ -186,7 +186,9 @@ impl Queue {
     /// Whether the index of the job's state holds it: false only for purged jobs not yet freed.
     fn indexed(&self, j: &Job) -> bool {
         match j.state {
-            State::Ready => self.ready.get(&(j.group, Reverse(j.priority))).and_then(|l| l.at(j.deadline_ms)) == Some(j.seq),
+            State::Ready => {
+                self.ready.get(&(j.group, Reverse(j.priority))).and_then(|l| l.at(j.deadline_ms)) == Some(j.seq)
+            }
             State::Delayed => self.graveyard.is_empty() || self.delayed.contains(&(j.deadline_ms, j.seq)),
             State::Reserved => true,
             State::Dead => self.graveyard.is_empty() || self.dead.contains(&(j.deadline_ms, j.seq)),
@@ -218,9 +220,7 @@ impl Queue {
         }
         let mut seq = self.next_seq;
         // A client id may have taken the text a server id would get; skip such numbers.
-        while !self.custom_ids.is_empty()
-            && self.custom_ids.contains_key(server_id(now_ms, seq).as_slice())
-        {
+        while !self.custom_ids.is_empty() && self.custom_ids.contains_key(server_id(now_ms, seq).as_slice()) {
             seq += 1;
         }
         if seq >= SEQ_LIMIT {
@@ -377,7 +377,8 @@ impl Queue {
     fn enqueue_ready(&mut self, seq: u64, group: u32, priority: i32) -> u64 {
         self.ready_len += 1;
         let floor = self.line_floor;
-        let pos = self.ready.entry((group, Reverse(priority))).or_insert_with(|| Line::starting_at(floor)).push_back(seq);
+        let pos =
+            self.ready.entry((group, Reverse(priority))).or_insert_with(|| Line::starting_at(floor)).push_back(seq);
         self.line_floor = self.line_floor.max(pos + 1);
         let limits = self.limits();
         self.flow.add_ready(group, &limits);
@@ -620,7 +621,14 @@ impl Queue {
 
     /// Applies a decided failure to a reserved job at `now_ms` (a dead job keeps it as its time of death).
     /// False if the job is not reserved.
-    pub fn apply_failure(&mut self, seq: u64, cause: FailCause, error: Option<&[u8]>, outcome: Outcome, now_ms: u64) -> bool {
+    pub fn apply_failure(
+        &mut self,
+        seq: u64,
+        cause: FailCause,
+        error: Option<&[u8]>,
+        outcome: Outcome,
+        now_ms: u64,
+    ) -> bool {
         if self.state_of(seq) != Some(State::Reserved) {
             return false;
         }
@@ -747,7 +755,10 @@ impl Queue {
         let table = self.jobs.table_bytes();
         let heap = sampled(self.jobs.len(), self.jobs.values().map(Job::heap_bytes));
         // A B-tree entry: the key box and the seq, plus a share of its node (about half as much again).
-        let custom = sampled(self.custom_ids.len(), self.custom_ids.keys().map(|k| k.len() + size_of::<(Box<[u8]>, u64)>() * 3 / 2));
+        let custom = sampled(
+            self.custom_ids.len(),
+            self.custom_ids.keys().map(|k| k.len() + size_of::<(Box<[u8]>, u64)>() * 3 / 2),
+        );
         let ready = sampled(self.ready.len(), self.ready.values().map(|l| l.bytes() + 64));
         // A B-tree entry of (u64, u64) costs about its size plus a share of node overhead.
         let deadlines = (self.delayed.len() + self.leases.len()) * 24;
@@ -809,7 +820,9 @@ impl Queue {
     /// Checks that every index agrees with the job table: used after loading untrusted input.
     pub fn check_invariants(&self) -> Result<(), String> {
         let count = |s: State| self.jobs.values().filter(|j| j.state == s && self.indexed(j)).count();
-        if count(State::Ready) != self.ready_len || self.ready.values().map(|l| l.len()).sum::<usize>() != self.ready_len {
+        if count(State::Ready) != self.ready_len
+            || self.ready.values().map(|l| l.len()).sum::<usize>() != self.ready_len
+        {
             return Err("ready index disagrees with jobs".into());
         }
         for (&(g, Reverse(p)), line) in &self.ready {

@@ -171,7 +171,10 @@ mod tests {
         q.push_bulk(&b, Some(b"tenant"), None, &[b"a", b"b"], false).unwrap();
         for seq in [0, 1] {
             let j = q.job(seq).unwrap();
-            assert_eq!((j.state, j.deadline_ms, j.retries, j.backoff_ms, j.lease_ms, j.priority), (State::Delayed, 5000, 7, 250, 900, -4));
+            assert_eq!(
+                (j.state, j.deadline_ms, j.retries, j.backoff_ms, j.lease_ms, j.priority),
+                (State::Delayed, 5000, 7, 250, 900, -4)
+            );
             assert_eq!(q.group_name(j), Some(&b"tenant"[..]));
         }
         assert_eq!(q.stats().delayed, 2);
@@ -212,12 +215,22 @@ mod tests {
         push_one(&mut master, Some("1000-3"), 10);
         let mut replica = master.clone();
         let ids: [&[u8]; 3] = [b"k1", b"1000-3", b"k2"];
-        let plan = master.push_bulk(&bulk(master.next_seq(), 1000), None, Some(&ids), &[b"a", b"b", b"c"], false).unwrap();
+        let plan =
+            master.push_bulk(&bulk(master.next_seq(), 1000), None, Some(&ids), &[b"a", b"b", b"c"], false).unwrap();
         // the record carries the new jobs only, from the first new seq
-        let first = match plan[0] { Pushed::Added(s) => s, _ => unreachable!() };
+        let first = match plan[0] {
+            Pushed::Added(s) => s,
+            _ => unreachable!(),
+        };
         let new_ids: [&[u8]; 2] = [b"k1", b"k2"];
         let replayed = replica.push_bulk(&bulk(first, 1000), None, Some(&new_ids), &[b"a", b"c"], true).unwrap();
-        let added: Vec<u64> = plan.iter().filter_map(|p| match p { Pushed::Added(s) => Some(*s), _ => None }).collect();
+        let added: Vec<u64> = plan
+            .iter()
+            .filter_map(|p| match p {
+                Pushed::Added(s) => Some(*s),
+                _ => None,
+            })
+            .collect();
         assert_eq!(seqs(&replayed).iter().map(|x| x.1).collect::<Vec<_>>(), added);
         assert_eq!(master.next_seq(), replica.next_seq());
         // the same record again: its ids are live now, so nothing is applied

@@ -67,7 +67,8 @@ impl Queue {
         match state {
             State::Ready => {
                 let clamp = |p: i64| p.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
-                let start = from.map_or(Unbounded, |(g, p, _)| Included((g.min(u64::from(u32::MAX)) as u32, Reverse(clamp(p)))));
+                let start = from
+                    .map_or(Unbounded, |(g, p, _)| Included((g.min(u64::from(u32::MAX)) as u32, Reverse(clamp(p)))));
                 Box::new(self.ready.range((start, Unbounded)).flat_map(move |(&(g, Reverse(p)), line)| {
                     let pos = match from {
                         Some((fg, fp, fpos)) if fg == u64::from(g) && fp == i64::from(p) => fpos,
@@ -131,7 +132,8 @@ mod tests {
                 None => break,
             }
         }
-        let want: Vec<u64> = q.list(State::Ready, None, 1000).0.into_iter().filter(|&s| is_7(q.job(s).unwrap()).0).collect();
+        let want: Vec<u64> =
+            q.list(State::Ready, None, 1000).0.into_iter().filter(|&s| is_7(q.job(s).unwrap()).0).collect();
         assert_eq!(found, want, "every match once, in LIST's order");
         assert!(calls >= 100 / 15, "{calls}");
     }

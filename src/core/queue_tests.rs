@@ -429,7 +429,10 @@ fn lease_expiry_is_a_failed_attempt_named_lease_expired() {
     assert!(q.apply_failure(seq, FailCause::LeaseExpired, None, outcome, 0));
     assert_eq!(state(&q, seq), State::Dead);
     assert_eq!(q.job(seq).unwrap().last_error(), Some(LEASE_EXPIRED));
-    assert_eq!(q.totals, Totals { pushed: 1, reserved: 2, expired: 2, retried: 1, dead: 1, nacked: 0, acked: 0, dead_dropped: 0 });
+    assert_eq!(
+        q.totals,
+        Totals { pushed: 1, reserved: 2, expired: 2, retried: 1, dead: 1, nacked: 0, acked: 0, dead_dropped: 0 }
+    );
     q.check_invariants().unwrap();
 }
 
@@ -730,7 +733,10 @@ fn totals_count_every_kind_of_event() {
     assert_eq!(reserve(&mut q, 2, 10), vec![e, a]); // a was promoted behind e
     nack(&mut q, a, 10, None, 0); // dead: attempts spent
 
-    assert_eq!(q.totals, Totals { pushed: 5, reserved: 5, acked: 1, nacked: 2, expired: 1, retried: 1, dead: 2, dead_dropped: 0 });
+    assert_eq!(
+        q.totals,
+        Totals { pushed: 5, reserved: 5, acked: 1, nacked: 2, expired: 1, retried: 1, dead: 2, dead_dropped: 0 }
+    );
     assert_eq!(q.stats(), stats(0, 1, 1, 2));
     q.check_invariants().unwrap();
 }

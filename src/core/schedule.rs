@@ -53,7 +53,9 @@ impl Spec {
         }
         if trimmed.starts_with('@') {
             let lower = trimmed.to_ascii_lowercase();
-            return cron::Schedule::from_str(&lower).map(|s| Spec::Cron(Box::new(s))).map_err(|e| cron_message(text, &e));
+            return cron::Schedule::from_str(&lower)
+                .map(|s| Spec::Cron(Box::new(s)))
+                .map_err(|e| cron_message(text, &e));
         }
         let fields: Vec<&str> = trimmed.split_whitespace().collect();
         let full = match fields.len() {
@@ -187,7 +189,10 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
             "" => return Err(format!("bad duration '{text}': missing unit (ms, s, m, h, d)")),
             other => return Err(format!("bad duration '{text}': unknown unit '{other}'")),
         };
-        total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(|| format!("bad duration '{text}': too large"))?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| format!("bad duration '{text}': too large"))?;
     }
     if total == 0 {
         return Err("@every duration must be at least 1ms".into());
@@ -286,7 +291,11 @@ impl Schedule {
         if let Some(t) = last_fire_ms {
             FIRE_TIME.check_u64(t)?;
         }
-        if name.is_empty() || name.len() > MAX_SCHEDULE_NAME || spec_text.len() > MAX_SPEC_BYTES || tz_name.len() > MAX_SPEC_BYTES {
+        if name.is_empty()
+            || name.len() > MAX_SCHEDULE_NAME
+            || spec_text.len() > MAX_SPEC_BYTES
+            || tz_name.len() > MAX_SPEC_BYTES
+        {
             return Err("schedule name or spec out of range".into());
         }
         Ok(Schedule {
@@ -304,7 +313,13 @@ impl Schedule {
     }
 
     /// A schedule from its texts and its numbers in SCHEDULE_FIELDS order, each checked against its range.
-    pub fn from_numbers(name: Box<[u8]>, spec_text: &str, tz_name: &str, payload: Box<[u8]>, values: &[i64]) -> Result<Schedule, String> {
+    pub fn from_numbers(
+        name: Box<[u8]>,
+        spec_text: &str,
+        tz_name: &str,
+        payload: Box<[u8]>,
+        values: &[i64],
+    ) -> Result<Schedule, String> {
         let options = JobOptions { retries: 0, backoff_ms: 0, lease_ms: 0, priority: 0 };
         let mut s = Schedule::restore(name, spec_text, tz_name, payload, options, Missed::Once, 0, None)?;
         if values.len() != SCHEDULE_FIELDS.len() {

@@ -31,13 +31,21 @@ const U32_MAX: i64 = u32::MAX as i64;
 /// A job's numbers, in the order every encoding writes them.
 pub static JOB_FIELDS: [Field<Job>; 11] = [
     Field { range: Range::new("seq", 0, SEQ_LIMIT as i64 - 1), get: |j| j.seq as i64, set: |j, v| j.seq = v as u64 },
-    Field { range: Range::new("created", 0, i64::MAX), get: |j| j.created_ms as i64, set: |j, v| j.created_ms = v as u64 },
+    Field {
+        range: Range::new("created", 0, i64::MAX),
+        get: |j| j.created_ms as i64,
+        set: |j, v| j.created_ms = v as u64,
+    },
     Field {
         range: Range::new("state", 0, 3),
         get: |j| i64::from(j.state.code()),
         set: |j, v| j.state = State::from_code(v as u64).unwrap_or(State::Ready),
     },
-    Field { range: Range::new("attempts", 0, U32_MAX), get: |j| i64::from(j.attempts), set: |j, v| j.attempts = v as u32 },
+    Field {
+        range: Range::new("attempts", 0, U32_MAX),
+        get: |j| i64::from(j.attempts),
+        set: |j, v| j.attempts = v as u32,
+    },
     Field {
         range: Range::new("retry_base", 0, U32_MAX),
         get: |j| i64::from(j.retry_base()),
@@ -46,7 +54,11 @@ pub static JOB_FIELDS: [Field<Job>; 11] = [
     Field { range: limits::RETRIES, get: |j| i64::from(j.retries), set: |j, v| j.retries = v as u16 },
     Field { range: limits::BACKOFF, get: |j| j.backoff_ms as i64, set: |j, v| j.backoff_ms = v as u64 },
     // 0 is the job's "no lease of its own".
-    Field { range: Range::new("lease", 0, limits::MAX_LEASE_MS), get: |j| i64::from(j.lease_ms), set: |j, v| j.lease_ms = v as u32 },
+    Field {
+        range: Range::new("lease", 0, limits::MAX_LEASE_MS),
+        get: |j| i64::from(j.lease_ms),
+        set: |j, v| j.lease_ms = v as u32,
+    },
     Field { range: limits::PRIORITY, get: |j| i64::from(j.priority), set: |j, v| j.priority = v as i32 },
     // A ready job's deadline field holds its place in its line, which only this process knows: written as 0.
     Field {
@@ -81,12 +93,32 @@ fn counter(v: u64) -> i64 {
 
 /// A queue's totals, named as STATS shows them.
 pub static TOTAL_FIELDS: [Field<Totals>; 8] = [
-    Field { range: Range::new("pushed_total", 0, COUNTER), get: |t| counter(t.pushed), set: |t, v| t.pushed = v as u64 },
-    Field { range: Range::new("reserved_total", 0, COUNTER), get: |t| counter(t.reserved), set: |t, v| t.reserved = v as u64 },
+    Field {
+        range: Range::new("pushed_total", 0, COUNTER),
+        get: |t| counter(t.pushed),
+        set: |t, v| t.pushed = v as u64,
+    },
+    Field {
+        range: Range::new("reserved_total", 0, COUNTER),
+        get: |t| counter(t.reserved),
+        set: |t, v| t.reserved = v as u64,
+    },
     Field { range: Range::new("acked_total", 0, COUNTER), get: |t| counter(t.acked), set: |t, v| t.acked = v as u64 },
-    Field { range: Range::new("nacked_total", 0, COUNTER), get: |t| counter(t.nacked), set: |t, v| t.nacked = v as u64 },
-    Field { range: Range::new("expired_total", 0, COUNTER), get: |t| counter(t.expired), set: |t, v| t.expired = v as u64 },
-    Field { range: Range::new("retried_total", 0, COUNTER), get: |t| counter(t.retried), set: |t, v| t.retried = v as u64 },
+    Field {
+        range: Range::new("nacked_total", 0, COUNTER),
+        get: |t| counter(t.nacked),
+        set: |t, v| t.nacked = v as u64,
+    },
+    Field {
+        range: Range::new("expired_total", 0, COUNTER),
+        get: |t| counter(t.expired),
+        set: |t, v| t.expired = v as u64,
+    },
+    Field {
+        range: Range::new("retried_total", 0, COUNTER),
+        get: |t| counter(t.retried),
+        set: |t, v| t.retried = v as u64,
+    },
     Field { range: Range::new("dead_total", 0, COUNTER), get: |t| counter(t.dead), set: |t, v| t.dead = v as u64 },
     Field {
         range: Range::new("dead_dropped_total", 0, COUNTER),
@@ -104,8 +136,16 @@ pub static SCHEDULE_FIELDS: [Field<Schedule>; 7] = [
     Field { range: limits::RETRIES, get: |s| i64::from(s.options.retries), set: |s, v| s.options.retries = v as u32 },
     Field { range: limits::BACKOFF, get: |s| s.options.backoff_ms as i64, set: |s, v| s.options.backoff_ms = v as u64 },
     // 0: the module default at reserve time.
-    Field { range: Range::new("lease", 0, limits::MAX_LEASE_MS), get: |s| s.options.lease_ms as i64, set: |s, v| s.options.lease_ms = v as u64 },
-    Field { range: limits::PRIORITY, get: |s| i64::from(s.options.priority), set: |s, v| s.options.priority = v as i32 },
+    Field {
+        range: Range::new("lease", 0, limits::MAX_LEASE_MS),
+        get: |s| s.options.lease_ms as i64,
+        set: |s, v| s.options.lease_ms = v as u64,
+    },
+    Field {
+        range: limits::PRIORITY,
+        get: |s| i64::from(s.options.priority),
+        set: |s, v| s.options.priority = v as i32,
+    },
     Field {
         range: Range::new("missed", 0, 1),
         get: |s| i64::from(s.missed == Missed::Skip),

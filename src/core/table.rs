@@ -75,7 +75,10 @@ impl JobTable {
     /// Stores a job under its seq; false (and nothing changed) if that seq is taken.
     pub fn insert(&mut self, job: Job) -> bool {
         let seq = job.seq;
-        let page = self.pages.entry(seq / PAGE).or_insert_with(|| Page { slots: Box::new(std::array::from_fn(|_| None)), live: 0 });
+        let page = self
+            .pages
+            .entry(seq / PAGE)
+            .or_insert_with(|| Page { slots: Box::new(std::array::from_fn(|_| None)), live: 0 });
         let slot = &mut page.slots[(seq % PAGE) as usize];
         if slot.is_some() {
             return false;
@@ -108,7 +111,8 @@ impl JobTable {
 
     /// Bytes held by the table itself (not by the jobs' own allocations).
     pub fn table_bytes(&self) -> usize {
-        self.pages.capacity() * (std::mem::size_of::<(u64, Page)>() + 1) + self.pages.len() * std::mem::size_of::<Slots>()
+        self.pages.capacity() * (std::mem::size_of::<(u64, Page)>() + 1)
+            + self.pages.len() * std::mem::size_of::<Slots>()
     }
 }
 

@@ -5,11 +5,13 @@ use std::ffi::c_void;
 
 use redis_module::raw::{RedisModuleIO, RedisModuleString};
 
-use super::encode::{events_args, group_args, hist_args, job_args, meta_args, ring_args, schedule_args, settings_args, window_args};
+use super::encode::{
+    events_args, group_args, hist_args, job_args, meta_args, ring_args, schedule_args, settings_args, window_args,
+};
+use super::rdb::fail_io;
 use crate::core::flow::Limits;
 use crate::core::histogram::Which;
 use crate::core::settings::Settings;
-use super::rdb::fail_io;
 use crate::rm::{self, OwnedStr};
 use crate::value::QueueValue;
 

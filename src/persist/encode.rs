@@ -5,19 +5,21 @@
 //! The numbers travel as one space-separated header: every argument costs Redis two allocations when it
 //! replicates, and this is the command every PUSH sends. `mode` is PUSH (counted in pushed_total) or LOAD.
 
-use crate::text::{parse_i64, shown};
-use crate::core::schedule::{Missed, Schedule};
 use crate::core::job::push_signed;
 use crate::core::limits;
+use crate::core::schedule::{Missed, Schedule};
+use crate::text::{parse_i64, shown};
 use std::collections::VecDeque;
 
 use crate::core::events::{Event, EventLog, Kind};
 use crate::core::flow::{Group, Limits, Rate, Window};
 use crate::core::histogram::{Histogram, Which, BUCKETS};
-use crate::core::schema::{check_job, JOB_FIELDS, LEGACY_TOTALS, NEXT_SEQ, SCHEDULE_FIELDS, TOTAL_FIELDS, V2_JOB_FIELDS};
-use crate::core::settings::{Settings, SETTING_FIELDS, V2_SETTINGS, V3_SETTINGS};
 use crate::core::queue::bulk::Bulk;
 use crate::core::queue::SEQ_LIMIT;
+use crate::core::schema::{
+    check_job, JOB_FIELDS, LEGACY_TOTALS, NEXT_SEQ, SCHEDULE_FIELDS, TOTAL_FIELDS, V2_JOB_FIELDS,
+};
+use crate::core::settings::{Settings, SETTING_FIELDS, V2_SETTINGS, V3_SETTINGS};
 use crate::core::{Extra, Job, State, Totals};
 use crate::rm::{self, OwnedStr, RStr};
 
@@ -38,7 +40,8 @@ pub fn job_header(mode: &str, job: &Job) -> Vec<u8> {
 
 /// Arguments of `ONCE._JOB` after the command name (for AOF rewrite); `group` empty for the default group.
 pub fn job_args(key: RStr, mode: &str, job: &Job, group: &[u8]) -> Vec<OwnedStr> {
-    let mut v = vec![OwnedStr::new(rm::bytes(&key)), OwnedStr::new(&job_header(mode, job)), OwnedStr::new(&job.payload)];
+    let mut v =
+        vec![OwnedStr::new(rm::bytes(&key)), OwnedStr::new(&job_header(mode, job)), OwnedStr::new(&job.payload)];
     if let Some(id) = job.custom_id() {
         v.push(OwnedStr::new(b"ID"));
         v.push(OwnedStr::new(id));

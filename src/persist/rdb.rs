@@ -9,16 +9,16 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use redis_module::raw::{self, RedisModuleIO};
 
+use crate::core::flow::{Limits, Window};
+use crate::core::limits::{check_error_text, MAX_ID_BYTES};
+use crate::core::limits::{MAX_GROUP_BYTES, RATE_N};
 use crate::core::queue::Queue;
 use crate::core::schedule::{JobOptions, Missed, Schedule};
-use crate::core::limits::{check_error_text, MAX_ID_BYTES};
-use crate::core::{events, histogram};
 use crate::core::schema::{check_job, JOB_FIELDS, LEGACY_TOTALS, SCHEDULE_FIELDS, TOTAL_FIELDS, V2_JOB_FIELDS};
 use crate::core::settings::{SETTING_FIELDS, V2_SETTINGS, V3_SETTINGS};
-use crate::core::flow::{Limits, Window};
-use crate::core::limits::{MAX_GROUP_BYTES, RATE_N};
-use crate::persist::encode::{own_limits, own_numbers};
+use crate::core::{events, histogram};
 use crate::core::{Extra, Job, State};
+use crate::persist::encode::{own_limits, own_numbers};
 use crate::rm;
 use crate::service;
 use crate::value::QueueValue;

@@ -67,7 +67,11 @@ extern "C" fn mem_usage(value: *const c_void) -> usize {
     catch_unwind(AssertUnwindSafe(|| as_queue(value).map_or(0, |v| v.queue.memory_bytes()))).unwrap_or(0)
 }
 
-extern "C" fn copy(_from: *mut raw::RedisModuleString, _to: *mut raw::RedisModuleString, value: *const c_void) -> *mut c_void {
+extern "C" fn copy(
+    _from: *mut raw::RedisModuleString,
+    _to: *mut raw::RedisModuleString,
+    value: *const c_void,
+) -> *mut c_void {
     let copied = catch_unwind(AssertUnwindSafe(|| as_queue(value).map(|v| QueueValue::new(v.queue.clone()))));
     match copied {
         Ok(Some(b)) => Box::into_raw(b).cast::<c_void>(),
