@@ -30,6 +30,7 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 from helpers import encode_command  # noqa: E402 - the tests' RESP encoder (plain Python, no fixtures)
+import pyworkers  # noqa: E402 - section pyworkers: Python workers vs the raw commands (bench/pyworkers.py)
 
 DRIVER = os.path.join(BENCH, "driver", "target", "release", "once-bench")
 MODULE = os.path.abspath(os.environ.get("ONCE_MODULE", os.path.join(ROOT, "target", "release", "libonce.so")))
@@ -1240,6 +1241,7 @@ def report(cfg, m, feats, R, elapsed):
     else:
         T.append(("ONCE.LIST … MATCH over 1M ready jobs: longest call ≤ 10 ms", "not measured", "—"))
 
+    T += pyworkers.targets(R.get("pyworkers"))
     a("## Targets")
     a("")
     a("| target | measured | |")
@@ -1592,6 +1594,8 @@ def report(cfg, m, feats, R, elapsed):
     a("")
     a("Ratios between runs swing by about ±0.1 on this 2-core VM; the server-side figures (µs/call, server CPU "
       "per job, timer tick) are steadier than throughput. Nothing here is asserted: PASS/MISS only reports.")
+    if "pyworkers" in R:
+        L[-1:-1] = pyworkers.report(R["pyworkers"])
     return "\n".join(L) + "\n"
 
 
@@ -1604,7 +1608,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(BENCH, "results.md"))
     ap.add_argument("--only", default="",
                     help="comma list of sections: push,cycle,memory,delayed,wakeup,cluster,cancel,crontick,"
-                         "listtail,purge,notify,flow,bulk,match")
+                         "listtail,purge,notify,flow,bulk,match,pyworkers")
     cfg = ap.parse_args()
     q = cfg.quick
     cfg.push_n = 200_000 if q else 1_000_000
@@ -1663,6 +1667,7 @@ def main():
         ("flow", bench_flow, feats["push"] and feats["reserve"] and feats["ack"] and feats["stats"]),
         ("bulk", bench_bulk, feats["push"]),
         ("match", bench_match, feats["push"] and feats["list"]),
+        ("pyworkers", lambda cfg, feats: pyworkers.bench(cfg, Server, log), feats["push"] and feats["reserve"]),
     ]
     for name, fn, can in sections:
         if only and name not in only:
