@@ -7,11 +7,11 @@ import time
 import pytest
 import redis
 import redis.asyncio
+from once_helpers import command_calls
 
 import once as sync_once
 from once import Job, Stats, WrongTypeError
 from once.aio import Once
-from once_helpers import command_calls
 
 
 def run(coro):

@@ -5,13 +5,13 @@ import asyncio
 import collections
 import time
 
+import harness
 import pytest
 import redis.asyncio
+from once_helpers import command_calls
 
-import harness
 from once import PermanentError
 from once.aio import Once, Worker, WrongTypeError
-from once_helpers import command_calls
 
 
 def run(coro):
@@ -222,8 +222,8 @@ def test_a_server_restart_mid_drain(kind, queue):
     n = 1000
     try:
         c = server.client()
-        ids = set(x.decode() for x in c.execute_command("ONCE.BULK", queue, "PAYLOADS",
-                                                         *[f"job {i}" for i in range(n)]))
+        ids = {x.decode() for x in c.execute_command("ONCE.BULK", queue, "PAYLOADS",
+                                                         *[f"job {i}" for i in range(n)])}
         done = collections.Counter()
 
         async def main():
@@ -272,3 +272,9 @@ def test_a_key_of_another_type_stops_the_worker_with_one_line(server, queue, cap
         await o.redis.aclose()
 
     run(main())
+
+
+def test_a_worker_serves_one_queue():
+    o = Once(redis.asyncio.Redis(), ["urgent", "normal"])
+    with pytest.raises(ValueError, match="serves one queue"):
+        Worker(o, lambda data: None)

@@ -19,4 +19,4 @@ from ..worker import WorkerSummary
 from .client import Once
 from .worker import Worker
 
-__all__ = ["Once", "Worker", "WorkerSummary", "Job", "Stats", "PermanentError", "WrongTypeError"]
+__all__ = ["Job", "Once", "PermanentError", "Stats", "Worker", "WorkerSummary", "WrongTypeError"]

@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Callable, Concatenate, List, Optional, ParamS
 import redis
 
 from ..client import Once as SyncOnce
-from ..errors import WrongTypeError, is_wrong_type, wrong_type_error
+from ..errors import WrongTypeError, wrong_type_error
 from . import blocking
 
 P = ParamSpec("P")
@@ -95,7 +95,8 @@ class _StandIn:
 
 class _Pipeline:
     def __init__(self, client: _StandIn):
-        self.client, self.commands = client, []  # type: List[List[Any]]
+        self.client = client
+        self.commands: List[List[Any]] = []
 
     def execute_command(self, *args: Any) -> "_Pipeline":
         self.commands.append(list(args))

@@ -109,6 +109,8 @@ class Worker:
         max_backoff: float = 5.0,
         stop_timeout: float = 10.0,
     ):
+        if len(once.queues) > 1:
+            raise ValueError("once.aio.Worker serves one queue: run one worker per queue, or once.Worker for several")
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if prefetch is not None and prefetch < 1:
@@ -134,7 +136,7 @@ class Worker:
         self.summary = WorkerSummary()
         self._in_hand: Dict[Tuple[Any, int], _InHand] = {}
         self._acks: List[_Done] = []
-        self._ack_task: Optional["asyncio.Task[None]"] = None
+        self._ack_task: Optional[asyncio.Task[bool]] = None
         self._cancelled: List[Job] = []
         self._wake = asyncio.Event()
         self._closing = False
@@ -277,7 +279,7 @@ class Worker:
             try:
                 jobs = await self._round(min(self.prefetch, free))
                 backoff.reset()
-            except Exception as exc:  # noqa: BLE001 - sorted below: retried, or the end of the worker
+            except Exception as exc:
                 if not _transient(exc):
                     self._fatal = exc
                     log.error("once worker stopping: %s", exc)
@@ -296,6 +298,7 @@ class Worker:
     async def _reserving_connection(self) -> Any:
         """The worker's own connection for RESERVE, connected, its CLIENT ID known (for CLIENT UNBLOCK)."""
         if self._conn is None:
+            assert self._pool is not None       # made by run()
             self._conn = self._pool.make_connection()
         if not self._conn.is_connected:
             await self._conn.connect()
@@ -413,7 +416,7 @@ class Worker:
         except asyncio.CancelledError:
             self._cancelled.append(job)
             raise
-        except Exception as exc:  # noqa: BLE001 - every failure of a handler is its job's failure
+        except Exception as exc:
             await self._handle_error(shown, exc)
             await self._nack(job, error_text(exc), dead=isinstance(exc, PermanentError))
             self.summary.failed += 1
@@ -434,7 +437,7 @@ class Worker:
             result = self.error_handler(job, exc)
             if inspect.isawaitable(result):
                 await result
-        except Exception:  # noqa: BLE001 - a broken error_handler must not stop the worker
+        except Exception:
             log.exception("error_handler raised on job %s", job.id)
 
     async def _nack(self, job: Job, error: str, *, dead: bool = False, delay_ms: Optional[int] = None) -> None:
@@ -496,6 +499,6 @@ class Worker:
                     result = self.monitor_handler(stats)  # type: ignore[misc]
                     if inspect.isawaitable(result):
                         await result
-                except Exception:  # noqa: BLE001 - a broken monitor_handler must not stop the worker
+                except Exception:
                     log.exception("monitor_handler raised")
             await asyncio.sleep(self.monitor_interval)
