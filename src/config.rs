@@ -94,7 +94,7 @@ pub fn cut_error(text: &[u8]) -> &[u8] {
 
 /// `--loadmodule libonce.so name value ...`: sets configs by name (with or without the `once.` prefix).
 pub fn apply_load_args(args: &[&[u8]]) -> Result<(), String> {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err("module arguments come in pairs: name value".into());
     }
     for pair in args.chunks(2) {

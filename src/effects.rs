@@ -31,6 +31,8 @@ pub fn job(ctx: Ctx, key: RStr, mode: &str, job: &Job, group: &[u8], payload: RS
 
 /// Applies a decided failure and replicates it as `ONCE._FAIL key seq NACK|EXPIRE due|-1 error now`
 /// (`now` is a dead job's time of death).
+// The failure as the core decided it, and where it happened: bundling them would only name them twice.
+#[allow(clippy::too_many_arguments)]
 pub fn fail(
     ctx: Ctx,
     key_name: RStr,

@@ -6,6 +6,7 @@
 //! - the source acts until the hand-off (the server pauses its writes for it, which stops the timer too); then
 //!   the server deletes the slot's keys, and the registry must keep nothing of them. Valkey tells modules with a
 //!   `del` keyspace event per key (keyspace.rs); Redis 8.4 trims without one, so its trim event clears the slots.
+//!
 //! The servers tell modules through events (ids and layouts differ: Valkey's event 19 is Redis's trim event),
 //! so the server is told apart at load and only its own events are subscribed.
 

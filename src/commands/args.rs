@@ -39,7 +39,7 @@ impl<'a> Options<'a> {
     }
 
     /// The next option's token (as the table spells it). Unknown and repeated options are errors.
-    pub fn next(&mut self) -> Result<Option<&'static str>, CmdError> {
+    pub fn next_option(&mut self) -> Result<Option<&'static str>, CmdError> {
         let Some(arg) = self.args.get(self.pos) else { return Ok(None) };
         let word = bytes(arg);
         self.pos += 1;

@@ -23,7 +23,7 @@ pub fn bulk(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let mut o = JobOptions::default();
     let mut opts = Options::new(args, 2, BULK_ARGS);
     while !opts.remaining().first().is_some_and(|a| is_list_word(rm::bytes(a))) {
-        match opts.next()? {
+        match opts.next_option()? {
             Some(token) => o.take(token, &mut opts)?,
             None => break,
         }

@@ -28,7 +28,7 @@ pub fn events(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let mut count = limits::EVENTS_COUNT_DEFAULT;
     let mut block = None;
     let mut opts = Options::new(args, 2, EVENTS_ARGS);
-    while let Some(token) = opts.next()? {
+    while let Some(token) = opts.next_option()? {
         match token {
             "AFTER" => {
                 let b = opts.value("AFTER")?;

@@ -14,7 +14,7 @@ pub fn extend(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let ms = int_range(rm::bytes(&args[3]), limits::EXTEND_MS)? as u64;
     let mut attempt = None;
     let mut opts = Options::new(args, 4, EXTEND_ARGS);
-    while opts.next()?.is_some() {
+    while opts.next_option()?.is_some() {
         attempt = Some(opts.int(limits::ATTEMPT)? as u64);
     }
     let mut key = Key::open(ctx, args[1], true);

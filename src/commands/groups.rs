@@ -28,7 +28,7 @@ pub fn group(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let name = group_name(rm::bytes(&args[2]))?;
     let (mut concurrency, mut rate, mut reset) = (None, None, false);
     let mut opts = Options::new(args, 3, GROUP_ARGS);
-    while let Some(token) = opts.next()? {
+    while let Some(token) = opts.next_option()? {
         match token {
             "CONCURRENCY" => concurrency = Some(opts.int(limits::CONCURRENCY)? as u32),
             "RATE" => rate = Some(rate_value(&mut opts, "RATE")?),
@@ -89,7 +89,7 @@ fn hex(b: &[u8]) -> Vec<u8> {
 }
 
 fn unhex(b: &[u8]) -> Option<Vec<u8>> {
-    if b.len() % 2 != 0 || b.is_empty() {
+    if !b.len().is_multiple_of(2) || b.is_empty() {
         return None;
     }
     b.chunks(2).map(|p| std::str::from_utf8(p).ok().and_then(|s| u8::from_str_radix(s, 16).ok())).collect()
@@ -102,7 +102,7 @@ pub fn groups(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let mut from = Vec::new();
     let mut count = limits::LIST_COUNT_DEFAULT;
     let mut opts = Options::new(args, 2, GROUPS_ARGS);
-    while let Some(token) = opts.next()? {
+    while let Some(token) = opts.next_option()? {
         match token {
             "CURSOR" => {
                 let c = opts.value("CURSOR")?;

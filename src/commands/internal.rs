@@ -129,7 +129,7 @@ pub fn job(ctx: Ctx, args: &[RStr]) -> CmdResult {
 }
 
 pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
-    if args.len() < 4 || args.len() % 2 != 0 {
+    if args.len() < 4 || !args.len().is_multiple_of(2) {
         return Err(arity("ONCE._RESERVE"));
     }
     let pairs: Vec<(u64, u64)> = args[2..]

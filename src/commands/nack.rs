@@ -18,7 +18,7 @@ pub fn nack(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let mut delay = None;
     let mut dead = false;
     let mut opts = Options::new(args, 3, NACK_ARGS);
-    while let Some(token) = opts.next()? {
+    while let Some(token) = opts.next_option()? {
         match token {
             "ATTEMPT" => attempt = Some(opts.int(limits::ATTEMPT)? as u64),
             "ERROR" => {

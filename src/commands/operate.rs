@@ -60,7 +60,7 @@ pub fn list(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let mut payloads = false;
     let mut pattern = None;
     let mut opts = Options::new(args, 3, LIST_ARGS);
-    while let Some(token) = opts.next()? {
+    while let Some(token) = opts.next_option()? {
         match token {
             "CURSOR" => cursor = parse_cursor(opts.value("CURSOR")?)?,
             "COUNT" => count = opts.int(limits::LIST_COUNT)? as usize,
@@ -186,7 +186,7 @@ pub fn configure(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let mut s = current.unwrap_or_default();
     let mut opts = Options::new(args, 2, CONFIGURE_ARGS);
     let mut changed = false;
-    while let Some(token) = opts.next()? {
+    while let Some(token) = opts.next_option()? {
         changed = true;
         match token {
             "RETRIES" => s.retries = Some(opts.int(limits::RETRIES)? as u32),

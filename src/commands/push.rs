@@ -91,7 +91,7 @@ pub fn push(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let mut id = None;
     let mut o = JobOptions::default();
     let mut opts = Options::new(args, 3, PUSH_ARGS);
-    while let Some(token) = opts.next()? {
+    while let Some(token) = opts.next_option()? {
         match token {
             "ID" => {
                 let v = opts.value("ID")?;

@@ -51,7 +51,7 @@ pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let mut acks = None;
     let mut also: &[RStr] = &[];
     let mut opts = Options::new(args, 2, RESERVE_ARGS);
-    while let Some(token) = opts.next()? {
+    while let Some(token) = opts.next_option()? {
         match token {
             "COUNT" => want.count = opts.int(limits::COUNT)? as usize,
             "BLOCK" => block = Some(opts.int(limits::BLOCK)?),

@@ -34,7 +34,7 @@ pub fn schedule(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let mut tz = "UTC";
     let mut missed = Missed::Once;
     let mut opts = Options::new(args, 5, SCHEDULE_ARGS);
-    while let Some(token) = opts.next()? {
+    while let Some(token) = opts.next_option()? {
         match token {
             "RETRIES" => options.retries = opts.int(limits::RETRIES)? as u32,
             "BACKOFF" => options.backoff_ms = opts.int(limits::BACKOFF)? as u64,

@@ -22,6 +22,8 @@ pub fn retry_delay(base_ms: u64, max_ms: u64, k: u32, random: u64) -> u64 {
 }
 
 /// Decides a failure of a job that has had `attempts` reservations and may be retried `retries` times.
+// Each argument is one number of the rule; a struct would only name them twice.
+#[allow(clippy::too_many_arguments)]
 pub fn decide(
     attempts: u32,
     retries: u32,

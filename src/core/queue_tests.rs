@@ -856,8 +856,11 @@ fn messy_queue() -> Queue {
     q
 }
 
+/// A job as stored: its numbers, payload, custom id and last error.
+type Stored = (Vec<i64>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// What an encoding keeps of a job (a ready job's place in its line is the queue's own bookkeeping).
-fn stored(j: &Job) -> (Vec<i64>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>) {
+fn stored(j: &Job) -> Stored {
     let numbers = crate::core::schema::JOB_FIELDS.iter().map(|f| (f.get)(j)).collect();
     (numbers, j.payload.to_vec(), j.custom_id().map(<[u8]>::to_vec), j.last_error().map(<[u8]>::to_vec))
 }

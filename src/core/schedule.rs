@@ -104,8 +104,7 @@ fn cron_message(spec: &str, e: &cron::error::Error) -> String {
     let reason = text
         .lines()
         .map(str::trim)
-        .filter(|l| l.chars().any(|c| c.is_alphanumeric()))
-        .last()
+        .rfind(|l| l.chars().any(|c| c.is_alphanumeric()))
         .filter(|l| l.chars().any(|c| c.is_alphabetic()) && l.contains(' '))
         .unwrap_or("not a cron expression");
     format!("cannot parse '{}': {reason}", spec.trim())

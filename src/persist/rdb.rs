@@ -23,6 +23,9 @@ use crate::rm;
 use crate::service;
 use crate::value::QueueValue;
 
+/// A job's custom id, last error and group name as an RDB holds them (each may be absent).
+type IdErrorGroup = (Option<Box<[u8]>>, Option<Box<[u8]>>, Option<Box<[u8]>>);
+
 /// Version 4: adds a job's group, the flow-control settings, the rate windows, the groups' own limits and
 /// the round-robin's order.
 /// Version 3: adds a job's `since`, the EVENTS-MAX setting, the event log and the latency histograms.
@@ -165,7 +168,7 @@ impl Reader {
         String::from_utf8(self.b()?.into_vec()).map_err(|_| "text is not UTF-8".to_string())
     }
     /// A job's flags word, then its client id and its error text where the flags say so.
-    fn id_and_error(&self, version: i32) -> Load<(Option<Box<[u8]>>, Option<Box<[u8]>>, Option<Box<[u8]>>)> {
+    fn id_and_error(&self, version: i32) -> Load<IdErrorGroup> {
         let max = if version >= 4 { HAS_ID | HAS_ERROR | HAS_GROUP } else { HAS_ID | HAS_ERROR };
         let flags = self.upto("flags", max)?;
         let custom_id = if flags & HAS_ID != 0 {
