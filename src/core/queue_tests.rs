@@ -891,7 +891,7 @@ fn rebuild_order_reproduces_the_queue() {
 #[test]
 fn rebuild_order_lists_ready_jobs_in_reserve_order_first() {
     let q = messy_queue();
-    let order = q.jobs_in_rebuild_order();
+    let order: Vec<&Job> = q.jobs_in_rebuild_order().collect();
     let ready = q.peek_ready(usize::MAX);
     let head: Vec<u64> = order.iter().take(ready.len()).map(|j| j.seq).collect();
     assert_eq!(head, ready);

@@ -105,6 +105,14 @@ impl JobTable {
         self.pages.values().flat_map(|p| p.slots.iter().flatten())
     }
 
+    /// The jobs by seq. Only the page numbers are gathered and sorted (one per 85 jobs), so a save can walk
+    /// millions of jobs in order without a list of them.
+    pub fn values_by_seq(&self) -> impl Iterator<Item = &Job> {
+        let mut pages: Vec<u64> = self.pages.keys().copied().collect();
+        pages.sort_unstable();
+        pages.into_iter().filter_map(|n| self.pages.get(&n)).flat_map(|p| p.slots.iter().flatten())
+    }
+
     pub fn seqs(&self) -> impl Iterator<Item = u64> + '_ {
         self.values().map(|j| j.seq)
     }

@@ -50,20 +50,15 @@ pub extern "C" fn save(io: *mut RedisModuleIO, value: *mut c_void) {
         fail_io(io);
         return;
     };
-    match catch_unwind(AssertUnwindSafe(|| encode_queue(&v.queue))) {
-        Ok(puts) => {
-            for p in puts {
-                match p {
-                    Put::U(x) => raw::save_unsigned(io, x),
-                    Put::I(x) => raw::save_signed(io, x),
-                    Put::B(b) => raw::save_slice(io, b),
-                }
-            }
-        }
-        Err(_) => {
-            log_io(io, "once: a queue could not be encoded; this save fails and the previous file stays");
-            fail_io(io);
-        }
+    let put = |p: Put<'_>| match p {
+        Put::U(x) => raw::save_unsigned(io, x),
+        Put::I(x) => raw::save_signed(io, x),
+        Put::B(b) => raw::save_slice(io, b),
+    };
+    // Written as it is encoded: a failure part way still fails the whole save (Redis keeps the previous file).
+    if catch_unwind(AssertUnwindSafe(|| encode_queue(&v.queue, put))).is_err() {
+        log_io(io, "once: a queue could not be encoded; this save fails and the previous file stays");
+        fail_io(io);
     }
 }
 
@@ -74,72 +69,70 @@ pub fn fail_io(io: *mut RedisModuleIO) {
     let _ = raw::load_unsigned(io);
 }
 
-fn encode_queue(q: &Queue) -> Vec<Put<'_>> {
+/// Writes the queue through `put`, value by value, in the order the loader reads.
+fn encode_queue<'q>(q: &'q Queue, mut put: impl FnMut(Put<'q>)) {
     crate::config::fault_point("save");
-    let mut out = Vec::with_capacity(16 + q.len() * (JOB_FIELDS.len() + 2));
-    out.push(Put::U(q.next_seq()));
-    out.extend(TOTAL_FIELDS.iter().map(|f| Put::I((f.get)(&q.totals))));
-    let jobs = q.jobs_in_rebuild_order();
-    out.push(Put::U(jobs.len() as u64));
-    for j in jobs {
-        out.extend(JOB_FIELDS.iter().map(|f| Put::I((f.get)(j))));
-        out.push(Put::B(&j.payload));
+    put(Put::U(q.next_seq()));
+    TOTAL_FIELDS.iter().for_each(|f| put(Put::I((f.get)(&q.totals))));
+    put(Put::U(q.jobs_in_rebuild_order().count() as u64));
+    for j in q.jobs_in_rebuild_order() {
+        JOB_FIELDS.iter().for_each(|f| put(Put::I((f.get)(j))));
+        put(Put::B(&j.payload));
         let group = q.group_name(j);
         let flags = if j.custom_id().is_some() { HAS_ID } else { 0 }
             | if j.last_error().is_some() { HAS_ERROR } else { 0 }
             | if group.is_some() { HAS_GROUP } else { 0 };
-        out.push(Put::U(flags));
+        put(Put::U(flags));
         if let Some(id) = j.custom_id() {
-            out.push(Put::B(id));
+            put(Put::B(id));
         }
         if let Some(e) = j.last_error() {
-            out.push(Put::B(e));
+            put(Put::B(e));
         }
         if let Some(g) = group {
-            out.push(Put::B(g));
+            put(Put::B(g));
         }
     }
-    out.push(Put::U(q.schedule_count() as u64));
+    put(Put::U(q.schedule_count() as u64));
     for s in q.schedules() {
-        out.push(Put::B(&s.name));
-        out.push(Put::B(s.spec_text.as_bytes()));
-        out.push(Put::B(s.tz_name.as_bytes()));
-        out.push(Put::B(&s.payload));
-        out.extend(SCHEDULE_FIELDS.iter().map(|f| Put::I((f.get)(s))));
+        put(Put::B(&s.name));
+        put(Put::B(s.spec_text.as_bytes()));
+        put(Put::B(s.tz_name.as_bytes()));
+        put(Put::B(&s.payload));
+        SCHEDULE_FIELDS.iter().for_each(|f| put(Put::I((f.get)(s))));
     }
-    out.extend(SETTING_FIELDS.iter().map(|f| Put::I((f.get)(&q.settings))));
-    out.push(Put::U(q.events.last_id()));
-    out.push(Put::U(q.events.len() as u64));
+    SETTING_FIELDS.iter().for_each(|f| put(Put::I((f.get)(&q.settings))));
+    put(Put::U(q.events.last_id()));
+    put(Put::U(q.events.len() as u64));
     for e in q.events.iter() {
-        out.push(Put::U(e.id));
-        out.push(Put::U(e.kind.code()));
-        out.push(Put::B(e.job.as_deref().unwrap_or(b"")));
-        out.push(Put::U(u64::from(e.attempt)));
-        out.push(Put::U(e.ms));
-        out.push(Put::B(e.error.as_deref().unwrap_or(b"")));
+        put(Put::U(e.id));
+        put(Put::U(e.kind.code()));
+        put(Put::B(e.job.as_deref().unwrap_or(b"")));
+        put(Put::U(u64::from(e.attempt)));
+        put(Put::U(e.ms));
+        put(Put::B(e.error.as_deref().unwrap_or(b"")));
     }
     for h in [&q.wait, &q.run] {
-        out.push(Put::U(h.sum_ms));
-        out.extend(h.counts.iter().map(|&c| Put::U(c)));
+        put(Put::U(h.sum_ms));
+        h.counts.iter().for_each(|&c| put(Put::U(c)));
     }
-    let window = |out: &mut Vec<Put<'_>>, w: &Window| {
-        out.push(Put::U(w.0.len() as u64));
-        out.extend(w.0.iter().map(|&t| Put::U(t)));
+    let window = |put: &mut dyn FnMut(Put<'q>), w: &Window| {
+        put(Put::U(w.0.len() as u64));
+        w.0.iter().for_each(|&t| put(Put::U(t)));
     };
-    window(&mut out, &q.flow.window);
+    window(&mut put, &q.flow.window);
     let groups: Vec<_> = q.flow.all().filter(|(_, g)| g.own != Limits::default() || !g.window.0.is_empty()).collect();
-    out.push(Put::U(groups.len() as u64));
+    put(Put::U(groups.len() as u64));
     for (_, g) in groups {
-        out.push(Put::B(&g.name));
+        put(Put::B(&g.name));
         for v in own_numbers(&g.own) {
-            out.push(Put::I(v));
+            put(Put::I(v));
         }
-        window(&mut out, &g.window);
+        window(&mut put, &g.window);
     }
     let ring = q.flow.ring_order(&q.limits());
-    out.push(Put::U(ring.len() as u64));
-    out.extend(ring.into_iter().map(|g| Put::B(q.flow.name(g))));
-    out
+    put(Put::U(ring.len() as u64));
+    ring.into_iter().for_each(|g| put(Put::B(q.flow.name(g))));
 }
 
 type Load<T> = Result<T, String>;
