@@ -15,12 +15,13 @@ lazy_static! {
     pub static ref MAX_PAYLOAD_BYTES: AtomicI64 = AtomicI64::new(67_108_864);
     pub static ref MAX_ERROR_BYTES: AtomicI64 = AtomicI64::new(4096);
     pub static ref FAULT_SAVES: AtomicI64 = AtomicI64::new(0);
+    pub static ref FAULT_WRITES: AtomicI64 = AtomicI64::new(0);
 }
 
 /// name, variable (holding its default), min, max
 type Entry = (&'static str, &'static AtomicI64, i64, i64);
 
-fn table() -> [Entry; 7] {
+fn table() -> [Entry; 8] {
     [
         ("default-retries", &DEFAULT_RETRIES, 0, 1000),
         ("default-backoff-ms", &DEFAULT_BACKOFF_MS, 0, 315_360_000_000),
@@ -30,6 +31,9 @@ fn table() -> [Entry; 7] {
         ("max-error-bytes", &MAX_ERROR_BYTES, 1, crate::core::limits::MAX_ERROR_BYTES as i64),
         // Testing aid: the next N queue encodings (RDB save, AOF rewrite) panic inside the encoder.
         ("fault-saves", &FAULT_SAVES, 0, 1_000_000),
+        // Testing aid: the next N writes that replicate a job change panic after changing the queue and before
+        // replicating it (the server then stops: commands::run).
+        ("fault-writes", &FAULT_WRITES, 0, 1_000_000),
     ]
 }
 
@@ -115,6 +119,13 @@ pub fn apply_load_args(args: &[&[u8]]) -> Result<(), String> {
 
 /// Panics here while `once.fault-saves` counts down: how the tests prove that a failing encoder fails the save
 /// instead of writing a file that loads wrong. Costs one atomic load otherwise.
+/// The injected write fault (once.fault-writes), at the point between a change and its replication.
+pub fn write_fault_point(what: &str) {
+    if FAULT_WRITES.load(Ordering::Relaxed) > 0 && FAULT_WRITES.fetch_sub(1, Ordering::Relaxed) > 0 {
+        panic!("fault injected into {what} (once.fault-writes)");
+    }
+}
+
 pub fn fault_point(what: &str) {
     if FAULT_SAVES.load(Ordering::Relaxed) > 0 && FAULT_SAVES.fetch_sub(1, Ordering::Relaxed) > 0 {
         panic!("fault injected into {what} (once.fault-saves)");

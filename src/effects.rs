@@ -14,6 +14,7 @@ use crate::value::QueueValue;
 /// `ONCE._JOB key header payload [ID id] [ERROR text] [GROUP g]`, reusing the client's key and payload
 /// strings (`group` is empty for the default group).
 pub fn job(ctx: Ctx, key: RStr, mode: &str, job: &Job, group: &[u8], payload: RStr) {
+    crate::config::write_fault_point("a PUSH");
     let header = job_header(mode, job);
     let mut extra: Vec<(&CStr, &[u8])> = Vec::with_capacity(3);
     if let Some(id) = job.custom_id() {

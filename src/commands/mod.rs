@@ -52,6 +52,7 @@ pub fn change_by_ids(
     }
     let n = done.len() as u64 - 1;
     if n > 0 {
+        crate::config::write_fault_point("an ACK, RETRY or CANCEL");
         crate::effects::at(ctx, now, cmd, &done);
         settle(ctx, key, v, before);
     }
@@ -77,12 +78,24 @@ pub fn serve_blocked(ctx: Ctx, serve: impl FnOnce() -> Result<bool, CmdError>) -
     }
 }
 
-/// Runs a handler so that neither an error nor a panic escapes into Redis.
-pub fn run(ctx: Ctx, argv: *mut RStr, argc: c_int, handler: Handler) -> c_int {
+/// Runs a handler so that neither an error nor a panic escapes into Redis. A panic in a write command is a
+/// bug that may have struck between changing a queue and replicating the change: going on would leave this
+/// node and its replicas (and its own AOF) with different queues, so the server stops, as Redis does on a
+/// failed assertion, and restarts from what it persisted and replicated. A read's panic only fails the read.
+pub fn run(ctx: Ctx, argv: *mut RStr, argc: c_int, handler: Handler, writes: bool) -> c_int {
     let args = rm::argv(argv, argc);
     match catch_unwind(AssertUnwindSafe(|| handler(ctx, args))) {
         Ok(Ok(())) => {}
         Ok(Err(CmdError(msg))) => rm::reply_error(ctx, &msg),
+        Err(_) if writes => {
+            rm::log(
+                ctx,
+                "warning",
+                "once: a write command panicked (a bug: see the panic above); stopping the server so that it \
+                 cannot part from its replicas and its AOF",
+            );
+            std::process::abort();
+        }
         Err(_) => rm::reply_error(ctx, "ERR internal error in the once module (see the server log)"),
     }
     rm::OK

@@ -14,9 +14,9 @@ use crate::rm::{Ctx, RStr};
 pub type Entry = extern "C" fn(Ctx, *mut RStr, c_int) -> c_int;
 
 macro_rules! entry {
-    ($handler:path) => {{
+    ($handler:path, $flags:literal) => {{
         extern "C" fn cmd(ctx: Ctx, argv: *mut RStr, argc: c_int) -> c_int {
-            run(ctx, argv, argc, $handler)
+            run(ctx, argv, argc, $handler, $flags.starts_with("write"))
         }
         cmd as Entry
     }};
@@ -358,7 +358,7 @@ macro_rules! cmd {
     ($name:literal, $handler:path, $flags:literal, $access:ident, $arity:literal, $args:expr, $summary:literal, $complexity:literal) => {
         Command {
             name: $name,
-            entry: entry!($handler),
+            entry: entry!($handler, $flags),
             flags: $flags,
             access: Access::$access,
             arity: $arity,
@@ -373,7 +373,7 @@ macro_rules! internal_cmd {
     ($name:literal, $handler:path) => {
         Command {
             name: $name,
-            entry: entry!($handler),
+            entry: entry!($handler, "write"),
             flags: "write",
             access: Access::Update,
             arity: -3,

@@ -12,6 +12,7 @@ DEFAULTS = {
     "once.max-payload-bytes": "67108864",
     "once.max-error-bytes": "4096",
     "once.fault-saves": "0",
+    "once.fault-writes": "0",
 }
 
 
@@ -32,6 +33,7 @@ def test_module_args_at_load(make_server, key):
         "once.max-payload-bytes": "100",
         "once.max-error-bytes": "4096",
         "once.fault-saves": "0",
+        "once.fault-writes": "0",
     }
     job_id = push(r, key, "p")
     job = inspect(r, key, job_id)
