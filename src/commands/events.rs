@@ -87,7 +87,7 @@ fn opt_bulk(ctx: Ctx, b: Option<&[u8]>) {
 
 /// Called each time the key is signalled: reply if there are new events, else return ERR to keep waiting.
 extern "C" fn on_ready(ctx: Ctx, _argv: *mut RStr, _argc: c_int) -> c_int {
-    super::serve_blocked(ctx, || {
+    super::serve_blocked(ctx, false, || {
         let Some(&read) = rm::blocked_data::<Read>(ctx) else { return Ok(false) };
         let mut key = Key::open(ctx, rm::blocked_ready_key(ctx), false);
         reply_events(ctx, &mut key, read)

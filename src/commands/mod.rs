@@ -62,8 +62,9 @@ pub fn change_by_ids(
 pub type Handler = fn(Ctx, &[RStr]) -> CmdResult;
 
 /// A blocked client's callback when its key is signalled (RESERVE, EVENTS): `serve` replies and says true,
-/// or says false to keep the client waiting. Neither an error nor a panic escapes into Redis.
-pub fn serve_blocked(ctx: Ctx, serve: impl FnOnce() -> Result<bool, CmdError>) -> c_int {
+/// or says false to keep the client waiting. Neither an error nor a panic escapes into Redis; a panic in a
+/// write (`writes`: RESERVE) stops the server, as in `run`.
+pub fn serve_blocked(ctx: Ctx, writes: bool, serve: impl FnOnce() -> Result<bool, CmdError>) -> c_int {
     match catch_unwind(AssertUnwindSafe(serve)) {
         Ok(Ok(true)) => rm::OK,
         Ok(Ok(false)) => rm::ERR,
@@ -71,6 +72,7 @@ pub fn serve_blocked(ctx: Ctx, serve: impl FnOnce() -> Result<bool, CmdError>) -
             rm::reply_error(ctx, &msg);
             rm::OK
         }
+        Err(_) if writes => stop_after_write_panic(ctx),
         Err(_) => {
             rm::reply_error(ctx, "ERR internal error in the once module (see the server log)");
             rm::OK
@@ -78,24 +80,27 @@ pub fn serve_blocked(ctx: Ctx, serve: impl FnOnce() -> Result<bool, CmdError>) -
     }
 }
 
-/// Runs a handler so that neither an error nor a panic escapes into Redis. A panic in a write command is a
-/// bug that may have struck between changing a queue and replicating the change: going on would leave this
-/// node and its replicas (and its own AOF) with different queues, so the server stops, as Redis does on a
-/// failed assertion, and restarts from what it persisted and replicated. A read's panic only fails the read.
+/// A write panicked, perhaps between changing a queue and replicating it: going on would leave this node, its
+/// replicas and its AOF with different queues, so the server stops, as Redis does on a failed assertion, and
+/// restarts from what it persisted and replicated.
+fn stop_after_write_panic(ctx: Ctx) -> ! {
+    rm::log(
+        ctx,
+        "warning",
+        "once: a write command panicked (a bug: see the panic above); stopping the server so that it cannot part \
+         from its replicas and its AOF",
+    );
+    std::process::abort();
+}
+
+/// Runs a handler so that neither an error nor a panic escapes into Redis: a read's panic fails the read, a
+/// write's stops the server (`stop_after_write_panic`).
 pub fn run(ctx: Ctx, argv: *mut RStr, argc: c_int, handler: Handler, writes: bool) -> c_int {
     let args = rm::argv(argv, argc);
     match catch_unwind(AssertUnwindSafe(|| handler(ctx, args))) {
         Ok(Ok(())) => {}
         Ok(Err(CmdError(msg))) => rm::reply_error(ctx, &msg),
-        Err(_) if writes => {
-            rm::log(
-                ctx,
-                "warning",
-                "once: a write command panicked (a bug: see the panic above); stopping the server so that it \
-                 cannot part from its replicas and its AOF",
-            );
-            std::process::abort();
-        }
+        Err(_) if writes => stop_after_write_panic(ctx),
         Err(_) => rm::reply_error(ctx, "ERR internal error in the once module (see the server log)"),
     }
     rm::OK

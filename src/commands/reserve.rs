@@ -225,7 +225,7 @@ fn take(ctx: Ctx, key_name: RStr, v: &mut QueueValue, count: usize, lease: Optio
 
 /// Called each time a key is signalled: serve the client, or return ERR to keep it waiting.
 extern "C" fn on_ready(ctx: Ctx, _argv: *mut RStr, _argc: c_int) -> c_int {
-    super::serve_blocked(ctx, || {
+    super::serve_blocked(ctx, true, || {
         let Some(b) = rm::blocked_data::<Blocked>(ctx) else { return Ok(false) };
         let queues: Vec<RStr> = b.queues.iter().map(|q| q.0).collect();
         serve(ctx, &queues, b.want, queues.len() > 1)
