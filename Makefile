@@ -12,7 +12,7 @@ run: deps-run build
 test: deps build unit integration node-test
 
 unit:
-	cargo test --release --lib
+	cargo test --release --workspace --lib
 
 integration:
 	$(PYTHON) -m pytest -q tests/integration tests/chaos tests/cluster clients/python/tests

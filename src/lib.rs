@@ -1,7 +1,8 @@
 //! Once: a job queue inside Redis. This file only declares the module: its type, configs, commands,
 //! subscriptions and INFO section. See ../shared/design.md for the layers.
 
-pub mod core;
+/// The queue core, a crate of its own (crates/once-core): `crate::core::…` everywhere in the glue.
+pub use once_core as core;
 
 pub mod alarm;
 pub mod commands;

@@ -9,7 +9,7 @@ import redis
 
 from helpers import RawClient, reserve_one
 
-CAP = 10_000          # jobs one call examines at most (src/core/limits.rs)
+CAP = 10_000          # jobs one call examines at most (crates/once-core/src/limits.rs)
 
 
 def bulk(r, queue, *args):

@@ -127,7 +127,7 @@ impl JobTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::State;
+    use crate::State;
 
     fn job(seq: u64) -> Job {
         Job {

@@ -525,8 +525,8 @@ impl Flow {
 
     /// Takes every group's count of ready (or delayed, or dead) jobs to 0 (PURGE) and frees the groups left
     /// with nothing; O(groups).
-    pub fn purge(&mut self, state: crate::core::State, l: &QueueLimits) {
-        use crate::core::State;
+    pub fn purge(&mut self, state: crate::State, l: &QueueLimits) {
+        use crate::State;
         let gids: Vec<u32> = self.gids_by_name().collect();
         for gid in gids {
             if let Some(g) = self.group_mut(gid) {
@@ -571,5 +571,4 @@ impl Flow {
 }
 
 #[cfg(test)]
-#[path = "flow_tests.rs"]
 mod tests;

@@ -19,11 +19,8 @@ use super::settings::Settings;
 use super::table::JobTable;
 pub use purge::{Graveyard, FREE_STEP};
 
-#[path = "queue_bulk.rs"]
 pub mod bulk;
-#[path = "queue_list.rs"]
 pub mod list;
-#[path = "queue_purge.rs"]
 mod purge;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -864,5 +861,4 @@ impl Queue {
 }
 
 #[cfg(test)]
-#[path = "queue_tests.rs"]
 mod tests;

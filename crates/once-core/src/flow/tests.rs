@@ -1,9 +1,9 @@
 //! Flow control through the queue, with a fake clock.
 
-use crate::core::flow::Rate;
-use crate::core::queue::{NewJob, Pushed, Queue};
-use crate::core::settings::Settings;
-use crate::core::Job;
+use crate::flow::Rate;
+use crate::queue::{NewJob, Pushed, Queue};
+use crate::settings::Settings;
+use crate::Job;
 
 fn job(group: Option<&str>) -> NewJob {
     NewJob {
@@ -101,7 +101,7 @@ fn group_concurrency_one_and_an_override() {
     let got = q.reserve(10, 5, lease);
     assert_eq!(got.len(), 2, "one per group");
     let a = q.flow.gid(b"a").unwrap();
-    q.flow.set_own(a, crate::core::flow::Limits { concurrency: Some(3), rate: None }, &q.limits());
+    q.flow.set_own(a, crate::flow::Limits { concurrency: Some(3), rate: None }, &q.limits());
     let more = q.reserve(10, 6, lease);
     assert_eq!(more.iter().map(|&s| group_of(&q, s)).collect::<Vec<_>>(), vec![b"a".to_vec(), b"a".to_vec()]);
     for s in got.iter().chain(&more) {

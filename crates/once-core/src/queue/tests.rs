@@ -861,7 +861,7 @@ type Stored = (Vec<i64>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// What an encoding keeps of a job (a ready job's place in its line is the queue's own bookkeeping).
 fn stored(j: &Job) -> Stored {
-    let numbers = crate::core::schema::JOB_FIELDS.iter().map(|f| (f.get)(j)).collect();
+    let numbers = crate::schema::JOB_FIELDS.iter().map(|f| (f.get)(j)).collect();
     (numbers, j.payload.to_vec(), j.custom_id().map(<[u8]>::to_vec), j.last_error().map(<[u8]>::to_vec))
 }
 
@@ -1317,7 +1317,7 @@ fn retry_sends_a_dead_job_back_with_a_fresh_budget_and_a_growing_attempt() {
     assert!(q.holds_reservation(seq, Some(2)));
     // RETRIES 0 counts from the retry: this failure is the budget's first, so the job is dead again.
     let outcome = q.decide_failure(seq, 0, None, false, 1000, 0).unwrap();
-    assert_eq!(outcome, crate::core::backoff::Outcome::Dead);
+    assert_eq!(outcome, crate::backoff::Outcome::Dead);
     assert!(q.apply_failure(seq, FailCause::Nack, None, outcome, 0));
     assert!(q.retry_dead(seq, 1));
     assert_eq!((q.job(seq).unwrap().attempts, q.job(seq).unwrap().retry_base()), (2, 2));
@@ -1363,7 +1363,7 @@ fn cancel_removes_any_job_but_a_reserved_one() {
 
 #[test]
 fn wait_and_run_are_measured_from_the_masters_times() {
-    use crate::core::histogram::bucket_of;
+    use crate::histogram::bucket_of;
     let mut q = Queue::new();
     let a = added(q.push(nj("a"), 1_000));
     let b = added(q.push(due_at("b", 5_000), 1_000));
@@ -1388,7 +1388,7 @@ fn wait_and_run_are_measured_from_the_masters_times() {
 
 #[test]
 fn the_event_log_keeps_the_last_n_transitions_with_their_times() {
-    use crate::core::events::Kind;
+    use crate::events::Kind;
     let mut q = Queue::new();
     added(q.push(nj("off"), 1));
     assert_eq!(q.events.last_id(), 0, "no log while EVENTS-MAX is 0");
