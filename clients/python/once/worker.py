@@ -3,19 +3,23 @@
 Threads of one ``Worker.run()``:
 
 - N *reservers* (``concurrency``), each on a connection of its own:
-  ``ONCE.RESERVE q BLOCK b LEASE l [ACK prev ATTEMPT n WITHACK]`` waits on the server for a job (no polling) and
-  acknowledges the previous one in the same round trip, fenced by its attempt (a job whose lease ran out and that
-  another worker holds now is not completed by this late ACK, and WITHACK tells the worker so: it logs a warning);
-  the job runs in that thread; a failure is nacked with its ``ATTEMPT`` and error text; the last ACK when stopping
-  is ``ONCE.ACK q id ATTEMPT n``.
-- one *lease keeper*: while a job runs, ``ONCE.EXTEND q id lease ATTEMPT n`` every ``extend_every_ms``.
+  ``ONCE.RESERVE q COUNT prefetch BLOCK b LEASE l [ACK prev ATTEMPT n | ACKS k id attempt ...] WITHACK
+  [ALSO q2 ...]`` waits on the server for up to ``prefetch`` jobs (no polling) and acknowledges the jobs finished
+  since the last round trip in the same one, each fenced by its attempt (a job whose lease ran out and that another
+  worker holds now is not completed by this late ACK, and WITHACK tells the worker so: it logs a warning); finished
+  jobs of the ALSO queues go as ``ONCE.ACK q2 ...`` in that round trip. The jobs run one after the other in that
+  thread; a failure is nacked with its ``ATTEMPT`` and error text; the last ACKs when stopping are ``ONCE.ACK``.
+- one *lease keeper*: for every job in hand (running, or prefetched and waiting its turn),
+  ``ONCE.EXTEND q id lease ATTEMPT n`` every ``extend_every_ms``.
 - one *monitor* (when a monitor_handler is given): ``ONCE.STATS`` every ``monitor_interval`` seconds.
 - the calling thread waits for a stop (a signal, ``stop()``, the stop event), then wakes the reservers still
   blocked (``CLIENT UNBLOCK``; a user without the right to CLIENT ID / CLIENT UNBLOCK just waits out block_ms),
   lets every job in hand finish and be acked, and returns.
 
-A queue key that holds another type (a list a producer RPUSHed to) stops the worker with one line naming it
-(``WrongTypeError``); a key that does not exist yet is waited for. At start the worker logs a warning when the
+A queue key that holds a list (a list producer that started first) is adopted: ``ONCE.ADOPT`` turns it into the
+queue, its items into jobs, and one line says how many; from then on the module turns that producer's RPUSH/LPUSH
+into jobs. A key of any other type stops the worker with one line naming it (``WrongTypeError``); a key that does
+not exist yet is waited for. At start the worker logs a warning when the
 server's eviction policy can drop whole queues (INFO once).
 """
 import dataclasses
@@ -31,9 +35,10 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .admin import server_eviction_warning
+from .client import Once
+from .server import server_eviction_warning
 from .errors import WrongTypeError, is_no_permission
-from .types import Job, PermanentError, Stats, decode_payload, error_text
+from .types import Job, PermanentError, Stats, decode_payload, error_text, to_str
 
 log = logging.getLogger("once.worker")
 
@@ -192,6 +197,10 @@ class Worker:
     Options:
 
     - ``concurrency``: reserver threads, each with its own connection and its own blocking reserve (default 1).
+    - ``prefetch``: jobs one reserver takes in one round trip and then runs one after the other (default 1).
+      Finished ones are acknowledged together in the next round trip. Raise it (10 or so) for many short jobs:
+      a round trip per job is what bounds a worker with fast jobs. Keep 1 for slow jobs: a prefetched job waits
+      for the ones before it, and no other worker can take it meanwhile (its lease is kept alive).
     - ``block_ms``: how long one blocking RESERVE waits on the server before it is sent again (default 5000).
       Stopping wakes blocked reserves at once with CLIENT UNBLOCK when the server allows it, else within block_ms.
     - ``lease_ms``: the lease asked for each job (default 30000); ``extend_every_ms``: how often a running job's
@@ -218,6 +227,7 @@ class Worker:
         monitor_handler: Optional[Callable[[Stats], Any]] = None,
         *,
         concurrency: int = 1,
+        prefetch: int = 1,
         block_ms: int = 5000,
         lease_ms: int = 30000,
         extend_every_ms: Optional[int] = None,
@@ -231,6 +241,8 @@ class Worker:
     ):
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if not 1 <= prefetch <= 10000:
+            raise ValueError("prefetch must be between 1 and 10000")
         if block_ms < 0 or lease_ms < 1:
             raise ValueError("block_ms must be >= 0 and lease_ms >= 1")
         if monitor_interval <= 0:
@@ -240,6 +252,7 @@ class Worker:
         self.error_handler = error_handler
         self.monitor_handler = monitor_handler
         self.concurrency = concurrency
+        self.prefetch = int(prefetch)
         self.block_ms = int(block_ms)
         self.lease_ms = int(lease_ms)
         self.extend_every = (extend_every_ms if extend_every_ms is not None else self.lease_ms / 3) / 1000.0
@@ -366,10 +379,8 @@ class Worker:
 
         return restore
 
-    def _once_on(self, client: Any) -> Any:
-        from .client import Once
-
-        return Once(client, self.once.queue, decode=False)
+    def _once_on(self, client: Any) -> Once:
+        return Once(client, self.once.queues, decode=False)
 
     def _unblock(self, shared: Any) -> None:
         """Wakes reservers blocked on the server, so a stop does not wait out block_ms."""
@@ -411,57 +422,86 @@ class Worker:
             log.debug("CLIENT ID refused (%s): a stop waits out block_ms instead of unblocking", exc)
             return None
 
-    def _ack_and_fetch(self, once: Any, pending: Optional[Job], resent: bool) -> List[Job]:
-        """RESERVE with the previous job's fenced ACK; a refused ACK (its lease ran out) is logged."""
-        if pending is None or self._withack is False:
-            return once.reserve(1, block_ms=self.block_ms, lease_ms=self.lease_ms, ack=pending)
+    def _ack_and_fetch(self, once: Any, pending: List[Job], resent: bool) -> List[Job]:
+        """RESERVE with the finished jobs' fenced ACKs; refused ACKs (their leases ran out) are logged."""
+        if not pending or self._withack is False:
+            return once.reserve(self.prefetch, block_ms=self.block_ms, lease_ms=self.lease_ms, ack=pending or None)
         try:
-            acked, jobs = once.ack_reserve(pending, 1, block_ms=self.block_ms, lease_ms=self.lease_ms)
+            acked, jobs = once.ack_reserve(pending, self.prefetch, block_ms=self.block_ms, lease_ms=self.lease_ms)
         except redis.ResponseError as exc:
             if "WITHACK" not in str(exc).upper():
                 raise
             # a module without WITHACK refuses the whole command before acting: send it again without
             self._withack = False
             log.debug("RESERVE ... WITHACK refused (%s): late ACKs go unnoticed on this server", exc)
-            return once.reserve(1, block_ms=self.block_ms, lease_ms=self.lease_ms, ack=pending)
+            return once.reserve(self.prefetch, block_ms=self.block_ms, lease_ms=self.lease_ms, ack=pending)
         self._withack = True
-        if not acked:
-            self._late_ack(pending, resent)
+        if acked < len(pending):
+            self._late_ack(pending, len(pending) - acked, resent)
         return jobs
 
-    def _late_ack(self, job: Job, resent: bool) -> None:
+    def _late_ack(self, jobs: List[Job], refused: int, resent: bool) -> None:
+        """``refused`` of the ACKs of ``jobs`` (sent together) were refused; which ones the reply does not say."""
+        names = ", ".join(f"{to_str(j.id)} (attempt {j.attempt})" for j in jobs)
         if resent:
-            # the round trip that carried this ACK before lost its reply: that one may have acked the job
-            log.info("job %s (attempt %d): its ACK, sent again after a lost reply, was refused (the first one may "
-                     "have taken it, or its lease ran out)", job.id, job.attempt)
+            # the round trip that carried these ACKs before lost its reply: that one may have acked the jobs
+            log.info("job %s: its ACK, sent again after a lost reply, was refused (the first one may have taken it, "
+                     "or its lease ran out)", names)
             return
         with self._lock:
-            self.summary.late_acks += 1
-        log.warning("job %s (attempt %d) finished but its ACK was refused: its lease had run out, so the job went "
-                    "back to the queue or to another worker and may run again", job.id, job.attempt)
+            self.summary.late_acks += refused
+        if len(jobs) == 1:
+            log.warning("job %s finished but its ACK was refused: its lease had run out, so the job went back to "
+                        "the queue or to another worker and may run again", names)
+        else:
+            log.warning("%d of %d jobs acknowledged together (%s) finished but their ACK was refused: their lease "
+                        "had run out, so they went back to the queue or to another worker and may run again",
+                        refused, len(jobs), names)
 
+    def _adopt(self, client: Any, exc: WrongTypeError) -> None:
+        """A list where a queue should be: a list producer started first. ONCE.ADOPT makes it the queue; any other
+        type, or a user who may not run ONCE.ADOPT, raises ``exc`` (or the error naming the key of another type).
+        Several reservers may race here: the first adopts, the others find a queue (0) and go on."""
+        from .client import Once
+
+        for queue in self.once.queues:
+            try:
+                n = Once(client, queue).adopt()
+            except WrongTypeError as other:
+                raise other from None
+            except redis.ResponseError as refused:
+                if not is_no_permission(refused) and "unknown command" not in str(refused).lower():
+                    raise
+                log.debug("ONCE.ADOPT %s: %s", queue, refused)
+                raise exc from None
+            if n:
+                # a warning, so that it shows without logging set up: the key's type changed under its readers
+                log.warning("once: adopted the list %r: its %d item(s) are jobs now, and RPUSH/LPUSH onto it add "
+                            "jobs from here on", queue, n)
     # --- one reserver thread --------------------------------------------------------------------------------
 
     def _reserver(self, slot: _Slot) -> None:
         client = None
-        # the last job that succeeded (a Job): acked by the next RESERVE (ack-and-fetch) or a final ACK, both fenced
-        # by its attempt, so a job whose lease ran out and that another worker now holds is not completed here
-        pending_ack: Optional[Job] = None
+        # the jobs that succeeded since the last round trip: acked by the next RESERVE (ack-and-fetch) or a final
+        # ACK, each fenced by its attempt, so a job whose lease ran out and that another worker now holds is not
+        # completed here
+        pending_ack: List[Job] = []
         ack_resent = False          # pending_ack went out in a round trip whose reply was lost
         backoff = Backoff(cap=self.max_backoff)
         give_up_at = None
         try:
             while True:
                 stopping = self._stop.is_set()
-                if stopping and pending_ack is None:
+                if stopping and not pending_ack:
                     return
                 try:
                     if client is None:
                         client = redis.Redis(connection_pool=self._pool, single_connection_client=True)
                     once = self._once_on(client)
                     if stopping:
-                        if not once.ack(pending_ack):
-                            self._late_ack(pending_ack, ack_resent)
+                        acked = once.ack(*pending_ack)
+                        if acked < len(pending_ack):
+                            self._late_ack(pending_ack, len(pending_ack) - acked, ack_resent)
                         return
                     if slot.client_id is None:
                         slot.client_id = self._client_id(client)
@@ -472,20 +512,28 @@ class Worker:
                         jobs = self._ack_and_fetch(once, pending_ack, ack_resent)
                     finally:
                         slot.in_reserve = False
-                    pending_ack, ack_resent = None, False
+                    pending_ack, ack_resent = [], False
                     backoff.reset()
                     give_up_at = None
+                except WrongTypeError as exc:
+                    try:
+                        self._adopt(client, exc)
+                    except Exception as final:  # noqa: BLE001 - the worker ends with it, logged once
+                        self._fail(final)
+                        return
+                    ack_resent = bool(pending_ack)
+                    continue
                 except Exception as exc:  # noqa: BLE001
                     if not _transient(exc):
                         self._fail(exc)
                         return
                     slot.client_id = None  # a new connection has a new id
-                    ack_resent = pending_ack is not None
+                    ack_resent = bool(pending_ack)
                     if self._stop.is_set():
                         give_up_at = give_up_at or time.monotonic() + self.stop_timeout
                         if time.monotonic() > give_up_at:
-                            log.warning("stopping without acking job %s: %s (it will be redelivered after its "
-                                        "lease)", getattr(pending_ack, "id", None), exc)
+                            log.warning("stopping without acking job %s: %s (redelivered after its lease)",
+                                        ", ".join(to_str(j.id) for j in pending_ack), exc)
                             return
                     delay = backoff.next()
                     log.warning("once: %s; retrying in %.2fs", exc, delay)
@@ -495,8 +543,10 @@ class Worker:
                         self._stop.wait(delay)
                     continue
                 for job in jobs:
+                    self._keeper.track(job)       # from now: a prefetched job keeps its lease while it waits
+                for job in jobs:
                     if self._process(once, job):
-                        pending_ack = job
+                        pending_ack.append(job)
         finally:
             if client is not None:
                 try:
@@ -505,8 +555,8 @@ class Worker:
                     pass
 
     def _process(self, once: Any, job: Job) -> bool:
-        """Runs one job; True if it succeeded (to be acked), False if it failed (nacked here)."""
-        self._keeper.track(job)
+        """Runs one job (tracked by the lease keeper); True if it succeeded (to be acked), False if it failed (nacked
+        here)."""
         shown = job
         try:
             data = decode_payload(job.payload, self.decode)
@@ -562,8 +612,8 @@ class Worker:
             try:
                 stats = once.stats()
             except WrongTypeError as exc:
-                self._fail(exc)
-                return
+                # the reservers adopt a list, or stop the worker on another type: the monitor leaves it to them
+                log.debug("ONCE.STATS: %s", exc)
             except Exception as exc:  # noqa: BLE001
                 log.warning("once: could not read ONCE.STATS: %s", exc)
             else:
