@@ -20,11 +20,12 @@ import redis
 
 from . import __version__
 from .admin import Admin
+from .client import Once
 from .format import fmt_ms, fmt_rate, fmt_time, short
 from .server import has_command, info_once, queues, readable_stats, server_eviction_warning
 from .serving import EXIT_CONNECT, EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError
 from .serving import serve_until_stopped  # noqa: F401 - importable from here, as before it moved
-from .types import COUNT_FIELDS, PURGEABLE, STATES
+from .types import COUNT_FIELDS, PURGEABLE, STATES, plain
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
@@ -135,10 +136,28 @@ def cmd_stats(r, args) -> int:
     return EXIT_OK
 
 
+def _matching(r, args):
+    """LIST ... MATCH: (cursor, jobs) of one page, or of every page with --all. The server examines a bounded
+    number of jobs per call, so a page may hold fewer than --count jobs, even none, before the end."""
+    once, cursor, jobs = Once(r, args.queue), args.cursor, []
+    while True:
+        cursor, page = once.list(args.state, cursor=cursor, count=args.count, payloads=args.payloads,
+                                 match=args.match)
+        jobs += [plain(j) for j in page]
+        if cursor == "0" or not args.all:
+            break
+    if not args.payloads:                  # the reply had none: the parsed job's empty payload is not the job's
+        for j in jobs:
+            j.pop("payload", None)
+    return cursor, jobs
+
+
 def cmd_list(r, args) -> int:
     _require_queue(r, args.queue)
     a = Admin(r, args.queue)
-    if args.all:
+    if args.match is not None:
+        cursor, jobs = _matching(r, args)
+    elif args.all:
         jobs = list(a.walk(args.state, count=args.count or 100, payloads=args.payloads))
         cursor = "0"
     else:
@@ -160,9 +179,39 @@ def cmd_list(r, args) -> int:
     if cursor != "0":
         more = ["list", args.queue, args.state, "--cursor", cursor]
         more += (["--count", args.count] if args.count is not None else []) + (["--payloads"] if args.payloads else [])
+        more += ["--match", args.match] if args.match is not None else []
+        if args.match is not None:
+            con.print(f"{len(jobs)} matching job(s) in this stretch; the search goes on", markup=False)
         con.print(f"more: {again(args, *more)}", markup=False)
     else:
         con.print(f"{len(jobs)} job(s), end of list", markup=False)
+    return EXIT_OK
+
+
+def _payloads(args) -> List[str]:
+    if args.file is None:
+        return list(args.payloads)
+    if args.payloads:
+        raise CliError("give payloads or --file, not both", EXIT_USAGE)
+    try:
+        f = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
+    except OSError as e:
+        raise CliError(f"cannot read {args.file}: {e.strerror}", EXIT_USAGE) from None
+    with f:
+        return [line.rstrip("\r\n") for line in f if line.strip()]
+
+
+def cmd_push(r, args) -> int:
+    payloads = _payloads(args)
+    if not payloads:
+        raise CliError("nothing to push: give payloads, or --file with one payload per line", EXIT_USAGE)
+    ids = Once(r, args.queue).push_many(payloads, delay_ms=args.delay, retries=args.retries,
+                                        priority=args.priority, group=args.group)
+    if args.json:
+        print_json({"ids": ids})
+    else:
+        for i in ids:
+            print(i)
     return EXIT_OK
 
 
@@ -524,6 +573,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--cursor", default="0", help="the cursor the previous page printed")
     sp.add_argument("--payloads", action="store_true", help="show payloads too (WITHPAYLOADS)")
     sp.add_argument("--all", action="store_true", help="walk every page")
+    sp.add_argument("--match", metavar="PATTERN",
+                    help="only jobs whose id, payload or last error match this glob (LIST ... MATCH, on the server; "
+                         "a page may hold fewer than --count)")
+
+    sp = add("push", cmd_push, "add jobs (ONCE.BULK: 10,000 per call, in order; prints their ids)")
+    sp.add_argument("queue")
+    sp.add_argument("payloads", nargs="*", metavar="PAYLOAD")
+    sp.add_argument("--file", metavar="FILE", help="one payload per line (blank lines skipped); - reads stdin")
+    sp.add_argument("--delay", type=int, metavar="MS", help="ready after this many milliseconds")
+    sp.add_argument("--retries", type=int, help="tries after a failure (0: one attempt)")
+    sp.add_argument("--priority", type=int, help="higher first (default 0)")
+    sp.add_argument("--group", help="the jobs' group (flow control)")
 
     sp = add("inspect", cmd_inspect, "one job in full (ONCE.INSPECT); exit 1 if there is no such job")
     sp.add_argument("queue")

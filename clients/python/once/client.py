@@ -18,6 +18,7 @@ from .types import (
     parse_groups,
     parse_job_info,
     parse_jobs,
+    parse_list,
     parse_schedules,
     parse_stats,
     to_id,
@@ -531,6 +532,24 @@ class Once:
         """ONCE.INSPECT: the job's state and fields, or None if the queue does not hold it."""
         return parse_job_info(self._cmd("ONCE.INSPECT", self.queue, _job_id(job)),
                               self._decode(decode))
+
+    def list(self, state: str, *, cursor: str = "0", count: Optional[int] = None, payloads: bool = False,
+             match: Optional[Union[str, bytes]] = None,
+             decode: Optional[Union[bool, str]] = None) -> Tuple[str, List[JobInfo]]:
+        """ONCE.LIST: one page of the jobs in ``state`` (ready, delayed, reserved, dead): ``(next_cursor, jobs)``;
+        pass ``next_cursor`` back as ``cursor`` until it is "0". ``payloads``: with their payloads (WITHPAYLOADS).
+        ``match``: only jobs whose id, payload or last error match this glob (as SCAN MATCH); the server examines a
+        bounded number of jobs per call, so a page may hold fewer than ``count`` jobs, even none, before the end."""
+        args: List[Any] = ["ONCE.LIST", self.queue, state]
+        if cursor not in (None, "", "0", 0):
+            args += ["CURSOR", cursor]
+        if count is not None:
+            args += ["COUNT", int(count)]
+        if payloads:
+            args.append("WITHPAYLOADS")
+        if match is not None:
+            args += ["MATCH", match]
+        return parse_list(self._cmd(*args), self._decode(decode))
 
     def stats(self) -> Stats:
         """ONCE.STATS: job counts by state and totals (``stats().items_waiting`` = ready jobs)."""
