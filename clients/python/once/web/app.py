@@ -2,7 +2,8 @@
 
 - ``/``                   every queue: counts per state, paused, rates in/out, wait/run p99, small charts
 - ``/queue?name=Q``       charts of counts and throughput over time, wait/run histograms, schedules, events
-- ``/jobs?queue=Q&state=S&cursor=C``   jobs in a state, a page at a time (ONCE.LIST)
+- ``/jobs?queue=Q&state=S&cursor=C[&match=M]``   jobs in a state, a page at a time (ONCE.LIST), searched on the
+  server (LIST ... MATCH) when the search box has text
 - ``/job?queue=Q&id=ID``  one job (ONCE.INSPECT): payload and error shown in full, as text
 - ``/confirm?...`` then ``POST /action``   retry one/all dead, cancel, purge a state, pause/resume
 - ``/metrics``            Prometheus metrics (once/exporter.py)
@@ -30,12 +31,13 @@ import redis
 from flask import Flask, Response, abort, flash, jsonify, redirect, render_template, request, session, url_for
 
 from ..admin import Admin
+from ..client import Once
 from ..errors import TYPE_NAME, WrongTypeError
 from ..format import fmt_ms, fmt_rate, fmt_time
 from ..server import eviction_warning, has_command, has_retry_all, info_once, queues, readable_stats, \
     server_eviction_warning
 from ..serving import EXIT_USAGE, CliError, serve_until_stopped
-from ..types import PURGEABLE, STATES, buckets_to_counts, text
+from ..types import PURGEABLE, STATES, buckets_to_counts, plain, text
 from .charts import histogram_chart, line_chart
 
 ACTIONS = {
@@ -402,6 +404,11 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
         name = queue_arg()
         return render_template("_queue_live.html", name=name, live=queue_live(name))
 
+    def search_glob(words: str) -> str:
+        """The search box's text as a MATCH pattern: a glob as typed when it has * ? or [, else found anywhere
+        (``ada`` searches ``*ada*``)."""
+        return words if any(c in words for c in "*?[") else f"*{words}*"
+
     @app.route("/jobs")
     def jobs_page():
         name = queue_arg()
@@ -421,10 +428,22 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
             return render_template("error.html", title="No ONCE.LIST",
                                    message="this server's Once module has no ONCE.LIST yet"), 501
         check_queue(name)
-        next_cursor, jobs = Admin(r, name).list(state, cursor=cursor, count=count, payloads=True)
+        match = request.args.get("match", "").strip()
+        if match:
+            try:
+                next_cursor, found = Once(r, name).list(state, cursor=cursor, count=count, payloads=True,
+                                                        match=search_glob(match))
+            except redis.ResponseError as exc:
+                if "MATCH" not in str(exc).upper():
+                    raise
+                return render_template("error.html", title="No search",
+                                       message=f"this server's Once module has no ONCE.LIST ... MATCH: {exc}"), 501
+            jobs = [plain(j) for j in found]
+        else:
+            next_cursor, jobs = Admin(r, name).list(state, cursor=cursor, count=count, payloads=True)
         s = Admin(r, name).stats()
         return render_template("jobs.html", name=name, state=state, jobs=jobs, next_cursor=next_cursor,
-                               cursor=cursor, count=count, stats=s, page=page,
+                               cursor=cursor, count=count, stats=s, page=page, match=match or None,
                                can_purge=has_command(r, "ONCE.PURGE"), can_retry_all=has_retry_all(r))
 
     @app.route("/job")
