@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 MODULE := target/release/libonce.so
 
-.PHONY: run test bench build deps deps-run deps-system deps-python unit integration chaos clean
+.PHONY: run test bench build deps deps-run deps-system deps-python unit integration chaos fuzz clean
 
 run: deps-run build
 	mkdir -p data
@@ -15,7 +15,7 @@ unit:
 	cargo test --release --workspace --lib
 
 integration:
-	$(PYTHON) -m pytest -q tests/integration tests/chaos tests/cluster clients/python/tests
+	$(PYTHON) -m pytest -q tests/integration tests/fuzz tests/chaos tests/cluster clients/python/tests
 
 # The fault-injection suite's full profile (a few minutes): one line per run, non-zero exit if an acknowledged job
 # is lost. `make test` runs its short profile (tests/chaos/test_chaos.py). Then the cluster suite's long profile:
@@ -23,6 +23,13 @@ integration:
 chaos: deps build
 	$(PYTHON) tests/chaos/run.py --profile full
 	ONCE_CLUSTER_MOVES=6 ONCE_CLUSTER_FAULT_SECS=15 $(PYTHON) -m pytest -q -s tests/cluster/test_2_reshard.py tests/cluster/test_3_failover.py
+
+# The decoder fuzzer for minutes (FUZZ_SECONDS per server kind; seed from the time, printed first; FUZZ_SEED=n
+# replays one): mutated DUMPs through RESTORE and malformed ONCE._* records; a failure keeps its input under
+# tests/fuzz/corpus/ and exits non-zero. `make test` runs it for 20 s per kind (tests/fuzz/test_fuzz.py).
+FUZZ_SECONDS ?= 300
+fuzz: deps build
+	$(PYTHON) tests/fuzz/fuzz_run.py --seconds $(FUZZ_SECONDS) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
 
 bench: deps build
 	./bench/run
