@@ -31,6 +31,7 @@ ROOT = os.path.dirname(BENCH)
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 from helpers import encode_command  # noqa: E402 - the tests' RESP encoder (plain Python, no fixtures)
 import pyworkers  # noqa: E402 - section pyworkers: Python workers vs the raw commands (bench/pyworkers.py)
+import listfilter  # noqa: E402 - section listfilter: RPUSH/GET with the module loaded vs not (bench/listfilter.py)
 
 DRIVER = os.path.join(BENCH, "driver", "target", "release", "once-bench")
 MODULE = os.path.abspath(os.environ.get("ONCE_MODULE", os.path.join(ROOT, "target", "release", "libonce.so")))
@@ -1221,6 +1222,7 @@ def report(cfg, m, feats, R, elapsed):
                   f"{nt['ratio']:.2f}× ({fmt(nt['modes']['on']['rps'])} vs {fmt(nt['modes']['off']['rps'])} ops/s)", "—"))
     else:
         T.append(("ONCE.PUSH throughput with keyspace notifications on ÷ off", "not measured", "—"))
+    T.append(listfilter.target_row(R.get("listfilter")))
 
     bk = R.get("bulk")
     if isinstance(bk, dict):
@@ -1596,6 +1598,8 @@ def report(cfg, m, feats, R, elapsed):
       "per job, timer tick) are steadier than throughput. Nothing here is asserted: PASS/MISS only reports.")
     if "pyworkers" in R:
         L[-1:-1] = pyworkers.report(R["pyworkers"])
+    if "listfilter" in R:
+        L[-1:-1] = listfilter.report(R["listfilter"])
     return "\n".join(L) + "\n"
 
 
@@ -1608,7 +1612,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(BENCH, "results.md"))
     ap.add_argument("--only", default="",
                     help="comma list of sections: push,cycle,memory,delayed,wakeup,cluster,cancel,crontick,"
-                         "listtail,purge,notify,flow,bulk,match,pyworkers")
+                         "listtail,purge,notify,flow,bulk,match,pyworkers,listfilter")
     cfg = ap.parse_args()
     q = cfg.quick
     cfg.push_n = 200_000 if q else 1_000_000
@@ -1668,6 +1672,7 @@ def main():
         ("bulk", bench_bulk, feats["push"]),
         ("match", bench_match, feats["push"] and feats["list"]),
         ("pyworkers", lambda cfg, feats: pyworkers.bench(cfg, Server, log), feats["push"] and feats["reserve"]),
+        ("listfilter", lambda cfg, feats: listfilter.bench(cfg, Server, log), feats["loaded"]),
     ]
     for name, fn, can in sections:
         if only and name not in only:
