@@ -1,29 +1,17 @@
 """The chaos suite's short profile inside `make test` (`make chaos` runs the full one through run.py), and proof that
 the checker does catch what it claims to: a queue deleted under the workload shows as lost jobs, a payload no
 producer sent shows as unexpected, so a run that passes is not a checker that cannot fail."""
-import os
-import sys
 import time
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-
-import run  # noqa: E402  (puts tests/ and tests/integration on sys.path)
-import topologies  # noqa: E402
-import harness  # noqa: E402
-from checker import Workload  # noqa: E402
+import run
+import topologies
+import harness
+from checker import Workload
 
 KINDS = harness.kinds()
 SHORT = [sc for sc in run.scenarios() if "short" in sc.profiles]
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _module_built():
-    missing = harness.missing_prerequisite()
-    if missing:
-        pytest.exit(missing, returncode=2)
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -13,14 +13,11 @@ import os
 import random
 import socket
 import subprocess
-import sys
 import time
 
 import redis
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import harness  # noqa: E402
+import harness
 
 REDIS_CLI = "/usr/bin/redis-cli" if os.path.exists("/usr/bin/redis-cli") else "redis-cli"
 PORT_LO, PORT_HI = 12000, 22000

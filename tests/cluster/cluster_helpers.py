@@ -1,15 +1,10 @@
 """Small helpers of the cluster tests: replies as dicts, MOVED parsing, direct per-node clients, a load generator."""
-import os
-import sys
 import threading
 import time
 
 from redis.cluster import RedisCluster
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
-
-from helpers import RawClient, encode_command  # noqa: E402,F401  (tests/integration/helpers.py)
+from helpers import RawClient, encode_command  # noqa: F401  (tests/integration/helpers.py)
 
 
 NOTES = []  # one line per figure worth seeing (acknowledged counts, redirect times): printed after the run

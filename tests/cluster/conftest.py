@@ -7,31 +7,15 @@ server kind, shared by the whole session so the suite stays fast.
 - `rc`       a redis-py RedisCluster client of `cluster` (str replies, RESP2), closed after the test.
 - `prefix`   a key prefix no other test uses.
 """
-import os
 import re
-import sys
 import uuid
 
+import cluster_harness
+import cluster_helpers
+import harness
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, "tests"))
-sys.path.insert(0, os.path.join(ROOT, "clients", "python"))
-sys.path.insert(0, HERE)
-
-import harness  # noqa: E402
-import cluster_harness  # noqa: E402
-import cluster_helpers  # noqa: E402
-
 KINDS = harness.kinds()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _module_built():
-    missing = harness.missing_prerequisite()
-    if missing:
-        pytest.exit(missing, returncode=2)
 
 
 @pytest.fixture(scope="session", params=KINDS)

@@ -4,7 +4,6 @@ tests/chaos/checker.py (acknowledged = the push replied and `WAIT 1` on the same
 `CLUSTER FAILOVER` on a replica, and kill -9 of a master (the cluster promotes its replica). Nothing acknowledged
 may be lost. After the fault, with writes frozen (CLIENT PAUSE WRITE), each master's replica has its digest."""
 import os
-import sys
 import time
 
 from cluster_harness import key_slot, keys_over_slots, wait_until
@@ -13,9 +12,7 @@ from redis.cluster import ClusterNode, RedisCluster
 
 from cluster_helpers import RawClient, cluster_client, encode_command, moved_target, note, queues_on_every_master
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "chaos"))
-
-from checker import Workload  # noqa: E402  (tests/chaos/checker.py)
+from checker import Workload  # tests/chaos/checker.py
 
 RUN_SECS = float(os.environ.get("ONCE_CLUSTER_FAULT_SECS", "2.5"))  # load before and after the fault
 

@@ -10,19 +10,15 @@ import json
 import os
 import re
 import shlex
-import sys
 import time
 
 import pytest
 import redis
 
+from once_helpers import Served, run_cli, running_worker, wait_until  # clients/python/tests: the CLI/dashboard helpers
+from once import Once, PermanentError
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "clients", "python", "tests"))   # the CLI/dashboard test helpers
-
-from conftest_web import Served, run_cli  # noqa: E402
-from once_helpers import running_worker, wait_until  # noqa: E402
-
-from once import Once, PermanentError  # noqa: E402
 
 USERS = ("producer", "worker", "monitor")
 # What each user may run among the public ONCE.* commands, by form; "reads" stands for every ONCE read.

@@ -1,64 +1,18 @@
-"""Fixtures for the Python client's tests: real redis-server / valkey-server processes with the Once module loaded
-(tests/harness.py), and the client package from this checkout (installed or not).
+"""Fixtures of the client tests. The servers (`kind`, `server`, `redis_server`) and `queue` come from the
+repository's conftest.py, shared with the other suites; helpers are in once_helpers.py.
 
-- `kind` / `server`   module-scoped, parametrized over the server kinds available (redis, valkey).
-- `redis_server`      a redis-server for the module (the worker tests that are too slow to run on every kind).
-- `queue`             a queue name no other test uses.
 - `client` / `once`   a redis-py client of `server` (bytes replies), once with RESP2 and once with RESP3, and a
                       Once on it for `queue`.
 - `rclient` / `ronce` the same on `redis_server`, with redis-py's default protocol.
+- `browser` / `page`  headless Debian Chromium driven by Playwright (never a downloaded browser).
 """
 import os
-import re
-import sys
-import uuid
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-PACKAGE_ROOT = os.path.dirname(HERE)                                 # clients/python
-REPO_ROOT = os.path.dirname(os.path.dirname(PACKAGE_ROOT))           # the repository
-sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))                 # harness.py
-sys.path.insert(0, PACKAGE_ROOT)                                     # `once`, even when not pip-installed
-sys.path.insert(0, HERE)                                             # once_helpers.py
+from once import Once
 
-import harness  # noqa: E402
-
-from once import Once  # noqa: E402
-
-KINDS = harness.kinds()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _module_built():
-    missing = harness.missing_prerequisite()
-    if missing:
-        pytest.exit(missing, returncode=2)
-
-
-@pytest.fixture(scope="module", params=KINDS)
-def kind(request):
-    return request.param
-
-
-@pytest.fixture(scope="module")
-def server(kind):
-    s = harness.Server(kind)
-    yield s
-    s.close()
-
-
-@pytest.fixture(scope="module")
-def redis_server():
-    s = harness.Server("redis" if "redis" in KINDS else KINDS[0])
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def queue(request):
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
-    return f"q:{name}:{uuid.uuid4().hex[:8]}"
+CHROMIUM = os.environ.get("ONCE_CHROMIUM", "/usr/bin/chromium")
 
 
 @pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
@@ -84,3 +38,29 @@ def rclient(redis_server):
 def ronce(rclient, queue):
     """A Once on the redis server (for worker tests)."""
     return Once(rclient, queue)
+
+
+@pytest.fixture(scope="session")
+def playwright_instance():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (make deps-python)")
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make deps-system does it)")
+    with sync_api.sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_instance):
+    b = playwright_instance.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    pg = ctx.new_page()
+    pg.set_default_timeout(15000)
+    yield pg
+    ctx.close()

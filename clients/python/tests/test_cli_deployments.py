@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from conftest_web import cli_env, need, run_cli, url_of
+from once_helpers import cli_env, need, run_cli, url_of
 from once.exporter import registry_for
 
 MONITOR_COMMANDS = ("+ONCE.STATS", "+ONCE.LIST", "+ONCE.INSPECT", "+ONCE.SCHEDULES", "+ONCE.EVENTS", "+ONCE.HISTOGRAM",

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest_web import Proc, cli_env, url_of
+from once_helpers import Proc, cli_env, url_of
 from once import DurabilityError, Once
 from once_helpers import wait_until
 

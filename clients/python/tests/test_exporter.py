@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from conftest_web import Served, has, make_dead, url_of
+from once_helpers import Served, make_dead, need, url_of
 from once.admin import Admin, info_once
 
 parser = pytest.importorskip("prometheus_client.parser", reason="prometheus_client is not installed")
@@ -77,21 +77,20 @@ def check_metrics(r, text, queues):
     assert value(fams["once_timer_ticks"], "once_timer_ticks_total") <= info["once_timer_ticks"]
     for state in ("ready", "delayed", "reserved", "dead"):
         assert value(fams["once_server_jobs"], state=state) == info[f"once_jobs_{state}"]
-    if has(r, "ONCE.HISTOGRAM"):
-        for kind in ("wait", "run"):
-            fam = fams[f"once_job_{kind}_seconds"]
-            assert fam.type == "histogram"
-            for q in queues:
-                want = Admin(r, q).histogram(kind)
-                got = samples(fam, f"once_job_{kind}_seconds_bucket", queue=q)
-                les = [float(s.labels["le"]) for s in got]
-                assert les == sorted(les) and math.isinf(les[-1])
-                by_le = {float(s.labels["le"]): s.value for s in got}
-                for bound, count in want:
-                    assert by_le[bound / 1000.0 if not math.isinf(bound) else math.inf] == count
-                total = want[-1][1] if want else 0
-                assert value(fam, f"once_job_{kind}_seconds_count", queue=q) == total
-                assert value(fam, f"once_job_{kind}_seconds_sum", queue=q) >= 0
+    for kind in ("wait", "run"):
+        fam = fams[f"once_job_{kind}_seconds"]
+        assert fam.type == "histogram"
+        for q in queues:
+            want = Admin(r, q).histogram(kind)
+            got = samples(fam, f"once_job_{kind}_seconds_bucket", queue=q)
+            les = [float(s.labels["le"]) for s in got]
+            assert les == sorted(les) and math.isinf(les[-1])
+            by_le = {float(s.labels["le"]): s.value for s in got}
+            for bound, count in want:
+                assert by_le[bound / 1000.0 if not math.isinf(bound) else math.inf] == count
+            total = want[-1][1] if want else 0
+            assert value(fam, f"once_job_{kind}_seconds_count", queue=q) == total
+            assert value(fam, f"once_job_{kind}_seconds_sum", queue=q) >= 0
     return fams
 
 
@@ -99,8 +98,7 @@ def test_exporter_families_match_stats(server, r, queue):
     q2 = queue + ":other"
     seed(r, queue)
     r.execute_command("ONCE.PUSH", q2, "x")
-    if has(r, "ONCE.PAUSE"):
-        r.execute_command("ONCE.PAUSE", q2)
+    r.execute_command("ONCE.PAUSE", q2)
     e = Served(url_of(server), "exporter", "--port", 0, "--match", queue + "*")
     try:
         status, text, headers = e.get("/metrics")
@@ -109,12 +107,10 @@ def test_exporter_families_match_stats(server, r, queue):
         assert value(fams["once_jobs"], queue=queue, state="ready") == 3
         assert value(fams["once_jobs"], queue=queue, state="dead") == 2
         assert value(fams["once_jobs_acked"], "once_jobs_acked_total", queue=queue) == 3
-        if has(r, "ONCE.PAUSE"):
-            assert value(fams["once_queue_paused"], queue=q2) == 1.0
-        if has(r, "ONCE.HISTOGRAM"):
-            # 3 acked + 2 dead + 1 held = 6 reservations waited; 3 acks + 2 nacks ran
-            assert value(fams["once_job_wait_seconds"], "once_job_wait_seconds_count", queue=queue) == 6
-            assert value(fams["once_job_run_seconds"], "once_job_run_seconds_count", queue=queue) == 5
+        assert value(fams["once_queue_paused"], queue=q2) == 1.0
+        # 3 acked + 2 dead + 1 held = 6 reservations waited; 3 acks + 2 nacks ran
+        assert value(fams["once_job_wait_seconds"], "once_job_wait_seconds_count", queue=queue) == 6
+        assert value(fams["once_job_run_seconds"], "once_job_run_seconds_count", queue=queue) == 5
         # every scrape reads afresh
         r.execute_command("ONCE.PUSH", queue, "one more")
         fams = families(e.get("/metrics")[1])
@@ -126,8 +122,7 @@ def test_exporter_families_match_stats(server, r, queue):
 
 
 def test_histograms_after_a_known_workload(server, r, queue):
-    if not has(r, "ONCE.HISTOGRAM"):
-        pytest.skip("ONCE.HISTOGRAM is not in this module yet (unknown command)")
+    need(r, "ONCE.HISTOGRAM")
     import time
     for i in range(4):
         r.execute_command("ONCE.PUSH", queue, f"w{i}")

@@ -13,8 +13,7 @@ import time
 
 import pytest
 
-from conftest_web import REPO_ROOT, Served, has, make_dead, need, retry_all_supported, run_cli, url_of
-from conftest_web import browser, page, playwright_instance  # noqa: F401 - fixtures
+from once_helpers import REPO_ROOT, Served, make_dead, need, retry_all_supported, run_cli, url_of
 from once.admin import Admin
 
 pytest.importorskip("flask", reason="flask is not installed (pip install './clients/python[all]')")
@@ -86,8 +85,7 @@ def test_queue_page_charts_schedules_and_counts(web, r, queue, page):
     sched = page.locator("#schedules").inner_text()
     from once.cli import fmt_time
     assert "nightly" in sched and "30 2 * * *" in sched and "Europe/Berlin" in sched and fmt_time(nxt) in sched
-    if has(r, "ONCE.HISTOGRAM"):
-        assert page.locator("svg.histogram").count() == 2
+    assert page.locator("svg.histogram").count() == 2
 
 
 def test_queue_page_shows_the_event_log_newest_first(web, r, queue, page):
@@ -178,8 +176,7 @@ def test_retry_all_and_cancel_selected(web, r, queue, page):
     assert "cancelled 1 of 1" in page.locator(".flash").inner_text()
     assert Admin(r, queue).inspect(dead[0]) is None
     assert page.locator("#jobs tr.job").count() == 2
-    if not retry_all_supported(r):
-        pytest.skip("ONCE.RETRY queue ALL is not in this module yet")
+    assert retry_all_supported(r), "ONCE.RETRY queue ALL: this repository's module has it"
     page.click("#action-retry-all")
     page.click("#confirm")
     page.wait_for_selector(".flash")
@@ -237,11 +234,10 @@ def test_script_payload_and_error_are_shown_as_text(web, r, queue, page):
     assert page.locator("#payload script, #payload img, #payload b, #last-error script, #last-error i").count() == 0
     assert page.locator("#bold").count() == 0
     assert page.evaluate("() => window.__pwned") is None
-    if has(r, "ONCE.LIST"):
-        page.goto(f"{web.base}/jobs?queue={queue}&state=dead")
-        assert "<script>window.__pwned = 1</script>" in page.locator("#jobs").inner_text()
-        assert page.locator("#jobs script, #jobs img").count() == 0
-        assert page.evaluate("() => window.__pwned") is None
+    page.goto(f"{web.base}/jobs?queue={queue}&state=dead")
+    assert "<script>window.__pwned = 1</script>" in page.locator("#jobs").inner_text()
+    assert page.locator("#jobs script, #jobs img").count() == 0
+    assert page.evaluate("() => window.__pwned") is None
     # a queue name is text too
     evil = queue + ':<img src=x onerror="window.__pwned=4">'
     r.execute_command("ONCE.PUSH", evil, "x")
@@ -276,11 +272,10 @@ def test_read_only_shows_no_action(server, r, queue, page):
         assert page.locator("#last-error").text_content() == "boom"
         assert page.locator("#job-actions").count() == 0
         _no_action_ui(page)
-        if has(r, "ONCE.LIST"):
-            for state in ("ready", "dead"):
-                page.goto(f"{w.base}/jobs?queue={queue}&state={state}")
-                assert page.locator("#jobs tr.job").count() == 1
-                _no_action_ui(page)
+        for state in ("ready", "dead"):
+            page.goto(f"{w.base}/jobs?queue={queue}&state={state}")
+            assert page.locator("#jobs tr.job").count() == 1
+            _no_action_ui(page)
         # and the endpoints refuse, whatever is sent
         resp = page.goto(f"{w.base}/confirm?queue={queue}&action=retry&id={jid}")
         assert resp.status == 403
@@ -413,10 +408,8 @@ def test_screenshot_of_a_seeded_demo(browser, tmp_path):
     stop = threading.Event()
     try:
         r = s.client()
-        if has(r, "ONCE.EVENTS"):
-            r.execute_command("ONCE.CONFIGURE", "emails", "EVENTS-MAX", 200)
-        if has(r, "ONCE.CONFIGURE"):
-            r.execute_command("ONCE.CONFIGURE", "payments", "DEAD-MAX", 1000)
+        r.execute_command("ONCE.CONFIGURE", "emails", "EVENTS-MAX", 200)
+        r.execute_command("ONCE.CONFIGURE", "payments", "DEAD-MAX", 1000)
         r.execute_command("ONCE.SCHEDULE", "reports", "nightly", "30 2 * * *", "build the nightly report",
                           "TZ", "Europe/Berlin")
         r.execute_command("ONCE.SCHEDULE", "emails", "digest", "@every 1h", "send the hourly digest")

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from conftest_web import Served, make_dead, run_cli, url_of
+from once_helpers import Served, make_dead, run_cli, url_of
 from once.admin import Admin
 from once_helpers import command_calls, wait_until
 

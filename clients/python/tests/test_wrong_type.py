@@ -7,7 +7,7 @@ import time
 import pytest
 import redis
 
-from conftest_web import run_cli, url_of
+from once_helpers import run_cli, url_of
 from once import Once, Worker, WrongTypeError
 from once_helpers import REPO_ROOT, Proc, wait_until
 
