@@ -61,35 +61,35 @@ def test_queue_names_must_be_given_once_and_not_empty(client):
             Once(client, bad)
 
 
-def test_worker_takes_the_first_queue_first_and_sees_each_jobs_queue(rclient, queue):
+def test_worker_takes_the_first_queue_first_and_sees_each_jobs_queue(client, queue):
     urgent, normal, later = (f"{{{queue}}}:{n}" for n in ("urgent", "normal", "later"))
     for i in range(3):
-        Once(rclient, later).push(f"later-{i}")
-        Once(rclient, normal).push(f"normal-{i}")
-        Once(rclient, urgent).push(f"urgent-{i}")
+        Once(client, later).push(f"later-{i}")
+        Once(client, normal).push(f"normal-{i}")
+        Once(client, urgent).push(f"urgent-{i}")
     seen = []
-    with running_worker(Once(rclient, [urgent, normal, later]), lambda job: seen.append((job.queue, job.payload)),
+    with running_worker(Once(client, [urgent, normal, later]), lambda job: seen.append((job.queue, job.payload)),
                         pass_job=True, prefetch=2):
         wait_until(lambda: len(seen) == 9, what="nine jobs")
-        wait_until(lambda: Once(rclient, later).stats().acked_total == 3, what="the last ACKs")
+        wait_until(lambda: Once(client, later).stats().acked_total == 3, what="the last ACKs")
     assert seen == [(q, f"{name}-{i}") for q, name in ((urgent, "urgent"), (normal, "normal"), (later, "later"))
                     for i in range(3)]
-    assert [Once(rclient, q).stats().acked_total for q in (urgent, normal, later)] == [3, 3, 3]
+    assert [Once(client, q).stats().acked_total for q in (urgent, normal, later)] == [3, 3, 3]
 
 
-def test_worker_nacks_and_extends_on_the_jobs_own_queue(rclient, queue):
+def test_worker_nacks_and_extends_on_the_jobs_own_queue(client, queue):
     urgent, normal = f"{{{queue}}}:urgent", f"{{{queue}}}:normal"
-    Once(rclient, normal).push("fails", retries=0)
-    Once(rclient, normal).push("slow")
+    Once(client, normal).push("fails", retries=0)
+    Once(client, normal).push("slow")
 
     def execute(job):
         if job.payload == "fails":
             raise RuntimeError("boom")
         time.sleep(1.2)
 
-    with running_worker(Once(rclient, [urgent, normal]), execute, pass_job=True, lease_ms=400,
+    with running_worker(Once(client, [urgent, normal]), execute, pass_job=True, lease_ms=400,
                         extend_every_ms=100):
-        wait_until(lambda: Once(rclient, normal).stats().acked_total == 1, timeout=10, what="the slow job's ACK")
-    s = Once(rclient, normal).stats()
+        wait_until(lambda: Once(client, normal).stats().acked_total == 1, timeout=10, what="the slow job's ACK")
+    s = Once(client, normal).stats()
     assert (s.dead, s.expired_total, s.nacked_total) == (1, 0, 1)
-    assert Once(rclient, urgent).stats().nacked_total == 0
+    assert Once(client, urgent).stats().nacked_total == 0
