@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import socket
 import sys
 import time
@@ -41,6 +42,9 @@ TROUBLE = ("panic", "internal error", "crashed", "guru meditation", "assert", "t
 # A refused record at a missing key leaves an empty queue there (README: each internal record "applies whole or
 # not at all"). Reported to the module's owner; counted, not fatal, until it is fixed.
 EMPTY_LEFT = "a refused record left an empty queue at a missing key"
+# Where a record names its queue (its key, the key of the command inside ONCE._AT), its input has this; each run
+# puts a key of its own there.
+KEY = b"{key}"
 DEEP_EVERY_KEPT = 60        # accepted queues between two DEBUG RELOAD / rewrite / restart rounds
 DEEP_EVERY_INPUTS = 400
 USE_COMMANDS = [
@@ -95,8 +99,9 @@ class Fuzzer:
         self.server = harness.Server(kind, extra=SERVER_ARGS)
         self.c = None
         self.log_at = 0
+        # records_accepted: inputs that left a queue to check; records_applied/_refused: the records one by one
         self.counts = {"inputs": 0, "restore": 0, "restore_accepted": 0, "records": 0, "records_accepted": 0,
-                       "deep": 0}
+                       "records_applied": 0, "records_refused": 0, "deep": 0}
         self.kept = {}                            # key -> (input, digest) of accepted queues since the last round
         self.findings = {}                        # what -> the corpus file of its first input
         self.n = 0
@@ -106,6 +111,8 @@ class Fuzzer:
         self.parsed = [parse(b) for b in self.seeds.values()]
         self.mutator = Mutator(self.rng, self.parsed)
         self._freeze(flush=True)
+        self.contexts = [Context(tokens, self.facts(body)) for body, (_, tokens) in zip(self.seeds.values(),
+                                                                                        self.parsed)]
 
     # ---- the server ------------------------------------------------------------------------------------------
 
@@ -126,6 +133,21 @@ class Fuzzer:
 
     def call(self, *args):
         return self.c.call(*args)
+
+    def facts(self, body):
+        """What the server says of a seed queue: its jobs' seqs by state (those with server ids), its schedules'
+        and groups' names (for Context)."""
+        key = b"facts"
+        self.call("RESTORE", key, 0, make_dump(body, self.ver), "REPLACE")
+        out = {}
+        for state in ("ready", "delayed", "reserved", "dead"):
+            _, jobs = self.call("ONCE.LIST", key, state, "COUNT", 1000)
+            ids = [as_dict(j)[b"id"] for j in jobs]
+            out[state] = [int(i.split(b"-")[1]) for i in ids if re.fullmatch(rb"[0-9]+-[0-9]+", i)]
+        out["schedules"] = [as_dict(s)[b"name"] for s in self.call("ONCE.SCHEDULES", key) or []]
+        out["groups"] = [as_dict(g)[b"name"] for g in self.call("ONCE.GROUPS", key, "COUNT", 1000)[1]]
+        self.call("DEL", key)
+        return out
 
     def close(self):
         if self.c:
@@ -188,9 +210,8 @@ class Fuzzer:
         else:
             seeded = self.rng.random() < 0.85
             seed_i = self.rng.randrange(len(self.parsed))
-            ctx = Context(self.parsed[seed_i][1] if seeded else ())
-            key = b"k"
-            recs = [self.records.record(key, ctx) for _ in range(self.rng.choice([1, 1, 2, 3, 4]))]
+            ctx = self.contexts[seed_i] if seeded else Context()
+            recs = [self.records.record(KEY, ctx) for _ in range(self.rng.choice([1, 1, 2, 3, 4]))]
             inp = {"kind": "records", "seed_body": list(self.seeds.values())[seed_i].hex() if seeded else None,
                    "records": [_argv_hex(r) for r in recs]}
         self.run_input(inp)
@@ -221,11 +242,13 @@ class Fuzzer:
             if reply != ("status", "OK"):
                 self.fail("a seed dump did not RESTORE", repr(reply), inp)
         for rec in inp["records"]:
-            argv = [bytes.fromhex(a) for a in rec]
+            argv = [bytes.fromhex(a).replace(KEY, key) for a in rec]
             argv[1] = key
             before = (self.call("EXISTS", key), self.call("DEBUG", "DIGEST-VALUE", key))
             reply = self.call(*argv)
-            if isinstance(reply, tuple) and reply[0] == "error":
+            refused = isinstance(reply, tuple) and reply[0] == "error"
+            self.counts["records_refused" if refused else "records_applied"] += 1
+            if refused:
                 self._refused(reply, inp)
                 after = (self.call("EXISTS", key), self.call("DEBUG", "DIGEST-VALUE", key))
                 if after != before and before[0] == 0:
@@ -380,9 +403,9 @@ class Fuzzer:
             self._reset()
             self.kept = {}
             key = self.key()
-            if not self.apply(inp, key):
+            if not self._guard(inp, lambda: self.apply(inp, key)):
                 continue
-            self.check_accepted(key, inp)
+            self._guard(inp, lambda: self.check_accepted(key, inp))
             try:
                 self._reload_and_restart(self.kept)
                 self._master_round(self.kept)
@@ -432,6 +455,10 @@ class Fuzzer:
             self.run_input(one)
         if self.kept:
             self.deep()
+
+
+def as_dict(flat):
+    return dict(zip(flat[0::2], flat[1::2]))
 
 
 def info(reply):

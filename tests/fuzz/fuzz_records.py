@@ -22,6 +22,9 @@ SPECS = [b"0 0 1 1 *", b"@every 1d", b"0 0 0 1 1 *", b"* * 31 2 *", b"@every 0ms
 ZONES = [b"UTC", b"Europe/Paris", b"Nowhere/Bogus", b"", b"\xff"]
 INNER = [b"ONCE.ACK", b"ONCE.RETRY", b"ONCE.CANCEL", b"ONCE._RESERVE", b"ONCE._DROP", b"ONCE._SETTINGS",
          b"ONCE._SWEEP", b"ONCE._AT", b"ONCE.PUSH", b"once._reserve"]
+# The schedules' and groups' names of the seed queues (fuzz_seeds.py), which the records name most.
+SEED_NAMES = [b"yearly", b"leap", b"secs", "\u00e9t\u00e9".encode(), b"t0", b"t1", b"t2", b"g" * 256, b"idle", b"w0",
+              b"w1", b"bulky"]
 COMMANDS = ["_JOB", "_BULK", "_RESERVE", "_FAIL", "_LEASE", "_PROMOTE", "_META", "_SCHED", "_FIRED", "_SETTINGS",
             "_DROP", "_AT", "_EVENTS", "_HIST", "_GROUP", "_WINDOW", "_RING", "_SWEEP"]
 
@@ -31,38 +34,54 @@ def now_ms():
 
 
 class Context:
-    """What a target queue holds, as far as a record needs it: read from its dump's values (none for a new key)."""
+    """What a target queue holds, as far as a record needs it (nothing for a new key): its dump's values (times,
+    names) and what the server says of it (`facts`: the seqs of its jobs in each state, its schedules' and groups'
+    names)."""
 
-    def __init__(self, tokens=()):
+    def __init__(self, tokens=(), facts=None):
         ints = [t.value for t in tokens if t.kind == "int"]
         self.next_seq = ints[0] if ints else 0
         self.times = [v for v in ints if 10 ** 12 <= v < 10 ** 14] or [now_ms()]
-        self.names = [t.value for t in tokens if t.kind == "str" and 0 < len(t.value) <= 256] or [b"t0"]
+        self.names = [t.value for t in tokens if t.kind == "str" and 0 < len(t.value) <= 256] + SEED_NAMES
+        self.facts = facts or {}
 
 
 class Records:
     def __init__(self, rng):
         self.rng = rng
+        self.p = 1.0        # how likely a value is plausible rather than an edge: drawn for each record
+
+    def word(self, good, bad):
+        """One of the words a field takes, or (as often as values are edges) one it does not."""
+        return self.rng.choice(good) if self.rng.random() < self.p else self.rng.choice(bad)
 
     # ---- values ------------------------------------------------------------------------------------------------
 
-    def edge(self, plausible, p=0.75):
-        """`plausible` most of the time, else a number at an edge, or now and then bytes that are no number."""
-        roll = self.rng.random()
-        if roll < p:
+    def edge(self, plausible, p=None):
+        """`plausible` most of the time (`p`, else the record's), else a number at an edge, or bytes that are no
+        number."""
+        if self.rng.random() < (self.p if p is None else p):
             return plausible
-        if roll < 0.95:
+        if self.rng.random() < 0.8:
             return self.rng.choice(NUMBER_EDGES)
         return self.rng.choice(NOT_NUMBERS)
 
-    def seq(self, ctx):
+    def seq(self, ctx, state=None):
+        """A job number: mostly of a job in `state` where the queue has one, else one of the queue's or the next."""
+        known = ctx.facts.get(state)
+        if known and self.rng.random() < 0.7:
+            return self.edge(self.rng.choice(known))
         top = max(ctx.next_seq, 1)
-        return self.edge(self.rng.choice([self.rng.randrange(top), self.rng.randrange(top), top, top - 1, 0]))
+        return self.edge(self.rng.choice([self.rng.randrange(top), top, top, top + 1, top - 1, 0]))
 
     def when(self, ctx):
         return self.edge(self.rng.choice(ctx.times) + self.rng.choice([0, 0, 1, -1, 10 ** 10, -10 ** 10]))
 
-    def name(self, ctx):
+    def name(self, ctx, what=None):
+        """A schedule's or group's name: mostly one the queue has (`what`: "schedules", "groups")."""
+        known = ctx.facts.get(what)
+        if known and self.rng.random() < 0.7:
+            return self.rng.choice(known)
         return self.rng.choice(ctx.names) if self.rng.random() < 0.8 else self.rng.choice(
             [b"", b"t0", b"g" * 256, b"g" * 257, b"\xff\x00", b"idle"])
 
@@ -87,7 +106,7 @@ class Records:
             numbers = numbers[:10]                                  # before `since`
         elif roll < 0.14:                                           # before the schema: the state by name
             numbers = numbers[:2] + [self.rng.choice(STATES)] + numbers[3:4] + numbers[5:10]
-        mode = self.rng.choice([b"PUSH", b"LOAD", b"LOAD", b"push", b"MOVE"])
+        mode = self.word([b"PUSH", b"LOAD", b"LOAD"], [b"push", b"MOVE", b""])
         argv = [self.header([mode] + numbers), self.payload()]
         for word, value in ((b"ID", self.id_value()), (b"ERROR", self.text()), (b"GROUP", self.name(ctx))):
             if self.rng.random() < 0.3:
@@ -107,15 +126,15 @@ class Records:
         return argv + [b"PAYLOADS"] + [self.payload() for _ in range(n)]
 
     def _reserve(self, ctx):
-        return [x for _ in range(self.rng.choice([1, 1, 2, 3])) for x in (self.seq(ctx), self.when(ctx))]
+        return [x for _ in range(self.rng.choice([1, 1, 2, 3])) for x in (self.seq(ctx, "ready"), self.when(ctx))]
 
     def _fail(self, ctx):
-        argv = [self.seq(ctx), self.rng.choice([b"NACK", b"EXPIRE", b"nack", b"OTHER"]),
+        argv = [self.seq(ctx, "reserved"), self.word([b"NACK", b"EXPIRE"], [b"nack", b"OTHER"]),
                 self.rng.choice([-1, self.when(ctx)]), self.text()]
         return argv + ([self.when(ctx)] if self.rng.random() < 0.7 else [])
 
     def _lease(self, ctx):
-        return [self.seq(ctx), self.when(ctx)]
+        return [self.seq(ctx, "reserved"), self.when(ctx)]
 
     def _promote(self, ctx):
         return [self.small(10)]
@@ -125,20 +144,20 @@ class Records:
         return [self.edge(ctx.next_seq + self.rng.choice([0, 1, 100]))] + [self.small(50) for _ in range(n)]
 
     def _sched(self, ctx):
-        return [self.name(ctx), self.rng.choice(SPECS), self.rng.choice(ZONES), self.payload(),
+        return [self.name(ctx, "schedules"), self.rng.choice(SPECS), self.rng.choice(ZONES), self.payload(),
                 self.small(4), self.edge(0), self.edge(0), self.edge(0),
-                self.rng.choice([b"once", b"skip", b"SKIP", b"x", b"1"]), self.when(ctx), self.edge(-1)]
+                self.word([b"once", b"skip"], [b"SKIP", b"x", b"1"]), self.when(ctx), self.edge(-1)]
 
     def _fired(self, ctx):
-        return [self.name(ctx), self.rng.choice([-1, self.when(ctx)]), self.when(ctx)]
+        return [self.name(ctx, "schedules"), self.rng.choice([-1, self.when(ctx)]), self.when(ctx)]
 
     def _settings(self, ctx):
-        n = self.rng.choice([13, 13, 13, 6, 7, 12, 14])
+        n = self.word([13, 13, 13, 6, 7], [12, 14, 0])
         plausible = [-1, -1, -1, 0, 0, self.rng.randrange(2), 10, 0, 3, 1000, 0, 0, 0, 0]
         return [self.edge(plausible[i]) for i in range(n)]
 
     def _drop(self, ctx):
-        return [self.seq(ctx) for _ in range(self.rng.choice([1, 1, 2, 4]))]
+        return [self.seq(ctx, "dead") for _ in range(self.rng.choice([1, 1, 2, 4]))]
 
     def _at(self, ctx, key):
         inner = self.rng.choice(INNER)
@@ -154,26 +173,26 @@ class Records:
         argv = [last]
         for i in range(self.rng.choice([0, 1, 2, 3, 6])):
             base = last if isinstance(last, int) else 0
-            argv += [self.edge(base - 3 + i), self.rng.choice(KINDS + [b"x", b"PUSH"]), self.id_value(),
+            argv += [self.edge(base - 3 + i), self.word(KINDS, [b"x", b"PUSH"]), self.id_value(),
                      self.small(3), self.when(ctx), self.text()]
         return argv
 
     def _hist(self, ctx):
-        n = self.rng.choice([26, 26, 26, 25, 27])
-        return [self.rng.choice([b"wait", b"run", b"RUN", b"other"]), self.edge(100)] + \
+        n = self.word([26], [25, 27])
+        return [self.word([b"wait", b"run"], [b"RUN", b"other"]), self.edge(100)] + \
             [self.small(5) for _ in range(n)]
 
     def _group(self, ctx):
         times = [self.when(ctx) for _ in range(self.rng.choice([0, 1, 3]))]
-        return [self.name(ctx), self.edge(self.rng.choice([-1, 1, 2])), self.edge(self.rng.choice([-1, 0, 2])),
+        return [self.name(ctx, "groups"), self.edge(self.rng.choice([-1, 1, 2])), self.edge(self.rng.choice([-1, 0, 2])),
                 self.edge(self.rng.choice([0, 200]))] + times
 
     def _window(self, ctx):
         return [self.when(ctx) for _ in range(self.rng.choice([0, 1, 2, 5]))]
 
     def _ring(self, ctx):
-        return [self.rng.choice([b"FIRST", b"NEXT", b"first", b"LAST"])] + \
-            [self.name(ctx) for _ in range(self.rng.choice([0, 1, 2, 4]))]
+        return [self.word([b"FIRST", b"NEXT", b"first"], [b"LAST", b""])] + \
+            [self.name(ctx, "groups") for _ in range(self.rng.choice([0, 1, 2, 4]))]
 
     def _sweep(self, ctx):
         return [self.small(10)]
@@ -207,7 +226,7 @@ class Records:
         """`argv` (after the key) changed in one way a record should not be, now and then."""
         roll = self.rng.random()
         argv = list(argv)
-        if roll < 0.55 or not argv:
+        if roll < 0.65 or not argv:
             return argv
         i = self.rng.randrange(len(argv))
         if roll < 0.63:
@@ -234,6 +253,7 @@ class Records:
     def record(self, key, ctx):
         """One record for `key`: [command, key, args...]."""
         what = self.rng.choice(COMMANDS)
+        self.p = self.rng.choice([1.0, 1.0, 0.97, 0.85])
         make = getattr(self, what.lower())
         argv = make(ctx, key) if what == "_AT" else make(ctx)
         return [f"ONCE.{what}".encode(), key] + self.broken(argv)
