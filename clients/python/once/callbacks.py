@@ -82,7 +82,7 @@ PARSERS: Dict[str, Callable[[Any], Any]] = {
 
 
 def _callback(parse: Callable[[Any], Any]) -> Callable[..., Any]:
-    def callback(response: Any, **options: Any) -> Any:  # noqa: ARG001 - redis-py passes the command's options
+    def callback(response: Any, **options: Any) -> Any:      # options: the command's, which redis-py passes on
         return parse(response)
     return callback
 

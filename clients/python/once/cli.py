@@ -14,7 +14,7 @@ import shlex
 import signal
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import redis
 
@@ -130,7 +130,7 @@ def cmd_stats(r, args) -> int:
     if args.json:
         print_json(s)
         return EXIT_OK
-    formats = {k: fmt_ms for k in s if k.endswith("_ms")}
+    formats: Dict[str, Callable[[Any], str]] = {k: fmt_ms for k in s if k.endswith("_ms")}
     formats["paused"] = lambda v: "yes" if v else "no"
     _console().print(_kv_table(f"queue {args.queue}", s, formats))
     return EXIT_OK
@@ -405,7 +405,7 @@ def follow_notifications(r, args, con) -> int:
 def _stop_flag() -> Dict[str, bool]:
     flag = {"stop": False}
 
-    def handler(signum, frame):  # noqa: ARG001
+    def handler(signum, frame):
         if flag["stop"]:
             raise KeyboardInterrupt
         flag["stop"] = True
@@ -430,7 +430,7 @@ def top_rows(prev: Optional[Dict], cur: Dict, dt: float) -> List[Dict[str, Any]]
     for name, s in cur.items():
         p = (prev or {}).get(name)
 
-        def rate(field):
+        def rate(field, p=p, s=s):      # bound now: called in this iteration only
             if p is None or dt <= 0:
                 return None
             return max(0.0, (s.get(field, 0) - p.get(field, 0)) / dt)
@@ -502,7 +502,7 @@ def cmd_web(r, args) -> int:
         from .web.app import serve
     except ImportError as e:
         raise CliError(f"once web needs the dashboard's packages ({e.name}): pip install 'once-queue[all]'",
-                       EXIT_USAGE)
+                       EXIT_USAGE) from None
     return serve(r, args)
 
 
@@ -511,7 +511,7 @@ def cmd_exporter(r, args) -> int:
         from .exporter import serve
     except ImportError as e:
         raise CliError(f"once exporter needs prometheus_client ({e.name}): pip install 'once-queue[all]'",
-                       EXIT_USAGE)
+                       EXIT_USAGE) from None
     return serve(r, args)
 
 
@@ -665,7 +665,7 @@ def connect(url: str):
     try:
         r = redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
     except ValueError as e:
-        raise CliError(f"bad --url {_safe_url(url)!r}: {e}", EXIT_USAGE)
+        raise CliError(f"bad --url {_safe_url(url)!r}: {e}", EXIT_USAGE) from None
     return r
 
 

@@ -1,10 +1,12 @@
 """``Once``: one queue of the Once Redis module, every ONCE.* command as a method with a typed result."""
 import contextlib
 import datetime
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import redis
 
+from . import blocking
+from .errors import WrongTypeError, is_wrong_type, naming_wrong_type, wrong_type_error
 from .types import (
     GroupInfo,
     Job,
@@ -25,9 +27,6 @@ from .types import (
     to_int,
     to_str,
 )
-from . import blocking
-from .errors import WrongTypeError, is_wrong_type, naming_wrong_type, wrong_type_error
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the worker imports this module: Once.worker() imports the worker when it is called
     from .worker import WorkerSummary
@@ -283,7 +282,7 @@ class Once:
         try:
             node.execute_command("WAITAOF", 0, 0, 0)     # met at once where it exists
             self.waitaof = True
-        except Exception as exc:  # noqa: BLE001 - an unknown command: Redis < 7.2
+        except Exception as exc:  # an unknown command: Redis < 7.2
             if "unknown command" not in str(exc).lower():
                 raise
             self.waitaof = False
@@ -310,7 +309,8 @@ class Once:
         job_id = to_id(replies[0])
         acked = int(replies[1])
         local, remote = (int(replies[2][0]), int(replies[2][1])) if use_aof else (None, None)
-        if acked < replicas or (use_aof and (local < self._aof_local or remote < replicas)):
+        if acked < replicas or (local is not None and remote is not None
+                                and (local < self._aof_local or remote < replicas)):
             raise DurabilityError(job_id, acked, replicas, local, remote, self._aof_local if use_aof else 0)
         return job_id
 

@@ -17,12 +17,13 @@ INFO once), so the figures are the server's own at scrape time:
 
 Queues this Redis user may not read (NOPERM) are left out; a user that may not run INFO gets no INFO figures.
 """
+import argparse
 import math
 import time
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import redis
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import CollectorRegistry
 
 from .errors import is_no_permission
@@ -40,7 +41,7 @@ def _le(bound_ms: float) -> str:
     return repr(bound_ms / 1000.0)
 
 
-def histogram_samples(buckets: List[Tuple[float, int]], sum_ms: Optional[float]) -> Tuple[List, float]:
+def histogram_samples(buckets: List[Bucket], sum_ms: Optional[float]) -> Tuple[List[Tuple[str, float]], float]:
     """ONCE.HISTOGRAM's cumulative ``[(bound_ms, count)]`` as Prometheus buckets in seconds (``+Inf`` last) and
     the sum in seconds: the module's own sum when STATS gives one (``<kind>_sum_ms``), else an estimate from the
     buckets (each job counted at the middle of its bucket, a job in the last open bucket at its lower bound)."""
@@ -65,10 +66,10 @@ class OnceCollector:
         self.r = r
         self.match = match
 
-    def describe(self):  # the families vary with the server: no fixed description, collect() is the truth
+    def describe(self) -> List[Metric]:  # the families vary with the server: no fixed description
         return []
 
-    def collect(self) -> Iterable:
+    def collect(self) -> Iterator[Metric]:
         started = time.monotonic()
         up = GaugeMetricFamily("once_up", "1 if the last scrape of the Redis server succeeded, else 0.")
         try:
@@ -84,7 +85,7 @@ class OnceCollector:
         d.add_metric([], time.monotonic() - started)
         yield d
 
-    def _collect(self) -> Iterable:
+    def _collect(self) -> Iterator[Metric]:
         stats, _ = readable_stats(self.r, queues(self.r, match=self.match))
         names = list(stats)
         hist_ok = has_command(self.r, "ONCE.HISTOGRAM")
@@ -140,7 +141,7 @@ class OnceCollector:
 
         yield from self._info()
 
-    def _info(self) -> Iterable:
+    def _info(self) -> Iterator[Metric]:
         try:
             info = info_once(self.r)
         except redis.ResponseError as exc:
@@ -148,17 +149,17 @@ class OnceCollector:
                 return
             raise
 
-        def field(name):                  # the eviction figures may come with or without the once_ prefix
+        def field(name: str) -> Any:                  # the eviction figures may come with or without the once_ prefix
             return info.get("once_" + name, info.get(name))
 
-        def gauge(key, name, help_text, scale=1.0):
+        def gauge(key: str, name: str, help_text: str, scale: float = 1.0) -> Optional[Metric]:
             if isinstance(info.get(key), (int, float)):
                 g = GaugeMetricFamily(name, help_text)
                 g.add_metric([], float(info[key]) * scale)
                 return g
             return None
 
-        def counter(key, name, help_text):
+        def counter(key: str, name: str, help_text: str) -> Optional[Metric]:
             if isinstance(info.get(key), (int, float)):
                 c = CounterMetricFamily(name, help_text)
                 c.add_metric([], float(info[key]))
@@ -207,7 +208,7 @@ def registry_for(r: Any, match: Optional[str] = None) -> CollectorRegistry:
     return reg
 
 
-def serve(r: Any, args: Any) -> int:
+def serve(r: Any, args: argparse.Namespace) -> int:
     """``once exporter``: serves /metrics until interrupted."""
     from prometheus_client import start_http_server
 

@@ -4,7 +4,7 @@ A leaf of the package (it imports only the reply parsers, ``errors`` and ``block
 the dashboard, the exporter and the worker.
 """
 import time
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import redis
 
@@ -15,7 +15,7 @@ from .types import number, parse_stats, plain, to_str
 
 def queues(r: Any, match: Optional[str] = None, count: int = 1000) -> List[str]:
     """Every queue key in the client's database (``SCAN 0 TYPE OnceQueue``), sorted by name."""
-    found = set()
+    found: Set[str] = set()
     cursor = 0
     kwargs: Dict[str, Any] = {"count": count, "_type": TYPE_NAME}
     if match:

@@ -36,8 +36,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .client import Once
-from .server import server_eviction_warning
 from .errors import WrongTypeError, is_no_permission
+from .server import server_eviction_warning
 from .types import Job, PermanentError, Stats, decode_payload, error_text, to_str
 
 log = logging.getLogger("once.worker")
@@ -111,7 +111,7 @@ class _Slot:
         self.index = index
         self.client_id: Optional[int] = None     # None: not known (yet, or CLIENT ID is not permitted)
         self.in_reserve = False
-        self.thread: Optional[threading.Thread] = None
+        self.thread: threading.Thread            # set by the worker as soon as it makes the slot
 
 
 class _LeaseKeeper:
@@ -269,7 +269,7 @@ class Worker:
         self._lock = threading.Lock()
         self._slots: List[_Slot] = []
         self._pool: Optional[redis.ConnectionPool] = None
-        self._keeper: Optional[_LeaseKeeper] = None
+        self._keeper: _LeaseKeeper               # made by run() before any reserver starts
         self._bg: Optional[threading.Thread] = None
         self._withack: Optional[bool] = None     # does the server's RESERVE take WITHACK (None: not tried yet)
         self._may_client_id = True               # False once CLIENT ID was refused to this user (ACL)
@@ -584,7 +584,7 @@ class Worker:
             return
         try:
             self.error_handler(job, exc)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("error_handler raised on job %s", job.id)
 
     def _nack(self, once: Any, job: Job, exc: BaseException) -> None:
@@ -607,6 +607,7 @@ class Worker:
     # --- the monitor ----------------------------------------------------------------------------------------
 
     def _monitor(self, shared: Any) -> None:
+        assert self.monitor_handler is not None, "run() starts the monitor only with a monitor_handler"
         once = self._once_on(shared)
         while True:
             try:
@@ -619,7 +620,7 @@ class Worker:
             else:
                 try:
                     self.monitor_handler(stats)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("monitor_handler raised")
             if self._stop.wait(self.monitor_interval):
                 return

@@ -5,7 +5,7 @@ import pytest
 import once
 from once import GroupInfo, JobInfo, Once, Schedule, Stats
 from once.admin import Admin
-from once.types import Event
+from once import Event
 
 
 @pytest.fixture

@@ -34,8 +34,8 @@ from ..admin import Admin
 from ..client import Once
 from ..errors import TYPE_NAME, WrongTypeError
 from ..format import fmt_ms, fmt_rate, fmt_time
-from ..server import eviction_warning, has_command, has_retry_all, info_once, queues, readable_stats, \
-    server_eviction_warning
+from ..server import eviction_warning, has_command, has_retry_all, info_once, queues, readable_stats
+from ..server import server_eviction_warning
 from ..serving import EXIT_USAGE, CliError, serve_until_stopped
 from ..types import PURGEABLE, STATES, buckets_to_counts, plain, text
 from .charts import histogram_chart, line_chart
@@ -97,13 +97,13 @@ def allowed_hosts(bind_host: str, port: int, extra: Iterable[str] = ()) -> Set[s
         try:
             names.add(split_host(bind_host)[0])
         except ValueError:
-            raise ConfigError(f"--host {bind_host!r} is not a host name or address")
+            raise ConfigError(f"--host {bind_host!r} is not a host name or address") from None
     out = {f"{n}:{port}" for n in names}
     for v in extra:
         try:
             name, p = split_host(v)
         except ValueError:
-            raise ConfigError(f"--allowed-host {v!r} is not a host name, address or HOST:PORT")
+            raise ConfigError(f"--allowed-host {v!r} is not a host name, address or HOST:PORT") from None
         out.add(f"{name}:{p}" if p else name)
     return out
 
@@ -223,7 +223,7 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
         if ":" not in basic_auth:
             raise ConfigError("--basic-auth must be USER:PASSWORD")
         basic = basic_auth.split(":", 1)
-    opts = {"read_only": read_only, "token": token or None, "basic": basic, "match": match,
+    opts: Dict[str, Any] = {"read_only": read_only, "token": token or None, "basic": basic, "match": match,
             "hosts": set(LOOPBACK_NAMES if hosts is None else hosts)}
     app.extensions["once_options"] = opts
 
@@ -552,6 +552,7 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
     @app.route("/metrics")
     def metrics():
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
         from ..exporter import registry_for
         if "once_registry" not in app.extensions:
             app.extensions["once_registry"] = registry_for(r, match)
@@ -609,7 +610,7 @@ def serve(r: Any, args: Any) -> int:
     try:
         allowed_hosts(args.host, args.port, extra)
     except ConfigError as e:
-        raise CliError(str(e), EXIT_USAGE)
+        raise CliError(str(e), EXIT_USAGE) from None
     try:
         r.ping()
     except redis.exceptions.NoPermissionError:
@@ -619,13 +620,13 @@ def serve(r: Any, args: Any) -> int:
                          interval=args.interval, history=args.history, match=args.match,
                          cookie_suffix=f"_{args.port}", hosts=())
     except ConfigError as e:
-        raise CliError(str(e), EXIT_USAGE)
+        raise CliError(str(e), EXIT_USAGE) from None
     try:
         server = make_server(args.host, args.port, app, threaded=True)
     except (OSError, SystemExit) as e:             # werkzeug reports a failed bind by SystemExit
         app.extensions["once_history"].stop()
         why = getattr(e, "strerror", None) or "the address cannot be bound"
-        raise CliError(f"cannot listen on {args.host}:{args.port}: {why}", 1)
+        raise CliError(f"cannot listen on {args.host}:{args.port}: {why}", 1) from None
     # the port is known only now (--port 0); no request is served before serve_forever
     app.extensions["once_options"]["hosts"] = allowed_hosts(args.host, server.server_port, extra)
     mode = "read-only" if args.read_only else ("actions need the token" if token else

@@ -70,8 +70,8 @@ def line_chart(series: Sequence[Tuple[str, Sequence[Tuple[float, Optional[float]
             segs[-1].append(f"{x:.1f},{y:.1f}")
         for seg in segs:
             if len(seg) == 1:
-                x, y = seg[0].split(",")
-                out.append(f'<circle cx="{x}" cy="{y}" r="1.8" fill="{color}"/>')
+                cx, cy = seg[0].split(",")
+                out.append(f'<circle cx="{cx}" cy="{cy}" r="1.8" fill="{color}"/>')
             elif seg:
                 out.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.6" points="{" ".join(seg)}"/>')
         if not spark:
