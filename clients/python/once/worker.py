@@ -519,8 +519,9 @@ class Worker:
                     try:
                         self._adopt(client, exc)
                     except Exception as final:  # noqa: BLE001 - the worker ends with it, logged once
-                        self._fail(final)
-                        return
+                        if not _transient(final):   # a transient one comes back at the reserve, with backoff
+                            self._fail(final)
+                            return
                     ack_resent = bool(pending_ack)
                     continue
                 except Exception as exc:  # noqa: BLE001
