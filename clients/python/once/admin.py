@@ -43,7 +43,6 @@ from .types import (  # noqa: F401
     parse_bound,
     parse_events,
     parse_histogram,
-    parse_list,
     parse_settings,
     plain,
     text,
@@ -91,29 +90,23 @@ class Admin:
         info = self.once.inspect(job_id)
         return None if info is None else plain(info)
 
-    def list(self, state: str, *, cursor: str = "0", count: Optional[int] = None,
-             payloads: bool = False) -> Tuple[str, List[Dict[str, Any]]]:
-        """ONCE.LIST: one page of the jobs in ``state``: ``(next_cursor, jobs)``; next_cursor is "0" at the end."""
-        args: List[Any] = ["ONCE.LIST", state]
-        if cursor not in (None, "", "0", 0):
-            args += ["CURSOR", cursor]
-        if count is not None:
-            args += ["COUNT", int(count)]
-        if payloads:
-            args.append("WITHPAYLOADS")
-        next_cursor, jobs = parse_list(self._call(*args), False)
+    def list(self, state: str, *, cursor: str = "0", count: Optional[int] = None, payloads: bool = False,
+             match: Optional[str] = None) -> Tuple[str, List[Dict[str, Any]]]:
+        """ONCE.LIST: one page of the jobs in ``state``: ``(next_cursor, jobs)``; next_cursor is "0" at the end.
+        ``match``: only jobs whose id, payload or last error match this glob (see ``Once.list``)."""
+        next_cursor, jobs = self.once.list(state, cursor=cursor, count=count, payloads=payloads, match=match)
         out = [plain(j) for j in jobs]
         if not payloads:                   # the reply had none: the parsed job's empty payload is not the job's
             for j in out:
                 j.pop("payload", None)
         return next_cursor, out
 
-    def walk(self, state: str, *, count: int = 100, payloads: bool = False,
+    def walk(self, state: str, *, count: int = 100, payloads: bool = False, match: Optional[str] = None,
              limit: int = 1_000_000) -> Iterator[Dict[str, Any]]:
         """Every job in ``state``, page by page (at most ``limit`` jobs)."""
         cursor, seen = "0", 0
         while True:
-            cursor, jobs = self.list(state, cursor=cursor, count=count, payloads=payloads)
+            cursor, jobs = self.list(state, cursor=cursor, count=count, payloads=payloads, match=match)
             for j in jobs:
                 yield j
                 seen += 1
