@@ -17,7 +17,7 @@ import redis
 
 from . import blocking
 from .client import Once
-from .errors import naming_wrong_type
+from .errors import TYPE_NAME, is_no_permission, naming_wrong_type  # noqa: F401 - importable from here
 
 # Names the command line, the dashboard, the exporter and their tests import from here.
 from .server import (  # noqa: F401
@@ -42,6 +42,8 @@ from .types import (  # noqa: F401
     number,
     parse_bound,
     parse_events,
+    parse_group,
+    parse_groups,
     parse_histogram,
     parse_settings,
     plain,
@@ -52,6 +54,8 @@ TOTAL_FIELDS = ("pushed_total", "reserved_total", "acked_total", "nacked_total",
                 "retried_total", "dead_total", "dead_dropped_total")
 LATENCY_FIELDS = ("wait_p50_ms", "wait_p99_ms", "run_p50_ms", "run_p99_ms")
 EVENT_FIELDS = ("event_id", "event", "job_id", "attempt", "time", "error")
+TEXT_FIELDS = {"id", "state", "payload", "last_error", "name", "spec", "tz", "missed", "group", "event", "job_id",
+               "error", "event_id"}          # the reply fields that are text, never numbers
 
 
 def plain_map(reply: Any) -> Optional[Dict[str, Any]]:
