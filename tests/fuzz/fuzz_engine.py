@@ -15,6 +15,7 @@ import json
 import os
 import random
 import re
+import shutil
 import socket
 import sys
 import time
@@ -103,7 +104,7 @@ class Fuzzer:
         self.counts = {"inputs": 0, "restore": 0, "restore_accepted": 0, "records": 0, "records_accepted": 0,
                        "records_applied": 0, "records_refused": 0, "deep": 0}
         self.kept = {}                            # key -> (input, digest) of accepted queues since the last round
-        self.findings = {}                        # what -> the corpus file of its first input
+        self.findings = {}                        # what -> its first input
         self.n = 0
         dumps = build(self.server)
         self.ver = split_dump(next(iter(dumps.values())))[1]
@@ -170,12 +171,11 @@ class Fuzzer:
     # ---- failures -----------------------------------------------------------------------------------------------
 
     def note(self, what, detail, inp):
-        """A known kind of finding that does not stop the run (reported to the module's owner): kept once per kind
-        and counted."""
+        """A known kind of finding that does not stop the run (reported to the module's owner, its reduced input in
+        the corpus): the first of each kind told, every one counted."""
         if what not in self.findings:
-            self.findings[what] = keep(inp, what, self.seed, self.kind) if self.keep_inputs else None
-            self.log(f"{self.kind}: finding: {what} ({detail}); input: {describe(inp)}"
-                     + (f"; kept as {os.path.relpath(self.findings[what])}" if self.keep_inputs else ""))
+            self.findings[what] = inp
+            self.log(f"{self.kind}: finding: {what} ({detail}); input: {describe(inp)}")
         self.counts[what] = self.counts.get(what, 0) + 1
 
     def fail(self, what, detail, inp):
@@ -286,7 +286,7 @@ class Fuzzer:
     def _digests_equal(self, when, kept=None):
         kept = self.kept if kept is None else kept
         for key, (inp, digest) in kept.items():
-            now = self._guard(inp, lambda: self.call("DEBUG", "DIGEST-VALUE", key))
+            now = self._guard(inp, lambda k=key: self.call("DEBUG", "DIGEST-VALUE", k))
             if now != digest:
                 self.fail(f"DEBUG DIGEST-VALUE differs after {when}", f"{digest} vs {now}", inp)
 
@@ -403,9 +403,9 @@ class Fuzzer:
             self._reset()
             self.kept = {}
             key = self.key()
-            if not self._guard(inp, lambda: self.apply(inp, key)):
+            if not self._guard(inp, lambda i=inp, k=key: self.apply(i, k)):
                 continue
-            self._guard(inp, lambda: self.check_accepted(key, inp))
+            self._guard(inp, lambda i=inp, k=key: self.check_accepted(k, i))
             try:
                 self._reload_and_restart(self.kept)
                 self._master_round(self.kept)
@@ -421,14 +421,11 @@ class Fuzzer:
             self.c = None
         self.server.stop(kill=True)
         for name in os.listdir(self.server.dir):
-            if name != "server.log":
-                path = os.path.join(self.server.dir, name)
-                if os.path.isdir(path):
-                    for f in os.listdir(path):
-                        os.remove(os.path.join(path, f))
-                    os.rmdir(path)
-                else:
-                    os.remove(path)
+            path = os.path.join(self.server.dir, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif name != "server.log":
+                os.remove(path)
         self.server.start()
         self._freeze(flush=True)
         self.new_log()

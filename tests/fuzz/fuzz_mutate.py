@@ -222,10 +222,10 @@ class Mutator:
 
     def version(self, header, tokens):
         """Read as another encoding version: each older one, the next, 0 and the top."""
-        return with_encver(header, self.rng.choice([1, 2, 3, 4, 5, 0, 1023])), tokens
+        return with_encver(header, self.rng.choice(list(range(encver(header) + 2)) + [1023])), tokens
 
-    VALUE_MUTATIONS = [(set_int, 6), (lie_count, 4), (set_str, 3), (lie_length, 1), (retype, 1), (drop, 2),
-                       (repeat, 2), (swap, 2), (splice, 2), (version, 1)]
+    VALUE_MUTATIONS = ((set_int, 6), (lie_count, 4), (set_str, 3), (lie_length, 1), (retype, 1), (drop, 2),
+                       (repeat, 2), (swap, 2), (splice, 2), (version, 1))
 
     # ---- byte-level mutations --------------------------------------------------------------------------------------
 
@@ -263,7 +263,7 @@ class Mutator:
                 tokens.append(Token("int", self.int_value() if self.rng.random() < 0.5 else self.rng.randrange(8)))
             else:
                 tokens.append(Token("str", self.str_value()))
-        return serialize(with_encver(header, self.rng.choice([1, 2, 3, 4])), tokens)
+        return serialize(with_encver(header, self.rng.randint(1, encver(header))), tokens)
 
     # ---- one input ----------------------------------------------------------------------------------------------
 

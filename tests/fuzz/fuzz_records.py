@@ -184,8 +184,9 @@ class Records:
 
     def _group(self, ctx):
         times = [self.when(ctx) for _ in range(self.rng.choice([0, 1, 3]))]
-        return [self.name(ctx, "groups"), self.edge(self.rng.choice([-1, 1, 2])), self.edge(self.rng.choice([-1, 0, 2])),
-                self.edge(self.rng.choice([0, 200]))] + times
+        limits = [self.edge(self.rng.choice([-1, 1, 2])), self.edge(self.rng.choice([-1, 0, 2])),
+                  self.edge(self.rng.choice([0, 200]))]
+        return [self.name(ctx, "groups")] + limits + times
 
     def _window(self, ctx):
         return [self.when(ctx) for _ in range(self.rng.choice([0, 1, 2, 5]))]
