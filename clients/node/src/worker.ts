@@ -14,7 +14,7 @@ import {
   blockingOptions, Connection, ConnectionOption, isCluster, isTransient, nodeOf, openNode, openOwn, whenReady,
 } from "./connection";
 import { Job } from "./job";
-import { command, Decode, parseJobs, PermanentError, send, sendAll } from "./protocol";
+import { command, Decode, parseJobs, PermanentError, send, sendAll, toMap } from "./protocol";
 
 export interface WorkerOptions {
   /** An ioredis Redis or Cluster instance (the worker makes its own connections with its settings), ioredis
@@ -53,6 +53,9 @@ class Backoff {
     this.failures = 0;
   }
 }
+
+/** `id attempt` of each job, for ACKS. */
+const pairs = (dones: Done[]) => dones.flatMap((d) => [d.job.id, d.job.attempt]);
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -100,6 +103,7 @@ export class Worker<T = any, R = any> extends EventEmitter {
   private inRound = false;
   private lastFull = false;
   private withAck: boolean | undefined;
+  private acksForm: boolean | undefined;
   private closing = false;
   private loopDone: Promise<void> | undefined;
   private closed: Promise<void> | undefined;
@@ -196,51 +200,51 @@ export class Worker<T = any, R = any> extends EventEmitter {
       this.pendingAcks.push(...acks);
       throw err;
     }
-    const fetchAck = acks.length > 0 && this.lastFull ? acks.pop() : undefined;
-    // With an ACK inside, the RESERVE does not block, so that its reply (did the ACK hold?) comes at once; when
-    // it finds no job, the next round blocks.
+    // While the queue is busy the ACKs go inside the RESERVE (all with ACKS, else the last with ACK), which then
+    // does not block, so that its reply (did the ACKs hold?) comes at once; when it finds no job, the next blocks.
+    const inside: Done[] = [];
+    if (acks.length > 0 && this.lastFull) inside.push(...(this.acksForm ? acks.splice(0) : [acks.pop()!]));
     const args: Array<string | number> = ["COUNT", want, "LEASE", this.leaseMs];
-    if (fetchAck) {
-      args.push("ACK", fetchAck.job.id, "ATTEMPT", fetchAck.job.attempt);
+    if (inside.length === 0) args.push("BLOCK", this.blockMs);
+    else if (this.acksForm) args.push("ACKS", inside.length, ...pairs(inside), "WITHACK");
+    else {
+      args.push("ACK", inside[0].job.id, "ATTEMPT", inside[0].job.attempt);
       if (this.withAck !== false) args.push("WITHACK");
-    } else {
-      args.push("BLOCK", this.blockMs);
     }
-    const replies = sendAll(blk, [...acks.map((d) => this.ackCommand(d)),
-      command("ONCE.RESERVE", this.name, args, true)]);
-    const acked = acks.map((d, i) => this.settleAck(d, replies[i], false));
+    const ahead = this.ackCommands(acks);
+    const replies = sendAll(blk, [...ahead, command("ONCE.RESERVE", this.name, args, true)]);
+    const acked = this.settleAcks(acks, replies.slice(0, ahead.length), false);
     let reply;
     this.inRound = true;
     try {
-      reply = await replies[acks.length];
+      reply = await replies[ahead.length];
     } catch (err) {
-      if (fetchAck) {
-        if (this.withAck === undefined && /unknown option 'WITHACK'/i.test((err as Error).message)) {
-          this.withAck = false; // a module from before WITHACK: its ack-and-fetch replies only the jobs
-          this.pendingAcks.push(fetchAck);
-          await Promise.all(acked);
-          return { jobs: [], blocked: false };
-        }
-        fetchAck.tried = true;
-        this.pendingAcks.push(fetchAck);
+      if (inside.length === 1 && this.withAck === undefined
+        && /unknown option 'WITHACK'/i.test((err as Error).message)) {
+        this.withAck = false; // a module from before WITHACK: its ack-and-fetch replies only the jobs
+        this.pendingAcks.push(...inside);
+        await acked;
+        return { jobs: [], blocked: false };
       }
-      await Promise.all(acked);
+      for (const d of inside) d.tried = true;
+      this.pendingAcks.push(...inside);
+      await acked;
       throw err;
     } finally {
       this.inRound = false;
     }
-    await Promise.all(acked);
-    if (fetchAck && this.withAck !== false) {
+    await acked;
+    if (inside.length > 0 && this.withAck !== false) {
       this.withAck = true;
       const [count, jobs] = reply as [number, unknown];
-      this.settled(fetchAck, count);
+      this.track(this.settleBatch(inside, count));
       reply = jobs;
-    } else if (fetchAck) {
-      this.settled(fetchAck, 1); // no WITHACK: the server does not say, and a fenced ACK refused is rare
+    } else if (inside.length > 0) {
+      this.settled(inside[0], 1); // no WITHACK: the server does not say, and a fenced ACK refused is rare
     }
     const jobs = parseJobs(reply);
     this.lastFull = jobs.length === want;
-    return { jobs, blocked: !fetchAck };
+    return { jobs, blocked: inside.length === 0 };
   }
 
   /** The blocking connection, connected (to the queue's node in a Cluster), its CLIENT ID known. */
@@ -264,6 +268,12 @@ export class Worker<T = any, R = any> extends EventEmitter {
     ready.catch(() => undefined); // when closing wins the race
     await Promise.race([ready, this.stopped]);
     if (this.closing) throw new Error("closing");
+    if (this.acksForm === undefined) {
+      // ACKS (one fenced ACK of many reservations) where COMMAND DOCS lists it; without the right to ask, one
+      // ACK per job, as on a module from before ACKS (where ONCE.ACK would take the word ACKS for a job id)
+      const docs = await blk.call("COMMAND", "DOCS", "ONCE.RESERVE").catch(() => null);
+      this.acksForm = JSON.stringify(docs ?? "").includes('"ACKS"');
+    }
     if (this.blkFresh) {
       this.blkFresh = false;
       try {
@@ -361,8 +371,11 @@ export class Worker<T = any, R = any> extends EventEmitter {
     this.fire("lost", job);
   }
 
-  private ackCommand(done: Done) {
-    return command("ONCE.ACK", this.name, [done.job.id, "ATTEMPT", done.job.attempt]);
+  /** The fenced ACKs of `dones`: one `ONCE.ACK q ACKS n id attempt ...` where the module has it, else one each. */
+  private ackCommands(dones: Done[]) {
+    if (dones.length === 0) return [];
+    if (this.acksForm) return [command("ONCE.ACK", this.name, ["ACKS", dones.length, ...pairs(dones)])];
+    return dones.map((d) => command("ONCE.ACK", this.name, [d.job.id, "ATTEMPT", d.job.attempt]));
   }
 
   /** ACKs on the command connection, those of the jobs that finish in the same moment in one write. */
@@ -371,12 +384,29 @@ export class Worker<T = any, R = any> extends EventEmitter {
     if (this.soonAcks.length > 1) return;
     this.track(new Promise((resolve) => setImmediate(() => {
       const batch = this.soonAcks.splice(0);
-      const replies = sendAll(this.cmd, batch.map((d) => this.ackCommand(d)));
-      resolve(Promise.all(batch.map((d, i) => this.settleAck(d, replies[i], true))).then(() => undefined));
+      resolve(this.settleAcks(batch, sendAll(this.cmd, this.ackCommands(batch)), true));
     })));
   }
 
-  /** A fenced ACK's outcome; unconfirmed (the connection failed) it goes back to the pending ones. */
+  /** The outcome of ackCommands(dones); unconfirmed (the connection failed) they go back to the pending ones. */
+  private async settleAcks(dones: Done[], replies: Array<Promise<number>>, report: boolean): Promise<void> {
+    if (dones.length === 0) return;
+    if (!this.acksForm) {
+      await Promise.all(dones.map((d, i) => this.settleAck(d, replies[i], report)));
+      return;
+    }
+    let count;
+    try {
+      count = await replies[0];
+    } catch (err) {
+      for (const d of dones) d.tried = true;
+      this.pendingAcks.push(...dones);
+      if (report) this.report(err);
+      return;
+    }
+    await this.settleBatch(dones, count);
+  }
+
   private async settleAck(done: Done, reply: Promise<number>, report: boolean): Promise<void> {
     try {
       this.settled(done, await reply);
@@ -384,6 +414,29 @@ export class Worker<T = any, R = any> extends EventEmitter {
       done.tried = true;
       this.pendingAcks.push(done);
       if (report) this.report(err);
+    }
+  }
+
+  /** `count` of the ACKs of `dones` held: all, or INSPECT tells which (an acked job is gone, or completed). */
+  private async settleBatch(dones: Done[], count: number): Promise<void> {
+    if (count === dones.length || dones.length === 1) {
+      for (const d of dones) this.settled(d, count === dones.length ? 1 : 0);
+      return;
+    }
+    for (const d of dones) {
+      let info;
+      try {
+        info = toMap(await send(this.cmd, "ONCE.INSPECT", this.name, [d.job.id]));
+      } catch (err) {
+        this.report(err);
+        this.markLost(d.job); // cannot tell: warn rather than hide a possible second run
+        continue;
+      }
+      if (info === null || (info.state === "completed" && Number(info.attempts) === d.job.attempt)) {
+        this.fire("completed", d.job, d.job.returnvalue);
+      } else {
+        this.markLost(d.job);
+      }
     }
   }
 
@@ -425,8 +478,7 @@ export class Worker<T = any, R = any> extends EventEmitter {
         this.report(new Error(`closing without acknowledging ${n} job(s): they will run again after their lease`));
         return;
       }
-      const replies = sendAll(this.cmd, acks.map((d) => this.ackCommand(d)));
-      await Promise.all(acks.map((d, i) => this.settleAck(d, replies[i], true)));
+      await this.settleAcks(acks, sendAll(this.cmd, this.ackCommands(acks)), true);
       if (this.pendingAcks.length > 0) await sleep(backoff.next());
     }
   }

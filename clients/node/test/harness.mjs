@@ -108,9 +108,11 @@ export class Server {
     await this.exited;
   }
 
+  /** Kills the server and removes its directory (kept with ONCE_NODE_KEEP=1, to read its server.log). */
   async stop() {
     await this.kill();
-    fs.rmSync(this.dir, { recursive: true, force: true });
+    if (process.env.ONCE_NODE_KEEP) console.log(`kept ${this.dir}`);
+    else fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
 

@@ -122,6 +122,29 @@ for (const kind of serverKinds()) {
       assert.equal(stats.acked_total, 1);
     });
 
+    test("a batch of ACKs of which one is refused: the others complete, that one is lost", async () => {
+      const queue = new Queue("batch", { connection: redis });
+      const [keep1, keep2, drop] = await queue.addBulk(["keep", "keep", "drop"], { backoff: 10 });
+      let release;
+      const gate = new Promise((resolve) => (release = resolve));
+      const lost = [];
+      const completed = [];
+      const worker = new Worker("batch", async (job) => {
+        if (job.attempt > 1) return;
+        if (job.data === "keep") await job.extendLease(10000);
+        await gate; // all three finish in one moment: their ACKs go out as one batch
+      }, { connection: redis, concurrency: 3, leaseMs: 200, extendEveryMs: 60000 });
+      worker.on("lost", (job) => lost.push([job.id, job.attempt]));
+      worker.on("completed", (job) => completed.push([job.id, job.attempt]));
+      await waitFor(async () => (await queue.stats()).expired_total === 1, "the lease of 'drop' to run out");
+      release();
+      await waitFor(() => completed.length === 3, "three completions");
+      await worker.close();
+      assert.deepEqual(lost, [[drop, 1]]);
+      assert.deepEqual(completed.sort(), [[keep1, 1], [keep2, 1], [drop, 2]].sort());
+      assert.equal((await queue.stats()).acked_total, 3);
+    });
+
     test("close() during work: the jobs in hand finish and are acked, nothing stays reserved", async () => {
       const queue = new Queue("closing", { connection: redis });
       await queue.addBulk(["a", "b", "c", "d", "e", "f", "g", "h"]);
