@@ -3,8 +3,8 @@
 //     (cd clients/node && npm ci && npm run build)
 //     node bench/node_vs_bullmq.mjs [--jobs 20000] [--concurrency 20] [--server redis|valkey] [--rounds 1]
 //
-// "Once raw loop" is the worker's commands without a worker (RESERVE COUNT c, then c fenced ACKs, pipelined), the
-// bound a worker's client-side overhead is measured against.
+// "Once raw loop" is the worker's commands without a worker (RESERVE COUNT c with the previous batch's fenced ACKS
+// inside), the bound a worker's client-side overhead is measured against.
 // Starts its own redis-server 7.0 (or valkey-server 9.1) with the module on a free loopback port. For each side:
 // push N no-op jobs (not timed), then time a worker draining them. Server CPU per job is the delta of INFO cpu
 // (used_cpu_user + used_cpu_sys) over the drain, divided by N; commands per job from INFO commandstats. BullMQ
@@ -88,7 +88,7 @@ async function onceSide(server, redis) {
   return result;
 }
 
-/** The same commands without a worker: RESERVE COUNT C, then the C fenced ACKs, pipelined, in a loop. */
+/** The same commands without a worker: RESERVE COUNT C ACKS n id attempt ... WITHACK (the last round's jobs). */
 async function rawSide(server, redis) {
   const queue = new once.Queue("bench", { connection: redis });
   for (let i = 0; i < N; i += 1000) await queue.addBulk(Array.from({ length: Math.min(1000, N - i) }, () => "x"));
@@ -96,15 +96,14 @@ async function rawSide(server, redis) {
   const result = await measure(redis, async () => {
     let acks = [];
     for (let done = 0; done < N;) {
-      const pipe = conn.pipeline();
-      for (const [id, attempt] of acks) pipe.call("ONCE.ACK", "bench", id, "ATTEMPT", attempt);
-      pipe.call("ONCE.RESERVE", "bench", "COUNT", C);
-      const replies = await pipe.exec();
-      const jobs = replies[replies.length - 1][1] ?? [];
+      const args = ["bench", "COUNT", C];
+      if (acks.length) args.push("ACKS", acks.length, ...acks.flat(), "WITHACK");
+      const reply = await conn.call("ONCE.RESERVE", ...args);
+      const jobs = (acks.length ? reply[1] : reply) ?? [];
       done += jobs.length;
       acks = jobs.map(([id, , attempt]) => [id, attempt]);
     }
-    await Promise.all(acks.map(([id, attempt]) => conn.call("ONCE.ACK", "bench", id, "ATTEMPT", attempt)));
+    if (acks.length) await conn.call("ONCE.ACK", "bench", "ACKS", acks.length, ...acks.flat());
   });
   conn.disconnect();
   return result;
