@@ -65,6 +65,7 @@ pub fn missing_api() -> Option<&'static str> {
         &[
             ("BlockClientOnKeys", { raw::RedisModule_BlockClientOnKeys }.is_some()),
             ("CloseKey", { raw::RedisModule_CloseKey }.is_some()),
+            ("DeleteKey", { raw::RedisModule_DeleteKey }.is_some()),
             ("CreateCommand", { raw::RedisModule_CreateCommand }.is_some()),
             ("CreateString", { raw::RedisModule_CreateString }.is_some()),
             ("CreateStringFromLongLong", { raw::RedisModule_CreateStringFromLongLong }.is_some()),
@@ -292,6 +293,13 @@ impl Key {
     /// The key's name and the database it was opened in.
     pub fn name_and_db(&self) -> (&[u8], i32) {
         (bytes(&self.name), selected_db(self.ctx))
+    }
+
+    /// Removes the key and what it holds.
+    pub fn delete(&mut self) {
+        if !self.ptr.is_null() {
+            unsafe { raw::RedisModule_DeleteKey.unwrap()(self.ptr) };
+        }
     }
 
     /// Whether the key holds a list.

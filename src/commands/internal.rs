@@ -61,10 +61,16 @@ fn apply(
     change: impl FnOnce(&mut QueueValue) -> Result<(), CmdError>,
 ) -> CmdResult {
     let mut key = Key::open(ctx, args[1], true);
+    let made = create && existing(&mut key)?.is_none();
     let v =
         if create { existing_or_new(&mut key)? } else { existing(&mut key)?.ok_or_else(|| err("no such queue"))? };
     let before = v.snapshot();
     let result = change(v);
+    if result.is_err() && made {
+        // Whole or not at all: a refused record leaves no empty queue behind.
+        key.delete();
+        return result;
+    }
     settle(ctx, args[1], v, before);
     result?;
     match timed {

@@ -91,7 +91,9 @@ pub fn decode_job(a: &[&[u8]]) -> Result<DecodedJob, String> {
                 custom_id = Some((*value).into());
             }
             [name, value] if name.eq_ignore_ascii_case(b"ERROR") && last_error.is_none() => {
-                last_error = Some(limits::check_error_text(value)?.into());
+                // An empty text is no text (as NACK ERROR ""), so that it reloads the same.
+                let text = limits::check_error_text(value)?;
+                last_error = (!text.is_empty()).then(|| text.into());
             }
             [name, value] if name.eq_ignore_ascii_case(b"GROUP") && group.is_none() => {
                 if value.is_empty() || value.len() > limits::MAX_GROUP_BYTES {

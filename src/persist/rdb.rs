@@ -173,9 +173,10 @@ impl Reader {
         } else {
             None
         };
+        // An empty error text is no text, as a client's NACK ERROR "" is: kept as "", it would come back as none.
         let last_error = match flags & HAS_ERROR {
             0 => None,
-            _ => Some(self.b()?),
+            _ => Some(self.b()?).filter(|e| !e.is_empty()),
         };
         if let Some(e) = &last_error {
             check_error_text(e)?;
@@ -303,6 +304,10 @@ fn load_flow(r: &Reader, q: &mut Queue) -> Load<()> {
             *n = r.i()?;
         }
         let own = own_limits(numbers)?;
+        // As ONCE._GROUP refuses it: else a value would load here and fail to load from its own AOF rewrite.
+        if name.is_empty() && own != Limits::default() {
+            return Err("the default group has no limits of its own".into());
+        }
         let window = r.window()?;
         let gid = q.flow.gid_or_new(&name);
         q.flow.set_group(gid, own, window, &limits);
