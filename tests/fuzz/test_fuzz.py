@@ -19,9 +19,7 @@ from fuzz_mutate import parse, serialize
 SEED = os.environ.get("ONCE_FUZZ_SEED") or str(random.SystemRandom().randrange(1 << 32))
 SECONDS = float(os.environ.get("ONCE_FUZZ_SECONDS", "20"))
 # Inputs of findings reported to the module's owner and not fixed yet: while one still shows, its test is an xfail.
-OPEN_FINDINGS = {
-    "records-events-refused-leaves-empty-queue.json": fuzz_engine.EMPTY_LEFT,
-}
+OPEN_FINDINGS: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module", params=harness.kinds())
