@@ -1,6 +1,7 @@
-"""A queue key that holds another type (the seed's producer did `redis_client.rpush('tasks', ...)`) is named plainly
-by the client, the worker and the CLI: "key 'tasks' holds a list, not a Once queue: push jobs with ONCE.PUSH
-(Once.push)". The worker waits while the key is missing and stops with that one line, no traceback."""
+"""A queue key that holds another type is named plainly by the client, the worker and the CLI: "key 'tasks' holds a
+hash, not a Once queue: push jobs with ONCE.PUSH (Once.push)". The worker waits while the key is missing and stops
+with that one line, no traceback. (A list is the one type the worker does not stop on: it adopts it with ONCE.ADOPT,
+so the seed's RPUSH producer keeps working: test_list_producers.py.)"""
 import os
 import time
 
@@ -50,26 +51,28 @@ def test_client_raises_a_typed_error_naming_the_type(r, queue):
 
 
 def test_worker_object_raises_wrong_type_and_once_worker_exits(r, queue, caplog):
-    r.rpush(queue, "a")
+    r.hset(queue, "f", "v")
     w = Worker(Once(r, queue), lambda d: None, handle_signals=False, block_ms=200)
-    with pytest.raises(WrongTypeError, match="holds a list"):
+    with pytest.raises(WrongTypeError, match="holds a hash"):
         w.run()
     assert [rec.getMessage() for rec in caplog.records if rec.levelname == "ERROR"] == [
-        f"once worker stopping: {line(queue)}"]
+        f"once worker stopping: {line(queue, 'hash')}"]
     with pytest.raises(SystemExit) as ended:
         Once(r, queue).worker(lambda d: None, handle_signals=False, block_ms=200)
     assert ended.value.code == 1
 
 
-def test_worker_blocked_on_a_queue_stops_when_a_list_appears(r, queue):
-    w = Worker(Once(r, queue), lambda d: None, handle_signals=False, block_ms=5000).start()
+def test_worker_blocked_on_a_queue_stops_when_a_hash_appears(r, queue):
+    # A hash write does not wake a blocked RESERVE (only list and module writes signal the key), so the worker
+    # learns at its next RESERVE, within block_ms.
+    w = Worker(Once(r, queue), lambda d: None, handle_signals=False, block_ms=1000).start()
     try:
         wait_until(lambda: r.info("clients")["blocked_clients"] >= 1, timeout=5, what="the worker's blocked RESERVE")
         t0 = time.monotonic()
-        r.rpush(queue, "from a list producer")
-        assert w.join(4.0), "the worker did not stop on the list"
-        assert time.monotonic() - t0 < 4.0
-        assert isinstance(w.error, WrongTypeError) and str(w.error) == line(queue)
+        r.hset(queue, "f", "from a hash writer")
+        assert w.join(5.0), "the worker did not stop on the hash"
+        assert time.monotonic() - t0 < 5.0
+        assert isinstance(w.error, WrongTypeError) and str(w.error) == line(queue, 'hash')
     finally:
         w.stop()
         w.join(10)
@@ -79,29 +82,29 @@ def _consumer(server):
     return Proc([CONSUMER, "127.0.0.1", str(server.port)])
 
 
-def test_seed_consumer_started_after_a_list_producer_says_one_line(server, r, tasks):
-    r.rpush(tasks, "Task created by an RPUSH producer")
+def test_seed_consumer_started_on_a_hash_says_one_line(server, r, tasks):
+    r.hset(tasks, "f", "a hash where the queue should be")
     p = _consumer(server)
     try:
         assert p.wait(20) == 1
         out = p.output()
-        assert [ln for ln in out.splitlines() if ln.strip()] == [f"once worker stopping: {line(tasks)}"], out
+        assert [ln for ln in out.splitlines() if ln.strip()] == [f"once worker stopping: {line(tasks, 'hash')}"], out
     finally:
         p.close()
-    assert r.lrange(tasks, 0, -1) == [b"Task created by an RPUSH producer"]
+    assert r.hgetall(tasks) == {b"f": b"a hash where the queue should be"}
 
 
-def test_seed_consumer_waits_for_a_missing_queue_then_stops_on_a_list(server, r, tasks):
+def test_seed_consumer_waits_for_a_missing_queue_then_stops_on_a_hash(server, r, tasks):
     p = _consumer(server)
     try:
         p.wait_output("Queue size: 0", timeout=15)          # the key is missing: it waits, monitoring says 0
         assert p.proc.poll() is None
-        r.rpush(tasks, "Task created by an RPUSH producer")
+        r.hset(tasks, "f", "a hash where the queue should be")
         assert p.wait(15) == 1
         out = p.output()
         assert "Traceback" not in out, out
         assert [ln for ln in out.splitlines() if ln.strip() and not ln.startswith("Queue size")] == [
-            f"once worker stopping: {line(tasks)}"], out
+            f"once worker stopping: {line(tasks, 'hash')}"], out
     finally:
         p.close()
 
