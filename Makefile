@@ -9,7 +9,7 @@ run: deps-run build
 	mkdir -p data
 	redis-server ./redis.conf
 
-test: deps build unit integration node-test
+test: deps build lint unit integration node-test
 
 unit:
 	cargo test --release --workspace --lib
@@ -101,8 +101,8 @@ deps-node:
 # warning an error and rustfmt's check over the module.
 lint: deps-python
 	cd clients/python && $(PYTHON) -m ruff check once && $(PYTHON) -m mypy
-	cargo clippy --release --lib -- -D warnings
-	cargo fmt --check
+	cargo clippy --release --workspace --all-targets -- -D warnings
+	cargo fmt --all --check
 
 clean:
 	cargo clean

@@ -202,6 +202,7 @@ class Once:
     push = _awaitable(SyncOnce.push)
     push_many = _awaitable(SyncOnce.push_many)
     adopt = _awaitable(SyncOnce.adopt)
+    list = _awaitable(SyncOnce.list)
     reserve = _awaitable(SyncOnce.reserve)
     ack_reserve = _awaitable(SyncOnce.ack_reserve)
     ack = _awaitable(SyncOnce.ack)

@@ -279,7 +279,7 @@ class Worker:
             try:
                 jobs = await self._round(min(self.prefetch, free))
                 backoff.reset()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - sorted just below: transient ones back off, the rest stop the worker
                 if not _transient(exc):
                     self._fatal = exc
                     log.error("once worker stopping: %s", exc)
@@ -416,7 +416,7 @@ class Worker:
         except asyncio.CancelledError:
             self._cancelled.append(job)
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any error of the user's handler fails that job, never the worker
             await self._handle_error(shown, exc)
             await self._nack(job, error_text(exc), dead=isinstance(exc, PermanentError))
             self.summary.failed += 1
