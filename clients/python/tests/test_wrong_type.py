@@ -1,7 +1,7 @@
 """A queue key that holds another type is named plainly by the client, the worker and the CLI: "key 'tasks' holds a
 hash, not a Once queue: push jobs with ONCE.PUSH (Once.push)". The worker waits while the key is missing and stops
 with that one line, no traceback. (A list is the one type the worker does not stop on: it adopts it with ONCE.ADOPT,
-so the seed's RPUSH producer keeps working: test_list_producers.py.)"""
+so the seed's RPUSH producer keeps working: test_worker_list_producers.py.)"""
 import os
 import time
 
