@@ -8,7 +8,7 @@ module's loader.
 """
 import struct
 
-from durability_helpers import MODULE_EOF, rdb_len
+from durability_helpers import MODULE_EOF, _read_len, rdb_len
 
 HEADER = 10                     # the type byte (7, RDB_TYPE_MODULE_2) and the module id (0x81 + 8 bytes)
 UINT, STRING = 2, 5             # RDB_MODULE_OPCODE_UINT, RDB_MODULE_OPCODE_STRING
@@ -36,21 +36,6 @@ class Token:
         if self.kind == "str":
             return rdb_len(STRING) + rdb_len(len(self.value)) + self.value
         return self.value
-
-
-def _read_len(b, i):
-    """An RDB length at b[i]: (value, next index, special-encoding flag). IndexError/struct.error when short."""
-    first = b[i]
-    kind = first >> 6
-    if kind == 0:
-        return first & 0x3F, i + 1, False
-    if kind == 1:
-        return ((first & 0x3F) << 8) | b[i + 1], i + 2, False
-    if first == 0x80:
-        return struct.unpack(">I", b[i + 1:i + 5])[0], i + 5, False
-    if first == 0x81:
-        return struct.unpack(">Q", b[i + 1:i + 9])[0], i + 9, False
-    return first & 0x3F, i + 1, True
 
 
 def parse(body):
