@@ -26,6 +26,8 @@ pub fn job(ctx: Ctx, key: RStr, mode: &str, job: &Job, group: &[u8], payload: RS
     if let Some(e) = job.last_error() {
         extra.push((c"ERROR", e));
     }
+    let more = crate::persist::encode::finish_options(job);
+    extra.extend(more.iter().map(|(name, value)| (*name, value.as_slice())));
     rm::replicate_header_payload(ctx, b"ONCE._JOB\0", key, &header, payload, &extra);
     rm::notify(ctx, c"once.push", key);
 }
@@ -192,4 +194,77 @@ pub fn bulk(ctx: Ctx, key: RStr, header: &[u8], group: Option<&[u8]>, ids: &[RSt
     args.extend(payloads.iter().map(|&p| OwnedStr::retain(p)));
     rm::replicate(ctx, b"ONCE._BULK\0", &args);
     rm::notify(ctx, c"once.push", key);
+}
+
+/// What the timer does to finished and unstarted jobs, replicated as `ONCE._TIMED key KIND seq...` at its time.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Timed {
+    /// TTLs that ran out before a reservation: dead (`expired before start`), or dropped.
+    Ttl,
+    /// CALL … CANCEL jobs unfinished at their timeout: cancelled (`call timed out`).
+    Call,
+    /// Kept jobs whose KEEP ended or that KEEP-MAX pushes out: freed.
+    Forget,
+}
+
+impl Timed {
+    pub fn name(self) -> &'static [u8] {
+        match self {
+            Timed::Ttl => b"TTL",
+            Timed::Call => b"CALL",
+            Timed::Forget => b"FORGET",
+        }
+    }
+
+    pub fn from_name(b: &[u8]) -> Option<Timed> {
+        [Timed::Ttl, Timed::Call, Timed::Forget].into_iter().find(|t| t.name().eq_ignore_ascii_case(b))
+    }
+}
+
+/// Applies a timed step to these jobs at `now` (on the master and on the replicas, the same), waking the
+/// clients waiting on a job it finished. Returns the seqs it acted on.
+pub fn apply_timed(ctx: Ctx, key: RStr, v: &mut QueueValue, kind: Timed, seqs: &[u64], now_ms: u64) -> Vec<u64> {
+    use crate::core::queue::{Finish, EXPIRED_BEFORE_START};
+    use crate::core::State;
+    let mut done = Vec::with_capacity(seqs.len());
+    for &seq in seqs {
+        let watch = crate::waiters::before(ctx, key, &v.queue, seq);
+        let acted = match kind {
+            Timed::Ttl => v.queue.expire_unstarted(seq, now_ms),
+            Timed::Call => v.queue.cancel(seq, now_ms, crate::commands::result::CALL_TIMED_OUT),
+            Timed::Forget => v.queue.forget_kept(&[seq]) == 1,
+        };
+        if acted {
+            done.push(seq);
+            crate::waiters::after(ctx, key, &v.queue, seq, watch, |j| match kind {
+                Timed::Call => {
+                    Finish::ended(j, State::Cancelled, Some(crate::commands::result::CALL_TIMED_OUT), now_ms)
+                }
+                _ => Finish::ended(j, State::Dead, Some(EXPIRED_BEFORE_START), now_ms),
+            });
+        }
+    }
+    done
+}
+
+/// The timer's step: applied, then replicated with the jobs it acted on.
+pub fn timed(ctx: Ctx, key: RStr, v: &mut QueueValue, kind: Timed, seqs: &[u64], now_ms: u64) {
+    let done = apply_timed(ctx, key, v, kind, seqs, now_ms);
+    if done.is_empty() {
+        return;
+    }
+    let mut args = Vec::with_capacity(2 + done.len());
+    args.push(OwnedStr::retain(key));
+    args.push(OwnedStr::new(kind.name()));
+    args.extend(done.iter().map(|&s| OwnedStr::int(s as i64)));
+    at(ctx, now_ms, b"ONCE._TIMED\0", &args);
+    rm::notify(
+        ctx,
+        match kind {
+            Timed::Ttl => c"once.dead",
+            Timed::Call => c"once.cancel",
+            Timed::Forget => c"once.drop",
+        },
+        key,
+    );
 }

@@ -23,6 +23,7 @@ pub mod service;
 pub mod text;
 pub mod timer;
 pub mod value;
+pub mod waiters;
 
 use redis_module::{redis_module, Context, RedisString, Status};
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::core::queue::{NewJob, Pushed};
 use crate::core::FailCause;
-use crate::effects;
+use crate::effects::{self, Timed};
 use crate::registry::registry;
 use crate::rm::{self, Ctx, Key, OwnedStr};
 use crate::service::{existing, settle};
@@ -57,6 +57,7 @@ fn visit(ctx: Ctx, key_bytes: &[u8], now: u64, stop_at: Instant) {
         && cap_dead(ctx, &key_name, v, now, stop_at)
         && retry_all(ctx, &key_name, v, now, stop_at)
         && sweep_groups(ctx, &key_name, v, now, stop_at)
+        && timed_steps(ctx, &key_name, v, now, stop_at)
         && free_purged(v, stop_at);
     settle(ctx, key_name.0, v, before);
     if hold {
@@ -148,6 +149,27 @@ fn retry_all(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_at: In
     true
 }
 
+/// TTLs that ran out, CALLs to cancel, kept jobs to free: a slice at a time, each slice one record.
+fn timed_steps(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_at: Instant) -> bool {
+    for kind in [Timed::Ttl, Timed::Call, Timed::Forget] {
+        loop {
+            let seqs = match kind {
+                Timed::Ttl => v.queue.ttl_due(now, SLICE),
+                Timed::Call => v.queue.cancels_due(now, SLICE),
+                Timed::Forget => v.queue.kept_to_forget(now, SLICE),
+            };
+            if seqs.is_empty() {
+                break;
+            }
+            effects::timed(ctx, key.0, v, kind, &seqs, now);
+            if over(stop_at) {
+                return false;
+            }
+        }
+    }
+    true
+}
+
 /// Frees jobs a PURGE took, a slice at a time (nothing to replicate: no reader saw them already).
 fn free_purged(v: &mut QueueValue, stop_at: Instant) -> bool {
     while v.queue.free_some(SLICE) > 0 {
@@ -174,7 +196,7 @@ fn fire_schedules(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_a
                 backoff_ms: s.options.backoff_ms,
                 lease_ms: s.options.lease_ms,
                 priority: s.options.priority,
-                group: None,
+                ..NewJob::default()
             })
             .collect();
         for new in jobs {

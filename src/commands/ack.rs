@@ -1,4 +1,4 @@
-//! ONCE.ACK queue id [id ...] [ATTEMPT n]  |  ONCE.ACK queue ACKS n id attempt [id attempt ...]
+//! ONCE.ACK queue id [id ...] [ATTEMPT n] [RESULT data]  |  ONCE.ACK queue ACKS n id attempt [id attempt ...]
 //!
 //! `ATTEMPT n` (with a single id) fences the acknowledgement: it completes the job only while reservation n
 //! holds, so a worker whose lease ran out cannot complete the job another worker now runs. The words
@@ -8,8 +8,11 @@
 //! "ACKS" is acknowledged with `ACKS 1 ACKS <attempt>`), so a malformed batch is an error, never an unfenced ACK.
 
 use super::args::{arity, err, int_range, CmdError, CmdResult};
-use super::{change_by_ids, existing};
+use super::push::check_payload;
+use super::{change_by_ids, existing, ByIds};
 use crate::core::limits;
+use crate::core::queue::Finish;
+use crate::core::State;
 use crate::rm::{self, Ctx, Key, RStr};
 use crate::value::QueueValue;
 
@@ -17,7 +20,11 @@ pub fn ack(ctx: Ctx, args: &[RStr]) -> CmdResult {
     if args.len() < 3 {
         return Err(arity("ONCE.ACK"));
     }
+    let (args, result) = split_result(args)?;
     if let Some(pairs) = fenced_pairs(&args[2..])? {
+        if result.is_some() {
+            return Err(err("RESULT goes with a single id"));
+        }
         let mut key = Key::open(ctx, args[1], true);
         let done = match existing(&mut key)? {
             Some(v) => ack_fenced(ctx, args[1], v, &pairs),
@@ -37,30 +44,58 @@ pub fn ack(ctx: Ctx, args: &[RStr]) -> CmdResult {
     } else {
         (&args[2..], None)
     };
+    if result.is_some() && ids.len() != 1 {
+        return Err(err("RESULT goes with a single id"));
+    }
     let mut key = Key::open(ctx, args[1], true);
     let done = match existing(&mut key)? {
-        Some(v) => ack_ids(ctx, args[1], v, ids, attempt),
+        Some(v) => ack_ids(ctx, args[1], v, ids, attempt, result),
         None => 0,
     };
     rm::reply_u64(ctx, done);
     Ok(())
 }
 
-/// Completes the reserved jobs among `ids` (given a fence, only the reservation with that attempt).
-/// Replicates `ONCE.ACK key <ids completed>` at the master's time, which is exact on a replica. Returns how many.
-pub fn ack_ids(ctx: Ctx, key_name: RStr, v: &mut QueueValue, ids: &[RStr], attempt: Option<u64>) -> u64 {
-    let n = match attempt {
-        None => change_by_ids(ctx, b"ONCE.ACK\0", key_name, v, ids, |q, seq, now, _| q.ack(seq, now)),
-        Some(a) => change_by_ids(ctx, b"ONCE.ACK\0", key_name, v, ids, |q, seq, now, _| {
-            q.holds_reservation(seq, Some(a)) && q.ack(seq, now)
-        }),
-    };
+/// Takes a trailing `RESULT data` off the arguments (the words `RESULT data` are read so only as the last two,
+/// after at least one id), checking the result's size as a payload's.
+fn split_result(args: &[RStr]) -> Result<(&[RStr], Option<RStr>), CmdError> {
+    let n = args.len();
+    if n >= 5 && rm::bytes(&args[n - 2]).eq_ignore_ascii_case(b"RESULT") {
+        check_result(rm::bytes(&args[n - 1]))?;
+        return Ok((&args[..n - 2], Some(args[n - 1])));
+    }
+    Ok((args, None))
+}
+
+/// A result is held to the payload limit (once.max-payload-bytes): it is stored and replicated as one.
+pub fn check_result(data: &[u8]) -> Result<(), CmdError> {
+    check_payload(data).map_err(|e| CmdError(e.0.replacen("payload", "RESULT", 1)))
+}
+
+/// Completes the reserved jobs among `ids` (given a fence, only the reservation with that attempt), with the
+/// result of a single one. Replicates `ONCE.ACK key <ids completed> [RESULT data]` at the master's time, which
+/// is exact on a replica, and wakes the clients waiting on those jobs. Returns how many.
+pub fn ack_ids(
+    ctx: Ctx,
+    key_name: RStr,
+    v: &mut QueueValue,
+    ids: &[RStr],
+    attempt: Option<u64>,
+    result: Option<RStr>,
+) -> u64 {
+    let data = result.as_ref().map(rm::bytes);
+    let tail: Vec<rm::OwnedStr> =
+        result.map(|r| vec![rm::OwnedStr::new(b"RESULT"), rm::OwnedStr::retain(r)]).unwrap_or_default();
+    let ended = |j: &crate::core::Job, now| Finish::ended(j, State::Completed, data, now);
+    let how = ByIds { cmd: b"ONCE.ACK\0", tail: &tail, ended: &ended };
+    let n = change_by_ids(ctx, how, key_name, v, ids, |q, seq, now, _| {
+        attempt.is_none_or(|a| q.holds_reservation(seq, Some(a))) && q.ack(seq, now, data)
+    });
     if n > 0 {
         rm::notify(ctx, c"once.ack", key_name);
     }
     n
 }
-
 /// `ACKS n id attempt ...` taking all of `args`: the (id, attempt) pairs. None when the first word is not
 /// ACKS (then they are ids, as before); an error when the rest is not n pairs with good attempts.
 pub fn fenced_pairs(args: &[RStr]) -> Result<Option<Vec<(RStr, u64)>>, CmdError> {
@@ -83,8 +118,10 @@ pub fn fenced_pairs(args: &[RStr]) -> Result<Option<Vec<(RStr, u64)>>, CmdError>
 /// `ack_ids` does; returns how many.
 pub fn ack_fenced(ctx: Ctx, key_name: RStr, v: &mut QueueValue, pairs: &[(RStr, u64)]) -> u64 {
     let ids: Vec<RStr> = pairs.iter().map(|p| p.0).collect();
-    let n = change_by_ids(ctx, b"ONCE.ACK\0", key_name, v, &ids, |q, seq, now, i| {
-        q.holds_reservation(seq, Some(pairs[i].1)) && q.ack(seq, now)
+    let ended = |j: &crate::core::Job, now| Finish::ended(j, State::Completed, None, now);
+    let how = ByIds { cmd: b"ONCE.ACK\0", tail: &[], ended: &ended };
+    let n = change_by_ids(ctx, how, key_name, v, &ids, |q, seq, now, i| {
+        q.holds_reservation(seq, Some(pairs[i].1)) && q.ack(seq, now, None)
     });
     if n > 0 {
         rm::notify(ctx, c"once.ack", key_name);

@@ -26,7 +26,7 @@ pub fn reply_job(ctx: Ctx, q: &Queue, job: &Job, with_payload: bool) {
         Some(x) => rm::reply_u64(ctx, x),
         None => rm::reply_null(ctx),
     };
-    rm::reply_map(ctx, if with_payload { 15 } else { 14 });
+    rm::reply_map(ctx, if with_payload { 18 } else { 17 });
     rm::reply_bulk(ctx, b"id");
     rm::reply_bulk(ctx, &job.id_bytes());
     rm::reply_bulk(ctx, b"state");
@@ -65,4 +65,14 @@ pub fn reply_job(ctx: Ctx, q: &Queue, job: &Job, with_payload: bool) {
         Some(g) => rm::reply_bulk(ctx, g),
         None => rm::reply_null(ctx),
     }
+    let text = |t: Option<&[u8]>| match t {
+        Some(b) => rm::reply_bulk(ctx, b),
+        None => rm::reply_null(ctx),
+    };
+    rm::reply_bulk(ctx, b"result");
+    text(job.result());
+    rm::reply_bulk(ctx, b"progress");
+    text(job.progress());
+    rm::reply_bulk(ctx, b"finished");
+    opt(ctx, job.finished_ms());
 }

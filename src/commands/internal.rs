@@ -101,6 +101,8 @@ pub fn at(ctx: Ctx, args: &[RStr]) -> CmdResult {
         b"once._drop" => drop,
         b"once._settings" => settings,
         b"once._sweep" => sweep,
+        b"once._timed" => timed,
+        b"once.progress" => super::result::progress,
         _ => return Err(err(format!("ONCE._AT cannot run '{}'", crate::text::shown(rm::bytes(&args[3]))))),
     };
     let mut inner = Vec::with_capacity(args.len() - 2);
@@ -213,8 +215,8 @@ pub fn promote(ctx: Ctx, args: &[RStr]) -> CmdResult {
 }
 
 pub fn meta(ctx: Ctx, args: &[RStr]) -> CmdResult {
-    // 7 totals before dead caps, 8 since.
-    if args.len() != 10 && args.len() != 11 {
+    // 7 totals before dead caps, 8 before TTL, 9 since.
+    if !(10..=12).contains(&args.len()) {
         return Err(arity("ONCE._META"));
     }
     let (next_seq, totals) = decode_meta(&all_bytes(&args[2..])).map_err(|e| err(format!("bad meta: {e}")))?;
@@ -396,6 +398,20 @@ pub fn sweep(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let n = number(rm::bytes(&args[2]), "count")? as usize;
     with_queue_at(ctx, args, false, b"ONCE._SWEEP\0", |v, now| {
         v.queue.sweep_groups(now, n);
+        Ok(())
+    })
+}
+
+/// `ONCE._TIMED key TTL|CALL|FORGET seq [seq ...]` (at the master's time): a timer step on these jobs.
+pub fn timed(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if args.len() < 4 {
+        return Err(arity("ONCE._TIMED"));
+    }
+    let kind = effects::Timed::from_name(rm::bytes(&args[2]))
+        .ok_or_else(|| err(format!("unknown timed step '{}'", crate::text::shown(rm::bytes(&args[2])))))?;
+    let seqs: Vec<u64> = args[3..].iter().map(|a| number(rm::bytes(a), "seq")).collect::<Result<_, _>>()?;
+    with_queue_at(ctx, args, false, b"ONCE._TIMED\0", |v, now| {
+        effects::apply_timed(ctx, args[1], v, kind, &seqs, now);
         Ok(())
     })
 }

@@ -1,11 +1,12 @@
 //! ONCE.RETRY queue id [id ...] | ALL: dead jobs back to ready, with a fresh retry budget.
-//! ONCE.CANCEL queue id [id ...]: removes jobs in any state but reserved.
+//! ONCE.CANCEL queue id [id ...]: finishes unfinished jobs, reserved ones too, as cancelled (kept for KEEP).
 //! Both are deterministic given the time, so they replicate as themselves (at the master's time, ONCE._AT)
 //! with the ids that took effect.
 
 use super::args::{arity, CmdResult};
-use super::{change_by_ids, existing, settle};
-use crate::core::Queue;
+use super::{change_by_ids, existing, settle, ByIds};
+use crate::core::queue::Finish;
+use crate::core::{Queue, State};
 use crate::effects;
 use crate::rm::{self, Ctx, Key, RStr};
 
@@ -32,11 +33,14 @@ pub fn retry(ctx: Ctx, args: &[RStr]) -> CmdResult {
     by_ids(ctx, args, "ONCE.RETRY", b"ONCE.RETRY\0", Queue::retry_dead)
 }
 
+/// The error a job cancelled by ONCE.CANCEL shows.
+pub const CANCELLED: &[u8] = b"cancelled";
+
 /// Dead jobs RETRY ALL moves itself before leaving the rest to the timer.
 const RETRY_ALL_NOW: usize = 1024;
 
 pub fn cancel(ctx: Ctx, args: &[RStr]) -> CmdResult {
-    by_ids(ctx, args, "ONCE.CANCEL", b"ONCE.CANCEL\0", Queue::cancel)
+    by_ids(ctx, args, "ONCE.CANCEL", b"ONCE.CANCEL\0", |q, seq, now| q.cancel(seq, now, CANCELLED))
 }
 
 fn by_ids(
@@ -51,7 +55,11 @@ fn by_ids(
     }
     let mut key = Key::open(ctx, args[1], true);
     let n = match existing(&mut key)? {
-        Some(v) => change_by_ids(ctx, cname, args[1], v, &args[2..], |q, seq, now, _| change(q, seq, now)),
+        Some(v) => {
+            let ended = |j: &crate::core::Job, now| Finish::ended(j, State::Cancelled, Some(CANCELLED), now);
+            let how = ByIds { cmd: cname, tail: &[], ended: &ended };
+            change_by_ids(ctx, how, args[1], v, &args[2..], |q, seq, now, _| change(q, seq, now))
+        }
         None => 0,
     };
     if n > 0 {

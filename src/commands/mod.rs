@@ -17,6 +17,7 @@ pub mod nack;
 pub mod operate;
 pub mod push;
 pub mod reserve;
+pub mod result;
 pub mod schedule;
 pub mod spec;
 pub mod stats;
@@ -29,12 +30,20 @@ pub use crate::service::{existing, existing_or_new, settle};
 use crate::value::QueueValue;
 use args::{CmdError, CmdResult};
 
+/// What a change by ids is: the command it replicates as, the words that follow the ids in that record
+/// (`RESULT data`), and the outcome of a job it finishes that is not kept (for clients waiting on it).
+pub struct ByIds<'a> {
+    pub cmd: &'static [u8],
+    pub tail: &'a [rm::OwnedStr],
+    pub ended: &'a dyn Fn(&crate::core::Job, u64) -> crate::core::queue::Finish,
+}
+
 /// Applies `change` (given the job's seq, the time and the id's place in `ids`) to each job named in `ids`; replicates
-/// `cmd key <ids that took effect>` at that time (these commands are deterministic given it) and settles the
-/// queue. Returns how many took effect.
+/// `cmd key <ids that took effect> <tail>` at that time (these commands are deterministic given it), wakes the
+/// clients waiting on a job it finished, and settles the queue. Returns how many took effect.
 pub fn change_by_ids(
     ctx: Ctx,
-    cmd: &'static [u8],
+    how: ByIds,
     key: RStr,
     v: &mut QueueValue,
     ids: &[RStr],
@@ -45,15 +54,18 @@ pub fn change_by_ids(
     let mut done = vec![rm::OwnedStr::retain(key)];
     for (i, &id) in ids.iter().enumerate() {
         if let Some(seq) = v.queue.find(rm::bytes(&id)) {
+            let watch = crate::waiters::before(ctx, key, &v.queue, seq);
             if change(&mut v.queue, seq, now, i) {
                 done.push(rm::OwnedStr::retain(id));
+                crate::waiters::after(ctx, key, &v.queue, seq, watch, |j| (how.ended)(j, now));
             }
         }
     }
     let n = done.len() as u64 - 1;
     if n > 0 {
         crate::config::write_fault_point("an ACK, RETRY or CANCEL");
-        crate::effects::at(ctx, now, cmd, &done);
+        done.extend(how.tail.iter().map(|a| rm::OwnedStr::retain(a.0)));
+        crate::effects::at(ctx, now, how.cmd, &done);
         settle(ctx, key, v, before);
     }
     n

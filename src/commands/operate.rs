@@ -54,7 +54,8 @@ pub fn list(ctx: Ctx, args: &[RStr]) -> CmdResult {
     if args.len() < 3 {
         return Err(arity("ONCE.LIST"));
     }
-    let state = state_arg(rm::bytes(&args[2]), &[State::Ready, State::Delayed, State::Reserved, State::Dead])?;
+    let all = [State::Ready, State::Delayed, State::Reserved, State::Dead, State::Completed, State::Cancelled];
+    let state = state_arg(rm::bytes(&args[2]), &all)?;
     let mut cursor = None;
     let mut count = LIST_COUNT_DEFAULT;
     let mut payloads = false;
@@ -118,12 +119,12 @@ fn matches(glob: &Glob, job: &Job) -> (bool, usize) {
     (false, steps)
 }
 
-/// ONCE.PURGE queue ready|delayed|dead
+/// ONCE.PURGE queue ready|delayed|dead|completed (completed: every kept job, cancelled ones too)
 pub fn purge(ctx: Ctx, args: &[RStr]) -> CmdResult {
     if args.len() != 3 {
         return Err(arity("ONCE.PURGE"));
     }
-    let state = state_arg(rm::bytes(&args[2]), &[State::Ready, State::Delayed, State::Dead])?;
+    let state = state_arg(rm::bytes(&args[2]), &[State::Ready, State::Delayed, State::Dead, State::Completed])?;
     let mut key = Key::open(ctx, args[1], true);
     let Some(v) = existing(&mut key)? else {
         rm::reply_int(ctx, 0);
@@ -198,6 +199,8 @@ pub fn configure(ctx: Ctx, args: &[RStr]) -> CmdResult {
             "CONCURRENCY" => s.concurrency = opts.int(limits::CONCURRENCY)? as u32,
             "GROUP-CONCURRENCY" => s.group_concurrency = opts.int(limits::CONCURRENCY)? as u32,
             "RATE" => s.rate = rate_value(&mut opts, "RATE")?,
+            "KEEP" => s.keep_ms = opts.int(limits::KEEP)? as u64,
+            "KEEP-MAX" => s.keep_max = opts.int(limits::KEEP_MAX)? as u64,
             _ => s.group_rate = rate_value(&mut opts, "GROUP-RATE")?,
         }
     }
@@ -235,7 +238,7 @@ pub fn reply_settings(ctx: Ctx, s: &Settings) {
 }
 
 /// How many field/value pairs `reply_setting_pairs` writes.
-pub const SETTINGS_PAIRS: usize = 13;
+pub const SETTINGS_PAIRS: usize = 15;
 
 /// The settings' field/value pairs, inside a map the caller opened (CONFIGURE's own, or STATS').
 pub fn reply_setting_pairs(ctx: Ctx, s: &Settings) {
@@ -257,13 +260,15 @@ pub fn reply_setting_pairs(ctx: Ctx, s: &Settings) {
     rm::reply_u64(ctx, s.dead_ttl_ms);
     rm::reply_bulk(ctx, b"events_max");
     rm::reply_u64(ctx, s.events_max);
-    let flow: [(&[u8], u64); 6] = [
+    let flow: [(&[u8], u64); 8] = [
         (b"concurrency", u64::from(s.concurrency)),
         (b"rate", u64::from(s.rate.n)),
         (b"rate_per", s.rate.per_ms),
         (b"group_concurrency", u64::from(s.group_concurrency)),
         (b"group_rate", u64::from(s.group_rate.n)),
         (b"group_rate_per", s.group_rate.per_ms),
+        (b"keep", s.keep_ms),
+        (b"keep_max", s.keep_max),
     ];
     for (name, v) in flow {
         rm::reply_bulk(ctx, name);

@@ -1,10 +1,11 @@
 //! ONCE.PUSH queue payload [ID id] [DELAY ms | AT unix-ms] [RETRIES n] [BACKOFF ms] [LEASE ms] [PRIORITY n]
-//!   [GROUP g]
+//!   [GROUP g] [KEEP ms] [TTL ms [DROP]]
 
 use super::args::{arity, err, CmdError, CmdResult, Options};
 use super::spec::PUSH_ARGS;
 use super::{existing_or_new, settle};
 use crate::config;
+use crate::core::job::Ttl;
 use crate::core::limits::{self, MAX_GROUP_BYTES, MAX_ID_BYTES};
 use crate::core::queue::{NewJob, Pushed};
 use crate::core::settings::Settings;
@@ -83,35 +84,62 @@ pub fn check_payload(payload: &[u8]) -> Result<(), CmdError> {
     Ok(())
 }
 
-pub fn push(ctx: Ctx, args: &[RStr]) -> CmdResult {
-    if args.len() < 3 {
-        return Err(arity("ONCE.PUSH"));
-    }
-    let (key_name, payload) = (args[1], args[2]);
-    let mut id = None;
-    let mut o = JobOptions::default();
-    let mut opts = Options::new(args, 3, PUSH_ARGS);
-    while let Some(token) = opts.next_option()? {
+/// What PUSH (and CALL, which pushes) reads: the id, the job's options, KEEP and TTL.
+#[derive(Default)]
+pub struct PushRequest<'a> {
+    pub id: Option<&'a [u8]>,
+    pub job: JobOptions<'a>,
+    keep: Option<u64>,
+    ttl: Option<u64>,
+    drop: bool,
+}
+
+impl<'a> PushRequest<'a> {
+    /// Reads `token`'s value if it is one of PUSH's options; false when it is not (the caller's own).
+    pub fn take(&mut self, token: &str, opts: &mut Options<'a>) -> Result<bool, CmdError> {
         match token {
             "ID" => {
                 let v = opts.value("ID")?;
                 if v.is_empty() || v.len() > MAX_ID_BYTES {
                     return Err(err(format!("ID must be 1 to {MAX_ID_BYTES} bytes")));
                 }
-                id = Some(v);
+                self.id = Some(v);
             }
-            _ => o.take(token, &mut opts)?,
+            "KEEP" => self.keep = Some(opts.int(limits::KEEP)? as u64),
+            "TTL" => self.ttl = Some(opts.int(limits::TTL)? as u64),
+            "DROP" => self.drop = true,
+            "DELAY" | "AT" | "RETRIES" | "BACKOFF" | "LEASE" | "PRIORITY" | "GROUP" => self.job.take(token, opts)?,
+            _ => return Ok(false),
         }
+        Ok(true)
     }
-    o.check()?;
+
+    pub fn check(&self) -> Result<(), CmdError> {
+        if self.drop && self.ttl.is_none() {
+            return Err(err("DROP goes with TTL (what happens when the TTL runs out)"));
+        }
+        self.job.check()
+    }
+}
+
+/// Pushes one job as PUSH does (replicated and settled when added); `cancel_at` is a CALL's cancel time.
+/// Returns its public id: a new job's, or that of the live or kept job holding the id already.
+pub fn push_one(
+    ctx: Ctx,
+    key_name: RStr,
+    payload: RStr,
+    r: &PushRequest,
+    cancel_at: Option<u64>,
+    now: u64,
+) -> Result<Vec<u8>, CmdError> {
     let payload_bytes = rm::bytes(&payload);
     check_payload(payload_bytes)?;
-    let now = rm::now_ms();
     let mut key = Key::open(ctx, key_name, true);
     let v = existing_or_new(&mut key)?;
     let before = v.snapshot();
+    let o = &r.job;
     let new = NewJob {
-        custom_id: id.map(Into::into),
+        custom_id: r.id.map(Into::into),
         payload: payload_bytes.into(),
         due_ms: o.due(now),
         retries: o.retries(&v.queue.settings),
@@ -119,6 +147,9 @@ pub fn push(ctx: Ctx, args: &[RStr]) -> CmdResult {
         lease_ms: o.lease,
         priority: o.priority,
         group: o.group.map(Into::into),
+        keep_ms: r.keep,
+        ttl: r.ttl.map(|ms| Ttl { at: now.saturating_add(ms), drop: r.drop }),
+        cancel_at,
     };
     let seq = match v.queue.push(new, now) {
         Pushed::Exhausted => return Err(err("the queue has used up its id sequence")),
@@ -131,9 +162,21 @@ pub fn push(ctx: Ctx, args: &[RStr]) -> CmdResult {
             seq
         }
     };
-    match v.queue.job(seq) {
-        Some(job) => rm::reply_bulk(ctx, &job.id_bytes()),
-        None => rm::reply_null(ctx),
+    v.queue.job(seq).map(|j| j.id_bytes()).ok_or_else(|| err("the job was not kept"))
+}
+
+pub fn push(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if args.len() < 3 {
+        return Err(arity("ONCE.PUSH"));
     }
+    let (key_name, payload) = (args[1], args[2]);
+    let mut r = PushRequest::default();
+    let mut opts = Options::new(args, 3, PUSH_ARGS);
+    while let Some(token) = opts.next_option()? {
+        r.take(token, &mut opts)?;
+    }
+    r.check()?;
+    let id = push_one(ctx, key_name, payload, &r, None, rm::now_ms())?;
+    rm::reply_bulk(ctx, &id);
     Ok(())
 }

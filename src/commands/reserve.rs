@@ -1,4 +1,4 @@
-//! ONCE.RESERVE queue [COUNT n] [BLOCK ms] [LEASE ms] [ACK id [ATTEMPT n]] [WITHACK] [ALSO queue ...]
+//! ONCE.RESERVE queue [COUNT n] [BLOCK ms] [LEASE ms] [ACK id [ATTEMPT n] [RESULT data]] [WITHACK] [ALSO queue ...]
 //!
 //! With BLOCK the client waits on the key (no polling) and is served first come, first served when a push,
 //! a promotion or a retry makes a job ready. `ACK id` completes the worker's previous job first, so a worker
@@ -9,7 +9,7 @@
 
 use std::ffi::{c_int, c_void};
 
-use super::ack::{ack_fenced, ack_ids};
+use super::ack::{ack_fenced, ack_ids, check_result};
 use super::args::{arity, err, CmdError, CmdResult, Options};
 use super::spec::RESERVE_ARGS;
 use super::{existing, settle};
@@ -49,6 +49,7 @@ pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let mut ack = None;
     let mut attempt = None;
     let mut acks = None;
+    let mut result = None;
     let mut also: &[RStr] = &[];
     let mut opts = Options::new(args, 2, RESERVE_ARGS);
     while let Some(token) = opts.next_option()? {
@@ -57,6 +58,11 @@ pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
             "BLOCK" => block = Some(opts.int(limits::BLOCK)?),
             "LEASE" => want.lease = Some(opts.int(limits::LEASE)? as u64),
             "ACK" => ack = Some(opts.raw_value("ACK")?),
+            "RESULT" => {
+                let r = opts.raw_value("RESULT")?;
+                check_result(rm::bytes(&r))?;
+                result = Some(r);
+            }
             "ACKS" => acks = Some(acks_value(&mut opts)?),
             "WITHACK" => with_ack = true,
             // ALSO takes every argument after it: the other queues, in the order they are served.
@@ -75,6 +81,9 @@ pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
     if attempt.is_some() && ack.is_none() {
         return Err(err("ATTEMPT goes with ACK (it fences the job acknowledged)"));
     }
+    if result.is_some() && ack.is_none() {
+        return Err(err("RESULT goes with ACK (it is the acknowledged job's result)"));
+    }
     if ack.is_some() && acks.is_some() {
         return Err(err("ACK and ACKS cannot be used together"));
     }
@@ -92,7 +101,7 @@ pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
     {
         let mut key = Key::open(ctx, key_name, true);
         let acked = match (ack, &acks, existing(&mut key)?) {
-            (Some(id), _, Some(v)) => ack_ids(ctx, key_name, v, &[id], attempt),
+            (Some(id), _, Some(v)) => ack_ids(ctx, key_name, v, &[id], attempt, result),
             (_, Some(pairs), Some(v)) => ack_fenced(ctx, key_name, v, pairs),
             _ => 0,
         };

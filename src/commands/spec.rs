@@ -5,8 +5,8 @@
 use std::ffi::c_int;
 
 use super::{
-    ack, bulk, events, extend, groups, histogram, inspect, internal, lists, manage, nack, operate, push, reserve, run,
-    schedule, stats,
+    ack, bulk, events, extend, groups, histogram, inspect, internal, lists, manage, nack, operate, push, reserve,
+    result, run, schedule, stats,
 };
 use crate::rm::{Ctx, RStr};
 
@@ -158,17 +158,42 @@ const JOB_OPTIONS: [Arg; 4] = [
     opt("PRIORITY", "priority", Int),
 ];
 
-pub const PUSH_ARGS: &[Arg] = &[
-    KEY,
-    pos("payload", Str),
-    opt("ID", "id", Str),
-    one_of("when", &[opt("DELAY", "delay-ms", Int), opt("AT", "unix-time-ms", UnixTime)]),
-    JOB_OPTIONS[0],
-    JOB_OPTIONS[1],
-    JOB_OPTIONS[2],
-    JOB_OPTIONS[3],
-    opt("GROUP", "group", Str),
-];
+/// PUSH's arguments, then what a command built on PUSH adds (CALL's TIMEOUT and CANCEL).
+macro_rules! push_args {
+    ($($more:expr),*) => {
+        &[
+            KEY,
+            pos("payload", Str),
+            opt("ID", "id", Str),
+            one_of("when", &[opt("DELAY", "delay-ms", Int), opt("AT", "unix-time-ms", UnixTime)]),
+            JOB_OPTIONS[0],
+            JOB_OPTIONS[1],
+            JOB_OPTIONS[2],
+            JOB_OPTIONS[3],
+            opt("GROUP", "group", Str),
+            opt("KEEP", "keep-ms", Int),
+            Arg {
+                name: "ttl",
+                kind: Kind::Block(&[pos("ms", Int), opt("DROP", "drop", Token)]),
+                token: Some("TTL"),
+                optional: true,
+                multiple: false,
+            },
+            $($more),*
+        ]
+    };
+}
+
+pub const PUSH_ARGS: &[Arg] = push_args!();
+
+pub const CALL_ARGS: &[Arg] = push_args!(
+    // Required (call.rs says so): the parser knows only optional tokens.
+    opt("TIMEOUT", "timeout-ms", Int),
+    opt("CANCEL", "cancel", Token)
+);
+
+pub const RESULT_ARGS: &[Arg] = &[KEY, pos("id", Str), opt("BLOCK", "timeout-ms", Int)];
+pub const PROGRESS_ARGS: &[Arg] = &[KEY, pos("id", Str), pos("data", Str), opt("ATTEMPT", "attempt", Int)];
 
 /// BULK: PUSH's options but ID, then the lists (parsed by bulk.rs: PAYLOADS is no option).
 pub const BULK_ARGS: &[Arg] = &[
@@ -190,7 +215,7 @@ pub const RESERVE_ARGS: &[Arg] = &[
     opt("LEASE", "lease-ms", Int),
     Arg {
         name: "ack",
-        kind: Kind::Block(&[pos("id", Str), opt("ATTEMPT", "attempt", Int)]),
+        kind: Kind::Block(&[pos("id", Str), opt("ATTEMPT", "attempt", Int), opt("RESULT", "data", Str)]),
         token: Some("ACK"),
         optional: true,
         multiple: false,
@@ -222,7 +247,7 @@ pub const ACK_ARGS: &[Arg] = &[
         kind: Kind::OneOf(&[
             Arg {
                 name: "ids",
-                kind: Kind::Block(&[many("id", Str), opt("ATTEMPT", "attempt", Int)]),
+                kind: Kind::Block(&[many("id", Str), opt("ATTEMPT", "attempt", Int), opt("RESULT", "data", Str)]),
                 token: None,
                 optional: false,
                 multiple: false,
@@ -273,7 +298,14 @@ const RETRY_ARGS: &[Arg] = &[
 ];
 const STATE_ARG: Arg = Arg {
     name: "state",
-    kind: Kind::OneOf(&[word("ready"), word("delayed"), word("reserved"), word("dead")]),
+    kind: Kind::OneOf(&[
+        word("ready"),
+        word("delayed"),
+        word("reserved"),
+        word("dead"),
+        word("completed"),
+        word("cancelled"),
+    ]),
     token: None,
     optional: false,
     multiple: false,
@@ -290,7 +322,7 @@ const PURGE_ARGS: &[Arg] = &[
     KEY,
     Arg {
         name: "state",
-        kind: Kind::OneOf(&[word("ready"), word("delayed"), word("dead")]),
+        kind: Kind::OneOf(&[word("ready"), word("delayed"), word("dead"), word("completed")]),
         token: None,
         optional: false,
         multiple: false,
@@ -316,6 +348,8 @@ pub const CONFIGURE_ARGS: &[Arg] = &[
     rate("rate", "RATE"),
     opt("GROUP-CONCURRENCY", "n", Int),
     rate("group-rate", "GROUP-RATE"),
+    opt("KEEP", "ms", Int),
+    opt("KEEP-MAX", "n", Int),
 ];
 const ID_ARGS: &[Arg] = &[KEY, pos("id", Str)];
 pub const EVENTS_ARGS: &[Arg] =
@@ -395,8 +429,16 @@ pub static COMMANDS: &[Command] = &[
         "Reserves the next ready jobs under a lease, optionally waiting for one and acknowledging the previous job",
         "O(COUNT log n); with BLOCK it may wait"),
     cmd!("ONCE.ACK", ack::ack, "write fast", Delete, -3, ACK_ARGS,
-        "Completes reserved jobs (with ATTEMPT, only while that reservation holds)",
-        "O(1) per id"),
+        "Completes reserved jobs (with ATTEMPT, only while that reservation holds); RESULT keeps one job's result",
+        "O(1) per id; O(log n) when the job is kept"),
+    cmd!("ONCE.RESULT", result::result, "readonly blocking", Read, -3, RESULT_ARGS,
+        "Shows a job's outcome (state, result or error, attempts, finished); with BLOCK waits until it finishes",
+        "O(1); with BLOCK it may wait"),
+    cmd!("ONCE.CALL", result::call, "write deny-oom blocking", Insert, -5, CALL_ARGS,
+        "Pushes a job and waits until it finishes, replying its outcome (nil at TIMEOUT; CANCEL cancels it then)",
+        "O(1) for the push; then it waits"),
+    cmd!("ONCE.PROGRESS", result::progress, "write fast", Update, -4, PROGRESS_ARGS,
+        "Records a reserved job's progress (with ATTEMPT, only while that reservation holds)", "O(1)"),
     cmd!("ONCE.NACK", nack::nack, "write fast", Update, -3, NACK_ARGS,
         "Records a failed attempt: the job is retried after a backoff or becomes dead",
         "O(log n)"),
@@ -406,7 +448,8 @@ pub static COMMANDS: &[Command] = &[
         "Sends dead jobs (or ALL of them, in timer steps) back to ready with a fresh retry budget",
         "O(1) per id; ALL: O(1024) now, the rest in timer steps"),
     cmd!("ONCE.CANCEL", manage::cancel, "write fast", Delete, -3, IDS_ARGS,
-        "Removes jobs that are not reserved", "O(log n) per id"),
+        "Finishes jobs that have not finished, reserved ones too, as cancelled (kept for KEEP, else removed)",
+        "O(log n) per id"),
     cmd!("ONCE.INSPECT", inspect::inspect, "readonly fast", Read, 3, ID_ARGS,
         "Shows one job: state, payload, attempts, times and last error", "O(1)"),
     cmd!("ONCE.STATS", stats::stats, "readonly fast", Read, 2, KEY_ONLY,
@@ -422,7 +465,7 @@ pub static COMMANDS: &[Command] = &[
         "Lists a page of the jobs in one state, in the order of that state, from a cursor; MATCH keeps the jobs whose id, payload or last error match a glob",
         "O(log n + COUNT); with MATCH, O(log n) plus at most 10 x COUNT jobs examined (10000 at most)"),
     cmd!("ONCE.PURGE", operate::purge, "write", Delete, 3, PURGE_ARGS,
-        "Removes every ready, delayed or dead job at once (freed in timer steps)",
+        "Removes every ready, delayed, dead or kept (completed and cancelled) job at once (freed in timer steps)",
         "O(1) per job; O(g) for g groups when purging ready jobs"),
     cmd!("ONCE.PAUSE", operate::pause, "write fast", Insert, 2, KEY_ONLY,
         "Stops RESERVE serving the queue (pushes, promotions and lease expiry go on)", "O(1)"),
@@ -468,6 +511,7 @@ pub static COMMANDS: &[Command] = &[
     internal_cmd!("ONCE._RING", internal::ring),
     internal_cmd!("ONCE._SWEEP", internal::sweep),
     internal_cmd!("ONCE._BULK", bulk::record),
+    internal_cmd!("ONCE._TIMED", internal::timed),
 ];
 
 #[cfg(test)]

@@ -30,12 +30,14 @@ pub fn stats(ctx: Ctx, args: &[RStr]) -> CmdResult {
         (b"run_sum_ms", Some(run.sum_ms)),
     ];
     let groups = v.as_ref().map_or(0, |v| v.queue.flow.named() as u64);
-    let counts: [(&[u8], u64); 6] = [
+    let counts: [(&[u8], u64); 8] = [
         (b"ready", s.ready),
         (b"delayed", s.delayed),
         (b"reserved", s.reserved),
         (b"dead", s.dead),
         (b"schedules", s.schedules),
+        (b"completed", s.completed),
+        (b"cancelled", s.cancelled),
         (b"groups", groups),
     ];
     rm::reply_map(ctx, counts.len() + TOTAL_FIELDS.len() + SETTINGS_PAIRS + latency.len());

@@ -40,6 +40,10 @@ pub extern "C" fn digest(md: *mut RedisModuleDigest, value: *mut c_void) {
             d.opt(j.custom_id());
             d.opt(j.last_error());
             d.opt(q.group_name(j));
+            for (name, value) in crate::persist::encode::finish_options(j) {
+                d.bytes(name.to_bytes());
+                d.bytes(&value);
+            }
         }
         // One sequence for all jobs: Redis XORs separate sequences together, which would hide the ready order.
         d.end();

@@ -17,9 +17,9 @@ use crate::core::histogram::{Histogram, Which, BUCKETS};
 use crate::core::queue::bulk::Bulk;
 use crate::core::queue::SEQ_LIMIT;
 use crate::core::schema::{
-    check_job, JOB_FIELDS, LEGACY_TOTALS, NEXT_SEQ, SCHEDULE_FIELDS, TOTAL_FIELDS, V2_JOB_FIELDS,
+    check_job, JOB_FIELDS, LEGACY_TOTALS, NEXT_SEQ, SCHEDULE_FIELDS, TOTAL_FIELDS, V2_JOB_FIELDS, V4_TOTALS,
 };
-use crate::core::settings::{Settings, SETTING_FIELDS, V2_SETTINGS, V3_SETTINGS};
+use crate::core::settings::{Settings, SETTING_FIELDS, V2_SETTINGS, V3_SETTINGS, V4_SETTINGS};
 use crate::core::{Extra, Job, State, Totals};
 use crate::rm::{self, OwnedStr, RStr};
 
@@ -54,6 +54,36 @@ pub fn job_args(key: RStr, mode: &str, job: &Job, group: &[u8]) -> Vec<OwnedStr>
         v.push(OwnedStr::new(b"GROUP"));
         v.push(OwnedStr::new(group));
     }
+    for (name, value) in finish_options(job) {
+        v.push(OwnedStr::new(name.to_bytes()));
+        v.push(OwnedStr::new(&value));
+    }
+    v
+}
+
+/// The options of issue 21 a job carries in `ONCE._JOB` (after ID, ERROR and GROUP): RESULT, PROGRESS, KEEP,
+/// TTL (with TTL-DROP 1 for DROP) and CANCEL-AT, each only when set.
+pub fn finish_options(job: &Job) -> Vec<(&'static std::ffi::CStr, Vec<u8>)> {
+    let mut v = Vec::new();
+    let num = |n: u64| n.to_string().into_bytes();
+    if let Some(r) = job.result() {
+        v.push((c"RESULT", r.to_vec()));
+    }
+    if let Some(p) = job.progress() {
+        v.push((c"PROGRESS", p.to_vec()));
+    }
+    if let Some(k) = job.keep_ms() {
+        v.push((c"KEEP", num(k)));
+    }
+    if let Some(t) = job.ttl() {
+        v.push((c"TTL", num(t.at)));
+        if t.drop {
+            v.push((c"TTL-DROP", b"1".to_vec()));
+        }
+    }
+    if let Some(c) = job.cancel_at() {
+        v.push((c"CANCEL-AT", num(c)));
+    }
     v
 }
 
@@ -81,9 +111,29 @@ pub fn decode_job(a: &[&[u8]]) -> Result<DecodedJob, String> {
     let mut custom_id = None;
     let mut last_error = None;
     let mut group = None;
+    let mut more = Extra::default();
+    let mut ttl_drop = false;
     let mut rest = a[2..].chunks(2);
+    let time = |v: &[u8], what: &str| num(v, what, i64::MAX as u64);
     for pair in &mut rest {
         match pair {
+            // Results and progress are as long as a payload may be (no limit of their own here).
+            [name, value] if name.eq_ignore_ascii_case(b"RESULT") && more.result.is_none() => {
+                more.result = Some((*value).into());
+            }
+            [name, value] if name.eq_ignore_ascii_case(b"PROGRESS") && more.progress.is_none() => {
+                more.progress = Some((*value).into());
+            }
+            [name, value] if name.eq_ignore_ascii_case(b"KEEP") && more.keep_ms.is_none() => {
+                more.keep_ms = Some(num(value, "KEEP", limits::KEEP.max as u64)?);
+            }
+            [name, value] if name.eq_ignore_ascii_case(b"TTL") && more.ttl.is_none() => {
+                more.ttl = Some(crate::core::job::Ttl { at: time(value, "TTL")?, drop: false });
+            }
+            [name, value] if name.eq_ignore_ascii_case(b"TTL-DROP") && *value == b"1" && !ttl_drop => ttl_drop = true,
+            [name, value] if name.eq_ignore_ascii_case(b"CANCEL-AT") && more.cancel_at.is_none() => {
+                more.cancel_at = Some(time(value, "CANCEL-AT")?);
+            }
             [name, value] if name.eq_ignore_ascii_case(b"ID") && custom_id.is_none() => {
                 if value.is_empty() || value.len() > 256 {
                     return Err("ID must be 1 to 256 bytes".into());
@@ -124,8 +174,15 @@ pub fn decode_job(a: &[&[u8]]) -> Result<DecodedJob, String> {
         _ => return Err(format!("the header needs {} fields", JOB_FIELDS.len() + 1)),
     };
     job.payload = payload.into();
-    let base = job.retry_base();
-    job.extra = Extra::with_base(custom_id, last_error, base);
+    match (&mut more.ttl, ttl_drop) {
+        (Some(t), true) => t.drop = true,
+        (None, true) => return Err("TTL-DROP without TTL".into()),
+        _ => {}
+    }
+    more.retry_base = job.retry_base();
+    more.custom_id = custom_id;
+    more.last_error = last_error;
+    job.extra = more.boxed_if_any();
     check_job(&job)?;
     Ok(DecodedJob { job, counted, group })
 }
@@ -156,7 +213,7 @@ pub fn meta_args(key: RStr, next_seq: u64, t: &Totals) -> Vec<OwnedStr> {
 }
 
 pub fn decode_meta(a: &[&[u8]]) -> Result<(u64, Totals), String> {
-    if a.len() != TOTAL_FIELDS.len() + 1 && a.len() != LEGACY_TOTALS + 1 {
+    if ![TOTAL_FIELDS.len(), V4_TOTALS, LEGACY_TOTALS].contains(&(a.len().wrapping_sub(1))) {
         return Err("wrong number of meta fields".into());
     }
     let next = parse_i64(a[0]).ok_or_else(|| format!("bad id sequence '{}'", shown(a[0])))?;
@@ -213,7 +270,7 @@ pub fn settings_args(key: RStr, s: &Settings) -> Vec<OwnedStr> {
 
 pub fn decode_settings(a: &[&[u8]]) -> Result<Settings, String> {
     // Before EVENTS-MAX and before flow control there were fewer (AOF files of those times).
-    if a.len() != SETTING_FIELDS.len() && a.len() != V2_SETTINGS && a.len() != V3_SETTINGS {
+    if ![SETTING_FIELDS.len(), V4_SETTINGS, V3_SETTINGS, V2_SETTINGS].contains(&a.len()) {
         return Err("wrong number of settings".into());
     }
     let mut s = Settings::default();

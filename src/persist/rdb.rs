@@ -10,12 +10,15 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use redis_module::raw::{self, RedisModuleIO};
 
 use crate::core::flow::{Limits, Window};
-use crate::core::limits::{check_error_text, MAX_ID_BYTES};
+use crate::core::job::Ttl;
+use crate::core::limits::{check_error_text, KEEP, MAX_ID_BYTES};
 use crate::core::limits::{MAX_GROUP_BYTES, RATE_N};
 use crate::core::queue::Queue;
 use crate::core::schedule::{JobOptions, Missed, Schedule};
-use crate::core::schema::{check_job, JOB_FIELDS, LEGACY_TOTALS, SCHEDULE_FIELDS, TOTAL_FIELDS, V2_JOB_FIELDS};
-use crate::core::settings::{SETTING_FIELDS, V2_SETTINGS, V3_SETTINGS};
+use crate::core::schema::{
+    check_job, JOB_FIELDS, LEGACY_TOTALS, SCHEDULE_FIELDS, TOTAL_FIELDS, V2_JOB_FIELDS, V4_TOTALS,
+};
+use crate::core::settings::{SETTING_FIELDS, V2_SETTINGS, V3_SETTINGS, V4_SETTINGS};
 use crate::core::{events, histogram};
 use crate::core::{Extra, Job, State};
 use crate::persist::encode::{own_limits, own_numbers};
@@ -23,19 +26,25 @@ use crate::rm;
 use crate::service;
 use crate::value::QueueValue;
 
-/// A job's custom id, last error and group name as an RDB holds them (each may be absent).
-type IdErrorGroup = (Option<Box<[u8]>>, Option<Box<[u8]>>, Option<Box<[u8]>>);
+/// A job's out-of-line part and its group name as an RDB holds them.
+type ExtraGroup = (Extra, Option<Box<[u8]>>);
 
+/// Version 5: adds a job's result, progress, KEEP, TTL and CALL cancel time (flags 8, 16, 32), the states
+/// completed and cancelled, the KEEP and KEEP-MAX settings and the `expired_unstarted_total` total.
 /// Version 4: adds a job's group, the flow-control settings, the rate windows, the groups' own limits and
 /// the round-robin's order.
 /// Version 3: adds a job's `since`, the EVENTS-MAX setting, the event log and the latency histograms.
 /// Version 2: numbers as the schema lists them (core/schema.rs), signed; adds a job's retry base.
 /// Version 1 (the first encoding) still loads through `load_v1`; version 2 through `load_v2`.
-pub const ENCODING_VERSION: i32 = 4;
+pub const ENCODING_VERSION: i32 = 5;
 
 const HAS_ID: u64 = 1;
 const HAS_ERROR: u64 = 2;
 const HAS_GROUP: u64 = 4;
+/// Version 5: a job's result, progress, and its KEEP, TTL and CALL cancel time.
+const HAS_RESULT: u64 = 8;
+const HAS_PROGRESS: u64 = 16;
+const HAS_TIMES: u64 = 32;
 
 /// One value the encoding writes, in order. A queue is first written into a list of these (plain Rust, where
 /// a bug can only panic), and only then handed to Redis, so a failure never leaves half a value in a file.
@@ -79,9 +88,13 @@ fn encode_queue<'q>(q: &'q Queue, mut put: impl FnMut(Put<'q>)) {
         JOB_FIELDS.iter().for_each(|f| put(Put::I((f.get)(j))));
         put(Put::B(&j.payload));
         let group = q.group_name(j);
+        let has_times = j.extra.as_ref().is_some_and(|e| e.has_times());
         let flags = if j.custom_id().is_some() { HAS_ID } else { 0 }
             | if j.last_error().is_some() { HAS_ERROR } else { 0 }
-            | if group.is_some() { HAS_GROUP } else { 0 };
+            | if group.is_some() { HAS_GROUP } else { 0 }
+            | if j.result().is_some() { HAS_RESULT } else { 0 }
+            | if j.progress().is_some() { HAS_PROGRESS } else { 0 }
+            | if has_times { HAS_TIMES } else { 0 };
         put(Put::U(flags));
         if let Some(id) = j.custom_id() {
             put(Put::B(id));
@@ -91,6 +104,19 @@ fn encode_queue<'q>(q: &'q Queue, mut put: impl FnMut(Put<'q>)) {
         }
         if let Some(g) = group {
             put(Put::B(g));
+        }
+        if let Some(r) = j.result() {
+            put(Put::B(r));
+        }
+        if let Some(p) = j.progress() {
+            put(Put::B(p));
+        }
+        if has_times {
+            // -1: not set (0 is a real KEEP).
+            put(Put::I(j.keep_ms().map_or(-1, |k| k as i64)));
+            put(Put::I(j.ttl().map_or(-1, |t| t.at as i64)));
+            put(Put::U(u64::from(j.ttl().is_some_and(|t| t.drop))));
+            put(Put::I(j.cancel_at().map_or(-1, |c| c as i64)));
         }
     }
     put(Put::U(q.schedule_count() as u64));
@@ -160,9 +186,14 @@ impl Reader {
     fn text(&self) -> Load<String> {
         String::from_utf8(self.b()?.into_vec()).map_err(|_| "text is not UTF-8".to_string())
     }
-    /// A job's flags word, then its client id and its error text where the flags say so.
-    fn id_and_error(&self, version: i32) -> Load<IdErrorGroup> {
-        let max = if version >= 4 { HAS_ID | HAS_ERROR | HAS_GROUP } else { HAS_ID | HAS_ERROR };
+    /// A job's flags word, then what the flags say it has: client id, error text, group, result, progress,
+    /// and KEEP, TTL and cancel time.
+    fn extra_and_group(&self, version: i32) -> Load<ExtraGroup> {
+        let max = match version {
+            5.. => HAS_ID | HAS_ERROR | HAS_GROUP | HAS_RESULT | HAS_PROGRESS | HAS_TIMES,
+            4 => HAS_ID | HAS_ERROR | HAS_GROUP,
+            _ => HAS_ID | HAS_ERROR,
+        };
         let flags = self.upto("flags", max)?;
         let custom_id = if flags & HAS_ID != 0 {
             let id = self.b()?;
@@ -185,7 +216,29 @@ impl Reader {
             0 => None,
             _ => Some(self.group_name()?),
         };
-        Ok((custom_id, last_error, group))
+        let mut e = Extra { custom_id, last_error, ..Extra::default() };
+        if flags & HAS_RESULT != 0 {
+            e.result = Some(self.b()?);
+        }
+        if flags & HAS_PROGRESS != 0 {
+            e.progress = Some(self.b()?);
+        }
+        if flags & HAS_TIMES != 0 {
+            let opt = |v: i64, what: &str| match v {
+                -1 => Ok(None),
+                v if v >= 0 => Ok(Some(v as u64)),
+                v => Err(format!("{what} out of range: {v}")),
+            };
+            e.keep_ms = opt(self.i()?, "KEEP")?;
+            if e.keep_ms.is_some_and(|k| k > KEEP.max as u64) {
+                return Err("KEEP out of range".into());
+            }
+            let ttl = opt(self.i()?, "TTL")?;
+            let drop = self.upto("TTL drop", 1)? == 1;
+            e.ttl = ttl.map(|at| Ttl { at, drop });
+            e.cancel_at = opt(self.i()?, "cancel time")?;
+        }
+        Ok((e, group))
     }
 
     fn group_name(&self) -> Load<Box<[u8]>> {
@@ -226,7 +279,7 @@ impl Reader {
 pub extern "C" fn load(io: *mut RedisModuleIO, encver: c_int) -> *mut c_void {
     let result = catch_unwind(AssertUnwindSafe(|| match encver {
         1 => load_v1(&Reader(io)),
-        v @ 2..=4 => load_v2(&Reader(io), v),
+        v @ 2..=5 => load_v2(&Reader(io), v),
         v => Err(format!("unknown encoding version {v}")),
     }));
     match result {
@@ -249,14 +302,15 @@ pub extern "C" fn load(io: *mut RedisModuleIO, encver: c_int) -> *mut c_void {
 /// Versions 2 to 4: version 2 has fewer job fields and settings, and nothing after the settings; version 3
 /// has no groups and fewer settings.
 fn load_v2(r: &Reader, version: i32) -> Load<Queue> {
-    let (job_fields, settings) = match version {
-        2 => (&JOB_FIELDS[..V2_JOB_FIELDS], &SETTING_FIELDS[..V2_SETTINGS]),
-        3 => (&JOB_FIELDS[..], &SETTING_FIELDS[..V3_SETTINGS]),
-        _ => (&JOB_FIELDS[..], &SETTING_FIELDS[..]),
+    let (job_fields, settings, totals) = match version {
+        2 => (&JOB_FIELDS[..V2_JOB_FIELDS], &SETTING_FIELDS[..V2_SETTINGS], &TOTAL_FIELDS[..V4_TOTALS]),
+        3 => (&JOB_FIELDS[..], &SETTING_FIELDS[..V3_SETTINGS], &TOTAL_FIELDS[..V4_TOTALS]),
+        4 => (&JOB_FIELDS[..], &SETTING_FIELDS[..V4_SETTINGS], &TOTAL_FIELDS[..V4_TOTALS]),
+        _ => (&JOB_FIELDS[..], &SETTING_FIELDS[..], &TOTAL_FIELDS[..]),
     };
     let mut q = Queue::new();
     let next_seq = r.u()?;
-    for f in &TOTAL_FIELDS {
+    for f in totals {
         f.put(&mut q.totals, r.i()?)?;
     }
     let count = r.u()?;
@@ -266,9 +320,9 @@ fn load_v2(r: &Reader, version: i32) -> Load<Queue> {
             f.put(&mut job, r.i()?)?;
         }
         job.payload = r.b()?.into();
-        let (custom_id, last_error, group) = r.id_and_error(version)?;
-        let base = job.retry_base();
-        job.extra = Extra::with_base(custom_id, last_error, base);
+        let (mut extra, group) = r.extra_and_group(version)?;
+        extra.retry_base = job.retry_base();
+        job.extra = extra.boxed_if_any();
         check_job(&job)?;
         q.insert_in_group(job, group.as_deref(), false).map_err(|e| e.to_string())?;
     }
@@ -371,8 +425,8 @@ fn load_v1(r: &Reader) -> Load<Queue> {
             extra: None,
         };
         let mut job = job;
-        let (custom_id, last_error, _) = r.id_and_error(1)?;
-        job.extra = Extra::boxed(custom_id, last_error);
+        let (extra, _) = r.extra_and_group(1)?;
+        job.extra = extra.boxed_if_any();
         q.insert(job).map_err(|e| e.to_string())?;
     }
     finish(r, q, next_seq, load_schedules_v1)

@@ -16,9 +16,10 @@ pub enum Kind {
     Cancel,
     Pause,
     Resume,
+    Progress,
 }
 
-const KINDS: [Kind; 11] = [
+const KINDS: [Kind; 12] = [
     Kind::Push,
     Kind::Reserve,
     Kind::Ack,
@@ -30,6 +31,7 @@ const KINDS: [Kind; 11] = [
     Kind::Cancel,
     Kind::Pause,
     Kind::Resume,
+    Kind::Progress,
 ];
 
 impl Kind {
@@ -47,6 +49,7 @@ impl Kind {
             Kind::Cancel => "cancel",
             Kind::Pause => "pause",
             Kind::Resume => "resume",
+            Kind::Progress => "progress",
         }
     }
 

@@ -6,6 +6,10 @@ pub enum State {
     Delayed,
     Reserved,
     Dead,
+    /// Acknowledged and kept (KEEP) with its result, for RESULT and the dedup window.
+    Completed,
+    /// Cancelled and kept (KEEP) with its reason.
+    Cancelled,
 }
 
 impl State {
@@ -15,6 +19,8 @@ impl State {
             State::Delayed => "delayed",
             State::Reserved => "reserved",
             State::Dead => "dead",
+            State::Completed => "completed",
+            State::Cancelled => "cancelled",
         }
     }
 
@@ -24,6 +30,8 @@ impl State {
             State::Delayed => 1,
             State::Reserved => 2,
             State::Dead => 3,
+            State::Completed => 4,
+            State::Cancelled => 5,
         }
     }
 
@@ -33,6 +41,8 @@ impl State {
             1 => Some(State::Delayed),
             2 => Some(State::Reserved),
             3 => Some(State::Dead),
+            4 => Some(State::Completed),
+            5 => Some(State::Cancelled),
             _ => None,
         }
     }
@@ -43,8 +53,20 @@ impl State {
             b"delayed" => Some(State::Delayed),
             b"reserved" => Some(State::Reserved),
             b"dead" => Some(State::Dead),
+            b"completed" => Some(State::Completed),
+            b"cancelled" => Some(State::Cancelled),
             _ => None,
         }
+    }
+
+    /// Finished and kept: it never runs again, and only its outcome and id matter.
+    pub fn is_kept(self) -> bool {
+        matches!(self, State::Completed | State::Cancelled)
+    }
+
+    /// Done for good: what RESULT waits for.
+    pub fn is_finished(self) -> bool {
+        matches!(self, State::Completed | State::Cancelled | State::Dead)
     }
 }
 
@@ -163,8 +185,15 @@ impl From<Vec<u8>> for Payload {
     }
 }
 
-/// What few jobs have: a client-chosen id, an error text, a retry budget restarted by ONCE.RETRY. Kept out
-/// of line so a job stays small.
+/// A deadline a job carries before it starts (TTL): not reserved by `at`, it dies (or with `drop`, goes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ttl {
+    pub at: u64,
+    pub drop: bool,
+}
+
+/// What few jobs have: a client-chosen id, an error text, a retry budget restarted by ONCE.RETRY, a result,
+/// progress, and the options of issue 21 (KEEP, TTL, a CALL's cancel time). Kept out of line so a job stays small.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Extra {
     pub custom_id: Option<Box<[u8]>>,
@@ -172,6 +201,15 @@ pub struct Extra {
     /// `attempts` when ONCE.RETRY last sent the job back from dead: reservations before it do not count
     /// against RETRIES, while `attempts` itself (the fencing token) keeps growing.
     pub retry_base: u32,
+    /// What ACK RESULT gave (a completed job's outcome).
+    pub result: Option<Box<[u8]>>,
+    /// What the worker last reported with ONCE.PROGRESS.
+    pub progress: Option<Box<[u8]>>,
+    /// The job's own KEEP (None: the queue's).
+    pub keep_ms: Option<u64>,
+    pub ttl: Option<Ttl>,
+    /// A CALL … CANCEL: unfinished at this time, the job is cancelled as `call timed out`.
+    pub cancel_at: Option<u64>,
 }
 
 impl Extra {
@@ -184,8 +222,21 @@ impl Extra {
         last_error: Option<Box<[u8]>>,
         retry_base: u32,
     ) -> Option<Box<Extra>> {
-        (custom_id.is_some() || last_error.is_some() || retry_base > 0)
-            .then(|| Box::new(Extra { custom_id, last_error, retry_base }))
+        Extra { custom_id, last_error, retry_base, ..Extra::default() }.boxed_if_any()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Extra::default()
+    }
+
+    /// None when it holds nothing, so a plain job carries no allocation.
+    pub fn boxed_if_any(self) -> Option<Box<Extra>> {
+        (!self.is_empty()).then(|| Box::new(self))
+    }
+
+    /// Whether the options of issue 21 (KEEP, TTL, cancel time) are set: the encodings write them only then.
+    pub fn has_times(&self) -> bool {
+        self.keep_ms.is_some() || self.ttl.is_some() || self.cancel_at.is_some()
     }
 }
 
@@ -229,8 +280,55 @@ impl Job {
     }
 
     pub fn set_custom_id(&mut self, id: Option<Box<[u8]>>) {
-        let (last_error, base) = self.extra.take().map_or((None, 0), |e| (e.last_error, e.retry_base));
-        self.extra = Extra::with_base(id, last_error, base);
+        let mut e = self.extra.take().map_or_else(Extra::default, |b| *b);
+        e.custom_id = id;
+        self.extra = e.boxed_if_any();
+    }
+
+    /// Changes the out-of-line part, dropping it when nothing is left in it.
+    pub fn edit_extra(&mut self, f: impl FnOnce(&mut Extra)) {
+        let mut e = self.extra.take().map_or_else(Extra::default, |b| *b);
+        f(&mut e);
+        self.extra = e.boxed_if_any();
+    }
+
+    pub fn result(&self) -> Option<&[u8]> {
+        self.extra.as_ref().and_then(|e| e.result.as_deref())
+    }
+
+    pub fn progress(&self) -> Option<&[u8]> {
+        self.extra.as_ref().and_then(|e| e.progress.as_deref())
+    }
+
+    pub fn keep_ms(&self) -> Option<u64> {
+        self.extra.as_ref().and_then(|e| e.keep_ms)
+    }
+
+    pub fn ttl(&self) -> Option<Ttl> {
+        self.extra.as_ref().and_then(|e| e.ttl)
+    }
+
+    pub fn cancel_at(&self) -> Option<u64> {
+        self.extra.as_ref().and_then(|e| e.cancel_at)
+    }
+
+    /// The TTL deadline while it still applies: the job has never been reserved and waits to start.
+    pub fn pending_ttl(&self) -> Option<Ttl> {
+        self.ttl().filter(|_| self.attempts == 0 && matches!(self.state, State::Ready | State::Delayed))
+    }
+
+    /// The CALL cancel time while it still applies (the job is not finished).
+    pub fn pending_cancel(&self) -> Option<u64> {
+        self.cancel_at().filter(|_| !self.state.is_finished())
+    }
+
+    /// When a finished job finished: a dead job's time of death, a kept job's `since`.
+    pub fn finished_ms(&self) -> Option<u64> {
+        match self.state {
+            State::Dead => Some(self.deadline_ms),
+            State::Completed | State::Cancelled => Some(self.since_ms),
+            _ => None,
+        }
     }
 
     /// A ready job with every number zero and an empty payload: what decoders fill in field by field.
@@ -304,8 +402,10 @@ impl Job {
         };
         let extra = self.extra.as_ref().map_or(0, |e| {
             std::mem::size_of::<Extra>()
-                + e.custom_id.as_ref().map_or(0, |c| c.len())
-                + e.last_error.as_ref().map_or(0, |c| c.len())
+                + [&e.custom_id, &e.last_error, &e.result, &e.progress]
+                    .iter()
+                    .map(|t| t.as_ref().map_or(0, |c| c.len()))
+                    .sum::<usize>()
         });
         payload + extra
     }

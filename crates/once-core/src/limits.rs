@@ -111,3 +111,12 @@ pub const MAX_SPEC_BYTES: usize = 256;
 pub const MAX_SCHEDULES: usize = 10_000;
 /// Bytes of client input an error reply quotes.
 pub const QUOTE_BYTES: usize = 64;
+
+/// How long a finished job is kept (PUSH KEEP, CONFIGURE KEEP); 0: not kept.
+pub const KEEP: Range = Range::new("KEEP", 0, MAX_MS_10Y);
+/// Kept jobs at most per queue (CONFIGURE KEEP-MAX); 0: no cap.
+pub const KEEP_MAX: Range = Range::new("KEEP-MAX", 0, 1_000_000_000);
+/// How long a job may wait for its first reservation (PUSH TTL).
+pub const TTL: Range = Range::new("TTL", 1, MAX_MS_10Y);
+/// How long ONCE.CALL waits for its job.
+pub const CALL_TIMEOUT: Range = Range::new("TIMEOUT", 1, i32::MAX as i64);

@@ -37,7 +37,7 @@ pub static JOB_FIELDS: [Field<Job>; 11] = [
         set: |j, v| j.created_ms = v as u64,
     },
     Field {
-        range: Range::new("state", 0, 3),
+        range: Range::new("state", 0, 5),
         get: |j| i64::from(j.state.code()),
         set: |j, v| j.state = State::from_code(v as u64).unwrap_or(State::Ready),
     },
@@ -80,6 +80,9 @@ pub fn check_job(j: &Job) -> Result<(), String> {
     if j.state == State::Ready && j.deadline_ms != 0 {
         return Err("a ready job has no deadline".into());
     }
+    if j.result().is_some() && j.state != State::Completed {
+        return Err("only a completed job has a result".into());
+    }
     Ok(())
 }
 
@@ -92,7 +95,7 @@ fn counter(v: u64) -> i64 {
 }
 
 /// A queue's totals, named as STATS shows them.
-pub static TOTAL_FIELDS: [Field<Totals>; 8] = [
+pub static TOTAL_FIELDS: [Field<Totals>; 9] = [
     Field {
         range: Range::new("pushed_total", 0, COUNTER),
         get: |t| counter(t.pushed),
@@ -125,7 +128,15 @@ pub static TOTAL_FIELDS: [Field<Totals>; 8] = [
         get: |t| counter(t.dead_dropped),
         set: |t, v| t.dead_dropped = v as u64,
     },
+    Field {
+        range: Range::new("expired_unstarted_total", 0, COUNTER),
+        get: |t| counter(t.expired_unstarted),
+        set: |t, v| t.expired_unstarted = v as u64,
+    },
 ];
+
+/// The totals before TTL (RDB v4, `ONCE._META` of that time).
+pub const V4_TOTALS: usize = 8;
 
 /// The totals the first encodings carried (RDB v1, `ONCE._META` before dead caps).
 pub const LEGACY_TOTALS: usize = 7;

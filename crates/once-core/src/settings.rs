@@ -24,6 +24,10 @@ pub struct Settings {
     /// What every group gets unless ONCE.GROUP set its own.
     pub group_concurrency: u32,
     pub group_rate: Rate,
+    /// How long finished jobs are kept (a job's KEEP wins); 0: not kept.
+    pub keep_ms: u64,
+    /// Kept jobs at most; 0: no cap.
+    pub keep_max: u64,
 }
 
 impl Settings {
@@ -48,7 +52,7 @@ fn opt_u64(v: Option<u64>) -> i64 {
 }
 
 /// -1 stands for "not set" where 0 is a real value.
-pub static SETTING_FIELDS: [Field<Settings>; 13] = [
+pub static SETTING_FIELDS: [Field<Settings>; 15] = [
     Field {
         range: Range::new("retries", UNSET, limits::RETRIES.max),
         get: |s| opt_u32(s.retries),
@@ -82,7 +86,12 @@ pub static SETTING_FIELDS: [Field<Settings>; 13] = [
         get: |s| s.group_rate.per_ms as i64,
         set: |s, v| s.group_rate.per_ms = v as u64,
     },
+    Field { range: limits::KEEP, get: |s| s.keep_ms as i64, set: |s, v| s.keep_ms = v as u64 },
+    Field { range: limits::KEEP_MAX, get: |s| s.keep_max as i64, set: |s, v| s.keep_max = v as u64 },
 ];
+
+/// The settings before KEEP (RDB v4, `ONCE._SETTINGS` of that time).
+pub const V4_SETTINGS: usize = 13;
 
 /// The settings before flow control (RDB v3, `ONCE._SETTINGS` of that time).
 pub const V3_SETTINGS: usize = 7;

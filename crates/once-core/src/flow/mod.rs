@@ -534,7 +534,7 @@ impl Flow {
                     State::Ready => g.ready = 0,
                     State::Delayed => g.delayed = 0,
                     State::Dead => g.dead = 0,
-                    State::Reserved => {}
+                    State::Reserved | State::Completed | State::Cancelled => {}
                 }
             }
             if state == State::Ready {

@@ -15,6 +15,7 @@ fn job(group: Option<&str>) -> NewJob {
         lease_ms: 0,
         priority: 0,
         group: group.map(|g| g.as_bytes().into()),
+        ..NewJob::default()
     }
 }
 
@@ -49,7 +50,7 @@ fn concurrency_bounds_reservations_and_each_ack_frees_one() {
     let got = q.reserve(5, 10, lease);
     assert_eq!(got.len(), 2);
     assert!(q.reserve(1, 11, lease).is_empty());
-    assert!(q.ack(got[0], 12));
+    assert!(q.ack(got[0], 12, None));
     assert_eq!(q.reserve(5, 13, lease).len(), 1, "one ACK frees one place");
     assert!(q.reserve(1, 14, lease).is_empty());
     assert_eq!(q.wake_at(14), None, "only a release can help");
@@ -105,7 +106,7 @@ fn group_concurrency_one_and_an_override() {
     let more = q.reserve(10, 6, lease);
     assert_eq!(more.iter().map(|&s| group_of(&q, s)).collect::<Vec<_>>(), vec![b"a".to_vec(), b"a".to_vec()]);
     for s in got.iter().chain(&more) {
-        assert!(q.ack(*s, 7));
+        assert!(q.ack(*s, 7, None));
     }
     q.check_invariants().unwrap();
 }
@@ -118,18 +119,18 @@ fn drained_groups_cost_nothing_and_rate_windows_outlive_the_jobs() {
     }
     assert_eq!(q.flow.named(), 1000);
     for s in q.reserve(1000, 2, lease) {
-        assert!(q.ack(s, 3));
+        assert!(q.ack(s, 3, None));
     }
     assert_eq!(q.flow.named(), 0, "drained groups are freed");
     with(&mut q, |s| s.group_rate = Rate { n: 1, per_ms: 100 });
     let s = push(&mut q, Some("r"), 10);
     assert_eq!(q.reserve(1, 10, lease), vec![s]);
-    assert!(q.ack(s, 11));
+    assert!(q.ack(s, 11, None));
     assert_eq!(q.flow.named(), 1, "its window still holds");
     let again = push(&mut q, Some("r"), 20);
     assert!(q.reserve(1, 20, lease).is_empty(), "the window is kept across the drain");
     assert_eq!(q.reserve(1, 110, lease), vec![again]);
-    assert!(q.ack(again, 111));
+    assert!(q.ack(again, 111, None));
     let other = push(&mut q, None, 300);
     assert_eq!(q.reserve(1, 300, lease), vec![other]);
     assert_eq!(q.flow.named(), 0, "the idle group went once its window ended");

@@ -146,6 +146,7 @@ mod tests {
             lease_ms: 0,
             priority: 0,
             group: None,
+            ..NewJob::default()
         };
         match q.push(new, now) {
             Pushed::Added(s) | Pushed::Existing(s) => s,

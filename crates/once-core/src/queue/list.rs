@@ -86,6 +86,16 @@ impl Queue {
                 let end = from.map_or(Unbounded, |(_, t, s)| Included((t as u64, s)));
                 Box::new(self.dead.range((Unbounded, end)).rev().map(|&(t, s)| ((0, t as i64, s), s)))
             }
+            // Kept jobs by the time they go; completed and cancelled share the index.
+            State::Completed | State::Cancelled => {
+                let start = from.map_or(Unbounded, |(_, t, s)| Included((t as u64, s)));
+                Box::new(
+                    self.kept
+                        .range((start, Unbounded))
+                        .filter(move |&&(_, s)| self.jobs.get(s).is_some_and(|j| j.state == state))
+                        .map(|&(t, s)| ((0, t as i64, s), s)),
+                )
+            }
         }
     }
 }
@@ -107,6 +117,9 @@ mod tests {
                 lease_ms: 0,
                 priority: (i % 3) as i32,
                 group: None,
+                keep_ms: None,
+                ttl: None,
+                cancel_at: None,
             };
             assert!(matches!(q.push(new, 1000 + i), Pushed::Added(_)));
         }

@@ -20,8 +20,10 @@ use super::table::JobTable;
 pub use purge::{Graveyard, FREE_STEP};
 
 pub mod bulk;
+mod finish;
 pub mod list;
 mod purge;
+pub use finish::{Finish, EXPIRED_BEFORE_START};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
@@ -34,6 +36,8 @@ pub struct Totals {
     pub dead: u64,
     /// Dead jobs dropped by DEAD-MAX or DEAD-TTL (not by PURGE or CANCEL).
     pub dead_dropped: u64,
+    /// Jobs whose TTL ran out before any reservation (dead or dropped).
+    pub expired_unstarted: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -43,6 +47,9 @@ pub struct Stats {
     pub reserved: u64,
     pub dead: u64,
     pub schedules: u64,
+    /// Finished jobs kept (KEEP): completed and cancelled.
+    pub completed: u64,
+    pub cancelled: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,7 +64,7 @@ pub const LEASE_EXPIRED: &[u8] = b"lease expired";
 pub const SEQ_LIMIT: u64 = 1 << 62;
 
 /// What a push asks for; times are absolute and options resolved by the caller.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct NewJob {
     pub custom_id: Option<Box<[u8]>>,
     pub payload: Payload,
@@ -68,6 +75,12 @@ pub struct NewJob {
     pub priority: i32,
     /// GROUP (None: the default group).
     pub group: Option<Box<[u8]>>,
+    /// KEEP (None: the queue's).
+    pub keep_ms: Option<u64>,
+    /// TTL as a deadline, and whether it drops the job rather than making it dead.
+    pub ttl: Option<crate::job::Ttl>,
+    /// CALL … CANCEL: when the job is cancelled if still unfinished.
+    pub cancel_at: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,6 +130,14 @@ pub struct Queue {
     leases: BTreeSet<(u64, u64)>,
     /// Dead jobs by (time of death, seq); a dead job's `deadline_ms` is when it died.
     dead: BTreeSet<(u64, u64)>,
+    /// Finished jobs kept (KEEP) by (time they go, seq); their `deadline_ms` is that time.
+    kept: BTreeSet<(u64, u64)>,
+    /// How many of `kept` are cancelled (the rest completed).
+    kept_cancelled: usize,
+    /// Jobs with a TTL by (deadline, seq): hints the timer checks against the job before it acts.
+    ttls: BTreeSet<(u64, u64)>,
+    /// CALL … CANCEL jobs by (cancel time, seq): hints, as `ttls`.
+    cancels: BTreeSet<(u64, u64)>,
     next_seq: u64,
     pub totals: Totals,
     pub settings: Settings,
@@ -172,6 +193,8 @@ impl Queue {
             reserved: self.leases.len() as u64,
             dead: self.dead.len() as u64,
             schedules: self.schedules.len() as u64,
+            completed: (self.kept.len() - self.kept_cancelled) as u64,
+            cancelled: self.kept_cancelled as u64,
         }
     }
 
@@ -189,6 +212,9 @@ impl Queue {
             State::Delayed => self.graveyard.is_empty() || self.delayed.contains(&(j.deadline_ms, j.seq)),
             State::Reserved => true,
             State::Dead => self.graveyard.is_empty() || self.dead.contains(&(j.deadline_ms, j.seq)),
+            State::Completed | State::Cancelled => {
+                self.graveyard.is_empty() || self.kept.contains(&(j.deadline_ms, j.seq))
+            }
         }
     }
 
@@ -231,7 +257,14 @@ impl Queue {
         let job = Job {
             seq,
             created_ms: now_ms,
-            extra: Extra::boxed(new.custom_id, None),
+            extra: Extra {
+                custom_id: new.custom_id,
+                keep_ms: new.keep_ms,
+                ttl: new.ttl,
+                cancel_at: new.cancel_at,
+                ..Extra::default()
+            }
+            .boxed_if_any(),
             payload: new.payload,
             state: if delayed { State::Delayed } else { State::Ready },
             attempts: 0,
@@ -360,7 +393,9 @@ impl Queue {
                 self.dead.insert((job.deadline_ms, seq));
                 self.flow.count_waiting(job.group, true, 1);
             }
+            State::Completed | State::Cancelled => self.keep_index(job.state, job.deadline_ms, seq),
         }
+        self.hint_deadlines(&job);
         if let Some(id) = job.custom_id() {
             self.custom_ids.insert(id.into(), seq);
         }
@@ -422,13 +457,23 @@ impl Queue {
                 self.dead.remove(&(job.deadline_ms, seq));
                 self.flow.count_waiting(group, true, -1);
             }
+            State::Completed | State::Cancelled => {
+                let at = job.deadline_ms;
+                self.unkeep_index(state, at, seq);
+            }
         }
         Some(state)
     }
 
     fn remove(&mut self, seq: u64) -> Option<Job> {
         self.unindex(seq)?;
+        self.drop_unindexed(seq)
+    }
+
+    /// Takes a job that is in no state index out of the table, its id map and its deadline hints.
+    fn drop_unindexed(&mut self, seq: u64) -> Option<Job> {
         let job = self.jobs.remove(seq)?;
+        self.unhint_deadlines(&job);
         if let Some(id) = job.custom_id() {
             self.custom_ids.remove(id);
         }
@@ -519,6 +564,9 @@ impl Queue {
 
     /// A job just taken out of the ready index becomes reserved at `now_ms` until `deadline_ms`.
     fn mark_reserved(&mut self, seq: u64, deadline_ms: u64, now_ms: u64) {
+        if let Some(t) = self.jobs.get(seq).and_then(Job::pending_ttl) {
+            self.ttls.remove(&(t.at, seq));
+        }
         if let Some(job) = self.jobs.get_mut(seq) {
             job.state = State::Reserved;
             job.attempts = job.attempts.saturating_add(1);
@@ -545,15 +593,15 @@ impl Queue {
         }
     }
 
-    /// Completes a reserved job at `now_ms`. False if the job is not reserved.
-    pub fn ack(&mut self, seq: u64, now_ms: u64) -> bool {
+    /// Completes a reserved job at `now_ms`, with its result; kept for its KEEP, else removed. False if the
+    /// job is not reserved.
+    pub fn ack(&mut self, seq: u64, now_ms: u64, result: Option<&[u8]>) -> bool {
         let Some(job) = self.job(seq).filter(|j| j.state == State::Reserved) else { return false };
         if let Some(ran) = Self::elapsed(job.since_ms, now_ms) {
             self.run.record(ran);
         }
         self.note(Kind::Ack, seq, now_ms);
-        self.release(seq, now_ms);
-        self.remove(seq);
+        self.finish(seq, State::Completed, now_ms, result);
         self.totals.acked += 1;
         true
     }
@@ -567,19 +615,28 @@ impl Queue {
         self.unindex(seq);
         if let Some(job) = self.jobs.get_mut(seq) {
             job.restart_budget();
+            // An operator's retry starts the job afresh: a TTL or a CALL's cancel time no longer holds.
+            job.edit_extra(|e| {
+                e.ttl = None;
+                e.cancel_at = None;
+            });
         }
         self.make_ready(seq, now_ms);
         self.note(Kind::Retry, seq, now_ms);
         true
     }
 
-    /// Removes a job that is not reserved (a worker holds a reserved one: it must ACK or NACK it).
-    pub fn cancel(&mut self, seq: u64, now_ms: u64) -> bool {
+    /// Cancels a job that has not finished, reserved or not, with `reason` as its error: kept for its KEEP
+    /// as cancelled, else removed. A reserved job's holder learns it when its next EXTEND, PROGRESS, ACK or
+    /// NACK finds nothing to act on. False for a finished or unknown job.
+    pub fn cancel(&mut self, seq: u64, now_ms: u64, reason: &[u8]) -> bool {
         match self.state_of(seq) {
-            Some(State::Reserved) | None => false,
+            None => false,
+            Some(s) if s.is_kept() => false,
             Some(_) => {
                 self.note(Kind::Cancel, seq, now_ms);
-                self.remove(seq).is_some()
+                self.finish(seq, State::Cancelled, now_ms, Some(reason));
+                true
             }
         }
     }
@@ -656,6 +713,9 @@ impl Queue {
             Outcome::Dead => {
                 job.state = State::Dead;
                 job.deadline_ms = now_ms;
+                if let Some(at) = job.cancel_at() {
+                    self.cancels.remove(&(at, seq));
+                }
                 self.dead.insert((now_ms, seq));
                 self.totals.dead += 1;
             }
@@ -717,7 +777,10 @@ impl Queue {
         let lease = self.leases.first().map(|&(d, _)| d);
         let cron = self.fires.first().map(|(t, _)| *t);
         let idle = self.flow.idle_deadline();
-        [delayed, lease, cron, idle, self.dead_deadline(), self.housekeeping_deadline()].into_iter().flatten().min()
+        [delayed, lease, cron, idle, self.dead_deadline(), self.housekeeping_deadline(), self.finish_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Frees up to `max` drained groups whose rate window ended by `now` (the timer's step, replicated as
@@ -758,7 +821,7 @@ impl Queue {
         );
         let ready = sampled(self.ready.len(), self.ready.values().map(|l| l.bytes() + 64));
         // A B-tree entry of (u64, u64) costs about its size plus a share of node overhead.
-        let deadlines = (self.delayed.len() + self.leases.len()) * 24;
+        let deadlines = (self.delayed.len() + self.leases.len() + self.kept.len() + self.ttls.len()) * 24;
         let schedules: usize = self.schedules.values().map(|s| 256 + s.payload.len() + s.spec_text.len()).sum();
         let events = sampled(self.events.len(), self.events.iter().map(super::events::Event::bytes));
         size_of::<Self>() + table + heap + custom + ready + deadlines + schedules + events + self.flow.bytes()
@@ -838,7 +901,12 @@ impl Queue {
         if count(State::Dead) != self.dead.len() {
             return Err("dead index disagrees with jobs".into());
         }
-        for &(d, s) in self.delayed.iter().chain(self.leases.iter()).chain(self.dead.iter()) {
+        if count(State::Completed) + count(State::Cancelled) != self.kept.len()
+            || count(State::Cancelled) != self.kept_cancelled
+        {
+            return Err("kept index disagrees with jobs".into());
+        }
+        for &(d, s) in self.delayed.iter().chain(self.leases.iter()).chain(self.dead.iter()).chain(self.kept.iter()) {
             match self.jobs.get(s) {
                 Some(j) if j.deadline_ms == d => {}
                 _ => return Err(format!("deadline index names job seq {s} wrongly")),
@@ -853,7 +921,7 @@ impl Queue {
             return Err("id sequence is behind a job".into());
         }
         let mut counts: std::collections::HashMap<u32, [u64; 4]> = std::collections::HashMap::new();
-        for j in self.jobs.values().filter(|j| self.indexed(j)) {
+        for j in self.jobs.values().filter(|j| self.indexed(j) && !j.state.is_kept()) {
             counts.entry(j.group).or_default()[usize::from(j.state.code())] += 1;
         }
         self.flow.check(&counts)

@@ -77,6 +77,14 @@ impl Queue {
                 self.retry_all_upto = None;
                 n
             }
+            // Every kept job, completed or cancelled: their ids are free again.
+            State::Completed | State::Cancelled => {
+                let set = std::mem::take(&mut self.kept);
+                self.kept_cancelled = 0;
+                let n = set.len();
+                self.graveyard.sets.push(set);
+                n
+            }
             State::Reserved => return None,
         };
         let limits = self.limits();
@@ -107,6 +115,7 @@ impl Queue {
             _ => return false,
         }
         let Some(job) = self.jobs.remove(seq) else { return false };
+        self.unhint_deadlines(&job);
         if let Some(id) = job.custom_id() {
             if self.custom_ids.get(id) == Some(&seq) {
                 self.custom_ids.remove(id);

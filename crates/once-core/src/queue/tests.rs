@@ -15,6 +15,7 @@ fn nj(payload: &str) -> NewJob {
         lease_ms: 0,
         priority: 0,
         group: None,
+        ..NewJob::default()
     }
 }
 
@@ -63,7 +64,7 @@ fn payloads(q: &Queue, seqs: &[u64]) -> Vec<String> {
 }
 
 fn stats(ready: u64, delayed: u64, reserved: u64, dead: u64) -> Stats {
-    Stats { ready, delayed, reserved, dead, schedules: 0 }
+    Stats { ready, delayed, reserved, dead, schedules: 0, completed: 0, cancelled: 0 }
 }
 
 /// Fails a reserved job as NACK would (no override, not forced), returning the decided outcome.
@@ -232,7 +233,7 @@ fn ack_completes_a_reserved_job() {
     let seq = added(q.push(with_id("a", "job-1"), 0));
     let id = id_str(&q, seq);
     reserve(&mut q, 1, 10);
-    assert!(q.ack(seq, 1));
+    assert!(q.ack(seq, 1, None));
     assert!(q.job(seq).is_none());
     assert_eq!(q.find(id.as_bytes()), None);
     assert!(q.is_empty());
@@ -240,7 +241,7 @@ fn ack_completes_a_reserved_job() {
     assert_eq!(q.stats(), stats(0, 0, 0, 0));
     assert_eq!(q.totals.acked, 1);
     assert_eq!(q.next_deadline(), None);
-    assert!(!q.ack(seq, 1), "a second ack counts 0");
+    assert!(!q.ack(seq, 1, None), "a second ack counts 0");
     assert_eq!(q.totals.acked, 1);
     q.check_invariants().unwrap();
 }
@@ -253,14 +254,14 @@ fn ack_of_a_job_that_is_not_reserved_is_false() {
     let dead = added(q.push(NewJob { retries: 0, ..nj("dead") }, 0));
     assert_eq!(reserve(&mut q, 1, 0), vec![ready]);
     let ready2 = added(q.push(nj("ready2"), 0));
-    assert!(q.ack(ready, 1));
+    assert!(q.ack(ready, 1, None));
     assert_eq!(reserve(&mut q, 1, 0), vec![dead]);
     assert_eq!(nack(&mut q, dead, 1, None, 0), Outcome::Dead);
 
-    assert!(!q.ack(ready2, 1));
-    assert!(!q.ack(delayed, 1));
-    assert!(!q.ack(dead, 1));
-    assert!(!q.ack(987_654, 1));
+    assert!(!q.ack(ready2, 1, None));
+    assert!(!q.ack(delayed, 1, None));
+    assert!(!q.ack(dead, 1, None));
+    assert!(!q.ack(987_654, 1, None));
     assert_eq!(state(&q, ready2), State::Ready);
     assert_eq!(state(&q, delayed), State::Delayed);
     assert_eq!(state(&q, dead), State::Dead);
@@ -429,10 +430,7 @@ fn lease_expiry_is_a_failed_attempt_named_lease_expired() {
     assert!(q.apply_failure(seq, FailCause::LeaseExpired, None, outcome, 0));
     assert_eq!(state(&q, seq), State::Dead);
     assert_eq!(q.job(seq).unwrap().last_error(), Some(LEASE_EXPIRED));
-    assert_eq!(
-        q.totals,
-        Totals { pushed: 1, reserved: 2, expired: 2, retried: 1, dead: 1, nacked: 0, acked: 0, dead_dropped: 0 }
-    );
+    assert_eq!(q.totals, Totals { pushed: 1, reserved: 2, expired: 2, retried: 1, dead: 1, ..Totals::default() });
     q.check_invariants().unwrap();
 }
 
@@ -445,10 +443,10 @@ fn first_expired_picks_the_earliest_lease_then_the_lowest_seq() {
     reserve(&mut q, 3, 0);
     assert_eq!(q.first_expired(99), None);
     assert_eq!(q.first_expired(1000), Some(b));
-    assert!(q.ack(b, 1));
+    assert!(q.ack(b, 1, None));
     assert_eq!(q.first_expired(1000), Some(c));
     assert_eq!(q.first_expired(299), Some(c));
-    assert!(q.ack(c, 1));
+    assert!(q.ack(c, 1, None));
     assert_eq!(q.first_expired(299), None);
     assert_eq!(q.first_expired(300), Some(a));
 }
@@ -495,7 +493,7 @@ fn attempt_fence_names_exactly_one_reservation() {
     assert!(q.holds_reservation(seq, None));
     assert!(!q.holds_reservation(seq, Some(u64::from(u32::MAX) + 2)));
 
-    q.ack(seq, 1);
+    q.ack(seq, 1, None);
     assert!(!q.holds_reservation(seq, Some(2)));
     assert!(!q.holds_reservation(seq, None));
 }
@@ -571,7 +569,7 @@ fn server_ids_are_ms_dash_seq_unique_and_follow_creation() {
     // Seqs are never reused, even after the newest job is gone.
     let last = q.find(b"5000-5").unwrap();
     reserve(&mut q, 10, 5000);
-    assert!(q.ack(last, 1));
+    assert!(q.ack(last, 1, None));
     let seq = added(q.push(nj("next"), 5000));
     assert_eq!(id_str(&q, seq), "5000-6");
     assert_eq!(q.find(b"5000-5"), None);
@@ -651,7 +649,7 @@ fn a_custom_id_is_free_again_once_its_job_is_gone() {
     let mut q = Queue::new();
     let first = added(q.push(with_id("one", "k"), 0));
     reserve(&mut q, 1, 0);
-    assert!(q.ack(first, 1));
+    assert!(q.ack(first, 1, None));
     let second = added(q.push(with_id("two", "k"), 10));
     assert_ne!(first, second);
     assert_eq!(q.find(b"k"), Some(second));
@@ -722,8 +720,8 @@ fn totals_count_every_kind_of_event() {
 
     reserve(&mut q, 3, 0); // a, b, c
     assert_eq!(q.totals.reserved, 3);
-    assert!(q.ack(c, 1));
-    assert!(!q.ack(c, 1));
+    assert!(q.ack(c, 1, None));
+    assert!(!q.ack(c, 1, None));
     nack(&mut q, a, 0, Some(b"x"), 0); // retry (backoff 0 -> due now)
     let exp = q.first_expired(10).unwrap();
     assert_eq!(exp, b);
@@ -735,7 +733,7 @@ fn totals_count_every_kind_of_event() {
 
     assert_eq!(
         q.totals,
-        Totals { pushed: 5, reserved: 5, acked: 1, nacked: 2, expired: 1, retried: 1, dead: 2, dead_dropped: 0 }
+        Totals { pushed: 5, reserved: 5, acked: 1, nacked: 2, expired: 1, retried: 1, dead: 2, ..Totals::default() }
     );
     assert_eq!(q.stats(), stats(0, 1, 1, 2));
     q.check_invariants().unwrap();
@@ -773,7 +771,7 @@ fn stats_counts_each_state_and_schedules() {
     nack(&mut q, got[0], 0, None, 0);
     q.put_schedule(every("s1", "@every 1s", 0));
     q.put_schedule(every("s2", "@every 2s", 0));
-    assert_eq!(q.stats(), Stats { ready: 2, delayed: 3, reserved: 1, dead: 1, schedules: 2 });
+    assert_eq!(q.stats(), Stats { ready: 2, delayed: 3, reserved: 1, dead: 1, schedules: 2, ..Stats::default() });
     assert_eq!(q.len(), 7);
     q.check_invariants().unwrap();
 }
@@ -795,7 +793,7 @@ fn next_deadline_is_the_earliest_of_delayed_lease_and_schedule() {
     q.put_schedule(every("s", "@every 500ms", 1000)); // fires at 1500
     assert_eq!(q.next_deadline(), Some(1500));
     q.remove_schedule(b"s");
-    q.ack(r[0], 1);
+    q.ack(r[0], 1, None);
     assert_eq!(q.next_deadline(), Some(4000));
     q.promote_due(u64::MAX, 100);
     assert_eq!(q.next_deadline(), None);
@@ -833,8 +831,8 @@ fn messy_queue() -> Queue {
         now += 3;
     }
     let got = reserve(&mut q, 12, now);
-    q.ack(got[0], 1);
-    q.ack(got[5], 1);
+    q.ack(got[0], 1, None);
+    q.ack(got[5], 1, None);
     for &s in &got[6..9] {
         nack(&mut q, s, now, Some(b"e"), s);
     }
@@ -1127,7 +1125,7 @@ fn compare(q: &Queue, m: &Model, step: usize) {
         delayed: m.count(State::Delayed),
         reserved: m.count(State::Reserved),
         dead: m.count(State::Dead),
-        schedules: 0,
+        ..Stats::default()
     };
     assert_eq!(q.stats(), expect, "step {step}");
     assert_eq!(q.totals, m.totals, "step {step}");
@@ -1165,6 +1163,7 @@ fn run_model(seed: u64, steps: usize) {
                     lease_ms: if rng.chance(50) { 0 } else { 1 + rng.below(300) },
                     priority: rng.below(4) as i32 - 1,
                     group: None,
+                    ..NewJob::default()
                 };
                 let live = custom
                     .as_ref()
@@ -1220,7 +1219,7 @@ fn run_model(seed: u64, steps: usize) {
                     rng.below(m.next_seq + 3)
                 };
                 let expect = m.jobs.get(&seq).is_some_and(|j| j.state == State::Reserved);
-                assert_eq!(q.ack(seq, 1), expect, "step {step} seq {seq}");
+                assert_eq!(q.ack(seq, 1, None), expect, "step {step} seq {seq}");
                 if expect {
                     m.jobs.remove(&seq);
                     m.totals.acked += 1;
@@ -1345,19 +1344,117 @@ fn a_retried_job_gets_its_whole_retry_budget_again() {
 }
 
 #[test]
-fn cancel_removes_any_job_but_a_reserved_one() {
+fn cancel_finishes_any_unfinished_job_reserved_ones_too() {
     let mut q = Queue::new();
     let ready = added(q.push(with_id("a", "r"), 0));
     let delayed = added(q.push(due_at("b", 500), 0));
     let held = added(q.push(nj("c"), 0));
     assert_eq!(q.reserve(1, 0, lease_of), vec![ready]);
-    assert!(!q.cancel(ready, 1), "reserved jobs stay until ACK or NACK");
-    assert!(q.cancel(delayed, 1));
-    assert!(q.cancel(held, 1));
-    assert!(!q.cancel(held, 1));
-    assert_eq!(q.stats(), Stats { ready: 0, delayed: 0, reserved: 1, dead: 0, schedules: 0 });
-    assert!(q.ack(ready, 1));
-    assert_eq!(q.find(b"r"), None);
+    assert!(q.cancel(delayed, 1, b"cancelled"));
+    assert!(q.cancel(held, 1, b"cancelled"));
+    assert!(!q.cancel(held, 1, b"cancelled"));
+    assert!(q.cancel(ready, 2, b"cancelled"), "a reserved job is cancelled at once");
+    assert!(!q.ack(ready, 3, None), "its holder's ACK finds nothing to complete");
+    assert!(!q.holds_reservation(ready, Some(1)));
+    assert_eq!(q.stats(), Stats::default());
+    assert_eq!(q.find(b"r"), None, "not kept (KEEP 0): the id is free again");
+    q.check_invariants().unwrap();
+}
+
+fn keeping(ms: u64, max: u64) -> Queue {
+    let mut q = Queue::new();
+    q.set_settings(Settings { keep_ms: ms, keep_max: max, ..Settings::default() });
+    q
+}
+
+#[test]
+fn a_kept_job_holds_its_result_and_its_id_until_keep_ends() {
+    let mut q = keeping(1_000, 0);
+    let a = added(q.push(with_id("a", "x"), 0));
+    q.reserve(1, 10, lease_of);
+    assert!(q.ack(a, 20, Some(b"42")));
+    let f = q.outcome(a).unwrap();
+    assert_eq!(
+        (f.state, f.result.as_deref(), f.finished_ms, f.attempts),
+        (State::Completed, Some(&b"42"[..]), Some(20), 1)
+    );
+    assert_eq!(q.stats().completed, 1);
+    assert_eq!(q.push(with_id("again", "x"), 30), Pushed::Existing(a), "the dedup window");
+    assert_eq!(q.next_deadline(), Some(1_020));
+    assert!(q.kept_to_forget(1_019, 10).is_empty());
+    assert_eq!(q.kept_to_forget(1_020, 10), vec![a]);
+    assert_eq!(q.forget_kept(&[a]), 1);
+    assert!(matches!(q.push(with_id("again", "x"), 1_030), Pushed::Added(_)), "the id is free after KEEP");
+    assert_eq!(q.totals.acked, 1);
+    q.check_invariants().unwrap();
+}
+
+#[test]
+fn a_jobs_own_keep_wins_and_keep_max_pushes_out_the_nearest_end() {
+    let mut q = keeping(0, 2);
+    let short = added(q.push(NewJob { keep_ms: Some(100), ..nj("a") }, 0));
+    let long = added(q.push(NewJob { keep_ms: Some(10_000), ..nj("b") }, 0));
+    let plain = added(q.push(nj("c"), 0));
+    let third = added(q.push(NewJob { keep_ms: Some(5_000), ..nj("d") }, 0));
+    q.reserve(4, 1, lease_of);
+    for s in [short, long, plain, third] {
+        assert!(q.ack(s, 2, None));
+    }
+    assert!(q.job(plain).is_none(), "KEEP 0 (the queue's) keeps nothing");
+    assert!(q.job(short).is_none(), "past KEEP-MAX the kept job nearest its end went");
+    assert_eq!(
+        (q.job(long).map(|j| j.state), q.job(third).map(|j| j.state)),
+        (Some(State::Completed), Some(State::Completed))
+    );
+    q.set_settings(Settings { keep_max: 1, ..q.settings });
+    assert_eq!(q.kept_to_forget(3, 10), vec![third], "a lower KEEP-MAX is the timer's to apply");
+    q.check_invariants().unwrap();
+}
+
+#[test]
+fn a_ttl_ends_a_job_that_never_started_and_only_such_a_job() {
+    let mut q = Queue::new();
+    let ttl = |ms: u64, drop| Some(crate::job::Ttl { at: ms, drop });
+    let dies = added(q.push(NewJob { ttl: ttl(100, false), ..nj("a") }, 0));
+    let goes = added(q.push(NewJob { ttl: ttl(100, true), ..nj("b") }, 0));
+    let starts = added(q.push(NewJob { ttl: ttl(100, false), ..due_at("c", 50) }, 0));
+    assert_eq!(q.next_deadline(), Some(50));
+    q.promote_due(50, 10);
+    // Reserves the best ready job: `dies` and `goes` came first, so reserve `starts` by name.
+    assert!(q.reserve_exact(starts, 1_000, 60));
+    assert_eq!(q.ttl_due(99, 10), Vec::<u64>::new());
+    let due = q.ttl_due(100, 10);
+    assert_eq!(due, vec![dies, goes], "a started job's TTL no longer applies");
+    for s in due {
+        assert!(q.expire_unstarted(s, 100));
+    }
+    let dead = q.job(dies).unwrap();
+    assert_eq!((dead.state, dead.last_error()), (State::Dead, Some(EXPIRED_BEFORE_START)));
+    assert!(q.job(goes).is_none());
+    assert_eq!((q.totals.expired_unstarted, q.totals.dead), (2, 1));
+    assert!(!q.expire_unstarted(starts, 200));
+    q.check_invariants().unwrap();
+}
+
+#[test]
+fn progress_is_fenced_and_a_call_cancel_time_cancels_the_unfinished() {
+    let mut q = keeping(500, 0);
+    let a = added(q.push(NewJob { cancel_at: Some(300), ..nj("a") }, 0));
+    q.reserve(1, 10, lease_of);
+    assert!(!q.set_progress(a, Some(2), b"half", 20), "another attempt's progress is refused");
+    assert!(q.set_progress(a, Some(1), b"half", 20));
+    assert_eq!(q.cancels_due(299, 10), Vec::<u64>::new());
+    assert_eq!(q.cancels_due(300, 10), vec![a]);
+    assert!(q.cancel(a, 300, b"call timed out"));
+    let f = q.outcome(a).unwrap();
+    assert_eq!(
+        (f.state, f.error.as_deref(), f.progress.as_deref()),
+        (State::Cancelled, Some(&b"call timed out"[..]), Some(&b"half"[..]))
+    );
+    assert!(!q.set_progress(a, Some(1), b"more", 301), "the holder learns it was cancelled");
+    assert_eq!(q.stats().cancelled, 1);
+    assert_eq!(q.purge(State::Completed), Some(1), "PURGE completed takes every kept job");
+    assert_eq!(q.stats().cancelled, 0);
     q.check_invariants().unwrap();
 }
 
@@ -1374,7 +1471,7 @@ fn wait_and_run_are_measured_from_the_masters_times() {
     assert_eq!(q.wait.counts[bucket_of(30)], 1);
     assert_eq!(q.wait.counts[bucket_of(4_100)], 1);
     assert_eq!(q.wait.sum_ms, 30 + 4_100);
-    assert!(q.ack(a, 1_530));
+    assert!(q.ack(a, 1_530, None));
     nack(&mut q, b, 9_107, Some(b"boom"), 0);
     assert_eq!(q.run.counts[bucket_of(500)], 1);
     assert_eq!(q.run.counts[bucket_of(7)], 1);
