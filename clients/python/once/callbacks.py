@@ -27,6 +27,7 @@ from .types import (
     parse_histogram,
     parse_job_info,
     parse_list,
+    parse_result,
     parse_schedules,
     parse_settings,
     parse_stats,
@@ -78,6 +79,9 @@ PARSERS: Dict[str, Callable[[Any], Any]] = {
     "ONCE.CONFIGURE": parse_settings,
     "ONCE.GROUP": _group,
     "ONCE.GROUPS": parse_groups,
+    "ONCE.RESULT": parse_result,
+    "ONCE.CALL": parse_result,
+    "ONCE.PROGRESS": bool,
 }
 
 

@@ -2,9 +2,9 @@
 
     once [--url redis://host:6379/0] COMMAND ...      ($ONCE_URL is the default URL)
 
-Reads (``queues``, ``stats``, ``list``, ``inspect``, ``schedules``, ``events``, ``configure`` without options)
-take ``--json``. Exit codes: 0 done; 1 the server refused (an error reply) or the job/queue was not found;
-2 bad usage; 3 the server could not be reached; 130 interrupted.
+Reads (``queues``, ``stats``, ``list``, ``inspect``, ``result``, ``schedules``, ``events``, ``configure`` without
+options) and ``call`` take ``--json``. Exit codes: 0 done; 1 the server refused (an error reply), the job/queue was
+not found, or a wait ended without an outcome; 2 bad usage; 3 the server could not be reached; 130 interrupted.
 """
 import argparse
 import datetime
@@ -25,7 +25,7 @@ from .format import fmt_ms, fmt_rate, fmt_time, short
 from .server import has_command, info_once, queues, readable_stats, server_eviction_warning
 from .serving import EXIT_CONNECT, EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError
 from .serving import serve_until_stopped  # noqa: F401 - importable from here, as before it moved
-from .types import COUNT_FIELDS, PURGEABLE, STATES, plain
+from .types import COUNT_FIELDS, LIST_STATES, PURGEABLE, Result, plain, to_str
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
@@ -91,7 +91,7 @@ def _kv_table(title: str, mapping: Dict[str, Any], formats: Optional[Dict[str, A
     return t
 
 
-JOB_TIMES = ("created", "due", "lease_deadline", "died")
+JOB_TIMES = ("created", "due", "lease_deadline", "died", "finished")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -258,8 +258,53 @@ def cmd_retry(r, args) -> int:
 def cmd_cancel(r, args) -> int:
     _require_queue(r, args.queue)
     n = Admin(r, args.queue).cancel(args.ids)
-    _report(args, "cancelled", n, f"cancelled {n} of {len(args.ids)} job(s) (reserved jobs are not cancelled)")
+    note = "" if has_command(r, "ONCE.RESULT") else " (reserved jobs are not cancelled by this server's module)"
+    _report(args, "cancelled", n, f"cancelled {n} of {len(args.ids)} job(s){note}")
     return EXIT_OK if n else EXIT_FAIL
+
+
+def _print_result(args, title: str, outcome: Result) -> None:
+    if args.json:
+        print_json(plain(outcome))
+        return
+    _console().print(_kv_table(title, plain(outcome), {"finished": fmt_time}))
+
+
+def cmd_result(r, args) -> int:
+    _require_queue(r, args.queue)
+    if args.wait is not None and args.wait <= 0:
+        raise CliError("--wait takes a number of seconds above 0", EXIT_USAGE)
+    outcome = Once(r, args.queue).result(args.id, wait=args.wait)
+    if outcome is None:
+        if args.json:
+            print_json(None)
+        raise CliError(f"no job {args.id!r} in queue {args.queue!r} (a finished job is only kept with KEEP)")
+    _print_result(args, f"job {args.id} of {args.queue}", outcome)
+    if args.wait is not None and not outcome.done:
+        raise CliError(f"job {args.id!r} is still {outcome.state} after {args.wait:g}s")
+    return EXIT_OK
+
+
+def cmd_call(r, args) -> int:
+    if args.timeout <= 0:
+        raise CliError("--timeout takes a number of milliseconds above 0", EXIT_USAGE)
+    outcome = Once(r, args.queue).call(args.payload, timeout=args.timeout / 1000.0, cancel=args.cancel,
+                                       id=args.id, keep=args.keep)
+    if outcome is None:
+        if args.json:
+            print_json(None)
+        fate = "it was cancelled" if args.cancel else "it stays queued"
+        raise CliError(f"no outcome within {args.timeout} ms: {fate}")
+    if args.json:
+        print_json(plain(outcome))
+    elif outcome.ok:
+        if outcome.result is not None:
+            sys.stdout.write(to_str(outcome.result) + "\n")
+            sys.stdout.flush()
+    if not outcome.ok:
+        why = f": {outcome.error}" if outcome.error else ""
+        raise CliError(f"the job ended {outcome.state}{why}")
+    return EXIT_OK
 
 
 def cmd_purge(r, args) -> int:
@@ -414,7 +459,8 @@ def _stop_flag() -> Dict[str, bool]:
 
 
 def cmd_configure(r, args) -> int:
-    options = {k: getattr(args, k) for k in ("retries", "backoff", "lease", "dead_max", "dead_ttl", "events_max")}
+    options = {k: getattr(args, k) for k in ("retries", "backoff", "lease", "dead_max", "dead_ttl", "events_max",
+                                             "keep", "keep_max")}
     if all(v is None for v in options.values()):
         _require_queue(r, args.queue)           # reading makes no key: say a missing queue is missing
     settings = Admin(r, args.queue).configure(**options)
@@ -568,7 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("list", cmd_list, "one page of the jobs in a state (ONCE.LIST)")
     sp.add_argument("queue")
-    sp.add_argument("state", choices=STATES)
+    sp.add_argument("state", choices=LIST_STATES)
     sp.add_argument("--count", type=int, default=None, help="jobs per page (1-1000; the server's default is 100)")
     sp.add_argument("--cursor", default="0", help="the cursor the previous page printed")
     sp.add_argument("--payloads", action="store_true", help="show payloads too (WITHPAYLOADS)")
@@ -596,9 +642,26 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("ids", nargs="*", default=[], metavar="ID")
     g.add_argument("--all", action="store_true", help="every dead job (ONCE.RETRY queue ALL)")
 
-    sp = add("cancel", cmd_cancel, "remove jobs in any state but reserved (ONCE.CANCEL)")
+    sp = add("cancel", cmd_cancel, "cancel jobs; a running one finishes as cancelled (ONCE.CANCEL)")
     sp.add_argument("queue")
     sp.add_argument("ids", nargs="+", metavar="ID")
+
+    sp = add("result", cmd_result, "a job's outcome: state, result or error, attempts, finished, progress "
+                                   "(ONCE.RESULT); exit 1 if there is no such job")
+    sp.add_argument("queue")
+    sp.add_argument("id")
+    sp.add_argument("--wait", type=float, default=None, metavar="SECONDS",
+                    help="wait up to this long for an unfinished job to finish (exit 1 if it has not)")
+
+    sp = add("call", cmd_call, "push a job and wait for its outcome in one round trip (ONCE.CALL); prints the "
+                               "result; exit 1 at the timeout or when the job ends dead or cancelled")
+    sp.add_argument("queue")
+    sp.add_argument("payload")
+    sp.add_argument("--timeout", type=int, default=30000, metavar="MS", help="how long to wait (default 30000)")
+    sp.add_argument("--cancel", action="store_true", help="cancel the job at the timeout (else it stays queued)")
+    sp.add_argument("--id", default=None, help="the job's id (a job with this id still held: no new job)")
+    sp.add_argument("--keep", type=int, default=None, metavar="MS",
+                    help="keep the finished job this long (ONCE.RESULT reads it; its id is a dedup window)")
 
     sp = add("purge", cmd_purge, "remove every job in a state (ONCE.PURGE)")
     sp.add_argument("queue")
@@ -629,7 +692,9 @@ def build_parser() -> argparse.ArgumentParser:
     for opt, what in (("retries", "retries of a job without its own"), ("backoff", "backoff ms"),
                       ("lease", "lease ms"), ("dead-max", "most dead jobs kept (0: all)"),
                       ("dead-ttl", "ms a dead job is kept (0: forever)"),
-                      ("events-max", "events kept for ONCE.EVENTS (0: none)")):
+                      ("events-max", "events kept for ONCE.EVENTS (0: none)"),
+                      ("keep", "ms a finished job is kept with its outcome (0: not kept)"),
+                      ("keep-max", "most finished jobs kept (0: no cap)")):
         sp.add_argument(f"--{opt}", type=int, default=None, help=what)
 
     sp = add("top", cmd_top, "a live view of every queue: counts, rates in/out, wait/run p99")

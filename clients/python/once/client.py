@@ -1,5 +1,6 @@
 """``Once``: one queue of the Once Redis module, every ONCE.* command as a method with a typed result."""
 import contextlib
+import dataclasses
 import datetime
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -10,18 +11,24 @@ from .errors import WrongTypeError, is_wrong_type, naming_wrong_type, wrong_type
 from .types import (
     GroupInfo,
     Job,
+    JobControl,
     JobId,
     JobInfo,
     Payload,
+    Result,
     Schedule,
+    Settings,
     Stats,
+    encode_value,
     error_text,
     parse_group,
     parse_groups,
     parse_job_info,
     parse_jobs,
     parse_list,
+    parse_result,
     parse_schedules,
+    parse_settings,
     parse_stats,
     to_id,
     to_int,
@@ -34,6 +41,7 @@ if TYPE_CHECKING:  # the worker imports this module: Once.worker() imports the w
 JobRef = Union[Job, JobId]
 AckRef = Union[JobRef, Sequence[Job]]       # what ack-and-fetch acknowledges: one job, or a batch of Jobs
 Millis = Union[int, float, datetime.timedelta]
+Seconds = Union[int, float, datetime.timedelta]
 
 BULK_MAX = 10_000        # payloads per ONCE.BULK call (the module's limit); push_many sends more in several calls
 
@@ -43,6 +51,17 @@ def _ms(value: Millis) -> int:
     if isinstance(value, datetime.timedelta):
         return int(value.total_seconds() * 1000)
     return int(value)
+
+
+def _block_ms(timeout: Optional[Seconds]) -> int:
+    """A wait in seconds (None: forever) as a BLOCK / TIMEOUT argument, where 0 means forever: a wait shorter than
+    a millisecond is 1 ms, never 0."""
+    if timeout is None:
+        return 0
+    seconds = timeout.total_seconds() if isinstance(timeout, datetime.timedelta) else float(timeout)
+    if seconds <= 0:
+        raise ValueError("a timeout must be positive (None waits forever)")
+    return max(1, round(seconds * 1000))
 
 
 def _unix_ms(value: Union[int, float, datetime.datetime]) -> int:
@@ -88,6 +107,57 @@ def _job_options(delay_ms: Optional[Millis], at: Optional[Union[int, datetime.da
     if group is not None:
         args += ["GROUP", group]
     return args
+
+
+def _finish_options(keep: Optional[Millis], ttl: Optional[Millis], ttl_drop: bool) -> List[Any]:
+    """PUSH's (and CALL's) KEEP and TTL options, which BULK does not take."""
+    args: List[Any] = []
+    if keep is not None:
+        args += ["KEEP", _ms(keep)]
+    if ttl is not None:
+        args += ["TTL", _ms(ttl)] + (["DROP"] if ttl_drop else [])
+    elif ttl_drop:
+        raise ValueError("ttl_drop goes with ttl")
+    return args
+
+
+class Pushed(str):
+    """What ``Once.push`` returns: the job's id (a str, equal to it, usable wherever the id is), which also knows
+    its queue and can wait for the job's outcome. Pickled or copied, it is a plain str."""
+
+    once: "Once"
+    queue: str
+
+    def __new__(cls, job_id: str, once: "Once", queue: str) -> "Pushed":
+        self = super().__new__(cls, job_id)
+        self.once, self.queue = once, queue
+        return self
+
+    def __reduce__(self) -> Any:
+        return (str, (str(self),))
+
+    @property
+    def id(self) -> str:
+        return str(self)
+
+    def result(self, timeout: Optional[Seconds] = None, *,
+               decode: Optional[Union[bool, str]] = None) -> Optional[Result]:
+        """Waits for the job to finish (ONCE.RESULT ... BLOCK) and returns its ``Result`` (completed, dead or
+        cancelled: see ``Result.ok``, ``text``, ``json()``, ``error``). ``timeout`` in seconds (a timedelta too;
+        None waits as long as it takes); ``TimeoutError`` when the job is still unfinished then. None when the
+        queue does not hold the job: it finished before the wait began and was not kept (push with ``keep=``)."""
+        outcome = self.once.result(self, wait=timeout if timeout is not None else 0, decode=decode)
+        if outcome is not None and not outcome.done:
+            raise TimeoutError(f"job {str(self)!r} still {outcome.state} after {timeout}s")
+        return outcome
+
+    def inspect(self, *, decode: Optional[Union[bool, str]] = None) -> Optional[JobInfo]:
+        """ONCE.INSPECT of this job."""
+        return self.once.inspect(self, decode=decode)
+
+    def cancel(self) -> bool:
+        """ONCE.CANCEL of this job; True if it was cancelled."""
+        return self.once.cancel(self) > 0
 
 
 def _fenced_acks(jobs: Sequence[Job]) -> List[Any]:
@@ -214,17 +284,25 @@ class Once:
         lease_ms: Optional[Millis] = None,
         priority: Optional[int] = None,
         group: Optional[Union[str, bytes]] = None,
+        keep: Optional[Millis] = None,
+        ttl: Optional[Millis] = None,
+        ttl_drop: bool = False,
         wait_replicas: Optional[int] = None,
         wait_timeout_ms: Optional[Millis] = None,
         wait_aof: Optional[bool] = None,
     ) -> JobId:
-        """ONCE.PUSH: adds a job and returns its id.
+        """ONCE.PUSH: adds a job and returns its id, as a ``Pushed`` (a str) whose ``.result(timeout)`` waits for
+        the job's outcome.
 
         ``id``: a client id (1-256 bytes); pushing an id that is still live in the queue adds nothing and returns it.
         ``delay_ms`` or ``at`` (unix ms or a datetime): when the job becomes ready (not both).
         ``retries``: how many times a failed job is tried again (0 = one attempt). ``backoff_ms``: the base of the
         exponential backoff between retries. ``lease_ms``: this job's lease when reserved. ``priority``: higher first.
         ``group``: the job's group (1-256 bytes; see ``group()``); None: the queue's default group.
+        ``keep`` (ms): once finished (completed or cancelled) the job is kept with its outcome that long, for
+        ``result()`` and as a dedup window for its id (0: not kept; None: the queue's KEEP, see ``configure``).
+        ``ttl`` (ms): a job not reserved within that long after the push becomes dead (``expired before start``),
+        or with ``ttl_drop=True`` is removed.
         ``wait_replicas``, ``wait_timeout_ms``, ``wait_aof``: a durable push for this call (default: the Once's
         settings, see the class): ``DurabilityError`` when fewer replicas (or AOF fsyncs) than asked confirm it.
         """
@@ -232,12 +310,104 @@ class Once:
         if id is not None:
             args += ["ID", id]
         args += _job_options(delay_ms, at, retries, backoff_ms, lease_ms, priority, group)
+        args += _finish_options(keep, ttl, ttl_drop)
         replicas = self.wait_replicas if wait_replicas is None else int(wait_replicas)
         aof = self.wait_aof if wait_aof is None else bool(wait_aof)
         if replicas <= 0 and not aof:
-            return to_id(self._cmd(*args))
+            return self._pushed(to_id(self._cmd(*args)))
         timeout = self.wait_timeout_ms if wait_timeout_ms is None else _ms(wait_timeout_ms)
-        return self._durable(args, max(0, replicas), timeout, aof)
+        return self._pushed(self._durable(args, max(0, replicas), timeout, aof))
+
+    def _pushed(self, job_id: JobId) -> JobId:
+        """The id a push returns: a ``Pushed`` (an id that is not UTF-8 stays bytes)."""
+        return Pushed(job_id, self, self.queue) if isinstance(job_id, str) else job_id
+
+    def call(
+        self,
+        payload: Payload,
+        *,
+        timeout: Optional[Seconds],
+        cancel: bool = False,
+        id: Optional[JobId] = None,
+        delay_ms: Optional[Millis] = None,
+        at: Optional[Union[int, datetime.datetime]] = None,
+        retries: Optional[int] = None,
+        backoff_ms: Optional[Millis] = None,
+        lease_ms: Optional[Millis] = None,
+        priority: Optional[int] = None,
+        group: Optional[Union[str, bytes]] = None,
+        keep: Optional[Millis] = None,
+        ttl: Optional[Millis] = None,
+        ttl_drop: bool = False,
+        decode: Optional[Union[bool, str]] = None,
+    ) -> Optional[Result]:
+        """ONCE.CALL: pushes a job and waits, in the same round trip, until it finishes; returns its ``Result``
+        (``ok``, ``text``, ``json()``, ``error``), or None when ``timeout`` (seconds, or a timedelta; None: forever)
+        ran out first. Then the job stays queued, or with ``cancel=True`` it is cancelled (its error reads ``call
+        timed out``). The other options are ``push``'s. Never re-sent by the client's retries (a second CALL would
+        push again), and read with a timeout longer than the wait, whatever the client's ``socket_timeout``."""
+        wait = _block_ms(timeout)
+        args: List[Any] = ["ONCE.CALL", self.queue, _payload(payload)]
+        if id is not None:
+            args += ["ID", id]
+        args += _job_options(delay_ms, at, retries, backoff_ms, lease_ms, priority, group)
+        args += _finish_options(keep, ttl, ttl_drop)
+        args += ["TIMEOUT", wait] + (["CANCEL"] if cancel else [])
+        with naming_wrong_type(self.redis, self.queue):
+            reply = blocking.call_one(self.redis, self.queue, args, wait)
+        return parse_result(reply, self._decode(decode))
+
+    def result(self, job: JobRef, *, wait: Optional[Seconds] = None,
+               decode: Optional[Union[bool, str]] = None) -> Optional[Result]:
+        """ONCE.RESULT: the job's outcome (completed with its ``result``, dead or cancelled with its ``error``) or
+        where it stands while unfinished (``Result.done`` is False); None for a job the queue does not hold.
+
+        ``wait`` (seconds, or a timedelta; 0 waits as long as it takes): wait up to that long for an unfinished job
+        to finish (RESULT ... BLOCK, woken by the job's own ACK, death or cancel); the reply is then the outcome, or
+        the job as it stands at the timeout. A waiter that was waiting when the job finished gets the outcome even
+        when the job is not kept. The wait runs on one connection read with a timeout longer than it, never re-sent
+        by the client's retries."""
+        args: List[Any] = ["ONCE.RESULT", self.queue, _job_id(job)]
+        if wait is None:
+            return parse_result(self._cmd(*args), self._decode(decode))
+        ms = 0 if wait == 0 else _block_ms(wait)
+        with naming_wrong_type(self.redis, self.queue):
+            reply = blocking.call_one(self.redis, self.queue, args + ["BLOCK", ms], ms)
+        return parse_result(reply, self._decode(decode))
+
+    def progress(self, job: JobRef, data: Any, *, attempt: Optional[int] = None) -> bool:
+        """ONCE.PROGRESS: stores ``data`` (str or bytes; other values as JSON) as a reserved job's progress, shown by
+        ``inspect`` and ``result``. Fenced by ``attempt`` (a Job gives its own): True if the job is reserved (under
+        that attempt) and the progress was stored, False if not (lease ran out, cancelled, finished)."""
+        encoded = encode_value(data)
+        if encoded is None:
+            raise ValueError("progress needs data")
+        if attempt is None and isinstance(job, Job):
+            attempt = job.attempt
+        queue = self._queue_of(job)
+        args: List[Any] = ["ONCE.PROGRESS", queue, _job_id(job), encoded]
+        if attempt is not None:
+            args += ["ATTEMPT", int(attempt)]
+        return bool(self._cmd_on(queue, *args))
+
+    def was_cancelled(self, job: JobRef) -> bool:
+        """Whether the job finished as cancelled (ONCE.RESULT): why a reservation's EXTEND, PROGRESS or ACK was
+        refused, when it was."""
+        queue = self._queue_of(job)
+        outcome = parse_result(self._cmd_on(queue, "ONCE.RESULT", queue, _job_id(job)))
+        return outcome is not None and outcome.state == "cancelled"
+
+    def _job_progress(self, job: Job, data: Any) -> bool:
+        """``Job.progress``: PROGRESS, and a refusal because the job was cancelled sets its ``cancelled``."""
+        if self.progress(job, data):
+            return True
+        if job._control is not None and self.was_cancelled(job):
+            job._control.cancelled.set()
+        return False
+
+    def controlled(self, job: Job) -> Job:
+        """``job`` with a control of its own, so that ``job.progress()`` goes through this Once."""
+        return dataclasses.replace(job, _control=JobControl(self._job_progress))
 
     def push_many(
         self,
@@ -437,15 +607,20 @@ class Once:
     def _parse_reserved(self, reply: Any, decode: Optional[Union[bool, str]]) -> List[Job]:
         """RESERVE's jobs; with ALSO each entry carries its queue as a 4th element."""
         if len(self.queues) == 1:
-            return parse_jobs(reply, self.queue, self._decode(decode))
-        return [job for e in reply or [] for job in parse_jobs([e[:3]], to_str(e[3]), self._decode(decode))]
+            jobs = parse_jobs(reply, self.queue, self._decode(decode))
+        else:
+            jobs = [job for e in reply or [] for job in parse_jobs([e[:3]], to_str(e[3]), self._decode(decode))]
+        return [self.controlled(j) for j in jobs]
 
     def _queue_of(self, job: JobRef) -> str:
         """The queue a Job came from (an id: the first queue)."""
         return job.queue if isinstance(job, Job) and job.queue else self.queue
 
-    def ack(self, *jobs: JobRef, attempt: Optional[int] = None) -> int:
+    def ack(self, *jobs: JobRef, attempt: Optional[int] = None, result: Any = None) -> int:
         """ONCE.ACK: completes reserved jobs (Job objects or ids); returns how many were reserved and are now gone.
+
+        ``result``: the job's result (str or bytes as given, other values as JSON; one job only), kept with the
+        finished job for ``result()`` and handed to a waiting ``call()``; at most the module's max-payload-bytes.
 
         A Job is fenced by its attempt (``ACK id ATTEMPT n``; several as ``ACKS n id attempt ...``): it is acked
         only while that very reservation holds, so a worker whose lease ran out cannot complete the job another
@@ -454,6 +629,16 @@ class Once:
         """
         if not jobs:
             raise ValueError("ack needs at least one job")
+        encoded = encode_value(result)
+        if encoded is not None:
+            if len(jobs) != 1:
+                raise ValueError("a result goes with exactly one job")
+            if attempt is None and isinstance(jobs[0], Job):
+                attempt = jobs[0].attempt
+            queue = self._queue_of(jobs[0])
+            args: List[Any] = ["ONCE.ACK", queue, _job_id(jobs[0])]
+            args += ["ATTEMPT", int(attempt)] if attempt is not None else []
+            return int(self._cmd_on(queue, *args, "RESULT", encoded))
         if attempt is not None:
             if len(jobs) != 1:
                 raise ValueError("attempt fences exactly one job")
@@ -521,7 +706,10 @@ class Once:
         return int(self._cmd("ONCE.RETRY", self.queue, *[_job_id(j) for j in jobs]))
 
     def cancel(self, *jobs: JobRef) -> int:
-        """ONCE.CANCEL: removes jobs in any state but reserved; returns how many were removed."""
+        """ONCE.CANCEL: cancels jobs; returns how many were. A ready, delayed or dead job is removed (kept as
+        ``cancelled`` with KEEP); a reserved one finishes as ``cancelled`` at once, and its holder's EXTEND, PROGRESS
+        and ACK are refused from then on (a Python worker sets the job's ``cancelled`` and does not ACK it). A module
+        older than issue 21 does not cancel reserved jobs."""
         if not jobs:
             raise ValueError("cancel needs at least one job")
         return int(self._cmd("ONCE.CANCEL", self.queue, *[_job_id(j) for j in jobs]))
@@ -536,7 +724,8 @@ class Once:
     def list(self, state: str, *, cursor: str = "0", count: Optional[int] = None, payloads: bool = False,
              match: Optional[Union[str, bytes]] = None,
              decode: Optional[Union[bool, str]] = None) -> Tuple[str, List[JobInfo]]:
-        """ONCE.LIST: one page of the jobs in ``state`` (ready, delayed, reserved, dead): ``(next_cursor, jobs)``;
+        """ONCE.LIST: one page of the jobs in ``state`` (ready, delayed, reserved, dead, or the kept completed and
+        cancelled): ``(next_cursor, jobs)``;
         pass ``next_cursor`` back as ``cursor`` until it is "0". ``payloads``: with their payloads (WITHPAYLOADS).
         ``match``: only jobs whose id, payload or last error match this glob (as SCAN MATCH); the server examines a
         bounded number of jobs per call, so a page may hold fewer than ``count`` jobs, even none, before the end."""
@@ -554,6 +743,22 @@ class Once:
     def stats(self) -> Stats:
         """ONCE.STATS: job counts by state and totals (``stats().items_waiting`` = ready jobs)."""
         return parse_stats(self._cmd("ONCE.STATS", self.queue))
+
+    def configure(self, *, keep: Optional[Millis] = None, keep_max: Optional[int] = None,
+                  **settings: Optional[int]) -> Settings:
+        """ONCE.CONFIGURE: sets the queue's settings given and returns them all (only reads without any).
+        ``keep`` (ms): how long a finished job is kept with its outcome when its push did not say (0: not kept);
+        ``keep_max``: at most that many kept, the one nearest its expiry dropped first (0: no cap). Other settings by
+        their name in lower case: ``dead_max=100``, ``events_max=1000``, ``lease=30000`` (ms)..."""
+        args: List[Any] = ["ONCE.CONFIGURE", self.queue]
+        if keep is not None:
+            args += ["KEEP", _ms(keep)]
+        if keep_max is not None:
+            args += ["KEEP-MAX", int(keep_max)]
+        for name, value in settings.items():
+            if value is not None:
+                args += [name.upper().replace("_", "-"), int(value)]
+        return parse_settings(self._cmd(*args))
 
     # --- flow control ---------------------------------------------------------------------------------------
 

@@ -4,9 +4,11 @@ The parsers accept what redis-py hands back under either protocol: RESP2 maps ar
 RESP3 maps as dicts; strings arrive as bytes, or as str when the client has ``decode_responses=True``.
 """
 import dataclasses
+import json
 import math
+import threading
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 Payload = Union[bytes, str]
 JobId = Union[str, bytes]
@@ -14,6 +16,9 @@ Bucket = Tuple[float, int]               # ONCE.HISTOGRAM: (upper bound in ms, m
 Settings = Dict[str, Optional[int]]      # ONCE.CONFIGURE: setting -> value, None where the module default applies
 
 STATES = ("ready", "delayed", "reserved", "dead")
+KEPT_STATES = ("completed", "cancelled")     # finished jobs a queue keeps for KEEP ms (ONCE.LIST lists them too)
+LIST_STATES = STATES + KEPT_STATES
+FINISHED_STATES = ("completed", "dead", "cancelled")    # ONCE.RESULT: the job has its outcome
 PURGEABLE = ("ready", "delayed", "dead")
 COUNT_FIELDS = STATES
 
@@ -33,11 +38,98 @@ class Job:
     payload: Payload
     attempt: int
     queue: str = ""
+    # set on the Jobs a Once or a worker hands out: how job.progress() reaches the server, and the cancelled flag
+    _control: Optional["JobControl"] = field(default=None, compare=False, repr=False)
 
     @property
     def text(self) -> str:
         """The payload as text (UTF-8), whatever form ``payload`` has."""
         return self.payload if isinstance(self.payload, str) else self.payload.decode("utf-8")
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the worker learnt that this reservation was cancelled (``ONCE.CANCEL`` of the running job):
+        its lease extension, ``progress()`` or ACK was refused and the job's state is ``cancelled``. A handler that
+        runs long checks it and stops early; the worker does not ACK a cancelled job, whatever the handler returns."""
+        return self._control is not None and self._control.cancelled.is_set()
+
+    def progress(self, data: Any) -> bool:
+        """ONCE.PROGRESS for this reservation (fenced by its attempt): ``data`` as str/bytes, other values as JSON.
+        Shown by INSPECT and RESULT (``Result.progress``). False if the job is no longer held by this reservation
+        (then ``cancelled`` tells whether it was cancelled)."""
+        if self._control is None:
+            raise RuntimeError("this Job was not handed out by a Once or a worker: call Once.progress(job, data)")
+        return self._control.progress(self, data)
+
+
+class JobControl:
+    """Shared by the copies of one reserved Job: ``progress`` sends ONCE.PROGRESS (and sets ``cancelled`` when the
+    refusal was a cancel), ``cancelled`` is set by whoever finds the job cancelled (the worker's lease keeper)."""
+
+    def __init__(self, progress: Callable[[Job, Any], bool]):
+        self.cancelled = threading.Event()
+        self.progress = progress
+
+
+def encode_value(value: Any) -> Optional[bytes]:
+    """A handler's return value (or progress) as the bytes the server keeps: None stays None (no result), bytes as
+    they are, str as UTF-8, anything else as compact JSON (``Result.json()`` reads it back). TypeError when the value
+    is none of these and not JSON-serializable."""
+    if value is None:
+        return None
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Result:
+    """ONCE.RESULT / ONCE.CALL: a job's outcome, or where it stands while it has none.
+
+    ``state``: ready, delayed, reserved (unfinished), completed, dead or cancelled (``done``). ``result``: what the
+    worker acked the job with (bytes, or str when decoded; None without one). A Python worker stores a handler's
+    str return value as its UTF-8 text, bytes as they are, and anything else as JSON: read it with ``text`` or
+    ``json()``, whichever the handler returns (the same rule for ``progress``). ``error``: a dead job's last error,
+    or a cancelled job's reason (``cancelled``, or ``call timed out``). ``finished``: unix ms, None while unfinished.
+    """
+
+    state: str
+    result: Optional[Payload] = None
+    error: Optional[str] = None
+    attempts: int = 0
+    finished: Optional[int] = None
+    progress: Optional[Payload] = None
+    extra: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def done(self) -> bool:
+        """The job finished: completed, dead or cancelled."""
+        return self.state in FINISHED_STATES
+
+    @property
+    def ok(self) -> bool:
+        """The job completed (it was acked)."""
+        return self.state == "completed"
+
+    @property
+    def text(self) -> Optional[str]:
+        """The result as text (UTF-8), None without one."""
+        return None if self.result is None else _as_text(self.result)
+
+    def json(self) -> Any:
+        """The result read as JSON (a Python worker's handler returned a dict, list, number, bool...); None without
+        one. ValueError when it is not JSON."""
+        return None if self.result is None else json.loads(self.result)
+
+    def progress_json(self) -> Any:
+        """The progress read as JSON; None without one."""
+        return None if self.progress is None else json.loads(self.progress)
+
+
+def _as_text(value: Payload) -> str:
+    return value if isinstance(value, str) else value.decode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -45,7 +137,7 @@ class JobInfo:
     """ONCE.INSPECT: one job as the queue holds it. Times are unix ms; ``None`` where a field does not apply."""
 
     id: JobId
-    state: str  # ready | delayed | reserved | dead
+    state: str  # ready | delayed | reserved | dead | completed | cancelled
     payload: Payload
     attempts: int
     retries: int
@@ -59,6 +151,9 @@ class JobInfo:
     tries: int = 0  # reservations since the last ONCE.RETRY (counted against ``retries``); ``attempts`` never resets
     died: Optional[int] = None  # when a dead job died
     group: Optional[str] = None  # the job's group (PUSH ... GROUP); None: the default group
+    result: Optional[Payload] = None  # what a completed job was acked with (decoded as the payload is)
+    progress: Optional[Payload] = None  # the last ONCE.PROGRESS of a reserved (or finished) job
+    finished: Optional[int] = None  # when a completed / dead / cancelled job finished
     extra: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -82,6 +177,9 @@ class Stats:
     retried_total: int = 0
     dead_total: int = 0
     dead_dropped_total: int = 0  # dead jobs dropped by DEAD-MAX / DEAD-TTL
+    completed: int = 0  # finished jobs kept with their outcome (KEEP)
+    cancelled: int = 0
+    expired_unstarted_total: int = 0  # jobs not reserved within their TTL (dead or dropped)
     paused: int = 0
     # The queue's own settings (ONCE.CONFIGURE); None where the module config applies.
     retries: Optional[int] = None
@@ -115,7 +213,7 @@ class Stats:
     @property
     def total(self) -> int:
         """Jobs the queue holds, in any state."""
-        return self.ready + self.delayed + self.reserved + self.dead
+        return self.ready + self.delayed + self.reserved + self.dead + self.completed + self.cancelled
 
 
 @dataclass(frozen=True)
@@ -283,7 +381,37 @@ def parse_job_info(reply: Any, decode: Union[bool, str]) -> Optional[JobInfo]:
     if "group" in known:
         known["group"] = to_id(known["group"])
     known["payload"] = decode_payload(known.get("payload", b""), decode)
+    for k in ("result", "progress"):
+        if known.get(k) is not None:
+            known[k] = decode_payload(known[k], decode)
+    if "finished" in known:
+        known["finished"] = to_int(known["finished"])
     return JobInfo(**known, extra=extra)
+
+
+_RESULT_FIELDS = {f for f in Result.__dataclass_fields__ if f != "extra"}
+
+
+def parse_result(reply: Any, decode: Union[bool, str] = False) -> Optional[Result]:
+    """ONCE.RESULT's (and ONCE.CALL's) reply: null, or the map of state, result, error, attempts, finished,
+    progress."""
+    if isinstance(reply, Result):
+        decoded: Dict[str, Any] = {k: decode_payload(getattr(reply, k), decode)
+                                   for k in ("result", "progress") if getattr(reply, k) is not None}
+        return dataclasses.replace(reply, **decoded)
+    m = as_map(reply)
+    if m is None:
+        return None
+    known = {k: v for k, v in m.items() if k in _RESULT_FIELDS}
+    extra = {k: to_str(v) for k, v in m.items() if k not in _RESULT_FIELDS}
+    known["state"] = to_str(known.get("state"))
+    known["error"] = to_str(known.get("error"))
+    known["attempts"] = to_int(known.get("attempts")) or 0
+    known["finished"] = to_int(known.get("finished"))
+    for k in ("result", "progress"):
+        if known.get(k) is not None:
+            known[k] = decode_payload(known[k], decode)
+    return Result(**known, extra=extra)
 
 
 def parse_list(reply: Any, decode: Union[bool, str]) -> Tuple[str, List[JobInfo]]:
@@ -375,7 +503,8 @@ def plain(value: Any) -> Any:
     """A typed result as JSON-ready values: a dataclass as a dict (its ``extra`` fields merged in, after its
     own), tuples as lists, bytes as text (undecodable bytes as \\x escapes)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out = {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "extra"}
+        out = {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)
+               if f.name != "extra" and not f.name.startswith("_")}
         out.update({k: plain(v) for k, v in getattr(value, "extra", {}).items()})
         return out
     if isinstance(value, dict):

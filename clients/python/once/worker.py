@@ -10,7 +10,8 @@ Threads of one ``Worker.run()``:
   jobs of the ALSO queues go as ``ONCE.ACK q2 ...`` in that round trip. The jobs run one after the other in that
   thread; a failure is nacked with its ``ATTEMPT`` and error text; the last ACKs when stopping are ``ONCE.ACK``.
 - one *lease keeper*: for every job in hand (running, or prefetched and waiting its turn),
-  ``ONCE.EXTEND q id lease ATTEMPT n`` every ``extend_every_ms``.
+  ``ONCE.EXTEND q id lease ATTEMPT n`` every ``extend_every_ms``. An EXTEND refused because the job was cancelled
+  (``ONCE.CANCEL`` of a running job; ``ONCE.RESULT`` tells) sets the job's ``cancelled``.
 - one *monitor* (when a monitor_handler is given): ``ONCE.STATS`` every ``monitor_interval`` seconds.
 - the calling thread waits for a stop (a signal, ``stop()``, the stop event), then wakes the reservers still
   blocked (``CLIENT UNBLOCK``; a user without the right to CLIENT ID / CLIENT UNBLOCK just waits out block_ms),
@@ -38,7 +39,7 @@ from redis.retry import Retry
 from .client import Once
 from .errors import WrongTypeError, is_no_permission
 from .server import server_eviction_warning
-from .types import Job, PermanentError, Stats, decode_payload, error_text, to_str
+from .types import Job, PermanentError, Stats, decode_payload, encode_value, error_text, to_str
 
 log = logging.getLogger("once.worker")
 
@@ -64,6 +65,22 @@ def _transient(exc: BaseException) -> bool:
 _POOL_OWNED = ("maint_notifications_pool_handler", "maint_notifications_config", "orig_host_address",
                "orig_socket_timeout", "orig_socket_connect_timeout", "himport_registry", "event_dispatcher",
                "cache", "cache_config", "connection_pool")
+
+
+def was_cancelled(once: Any, job: Job) -> bool:
+    """Whether a reservation the server no longer honours was cancelled (ONCE.RESULT); False where the module has
+    no ONCE.RESULT (it cannot cancel a running job) or the question fails."""
+    try:
+        return bool(once.was_cancelled(job))
+    except redis.RedisError as exc:
+        log.debug("ONCE.RESULT %s: %s", job.id, exc)
+        return False
+
+
+def mark_cancelled(job: Job) -> None:
+    if job._control is not None and not job._control.cancelled.is_set():
+        job._control.cancelled.set()
+        log.info("job %s (attempt %d) was cancelled while it ran: it is not acknowledged", job.id, job.attempt)
 
 
 def derive_pool(client: Any, max_connections: int, socket_timeout: Optional[float]) -> redis.ConnectionPool:
@@ -102,6 +119,7 @@ class WorkerSummary:
     failed: int = 0
     lease_lost: int = 0
     late_acks: int = 0          # ACKs the server refused: the job's lease had run out before it was acked
+    cancelled: int = 0          # jobs cancelled while they ran (ONCE.CANCEL): neither acked nor nacked
 
 
 class _Slot:
@@ -178,9 +196,14 @@ class _LeaseKeeper:
                             self._due[key] = (job, time.monotonic() + min(self._every, 1.0))
                     continue
                 if deadline is None:
+                    cancelled = was_cancelled(once, job)
+                    if cancelled:
+                        mark_cancelled(job)
                     with self._cond:
                         if key in self._due:
                             del self._due[key]
+                            if cancelled:
+                                continue
                             self._lost.add(key)
                             log.warning("job %s (attempt %d) lost its lease: it ran out or another worker holds "
                                         "it now; it may run twice", job.id, job.attempt)
@@ -208,7 +231,9 @@ class Worker:
     - ``monitor_interval``: seconds between two monitor_handler calls (default 5.0; the first call is at start).
     - ``decode``: the payload handed to ``execute`` is str (UTF-8, the default), bytes with ``decode=False``, or
       str in the named encoding; a payload that does not decode fails like a task that raised.
-    - ``pass_job``: hand ``execute`` the whole Job (id, payload, attempt) instead of the payload.
+    - ``pass_job``: hand ``execute`` the whole Job (id, payload, attempt) instead of the payload: then the task
+      can report ``job.progress(data)`` and check ``job.cancelled`` (set when the job was cancelled while it ran;
+      the worker learns it at the next lease extension, so set ``extend_every_ms`` to how soon it must know).
     - ``stop_event``: a ``threading.Event`` that stops the worker when set.
     - ``handle_signals``: on SIGINT/SIGTERM, stop gracefully (default True; only possible in the main thread).
       A second signal while stopping raises KeyboardInterrupt (jobs in hand are then left to their leases).
@@ -217,6 +242,14 @@ class Worker:
       server before leaving the job to its lease (default 10.0 s).
 
     A task that raises ``once.PermanentError`` is dead-lettered at once (NACK ... DEAD).
+
+    What a task returns is the job's result (``ONCE.ACK ... RESULT``), read by ``Once.result``, ``push(...).result()``
+    and ``Once.call``: str is stored as its UTF-8 text, bytes as they are, None as no result (the job is then
+    acknowledged with the next RESERVE, in the same round trip), any other value as JSON (``Result.json()`` reads it
+    back; a value JSON cannot encode is logged and the job acknowledged without a result). A job with a result is
+    acknowledged as soon as its task returns, in a round trip of its own, so a waiting caller has it at once; a
+    result the server refuses (larger than its max-payload-bytes) dead-letters the job with the server's error. A job
+    cancelled while it ran is neither acknowledged nor nacked, whatever its task did.
     """
 
     def __init__(
@@ -437,11 +470,23 @@ class Worker:
             return once.reserve(self.prefetch, block_ms=self.block_ms, lease_ms=self.lease_ms, ack=pending)
         self._withack = True
         if acked < len(pending):
-            self._late_ack(pending, len(pending) - acked, resent)
+            self._late_ack(once, pending, len(pending) - acked, resent)
         return jobs
 
-    def _late_ack(self, jobs: List[Job], refused: int, resent: bool) -> None:
-        """``refused`` of the ACKs of ``jobs`` (sent together) were refused; which ones the reply does not say."""
+    def _late_ack(self, once: Any, jobs: List[Job], refused: int, resent: bool) -> None:
+        """``refused`` of the ACKs of ``jobs`` (sent together) were refused; which ones the reply does not say, but
+        a job found cancelled (it was cancelled after its task returned) was one."""
+        if not resent:
+            cancelled = [j for j in jobs if was_cancelled(once, j)]
+            for j in cancelled:
+                mark_cancelled(j)
+            with self._lock:
+                self.summary.cancelled += len(cancelled)
+                self.summary.processed -= len(cancelled)
+            jobs = [j for j in jobs if j not in cancelled]
+            refused -= len(cancelled)
+            if refused <= 0:
+                return
         names = ", ".join(f"{to_str(j.id)} (attempt {j.attempt})" for j in jobs)
         if resent:
             # the round trip that carried these ACKs before lost its reply: that one may have acked the jobs
@@ -501,7 +546,7 @@ class Worker:
                     if stopping:
                         acked = once.ack(*pending_ack)
                         if acked < len(pending_ack):
-                            self._late_ack(pending_ack, len(pending_ack) - acked, ack_resent)
+                            self._late_ack(once, pending_ack, len(pending_ack) - acked, ack_resent)
                         return
                     if slot.client_id is None:
                         slot.client_id = self._client_id(client)
@@ -556,28 +601,86 @@ class Worker:
                     pass
 
     def _process(self, once: Any, job: Job) -> bool:
-        """Runs one job (tracked by the lease keeper); True if it succeeded (to be acked), False if it failed (nacked
-        here)."""
+        """Runs one job (tracked by the lease keeper); True if it succeeded without a result (to be acked with the
+        next RESERVE), False if it was acked with its result, failed (nacked here) or was cancelled."""
         shown = job
         try:
             data = decode_payload(job.payload, self.decode)
             shown = dataclasses.replace(job, payload=data)
-            self.execute(shown if self.pass_job else data)
+            value = self.execute(shown if self.pass_job else data)
         except BaseException as exc:  # noqa: BLE001 - every failure of a task is the job's failure
+            if not isinstance(exc, Exception):  # SystemExit, KeyboardInterrupt raised by the task: stop
+                self.stop()
+            if job.cancelled:
+                self._count_cancelled()
+                return False
             self._handle_error(shown, exc)
             self._nack(once, job, exc)
             with self._lock:
                 self.summary.failed += 1
-            if not isinstance(exc, Exception):  # SystemExit, KeyboardInterrupt raised by the task: stop
-                self.stop()
             return False
         finally:
-            if not self._keeper.untrack(job):
+            if not self._keeper.untrack(job) and not job.cancelled:
                 with self._lock:
                     self.summary.lease_lost += 1
+        if job.cancelled:
+            self._count_cancelled()
+            return False
+        try:
+            result = encode_value(value)
+        except (TypeError, ValueError) as exc:
+            log.warning("job %s (attempt %d): its task returned a %s, which is not str, bytes or JSON (%s): "
+                        "acknowledged without a result", job.id, job.attempt, type(value).__name__, exc)
+            result = None
         with self._lock:
             self.summary.processed += 1
-        return True
+        if result is None:
+            return True
+        self._ack_result(once, job, result)
+        return False
+
+    def _count_cancelled(self) -> None:
+        with self._lock:
+            self.summary.cancelled += 1
+
+    def _ack_result(self, once: Any, job: Job, result: bytes) -> None:
+        """ACK ... ATTEMPT n RESULT data, now; a refused result (too large) dead-letters the job with the server's
+        error, a refused ACK is a cancel or a lease that ran out."""
+        try:
+            acked = self._deliver(lambda: once.ack(job, result=result), f"the ACK of job {to_str(job.id)}")
+        except redis.ResponseError as exc:
+            log.error("job %s (attempt %d): the server refused its result (%s): the job is dead-lettered",
+                      job.id, job.attempt, exc)
+            with self._lock:
+                self.summary.processed -= 1
+                self.summary.failed += 1
+            self._nack(once, job, RuntimeError(f"result refused: {exc}"), dead=True)
+            return
+        if acked is not None and not acked:
+            self._late_ack(once, [job], 1, False)
+
+    def _deliver(self, send: Callable[[], Any], what: str) -> Any:
+        """``send()``, again on connection errors (a fenced command makes a resend harmless) until the lease would
+        have run out; None when it could not be delivered (the job is left to its lease). An error reply is
+        raised."""
+        backoff = Backoff(cap=self.max_backoff)
+        give_up_at = time.monotonic() + max(self.stop_timeout, self.lease_ms / 1000.0)
+        while True:
+            try:
+                return send()
+            except redis.ResponseError as err:
+                if _transient(err):
+                    if time.monotonic() > give_up_at:
+                        log.error("could not send %s: %s; the job's lease will expire instead", what, err)
+                        return None
+                else:
+                    raise
+            except Exception as err:  # noqa: BLE001
+                if not _transient(err) or time.monotonic() > give_up_at:
+                    log.error("could not send %s: %s; the job's lease will expire instead", what, err)
+                    return None
+                log.warning("once: %s; %s again", err, what)
+            time.sleep(backoff.next())
 
     def _handle_error(self, job: Job, exc: BaseException) -> None:
         if self.error_handler is None:
@@ -588,22 +691,13 @@ class Worker:
         except Exception:
             log.exception("error_handler raised on job %s", job.id)
 
-    def _nack(self, once: Any, job: Job, exc: BaseException) -> None:
+    def _nack(self, once: Any, job: Job, exc: BaseException, dead: bool = False) -> None:
         """NACK with ATTEMPT and the error text; resent on connection errors (the fence makes a resend harmless)."""
-        backoff = Backoff(cap=self.max_backoff)
-        give_up_at = time.monotonic() + max(self.stop_timeout, self.lease_ms / 1000.0)
-        while True:
-            try:
-                once.nack(job, error=error_text(exc), dead=isinstance(exc, PermanentError))
-                return
-            except Exception as err:  # noqa: BLE001
-                if not _transient(err) or time.monotonic() > give_up_at:
-                    log.error("could not nack job %s (attempt %d): %s; its lease will expire instead",
-                              job.id, job.attempt, err)
-                    return
-                delay = backoff.next()
-                log.warning("once: %s; nack of job %s again in %.2fs", err, job.id, delay)
-                time.sleep(delay)
+        try:
+            self._deliver(lambda: once.nack(job, error=error_text(exc), dead=dead or isinstance(exc, PermanentError)),
+                          f"the NACK of job {to_str(job.id)} (attempt {job.attempt})")
+        except redis.ResponseError as err:
+            log.error("could not nack job %s (attempt %d): %s; its lease will expire instead", job.id, job.attempt, err)
 
     # --- the monitor ----------------------------------------------------------------------------------------
 

@@ -116,6 +116,12 @@ class _Replay(SyncOnce):
     def __init__(self, queue: Union[str, Sequence[str]], decode: Union[bool, str]):
         super().__init__(_StandIn(), queue, decode=decode)
 
+    def _pushed(self, job_id: Any) -> Any:
+        return job_id        # a Pushed's result() would wait synchronously: here ``await once.result(id, wait=...)``
+
+    def controlled(self, job: Any) -> Any:
+        return job           # job.progress() is synchronous: here ``await once.progress(job, data)``
+
     def _durable(self, args: List[Any], replicas: int, timeout: int, aof: bool) -> Any:
         raise NotImplementedError("durable pushes (wait_replicas, wait_aof) are not in once.aio yet: push with "
                                   "once.Once, or send WAIT yourself")
@@ -161,8 +167,10 @@ class Once:
     """A queue named ``queue`` in the server behind ``redis_client``, a ``redis.asyncio.Redis`` (either protocol,
     any settings). The methods are ``once.Once``'s, awaitable; see there for each one. Calls that wait on the
     server (``reserve(block_ms=...)``) run on one connection read with a deadline longer than the wait, never
-    re-sent by the client's retries (``once.aio.blocking``). Not here yet: durable pushes (``wait_replicas``,
-    ``wait_aof``), and Redis Cluster clients.
+    re-sent by the client's retries (``once.aio.blocking``), as ``call()`` and ``result(wait=...)`` do. ``push``
+    returns the id as a plain str (wait for the outcome with ``await once.result(id, wait=...)``), and a reserved
+    Job has no ``progress()`` (``await once.progress(job, data)``). Not here yet: durable pushes (``wait_replicas``,
+    ``wait_aof``), results of the async worker's handlers, and Redis Cluster clients.
 
         once = Once(redis.asyncio.Redis(), "emails")
         await once.push("hello")
@@ -217,6 +225,11 @@ class Once:
     schedule = _awaitable(SyncOnce.schedule)
     unschedule = _awaitable(SyncOnce.unschedule)
     schedules = _awaitable(SyncOnce.schedules)
+    result = _awaitable(SyncOnce.result)
+    call = _awaitable(SyncOnce.call)
+    progress = _awaitable(SyncOnce.progress)
+    was_cancelled = _awaitable(SyncOnce.was_cancelled)
+    configure = _awaitable(SyncOnce.configure)
 
     async def worker(self, handler: Callable[[Any], Any], error_handler: Optional[Callable[..., Any]] = None,
                      monitor_handler: Optional[Callable[..., Any]] = None, *, handle_signals: bool = True,

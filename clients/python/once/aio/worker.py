@@ -79,9 +79,10 @@ class Worker:
 
     ``handler(data)`` is a coroutine function (a plain function works too, run in the event loop); it gets the
     payload as str (``decode=False``: bytes; an encoding name: str in it), or the Job with ``pass_job=True``. A job
-    whose handler returns is acknowledged; one that raises is handed to ``error_handler(job, exc)`` (plain or
-    async) and nacked with the exception's text, so retries, backoff and the dead set apply; ``PermanentError``
-    sends it to the dead set at once. ``monitor_handler(stats)`` is called every ``monitor_interval`` seconds.
+    whose handler returns is acknowledged (what it returns is not kept as the job's result here, as the sync
+    ``once.Worker`` keeps it); one that raises is handed to ``error_handler(job, exc)`` (plain or async) and
+    nacked with the exception's text, so retries, backoff and the dead set apply; ``PermanentError`` sends it to
+    the dead set at once. ``monitor_handler(stats)`` is called every ``monitor_interval`` seconds.
 
     Options: ``concurrency`` handlers at once (default 1); ``prefetch`` the most jobs one RESERVE fetches (default
     ``concurrency``; it never exceeds the handlers free at that moment, so no fetched job waits, and slow jobs are

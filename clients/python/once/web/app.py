@@ -4,7 +4,8 @@
 - ``/queue?name=Q``       charts of counts and throughput over time, wait/run histograms, schedules, events
 - ``/jobs?queue=Q&state=S&cursor=C[&match=M]``   jobs in a state, a page at a time (ONCE.LIST), searched on the
   server (LIST ... MATCH) when the search box has text
-- ``/job?queue=Q&id=ID``  one job (ONCE.INSPECT): payload and error shown in full, as text
+- ``/job?queue=Q&id=ID``  one job (ONCE.INSPECT): payload, error, result and progress shown in full, as text; a
+  finished job the queue keeps (KEEP) shows as completed or cancelled with its outcome
 - ``/confirm?...`` then ``POST /action``   retry one/all dead, cancel, purge a state, pause/resume
 - ``/metrics``            Prometheus metrics (once/exporter.py)
 
@@ -37,7 +38,7 @@ from ..format import fmt_ms, fmt_rate, fmt_time
 from ..server import eviction_warning, has_command, has_retry_all, info_once, queues, readable_stats
 from ..server import server_eviction_warning
 from ..serving import EXIT_USAGE, CliError, serve_until_stopped
-from ..types import PURGEABLE, STATES, buckets_to_counts, plain, text
+from ..types import LIST_STATES, PURGEABLE, STATES, buckets_to_counts, plain, text
 from .charts import histogram_chart, line_chart
 
 ACTIONS = {
@@ -106,6 +107,11 @@ def allowed_hosts(bind_host: str, port: int, extra: Iterable[str] = ()) -> Set[s
             raise ConfigError(f"--allowed-host {v!r} is not a host name, address or HOST:PORT") from None
         out.add(f"{name}:{p}" if p else name)
     return out
+
+
+def keeps(r: Any) -> bool:
+    """Whether the server's module keeps finished jobs and cancels running ones (issue 21: ONCE.RESULT)."""
+    return has_command(r, "ONCE.RESULT")
 
 
 def host_allowed(header: Optional[str], allowed: Set[str]) -> bool:
@@ -229,6 +235,11 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
 
     app.jinja_env.filters.update(time=fmt_time, ms=fmt_ms, rate=fmt_rate)
     app.jinja_env.globals.update(STATES=STATES, PURGEABLE=PURGEABLE, ACTIONS=ACTIONS, read_only=read_only)
+
+    @app.context_processor
+    def _tabs() -> Dict[str, Any]:
+        # the kept completed/cancelled jobs exist (and LIST takes them) only where the module has ONCE.RESULT
+        return {"TABS": LIST_STATES if keeps(r) else STATES}
 
     def csrf_token() -> str:
         if "csrf" not in session:
@@ -413,7 +424,7 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
     def jobs_page():
         name = queue_arg()
         state = request.args.get("state", "ready")
-        if state not in STATES:
+        if state not in LIST_STATES:
             abort(400, "unknown state")
         cursor = request.args.get("cursor", "0") or "0"
         try:
@@ -455,7 +466,7 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
         if job is None:
             return render_template("error.html", title="No such job",
                                    message=f"no job {job_id!r} in queue {name!r}"), 404
-        return render_template("job.html", name=name, job=job)
+        return render_template("job.html", name=name, job=job, can_cancel_running=keeps(r))
 
     # -- actions ---------------------------------------------------------------------------------------------
 
