@@ -405,7 +405,7 @@ class Once:
             job._control.cancelled.set()
         return False
 
-    def controlled(self, job: Job) -> Job:
+    def _controlled(self, job: Job) -> Job:
         """``job`` with a control of its own, so that ``job.progress()`` goes through this Once."""
         return dataclasses.replace(job, _control=JobControl(self._job_progress))
 
@@ -610,7 +610,7 @@ class Once:
             jobs = parse_jobs(reply, self.queue, self._decode(decode))
         else:
             jobs = [job for e in reply or [] for job in parse_jobs([e[:3]], to_str(e[3]), self._decode(decode))]
-        return [self.controlled(j) for j in jobs]
+        return [self._controlled(j) for j in jobs]
 
     def _queue_of(self, job: JobRef) -> str:
         """The queue a Job came from (an id: the first queue)."""

@@ -188,6 +188,8 @@ class Stats:
     dead_max: int = 0
     dead_ttl: int = 0
     events_max: int = 0  # events the queue keeps for ONCE.EVENTS (0: no log)
+    keep: int = 0  # ms a finished job is kept with its outcome when its push did not say (0: not kept)
+    keep_max: int = 0  # most finished jobs kept (0: no cap)
     groups: int = 0  # named groups that exist (PUSH ... GROUP, ONCE.GROUP)
     # flow control (ONCE.CONFIGURE; 0: no limit)
     concurrency: int = 0

@@ -166,7 +166,11 @@ def test_retry_ids_and_cancel(url, r, queue):
     assert p.returncode == 0 and "cancelled 1 of 2" in p.stdout
     assert Admin(r, queue).inspect(other) is None
     got = r.execute_command("ONCE.RESERVE", queue)
-    p = run_cli(url, "cancel", queue, got[0][0].decode(), "--json")   # reserved: not cancelled
+    running = got[0][0].decode()
+    p = run_cli(url, "cancel", queue, running, "--json")   # reserved: finishes as cancelled (issue 21)
+    assert p.returncode == 0 and json.loads(p.stdout) == {"cancelled": 1}
+    assert r.execute_command("ONCE.ACK", queue, running, "ATTEMPT", 1) == 0      # its holder's ACK is refused
+    p = run_cli(url, "cancel", queue, running, "--json")   # gone (not kept): nothing to cancel, exit 1
     assert p.returncode == 1 and json.loads(p.stdout) == {"cancelled": 0}
 
 

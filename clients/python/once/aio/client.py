@@ -119,7 +119,7 @@ class _Replay(SyncOnce):
     def _pushed(self, job_id: Any) -> Any:
         return job_id        # a Pushed's result() would wait synchronously: here ``await once.result(id, wait=...)``
 
-    def controlled(self, job: Any) -> Any:
+    def _controlled(self, job: Any) -> Any:
         return job           # job.progress() is synchronous: here ``await once.progress(job, data)``
 
     def _durable(self, args: List[Any], replicas: int, timeout: int, aof: bool) -> Any:
