@@ -366,7 +366,8 @@ class Once:
         to finish (RESULT ... BLOCK, woken by the job's own ACK, death or cancel); the reply is then the outcome, or
         the job as it stands at the timeout. A waiter that was waiting when the job finished gets the outcome even
         when the job is not kept. The wait runs on one connection read with a timeout longer than it, never re-sent
-        by the client's retries."""
+        by the client's retries. A waiter whose master turns replica (a failover) gets the server's ``UNBLOCKED``
+        error (a ``redis.ResponseError``): ask again, of the new master."""
         args: List[Any] = ["ONCE.RESULT", self.queue, _job_id(job)]
         if wait is None:
             return parse_result(self._cmd(*args), self._decode(decode))

@@ -303,3 +303,29 @@ def test_registered_callbacks_parse_result_and_call(once, r):
     parsed = client.execute_command("ONCE.RESULT", once.queue, job)
     assert isinstance(parsed, Result) and parsed.state == "ready"
     assert once.result(job).state == "ready"                       # Once parses a parsed reply as it is
+
+
+def test_aio_call_and_result(once, r, server):
+    import asyncio
+
+    import redis.asyncio
+
+    from once.aio import Once as AioOnce
+
+    async def main():
+        client = redis.asyncio.Redis(host="127.0.0.1", port=server.port)
+        aonce = AioOnce(client, once.queue)
+        try:
+            job_id = await aonce.push("first", keep=60_000)
+            assert type(job_id) is str
+            outcome = await aonce.result(job_id, wait=10)
+            called = await aonce.call("second", timeout=10)
+            idle = AioOnce(client, once.queue + ":no-worker")
+            late = await idle.call("third", timeout=0.05, cancel=True, id="aio-late", keep=60_000)
+            return outcome, called, late, await idle.result("aio-late")
+        finally:
+            await client.aclose()
+    with running_worker(once, lambda data: data[::-1]):
+        outcome, called, late, cancelled = asyncio.run(main())
+    assert outcome.text == "tsrif" and called.text == "dnoces"
+    assert late is None and cancelled.state == "cancelled" and cancelled.error == "call timed out"
