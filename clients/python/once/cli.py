@@ -166,7 +166,8 @@ def cmd_list(r, args) -> int:
         print_json({"cursor": cursor, "jobs": jobs})
         return EXIT_OK
     con = _console()
-    when = {"delayed": "due", "reserved": "lease_deadline", "dead": "died"}.get(args.state, "created")
+    when = {"delayed": "due", "reserved": "lease_deadline", "dead": "died", "completed": "finished",
+            "cancelled": "finished"}.get(args.state, "created")
     cols = ["id", "attempts", "priority", when, "last_error"] + (["payload"] if args.payloads else [])
     rows = []
     for j in jobs:
