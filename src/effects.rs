@@ -48,9 +48,14 @@ pub fn fail(
 ) -> bool {
     // An empty ERROR text is no text: it keeps any earlier one, as on a replica that reads "" as none.
     let error = error.filter(|e| !e.is_empty());
+    let watch = crate::waiters::before(ctx, key_name, &v.queue, seq);
     if !v.queue.apply_failure(seq, cause, error, outcome, now_ms) {
         return false;
     }
+    // A death finishes the job (it stays in the dead set, where its waiters read it); a retry does not.
+    crate::waiters::after(ctx, key_name, &v.queue, seq, watch, |j| {
+        crate::core::queue::Finish::ended(j, crate::core::State::Dead, error, now_ms)
+    });
     rm::notify(ctx, if cause == FailCause::Nack { c"once.nack" } else { c"once.expire" }, key_name);
     rm::notify(ctx, if outcome == Outcome::Dead { c"once.dead" } else { c"once.retry" }, key_name);
     let due = match outcome {

@@ -848,6 +848,7 @@ pub fn replicate_header_payload(
     payload: RStr,
     extra: &[(&std::ffi::CStr, &[u8])],
 ) {
+    let name = cmd;
     let cmd = cmd.as_ptr().cast::<c_char>();
     let (h, hl) = (header.as_ptr().cast::<c_char>(), header.len());
     let replicate = unsafe { raw::RedisModule_Replicate.unwrap() };
@@ -855,7 +856,7 @@ pub fn replicate_header_payload(
         match extra {
             [] => replicate(ctx, cmd, c"sbs".as_ptr(), key, h, hl, payload),
             [(w, b)] => replicate(ctx, cmd, c"sbscb".as_ptr(), key, h, hl, payload, w.as_ptr(), b.as_ptr(), b.len()),
-            [(w1, b1), (w2, b2), ..] => replicate(
+            [(w1, b1), (w2, b2)] => replicate(
                 ctx,
                 cmd,
                 c"sbscbcb".as_ptr(),
@@ -870,6 +871,16 @@ pub fn replicate_header_payload(
                 b2.as_ptr(),
                 b2.len(),
             ),
+            // Rarer jobs (a CALL's cancel time, a TTL with KEEP and an id...): the general form.
+            _ => {
+                let mut args = vec![OwnedStr::retain(key), OwnedStr::new(header), OwnedStr::retain(payload)];
+                for (w, b) in extra {
+                    args.push(OwnedStr::new(w.to_bytes()));
+                    args.push(OwnedStr::new(b));
+                }
+                self::replicate(ctx, name, &args);
+                0
+            }
         };
     }
 }

@@ -60,11 +60,20 @@ pub fn ack(ctx: Ctx, args: &[RStr]) -> CmdResult {
 /// after at least one id), checking the result's size as a payload's.
 fn split_result(args: &[RStr]) -> Result<(&[RStr], Option<RStr>), CmdError> {
     let n = args.len();
-    if n >= 5 && rm::bytes(&args[n - 2]).eq_ignore_ascii_case(b"RESULT") {
+    let is_result = |a: &RStr| rm::bytes(a).eq_ignore_ascii_case(b"RESULT");
+    let (rest, result) = if n >= 5 && is_result(&args[n - 2]) {
         check_result(rm::bytes(&args[n - 1]))?;
-        return Ok((&args[..n - 2], Some(args[n - 1])));
+        (&args[..n - 2], Some(args[n - 1]))
+    } else {
+        (args, None)
+    };
+    // A RESULT anywhere else is a mistake to name, never an id to acknowledge.
+    match rest.iter().skip(2).position(is_result) {
+        None => Ok((rest, result)),
+        Some(_) if result.is_some() => Err(err("option 'RESULT' given twice")),
+        Some(i) if i + 3 == rest.len() => Err(err("option 'RESULT' needs a value")),
+        Some(_) => Err(err("RESULT goes with a single id, last: ACK queue id [ATTEMPT n] RESULT data")),
     }
-    Ok((args, None))
 }
 
 /// A result is held to the payload limit (once.max-payload-bytes): it is stored and replicated as one.

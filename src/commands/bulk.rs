@@ -23,6 +23,12 @@ pub fn bulk(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let mut o = JobOptions::default();
     let mut opts = Options::new(args, 2, BULK_ARGS);
     while !opts.remaining().first().is_some_and(|a| is_list_word(rm::bytes(a))) {
+        // The options of issue 21 are PUSH's alone: the BULK record's shared header has no room for them.
+        if let Some(w) = opts.remaining().first().map(rm::bytes) {
+            if [&b"KEEP"[..], b"TTL"].iter().any(|k| w.eq_ignore_ascii_case(k)) {
+                return Err(err("KEEP and TTL are not BULK options"));
+            }
+        }
         match opts.next_option()? {
             Some(token) => o.take(token, &mut opts)?,
             None => break,

@@ -434,7 +434,7 @@ pub static COMMANDS: &[Command] = &[
     cmd!("ONCE.RESULT", result::result, "readonly blocking", Read, -3, RESULT_ARGS,
         "Shows a job's outcome (state, result or error, attempts, finished); with BLOCK waits until it finishes",
         "O(1); with BLOCK it may wait"),
-    cmd!("ONCE.CALL", result::call, "write deny-oom blocking", Insert, -5, CALL_ARGS,
+    cmd!("ONCE.CALL", result::call, "write deny-oom blocking", Insert, -3, CALL_ARGS,
         "Pushes a job and waits until it finishes, replying its outcome (nil at TIMEOUT; CANCEL cancels it then)",
         "O(1) for the push; then it waits"),
     cmd!("ONCE.PROGRESS", result::progress, "write fast", Update, -4, PROGRESS_ARGS,

@@ -23,11 +23,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 USERS = ("producer", "worker", "monitor")
 # What each user may run among the public ONCE.* commands, by form; "reads" stands for every ONCE read.
 GRANTS = {
-    "name": {"producer": {"ONCE.PUSH"},
-             "worker": {"ONCE.RESERVE", "ONCE.ACK", "ONCE.NACK", "ONCE.EXTEND", "ONCE.STATS"},
+    "name": {"producer": {"ONCE.PUSH", "ONCE.CALL", "ONCE.RESULT"},
+             "worker": {"ONCE.RESERVE", "ONCE.ACK", "ONCE.NACK", "ONCE.EXTEND", "ONCE.PROGRESS", "ONCE.STATS",
+                        "ONCE.RESULT"},
              "monitor": {"reads"}},
-    "category": {"producer": {"reads", "ONCE.PUSH"},
-                 "worker": {"reads", "ONCE.RESERVE", "ONCE.ACK", "ONCE.NACK", "ONCE.EXTEND"},
+    "category": {"producer": {"reads", "ONCE.PUSH", "ONCE.CALL"},
+                 "worker": {"reads", "ONCE.RESERVE", "ONCE.ACK", "ONCE.NACK", "ONCE.EXTEND", "ONCE.PROGRESS"},
                  "monitor": {"reads"}},
 }
 
