@@ -328,3 +328,24 @@ def test_failover_keeps_every_new_state_and_unblocks_waiters(make_server):
         assert digest_value(m, q) == digest_value(rc, q), q
     assert result(m, SOON, "call")["error"] == "call timed out"
     assert not module_trouble(master) and not module_trouble(replica), master.log_tail() + replica.log_tail()
+
+
+# ---- DUMP / RESTORE: what MIGRATE and a cluster's slot move carry ------------------------------------------------
+
+def test_dump_restore_carries_every_new_state_to_another_server(make_server):
+    """MIGRATE (redis-cli --cluster reshard) moves a key as its DUMP payload: restored on another server, the queue
+    holds every new state (digest equal), and its deadlines fire on the server that now holds it."""
+    src = make_server()
+    dst = make_server()
+    r = src.client(decode_responses=True, protocol=2)
+    rd = dst.client(decode_responses=True, protocol=2)
+    fill_far(src, r)
+    fill_soon(src, r, 2000)
+    check_far_contents(r)
+    for q in (RES, SOON):
+        r.execute_command("MIGRATE", "127.0.0.1", dst.port, q, 0, 5000, "COPY")
+        assert digest_value(rd, q) == digest_value(r, q), f"{q}: the restored queue differs"
+    check_far_contents(rd)
+    assert_soon_pending(rd, "after MIGRATE")
+    assert_soon_fired(rd, "after MIGRATE")
+    check_far_behaviour(rd)
