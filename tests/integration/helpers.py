@@ -3,11 +3,14 @@ import socket
 import time
 
 INSPECT_FIELDS = ["id", "state", "payload", "attempts", "retries", "priority", "created", "due",
-                  "lease_deadline", "last_error", "backoff", "lease", "tries", "died", "group"]
-STATS_FIELDS = ["ready", "delayed", "reserved", "dead", "schedules", "groups", "pushed_total", "reserved_total",
-                "acked_total", "nacked_total", "expired_total", "retried_total", "dead_total", "dead_dropped_total",
+                  "lease_deadline", "last_error", "backoff", "lease", "tries", "died", "group", "result", "progress",
+                  "finished"]
+STATS_FIELDS = ["ready", "delayed", "reserved", "dead", "schedules", "completed", "cancelled", "groups",
+                "pushed_total", "reserved_total", "acked_total", "nacked_total", "expired_total", "retried_total",
+                "dead_total", "dead_dropped_total", "expired_unstarted_total",
                 "paused", "retries", "backoff", "lease", "dead_max", "dead_ttl", "events_max", "concurrency", "rate",
-                "rate_per", "group_concurrency", "group_rate", "group_rate_per", "wait_p50_ms", "wait_p99_ms",
+                "rate_per", "group_concurrency", "group_rate", "group_rate_per", "keep", "keep_max",
+                "wait_p50_ms", "wait_p99_ms",
                 "run_p50_ms", "run_p99_ms", "wait_sum_ms", "run_sum_ms"]
 # Nil in STATS of a fresh queue: the settings where the module config applies, percentiles with no sample.
 NIL_STATS = ("retries", "backoff", "lease", "wait_p50_ms", "wait_p99_ms", "run_p50_ms", "run_p99_ms")

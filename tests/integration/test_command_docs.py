@@ -10,17 +10,17 @@ from helpers import as_map, push, stats
 PUBLIC = ["ONCE.PUSH", "ONCE.BULK", "ONCE.RESERVE", "ONCE.ACK", "ONCE.NACK", "ONCE.EXTEND", "ONCE.RETRY", "ONCE.CANCEL",
           "ONCE.INSPECT", "ONCE.STATS", "ONCE.SCHEDULE", "ONCE.UNSCHEDULE", "ONCE.SCHEDULES", "ONCE.LIST",
           "ONCE.PURGE", "ONCE.PAUSE", "ONCE.RESUME", "ONCE.CONFIGURE", "ONCE.EVENTS", "ONCE.HISTOGRAM", "ONCE.GROUP", "ONCE.GROUPS",
-          "ONCE.RPUSH", "ONCE.LPUSH", "ONCE.ADOPT"]
+          "ONCE.RPUSH", "ONCE.LPUSH", "ONCE.ADOPT", "ONCE.RESULT", "ONCE.CALL", "ONCE.PROGRESS"]
 INTERNAL = ["ONCE._JOB", "ONCE._RESERVE", "ONCE._FAIL", "ONCE._LEASE", "ONCE._PROMOTE", "ONCE._META",
             "ONCE._SCHED", "ONCE._FIRED", "ONCE._SETTINGS", "ONCE._DROP", "ONCE._AT", "ONCE._EVENTS", "ONCE._HIST",
-            "ONCE._GROUP", "ONCE._WINDOW", "ONCE._RING", "ONCE._SWEEP", "ONCE._BULK"]
+            "ONCE._GROUP", "ONCE._WINDOW", "ONCE._RING", "ONCE._SWEEP", "ONCE._BULK", "ONCE._TIMED"]
 
 # The option tokens of the README's command reference.
 TOKENS = {
-    "ONCE.PUSH": {"ID", "DELAY", "AT", "RETRIES", "BACKOFF", "LEASE", "PRIORITY", "GROUP"},
+    "ONCE.PUSH": {"ID", "DELAY", "AT", "RETRIES", "BACKOFF", "LEASE", "PRIORITY", "GROUP", "KEEP", "TTL", "DROP"},
     "ONCE.BULK": {"DELAY", "AT", "RETRIES", "BACKOFF", "LEASE", "PRIORITY", "GROUP", "IDS", "PAYLOADS"},
-    "ONCE.RESERVE": {"COUNT", "BLOCK", "LEASE", "ACK", "ATTEMPT", "ACKS", "WITHACK", "ALSO"},
-    "ONCE.ACK": {"ATTEMPT", "ACKS"},
+    "ONCE.RESERVE": {"COUNT", "BLOCK", "LEASE", "ACK", "ATTEMPT", "RESULT", "ACKS", "WITHACK", "ALSO"},
+    "ONCE.ACK": {"ATTEMPT", "RESULT", "ACKS"},
     "ONCE.NACK": {"ATTEMPT", "ERROR", "DELAY", "DEAD"},
     "ONCE.EXTEND": {"ATTEMPT"},
     "ONCE.RETRY": {"ALL"}, "ONCE.CANCEL": set(), "ONCE.INSPECT": set(), "ONCE.STATS": set(),
@@ -28,30 +28,42 @@ TOKENS = {
     "ONCE.UNSCHEDULE": set(), "ONCE.SCHEDULES": set(),
     "ONCE.LIST": {"CURSOR", "COUNT", "WITHPAYLOADS", "MATCH"}, "ONCE.PURGE": set(), "ONCE.PAUSE": set(), "ONCE.RESUME": set(),
     "ONCE.CONFIGURE": {"RETRIES", "BACKOFF", "LEASE", "DEAD-MAX", "DEAD-TTL", "EVENTS-MAX", "CONCURRENCY", "RATE",
-                       "PER", "GROUP-CONCURRENCY", "GROUP-RATE"},
+                       "PER", "GROUP-CONCURRENCY", "GROUP-RATE", "KEEP", "KEEP-MAX"},
     "ONCE.EVENTS": {"AFTER", "COUNT", "BLOCK"}, "ONCE.HISTOGRAM": set(),
     "ONCE.GROUP": {"CONCURRENCY", "RATE", "PER", "RESET"}, "ONCE.GROUPS": {"CURSOR", "COUNT"},
     "ONCE.RPUSH": set(), "ONCE.LPUSH": set(), "ONCE.ADOPT": set(),
+    "ONCE.RESULT": {"BLOCK"}, "ONCE.PROGRESS": {"ATTEMPT"},
+    # CALL takes PUSH's options, then TIMEOUT (the handler needs it; the docs call it optional) and CANCEL.
+    "ONCE.CALL": {"ID", "DELAY", "AT", "RETRIES", "BACKOFF", "LEASE", "PRIORITY", "GROUP", "KEEP", "TTL", "DROP",
+                  "TIMEOUT", "CANCEL"},
 }
 # Tokens that a command needs (the others are options).
 REQUIRED_TOKENS = {("ONCE.BULK", "PAYLOADS")}
 # Words that name a choice (states, MISSED policies), not options.
-WORDS = {"once", "skip", "ready", "delayed", "reserved", "dead", "wait", "run"}
+WORDS = {"once", "skip", "ready", "delayed", "reserved", "dead", "completed", "cancelled", "wait", "run"}
 FAST = {"ONCE.PUSH", "ONCE.ACK", "ONCE.NACK", "ONCE.EXTEND", "ONCE.RETRY", "ONCE.CANCEL", "ONCE.INSPECT",
-        "ONCE.STATS", "ONCE.UNSCHEDULE", "ONCE.PAUSE", "ONCE.RESUME", "ONCE.HISTOGRAM", "ONCE.GROUP"}
+        "ONCE.STATS", "ONCE.UNSCHEDULE", "ONCE.PAUSE", "ONCE.RESUME", "ONCE.HISTOGRAM", "ONCE.GROUP",
+        "ONCE.PROGRESS"}
 READS = {"ONCE.INSPECT", "ONCE.STATS", "ONCE.SCHEDULES", "ONCE.LIST", "ONCE.EVENTS", "ONCE.HISTOGRAM",
-         "ONCE.GROUPS"}
-BLOCKING = {"ONCE.RESERVE", "ONCE.EVENTS"}
+         "ONCE.GROUPS", "ONCE.RESULT"}
+BLOCKING = {"ONCE.RESERVE", "ONCE.EVENTS", "ONCE.RESULT", "ONCE.CALL"}
+# The arity of the issue-21 commands (the others' counts are checked by test_errors' wrong-arity cases).
+ARITY = {"ONCE.RESULT": -3, "ONCE.CALL": -3, "ONCE.PROGRESS": -4}
+DENYOOM = {"ONCE.PUSH", "ONCE.BULK", "ONCE.SCHEDULE", "ONCE.CONFIGURE", "ONCE.GROUP", "ONCE.RPUSH", "ONCE.LPUSH",
+           "ONCE.ADOPT", "ONCE.CALL"}
 # The positional arguments before the options, as a valid sample.
 LEAD = {
     "ONCE.PUSH": ["p"], "ONCE.BULK": [], "ONCE.RESERVE": [], "ONCE.ACK": ["some-id"], "ONCE.NACK": ["some-id"],
     "ONCE.EXTEND": ["some-id", "1000"], "ONCE.SCHEDULE": ["s", "@every 1s", "p"], "ONCE.LIST": ["ready"],
     "ONCE.RETRY": [], "ONCE.CONFIGURE": [], "ONCE.HISTOGRAM": ["wait"], "ONCE.EVENTS": [],
     "ONCE.GROUP": ["g"], "ONCE.GROUPS": [], "ONCE.RPUSH": ["e"], "ONCE.LPUSH": ["e"], "ONCE.ADOPT": [],
+    "ONCE.RESULT": ["some-id"], "ONCE.CALL": ["p"], "ONCE.PROGRESS": ["some-id", "data"],
 }
-# The arguments after the options, as a valid sample.
-TAIL = {"ONCE.BULK": ["PAYLOADS", "p"]}
+# The arguments after the options, as a valid sample (CALL's TIMEOUT: it waits 1 ms and replies nil).
+TAIL = {"ONCE.BULK": ["PAYLOADS", "p"], "ONCE.CALL": ["TIMEOUT", "1"]}
 SAMPLE = {"integer": "1", "unix-time": "1", "string": "x", "key": "other-queue"}
+# Tokens that live only inside a block (DROP in TTL ms [DROP]): the sample arguments that carry them.
+INNER = {"DROP": ["TTL", "1", "DROP"]}
 
 
 @pytest.fixture
@@ -85,7 +97,8 @@ def walk_tokens(args, out):
         if a.get("token") and a["type"] == "block":
             subs = arg_maps(a["arguments"])
             out[a["token"]] = [SAMPLE[subs[0]["type"]]] + [x for sub in subs[1:] if sub.get("token")
-                                                            for x in (sub["token"], SAMPLE[sub["type"]])]
+                                                            for x in ([sub["token"]] if sub["type"] == "pure-token"
+                                                                      else [sub["token"], SAMPLE[sub["type"]]])]
         if a["type"] in ("oneof", "block"):
             walk_tokens(a["arguments"], out)
     return out
@@ -111,10 +124,14 @@ def test_the_parser_accepts_every_documented_option_and_nothing_else(r, rc, key,
         if token in WORDS or token == "PER" or (name, token) in REQUIRED_TOKENS:
             continue
         args = [name, key] + LEAD[name] + [token.lower()] + value + TAIL.get(name, [])
-        if name == "ONCE.RESERVE" and token == "ATTEMPT":
-            args = [name, key, "ACK", "x", "ATTEMPT", "1"]
+        if token in INNER:
+            args = [name, key] + LEAD[name] + INNER[token] + TAIL.get(name, [])
+        if name == "ONCE.RESERVE" and token in ("ATTEMPT", "RESULT"):
+            args = [name, key, "ACK", "x", token, "1"]
         if name == "ONCE.ACK":
             args = [name, key, "some-id", "ATTEMPT", "1"]
+            if token == "RESULT":
+                args = [name, key, "some-id", "RESULT", "x"]
         try:
             r.execute_command(*args)
         except redis.ResponseError as e:
@@ -124,6 +141,13 @@ def test_the_parser_accepts_every_documented_option_and_nothing_else(r, rc, key,
     bad = [name, key] + LEAD[name] + ["NOSUCHOPTION", "1"] + TAIL.get(name, [])
     with pytest.raises(redis.ResponseError, match="unknown option 'NOSUCHOPTION'"):
         r.execute_command(*bad)
+    for token, inner in INNER.items():
+        if token in TOKENS[name]:     # outside its block the token is refused, not taken as an option
+            with pytest.raises(redis.ResponseError, match=f"{token} goes with"):
+                r.execute_command(name, key, *LEAD[name], token, *TAIL.get(name, []))
+    if name == "ONCE.CALL":           # TIMEOUT is documented as an option but the handler needs it
+        with pytest.raises(redis.ResponseError, match="TIMEOUT ms is required"):
+            r.execute_command(name, key, *LEAD[name])
 
 
 def test_nested_arguments_are_typed(rc):
@@ -134,17 +158,36 @@ def test_nested_arguments_are_typed(rc):
                                                                               ("AT", "unix-time")]
     ack = {a["name"]: a for a in arg_maps(docs_of(rc, "ONCE.RESERVE")["arguments"])}["ack"]
     assert ack["type"] == "block" and ack["token"] == "ACK"
-    assert [(a["name"], a.get("token")) for a in arg_maps(ack["arguments"])] == [("id", None), ("attempt", "ATTEMPT")]
+    assert [(a["name"], a.get("token")) for a in arg_maps(ack["arguments"])] == [("id", None), ("attempt", "ATTEMPT"),
+                                                                                  ("data", "RESULT")]
+    assert all("optional" in a["flags"] for a in arg_maps(ack["arguments"])[1:])
     which = arg_maps(docs_of(rc, "ONCE.ACK")["arguments"])[1]
     assert which["type"] == "oneof"
     ids, fenced = arg_maps(which["arguments"])
     assert ids["type"] == "block" and fenced["token"] == "ACKS"
     assert [(a["name"], "multiple" in a.get("flags", [])) for a in arg_maps(ids["arguments"])] == [("id", True),
-                                                                                                  ("attempt", False)]
+                                                                                                  ("attempt", False),
+                                                                                                  ("data", False)]
+    assert [a.get("token") for a in arg_maps(ids["arguments"])] == [None, "ATTEMPT", "RESULT"]
     assert [a["name"] for a in arg_maps(fenced["arguments"])] == ["n", "reservation"]
     *_, bulk_ids, payloads = arg_maps(docs_of(rc, "ONCE.BULK")["arguments"])
     assert (bulk_ids["token"], sorted(bulk_ids["flags"])) == ("IDS", ["multiple", "optional"]), bulk_ids
     assert (payloads["token"], payloads["flags"]) == ("PAYLOADS", ["multiple"]), payloads
+    # PUSH ... [KEEP ms] [TTL ms [DROP]]: TTL is a block whose DROP is an optional pure token.
+    ttl = push_args["ttl"]
+    assert (ttl["type"], ttl["token"], ttl["flags"]) == ("block", "TTL", ["optional"]), ttl
+    assert [(a["name"], a["type"], a.get("token"), a.get("flags", [])) for a in arg_maps(ttl["arguments"])] == [
+        ("ms", "integer", None, []), ("drop", "pure-token", "DROP", ["optional"])]
+    assert (push_args["keep-ms"]["type"], push_args["keep-ms"]["token"]) == ("integer", "KEEP")
+    # CALL takes PUSH's arguments as they are, then TIMEOUT ms and the pure token CANCEL.
+    call = arg_maps(docs_of(rc, "ONCE.CALL")["arguments"])
+    assert call[:-2] == arg_maps(docs_of(rc, "ONCE.PUSH")["arguments"])
+    assert [(a["name"], a["type"], a["token"]) for a in call[-2:]] == [("timeout-ms", "integer", "TIMEOUT"),
+                                                                      ("cancel", "pure-token", "CANCEL")]
+    assert [(a["name"], a["type"], a.get("token")) for a in arg_maps(docs_of(rc, "ONCE.RESULT")["arguments"])] == [
+        ("queue", "key", None), ("id", "string", None), ("timeout-ms", "integer", "BLOCK")]
+    assert [(a["name"], a["type"], a.get("token")) for a in arg_maps(docs_of(rc, "ONCE.PROGRESS")["arguments"])] == [
+        ("queue", "key", None), ("id", "string", None), ("data", "string", None), ("attempt", "integer", "ATTEMPT")]
 
 
 def command_info(r, name):
@@ -160,9 +203,10 @@ def test_flags_and_key_specs_say_what_each_command_does(rc, name):
     assert ("write" in flags) == (name not in READS), flags
     assert ("fast" in flags) == (name in FAST), flags
     assert ("blocking" in flags) == (name in BLOCKING), flags
-    assert ("denyoom" in flags) == (name in ("ONCE.PUSH", "ONCE.BULK", "ONCE.SCHEDULE", "ONCE.CONFIGURE", "ONCE.GROUP",
-                                             "ONCE.RPUSH", "ONCE.LPUSH", "ONCE.ADOPT")), flags
+    assert ("denyoom" in flags) == (name in DENYOOM), flags
     assert info[3:6] == [1, 1, 1], info
+    if name in ARITY:
+        assert info[1] == ARITY[name], info
     specs = [as_map(s) for s in info[8]]
     # RESERVE's ALSO queues are a second spec: every key after the keyword ALSO, with the same access.
     assert len(specs) == (2 if name == "ONCE.RESERVE" else 1), specs
@@ -177,7 +221,8 @@ def test_getkeys_names_the_queue(rc, name):
     sample = {"ONCE.PUSH": ["p"], "ONCE.BULK": ["PAYLOADS", "p"], "ONCE.ACK": ["i"], "ONCE.NACK": ["i"], "ONCE.EXTEND": ["i", "5"],
               "ONCE.RETRY": ["i"], "ONCE.CANCEL": ["i"], "ONCE.INSPECT": ["i"], "ONCE.SCHEDULE": ["s", "x", "p"],
               "ONCE.UNSCHEDULE": ["s"], "ONCE.LIST": ["ready"], "ONCE.PURGE": ["dead"], "ONCE.HISTOGRAM": ["wait"],
-              "ONCE.GROUP": ["g"], "ONCE.RPUSH": ["e"], "ONCE.LPUSH": ["e"]}.get(name, ["a", "b", "c"] if name in INTERNAL else [])
+              "ONCE.GROUP": ["g"], "ONCE.RPUSH": ["e"], "ONCE.LPUSH": ["e"], "ONCE.RESULT": ["i"],
+              "ONCE.CALL": ["p", "TIMEOUT", "1"], "ONCE.PROGRESS": ["i", "d"]}.get(name, ["a", "b", "c"] if name in INTERNAL else [])
     assert rc.execute_command("COMMAND", "GETKEYS", name, "jobs:q", *sample) == ["jobs:q"]
 
 
@@ -271,10 +316,11 @@ WRITE_SAMPLES = {
     "ONCE.RETRY": ["i"], "ONCE.CANCEL": ["i"], "ONCE.SCHEDULE": ["s", "@every 1s", "p"], "ONCE.UNSCHEDULE": ["s"],
     "ONCE.PURGE": ["ready"], "ONCE.PAUSE": [], "ONCE.RESUME": [], "ONCE.CONFIGURE": ["RETRIES", "1"],
     "ONCE.GROUP": ["g", "CONCURRENCY", "1"], "ONCE.RPUSH": ["e"], "ONCE.LPUSH": ["e"], "ONCE.ADOPT": [],
+    "ONCE.CALL": ["p", "TIMEOUT", "1"], "ONCE.PROGRESS": ["i", "d"],
 }
 READ_SAMPLES = {
     "ONCE.STATS": [], "ONCE.INSPECT": ["i"], "ONCE.LIST": ["ready"], "ONCE.EVENTS": [],
-    "ONCE.HISTOGRAM": ["wait"], "ONCE.GROUPS": [], "ONCE.SCHEDULES": [],
+    "ONCE.HISTOGRAM": ["wait"], "ONCE.GROUPS": [], "ONCE.SCHEDULES": [], "ONCE.RESULT": ["i"],
 }
 
 

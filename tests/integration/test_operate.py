@@ -193,12 +193,20 @@ def test_pause_holds_reserve_and_resume_serves_a_blocked_reserver(server, r, key
 
 
 def test_configure_precedence_job_then_queue_then_module(r, key):
-    assert as_map(r.execute_command("ONCE.CONFIGURE", key)) == {
+    shown = as_map(r.execute_command("ONCE.CONFIGURE", key))
+    assert shown == {
         "retries": None, "backoff": None, "lease": None, "dead_max": 0, "dead_ttl": 0, "paused": 0, "events_max": 0,
-        "concurrency": 0, "rate": 0, "rate_per": 0, "group_concurrency": 0, "group_rate": 0, "group_rate_per": 0}
+        "concurrency": 0, "rate": 0, "rate_per": 0, "group_concurrency": 0, "group_rate": 0, "group_rate_per": 0,
+        "keep": 0, "keep_max": 0}
+    assert list(shown)[-3:] == ["group_rate_per", "keep", "keep_max"], list(shown)
     assert r.exists(key) == 0                                           # reading creates nothing
     got = as_map(r.execute_command("ONCE.CONFIGURE", key, "RETRIES", 7, "BACKOFF", 55, "LEASE", 4000))
     assert (got["retries"], got["backoff"], got["lease"]) == (7, 55, 4000)
+    assert (got["keep"], got["keep_max"]) == (0, 0)                     # untouched settings stay as they were
+    got = as_map(r.execute_command("ONCE.CONFIGURE", key, "KEEP", 60000, "KEEP-MAX", 5))
+    assert (got["keep"], got["keep_max"], got["retries"], got["backoff"], got["lease"]) == (60000, 5, 7, 55, 4000)
+    got = as_map(r.execute_command("ONCE.CONFIGURE", key, "KEEP", 0, "KEEP-MAX", 0))
+    assert (got["keep"], got["keep_max"]) == (0, 0)
     plain = push(r, key, "plain")
     own = push(r, key, "own", "RETRIES", 1, "BACKOFF", 9, "LEASE", 100)
     assert (inspect(r, key, plain)["retries"], inspect(r, key, plain)["backoff"]) == (7, 55)
@@ -210,7 +218,7 @@ def test_configure_precedence_job_then_queue_then_module(r, key):
     assert reserve_one(r, key)[0] == own
     assert inspect(r, key, own)["lease_deadline"] - now <= 1000             # the job's own LEASE
     st = stats(r, key)
-    assert (st["retries"], st["backoff"], st["lease"]) == (7, 55, 4000)
+    assert (st["retries"], st["backoff"], st["lease"], st["keep"], st["keep_max"]) == (7, 55, 4000, 0, 0)
 
 
 def test_dead_max_drops_the_oldest_and_dead_ttl_expires_them(server, r, key):

@@ -1,4 +1,4 @@
-"""ONCE.RETRY (dead jobs back to ready) and ONCE.CANCEL (remove a job that is not reserved)."""
+"""ONCE.RETRY (dead jobs back to ready) and ONCE.CANCEL (remove a job, or since issue 21 stop a reserved one)."""
 import pytest
 import redis
 
@@ -75,21 +75,47 @@ def test_bad_fences_are_refused(r, key, args, message):
     assert stats(r, key)["ready"] == 1
 
 
-def test_cancel_removes_ready_delayed_and_dead_but_not_reserved(r, key):
+def test_cancel_removes_ready_delayed_dead_and_reserved(r, key):
+    # Issue 21: CANCEL stops a reserved job too. Not kept (no KEEP), it is gone at once, and its holder's
+    # ACK / NACK / EXTEND / PROGRESS of that reservation are refused.
     dead = make_dead(r, key, "c")
     ready = push(r, key, "a", "ID", "custom")
     delayed = push(r, key, "b", "DELAY", 60000)
     held = push(r, key, "d")
-    assert reserve_one(r, key)[0] == ready
-    assert r.execute_command("ONCE.CANCEL", key, ready, delayed, dead, held, "nope") == 3
-    assert inspect(r, key, delayed) is None and inspect(r, key, dead) is None and inspect(r, key, held) is None
-    assert inspect(r, key, ready)["state"] == "reserved"
+    got, _, attempt = reserve_one(r, key)
+    assert got == ready
+    assert r.execute_command("ONCE.CANCEL", key, ready, delayed, dead, held, "nope") == 4
+    for job in (ready, delayed, dead, held):
+        assert inspect(r, key, job) is None
     st = stats(r, key)
-    assert (st["ready"], st["delayed"], st["reserved"], st["dead"]) == (0, 0, 1, 0)
-    assert r.execute_command("ONCE.ACK", key, ready) == 1
+    assert (st["ready"], st["delayed"], st["reserved"], st["dead"], st["cancelled"]) == (0, 0, 0, 0, 0)
+    assert r.execute_command("ONCE.ACK", key, ready) == 0
+    assert r.execute_command("ONCE.ACK", key, ready, "ATTEMPT", attempt) == 0
+    assert r.execute_command("ONCE.NACK", key, ready, "ATTEMPT", attempt) == 0
+    assert r.execute_command("ONCE.EXTEND", key, ready, 1000, "ATTEMPT", attempt) is None
+    assert r.execute_command("ONCE.PROGRESS", key, ready, "half", "ATTEMPT", attempt) == 0
+    assert r.execute_command("ONCE.CANCEL", key, ready) == 0       # once only
+    st = stats(r, key)
+    assert (st["acked_total"], st["nacked_total"], st["reserved"], st["cancelled"]) == (0, 1, 0, 0)
     # A cancelled id is free again.
     assert push(r, key, "again", "ID", "custom") == "custom"
     assert stats(r, key)["ready"] == 1
+    assert inspect(r, key, "custom")["payload"] == "again"
+
+
+def test_cancel_of_a_reserved_job_with_keep_keeps_it_as_cancelled(r, key):
+    job = push(r, key, "a", "ID", "kept", "KEEP", 60000)
+    got, _, attempt = reserve_one(r, key)
+    assert got == job
+    assert r.execute_command("ONCE.CANCEL", key, job) == 1
+    assert inspect(r, key, job)["state"] == "cancelled"
+    assert r.execute_command("ONCE.ACK", key, job, "ATTEMPT", attempt) == 0
+    assert inspect(r, key, job)["state"] == "cancelled"
+    st = stats(r, key)
+    assert (st["reserved"], st["cancelled"], st["acked_total"]) == (0, 1, 0)
+    # While it is kept, its id is taken (the dedup window): PUSH adds nothing and returns the id.
+    assert push(r, key, "again", "ID", "kept") == "kept"
+    assert inspect(r, key, job)["state"] == "cancelled" and stats(r, key)["ready"] == 0
 
 
 def test_missing_key_wrong_type_and_arity(r, key):
