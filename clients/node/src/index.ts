@@ -1,8 +1,8 @@
 export { Queue } from "./queue";
-export type { QueueOptions, ScheduleOptions, ListOptions, Stats } from "./queue";
+export type { QueueOptions, ScheduleOptions, ListOptions, Stats, CallOptions, ResultOptions } from "./queue";
 export { Worker } from "./worker";
 export type { WorkerOptions, Handler } from "./worker";
 export { Job } from "./job";
-export { OnceUnsupportedError, PermanentError } from "./protocol";
-export type { Payload, PushOptions, JobInfo, ScheduleInfo, Decode } from "./protocol";
+export { OnceUnsupportedError, PermanentError, Result, encodeValue } from "./protocol";
+export type { Payload, PushOptions, JobInfo, JobState, ScheduleInfo, Decode } from "./protocol";
 export type { Connection, ConnectionOption } from "./connection";

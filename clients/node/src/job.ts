@@ -1,20 +1,24 @@
 // A reserved job as a handler sees it.
 import type { Connection } from "./connection";
-import { decodePayload, Decode, Reserved, send } from "./protocol";
+import { decodePayload, Decode, encodeValue, parseResult, Reserved, send } from "./protocol";
 
 export class Job<T = any> {
   /** The job's id in its queue. */
   readonly id: string;
   /** The raw payload bytes, as the server holds them. */
   readonly payload: Buffer;
-  /** This reservation's number (1 on the first try); with `id` it fences ACK, NACK and EXTEND. */
+  /** This reservation's number (1 on the first try); with `id` it fences ACK, NACK, EXTEND and PROGRESS. */
   readonly attempt: number;
   readonly queue: string;
   /** What the handler returned, once it has. */
   returnvalue: unknown = undefined;
+  /** @internal called once when the job is found cancelled (the worker's `cancelled` event). */
+  onCancelled: ((job: Job<T>) => void) | undefined;
   private readonly decode: Decode;
   private readonly conn: Connection;
   private decoded: { value: T } | undefined;
+  private isCancelled = false;
+  private controller: AbortController | undefined;
 
   constructor(queue: string, reserved: Reserved, decode: Decode, conn: Connection) {
     this.queue = queue;
@@ -31,15 +35,69 @@ export class Job<T = any> {
     return this.decoded.value;
   }
 
-  /** Sets this reservation's lease to now + ms; false if the job is no longer this worker's (lease lost). */
+  /**
+   * True once this reservation is known to be cancelled (ONCE.CANCEL of the running job): its lease extension,
+   * progress() or ACK was refused and ONCE.RESULT says `cancelled` (the job must be kept, KEEP, for that to be
+   * told; else the refusal reads as a lost lease). A long handler checks it (or `signal`) and stops early; the
+   * worker neither acks nor nacks a cancelled job, whatever its handler then returns or throws.
+   */
+  get cancelled(): boolean {
+    return this.isCancelled;
+  }
+
+  /** Aborted when the job is found cancelled (see `cancelled`): hand it to fetch() and other abortable work. */
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.isCancelled) this.controller.abort();
+    }
+    return this.controller.signal;
+  }
+
+  /** Sets this reservation's lease to now + ms; false if the job is no longer this worker's (lease lost, or
+   *  cancelled: then `cancelled` is true). */
   async extendLease(ms: number): Promise<boolean> {
     const deadline = await send(this.conn, "ONCE.EXTEND", this.queue, [this.id, ms, "ATTEMPT", this.attempt]);
+    if (deadline === null) await this.checkCancelled();
     return deadline !== null;
   }
 
-  /** Records progress (ONCE.PROGRESS, fenced); false if the job is no longer this worker's. */
-  async progress(data: string | Buffer | object): Promise<boolean> {
-    const value = typeof data === "string" || Buffer.isBuffer(data) ? data : JSON.stringify(data);
-    return (await send(this.conn, "ONCE.PROGRESS", this.queue, [this.id, value, "ATTEMPT", this.attempt])) === 1;
+  /**
+   * Records how far the job is (ONCE.PROGRESS, fenced by the attempt): a string or Buffer as it is, any other value
+   * as JSON, as results are. Shown by `queue.result(id).progress` and INSPECT. False if the job is no longer this
+   * worker's (lease lost, or cancelled: then `cancelled` is true).
+   */
+  async progress(data: unknown): Promise<boolean> {
+    const value = encodeValue(data);
+    if (value === null) throw new TypeError("progress needs data");
+    const args = [this.id, value, "ATTEMPT", this.attempt];
+    const stored = (await send(this.conn, "ONCE.PROGRESS", this.queue, args)) === 1;
+    if (!stored) await this.checkCancelled();
+    return stored;
+  }
+
+  /**
+   * @internal After a refusal: asks ONCE.RESULT whether the job was cancelled, and if so marks it. False when it
+   * was not, or when the server cannot say (a module without RESULT, a user without the right to it).
+   */
+  async checkCancelled(): Promise<boolean> {
+    if (this.isCancelled) return true;
+    let outcome;
+    try {
+      outcome = parseResult(await send(this.conn, "ONCE.RESULT", this.queue, [this.id], true));
+    } catch {
+      return false;
+    }
+    if (outcome?.state !== "cancelled") return false;
+    this.markCancelled();
+    return true;
+  }
+
+  /** @internal Marks the job cancelled: `cancelled`, `signal` aborted, the worker told (once). */
+  markCancelled(): void {
+    if (this.isCancelled) return;
+    this.isCancelled = true;
+    this.controller?.abort();
+    this.onCancelled?.(this);
   }
 }

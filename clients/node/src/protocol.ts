@@ -140,7 +140,10 @@ export function parseJobs(reply: unknown): Reserved[] {
   }));
 }
 
-export type JobState = "ready" | "delayed" | "reserved" | "dead" | string;
+export type JobState = "ready" | "delayed" | "reserved" | "completed" | "dead" | "cancelled" | string;
+
+/** The states of a job that has its outcome (ONCE.RESULT): it was acked, it died, or it was cancelled. */
+export const FINISHED_STATES: readonly string[] = ["completed", "dead", "cancelled"];
 
 /** ONCE.INSPECT's map (and each job of ONCE.LIST). */
 export interface JobInfo {
@@ -159,7 +162,18 @@ export interface JobInfo {
   tries: number | null;
   died: number | null;
   group: string | null;
+  /** What a completed job was acked with (ACK ... RESULT), as stored; null without one. */
+  result: Buffer | null;
+  /** The last ONCE.PROGRESS of the job, as stored; null without one. */
+  progress: Buffer | null;
+  /** When a completed, dead or cancelled job finished (unix ms); null while unfinished. */
+  finished: number | null;
   [field: string]: unknown;
+}
+
+function bytes(v: unknown): Buffer | null {
+  if (v == null) return null;
+  return Buffer.isBuffer(v) ? v : Buffer.from(String(v));
 }
 
 export function parseJobInfo(reply: unknown): JobInfo | null {
@@ -168,11 +182,101 @@ export function parseJobInfo(reply: unknown): JobInfo | null {
   const info: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(m)) {
     const key = k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
-    if (k === "payload") info[key] = v == null ? null : Buffer.isBuffer(v) ? v : Buffer.from(String(v));
+    if (k === "payload" || k === "result" || k === "progress") info[key] = bytes(v);
     else if (["id", "state", "last_error", "group"].includes(k)) info[key] = str(v);
     else info[key] = num(v) ?? str(v);
   }
   return info as JobInfo;
+}
+
+/**
+ * A handler's return value (or a progress report) as the bytes the server keeps, by the rule the Python client
+ * follows too, so that either side reads what the other wrote: undefined and null are no value (null), a string is
+ * its UTF-8 text, a Buffer (or Uint8Array) its bytes, anything else compact JSON (Result.json() reads it back).
+ * TypeError for a value JSON cannot encode (a function, a symbol, a BigInt, a cycle).
+ */
+export function encodeValue(value: unknown): string | Buffer | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value === "string" || Buffer.isBuffer(value)) return value;
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  const json = JSON.stringify(value);
+  if (json === undefined) throw new TypeError(`a ${typeof value} is not a string, a Buffer or JSON`);
+  return json;
+}
+
+/**
+ * ONCE.RESULT's (and ONCE.CALL's) reply: a job's outcome, or where it stands while it has none.
+ *
+ * `state`: ready, delayed, reserved (unfinished: `done` is false), completed, dead or cancelled. `result`: what the
+ * worker acked the job with, as stored (null without one): a handler's string return value is kept as its text,
+ * a Buffer as it is, any other value as JSON (by a Node or a Python worker alike), so read it with `text` or
+ * `json()`, as the handler returns. `error`: a dead job's last error, a cancelled job's reason (`cancelled`, or
+ * `call timed out`). `attempts`: reservations so far. `finished`: unix ms, null while unfinished. `progress`: the
+ * last ONCE.PROGRESS (same encoding as results).
+ */
+export class Result {
+  readonly state: JobState;
+  readonly result: Buffer | null;
+  readonly error: string | null;
+  readonly attempts: number;
+  readonly finished: number | null;
+  readonly progress: Buffer | null;
+
+  constructor(fields: { state: JobState; result?: Buffer | null; error?: string | null; attempts?: number;
+                        finished?: number | null; progress?: Buffer | null }) {
+    this.state = fields.state;
+    this.result = fields.result ?? null;
+    this.error = fields.error ?? null;
+    this.attempts = fields.attempts ?? 0;
+    this.finished = fields.finished ?? null;
+    this.progress = fields.progress ?? null;
+  }
+
+  /** The job finished: completed, dead or cancelled. */
+  get done(): boolean {
+    return FINISHED_STATES.includes(this.state);
+  }
+
+  /** The job completed (it was acked). */
+  get ok(): boolean {
+    return this.state === "completed";
+  }
+
+  /** The result as UTF-8 text; null without one. */
+  get text(): string | null {
+    return this.result === null ? null : this.result.toString("utf8");
+  }
+
+  /** The result read as JSON (a handler returned an object, array, number, boolean); null without one. Throws a
+   *  SyntaxError when it is not JSON. */
+  json<V = any>(): V | null {
+    return this.result === null ? null : JSON.parse(this.result.toString("utf8"));
+  }
+
+  /** The progress as UTF-8 text; null without one. */
+  get progressText(): string | null {
+    return this.progress === null ? null : this.progress.toString("utf8");
+  }
+
+  /** The progress read as JSON; null without one. */
+  progressJson<V = any>(): V | null {
+    return this.progress === null ? null : JSON.parse(this.progress.toString("utf8"));
+  }
+}
+
+/** ONCE.RESULT's and ONCE.CALL's reply (sent with Buffer replies): null, or the map of state, result, error,
+ *  attempts, finished, progress. */
+export function parseResult(reply: unknown): Result | null {
+  const m = toMap(reply);
+  if (m == null) return null;
+  return new Result({
+    state: str(m.state) ?? "",
+    result: bytes(m.result),
+    error: str(m.error),
+    attempts: num(m.attempts) ?? 0,
+    finished: num(m.finished),
+    progress: bytes(m.progress),
+  });
 }
 
 export interface ScheduleInfo {
@@ -207,25 +311,41 @@ export interface PushOptions {
   lease?: number;
   priority?: number;
   group?: string;
-  ttl?: number;
+  /** Once finished (completed or cancelled) the job is kept with its outcome this many ms, for result() and as a
+   *  dedup window for its id (0: not kept; unset: the queue's KEEP, see configure). Not for addBulk. */
   keep?: number;
+  /** A job no worker reserved within this many ms of its push becomes dead (`expired before start`), or is
+   *  removed with `ttlDrop`. Not for addBulk. */
+  ttl?: number;
+  /** With `ttl`: an expired job is removed instead of dead (TTL ms DROP). */
+  ttlDrop?: boolean;
 }
 
 const PUSH_FLAGS: Array<[keyof PushOptions, string]> = [
   ["id", "ID"], ["delay", "DELAY"], ["at", "AT"], ["retries", "RETRIES"], ["backoff", "BACKOFF"],
-  ["lease", "LEASE"], ["priority", "PRIORITY"], ["group", "GROUP"], ["ttl", "TTL"], ["keep", "KEEP"],
+  ["lease", "LEASE"], ["priority", "PRIORITY"], ["group", "GROUP"], ["keep", "KEEP"], ["ttl", "TTL"],
 ];
 
-export function pushArgs(opts: PushOptions = {}, allowed?: Array<keyof PushOptions>): Array<string | number> {
+/** The options the server's ONCE.BULK does not take (PUSH and CALL do). */
+export const PUSH_ONLY: ReadonlyArray<keyof PushOptions> = ["keep", "ttl", "ttlDrop"];
+
+export function pushArgs(opts: PushOptions = {}, allowed?: ReadonlyArray<keyof PushOptions>): Array<string | number> {
   const args: Array<string | number> = [];
+  for (const key of Object.keys(opts) as Array<keyof PushOptions>) {
+    if (key !== "ttlDrop" && !PUSH_FLAGS.some(([k]) => k === key)) throw new TypeError(`unknown option '${key}'`);
+    const v = opts[key];
+    if (allowed && !allowed.includes(key) && v !== undefined && v !== null && v !== false) {
+      throw new TypeError(`option '${key}' does not apply here`);
+    }
+  }
   for (const [key, flag] of PUSH_FLAGS) {
     const v = opts[key];
     if (v === undefined || v === null) continue;
-    if (allowed && !allowed.includes(key)) throw new TypeError(`option '${key}' does not apply here`);
     args.push(flag, v instanceof Date ? v.getTime() : (v as string | number));
   }
-  for (const key of Object.keys(opts)) {
-    if (!PUSH_FLAGS.some(([k]) => k === key)) throw new TypeError(`unknown option '${key}'`);
+  if (opts.ttlDrop) {
+    if (opts.ttl === undefined || opts.ttl === null) throw new TypeError("ttlDrop goes with ttl");
+    args.push("DROP");
   }
   return args;
 }

@@ -1,9 +1,11 @@
-// A queue's producer and admin side: push, bulk push, schedules, stats, inspect, pause/resume, retry, purge.
+// A queue's producer and admin side: push, bulk push, results and calls, schedules, stats, inspect, pause/resume,
+// retry, cancel, purge.
+import type Redis from "ioredis";
 import type { Connection, ConnectionOption } from "./connection";
-import { blockingOptions, openOwn, openShared, whenReady } from "./connection";
+import { blockingOptions, isCluster, nodeOf, openNode, openOwn, openShared, whenReady } from "./connection";
 import {
-  encodePayload, JobInfo, numericMap, OnceUnsupportedError, parseJobInfo, parseSchedules, Payload, PushOptions,
-  pushArgs, ScheduleInfo, send, toMap,
+  command, encodePayload, encodeValue, JobInfo, numericMap, OnceUnsupportedError, parseJobInfo, parseResult,
+  parseSchedules, Payload, PushOptions, PUSH_ONLY, pushArgs, reply, Result, ScheduleInfo, send, toMap,
 } from "./protocol";
 
 export interface QueueOptions {
@@ -28,12 +30,44 @@ export interface ListOptions {
 
 export type Stats = Record<string, number | null>;
 
+export interface CallOptions extends PushOptions {
+  /** How long to wait for the outcome, in ms (0: as long as it takes). */
+  timeout: number;
+  /** At the timeout, cancel the job (its error reads `call timed out`); else it stays queued. */
+  cancel?: boolean;
+}
+
+export interface ResultOptions {
+  /** Wait up to this many ms for an unfinished job to finish (ONCE.RESULT ... BLOCK; 0: as long as it takes). */
+  wait?: number;
+}
+
+/** A connection that carries blocking commands (RESULT BLOCK, CALL), and the Cluster node it talks to. */
+interface Waiter {
+  conn: Redis;
+  node: string | undefined;
+}
+
+/** Idle blocking connections a queue keeps for its next waits. */
+const MAX_IDLE_WAITERS = 8;
+
+/** A wait in ms as a BLOCK / TIMEOUT argument (0: forever); a fraction of a ms is rounded up. */
+function waitMs(ms: number, what: string): number {
+  if (typeof ms !== "number" || !(ms >= 0) || !Number.isFinite(ms)) {
+    throw new TypeError(`${what} is a wait in ms (0: as long as it takes), not ${ms}`);
+  }
+  return Math.ceil(ms);
+}
+
 export class Queue {
   readonly name: string;
   readonly connection: Connection;
   private readonly owned: boolean;
   private readonly spec: ConnectionOption | undefined;
   private hasBulk: boolean | undefined;
+  private readonly idle: Waiter[] = [];
+  private readonly waiters = new Set<Waiter>();
+  private closing = false;
 
   constructor(name: string, options: QueueOptions = {}) {
     if (typeof name !== "string" || name.length === 0) throw new TypeError("a queue name is a non-empty string");
@@ -48,7 +82,10 @@ export class Queue {
     return send(this.connection, command, this.name, args, buffers);
   }
 
-  /** Pushes one job; returns its id. Objects are JSON-encoded (a worker's `job.data` parses them back). */
+  /**
+   * Pushes one job; returns its id. Objects are JSON-encoded (a worker's `job.data` parses them back). With
+   * `keep` its outcome is kept once finished, for `result(id)`; `ttl` (and `ttlDrop`) bound how long it may wait.
+   */
   async add(payload: Payload, options: PushOptions = {}): Promise<string> {
     return this.cmd("ONCE.PUSH", [encodePayload(payload), ...pushArgs(options)]);
   }
@@ -60,6 +97,11 @@ export class Queue {
   async addBulk(payloads: Payload[], options: PushOptions = {}): Promise<string[]> {
     if (payloads.length === 0) return [];
     if (options.id !== undefined) throw new TypeError("addBulk takes no id: push jobs with their own ids with add()");
+    for (const key of PUSH_ONLY) {
+      if (options[key] !== undefined && options[key] !== false) {
+        throw new TypeError(`addBulk takes no ${key} (ONCE.BULK has no KEEP or TTL): push such jobs with add()`);
+      }
+    }
     const encoded = payloads.map(encodePayload);
     const opts = pushArgs(options);
     if (this.hasBulk !== false) {
@@ -108,7 +150,7 @@ export class Queue {
   }
 
   /** A page of the jobs in one state; pass `next` back as `cursor` until it is "0". */
-  async list(state: "ready" | "delayed" | "reserved" | "dead", options: ListOptions = {}):
+  async list(state: "ready" | "delayed" | "reserved" | "dead" | "completed" | "cancelled", options: ListOptions = {}):
     Promise<{ next: string; jobs: JobInfo[] }> {
     const args: Array<string | number> = [state];
     if (options.cursor !== undefined) args.push("CURSOR", options.cursor);
@@ -131,16 +173,21 @@ export class Queue {
     return this.cmd("ONCE.RETRY", ids === "ALL" ? ["ALL"] : ids);
   }
 
-  /** Removes jobs in any state but reserved; returns how many. */
+  /**
+   * Cancels jobs; returns how many. A waiting job is removed (kept as `cancelled` with KEEP); a running one
+   * finishes as `cancelled` at once, and its worker's next EXTEND, progress() or ACK is refused (the worker then
+   * sets `job.cancelled` where the job is kept, and does not ACK it).
+   */
   async cancel(ids: string[]): Promise<number> {
     return this.cmd("ONCE.CANCEL", ids);
   }
 
-  async purge(state: "ready" | "delayed" | "dead"): Promise<number> {
+  async purge(state: "ready" | "delayed" | "dead" | "completed"): Promise<number> {
     return this.cmd("ONCE.PURGE", [state]);
   }
 
-  /** Sets the queue's own settings (e.g. `{ RETRIES: 5, "DEAD-MAX": 1000 }`) and returns all of them. */
+  /** Sets the queue's own settings (e.g. `{ RETRIES: 5, "DEAD-MAX": 1000, keep: 60000, "keep-max": 10000 }`) and
+   *  returns all of them. */
   async configure(settings: Record<string, number | [number, number]> = {}): Promise<Record<string, unknown>> {
     const args: Array<string | number> = [];
     for (const [name, value] of Object.entries(settings)) {
@@ -151,28 +198,131 @@ export class Queue {
   }
 
   /**
-   * Pushes a job and waits for its outcome (ONCE.CALL); null when `timeout` ms pass first. Needs a module with
-   * ONCE.CALL, else throws OnceUnsupportedError. The call blocks, so it goes on a connection of its own (never
-   * re-sent after a reconnect: a CALL sent twice would push the job twice).
+   * A job's outcome (ONCE.RESULT): completed with its `result`, dead or cancelled with its `error`, or where it
+   * stands while unfinished (`done` false); null for a job the queue does not hold (it finished before anyone
+   * waited and was not kept: push with `keep`). With `wait` (ms, 0: as long as it takes) an unfinished job is
+   * waited for on the server (RESULT ... BLOCK, woken by its ACK, death or cancel); at the timeout the reply is the
+   * job as it then stands. A waiter whose master becomes a replica (a failover) gets the server's `UNBLOCKED`
+   * error: ask again.
    */
-  async call(payload: Payload, options: PushOptions & { timeout: number; cancel?: boolean }):
-    Promise<Record<string, any> | null> {
-    const { timeout, cancel, ...push } = options;
-    if (!(timeout > 0)) throw new TypeError("call() needs a timeout in ms");
-    const args = [encodePayload(payload), ...pushArgs(push), "TIMEOUT", timeout];
+  async result(id: string, options: ResultOptions = {}): Promise<Result | null> {
+    if (options.wait === undefined || options.wait === null) {
+      return parseResult(await this.cmd("ONCE.RESULT", [id], true));
+    }
+    const wait = waitMs(options.wait, "wait");
+    return parseResult(await this.blockingSend("ONCE.RESULT", [id, "BLOCK", wait], wait));
+  }
+
+  /**
+   * Pushes a job and waits for its outcome in the same round trip (ONCE.CALL); null when `timeout` ms (0: as long
+   * as it takes) pass first: then the job stays queued, or with `cancel` is cancelled (error `call timed out`).
+   * The other options are add()'s. Never re-sent after a reconnect (a CALL sent twice would push twice).
+   */
+  async call(payload: Payload, options: CallOptions): Promise<Result | null> {
+    const { timeout, cancel, ...push } = options ?? ({} as CallOptions);
+    if (timeout === undefined) throw new TypeError("call() needs a timeout in ms (0: as long as it takes)");
+    const wait = waitMs(timeout, "timeout");
+    const args = [encodePayload(payload), ...pushArgs(push), "TIMEOUT", wait];
     if (cancel) args.push("CANCEL");
-    const conn = openOwn(this.spec ?? this.connection, { ...blockingOptions(timeout), connectionName: "once-call" });
-    conn.on("error", () => undefined); // the call's own reply carries the failure
-    try {
-      await whenReady(conn, 10_000);
-      return toMap(await send(conn, "ONCE.CALL", this.name, args));
-    } finally {
-      conn.disconnect();
+    return parseResult(await this.blockingSend("ONCE.CALL", args, wait));
+  }
+
+  /**
+   * Stores a reserved job's progress (ONCE.PROGRESS): a string or Buffer as it is, other values as JSON. Fenced by
+   * `attempt` when given (a worker's handler calls `job.progress(data)`, which is). True if stored, false if the
+   * job is not reserved (under that attempt).
+   */
+  async progress(id: string, data: unknown, options: { attempt?: number } = {}): Promise<boolean> {
+    const value = encodeValue(data);
+    if (value === null) throw new TypeError("progress needs data");
+    const args: Array<string | number | Buffer> = [id, value];
+    if (options.attempt !== undefined) args.push("ATTEMPT", options.attempt);
+    return (await this.cmd("ONCE.PROGRESS", args)) === 1;
+  }
+
+  /**
+   * One blocking command on a connection of its own (to the queue's master in a Cluster): no client-side timeout
+   * shorter than the wait, never queued while disconnected nor re-sent after a reconnect. The connection goes back
+   * to a small pool after a reply, and is closed after an error (its state is then unknown).
+   */
+  private async blockingSend(name: string, args: Array<string | number | Buffer>, wait: number): Promise<any> {
+    let movedTo: string | undefined;
+    for (let redirects = 0; ; redirects++) {
+      const waiter = await this.waiter(movedTo);
+      const cmd = command(name, this.name, args, true);
+      // a half-open socket shows only as a missing reply: give up on it well after the server's own timeout
+      if (wait > 0) cmd.setTimeout(wait + 10_000);
+      let out;
+      try {
+        waiter.conn.sendCommand(cmd);
+        out = await reply(cmd);
+      } catch (err) {
+        this.drop(waiter);
+        // a MOVED reply ran nothing: the slot has moved, so send it (once more) to its new master
+        const moved = /^MOVED \d+ (\S+)/.exec((err as Error).message);
+        if (moved && redirects < 2 && isCluster(this.connection)) {
+          movedTo = moved[1];
+          this.connection.refreshSlotsCache();
+          continue;
+        }
+        throw err;
+      }
+      this.release(waiter);
+      return out;
     }
   }
 
-  /** Closes the connection if this queue made it (an instance passed in stays open). */
+  /** A ready blocking connection: an idle one, else a new one (in a Cluster: to `node`, else the queue's master). */
+  private async waiter(node?: string): Promise<Waiter> {
+    if (this.closing) throw new Error("the queue is closed");
+    if (node === undefined && isCluster(this.connection)) node = await nodeOf(this.connection, this.name, false);
+    for (const w of this.idle.filter((w) => w.conn.status !== "ready")) this.drop(w); // closed while idle
+    const at = this.idle.findIndex((w) => w.node === node);
+    let waiter: Waiter;
+    if (at >= 0) {
+      waiter = this.idle.splice(at, 1)[0];
+      waiter.conn.stream?.ref();
+    } else {
+      // never reconnects by itself: a connection that closes is dropped, and the next wait opens another
+      const options = { ...blockingOptions(0), connectionName: "once-wait", retryStrategy: () => null };
+      const conn = (node !== undefined && isCluster(this.connection) ? openNode(this.connection, node, options)
+        : openOwn(this.spec ?? this.connection, options)) as Redis;
+      conn.on("error", () => undefined); // the command's own reply carries the failure
+      waiter = { conn, node };
+    }
+    this.waiters.add(waiter);
+    try {
+      await whenReady(waiter.conn, 10_000);
+    } catch (err) {
+      this.drop(waiter);
+      throw err;
+    }
+    return waiter;
+  }
+
+  /** Back to the pool after a reply; an idle connection does not keep the process alive. */
+  private release(waiter: Waiter): void {
+    this.waiters.delete(waiter);
+    if (this.closing || this.idle.length >= MAX_IDLE_WAITERS || waiter.conn.status !== "ready") {
+      waiter.conn.disconnect();
+      return;
+    }
+    waiter.conn.stream?.unref();
+    this.idle.push(waiter);
+  }
+
+  private drop(waiter: Waiter): void {
+    this.waiters.delete(waiter);
+    const at = this.idle.indexOf(waiter);
+    if (at >= 0) this.idle.splice(at, 1);
+    waiter.conn.disconnect();
+  }
+
+  /** Closes the connection if this queue made it (an instance passed in stays open), and the queue's waiting
+   *  connections (a result() or call() still waiting then fails). */
   async close(): Promise<void> {
+    this.closing = true;
+    for (const w of [...this.idle, ...this.waiters]) this.drop(w);
     if (this.owned) await this.connection.quit().catch(() => this.connection.disconnect());
   }
 }

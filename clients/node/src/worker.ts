@@ -7,6 +7,12 @@
 // (`... ACK id ATTEMPT n WITHACK`, not blocking, whose reply says whether that ACK held). A job that succeeds while
 // the loop waits on the server is acknowledged at once on the worker's other connection, which also carries the
 // lease extensions (`ONCE.EXTEND q id l ATTEMPT n`, every extendEveryMs while a handler runs) and the NACKs.
+//
+// A handler's return value is the job's result: a job that returned something (not undefined or null) is
+// acknowledged with it at once on the command connection (`ONCE.ACK q id ATTEMPT n RESULT data`, those finishing
+// in the same moment in one write), so that a caller waiting for it (ONCE.CALL, RESULT ... BLOCK) has it without
+// waiting for the next round. An EXTEND, PROGRESS or ACK refused for a job that ONCE.RESULT says was cancelled
+// marks it `cancelled` (no ACK, no NACK) rather than `lost`.
 import { EventEmitter } from "node:events";
 import type Redis from "ioredis";
 import type { Cluster } from "ioredis";
@@ -14,7 +20,9 @@ import {
   blockingOptions, Connection, ConnectionOption, isCluster, isTransient, nodeOf, openNode, openOwn, whenReady,
 } from "./connection";
 import { Job } from "./job";
-import { command, Decode, parseJobs, PermanentError, send, sendAll, toMap } from "./protocol";
+import {
+  command, Decode, encodeValue, parseJobs, parseResult, PermanentError, send, sendAll, toMap,
+} from "./protocol";
 
 export interface WorkerOptions {
   /** An ioredis Redis or Cluster instance (the worker makes its own connections with its settings), ioredis
@@ -69,11 +77,22 @@ interface Done {
   tried: boolean;
 }
 
+/** A job to be acknowledged with its handler's result (ACK ... RESULT data). */
+interface DoneWithResult extends Done {
+  result: string | Buffer;
+}
+
 /**
  * Events: `active` (job), `completed` (job, result) once its ACK holds, `failed` (job, error) once nacked,
  * `lost` (job) when the server refused its EXTEND or ACK (its lease ran out: it may run again elsewhere),
+ * `cancelled` (job) when the job was cancelled while it ran (ONCE.CANCEL; it is neither acked nor nacked),
  * `drained` when a RESERVE waited blockMs and found nothing, `error` (error) for connection and server errors
  * (the worker retries; without a listener they are printed), `closed`.
+ *
+ * What the handler returns is the job's result, read by `queue.result(id)` and `queue.call()`: a string is kept as
+ * its UTF-8 text, a Buffer as it is, undefined or null as no result, anything else as JSON (as the Python worker
+ * does, so either reads what the other wrote). A value JSON cannot encode is reported (`error`) and the job acked
+ * without a result; a result the server refuses (larger than once.max-payload-bytes) dead-letters the job.
  */
 export class Worker<T = any, R = any> extends EventEmitter {
   readonly name: string;
@@ -98,6 +117,7 @@ export class Worker<T = any, R = any> extends EventEmitter {
   private readonly lostJobs = new WeakSet<Job>();
   private pendingAcks: Done[] = [];
   private soonAcks: Done[] = []; // to go out together on the command connection, in a moment
+  private resultAcks: DoneWithResult[] = []; // ACK ... RESULT, likewise
   private readonly settling = new Set<Promise<void>>();
   private readonly wakers = new Set<() => void>();
   private inRound = false;
@@ -314,24 +334,42 @@ export class Worker<T = any, R = any> extends EventEmitter {
     this.running.set(job, Date.now() + this.extendEveryMs);
     // one timer for every job in hand (a timer per job costs more than a no-op job)
     this.keeper ??= setInterval(() => this.keepLeases(), Math.max(10, Math.min(1000, this.extendEveryMs / 4)));
+    job.onCancelled = (j) => this.fire("cancelled", j);
     this.fire("active", job);
     Promise.resolve()
       .then(() => this.handler(job))
       .then(
-        (result) => {
+        (value) => {
           this.finish(job);
-          job.returnvalue = result;
-          const done = { job, tried: false };
-          if (this.inRound || this.closing) this.ackSoon(done);
-          else this.pendingAcks.push(done);
+          job.returnvalue = value;
+          if (!job.cancelled) this.succeeded(job, value);
           this.wakeUp();
         },
         (err) => {
           this.finish(job);
-          this.track(this.nack(job, err));
+          if (!job.cancelled) this.track(this.nack(job, err));
           this.wakeUp();
         },
       );
+  }
+
+  /** A handler returned: its job is acked with the result at once, or without one with the next round. */
+  private succeeded(job: Job, value: unknown): void {
+    let result: string | Buffer | null;
+    try {
+      result = encodeValue(value);
+    } catch (err) {
+      this.report(new TypeError(`job ${job.id}: its handler returned a value that is not a string, a Buffer or JSON `
+        + `(${(err as Error).message}): acknowledged without a result`));
+      result = null;
+    }
+    if (result !== null) {
+      this.ackResultSoon({ job, tried: false, result });
+      return;
+    }
+    const done = { job, tried: false };
+    if (this.inRound || this.closing) this.ackSoon(done);
+    else this.pendingAcks.push(done);
   }
 
   private finish(job: Job): void {
@@ -345,7 +383,7 @@ export class Worker<T = any, R = any> extends EventEmitter {
   private keepLeases(): void {
     const now = Date.now();
     for (const [job, due] of this.running) {
-      if (due > now || this.lostJobs.has(job)) continue;
+      if (due > now || this.lostJobs.has(job) || job.cancelled) continue;
       this.running.set(job, now + this.extendEveryMs);
       void this.extend(job);
     }
@@ -359,7 +397,7 @@ export class Worker<T = any, R = any> extends EventEmitter {
   private async extend(job: Job): Promise<void> {
     try {
       const deadline = await send(this.cmd, "ONCE.EXTEND", this.name, [job.id, this.leaseMs, "ATTEMPT", job.attempt]);
-      if (deadline === null && this.running.has(job)) this.markLost(job);
+      if (deadline === null && this.running.has(job) && !(await job.checkCancelled())) this.markLost(job);
     } catch (err) {
       this.report(err); // the next period tries again; the lease itself is longer than a period
     }
@@ -386,6 +424,56 @@ export class Worker<T = any, R = any> extends EventEmitter {
       const batch = this.soonAcks.splice(0);
       resolve(this.settleAcks(batch, sendAll(this.cmd, this.ackCommands(batch)), true));
     })));
+  }
+
+  /** ACK ... RESULT on the command connection, at once (those of jobs finishing in the same moment in one write). */
+  private ackResultSoon(done: DoneWithResult): void {
+    this.resultAcks.push(done);
+    if (this.resultAcks.length > 1) return;
+    this.track(new Promise((resolve) => setImmediate(() => {
+      const batch = this.resultAcks.splice(0);
+      const replies = sendAll(this.cmd, batch.map((d) => command("ONCE.ACK", this.name,
+        [d.job.id, "ATTEMPT", d.job.attempt, "RESULT", d.result])));
+      resolve(Promise.all(batch.map((d, i) => this.settleResultAck(d, replies[i]))).then(() => undefined));
+    })));
+  }
+
+  /**
+   * The reply of an ACK ... RESULT. On a connection error it is sent again (the fence makes that harmless) until
+   * the job's lease would have run out; a result larger than the server takes dead-letters the job; any other
+   * refusal (a module from before results) is reported and the job acked without its result.
+   */
+  private async settleResultAck(done: DoneWithResult, first: Promise<number>): Promise<void> {
+    const backoff = new Backoff(100, this.maxBackoffMs);
+    const giveUp = Date.now() + Math.max(this.stopTimeoutMs, this.leaseMs);
+    let reply = first;
+    for (;;) {
+      try {
+        this.settled(done, await reply);
+        return;
+      } catch (err) {
+        if (/max-payload-bytes/.test((err as Error).message)) { // the `failed` event carries the server's reason
+          await this.nack(done.job, new PermanentError(`result refused: ${(err as Error).message}`));
+          return;
+        }
+        if (!isTransient(err)) {
+          // a module without results (an older build) or another refusal: the plain ACK says whether it holds
+          this.report(new Error(`job ${done.job.id}: its result was refused (${(err as Error).message}): `
+            + "acknowledged without it"));
+          this.ackSoon({ job: done.job, tried: done.tried });
+          return;
+        }
+        done.tried = true;
+        this.report(err);
+        if (Date.now() > giveUp) {
+          this.report(new Error(`job ${done.job.id}: its ACK could not be sent: it will run again after its lease`));
+          return;
+        }
+        await sleep(backoff.next());
+        reply = send(this.cmd, "ONCE.ACK", this.name,
+          [done.job.id, "ATTEMPT", done.job.attempt, "RESULT", done.result]);
+      }
+    }
   }
 
   /** The outcome of ackCommands(dones); unconfirmed (the connection failed) they go back to the pending ones. */
@@ -434,6 +522,8 @@ export class Worker<T = any, R = any> extends EventEmitter {
       }
       if (info === null || (info.state === "completed" && Number(info.attempts) === d.job.attempt)) {
         this.fire("completed", d.job, d.job.returnvalue);
+      } else if (info.state === "cancelled") {
+        d.job.markCancelled();
       } else {
         this.markLost(d.job);
       }
@@ -441,9 +531,26 @@ export class Worker<T = any, R = any> extends EventEmitter {
   }
 
   private settled(done: Done, count: number): void {
-    // 0 after an attempt whose reply was lost most likely means that attempt was applied
-    if (count === 1 || done.tried) this.fire("completed", done.job, done.job.returnvalue);
-    else this.markLost(done.job);
+    if (count === 1) this.fire("completed", done.job, done.job.returnvalue);
+    else this.track(this.refused(done));
+  }
+
+  /** An ACK was refused: the job was cancelled, or an earlier ACK whose reply was lost held, or its lease ran out. */
+  private async refused(done: Done): Promise<void> {
+    const { job } = done;
+    let outcome;
+    try {
+      outcome = parseResult(await send(this.cmd, "ONCE.RESULT", this.name, [job.id], true));
+    } catch {
+      outcome = null; // a module without RESULT, a user without the right to it: as if the job were gone
+    }
+    if (outcome?.state === "cancelled") job.markCancelled();
+    else if (outcome?.state === "completed" && outcome.attempts === job.attempt) {
+      this.fire("completed", job, job.returnvalue);
+    } else if (outcome === null && done.tried) {
+      // gone, after an attempt whose reply was lost: that attempt was most likely applied
+      this.fire("completed", job, job.returnvalue);
+    } else this.markLost(job);
   }
 
   /** NACK with the error text, fenced; sent again on connection errors (the fence makes that harmless). */
@@ -454,7 +561,9 @@ export class Worker<T = any, R = any> extends EventEmitter {
     const giveUp = Date.now() + Math.max(this.stopTimeoutMs, this.leaseMs);
     for (;;) {
       try {
-        if ((await send(this.cmd, "ONCE.NACK", this.name, args)) === 0) this.markLost(job);
+        if ((await send(this.cmd, "ONCE.NACK", this.name, args)) === 0 && !(await job.checkCancelled())) {
+          this.markLost(job);
+        }
         break;
       } catch (e) {
         this.report(e);
@@ -462,7 +571,7 @@ export class Worker<T = any, R = any> extends EventEmitter {
         await sleep(backoff.next());
       }
     }
-    this.fire("failed", job, err);
+    if (!job.cancelled) this.fire("failed", job, err);
   }
 
   /** The last ACKs, on the command connection, until they hold or stopTimeoutMs has passed. */
@@ -470,7 +579,7 @@ export class Worker<T = any, R = any> extends EventEmitter {
     const giveUp = Date.now() + this.stopTimeoutMs;
     const backoff = new Backoff(100, this.maxBackoffMs);
     for (;;) {
-      await Promise.all([...this.settling]);
+      while (this.settling.size > 0) await Promise.all([...this.settling]);
       const acks = this.pendingAcks.splice(0);
       if (acks.length === 0) return;
       if (Date.now() > giveUp) {

@@ -1,13 +1,14 @@
-// The worker as README's ACL "worker" user (by name: RESERVE, ACK, NACK, EXTEND, STATS): it drains and stops,
-// and sends nothing else but what it can do without (CLIENT ID/UNBLOCK/SETNAME/SETINFO, INFO for ioredis' ready
-// check, COMMAND DOCS to learn whether the module takes ACKS).
+// The worker as README's ACL "worker" user (by name: RESERVE, ACK, NACK, EXTEND, PROGRESS, STATS, RESULT): it
+// drains and stops, and sends nothing else but what it can do without (CLIENT ID/UNBLOCK/SETNAME/SETINFO, INFO for
+// ioredis' ready check, COMMAND DOCS to learn whether the module takes ACKS).
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import Redis from "ioredis";
 import { Queue, Worker } from "../dist/index.js";
 import { serverKinds, startServer, waitFor } from "./harness.mjs";
 
-const WORKER_ACL = "ACL SETUSER worker on >worker-secret ~jobs:* +ONCE.RESERVE +ONCE.ACK +ONCE.NACK +ONCE.EXTEND +ONCE.STATS";
+const WORKER_ACL = "ACL SETUSER worker on >worker-secret ~jobs:* +ONCE.RESERVE +ONCE.ACK +ONCE.NACK +ONCE.EXTEND "
+  + "+ONCE.PROGRESS +ONCE.STATS +ONCE.RESULT";
 
 for (const kind of serverKinds()) {
   describe(`ACL worker user on ${kind.name}`, () => {
@@ -32,6 +33,8 @@ for (const kind of serverKinds()) {
       const worker = new Worker("jobs:acl", async (job) => {
         if (job.data === "job 7") throw new Error("seven");
         if (job.data === "job 9") await new Promise((r) => setTimeout(r, 300)); // outlives an extension period
+        if (job.data === "job 3") await job.progress({ step: 1 });
+        return job.data === "job 5" ? { five: 5 } : undefined; // a result: ACK ... RESULT
       }, { connection: { port: server.port, host: "127.0.0.1", username: "worker", password: "worker-secret" },
         concurrency: 4, blockMs: 1000, leaseMs: 300 });
       worker.on("completed", (job) => done.push(job.id));

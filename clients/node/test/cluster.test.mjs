@@ -111,5 +111,27 @@ for (const kind of serverKinds()) {
       // a job runs twice only if its lease ran out while the slot moved
       assert.ok([...seen.values()].filter((c) => c > 1).length <= 20);
     });
+
+    test("call() and result({ wait }) wait on the queue's master, and follow its slot to another", async () => {
+      const name = "{rpc}:calls";
+      const slot = calculateSlot(name);
+      const queue = new Queue(name, { connection: cluster });
+      const worker = new Worker(name, async (job) => ({ twice: job.data.n * 2 }), { connection: cluster });
+      worker.on("error", () => undefined); // its RESERVE's MOVED after the move: it follows
+      try {
+        assert.deepEqual((await queue.call({ n: 21 }, { timeout: 5000 })).json(), { twice: 42 });
+        const ports = nodes.map((n) => n.port);
+        const from = await ownerPort(ports[0], slot);
+        await moveSlot(slot, from, ports.find((p) => p !== from), ports);
+        // the queue's idle waiting connection still talks to the old master: MOVED, then the new one
+        const outcome = await queue.call({ n: 5 }, { timeout: 5000 });
+        assert.deepEqual(outcome?.json(), { twice: 10 });
+        const id = await queue.add({ n: 8 }, { keep: 60000 });
+        assert.deepEqual((await queue.result(id, { wait: 5000 })).json(), { twice: 16 });
+      } finally {
+        await worker.close();
+        await queue.close();
+      }
+    });
   });
 }

@@ -1,4 +1,5 @@
-// The seed example in Node (examples/node): a producer adding one job a second and a worker printing them.
+// The examples in Node (examples/node): the seed example (a producer adding one job a second and a worker
+// printing them), and call.mjs (a caller waiting for a worker's return value).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import path from "node:path";
@@ -37,6 +38,14 @@ for (const kind of serverKinds()) {
       assert.equal(await producer.done, 0, producer.out);
       assert.equal(await consumer.done, 0, consumer.out);
       assert.doesNotMatch(consumer.out, /failed|Error/);
+    });
+
+    test("call.mjs: a caller gets the worker's return value back (call and result)", async () => {
+      const child = run("call.mjs", server.port);
+      assert.equal(await child.done, 0, child.out);
+      assert.match(child.out, /^call: completed \{"url":"https:\/\/cdn.example\/cat-42-small.jpg","bytes":48213\}$/m);
+      assert.match(child.out,
+        /^result of \S+: completed \{"url":".*cat-43-small.jpg","bytes":48213\} \(progress \{"stage":"resizing"\}\)$/m);
     });
   });
 }
