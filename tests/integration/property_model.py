@@ -41,6 +41,11 @@ RANGES = {
     "RATE": (0, 100_000),
     "PER": (1, 86_400_000),
     "GROUPS-COUNT": (1, 1000),
+    # issue 21: PUSH's KEEP and TTL, CONFIGURE's KEEP and KEEP-MAX, CALL's TIMEOUT
+    "KEEP": (0, MS_10Y),
+    "TTL": (1, MS_10Y),
+    "KEEP-MAX": (0, 1_000_000_000),
+    "TIMEOUT": (1, BLOCK_MAX),
 }
 # Group names: a few tenants, the longest name, and two that README refuses (empty, 257 bytes).
 GROUP_NAMES = ["t0", "t1", "t2", "t3", "g" * 256, "\u00e9\x00\r\n"]
@@ -121,6 +126,7 @@ class Generator:
         self.server_ids = []        # (key, id) of jobs pushed without ID
         self.seqs = []              # (key, job number) read from server ids `<ms>-<seq>`, for the internal commands
         self.must_fail = None
+        self.in_multi = False       # the commands being made go inside one MULTI/EXEC (CALL is refused there)
 
     # ---- feedback from the replies ----------------------------------------------------------------------------
 
@@ -238,7 +244,57 @@ class Generator:
         opts = []
         if self.maybe(0.4):
             opts.append(("ID", self.custom_id()))
-        return ["ONCE.PUSH", key, self.payload()] + self.options(self.job_options(opts))
+        return ["ONCE.PUSH", key, self.payload()] + self.options(self.finish_options(self.job_options(opts)))
+
+    def finish_options(self, opts):
+        """Issue 21's PUSH (and CALL) options, added to `opts`: KEEP ms, TTL ms [DROP] (DROP is a token of its own
+        that the parser takes anywhere after the payload, but only with TTL)."""
+        if self.maybe(0.3):
+            opts.append(("KEEP", self.number("KEEP", lambda: self.rng.choice([0, self.rng.randrange(1, 300), 60_000]))))
+        if self.maybe(0.2):
+            opts.append(("TTL", self.number("TTL", lambda: self.rng.choice([self.rng.randrange(1, 300), 60_000]))))
+            if self.maybe(0.4):
+                opts.append(("DROP", None))
+        elif self.maybe(0.01):
+            opts.append(("DROP", None))
+            self._bad("DROP goes with TTL")
+        return opts
+
+    def call(self, key):
+        """ONCE.CALL: PUSH's options, a short TIMEOUT (a valid long one would wait that long), sometimes CANCEL.
+        Inside MULTI it is refused."""
+        opts = []
+        if self.maybe(0.4):
+            opts.append(("ID", self.custom_id()))
+        opts = self.finish_options(self.job_options(opts))
+        if self.maybe(0.97):
+            v = self.rng.choice([1, 5, 20] if self.maybe(0.85) else [0, -1, BLOCK_MAX + 1, 10 ** 19, "soon"])
+            if not isinstance(v, int) or not 1 <= v <= BLOCK_MAX:
+                self._bad(f"TIMEOUT={v} invalid")
+            opts.append(("TIMEOUT", v))
+        else:
+            self._bad("TIMEOUT ms is required")
+        if self.maybe(0.4):
+            opts.append(("CANCEL", None))
+        argv = ["ONCE.CALL", key, self.payload()] + self.options(opts)
+        if self.in_multi:
+            self._bad("CALL inside MULTI")
+        return argv
+
+    def result(self, key):
+        """ONCE.RESULT, sometimes with a short or invalid BLOCK (a valid long one on an unfinished job would wait)."""
+        argv = ["ONCE.RESULT", key, self.job_id(key)]
+        if self.maybe(0.2):
+            v = self.rng.choice([1, 5, 20, -1, BLOCK_MAX + 1, 10 ** 19, "soon"])
+            if not isinstance(v, int) or not 0 <= v <= BLOCK_MAX:
+                self._bad(f"BLOCK={v} invalid")
+            argv += ["BLOCK", v]
+        return argv
+
+    def progress(self, key):
+        job_id = self.job_id(key)
+        opts = [("ATTEMPT", self.attempt(key, job_id))] if self.maybe(0.6) else []
+        return ["ONCE.PROGRESS", key, job_id, self.payload()] + self.options(opts)
 
     def custom_id(self):
         idv = self.rng.choice(CUSTOM_IDS + ["", "k" * 257]) if self.maybe(0.9) else ""
@@ -254,7 +310,11 @@ class Generator:
             self._bad("PAYLOADS needs a payload")
         elif n > 10_000:
             self._bad("over 10000 payloads")
-        argv = ["ONCE.BULK", key] + self.options(self.job_options([]))
+        opts = self.job_options([])
+        if self.maybe(0.03):
+            opts.append(self.rng.choice([("KEEP", 1000), ("TTL", 1000)]))
+            self._bad("KEEP and TTL are not BULK options")
+        argv = ["ONCE.BULK", key] + self.options(opts)
         if self.maybe(0.4):
             m = n if self.maybe(0.92) else max(0, n + self.rng.choice([-1, 1]))
             if m != n:
@@ -314,9 +374,11 @@ class Generator:
             opts.append(("ACK", acked))
             if self.maybe(0.3):
                 opts.append(("ATTEMPT", self.attempt(key, acked)))
+            if self.maybe(0.25):
+                opts.append(("RESULT", self.payload()))
         elif self.maybe(0.03):
-            opts.append(("ATTEMPT", 1))
-            self._bad("ATTEMPT goes with ACK")
+            opts.append(self.rng.choice([("ATTEMPT", 1), ("RESULT", "r")]))
+            self._bad("ATTEMPT and RESULT go with ACK")
         if self.maybe(0.15):
             # BLOCK only short or invalid: a valid long BLOCK on an empty queue would wait that long
             v = self.rng.choice([1, 5, 20, -1, BLOCK_MAX + 1, 10 ** 19, "soon"])
@@ -330,11 +392,16 @@ class Generator:
 
     def ack(self, key):
         ids = self.ids(key)
+        argv = ["ONCE.ACK", key] + ids
         if self.maybe(0.3):
             if len(ids) > 1:
                 self._bad("ATTEMPT goes with a single id")
-            return ["ONCE.ACK", key] + ids + ["ATTEMPT", self.attempt(key, ids[0])]
-        return ["ONCE.ACK", key] + ids
+            argv += ["ATTEMPT", self.attempt(key, ids[0])]
+        if self.maybe(0.25):            # README: RESULT data are the last two arguments, with exactly one id
+            if len(ids) > 1:
+                self._bad("RESULT goes with a single id")
+            argv += ["RESULT", self.payload()]
+        return argv
 
     def nack(self, key):
         job_id = self.job_id(key)
@@ -384,7 +451,8 @@ class Generator:
                                 ["ONCE.RETRY", key], ["ONCE.CANCEL", key], ["ONCE.INSPECT", key],
                                 ["ONCE.INSPECT", key, "j1", "j2"], ["ONCE.STATS", key, "x"],
                                 ["ONCE.SCHEDULE", key, "s0", "@hourly"], ["ONCE.UNSCHEDULE", key],
-                                ["ONCE.SCHEDULES", key, "x"], ["ONCE.RESERVE"]])
+                                ["ONCE.SCHEDULES", key, "x"], ["ONCE.RESERVE"], ["ONCE.RESULT", key],
+                                ["ONCE.CALL", key], ["ONCE.PROGRESS", key, "j1"]])
 
     # ---- internal commands: a client may send them (README "Internal commands"); what they accept must persist ----
 
@@ -401,9 +469,15 @@ class Generator:
     def when(self, ahead=600_000):
         return self.edge(now_ms() + self.rng.randrange(-1000, ahead), 2 ** 62, 253_402_300_799_999)
 
+    def timed_args(self, key):
+        """`ONCE._TIMED key TTL|CALL|FORGET seq …`: one timer step (README), naming a few job numbers."""
+        return [self.rng.choice(["TTL", "CALL", "FORGET", "FORGET", "x"])] + \
+            [self.seq(key) for _ in range(self.rng.randrange(1, 3))]
+
     def internal(self, key):
         what = self.rng.choice(["_JOB", "_JOB", "_RESERVE", "_FAIL", "_LEASE", "_PROMOTE", "_META", "_SCHED",
-                                "_FIRED", "_AT", "_AT", "_EVENTS", "_HIST", "_GROUP", "_WINDOW", "_RING", "_BULK", "_BULK"])
+                                "_FIRED", "_AT", "_AT", "_EVENTS", "_HIST", "_GROUP", "_WINDOW", "_RING", "_BULK", "_BULK",
+                                "_TIMED"])
         if what == "_BULK":
             numbers = [self.seq(key), self.when(0), self.edge(self.rng.choice([0, now_ms() + 10 ** 10])),
                        self.edge(self.rng.randrange(4), 1000, 1001), self.edge(1000, MS_10Y, MS_10Y + 1),
@@ -422,6 +496,9 @@ class Generator:
         if what == "_AT":
             inner = self.rng.choice([["ONCE.ACK", self.job_id(key)], ["ONCE.RETRY", self.job_id(key)],
                                      ["ONCE.CANCEL", self.job_id(key)], ["ONCE._RESERVE", self.seq(key), self.when()],
+                                     ["ONCE.ACK", self.job_id(key), "RESULT", self.payload()],
+                                     ["ONCE.PROGRESS", self.job_id(key), self.payload()],
+                                     ["ONCE._TIMED"] + self.timed_args(key),
                                      ["ONCE._DROP", self.seq(key)], ["ONCE.PUSH", "x"], ["ONCE._AT", key, "1"]])
             # The inner command names its key, which must be _AT's own (a foreign one is refused).
             inner_key = key if self.rng.random() < 0.9 else key + "-other"
@@ -448,7 +525,7 @@ class Generator:
             return ["ONCE._RING", key, self.rng.choice(["FIRST", "NEXT", "x"])] + \
                 self.rng.sample(GROUP_NAMES + [""], self.rng.randrange(1, 4))
         if what == "_JOB":
-            state = self.edge(self.rng.randrange(4), 4)
+            state = self.edge(self.rng.randrange(6), 6)
             attempts = self.edge(self.rng.randrange(3), 2 ** 32 - 1, 2 ** 32)
             deadline = self.when() if state in (1, 2) else self.edge(0)
             header = [self.rng.choice(["PUSH", "LOAD"]), self.seq(key), self.when(0), state, attempts,
@@ -461,6 +538,21 @@ class Generator:
                 argv += ["ID", self.rng.choice(CUSTOM_IDS + ["", "k" * 257])]
             if self.maybe(0.3):
                 argv += ["ERROR", self.rng.choice(ERROR_TEXTS)]
+            # issue 21's job fields
+            if self.maybe(0.15):
+                argv += ["RESULT", self.payload()]
+            if self.maybe(0.15):
+                argv += ["PROGRESS", self.payload()]
+            if self.maybe(0.2):
+                argv += ["KEEP", self.edge(self.rng.choice([0, 200, 60_000]), MS_10Y, MS_10Y + 1)]
+            if self.maybe(0.15):
+                argv += ["TTL", self.when()]
+                if self.maybe(0.4):
+                    argv += ["TTL-DROP", self.edge(1, 2)]
+            if self.maybe(0.1):
+                argv += ["CANCEL-AT", self.when()]
+        elif what == "_TIMED":
+            argv = self.timed_args(key)
         elif what == "_RESERVE":
             argv = [x for _ in range(self.rng.randrange(1, 3)) for x in (self.seq(key), self.when())]
         elif what == "_FAIL":
@@ -495,14 +587,15 @@ class Generator:
 
     WEIGHTS = [("push", 26), ("bulk", 5), ("reserve", 15), ("ack", 7), ("nack", 10), ("extend", 6), ("retry", 5), ("cancel", 6),
                ("inspect", 5), ("stats", 3), ("schedule", 7), ("unschedule", 4), ("schedules", 2), ("arity", 2),
-               ("internal", 6), ("config", 1), ("operate", 6), ("flow", 4)]
+               ("internal", 6), ("config", 1), ("operate", 6), ("flow", 4),
+               ("call", 3), ("result", 3), ("progress", 3)]
 
     def operate(self, key):
         """README "Operating a queue": LIST, PURGE, RETRY ALL, PAUSE/RESUME, CONFIGURE, at and beyond their edges."""
         roll = self.rng.random()
         if roll < 0.3:
             state = self.pick([("ready", "ok"), ("delayed", "ok"), ("reserved", "ok"), ("dead", "ok"),
-                               ("finished", "bad")])
+                               ("completed", "ok"), ("cancelled", "ok"), ("finished", "bad")])
             argv = ["ONCE.LIST", key, state]
             if self.maybe(0.5):
                 argv += ["COUNT", self.number("LIST-COUNT", lambda: self.rng.randint(1, 20))]
@@ -518,7 +611,7 @@ class Generator:
             return argv
         if roll < 0.45:
             return ["ONCE.PURGE", key, self.pick([("ready", "ok"), ("delayed", "ok"), ("dead", "ok"),
-                                                  ("reserved", "bad")])]
+                                                  ("completed", "ok"), ("reserved", "bad"), ("cancelled", "bad")])]
         if roll < 0.55:
             return ["ONCE.RETRY", key, "ALL"]
         if roll < 0.7:
@@ -527,7 +620,9 @@ class Generator:
         for opt, typical in [("RETRIES", lambda: self.rng.randint(0, 5)), ("BACKOFF", lambda: self.rng.randint(0, 500)),
                              ("LEASE", lambda: self.rng.randint(50, 5000)),
                              ("DEAD-MAX", lambda: self.rng.randint(0, 5)),
-                             ("DEAD-TTL", lambda: self.rng.choice([0, 200, 60_000]))]:
+                             ("DEAD-TTL", lambda: self.rng.choice([0, 200, 60_000])),
+                             ("KEEP", lambda: self.rng.choice([0, 200, 60_000])),
+                             ("KEEP-MAX", lambda: self.rng.randint(0, 5))]:
             if self.maybe(0.35):
                 argv += [opt, self.number(opt, typical)]
         for opt, name, typical in [("EVENTS-MAX", "EVENTS-MAX", lambda: self.rng.choice([0, 3, 50])),
@@ -570,7 +665,9 @@ class Generator:
 
     def group(self):
         """How many of the next commands to send inside one MULTI/EXEC (0: none)."""
-        return self.rng.randrange(2, 5) if self.rng.random() < 0.04 else 0
+        n = self.rng.randrange(2, 5) if self.rng.random() < 0.04 else 0
+        self.in_multi = n > 0
+        return n
 
     def next(self):
         self.must_fail = None
