@@ -447,10 +447,12 @@ def encode_queue_v2(next_seq, totals, jobs, scheds=()):
     return b"".join(out)
 
 
-def encode_queue_v4(next_seq, totals, jobs):
+def encode_queue_v4(next_seq, totals, jobs, version=4):
     """The module's v4 RDB encoding of ready jobs of the default group (src/persist/rdb.rs): v2's job numbers
     plus `since`; 13 settings; an empty event log; two empty histograms; no rate windows or groups of their
-    own; the round-robin's order (the default group, by its empty name, when it has a ready job)."""
+    own; the round-robin's order (the default group, by its empty name, when it has a ready job).
+    `version=5` writes v5, which for such jobs differs only in 9 totals and 15 settings (KEEP, KEEP-MAX)."""
+    assert len(totals) == (8 if version == 4 else 9)
     out = [mod_uint(next_seq)] + [mod_sint(t) for t in totals] + [mod_uint(len(jobs))]
     for j in jobs:
         out += [mod_sint(j[f]) for f in ("seq", "created", "state", "attempts", "retry_base", "retries", "backoff",
@@ -461,6 +463,8 @@ def encode_queue_v4(next_seq, totals, jobs):
     # retries, backoff, lease (-1: unset), dead_max, dead_ttl, paused, events_max, concurrency, rate n, rate per,
     # group concurrency, group rate n, group rate per
     out += [mod_sint(v) for v in (-1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)]
+    if version >= 5:
+        out += [mod_sint(0), mod_sint(0)]  # keep, keep_max
     out += [mod_uint(0), mod_uint(0)]  # event log: last id, count
     out += [mod_uint(0)] * (2 * 27)  # wait and run: sum, then 26 buckets
     out += [mod_uint(0), mod_uint(0)]  # the queue's window, groups with limits or windows

@@ -553,8 +553,8 @@ def _state_codes(r, rb):
         key = f"codes:{name}"
         setup(key)
         body, _, _ = split_dump(rb.dump(key))
-        # v2: next_seq, 8 totals, count, then the job's seq, created, state: the 13th value
-        codes[name] = _read_uints(body, 13)[12]
+        # v5: next_seq, 9 totals, count, then the job's seq, created, state: the 14th value
+        codes[name] = _read_uints(body, 14)[13]
         r.delete(key)
     return codes
 
@@ -581,11 +581,12 @@ def test_restore_crafted_queues_are_validated(make_server):
     assert (st["ready"], st["delayed"], st["reserved"], st["dead"], st["schedules"], st["pushed_total"]) == \
         (1, 1, 1, 1, 1, 4), st
     assert inspect(r, "good", "custom-one")["priority"] == 7
-    # the encoder here writes what the module writes: a one-job queue encodes to the module's own bytes (v4)
+    # the encoder here writes what the module writes: a one-job queue encodes to the module's own bytes (v5)
     created = int(real_id.split("-")[0])
-    mine = module_header(real, encver=4) + encode_queue_v4(
-        1, (1, 0, 0, 0, 0, 0, 0, 0),
-        [dict(_job(0, created=created, state=codes["ready"], payload="p"), retry_base=0, since=created)]) \
+    mine = module_header(real, encver=5) + encode_queue_v4(
+        1, (1, 0, 0, 0, 0, 0, 0, 0, 0),
+        [dict(_job(0, created=created, state=codes["ready"], payload="p"), retry_base=0, since=created)],
+        version=5) \
         + MODULE_EOF
     assert mine == body, (mine, body)
 
