@@ -77,7 +77,12 @@ pub type Handler = fn(Ctx, &[RStr]) -> CmdResult;
 /// or says false to keep the client waiting. Neither an error nor a panic escapes into Redis; a panic in a
 /// write (`writes`: RESERVE) stops the server, as in `run`.
 pub fn serve_blocked(ctx: Ctx, writes: bool, serve: impl FnOnce() -> Result<bool, CmdError>) -> c_int {
-    match catch_unwind(AssertUnwindSafe(serve)) {
+    let began = rm::begin_command();
+    let outcome = catch_unwind(AssertUnwindSafe(serve));
+    if began {
+        rm::end_command(ctx);
+    }
+    match outcome {
         Ok(Ok(true)) => rm::OK,
         Ok(Ok(false)) => rm::ERR,
         Ok(Err(CmdError(msg))) => {
@@ -109,7 +114,14 @@ fn stop_after_write_panic(ctx: Ctx) -> ! {
 /// write's stops the server (`stop_after_write_panic`).
 pub fn run(ctx: Ctx, argv: *mut RStr, argc: c_int, handler: Handler, writes: bool) -> c_int {
     let args = rm::argv(argv, argc);
-    match catch_unwind(AssertUnwindSafe(|| handler(ctx, args))) {
+    // What the command replicates goes out as one record when it ends (nothing was sent if it panicked: a
+    // write then stops the server before this).
+    let began = rm::begin_command();
+    let outcome = catch_unwind(AssertUnwindSafe(|| handler(ctx, args)));
+    if began && (outcome.is_ok() || !writes) {
+        rm::end_command(ctx);
+    }
+    match outcome {
         Ok(Ok(())) => {}
         Ok(Err(CmdError(msg))) => rm::reply_error(ctx, &msg),
         Err(_) if writes => stop_after_write_panic(ctx),

@@ -83,6 +83,8 @@ pub enum Access {
 pub struct Command {
     pub name: &'static str,
     pub entry: Entry,
+    /// What `entry` runs: `ONCE._MANY` calls it for each record it replays.
+    pub handler: super::Handler,
     pub flags: &'static str,
     pub access: Access,
     /// Redis arity: negative means "at least".
@@ -393,6 +395,7 @@ macro_rules! cmd {
         Command {
             name: $name,
             entry: entry!($handler, $flags),
+            handler: $handler,
             flags: $flags,
             access: Access::$access,
             arity: $arity,
@@ -408,6 +411,7 @@ macro_rules! internal_cmd {
         Command {
             name: $name,
             entry: entry!($handler, "write"),
+            handler: $handler,
             flags: "write",
             access: Access::Update,
             arity: -3,
@@ -512,6 +516,7 @@ pub static COMMANDS: &[Command] = &[
     internal_cmd!("ONCE._SWEEP", internal::sweep),
     internal_cmd!("ONCE._BULK", bulk::record),
     internal_cmd!("ONCE._TIMED", internal::timed),
+    internal_cmd!("ONCE._MANY", internal::many),
 ];
 
 #[cfg(test)]
