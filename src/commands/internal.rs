@@ -427,7 +427,7 @@ pub fn many(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let records = split_many(args)?;
     for rec in &records {
         let name = rm::bytes(&rec[0]);
-        let cmd = super::spec::COMMANDS
+        let cmd = super::table::COMMANDS
             .iter()
             .find(|c| c.name.as_bytes().eq_ignore_ascii_case(name) && c.name != "ONCE._MANY")
             .ok_or_else(|| err(format!("ONCE._MANY cannot run '{}'", crate::text::shown(name))))?;

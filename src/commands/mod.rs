@@ -21,14 +21,16 @@ pub mod result;
 pub mod schedule;
 pub mod spec;
 pub mod stats;
+pub mod table;
 
-use std::ffi::{c_int, CString};
+use std::ffi::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::rm::{self, Ctx, RStr};
 pub use crate::service::{existing, existing_or_new, settle};
 use crate::value::QueueValue;
 use args::{CmdError, CmdResult};
+pub use table::register;
 
 /// What a change by ids is: the command it replicates as, the words that follow the ids in that record
 /// (`RESULT data`), and the outcome of a job it finishes that is not kept (for clients waiting on it).
@@ -128,26 +130,4 @@ pub fn run(ctx: Ctx, argv: *mut RStr, argc: c_int, handler: Handler, writes: boo
         Err(_) => rm::reply_error(ctx, "ERR internal error in the once module (see the server log)"),
     }
     rm::OK
-}
-
-/// Registers every command of the table with its docs and key spec, and (where the server has the API) its
-/// ACL categories.
-pub fn register(ctx: Ctx) -> Result<(), String> {
-    let with_once = rm::add_acl_category(ctx, &CString::new("once").map_err(|e| e.to_string())?);
-    for c in spec::COMMANDS {
-        // Lower case, as Redis names its own commands: COMMAND INFO, commandstats and error texts show it so.
-        let name = CString::new(c.name.to_ascii_lowercase()).map_err(|e| e.to_string())?;
-        let flags = CString::new(c.flags).map_err(|e| e.to_string())?;
-        if !rm::create_command(ctx, &name, c.entry, &flags) {
-            return Err(format!("could not register {}", c.name));
-        }
-        if !rm::set_command_info(ctx, &name, &docs::command_doc(c)?) {
-            return Err(format!("the server refused the docs of {}", c.name));
-        }
-        let categories = CString::new(c.acl_categories(with_once)).map_err(|e| e.to_string())?;
-        if rm::has_acl_categories() && !rm::set_acl_categories(ctx, &name, &categories) {
-            return Err(format!("could not put {} in the ACL categories {:?}", c.name, categories));
-        }
-    }
-    Ok(())
 }
