@@ -248,8 +248,89 @@ impl Drop for OwnedStr {
     }
 }
 
-/// Sends `cmd args...` to replicas and the AOF as one explicit command.
+// ---- one record per command ----
+
+/// A record a command sends to its replicas and AOF: the command's name, then its arguments.
+type Record = Vec<OwnedStr>;
+
+thread_local! {
+    // Only the main thread runs commands. Some while a command runs: what it replicates is gathered here and
+    // sent as one record when it ends (`end_command`).
+    static RECORDS: std::cell::RefCell<Option<Vec<Record>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A command starts: what it replicates is held until `end_command`. Nested calls (a record replayed inside
+/// `ONCE._MANY` or `ONCE._AT`) add to the outer command's records.
+pub fn begin_command() -> bool {
+    RECORDS.with(|r| {
+        let mut r = r.borrow_mut();
+        if r.is_some() {
+            return false;
+        }
+        *r = Some(Vec::new());
+        true
+    })
+}
+
+/// The command ended: its records go out as one. One record as itself; several as
+/// `ONCE._MANY key n argc cmd arg... [argc cmd arg...]` (key: the first record's, so it routes and its key spec
+/// holds), which replays them in order — so a client command is one entry in the AOF and on every replica, never
+/// a MULTI/EXEC of several. Records of other commands than Once's (a list producer's RPUSH, ADOPT's DEL) go out
+/// one by one, as the server would have sent them.
+pub fn end_command(ctx: Ctx) {
+    let Some(records) = RECORDS.with(|r| r.borrow_mut().take()) else { return };
+    let ours = |rec: &Record| bytes(&rec[0].0).len() > 5 && bytes(&rec[0].0)[..5].eq_ignore_ascii_case(b"ONCE.");
+    if records.len() <= 1 || !records.iter().all(|rec| rec.len() >= 2 && ours(rec)) {
+        for rec in &records {
+            send_record(ctx, rec);
+        }
+        return;
+    }
+    let mut many: Record = Vec::with_capacity(2 + records.iter().map(|r| r.len() + 1).sum::<usize>());
+    many.push(OwnedStr::new(b"ONCE._MANY"));
+    many.push(OwnedStr::retain(records[0][1].0));
+    many.push(OwnedStr::int(records.len() as i64));
+    for rec in &records {
+        many.push(OwnedStr::int(rec.len() as i64));
+        many.extend(rec.iter().map(|a| OwnedStr::retain(a.0)));
+    }
+    send_record(ctx, &many);
+}
+
+fn send_record(ctx: Ctx, rec: &Record) {
+    let Some((name, args)) = rec.split_first() else { return };
+    let mut cmd = bytes(&name.0).to_vec();
+    cmd.push(0);
+    let argv: Vec<RStr> = args.iter().map(|a| a.0).collect();
+    unsafe {
+        raw::RedisModule_Replicate.unwrap()(
+            ctx,
+            cmd.as_ptr().cast::<c_char>(),
+            c"v".as_ptr(),
+            argv.as_ptr(),
+            argv.len(),
+        );
+    }
+}
+
+/// Holds `cmd args` for `end_command` when a command runs; false when none does (a timer tick), and the caller
+/// sends it at once.
+fn hold(cmd: &[u8], args: impl Iterator<Item = OwnedStr>) -> bool {
+    RECORDS.with(|r| match r.borrow_mut().as_mut() {
+        Some(records) => {
+            let name = cmd.strip_suffix(b"\0").unwrap_or(cmd);
+            records.push(std::iter::once(OwnedStr::new(name)).chain(args).collect());
+            true
+        }
+        None => false,
+    })
+}
+
+/// Sends `cmd args...` to replicas and the AOF as one explicit command (at the end of the running command).
 pub fn replicate(ctx: Ctx, cmd: &'static [u8], args: &[OwnedStr]) {
+    if hold(cmd, args.iter().map(|a| OwnedStr::retain(a.0))) {
+        return;
+    }
     let argv: Vec<RStr> = args.iter().map(|a| a.0).collect();
     let fmt = b"v\0";
     unsafe {
@@ -264,8 +345,14 @@ pub fn replicate(ctx: Ctx, cmd: &'static [u8], args: &[OwnedStr]) {
 }
 
 /// Propagates the running command exactly as the client sent it (replicas' own AOF and sub-replicas
-/// included): only for commands whose effect is the same wherever they are applied.
-pub fn replicate_verbatim(ctx: Ctx) {
+/// included): only for commands whose effect is the same wherever they are applied. `args` are the command's
+/// own (its name first), held as a record while a command runs.
+pub fn replicate_verbatim(ctx: Ctx, args: &[RStr]) {
+    if let Some((name, rest)) = args.split_first() {
+        if hold(bytes(name), rest.iter().map(|&a| OwnedStr::retain(a))) {
+            return;
+        }
+    }
     unsafe { raw::RedisModule_ReplicateVerbatim.unwrap()(ctx) };
 }
 
@@ -848,6 +935,17 @@ pub fn replicate_header_payload(
     payload: RStr,
     extra: &[(&std::ffi::CStr, &[u8])],
 ) {
+    let record = || {
+        let mut args = vec![OwnedStr::retain(key), OwnedStr::new(header), OwnedStr::retain(payload)];
+        for (w, b) in extra {
+            args.push(OwnedStr::new(w.to_bytes()));
+            args.push(OwnedStr::new(b));
+        }
+        args
+    };
+    if hold(cmd, record().into_iter()) {
+        return;
+    }
     let name = cmd;
     let cmd = cmd.as_ptr().cast::<c_char>();
     let (h, hl) = (header.as_ptr().cast::<c_char>(), header.len());
@@ -873,12 +971,7 @@ pub fn replicate_header_payload(
             ),
             // Rarer jobs (a CALL's cancel time, a TTL with KEEP and an id...): the general form.
             _ => {
-                let mut args = vec![OwnedStr::retain(key), OwnedStr::new(header), OwnedStr::retain(payload)];
-                for (w, b) in extra {
-                    args.push(OwnedStr::new(w.to_bytes()));
-                    args.push(OwnedStr::new(b));
-                }
-                self::replicate(ctx, name, &args);
+                self::replicate(ctx, name, &record());
                 0
             }
         };

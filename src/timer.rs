@@ -47,6 +47,8 @@ fn visit(ctx: Ctx, key_bytes: &[u8], now: u64, stop_at: Instant) {
     let key_name = OwnedStr::new(key_bytes);
     let mut key = Key::open(ctx, key_name.0, true);
     let Ok(Some(v)) = existing(&mut key) else { return };
+    // What one queue's visit changes (promotions, expiries, fires, drops) goes out as one record.
+    let began = rm::begin_command();
     let before = v.snapshot();
     v.noted_deadline = u64::MAX;
     // Each step stops early when the budget is spent; the queue stays due and the next tick goes on.
@@ -62,6 +64,9 @@ fn visit(ctx: Ctx, key_bytes: &[u8], now: u64, stop_at: Instant) {
     settle(ctx, key_name.0, v, before);
     if hold {
         hold_schedules(ctx, key_bytes, v, now);
+    }
+    if began {
+        rm::end_command(ctx);
     }
 }
 

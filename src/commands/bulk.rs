@@ -121,7 +121,7 @@ pub fn record(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let mut key = Key::open(ctx, args[1], true);
     let (v, before, _, _) = push_into(&mut key, |_| b, group, ids, payloads, true, "bad bulk: ")?;
     settle(ctx, args[1], v, before);
-    rm::replicate_verbatim(ctx);
+    rm::replicate_verbatim(ctx, args);
     rm::reply_ok(ctx);
     Ok(())
 }

@@ -5,7 +5,8 @@ use std::ffi::CString;
 
 use redis_module::raw;
 
-use super::spec::{Access, Arg, Command, Kind};
+use super::spec::{Access, Arg, Kind};
+use super::table::Command;
 use crate::rm::{ArgDoc, CommandDoc};
 
 /// The module version that introduced the commands, as `COMMAND DOCS` shows it.

@@ -78,7 +78,7 @@ fn apply(
             let owned: Vec<OwnedStr> = args[1..].iter().map(|&a| OwnedStr::retain(a)).collect();
             effects::at(ctx, now, cmd, &owned);
         }
-        None => rm::replicate_verbatim(ctx),
+        None => rm::replicate_verbatim(ctx, args),
     }
     rm::reply_ok(ctx);
     Ok(())
@@ -414,4 +414,49 @@ pub fn timed(ctx: Ctx, args: &[RStr]) -> CmdResult {
         effects::apply_timed(ctx, args[1], v, kind, &seqs, now);
         Ok(())
     })
+}
+
+/// `ONCE._MANY key n argc cmd arg... [argc cmd arg...]`: the records one client command made (an ack-and-fetch's
+/// ACK, promotion and reservation, say), replayed in order as one entry. Only a master's stream or an AOF sends
+/// it (each record would reply on its own); it replicates again as one record, so a replica's own AOF and its
+/// replicas get one entry too.
+pub fn many(ctx: Ctx, args: &[RStr]) -> CmdResult {
+    if !rm::is_replayed(ctx) {
+        return Err(err("ONCE._MANY is replayed from a master or an AOF only"));
+    }
+    let records = split_many(args)?;
+    for rec in &records {
+        let name = rm::bytes(&rec[0]);
+        let cmd = super::table::COMMANDS
+            .iter()
+            .find(|c| c.name.as_bytes().eq_ignore_ascii_case(name) && c.name != "ONCE._MANY")
+            .ok_or_else(|| err(format!("ONCE._MANY cannot run '{}'", crate::text::shown(name))))?;
+        (cmd.handler)(ctx, rec)?;
+    }
+    rm::reply_ok(ctx);
+    Ok(())
+}
+
+/// The records of `ONCE._MANY`, each checked to fit before any runs.
+fn split_many(args: &[RStr]) -> Result<Vec<&[RStr]>, CmdError> {
+    if args.len() < 4 {
+        return Err(arity("ONCE._MANY"));
+    }
+    let n = number(rm::bytes(&args[2]), "record count")? as usize;
+    let mut out = Vec::with_capacity(n.min(64));
+    let mut i = 3;
+    for _ in 0..n {
+        let argc =
+            number(rm::bytes(args.get(i).ok_or_else(|| err("ONCE._MANY ends early"))?), "record length")? as usize;
+        let rec = args
+            .get(i + 1..i + 1 + argc)
+            .filter(|r| argc >= 2 && !r.is_empty())
+            .ok_or_else(|| err("ONCE._MANY ends early"))?;
+        out.push(rec);
+        i += 1 + argc;
+    }
+    if i != args.len() {
+        return Err(err("ONCE._MANY has arguments past its records"));
+    }
+    Ok(out)
 }

@@ -21,14 +21,16 @@ pub mod result;
 pub mod schedule;
 pub mod spec;
 pub mod stats;
+pub mod table;
 
-use std::ffi::{c_int, CString};
+use std::ffi::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::rm::{self, Ctx, RStr};
 pub use crate::service::{existing, existing_or_new, settle};
 use crate::value::QueueValue;
 use args::{CmdError, CmdResult};
+pub use table::register;
 
 /// What a change by ids is: the command it replicates as, the words that follow the ids in that record
 /// (`RESULT data`), and the outcome of a job it finishes that is not kept (for clients waiting on it).
@@ -77,7 +79,12 @@ pub type Handler = fn(Ctx, &[RStr]) -> CmdResult;
 /// or says false to keep the client waiting. Neither an error nor a panic escapes into Redis; a panic in a
 /// write (`writes`: RESERVE) stops the server, as in `run`.
 pub fn serve_blocked(ctx: Ctx, writes: bool, serve: impl FnOnce() -> Result<bool, CmdError>) -> c_int {
-    match catch_unwind(AssertUnwindSafe(serve)) {
+    let began = rm::begin_command();
+    let outcome = catch_unwind(AssertUnwindSafe(serve));
+    if began {
+        rm::end_command(ctx);
+    }
+    match outcome {
         Ok(Ok(true)) => rm::OK,
         Ok(Ok(false)) => rm::ERR,
         Ok(Err(CmdError(msg))) => {
@@ -109,33 +116,18 @@ fn stop_after_write_panic(ctx: Ctx) -> ! {
 /// write's stops the server (`stop_after_write_panic`).
 pub fn run(ctx: Ctx, argv: *mut RStr, argc: c_int, handler: Handler, writes: bool) -> c_int {
     let args = rm::argv(argv, argc);
-    match catch_unwind(AssertUnwindSafe(|| handler(ctx, args))) {
+    // What the command replicates goes out as one record when it ends (nothing was sent if it panicked: a
+    // write then stops the server before this).
+    let began = rm::begin_command();
+    let outcome = catch_unwind(AssertUnwindSafe(|| handler(ctx, args)));
+    if began && (outcome.is_ok() || !writes) {
+        rm::end_command(ctx);
+    }
+    match outcome {
         Ok(Ok(())) => {}
         Ok(Err(CmdError(msg))) => rm::reply_error(ctx, &msg),
         Err(_) if writes => stop_after_write_panic(ctx),
         Err(_) => rm::reply_error(ctx, "ERR internal error in the once module (see the server log)"),
     }
     rm::OK
-}
-
-/// Registers every command of the table with its docs and key spec, and (where the server has the API) its
-/// ACL categories.
-pub fn register(ctx: Ctx) -> Result<(), String> {
-    let with_once = rm::add_acl_category(ctx, &CString::new("once").map_err(|e| e.to_string())?);
-    for c in spec::COMMANDS {
-        // Lower case, as Redis names its own commands: COMMAND INFO, commandstats and error texts show it so.
-        let name = CString::new(c.name.to_ascii_lowercase()).map_err(|e| e.to_string())?;
-        let flags = CString::new(c.flags).map_err(|e| e.to_string())?;
-        if !rm::create_command(ctx, &name, c.entry, &flags) {
-            return Err(format!("could not register {}", c.name));
-        }
-        if !rm::set_command_info(ctx, &name, &docs::command_doc(c)?) {
-            return Err(format!("the server refused the docs of {}", c.name));
-        }
-        let categories = CString::new(c.acl_categories(with_once)).map_err(|e| e.to_string())?;
-        if rm::has_acl_categories() && !rm::set_acl_categories(ctx, &name, &categories) {
-            return Err(format!("could not put {} in the ACL categories {:?}", c.name, categories));
-        }
-    }
-    Ok(())
 }

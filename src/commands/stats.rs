@@ -4,7 +4,7 @@ use super::args::{arity, CmdResult};
 use super::existing;
 use super::operate::{reply_setting_pairs, SETTINGS_PAIRS};
 use crate::core::histogram::Histogram;
-use crate::core::schema::TOTAL_FIELDS;
+use crate::core::queue::totals::TOTAL_FIELDS;
 use crate::core::settings::Settings;
 use crate::core::{Stats, Totals};
 use crate::rm::{self, Ctx, Key, RStr};

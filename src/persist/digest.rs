@@ -5,7 +5,9 @@ use std::ffi::c_void;
 
 use redis_module::raw::RedisModuleDigest;
 
-use crate::core::schema::{JOB_FIELDS, SCHEDULE_FIELDS, TOTAL_FIELDS};
+use crate::core::job::JOB_FIELDS;
+use crate::core::queue::totals::TOTAL_FIELDS;
+use crate::core::schedule::SCHEDULE_FIELDS;
 use crate::core::settings::SETTING_FIELDS;
 use crate::rm::{self, Digest};
 use crate::value::QueueValue;

@@ -14,11 +14,11 @@ use std::collections::VecDeque;
 use crate::core::events::{Event, EventLog, Kind};
 use crate::core::flow::{Group, Limits, Rate, Window};
 use crate::core::histogram::{Histogram, Which, BUCKETS};
+use crate::core::job::{check_job, JOB_FIELDS, V2_JOB_FIELDS};
 use crate::core::queue::bulk::Bulk;
-use crate::core::queue::SEQ_LIMIT;
-use crate::core::schema::{
-    check_job, JOB_FIELDS, LEGACY_TOTALS, NEXT_SEQ, SCHEDULE_FIELDS, TOTAL_FIELDS, V2_JOB_FIELDS, V4_TOTALS,
-};
+use crate::core::queue::totals::{LEGACY_TOTALS, TOTAL_FIELDS, V4_TOTALS};
+use crate::core::queue::{NEXT_SEQ, SEQ_LIMIT};
+use crate::core::schedule::SCHEDULE_FIELDS;
 use crate::core::settings::{Settings, SETTING_FIELDS, V2_SETTINGS, V3_SETTINGS, V4_SETTINGS};
 use crate::core::{Extra, Job, State, Totals};
 use crate::rm::{self, OwnedStr, RStr};

@@ -11,13 +11,13 @@ use redis_module::raw::{self, RedisModuleIO};
 
 use crate::core::flow::{Limits, Window};
 use crate::core::job::Ttl;
+use crate::core::job::{check_job, JOB_FIELDS, V2_JOB_FIELDS};
 use crate::core::limits::{check_error_text, KEEP, MAX_ID_BYTES};
 use crate::core::limits::{MAX_GROUP_BYTES, RATE_N};
+use crate::core::queue::totals::{LEGACY_TOTALS, TOTAL_FIELDS, V4_TOTALS};
 use crate::core::queue::Queue;
+use crate::core::schedule::SCHEDULE_FIELDS;
 use crate::core::schedule::{JobOptions, Missed, Schedule};
-use crate::core::schema::{
-    check_job, JOB_FIELDS, LEGACY_TOTALS, SCHEDULE_FIELDS, TOTAL_FIELDS, V2_JOB_FIELDS, V4_TOTALS,
-};
 use crate::core::settings::{SETTING_FIELDS, V2_SETTINGS, V3_SETTINGS, V4_SETTINGS};
 use crate::core::{events, histogram};
 use crate::core::{Extra, Job, State};

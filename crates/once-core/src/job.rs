@@ -1,4 +1,7 @@
-//! One job and the names of its states.
+//! One job, the names of its states, and its numbers as every encoding writes them (`JOB_FIELDS`).
+
+use super::limits::{self, Range};
+use super::schema::Field;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum State {
@@ -411,6 +414,70 @@ impl Job {
     }
 }
 
+const U32_MAX: i64 = u32::MAX as i64;
+
+/// A job's numbers, in the order every encoding writes them.
+pub static JOB_FIELDS: [Field<Job>; 11] = [
+    Field {
+        range: Range::new("seq", 0, crate::queue::SEQ_LIMIT as i64 - 1),
+        get: |j| j.seq as i64,
+        set: |j, v| j.seq = v as u64,
+    },
+    Field {
+        range: Range::new("created", 0, i64::MAX),
+        get: |j| j.created_ms as i64,
+        set: |j, v| j.created_ms = v as u64,
+    },
+    Field {
+        range: Range::new("state", 0, 5),
+        get: |j| i64::from(j.state.code()),
+        set: |j, v| j.state = State::from_code(v as u64).unwrap_or(State::Ready),
+    },
+    Field {
+        range: Range::new("attempts", 0, U32_MAX),
+        get: |j| i64::from(j.attempts),
+        set: |j, v| j.attempts = v as u32,
+    },
+    Field {
+        range: Range::new("retry_base", 0, U32_MAX),
+        get: |j| i64::from(j.retry_base()),
+        set: |j, v| j.set_retry_base(v as u32),
+    },
+    Field { range: limits::RETRIES, get: |j| i64::from(j.retries), set: |j, v| j.retries = v as u16 },
+    Field { range: limits::BACKOFF, get: |j| j.backoff_ms as i64, set: |j, v| j.backoff_ms = v as u64 },
+    // 0 is the job's "no lease of its own".
+    Field {
+        range: Range::new("lease", 0, limits::MAX_LEASE_MS),
+        get: |j| i64::from(j.lease_ms),
+        set: |j, v| j.lease_ms = v as u32,
+    },
+    Field { range: limits::PRIORITY, get: |j| i64::from(j.priority), set: |j, v| j.priority = v as i32 },
+    // A ready job's deadline field holds its place in its line, which only this process knows: written as 0.
+    Field {
+        range: Range::new("deadline", 0, i64::MAX),
+        get: |j| if j.state == State::Ready { 0 } else { j.deadline_ms as i64 },
+        set: |j, v| j.deadline_ms = v as u64,
+    },
+    Field { range: Range::new("since", 0, i64::MAX), get: |j| j.since_ms as i64, set: |j, v| j.since_ms = v as u64 },
+];
+
+/// The job fields before `since` (RDB v2, `ONCE._JOB` headers of that time).
+pub const V2_JOB_FIELDS: usize = 10;
+
+/// Rules between fields, checked wherever a whole job enters (internal command, RDB).
+pub fn check_job(j: &Job) -> Result<(), String> {
+    if j.retry_base() > j.attempts {
+        return Err(format!("retry_base {} is beyond attempts {}", j.retry_base(), j.attempts));
+    }
+    if j.state == State::Ready && j.deadline_ms != 0 {
+        return Err("a ready job has no deadline".into());
+    }
+    if j.result().is_some() && j.state != State::Completed {
+        return Err("only a completed job has a result".into());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,6 +506,20 @@ mod tests {
             let v: Vec<u8> = (0..n).map(|i| i as u8).collect();
             assert_eq!(&*Payload::from(&v[..]), &v[..]);
             assert_eq!(matches!(Payload::from(v.clone()), Payload::Inline { .. }), n <= Payload::INLINE);
+        }
+    }
+
+    #[test]
+    fn every_job_field_round_trips_at_its_edges() {
+        for f in &JOB_FIELDS {
+            for v in [f.range.min, f.range.max] {
+                let mut j = Job { state: State::Delayed, ..Job::blank() };
+                f.put(&mut j, v).unwrap();
+                assert_eq!((f.get)(&j), v, "{}", f.name());
+            }
+            let mut j = Job::blank();
+            assert!(f.put(&mut j, f.range.max.saturating_add(1)).is_err() || f.range.max == i64::MAX, "{}", f.name());
+            assert!(f.put(&mut j, f.range.min - 1).is_err(), "{}", f.name());
         }
     }
 }

@@ -23,22 +23,9 @@ pub mod bulk;
 mod finish;
 pub mod list;
 mod purge;
+pub mod totals;
 pub use finish::{Finish, EXPIRED_BEFORE_START};
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Totals {
-    pub pushed: u64,
-    pub reserved: u64,
-    pub acked: u64,
-    pub nacked: u64,
-    pub expired: u64,
-    pub retried: u64,
-    pub dead: u64,
-    /// Dead jobs dropped by DEAD-MAX or DEAD-TTL (not by PURGE or CANCEL).
-    pub dead_dropped: u64,
-    /// Jobs whose TTL ran out before any reservation (dead or dropped).
-    pub expired_unstarted: u64,
-}
+pub use totals::Totals;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -62,6 +49,9 @@ pub const LEASE_EXPIRED: &[u8] = b"lease expired";
 
 /// Seqs stay below this, so `seq + 1` and every count derived from seqs fit comfortably.
 pub const SEQ_LIMIT: u64 = 1 << 62;
+
+/// The id sequence of a queue.
+pub const NEXT_SEQ: super::limits::Range = super::limits::Range::new("id sequence", 0, SEQ_LIMIT as i64);
 
 /// What a push asks for; times are absolute and options resolved by the caller.
 #[derive(Clone, Debug, Default)]

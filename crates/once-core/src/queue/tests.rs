@@ -859,7 +859,7 @@ type Stored = (Vec<i64>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// What an encoding keeps of a job (a ready job's place in its line is the queue's own bookkeeping).
 fn stored(j: &Job) -> Stored {
-    let numbers = crate::schema::JOB_FIELDS.iter().map(|f| (f.get)(j)).collect();
+    let numbers = crate::job::JOB_FIELDS.iter().map(|f| (f.get)(j)).collect();
     (numbers, j.payload.to_vec(), j.custom_id().map(<[u8]>::to_vec), j.last_error().map(<[u8]>::to_vec))
 }
 

@@ -7,8 +7,9 @@ use std::str::FromStr;
 
 use chrono::{TimeZone, Utc};
 
+use super::limits::{self as field_limits, Range};
 use super::limits::{FIRE_TIME, MAX_MS_10Y, MAX_SCHEDULE_NAME, MAX_SPEC_BYTES};
-use super::schema::SCHEDULE_FIELDS;
+use super::schema::Field;
 use chrono_tz::Tz;
 
 /// A tick that is this late is "missed" and follows the MISSED policy instead of firing as usual.
@@ -417,6 +418,43 @@ impl Schedule {
         id.into_boxed_slice()
     }
 }
+
+/// A schedule's numbers (its name, spec, zone and payload are text beside them), in the order every encoding
+/// writes them. `last_fire` is -1 when the schedule never fired; `missed` 0 is `once`, 1 `skip`.
+pub static SCHEDULE_FIELDS: [Field<Schedule>; 7] = [
+    Field {
+        range: field_limits::RETRIES,
+        get: |s| i64::from(s.options.retries),
+        set: |s, v| s.options.retries = v as u32,
+    },
+    Field {
+        range: field_limits::BACKOFF,
+        get: |s| s.options.backoff_ms as i64,
+        set: |s, v| s.options.backoff_ms = v as u64,
+    },
+    // 0: the module default at reserve time.
+    Field {
+        range: Range::new("lease", 0, field_limits::MAX_LEASE_MS),
+        get: |s| s.options.lease_ms as i64,
+        set: |s, v| s.options.lease_ms = v as u64,
+    },
+    Field {
+        range: field_limits::PRIORITY,
+        get: |s| i64::from(s.options.priority),
+        set: |s, v| s.options.priority = v as i32,
+    },
+    Field {
+        range: Range::new("missed", 0, 1),
+        get: |s| i64::from(s.missed == Missed::Skip),
+        set: |s, v| s.missed = if v == 1 { Missed::Skip } else { Missed::Once },
+    },
+    Field { range: field_limits::FIRE_TIME, get: |s| s.next_fire_ms as i64, set: |s, v| s.next_fire_ms = v as u64 },
+    Field {
+        range: Range::new("last fire", -1, field_limits::FIRE_TIME.max),
+        get: |s| s.last_fire_ms.map_or(-1, |t| t as i64),
+        set: |s, v| s.last_fire_ms = u64::try_from(v).ok(),
+    },
+];
 
 #[cfg(test)]
 mod tests;
