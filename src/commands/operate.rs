@@ -209,7 +209,9 @@ pub fn configure(ctx: Ctx, args: &[RStr]) -> CmdResult {
         return Ok(());
     }
     let v = existing_or_new(&mut key)?;
-    if changed && s != v.queue.settings {
+    // A key this call made is replicated even when the settings it got are the defaults: else the master holds a
+    // queue its replicas and its AOF never heard of.
+    if changed && (current.is_none() || s != v.queue.settings) {
         let before = v.snapshot();
         v.queue.set_settings(s);
         v.noted_deadline = u64::MAX;
