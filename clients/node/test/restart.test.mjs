@@ -28,6 +28,7 @@ for (const kind of serverKinds()) {
       worker.on("error", (err) => errors.push(err));
       worker.on("completed", () => { if (restarted) completedAfterRestart += 1; });
       await waitFor(() => seen.size >= 500, "500 jobs handled");
+      const seenAtCrash = seen.size;
       await server.kill();
       await server.start();
       restarted = true;
@@ -37,7 +38,9 @@ for (const kind of serverKinds()) {
       }, "every job done after the restart", 60000);
       await worker.close();
       await queue.close();
-      assert.ok(errors.length > 0, "the worker saw the outage");
+      // The crash came mid-drain. (Whether the worker reports it as an error depends on how fast the server is back:
+      // a reconnect within ioredis' retry is silent.)
+      assert.ok(seenAtCrash < pushed.length, `the crash came after the drain (${seenAtCrash})`);
       assert.ok(completedAfterRestart > 1000, `the worker went on after the restart (${completedAfterRestart})`);
       const check = new Queue("restart", { connection: server.url });
       const stats = await check.stats();
