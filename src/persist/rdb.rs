@@ -344,6 +344,7 @@ fn load_v2(r: &Reader, version: i32) -> Load<Queue> {
     if version >= 4 {
         load_flow(r, &mut q)?;
     }
+    q.check_groups()?;
     Ok(q)
 }
 

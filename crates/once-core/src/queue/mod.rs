@@ -867,6 +867,16 @@ impl Queue {
         self.schedules.get(name)
     }
 
+    /// Checks that every job that runs names a group that exists: used after loading untrusted input, once its
+    /// groups and their limits are loaded (a crafted value could otherwise leave a job naming a freed group, which
+    /// would save as a group without a name and never load again).
+    pub fn check_groups(&self) -> Result<(), String> {
+        match self.jobs.values().find(|j| !j.state.is_kept() && self.flow.group(j.group).is_none()) {
+            Some(j) => Err(format!("job seq {} names a group that does not exist", j.seq)),
+            None => Ok(()),
+        }
+    }
+
     /// Checks that every index agrees with the job table: used after loading untrusted input.
     pub fn check_invariants(&self) -> Result<(), String> {
         let count = |s: State| self.jobs.values().filter(|j| j.state == s && self.indexed(j)).count();
