@@ -132,7 +132,7 @@ macro_rules! push_args {
 pub const PUSH_ARGS: &[Arg] = push_args!();
 
 pub const CALL_ARGS: &[Arg] = push_args!(
-    // Required (call.rs says so): the parser knows only optional tokens.
+    // Required (result.rs says so): the parser knows only optional tokens.
     opt("TIMEOUT", "timeout-ms", Int),
     opt("CANCEL", "cancel", Token)
 );
