@@ -88,6 +88,7 @@ pub enum InsertError {
     DuplicateId,
     SeqOutOfRange(u64),
     NoGroup,
+    FinishedInGroup,
 }
 
 impl std::fmt::Display for InsertError {
@@ -97,6 +98,7 @@ impl std::fmt::Display for InsertError {
             InsertError::DuplicateId => write!(f, "job id already exists"),
             InsertError::SeqOutOfRange(s) => write!(f, "job seq {s} is out of range"),
             InsertError::NoGroup => write!(f, "job names no group of this queue"),
+            InsertError::FinishedInGroup => write!(f, "a finished job names a group (finished jobs leave theirs)"),
         }
     }
 }
@@ -277,6 +279,11 @@ impl Queue {
     /// Inserts a job into the group of that name (made if need be; None: the default group), as pushed
     /// (`pushed`: counted and logged) or as it was (a rebuild).
     pub fn insert_in_group(&mut self, mut job: Job, group: Option<&[u8]>, pushed: bool) -> Result<(), InsertError> {
+        // `finish` takes a job out of its group, so the group can be freed while the job is kept: a finished
+        // job that named one would outlive its name, and save as a group nobody can load.
+        if job.state.is_kept() && group.is_some() {
+            return Err(InsertError::FinishedInGroup);
+        }
         job.group = match group {
             Some(name) => self.flow.gid_or_new(name),
             None => DEFAULT_GROUP,

@@ -1505,3 +1505,19 @@ fn the_event_log_keeps_the_last_n_transitions_with_their_times() {
     q.set_settings(Settings { events_max: 1, ..Settings::default() });
     assert_eq!(q.events.len(), 1, "lowering EVENTS-MAX trims at once");
 }
+
+#[test]
+fn a_finished_job_leaves_its_group_and_none_enters_with_one() {
+    let mut q = keeping(1_000, 0);
+    let a = added(q.push(NewJob { group: Some(b"g".to_vec().into()), ..nj("a") }, 0));
+    q.reserve(1, 10, lease_of);
+    assert!(q.ack(a, 20, None));
+    let kept = q.job(a).cloned().unwrap();
+    assert_eq!(q.group_name(&kept), None, "the kept job no longer names its group");
+    assert_eq!(q.flow.named(), 0, "so the drained group could go");
+    // What an encoding would carry if it named one: refused, for the group may be freed under the job.
+    let mut other = kept.clone();
+    other.seq = 99;
+    assert_eq!(q.insert_in_group(other, Some(b"g"), false), Err(crate::queue::InsertError::FinishedInGroup));
+    q.check_invariants().unwrap();
+}
