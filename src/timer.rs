@@ -208,7 +208,7 @@ fn fire_schedules(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_a
             if let Pushed::Added(seq) = v.queue.push(new, now) {
                 if let Some(job) = v.queue.job(seq) {
                     let payload = OwnedStr::new(&job.payload);
-                    effects::job(ctx, key.0, "PUSH", job, b"", payload.0);
+                    effects::job(ctx, key.0, "PUSH", &job, b"", payload.0);
                 }
             }
         }

@@ -81,7 +81,7 @@ pub fn before(ctx: Ctx, key: RStr, q: &Queue, seq: u64) -> Option<(Watch, Job)> 
     }
     let job = q.job(seq)?;
     let w = watched(ctx, key, &job.id_bytes())?;
-    Some((w, job.clone()))
+    Some((w, job.into_owned()))
 }
 
 /// After the change: when the job has finished (still in the queue, or gone as `ended` says), its outcome is

@@ -14,7 +14,7 @@ pub fn inspect(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let found =
         v.as_ref().and_then(|v| v.queue.find(rm::bytes(&args[2])).and_then(|s| v.queue.job(s)).map(|j| (&v.queue, j)));
     match found {
-        Some((q, job)) => reply_job(ctx, q, job, true),
+        Some((q, job)) => reply_job(ctx, q, &job, true),
         None => rm::reply_null(ctx),
     }
     Ok(())

@@ -98,7 +98,7 @@ pub fn list(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let jobs: Vec<_> = seqs.iter().filter_map(|&s| v.queue.job(s)).collect();
     rm::reply_array(ctx, jobs.len());
     for job in jobs {
-        reply_job(ctx, &v.queue, job, payloads);
+        reply_job(ctx, &v.queue, &job, payloads);
     }
     Ok(())
 }

@@ -156,7 +156,7 @@ pub fn push_one(
         Pushed::Existing(seq) => seq,
         Pushed::Added(seq) => {
             if let Some(job) = v.queue.job(seq) {
-                effects::job(ctx, key_name, "PUSH", job, v.queue.flow.name(job.group), payload);
+                effects::job(ctx, key_name, "PUSH", &job, v.queue.flow.name(job.group), payload);
             }
             settle(ctx, key_name, v, before);
             seq

@@ -28,7 +28,7 @@ pub extern "C" fn rewrite(io: *mut RedisModuleIO, key: *mut RedisModuleString, v
         let q = &v.queue;
         let emit = |cmd: &'static [u8], args: Vec<OwnedStr>| rm::emit_aof(io, cmd, &args);
         for job in q.jobs_in_rebuild_order() {
-            emit(b"ONCE._JOB\0", job_args(key, "LOAD", job, q.group_name(job).unwrap_or(b"")));
+            emit(b"ONCE._JOB\0", job_args(key, "LOAD", &job, q.group_name(&job).unwrap_or(b"")));
         }
         for s in q.schedules() {
             emit(b"ONCE._SCHED\0", schedule_args(key, s));

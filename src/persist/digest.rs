@@ -36,13 +36,13 @@ pub extern "C" fn digest(md: *mut RedisModuleDigest, value: *mut c_void) {
         let q = &v.queue;
         for j in q.jobs_in_rebuild_order() {
             for f in &JOB_FIELDS {
-                d.int((f.get)(j));
+                d.int((f.get)(&j));
             }
             d.bytes(&j.payload);
             d.opt(j.custom_id());
             d.opt(j.last_error());
-            d.opt(q.group_name(j));
-            for (name, value) in crate::persist::encode::finish_options(j) {
+            d.opt(q.group_name(&j));
+            for (name, value) in crate::persist::encode::finish_options(&j) {
                 d.bytes(name.to_bytes());
                 d.bytes(&value);
             }

@@ -79,15 +79,15 @@ pub fn fail_io(io: *mut RedisModuleIO) {
 }
 
 /// Writes the queue through `put`, value by value, in the order the loader reads.
-fn encode_queue<'q>(q: &'q Queue, mut put: impl FnMut(Put<'q>)) {
+fn encode_queue(q: &Queue, mut put: impl FnMut(Put<'_>)) {
     crate::config::fault_point("save");
     put(Put::U(q.next_seq()));
     TOTAL_FIELDS.iter().for_each(|f| put(Put::I((f.get)(&q.totals))));
     put(Put::U(q.jobs_in_rebuild_order().count() as u64));
     for j in q.jobs_in_rebuild_order() {
-        JOB_FIELDS.iter().for_each(|f| put(Put::I((f.get)(j))));
+        JOB_FIELDS.iter().for_each(|f| put(Put::I((f.get)(&j))));
         put(Put::B(&j.payload));
-        let group = q.group_name(j);
+        let group = q.group_name(&j);
         let has_times = j.extra.as_ref().is_some_and(|e| e.has_times());
         let flags = if j.custom_id().is_some() { HAS_ID } else { 0 }
             | if j.last_error().is_some() { HAS_ERROR } else { 0 }
@@ -142,7 +142,7 @@ fn encode_queue<'q>(q: &'q Queue, mut put: impl FnMut(Put<'q>)) {
         put(Put::U(h.sum_ms));
         h.counts.iter().for_each(|&c| put(Put::U(c)));
     }
-    let window = |put: &mut dyn FnMut(Put<'q>), w: &Window| {
+    let window = |put: &mut dyn FnMut(Put<'_>), w: &Window| {
         put(Put::U(w.0.len() as u64));
         w.0.iter().for_each(|&t| put(Put::U(t)));
     };

@@ -8,6 +8,7 @@ pub mod histogram;
 pub mod job;
 pub mod limits;
 pub mod line;
+pub mod packed;
 pub mod queue;
 pub mod sample;
 pub mod schedule;

@@ -3,15 +3,24 @@
 //! Jobs are made with rising seqs and mostly leave in the same order, so keeping neighbours together
 //! turns the random memory accesses of a hash table into sequential ones, and a page is freed as soon
 //! as its last job leaves. A job that stays for long (dead, say) keeps only its own page alive.
+//!
+//! A page holds each job in one of two forms: a fresh ready job as a packed record in the page's byte
+//! arena (`packed.rs`), every other job as a full `Job`. Reading a packed job decodes it; changing one
+//! turns it into a full job first, so a job is full from its first reservation on.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use super::job::Job;
+use super::packed::{self, Classes};
 
-/// Slots per page: 85 × 96 bytes = 8160, just inside jemalloc's 8 KiB size class (64 × 96 would round
-/// 6144 exactly, but 8 KiB pages halve the page count).
-const PAGE: u64 = 85;
+/// Seqs per page: the offsets (2 bytes a job) and the page's own header then cost under 3 bytes a job.
+const PAGE: u64 = 128;
+
+/// A slot's value: 0 empty; `FULL | i` the page's full job `i`; else 1 + the record's offset in the arena.
+const EMPTY: u16 = 0;
+const FULL: u16 = 0x8000;
 
 /// Page numbers are already well spread integers: one multiply is hash enough.
 #[derive(Default, Clone, Copy)]
@@ -31,20 +40,110 @@ impl Hasher for PageHasher {
     }
 }
 
-/// The slots alone fill a jemalloc size class with at most 8 bytes to spare (the page's live count lives
-/// beside it in the map, where slots + 4 bytes would round up to the next class).
-type Slots = [Option<Job>; PAGE as usize];
+/// A job as the table gives it: borrowed when it is a full job, decoded when it was packed.
+pub type JobRef<'a> = Cow<'a, Job>;
 
 #[derive(Clone, Debug)]
 struct Page {
-    slots: Box<Slots>,
+    slots: [u16; PAGE as usize],
+    /// Packed records' times count from here (the first packed job's creation).
+    base_ms: u64,
+    arena: Vec<u8>,
+    /// Bytes of the arena whose records are gone (squeezed out when they are half of it).
+    dead: usize,
+    full: Vec<Job>,
     live: u32,
+}
+
+impl Page {
+    fn new(base_ms: u64) -> Box<Page> {
+        Box::new(Page { slots: [EMPTY; PAGE as usize], base_ms, arena: Vec::new(), dead: 0, full: Vec::new(), live: 0 })
+    }
+
+    /// What the page holds on the heap, as the allocator sees it.
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<Page>() + self.arena.capacity() + self.full.capacity() * std::mem::size_of::<Job>()
+    }
+
+    fn get(&self, slot: usize, seq: u64, classes: &Classes) -> Option<JobRef<'_>> {
+        match self.slots[slot] {
+            EMPTY => None,
+            v if v & FULL != 0 => self.full.get(usize::from(v & !FULL)).map(Cow::Borrowed),
+            v => packed::decode(&self.arena, usize::from(v - 1), seq, self.base_ms, classes).map(Cow::Owned),
+        }
+    }
+
+    fn add_full(&mut self, slot: usize, job: Job) {
+        if self.full.len() == self.full.capacity() {
+            // Grows by a quarter, not by half again: a page of delayed jobs stays near its size.
+            let room = (self.full.len() / 4).max(4).min(PAGE as usize - self.full.len()).max(1);
+            self.full.reserve_exact(room);
+        }
+        self.slots[slot] = FULL | self.full.len() as u16;
+        self.full.push(job);
+    }
+
+    fn add_packed(&mut self, slot: usize, job: &Job, classes: &mut Classes) {
+        if self.arena.len() >= usize::from(FULL - 2) {
+            self.squeeze();
+        }
+        let at = self.arena.len();
+        packed::encode(job, self.base_ms, classes, &mut self.arena);
+        self.slots[slot] = at as u16 + 1;
+    }
+
+    /// Takes the job out of its slot, as a full job.
+    fn take(&mut self, slot: usize, seq: u64, classes: &mut Classes) -> Option<Job> {
+        let v = self.slots[slot];
+        if v == EMPTY {
+            return None;
+        }
+        self.slots[slot] = EMPTY;
+        if v & FULL != 0 {
+            let i = usize::from(v & !FULL);
+            let job = self.full.swap_remove(i);
+            if let Some(moved) = self.full.get(i) {
+                self.slots[(moved.seq % PAGE) as usize] = FULL | i as u16;
+            }
+            return Some(job);
+        }
+        let at = usize::from(v - 1);
+        let job = packed::decode(&self.arena, at, seq, self.base_ms, classes);
+        if let Some(end) = packed::release(&self.arena, at, classes) {
+            self.dead += end - at;
+        }
+        if self.dead * 2 > self.arena.len() {
+            self.squeeze();
+        }
+        job
+    }
+
+    /// Rewrites the arena with only the live records, in slot order.
+    fn squeeze(&mut self) {
+        let mut arena = Vec::with_capacity(self.arena.len() - self.dead);
+        for v in self.slots.iter_mut().filter(|v| **v != EMPTY && **v & FULL == 0) {
+            let at = usize::from(*v - 1);
+            let end = packed::end_of(&self.arena, at).unwrap_or(at);
+            *v = arena.len() as u16 + 1;
+            arena.extend_from_slice(&self.arena[at..end]);
+        }
+        self.arena = arena;
+        self.dead = 0;
+    }
 }
 
 #[derive(Clone, Debug, Default)]
 pub struct JobTable {
-    pages: HashMap<u64, Page, BuildHasherDefault<PageHasher>>,
+    pages: HashMap<u64, Box<Page>, BuildHasherDefault<PageHasher>>,
+    classes: Classes,
     len: usize,
+    full_len: usize,
+    /// The pages' own heap bytes, kept as they change so that MEMORY USAGE need not walk them.
+    page_bytes: usize,
+}
+
+fn slot_of(seq: u64) -> usize {
+    (seq % PAGE) as usize
 }
 
 impl JobTable {
@@ -60,67 +159,115 @@ impl JobTable {
         self.pages.len()
     }
 
-    pub fn get(&self, seq: u64) -> Option<&Job> {
-        self.pages.get(&(seq / PAGE))?.slots[(seq % PAGE) as usize].as_ref()
+    /// Jobs held as full records (the rest are packed).
+    pub fn full_len(&self) -> usize {
+        self.full_len
     }
 
+    pub fn get(&self, seq: u64) -> Option<JobRef<'_>> {
+        self.pages.get(&(seq / PAGE))?.get(slot_of(seq), seq, &self.classes)
+    }
+
+    /// The job to change, as a full job (a packed one is unpacked first: it is about to stop being fresh).
     pub fn get_mut(&mut self, seq: u64) -> Option<&mut Job> {
-        self.pages.get_mut(&(seq / PAGE))?.slots[(seq % PAGE) as usize].as_mut()
+        let page = self.pages.get_mut(&(seq / PAGE))?;
+        let slot = slot_of(seq);
+        let v = page.slots[slot];
+        if v == EMPTY {
+            return None;
+        }
+        if v & FULL == 0 {
+            let before = page.bytes();
+            let job = page.take(slot, seq, &mut self.classes)?;
+            page.add_full(slot, job);
+            self.full_len += 1;
+            self.page_bytes = self.page_bytes + page.bytes() - before;
+        }
+        let i = usize::from(page.slots[slot] & !FULL);
+        page.full.get_mut(i)
     }
 
     pub fn contains_key(&self, seq: u64) -> bool {
-        self.get(seq).is_some()
+        self.pages.get(&(seq / PAGE)).is_some_and(|p| p.slots[slot_of(seq)] != EMPTY)
     }
 
-    /// Stores a job under its seq; false (and nothing changed) if that seq is taken.
+    /// Stores a job under its seq (packed when it is a fresh ready job); false (and nothing changed) if that
+    /// seq is taken.
     pub fn insert(&mut self, job: Job) -> bool {
         let seq = job.seq;
-        let page = self
-            .pages
-            .entry(seq / PAGE)
-            .or_insert_with(|| Page { slots: Box::new(std::array::from_fn(|_| None)), live: 0 });
-        let slot = &mut page.slots[(seq % PAGE) as usize];
-        if slot.is_some() {
+        let slot = slot_of(seq);
+        let page = self.pages.entry(seq / PAGE).or_insert_with(|| Page::new(job.created_ms));
+        if page.slots[slot] != EMPTY {
             return false;
         }
-        *slot = Some(job);
+        let before = if page.live == 0 { 0 } else { page.bytes() };
+        if packed::packable(&job) {
+            page.add_packed(slot, &job, &mut self.classes);
+            if slot == PAGE as usize - 1 {
+                // The page's last seq: no more jobs will be pushed into it, so its arena stops growing.
+                page.arena.shrink_to_fit();
+            }
+        } else {
+            page.add_full(slot, job);
+            self.full_len += 1;
+        }
         page.live += 1;
         self.len += 1;
+        self.page_bytes = self.page_bytes + page.bytes() - before;
         true
     }
 
     pub fn remove(&mut self, seq: u64) -> Option<Job> {
         let page_no = seq / PAGE;
         let page = self.pages.get_mut(&page_no)?;
-        let job = page.slots[(seq % PAGE) as usize].take()?;
+        let before = page.bytes();
+        let was_full = page.slots[slot_of(seq)] & FULL != 0;
+        let job = page.take(slot_of(seq), seq, &mut self.classes)?;
+        if was_full {
+            self.full_len -= 1;
+        }
         page.live -= 1;
         self.len -= 1;
         if page.live == 0 {
+            self.page_bytes -= before;
             self.pages.remove(&page_no);
+        } else {
+            self.page_bytes = self.page_bytes + page.bytes() - before;
         }
         Some(job)
     }
 
-    pub fn values(&self) -> impl Iterator<Item = &Job> {
-        self.pages.values().flat_map(|p| p.slots.iter().flatten())
+    fn page_jobs<'a>(&'a self, no: u64, page: &'a Page) -> impl Iterator<Item = JobRef<'a>> + 'a {
+        (0..PAGE as usize).filter_map(move |s| page.get(s, no * PAGE + s as u64, &self.classes))
     }
 
-    /// The jobs by seq. Only the page numbers are gathered and sorted (one per 85 jobs), so a save can walk
+    pub fn values(&self) -> impl Iterator<Item = JobRef<'_>> {
+        self.pages.iter().flat_map(|(&no, p)| self.page_jobs(no, p))
+    }
+
+    /// The full jobs (what holds allocations of its own beyond the pages).
+    pub fn full_values(&self) -> impl Iterator<Item = &Job> {
+        self.pages.values().flat_map(|p| p.full.iter())
+    }
+
+    /// The jobs by seq. Only the page numbers are gathered and sorted (one per 128 jobs), so a save can walk
     /// millions of jobs in order without a list of them.
-    pub fn values_by_seq(&self) -> impl Iterator<Item = &Job> {
+    pub fn values_by_seq(&self) -> impl Iterator<Item = JobRef<'_>> {
         let mut pages: Vec<u64> = self.pages.keys().copied().collect();
         pages.sort_unstable();
-        pages.into_iter().filter_map(|n| self.pages.get(&n)).flat_map(|p| p.slots.iter().flatten())
+        pages.into_iter().filter_map(|n| self.pages.get(&n).map(|p| (n, p))).flat_map(|(n, p)| self.page_jobs(n, p))
     }
 
     pub fn seqs(&self) -> impl Iterator<Item = u64> + '_ {
-        self.values().map(|j| j.seq)
+        self.pages
+            .iter()
+            .flat_map(|(&no, p)| (0..PAGE).filter(move |&s| p.slots[s as usize] != EMPTY).map(move |s| no * PAGE + s))
     }
 
-    /// Bytes held by the table itself (not by the jobs' own allocations).
+    /// Bytes held by the table itself: the page index, the pages, their arenas and full jobs, the classes
+    /// (not what full jobs hold on the heap of their own).
     pub fn table_bytes(&self) -> usize {
-        self.pages.capacity() * (std::mem::size_of::<(u64, Page)>() + 1)
-            + self.pages.len() * std::mem::size_of::<Slots>()
+        self.pages.capacity() * (std::mem::size_of::<(u64, Box<Page>)>() + 1) + self.page_bytes + self.classes.bytes()
     }
 }
 
@@ -147,20 +294,79 @@ mod tests {
         }
     }
 
+    fn payload_of(t: &JobTable, seq: u64) -> Vec<u8> {
+        t.get(seq).map(|j| j.payload.to_vec()).unwrap_or_default()
+    }
+
     #[test]
-    fn a_page_of_slots_fills_a_jemalloc_size_class() {
-        let size = std::mem::size_of::<Slots>();
-        assert!(size <= 8192 && 8192 - size <= 32, "{size}");
+    fn fresh_ready_jobs_pack_and_a_change_unpacks_them() {
+        let mut t = JobTable::default();
+        for s in 0..300 {
+            let mut j = job(s);
+            j.payload = format!("payload {s}").as_bytes().into();
+            assert!(t.insert(j));
+        }
+        assert_eq!((t.len(), t.full_len()), (300, 0), "all packed");
+        let mut taken = t.get(7).map(Cow::into_owned).unwrap();
+        if let Some(j) = t.get_mut(7) {
+            j.attempts = 1;
+        }
+        taken.attempts = 1;
+        assert_eq!(t.full_len(), 1);
+        assert_eq!(t.get(7).as_deref(), Some(&taken), "the unpacked job is the packed one, changed");
+        for s in (0..300).filter(|s| s % 3 == 0) {
+            assert_eq!(t.remove(s).map(|j| j.seq), Some(s));
+        }
+        for s in (0..300).filter(|s| s % 3 != 0) {
+            assert_eq!(payload_of(&t, s), format!("payload {s}").into_bytes(), "seq {s} after the squeezes");
+        }
+        let by_seq: Vec<u64> = t.values_by_seq().map(|j| j.seq).collect();
+        assert_eq!(by_seq, (0..300).filter(|s| s % 3 != 0).collect::<Vec<_>>());
+        let before = t.table_bytes();
+        for s in 0..300 {
+            t.remove(s);
+        }
+        assert!(t.is_empty() && t.pages() == 0 && t.table_bytes() < before);
+    }
+
+    #[test]
+    fn a_page_of_full_jobs_fills_every_slot() {
+        let mut t = JobTable::default();
+        for s in 0..PAGE {
+            assert!(t.insert(Job { attempts: 1, ..job(s) }));
+        }
+        assert_eq!((t.len(), t.full_len(), t.pages()), (PAGE as usize, PAGE as usize, 1));
+        assert!((0..PAGE).all(|s| t.get(s).is_some_and(|j| j.seq == s && j.attempts == 1)));
+    }
+
+    #[test]
+    fn a_page_of_large_payloads_keeps_its_offsets_in_range() {
+        let mut t = JobTable::default();
+        for round in 0..3u64 {
+            for s in 0..PAGE {
+                let mut j = job(round * 1000 + s);
+                j.payload = vec![s as u8; packed::MAX_PACKED_PAYLOAD].into_boxed_slice().into();
+                t.insert(j);
+            }
+            // Unpack and remove in an order that leaves holes, so squeezes run between inserts.
+            for s in (0..PAGE).step_by(2) {
+                t.get_mut(round * 1000 + s);
+                t.remove(round * 1000 + s);
+            }
+            for s in (1..PAGE).step_by(2) {
+                assert_eq!(payload_of(&t, round * 1000 + s), vec![s as u8; packed::MAX_PACKED_PAYLOAD]);
+            }
+        }
     }
 
     #[test]
     fn insert_get_remove_and_pages_freed() {
         let mut t = JobTable::default();
-        for s in 0..200 {
+        for s in 0..300 {
             assert!(t.insert(job(s)));
         }
         assert!(!t.insert(job(5)));
-        assert_eq!(t.len(), 200);
+        assert_eq!(t.len(), 300);
         assert_eq!(t.pages(), 3);
         assert_eq!(t.get(130).map(|j| j.seq), Some(130));
         for s in 0..PAGE {
@@ -169,7 +375,7 @@ mod tests {
         assert_eq!(t.pages(), 2);
         assert!(t.get(3).is_none());
         assert!(t.remove(3).is_none());
-        assert_eq!(t.values().count(), 200 - PAGE as usize);
+        assert_eq!(t.values().count(), 300 - PAGE as usize);
         assert!(t.insert(job(u64::MAX >> 1)));
         assert_eq!(t.pages(), 3);
     }

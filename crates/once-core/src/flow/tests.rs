@@ -37,7 +37,7 @@ fn with(q: &mut Queue, f: impl FnOnce(&mut Settings)) {
 }
 
 fn group_of(q: &Queue, seq: u64) -> Vec<u8> {
-    q.group_name(q.job(seq).unwrap()).unwrap_or(b"").to_vec()
+    q.group_name(&q.job(seq).unwrap()).unwrap_or(b"").to_vec()
 }
 
 #[test]

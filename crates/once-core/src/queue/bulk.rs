@@ -176,7 +176,7 @@ mod tests {
                 (j.state, j.deadline_ms, j.retries, j.backoff_ms, j.lease_ms, j.priority),
                 (State::Delayed, 5000, 7, 250, 900, -4)
             );
-            assert_eq!(q.group_name(j), Some(&b"tenant"[..]));
+            assert_eq!(q.group_name(&j), Some(&b"tenant"[..]));
         }
         assert_eq!(q.stats().delayed, 2);
         q.check_invariants().unwrap();

@@ -58,7 +58,7 @@ impl Finish {
 impl Queue {
     /// The outcome of job `seq` as RESULT shows it.
     pub fn outcome(&self, seq: u64) -> Option<Finish> {
-        self.job(seq).map(Finish::of)
+        self.job(seq).map(|j| Finish::of(&j))
     }
 
     pub(super) fn keep_index(&mut self, state: State, at: u64, seq: u64) {
@@ -178,7 +178,7 @@ impl Queue {
             if at > now_ms {
                 break;
             }
-            if self.job(seq).and_then(Job::pending_ttl).is_some_and(|t| t.at == at) {
+            if self.job(seq).and_then(|j| j.pending_ttl()).is_some_and(|t| t.at == at) {
                 due.push(seq);
                 // Taken off now, so that the next call goes on past it; expire_unstarted acts on the job.
             }
@@ -190,7 +190,7 @@ impl Queue {
     /// A job whose TTL ran out before it started: dead with `expired before start`, or removed with DROP.
     /// False if its TTL no longer applies.
     pub fn expire_unstarted(&mut self, seq: u64, now_ms: u64) -> bool {
-        let Some(Ttl { drop, at }) = self.job(seq).and_then(Job::pending_ttl) else { return false };
+        let Some(Ttl { drop, at }) = self.job(seq).and_then(|j| j.pending_ttl()) else { return false };
         self.ttls.remove(&(at, seq));
         self.totals.expired_unstarted += 1;
         if drop {
@@ -206,7 +206,7 @@ impl Queue {
             job.deadline_ms = now_ms;
             job.since_ms = now_ms;
         }
-        if let Some(c) = self.jobs.get(seq).and_then(Job::cancel_at) {
+        if let Some(c) = self.jobs.get(seq).and_then(|j| j.cancel_at()) {
             self.cancels.remove(&(c, seq));
         }
         self.dead.insert((now_ms, seq));
@@ -224,7 +224,7 @@ impl Queue {
             if at > now_ms {
                 break;
             }
-            if self.job(seq).and_then(Job::pending_cancel) == Some(at) {
+            if self.job(seq).and_then(|j| j.pending_cancel()) == Some(at) {
                 due.push(seq);
             }
             self.cancels.remove(&(at, seq));

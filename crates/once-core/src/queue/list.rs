@@ -52,7 +52,7 @@ impl Queue {
             }
             jobs += 1;
             if let Some(job) = self.jobs.get(seq) {
-                let (kept, took) = keep(job);
+                let (kept, took) = keep(&job);
                 steps = steps.saturating_add(took);
                 if kept {
                     out.push(seq);
@@ -146,7 +146,7 @@ mod tests {
             }
         }
         let want: Vec<u64> =
-            q.list(State::Ready, None, 1000).0.into_iter().filter(|&s| is_7(q.job(s).unwrap()).0).collect();
+            q.list(State::Ready, None, 1000).0.into_iter().filter(|&s| is_7(&q.job(s).unwrap()).0).collect();
         assert_eq!(found, want, "every match once, in LIST's order");
         assert!(calls >= 100 / 15, "{calls}");
     }

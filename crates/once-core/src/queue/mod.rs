@@ -16,7 +16,7 @@ use super::line::Line;
 use super::sample::sampled;
 use super::schedule::Schedule;
 use super::settings::Settings;
-use super::table::JobTable;
+use super::table::{JobRef, JobTable};
 pub use purge::{Graveyard, FREE_STEP};
 
 pub mod bulk;
@@ -191,7 +191,7 @@ impl Queue {
     }
 
     /// A job that is in the queue (not one a PURGE took that is still waiting to be freed).
-    pub fn job(&self, seq: u64) -> Option<&Job> {
+    pub fn job(&self, seq: u64) -> Option<JobRef<'_>> {
         self.jobs.get(seq).filter(|j| self.indexed(j))
     }
 
@@ -538,7 +538,7 @@ impl Queue {
         let mut chosen = Vec::with_capacity(count.min(self.ready_len));
         while chosen.len() < count {
             let Some(seq) = self.take_next(now_ms) else { break };
-            let lease = self.jobs.get(seq).map_or(0, &lease_of);
+            let lease = self.jobs.get(seq).map_or(0, |j| lease_of(&j));
             self.mark_reserved(seq, now_ms.saturating_add(lease), now_ms);
             chosen.push(seq);
         }
@@ -561,7 +561,7 @@ impl Queue {
 
     /// A job just taken out of the ready index becomes reserved at `now_ms` until `deadline_ms`.
     fn mark_reserved(&mut self, seq: u64, deadline_ms: u64, now_ms: u64) {
-        if let Some(t) = self.jobs.get(seq).and_then(Job::pending_ttl) {
+        if let Some(t) = self.jobs.get(seq).and_then(|j| j.pending_ttl()) {
             self.ttls.remove(&(t.at, seq));
         }
         if let Some(job) = self.jobs.get_mut(seq) {
@@ -792,7 +792,7 @@ impl Queue {
     ///
     /// A walk, not a list: RDB save, AOF rewrite and the digest stream a queue of millions without building it
     /// a second time in memory (in a save child every byte built is a byte not shared with the server).
-    pub fn jobs_in_rebuild_order(&self) -> impl Iterator<Item = &Job> + '_ {
+    pub fn jobs_in_rebuild_order(&self) -> impl Iterator<Item = JobRef<'_>> + '_ {
         // Group by group by name (group numbers are each node's own), each group's lines in the order they
         // serve, which rebuilds them; the ring's order travels on its own.
         let ready = self.flow.gids_by_name().flat_map(move |gid| {
@@ -810,7 +810,7 @@ impl Queue {
     pub fn memory_bytes(&self) -> usize {
         use std::mem::size_of;
         let table = self.jobs.table_bytes();
-        let heap = sampled(self.jobs.len(), self.jobs.values().map(Job::heap_bytes));
+        let heap = sampled(self.jobs.full_len(), self.jobs.full_values().map(Job::heap_bytes));
         // A B-tree entry: the key box and the seq, plus a share of its node (about half as much again).
         let custom = sampled(
             self.custom_ids.len(),

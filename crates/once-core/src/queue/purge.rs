@@ -111,7 +111,7 @@ impl Queue {
     /// Frees `seq` if it is a purged job still in the table. True if it was.
     pub(super) fn free_buried(&mut self, seq: u64) -> bool {
         match self.jobs.get(seq) {
-            Some(j) if !self.indexed(j) => {}
+            Some(j) if !self.indexed(&j) => {}
             _ => return false,
         }
         let Some(job) = self.jobs.remove(seq) else { return false };

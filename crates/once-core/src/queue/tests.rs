@@ -684,17 +684,17 @@ fn insert_rejects_duplicates() {
     let mut q = Queue::new();
     let s = added(q.push(nj("a"), 7));
     let c = added(q.push(with_id("b", "cid"), 7));
-    let dup_seq = q.job(s).unwrap().clone();
+    let dup_seq = q.job(s).unwrap().into_owned();
     assert_eq!(q.insert(dup_seq), Err(InsertError::DuplicateSeq(s)));
-    let mut dup_custom = q.job(c).unwrap().clone();
+    let mut dup_custom = q.job(c).unwrap().into_owned();
     dup_custom.seq = 100;
     assert_eq!(q.insert(dup_custom), Err(InsertError::DuplicateId));
     // A server job whose id text a custom job holds.
-    let mut holder = q.job(c).unwrap().clone();
+    let mut holder = q.job(c).unwrap().into_owned();
     holder.seq = 200;
     holder.set_custom_id(Some(b"9-300".to_vec().into()));
     q.insert(holder).unwrap();
-    let mut server = q.job(s).unwrap().clone();
+    let mut server = q.job(s).unwrap().into_owned();
     server.seq = 300;
     server.created_ms = 9;
     assert_eq!(q.insert(server), Err(InsertError::DuplicateId));
@@ -806,7 +806,7 @@ fn next_deadline_is_the_earliest_of_delayed_lease_and_schedule() {
 fn rebuild(q: &Queue) -> Queue {
     let mut fresh = Queue::new();
     for j in q.jobs_in_rebuild_order() {
-        fresh.insert(j.clone()).unwrap_or_else(|e| panic!("insert seq {}: {e}", j.seq));
+        fresh.insert(j.clone().into_owned()).unwrap_or_else(|e| panic!("insert seq {}: {e}", j.seq));
     }
     fresh.set_next_seq(q.next_seq());
     fresh
@@ -874,7 +874,7 @@ fn rebuild_order_reproduces_the_queue() {
     assert_eq!(fresh.next_deadline(), q.next_deadline());
     assert_eq!(fresh.peek_ready(usize::MAX), q.peek_ready(usize::MAX));
     for j in q.jobs_in_rebuild_order() {
-        assert_eq!(fresh.job(j.seq).map(stored), Some(stored(j)));
+        assert_eq!(fresh.job(j.seq).map(|f| stored(&f)), Some(stored(&j)));
         assert_eq!(fresh.find(&j.id_bytes()), Some(j.seq));
     }
     // Both queues then behave the same: same reserve order, same promotions, same next id.
@@ -889,7 +889,7 @@ fn rebuild_order_reproduces_the_queue() {
 #[test]
 fn rebuild_order_lists_ready_jobs_in_reserve_order_first() {
     let q = messy_queue();
-    let order: Vec<&Job> = q.jobs_in_rebuild_order().collect();
+    let order: Vec<Job> = q.jobs_in_rebuild_order().map(std::borrow::Cow::into_owned).collect();
     let ready = q.peek_ready(usize::MAX);
     let head: Vec<u64> = order.iter().take(ready.len()).map(|j| j.seq).collect();
     assert_eq!(head, ready);
@@ -1512,7 +1512,7 @@ fn a_finished_job_leaves_its_group_and_none_enters_with_one() {
     let a = added(q.push(NewJob { group: Some(b"g".to_vec().into()), ..nj("a") }, 0));
     q.reserve(1, 10, lease_of);
     assert!(q.ack(a, 20, None));
-    let kept = q.job(a).cloned().unwrap();
+    let kept = q.job(a).unwrap().into_owned();
     assert_eq!(q.group_name(&kept), None, "the kept job no longer names its group");
     assert_eq!(q.flow.named(), 0, "so the drained group could go");
     // What an encoding would carry if it named one: refused, for the group may be freed under the job.
