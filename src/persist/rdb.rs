@@ -16,7 +16,9 @@ use crate::core::limits::{check_error_text, KEEP, MAX_ID_BYTES};
 use crate::core::limits::{MAX_GROUP_BYTES, RATE_N};
 use crate::core::queue::totals::{LEGACY_TOTALS, TOTAL_FIELDS, V4_TOTALS};
 use crate::core::queue::Queue;
+use crate::core::run::{decode_run, RunHead, RunWriter, RUN_MAX_JOBS};
 use crate::core::schedule::SCHEDULE_FIELDS;
+use crate::core::schema::Field;
 use crate::core::schedule::{JobOptions, Missed, Schedule};
 use crate::core::settings::{SETTING_FIELDS, V2_SETTINGS, V3_SETTINGS, V4_SETTINGS};
 use crate::core::{events, histogram};
@@ -29,6 +31,8 @@ use crate::value::QueueValue;
 /// A job's out-of-line part and its group name as an RDB holds them.
 type ExtraGroup = (Extra, Option<Box<[u8]>>);
 
+/// Version 6: the jobs are a list of items ended by ITEM_END: a job as version 5 writes it, or a run of fresh
+/// ready jobs (`core/run.rs`: one header and one blob for up to 1,024 jobs).
 /// Version 5: adds a job's result, progress, KEEP, TTL and CALL cancel time (flags 8, 16, 32), the states
 /// completed and cancelled, the KEEP and KEEP-MAX settings and the `expired_unstarted_total` total.
 /// Version 4: adds a job's group, the flow-control settings, the rate windows, the groups' own limits and
@@ -36,7 +40,12 @@ type ExtraGroup = (Extra, Option<Box<[u8]>>);
 /// Version 3: adds a job's `since`, the EVENTS-MAX setting, the event log and the latency histograms.
 /// Version 2: numbers as the schema lists them (core/schema.rs), signed; adds a job's retry base.
 /// Version 1 (the first encoding) still loads through `load_v1`; version 2 through `load_v2`.
-pub const ENCODING_VERSION: i32 = 5;
+pub const ENCODING_VERSION: i32 = 6;
+
+/// Version 6's item kinds.
+const ITEM_END: u64 = 0;
+const ITEM_JOB: u64 = 1;
+const ITEM_RUN: u64 = 2;
 
 const HAS_ID: u64 = 1;
 const HAS_ERROR: u64 = 2;
@@ -46,8 +55,8 @@ const HAS_RESULT: u64 = 8;
 const HAS_PROGRESS: u64 = 16;
 const HAS_TIMES: u64 = 32;
 
-/// One value the encoding writes, in order. A queue is first written into a list of these (plain Rust, where
-/// a bug can only panic), and only then handed to Redis, so a failure never leaves half a value in a file.
+/// One value the encoding writes, in order, handed to Redis as it is made: a save streams the queue rather
+/// than building it again in memory, and a panic part way fails the whole save (`fail_io`).
 enum Put<'a> {
     U(u64),
     I(i64),
@@ -83,42 +92,25 @@ fn encode_queue(q: &Queue, mut put: impl FnMut(Put<'_>)) {
     crate::config::fault_point("save");
     put(Put::U(q.next_seq()));
     TOTAL_FIELDS.iter().for_each(|f| put(Put::I((f.get)(&q.totals))));
-    put(Put::U(q.jobs_in_rebuild_order().count() as u64));
+    // Items in the order that rebuilds the queue: fresh ready jobs in runs, every other job on its own.
+    let mut run: Option<RunWriter> = None;
     for j in q.jobs_in_rebuild_order() {
-        JOB_FIELDS.iter().for_each(|f| put(Put::I((f.get)(&j))));
-        put(Put::B(&j.payload));
-        let group = q.group_name(&j);
-        let has_times = j.extra.as_ref().is_some_and(|e| e.has_times());
-        let flags = if j.custom_id().is_some() { HAS_ID } else { 0 }
-            | if j.last_error().is_some() { HAS_ERROR } else { 0 }
-            | if group.is_some() { HAS_GROUP } else { 0 }
-            | if j.result().is_some() { HAS_RESULT } else { 0 }
-            | if j.progress().is_some() { HAS_PROGRESS } else { 0 }
-            | if has_times { HAS_TIMES } else { 0 };
-        put(Put::U(flags));
-        if let Some(id) = j.custom_id() {
-            put(Put::B(id));
+        if run.as_mut().is_some_and(|r| r.take(&j)) {
+            continue;
         }
-        if let Some(e) = j.last_error() {
-            put(Put::B(e));
+        if let Some(done) = run.take() {
+            put_run(q, &done, &mut put);
         }
-        if let Some(g) = group {
-            put(Put::B(g));
-        }
-        if let Some(r) = j.result() {
-            put(Put::B(r));
-        }
-        if let Some(p) = j.progress() {
-            put(Put::B(p));
-        }
-        if has_times {
-            // -1: not set (0 is a real KEEP).
-            put(Put::I(j.keep_ms().map_or(-1, |k| k as i64)));
-            put(Put::I(j.ttl().map_or(-1, |t| t.at as i64)));
-            put(Put::U(u64::from(j.ttl().is_some_and(|t| t.drop))));
-            put(Put::I(j.cancel_at().map_or(-1, |c| c as i64)));
+        run = RunWriter::start(&j);
+        if run.is_none() {
+            put(Put::U(ITEM_JOB));
+            put_job(q, &j, &mut put);
         }
     }
+    if let Some(done) = run {
+        put_run(q, &done, &mut put);
+    }
+    put(Put::U(ITEM_END));
     put(Put::U(q.schedule_count() as u64));
     for s in q.schedules() {
         put(Put::B(&s.name));
@@ -159,6 +151,53 @@ fn encode_queue(q: &Queue, mut put: impl FnMut(Put<'_>)) {
     let ring = q.flow.ring_order(&q.limits());
     put(Put::U(ring.len() as u64));
     ring.into_iter().for_each(|g| put(Put::B(q.flow.name(g))));
+}
+
+fn put_job(q: &Queue, j: &Job, put: &mut impl FnMut(Put<'_>)) {
+    JOB_FIELDS.iter().for_each(|f| put(Put::I((f.get)(j))));
+    put(Put::B(&j.payload));
+    let group = q.group_name(j);
+    let has_times = j.extra.as_ref().is_some_and(|e| e.has_times());
+    let flags = if j.custom_id().is_some() { HAS_ID } else { 0 }
+        | if j.last_error().is_some() { HAS_ERROR } else { 0 }
+        | if group.is_some() { HAS_GROUP } else { 0 }
+        | if j.result().is_some() { HAS_RESULT } else { 0 }
+        | if j.progress().is_some() { HAS_PROGRESS } else { 0 }
+        | if has_times { HAS_TIMES } else { 0 };
+    put(Put::U(flags));
+    if let Some(id) = j.custom_id() {
+        put(Put::B(id));
+    }
+    if let Some(e) = j.last_error() {
+        put(Put::B(e));
+    }
+    if let Some(g) = group {
+        put(Put::B(g));
+    }
+    if let Some(r) = j.result() {
+        put(Put::B(r));
+    }
+    if let Some(p) = j.progress() {
+        put(Put::B(p));
+    }
+    if has_times {
+        // -1: not set (0 is a real KEEP).
+        put(Put::I(j.keep_ms().map_or(-1, |k| k as i64)));
+        put(Put::I(j.ttl().map_or(-1, |t| t.at as i64)));
+        put(Put::U(u64::from(j.ttl().is_some_and(|t| t.drop))));
+        put(Put::I(j.cancel_at().map_or(-1, |c| c as i64)));
+    }
+}
+
+fn put_run(q: &Queue, r: &RunWriter, put: &mut impl FnMut(Put<'_>)) {
+    put(Put::U(ITEM_RUN));
+    put(Put::B(q.flow.name(r.group)));
+    put(Put::I(i64::from(r.head.priority)));
+    put(Put::U(u64::from(r.head.retries)));
+    put(Put::U(r.head.backoff_ms));
+    put(Put::U(u64::from(r.head.lease_ms)));
+    put(Put::U(r.count));
+    put(Put::B(&r.bytes));
 }
 
 type Load<T> = Result<T, String>;
@@ -279,7 +318,7 @@ impl Reader {
 pub extern "C" fn load(io: *mut RedisModuleIO, encver: c_int) -> *mut c_void {
     let result = catch_unwind(AssertUnwindSafe(|| match encver {
         1 => load_v1(&Reader(io)),
-        v @ 2..=5 => load_v2(&Reader(io), v),
+        v @ 2..=6 => load_v2(&Reader(io), v),
         v => Err(format!("unknown encoding version {v}")),
     }));
     match result {
@@ -313,18 +352,12 @@ fn load_v2(r: &Reader, version: i32) -> Load<Queue> {
     for f in totals {
         f.put(&mut q.totals, r.i()?)?;
     }
-    let count = r.u()?;
-    for _ in 0..count {
-        let mut job = Job::blank();
-        for f in job_fields {
-            f.put(&mut job, r.i()?)?;
+    if version >= 6 {
+        load_items(r, &mut q)?;
+    } else {
+        for _ in 0..r.u()? {
+            load_job(r, version, job_fields, &mut q)?;
         }
-        job.payload = r.b()?.into();
-        let (mut extra, group) = r.extra_and_group(version)?;
-        extra.retry_base = job.retry_base();
-        job.extra = extra.boxed_if_any();
-        check_job(&job)?;
-        q.insert_in_group(job, group.as_deref(), false).map_err(|e| e.to_string())?;
     }
     let mut q = finish(r, q, next_seq, load_schedules_v2)?;
     let mut s = q.settings;
@@ -346,6 +379,40 @@ fn load_v2(r: &Reader, version: i32) -> Load<Queue> {
     }
     q.check_groups()?;
     Ok(q)
+}
+
+fn load_job(r: &Reader, version: i32, job_fields: &[Field<Job>], q: &mut Queue) -> Load<()> {
+    let mut job = Job::blank();
+    for f in job_fields {
+        f.put(&mut job, r.i()?)?;
+    }
+    job.payload = r.b()?.into();
+    let (mut extra, group) = r.extra_and_group(version)?;
+    extra.retry_base = job.retry_base();
+    job.extra = extra.boxed_if_any();
+    check_job(&job)?;
+    q.insert_in_group(job, group.as_deref(), false).map_err(|e| e.to_string())
+}
+
+/// Version 6's items, up to ITEM_END.
+fn load_items(r: &Reader, q: &mut Queue) -> Load<()> {
+    loop {
+        match r.u()? {
+            ITEM_END => return Ok(()),
+            ITEM_JOB => load_job(r, ENCODING_VERSION, &JOB_FIELDS, q)?,
+            ITEM_RUN => {
+                let group = r.any_group_name()?;
+                let head = RunHead::checked(r.i()?, r.u()?, r.u()?, r.u()?)?;
+                let n = r.upto("run length", RUN_MAX_JOBS)?;
+                let blob = r.b()?;
+                let group = (!group.is_empty()).then_some(&*group);
+                for job in decode_run(head, n, &blob)? {
+                    q.insert_in_group(job, group, false).map_err(|e| e.to_string())?;
+                }
+            }
+            k => return Err(format!("unknown item kind {k}")),
+        }
+    }
 }
 
 fn load_flow(r: &Reader, q: &mut Queue) -> Load<()> {

@@ -10,6 +10,7 @@ pub mod limits;
 pub mod line;
 pub mod packed;
 pub mod queue;
+pub mod run;
 pub mod sample;
 pub mod schedule;
 pub mod schema;

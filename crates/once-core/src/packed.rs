@@ -100,7 +100,7 @@ pub fn packable(j: &Job) -> bool {
     j.state == State::Ready && j.attempts == 0 && j.extra.is_none() && j.payload.len() <= MAX_PACKED_PAYLOAD
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -108,16 +108,16 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn zigzag(v: i64) -> u64 {
+pub fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
-fn unzigzag(v: u64) -> i64 {
+pub fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
 /// Reads a varint at `*at`, moving past it (None: the bytes end inside it, or it overflows).
-fn get_varint(b: &[u8], at: &mut usize) -> Option<u64> {
+pub fn get_varint(b: &[u8], at: &mut usize) -> Option<u64> {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
         let byte = *b.get(*at)?;

@@ -1,0 +1,178 @@
+//! A run: fresh ready jobs that stand one after another in one line and share their options, as the RDB
+//! encoding (version 6) writes them: one header and one blob, where each job used to be thirteen values.
+//! Saves and loads in bulk what `packed.rs` holds in memory; the blob's layout is its own, so a change to the
+//! in-memory records never changes what a file holds.
+//!
+//! Each job in the blob: seq as a delta from the previous job's, created as a delta from the previous job's,
+//! since as a delta from its own created (all zigzag varints), then the payload's length and bytes.
+
+use super::job::{Job, State};
+use super::limits::{self, Range};
+use super::packed::{get_varint, packable, put_varint, unzigzag, zigzag};
+
+/// A run ends at this many jobs or bytes, so that saving builds at most one small blob at a time.
+pub const RUN_MAX_JOBS: u64 = 1024;
+pub const RUN_MAX_BYTES: usize = 64 * 1024;
+/// What a loaded blob may hold: the last job may take it past RUN_MAX_BYTES.
+pub const RUN_BLOB_LIMIT: usize = RUN_MAX_BYTES + 1024;
+
+const LEASE: Range = Range::new("lease", 0, limits::MAX_LEASE_MS);
+const TIME: Range = Range::new("time", 0, i64::MAX);
+
+/// The options every job of a run shares (its group is the line's, written beside it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunHead {
+    pub priority: i32,
+    pub retries: u16,
+    pub backoff_ms: u64,
+    pub lease_ms: u32,
+}
+
+impl RunHead {
+    pub fn of(j: &Job) -> RunHead {
+        RunHead { priority: j.priority, retries: j.retries, backoff_ms: j.backoff_ms, lease_ms: j.lease_ms }
+    }
+
+    /// The head from an encoding's numbers, each in its range.
+    pub fn checked(priority: i64, retries: u64, backoff_ms: u64, lease_ms: u64) -> Result<RunHead, String> {
+        Ok(RunHead {
+            priority: limits::PRIORITY.check_i64(priority)? as i32,
+            retries: limits::RETRIES.check_u64(retries)? as u16,
+            backoff_ms: limits::BACKOFF.check_u64(backoff_ms)?,
+            lease_ms: LEASE.check_u64(lease_ms)? as u32,
+        })
+    }
+}
+
+pub struct RunWriter {
+    pub head: RunHead,
+    pub group: u32,
+    pub count: u64,
+    last_seq: u64,
+    last_created: u64,
+    pub bytes: Vec<u8>,
+}
+
+impl RunWriter {
+    /// A run that starts with `j`, if `j` can stand in one.
+    pub fn start(j: &Job) -> Option<RunWriter> {
+        if !packable(j) {
+            return None;
+        }
+        let mut w =
+            RunWriter { head: RunHead::of(j), group: j.group, count: 0, last_seq: 0, last_created: 0, bytes: Vec::new() };
+        w.add(j);
+        Some(w)
+    }
+
+    /// Adds `j` if it belongs to this run and the run has room; false leaves the run as it was.
+    pub fn take(&mut self, j: &Job) -> bool {
+        let fits = self.count < RUN_MAX_JOBS && self.bytes.len() < RUN_MAX_BYTES;
+        if !(fits && packable(j) && j.group == self.group && RunHead::of(j) == self.head) {
+            return false;
+        }
+        self.add(j);
+        true
+    }
+
+    fn add(&mut self, j: &Job) {
+        put_varint(&mut self.bytes, zigzag(j.seq.wrapping_sub(self.last_seq) as i64));
+        put_varint(&mut self.bytes, zigzag(j.created_ms.wrapping_sub(self.last_created) as i64));
+        put_varint(&mut self.bytes, zigzag(j.since_ms.wrapping_sub(j.created_ms) as i64));
+        put_varint(&mut self.bytes, j.payload.len() as u64);
+        self.bytes.extend_from_slice(&j.payload);
+        (self.last_seq, self.last_created, self.count) = (j.seq, j.created_ms, self.count + 1);
+    }
+}
+
+/// The `n` jobs of a run's blob (ready, in line order; their group is for the caller to set). Refuses a blob
+/// that holds more or fewer, a time out of range, or a payload too large to have been packed.
+pub fn decode_run(head: RunHead, n: u64, b: &[u8]) -> Result<Vec<Job>, String> {
+    if n == 0 || n > RUN_MAX_JOBS || b.len() > RUN_BLOB_LIMIT {
+        return Err("a run's size is out of range".into());
+    }
+    let bad = || "a run's blob is cut short".to_string();
+    let mut jobs = Vec::with_capacity(n as usize);
+    let (mut at, mut seq, mut created) = (0usize, 0u64, 0u64);
+    for _ in 0..n {
+        seq = seq.wrapping_add(unzigzag(get_varint(b, &mut at).ok_or_else(bad)?) as u64);
+        created = created.wrapping_add(unzigzag(get_varint(b, &mut at).ok_or_else(bad)?) as u64);
+        let since = created.wrapping_add(unzigzag(get_varint(b, &mut at).ok_or_else(bad)?) as u64);
+        let len = get_varint(b, &mut at).ok_or_else(bad)?;
+        if len > super::packed::MAX_PACKED_PAYLOAD as u64 {
+            return Err("a run's payload is longer than a packed one can be".into());
+        }
+        let end = at + len as usize;
+        let payload = b.get(at..end).ok_or_else(bad)?;
+        at = end;
+        jobs.push(Job {
+            seq,
+            created_ms: TIME.check_u64(created)?,
+            since_ms: TIME.check_u64(since)?,
+            payload: payload.into(),
+            retries: head.retries,
+            backoff_ms: head.backoff_ms,
+            lease_ms: head.lease_ms,
+            priority: head.priority,
+            state: State::Ready,
+            ..Job::blank()
+        });
+    }
+    if at != b.len() {
+        return Err("a run's blob has bytes after its last job".into());
+    }
+    Ok(jobs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(seq: u64, created: u64, payload: &[u8]) -> Job {
+        Job { seq, created_ms: created, since_ms: created, payload: payload.into(), retries: 3, backoff_ms: 1000, ..Job::blank() }
+    }
+
+    #[test]
+    fn a_run_gives_back_its_jobs_in_order() {
+        let jobs = [job(7, 1_000, b"a"), job(9, 1_000, b""), job(8, 999, b"sixteen bytes ok"), job(20, 5_000, b"z")];
+        let mut w = RunWriter::start(&jobs[0]).unwrap();
+        for j in &jobs[1..] {
+            assert!(w.take(j));
+        }
+        assert!(!w.take(&Job { retries: 4, ..job(21, 5_000, b"") }), "another head starts another run");
+        assert!(!w.take(&Job { attempts: 1, ..job(21, 5_000, b"") }), "a job once reserved is not fresh");
+        assert_eq!(decode_run(w.head, w.count, &w.bytes), Ok(jobs.to_vec()));
+        assert!(w.bytes.len() < jobs.iter().map(|j| j.payload.len() + 8).sum::<usize>());
+    }
+
+    #[test]
+    fn a_run_stops_at_its_limit() {
+        let mut w = RunWriter::start(&job(0, 1, b"x")).unwrap();
+        let mut s = 1;
+        while w.take(&job(s, 1, b"x")) {
+            s += 1;
+        }
+        assert_eq!(w.count, RUN_MAX_JOBS);
+    }
+
+    #[test]
+    fn bad_blobs_are_refused() {
+        let w = RunWriter::start(&job(1, 1, b"payload")).unwrap();
+        let mut cut = w.bytes.clone();
+        cut.pop();
+        assert!(decode_run(w.head, 1, &cut).is_err());
+        assert!(decode_run(w.head, 2, &w.bytes).is_err(), "fewer jobs than it says");
+        let mut more = w.bytes.clone();
+        more.push(0);
+        assert!(decode_run(w.head, 1, &more).is_err(), "bytes after the last");
+        assert!(decode_run(w.head, 0, &[]).is_err());
+        assert!(RunHead::checked(0, 1001, 0, 0).is_err());
+        assert!(RunHead::checked(0, 3, 0, limits::MAX_LEASE_MS as u64 + 1).is_err());
+        // A created time past i64::MAX would save but not load as a job field.
+        let mut huge = Vec::new();
+        for v in [zigzag(1), zigzag(-1), 0, 0] {
+            put_varint(&mut huge, v);
+        }
+        assert!(decode_run(w.head, 1, &huge).is_err());
+    }
+}
