@@ -447,18 +447,57 @@ def encode_queue_v2(next_seq, totals, jobs, scheds=()):
     return b"".join(out)
 
 
+def _varint(v):
+    out = bytearray()
+    while v >= 0x80:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def _zigzag(v):
+    v = ((v + (1 << 63)) % (1 << 64)) - (1 << 63)      # as the module's wrapping i64 delta
+    return ((v << 1) ^ (v >> 63)) % (1 << 64)
+
+
+def run_blob(jobs):
+    """A v6 run's blob (crates/once-core/src/run.rs): per job, seq and created as deltas from the previous job's,
+    since as a delta from its own created (zigzag varints), then the payload's length and bytes."""
+    out, seq, created = bytearray(), 0, 0
+    for j in jobs:
+        payload = j["payload"].encode() if isinstance(j["payload"], str) else j["payload"]
+        out += _varint(_zigzag(j["seq"] - seq)) + _varint(_zigzag(j["created"] - created))
+        out += _varint(_zigzag(j["since"] - j["created"])) + _varint(len(payload)) + payload
+        seq, created = j["seq"], j["created"]
+    return bytes(out)
+
+
 def encode_queue_v4(next_seq, totals, jobs, version=4):
     """The module's v4 RDB encoding of ready jobs of the default group (src/persist/rdb.rs): v2's job numbers
     plus `since`; 13 settings; an empty event log; two empty histograms; no rate windows or groups of their
     own; the round-robin's order (the default group, by its empty name, when it has a ready job).
-    `version=5` writes v5, which for such jobs differs only in 9 totals and 15 settings (KEEP, KEEP-MAX)."""
+    `version=5` writes v5, which for such jobs differs only in 9 totals and 15 settings (KEEP, KEEP-MAX).
+    `version=6` writes the jobs as v6 items: each fresh ready job (no id, no error, never reserved) as a run of
+    one, ended by ITEM_END (0)."""
     assert len(totals) == (8 if version == 4 else 9)
-    out = [mod_uint(next_seq)] + [mod_sint(t) for t in totals] + [mod_uint(len(jobs))]
+    out = [mod_uint(next_seq)] + [mod_sint(t) for t in totals]
+    if version < 6:
+        out.append(mod_uint(len(jobs)))
     for j in jobs:
+        fresh = j["state"] == 0 and j["attempts"] == 0 and j.get("id") is None and j.get("error") is None
+        if version >= 6 and fresh:
+            out += [mod_uint(2), mod_str(b""), mod_sint(j["priority"]), mod_uint(j["retries"]), mod_uint(j["backoff"]),
+                    mod_uint(j["lease"]), mod_uint(1), mod_str(run_blob([j]))]
+            continue
+        if version >= 6:
+            out.append(mod_uint(1))
         out += [mod_sint(j[f]) for f in ("seq", "created", "state", "attempts", "retry_base", "retries", "backoff",
                                          "lease", "priority", "deadline", "since")] + [mod_str(j["payload"])]
         out.append(mod_uint((1 if j.get("id") is not None else 0) | (2 if j.get("error") is not None else 0)))
         out += [mod_str(j[k]) for k in ("id", "error") if j.get(k) is not None]
+    if version >= 6:
+        out.append(mod_uint(0))
     out.append(mod_uint(0))  # schedules
     # retries, backoff, lease (-1: unset), dead_max, dead_ttl, paused, events_max, concurrency, rate n, rate per,
     # group concurrency, group rate n, group rate per

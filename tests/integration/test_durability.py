@@ -545,7 +545,8 @@ def _read_uints(body, count):
 def _state_codes(r, rb):
     """The state code the encodings use for each state, read from a real one-job queue per state."""
     codes = {}
-    for name, setup in [("ready", lambda k: push(r, k, "p")),
+    # A job with an id: fresh ready jobs without one are saved in runs, which carry no state code.
+    for name, setup in [("ready", lambda k: push(r, k, "p", "ID", "with-id")),
                         ("delayed", lambda k: push(r, k, "p", "DELAY", FAR)),
                         ("reserved", lambda k: (push(r, k, "p"), reserve(r, k, "LEASE", 100000))),
                         ("dead", lambda k: (push(r, k, "p"), r.execute_command(
@@ -553,7 +554,7 @@ def _state_codes(r, rb):
         key = f"codes:{name}"
         setup(key)
         body, _, _ = split_dump(rb.dump(key))
-        # v5: next_seq, 9 totals, count, then the job's seq, created, state: the 14th value
+        # v6: next_seq, 9 totals, the item's kind, then the job's seq, created, state: the 14th value
         codes[name] = _read_uints(body, 14)[13]
         r.delete(key)
     return codes
@@ -581,12 +582,12 @@ def test_restore_crafted_queues_are_validated(make_server):
     assert (st["ready"], st["delayed"], st["reserved"], st["dead"], st["schedules"], st["pushed_total"]) == \
         (1, 1, 1, 1, 1, 4), st
     assert inspect(r, "good", "custom-one")["priority"] == 7
-    # the encoder here writes what the module writes: a one-job queue encodes to the module's own bytes (v5)
+    # the encoder here writes what the module writes: a one-job queue encodes to the module's own bytes (v6)
     created = int(real_id.split("-")[0])
-    mine = module_header(real, encver=5) + encode_queue_v4(
+    mine = module_header(real, encver=6) + encode_queue_v4(
         1, (1, 0, 0, 0, 0, 0, 0, 0, 0),
         [dict(_job(0, created=created, state=codes["ready"], payload="p"), retry_base=0, since=created)],
-        version=5) \
+        version=6) \
         + MODULE_EOF
     assert mine == body, (mine, body)
 

@@ -1,7 +1,8 @@
-"""Files written by the release at RDB encoding version 4 (commit c11e109) load into today's module with the same
-jobs, states, settings, schedules, groups and events: tests/fixtures/v4/ holds one data set as an RDB, as an AOF of
-the raw command stream (the records the module replicated) and as a rewritten AOF (the module's rewrite records),
-and the state the old module read from it (expected.json). tests/fixtures/make_fixtures.py wrote them and holds
+"""Files written by older releases load into today's module with the same jobs, states, settings, schedules, groups
+and events: tests/fixtures/v4/ (RDB encoding version 4, commit c11e109) and tests/fixtures/v5/ (encoding 5, commit
+c1c5fff: one record per client command, `ONCE._MANY`) each hold one data set as an RDB, as an AOF of the raw
+command stream (the records the module replicated) and as a rewritten AOF (the module's rewrite records), and the
+state the old module read from it (expected.json). tests/fixtures/make_fixtures.py wrote them and holds
 the reading and the comparison used here (see tests/fixtures/README.md).
 
 Each file is loaded as a replica of a master that is not there, so the timer leaves leases, due times, rate windows
@@ -17,20 +18,20 @@ import harness
 import pytest
 
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-V4 = os.path.join(TESTS, "fixtures", "v4")
+RELEASES = ("v4", "v5")
 _spec = importlib.util.spec_from_file_location("make_fixtures", os.path.join(TESTS, "fixtures", "make_fixtures.py"))
 fx = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fx)
 
-EXPECTED = fx.load_expected(V4)
+EXPECTED = {v: fx.load_expected(os.path.join(TESTS, "fixtures", v)) for v in RELEASES}
 AOF = ["--appendonly", "yes", "--appenddirname", "appendonlydir"]
 FILES = {"dump.rdb": [], "aof-commands": AOF, "aof-rewrite": AOF}
 
 
-def load(kind, name):
-    """A server of `kind` with today's module that loaded the fixture `name` (a replica of nobody)."""
+def load(kind, release, name):
+    """A server of `kind` with today's module that loaded the fixture `name` of `release` (a replica of nobody)."""
     d = tempfile.mkdtemp(prefix=f"once-fixture-{kind}-")
-    src = os.path.join(V4, name)
+    src = os.path.join(TESTS, "fixtures", release, name)
     if name == "dump.rdb":
         shutil.copy(src, os.path.join(d, "dump.rdb"))
     else:
@@ -38,36 +39,38 @@ def load(kind, name):
     return harness.Server(kind, dir=d, extra=FILES[name] + fx.replica_of_nobody())
 
 
-def check(r, what):
-    diff = fx.compare(EXPECTED, fx.snapshot(r))
-    assert not diff, f"{what} differs from tests/fixtures/v4/expected.json in {len(diff)} place(s):\n" + \
+def check(r, release, what):
+    diff = fx.compare(EXPECTED[release], fx.snapshot(r))
+    assert not diff, f"{what} differs from tests/fixtures/{release}/expected.json in {len(diff)} place(s):\n" + \
         "\n".join(diff[:60])
 
 
+@pytest.mark.parametrize("release", RELEASES)
 @pytest.mark.parametrize("name", list(FILES))
-def test_a_v4_file_loads_as_the_old_module_read_it_and_saves_again(kind, name):
-    s = load(kind, name)
+def test_an_old_file_loads_as_the_old_module_read_it_and_saves_again(kind, release, name):
+    s = load(kind, release, name)
     try:
         r = fx.client(s.port)
         if name != "dump.rdb":
             assert r.info("persistence")["aof_enabled"] == 1
-        check(r, f"{name} loaded by {kind}")
+        check(r, release, f"{name} loaded by {kind}")
         before = fx.digests(r)
         # Saved by today's module and loaded from that RDB (the AOF off, so the RDB is what loads).
         assert r.execute_command("SAVE") is True
         s.restart(extra=fx.replica_of_nobody() + ["--appendonly", "no"])
         r = fx.client(s.port)
-        check(r, f"{name} saved again and reloaded by {kind}")
+        check(r, release, f"{name} saved again and reloaded by {kind}")
         assert fx.digests(r) == before
     finally:
         s.close()
 
 
-def test_the_three_files_load_to_one_digest(kind):
+@pytest.mark.parametrize("release", RELEASES)
+def test_the_three_files_load_to_one_digest(kind, release):
     """The RDB, the command stream and the rewrite hold one data set: today's module digests them alike."""
     seen = {}
     for name in FILES:
-        s = load(kind, name)
+        s = load(kind, release, name)
         try:
             seen[name] = fx.digests(fx.client(s.port))
         finally:
