@@ -187,6 +187,23 @@ impl JobTable {
         page.full.get_mut(i)
     }
 
+    /// Packs the job again if it is a full job that has become a fresh ready one (a delayed job that fell due
+    /// before any reservation): a million jobs pushed with DELAY cost, once due, what pushed ones cost.
+    pub fn repack(&mut self, seq: u64) {
+        let Some(page) = self.pages.get_mut(&(seq / PAGE)) else { return };
+        let slot = slot_of(seq);
+        let v = page.slots[slot];
+        if v & FULL == 0 || !page.full.get(usize::from(v & !FULL)).is_some_and(packed::packable) {
+            return;
+        }
+        let before = page.bytes();
+        if let Some(job) = page.take(slot, seq, &mut self.classes) {
+            page.add_packed(slot, &job, &mut self.classes);
+            self.full_len -= 1;
+        }
+        self.page_bytes = self.page_bytes + page.bytes() - before;
+    }
+
     pub fn contains_key(&self, seq: u64) -> bool {
         self.pages.get(&(seq / PAGE)).is_some_and(|p| p.slots[slot_of(seq)] != EMPTY)
     }
@@ -314,6 +331,18 @@ mod tests {
         taken.attempts = 1;
         assert_eq!(t.full_len(), 1);
         assert_eq!(t.get(7).as_deref(), Some(&taken), "the unpacked job is the packed one, changed");
+        t.repack(7);
+        assert_eq!(t.full_len(), 1, "a job once reserved stays full");
+        if let Some(j) = t.get_mut(8) {
+            j.state = crate::State::Delayed;
+        }
+        t.repack(8);
+        assert_eq!(t.full_len(), 2, "only a ready job packs");
+        if let Some(j) = t.get_mut(8) {
+            j.state = crate::State::Ready;
+        }
+        t.repack(8);
+        assert_eq!((t.full_len(), t.get(8).map(|j| j.state)), (1, Some(crate::State::Ready)), "ready again: packed");
         for s in (0..300).filter(|s| s % 3 == 0) {
             assert_eq!(t.remove(s).map(|j| j.seq), Some(s));
         }

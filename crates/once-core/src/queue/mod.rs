@@ -428,6 +428,7 @@ impl Queue {
             job.deadline_ms = pos;
             job.since_ms = since_ms;
         }
+        self.jobs.repack(seq);
     }
 
     /// Takes the job out of the index of its current state (the job itself stays in the table).
