@@ -155,11 +155,13 @@ pub fn push_one(
         Pushed::Exhausted => return Err(err("the queue has used up its id sequence")),
         Pushed::Existing(seq) => seq,
         Pushed::Added(seq) => {
-            if let Some(job) = v.queue.job(seq) {
+            // One read of the new job (a packed one is decoded on each read) for its record and its id.
+            let id = v.queue.job(seq).map(|job| {
                 effects::job(ctx, key_name, "PUSH", &job, v.queue.flow.name(job.group), payload);
-            }
+                job.id_bytes()
+            });
             settle(ctx, key_name, v, before);
-            seq
+            return id.ok_or_else(|| err("the job was not kept"));
         }
     };
     v.queue.job(seq).map(|j| j.id_bytes()).ok_or_else(|| err("the job was not kept"))
