@@ -14,12 +14,13 @@ use crate::core::job::Ttl;
 use crate::core::job::{check_job, JOB_FIELDS, V2_JOB_FIELDS};
 use crate::core::limits::{check_error_text, KEEP, MAX_ID_BYTES};
 use crate::core::limits::{MAX_GROUP_BYTES, RATE_N};
+use crate::core::queue::rebuild::Item;
 use crate::core::queue::totals::{LEGACY_TOTALS, TOTAL_FIELDS, V4_TOTALS};
 use crate::core::queue::Queue;
 use crate::core::run::{decode_run, RunHead, RunWriter, RUN_MAX_JOBS};
 use crate::core::schedule::SCHEDULE_FIELDS;
-use crate::core::schema::Field;
 use crate::core::schedule::{JobOptions, Missed, Schedule};
+use crate::core::schema::Field;
 use crate::core::settings::{SETTING_FIELDS, V2_SETTINGS, V3_SETTINGS, V4_SETTINGS};
 use crate::core::{events, histogram};
 use crate::core::{Extra, Job, State};
@@ -74,9 +75,19 @@ pub extern "C" fn save(io: *mut RedisModuleIO, value: *mut c_void) {
         Put::B(b) => raw::save_slice(io, b),
     };
     // Written as it is encoded: a failure part way still fails the whole save (Redis keeps the previous file).
-    if catch_unwind(AssertUnwindSafe(|| encode_queue(&v.queue, put))).is_err() {
-        log_io(io, "once: a queue could not be encoded; this save fails and the previous file stays");
-        fail_io(io);
+    match catch_unwind(AssertUnwindSafe(|| encode_queue(&v.queue, put))) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            log_io(
+                io,
+                &format!("once: a queue could not be encoded ({e}); this save fails and the previous file stays"),
+            );
+            fail_io(io);
+        }
+        Err(_) => {
+            log_io(io, "once: a queue could not be encoded; this save fails and the previous file stays");
+            fail_io(io);
+        }
     }
 }
 
@@ -88,28 +99,19 @@ pub fn fail_io(io: *mut RedisModuleIO) {
 }
 
 /// Writes the queue through `put`, value by value, in the order the loader reads.
-fn encode_queue(q: &Queue, mut put: impl FnMut(Put<'_>)) {
+fn encode_queue(q: &Queue, mut put: impl FnMut(Put<'_>)) -> Result<(), String> {
     crate::config::fault_point("save");
     put(Put::U(q.next_seq()));
     TOTAL_FIELDS.iter().for_each(|f| put(Put::I((f.get)(&q.totals))));
     // Items in the order that rebuilds the queue: fresh ready jobs in runs, every other job on its own.
-    let mut run: Option<RunWriter> = None;
-    for j in q.jobs_in_rebuild_order() {
-        if run.as_mut().is_some_and(|r| r.take(&j)) {
-            continue;
-        }
-        if let Some(done) = run.take() {
-            put_run(q, &done, &mut put);
-        }
-        run = RunWriter::start(&j);
-        if run.is_none() {
+    let walked = q.each_rebuild_item(&mut |item| match item {
+        Item::Run(r) => put_run(q, r, &mut put),
+        Item::Job(j) => {
             put(Put::U(ITEM_JOB));
             put_job(q, &j, &mut put);
         }
-    }
-    if let Some(done) = run {
-        put_run(q, &done, &mut put);
-    }
+    });
+    walked?;
     put(Put::U(ITEM_END));
     put(Put::U(q.schedule_count() as u64));
     for s in q.schedules() {
@@ -151,6 +153,7 @@ fn encode_queue(q: &Queue, mut put: impl FnMut(Put<'_>)) {
     let ring = q.flow.ring_order(&q.limits());
     put(Put::U(ring.len() as u64));
     ring.into_iter().for_each(|g| put(Put::B(q.flow.name(g))));
+    Ok(())
 }
 
 fn put_job(q: &Queue, j: &Job, put: &mut impl FnMut(Put<'_>)) {

@@ -243,6 +243,23 @@ impl Extra {
     }
 }
 
+/// What the queue's indexes know a job by: enough to find it in them, without its payload (a walk over
+/// millions of jobs reads heads, so packed jobs need not be decoded whole).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Head {
+    pub seq: u64,
+    pub state: State,
+    pub group: u32,
+    pub priority: i32,
+    pub deadline_ms: u64,
+}
+
+impl Head {
+    pub fn of(j: &Job) -> Head {
+        Head { seq: j.seq, state: j.state, group: j.group, priority: j.priority, deadline_ms: j.deadline_ms }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Job {
     /// Queue-unique sequence number: the handle every index uses.

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use super::job::{Job, Payload, State};
+use super::job::{Head, Job, Payload, State};
 
 /// Payloads up to this many bytes are packed (larger ones keep their full record: the saving would be
 /// a rounding error, and a page's offsets stay within 15 bits).
@@ -30,7 +30,13 @@ pub struct Class {
 
 impl Class {
     fn of(j: &Job) -> Class {
-        Class { retries: j.retries, backoff_ms: j.backoff_ms, lease_ms: j.lease_ms, priority: j.priority, group: j.group }
+        Class {
+            retries: j.retries,
+            backoff_ms: j.backoff_ms,
+            lease_ms: j.lease_ms,
+            priority: j.priority,
+            group: j.group,
+        }
     }
 }
 
@@ -86,6 +92,11 @@ impl Classes {
 
     fn get(&self, id: u32) -> Option<Class> {
         self.by_id.get(id as usize).filter(|e| e.1 > 0).map(|e| e.0)
+    }
+
+    /// The groups of the classes that records name.
+    pub fn groups(&self) -> impl Iterator<Item = u32> + '_ {
+        self.by_id.iter().filter(|e| e.1 > 0).map(|e| e.0.group)
     }
 
     pub fn bytes(&self) -> usize {
@@ -180,6 +191,31 @@ pub fn decode(b: &[u8], at: usize, seq: u64, base_ms: u64, classes: &Classes) ->
         state: State::Ready,
         group: c.group,
     })
+}
+
+/// A packed job's own parts, borrowed from its record (its options are its class's).
+pub struct Parts<'a> {
+    pub class: u32,
+    pub created_ms: u64,
+    pub since_ms: u64,
+    pub payload: &'a [u8],
+}
+
+pub fn parts(b: &[u8], at: usize, base_ms: u64) -> Option<Parts<'_>> {
+    let r = read(b, at, base_ms)?;
+    Some(Parts { class: r.class, created_ms: r.created_ms, since_ms: r.since_ms, payload: r.payload })
+}
+
+/// The options of class `id`, as a run's head and its group.
+pub fn class_of(classes: &Classes, id: u32) -> Option<Class> {
+    classes.get(id)
+}
+
+/// The head of the job whose record starts at `at` (no payload copied).
+pub fn head(b: &[u8], at: usize, seq: u64, classes: &Classes) -> Option<Head> {
+    let r = read(b, at, 0)?;
+    let c = classes.get(r.class)?;
+    Some(Head { seq, state: State::Ready, group: c.group, priority: c.priority, deadline_ms: r.pos })
 }
 
 /// Where the record at `at` ends; drops its reference to its class (the record is going).

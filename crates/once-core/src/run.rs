@@ -8,7 +8,7 @@
 
 use super::job::{Job, State};
 use super::limits::{self, Range};
-use super::packed::{get_varint, packable, put_varint, unzigzag, zigzag};
+use super::packed::{get_varint, put_varint, unzigzag, zigzag};
 
 /// A run ends at this many jobs or bytes, so that saving builds at most one small blob at a time.
 pub const RUN_MAX_JOBS: u64 = 1024;
@@ -54,34 +54,24 @@ pub struct RunWriter {
 }
 
 impl RunWriter {
-    /// A run that starts with `j`, if `j` can stand in one.
-    pub fn start(j: &Job) -> Option<RunWriter> {
-        if !packable(j) {
-            return None;
-        }
-        let mut w =
-            RunWriter { head: RunHead::of(j), group: j.group, count: 0, last_seq: 0, last_created: 0, bytes: Vec::new() };
-        w.add(j);
-        Some(w)
+    /// An empty run for jobs of this head and group.
+    pub fn new(head: RunHead, group: u32) -> RunWriter {
+        RunWriter { head, group, count: 0, last_seq: 0, last_created: 0, bytes: Vec::new() }
     }
 
-    /// Adds `j` if it belongs to this run and the run has room; false leaves the run as it was.
-    pub fn take(&mut self, j: &Job) -> bool {
-        let fits = self.count < RUN_MAX_JOBS && self.bytes.len() < RUN_MAX_BYTES;
-        if !(fits && packable(j) && j.group == self.group && RunHead::of(j) == self.head) {
-            return false;
-        }
-        self.add(j);
-        true
+    /// Whether another job may join (a run ends at RUN_MAX_JOBS jobs or RUN_MAX_BYTES bytes).
+    pub fn has_room(&self) -> bool {
+        self.count < RUN_MAX_JOBS && self.bytes.len() < RUN_MAX_BYTES
     }
 
-    fn add(&mut self, j: &Job) {
-        put_varint(&mut self.bytes, zigzag(j.seq.wrapping_sub(self.last_seq) as i64));
-        put_varint(&mut self.bytes, zigzag(j.created_ms.wrapping_sub(self.last_created) as i64));
-        put_varint(&mut self.bytes, zigzag(j.since_ms.wrapping_sub(j.created_ms) as i64));
-        put_varint(&mut self.bytes, j.payload.len() as u64);
-        self.bytes.extend_from_slice(&j.payload);
-        (self.last_seq, self.last_created, self.count) = (j.seq, j.created_ms, self.count + 1);
+    /// Adds a job of this run by its parts (a save reads them from the packed record, without a `Job`).
+    pub fn push(&mut self, seq: u64, created_ms: u64, since_ms: u64, payload: &[u8]) {
+        put_varint(&mut self.bytes, zigzag(seq.wrapping_sub(self.last_seq) as i64));
+        put_varint(&mut self.bytes, zigzag(created_ms.wrapping_sub(self.last_created) as i64));
+        put_varint(&mut self.bytes, zigzag(since_ms.wrapping_sub(created_ms) as i64));
+        put_varint(&mut self.bytes, payload.len() as u64);
+        self.bytes.extend_from_slice(payload);
+        (self.last_seq, self.last_created, self.count) = (seq, created_ms, self.count + 1);
     }
 }
 
@@ -129,27 +119,34 @@ mod tests {
     use super::*;
 
     fn job(seq: u64, created: u64, payload: &[u8]) -> Job {
-        Job { seq, created_ms: created, since_ms: created, payload: payload.into(), retries: 3, backoff_ms: 1000, ..Job::blank() }
+        Job {
+            seq,
+            created_ms: created,
+            since_ms: created,
+            payload: payload.into(),
+            retries: 3,
+            backoff_ms: 1000,
+            ..Job::blank()
+        }
     }
 
     #[test]
     fn a_run_gives_back_its_jobs_in_order() {
         let jobs = [job(7, 1_000, b"a"), job(9, 1_000, b""), job(8, 999, b"sixteen bytes ok"), job(20, 5_000, b"z")];
-        let mut w = RunWriter::start(&jobs[0]).unwrap();
-        for j in &jobs[1..] {
-            assert!(w.take(j));
+        let mut w = RunWriter::new(RunHead::of(&jobs[0]), 0);
+        for j in &jobs {
+            w.push(j.seq, j.created_ms, j.since_ms, &j.payload);
         }
-        assert!(!w.take(&Job { retries: 4, ..job(21, 5_000, b"") }), "another head starts another run");
-        assert!(!w.take(&Job { attempts: 1, ..job(21, 5_000, b"") }), "a job once reserved is not fresh");
         assert_eq!(decode_run(w.head, w.count, &w.bytes), Ok(jobs.to_vec()));
         assert!(w.bytes.len() < jobs.iter().map(|j| j.payload.len() + 8).sum::<usize>());
     }
 
     #[test]
     fn a_run_stops_at_its_limit() {
-        let mut w = RunWriter::start(&job(0, 1, b"x")).unwrap();
-        let mut s = 1;
-        while w.take(&job(s, 1, b"x")) {
+        let mut w = RunWriter::new(RunHead::of(&job(0, 1, b"x")), 0);
+        let mut s = 0;
+        while w.has_room() {
+            w.push(s, 1, 1, b"x");
             s += 1;
         }
         assert_eq!(w.count, RUN_MAX_JOBS);
@@ -157,7 +154,8 @@ mod tests {
 
     #[test]
     fn bad_blobs_are_refused() {
-        let w = RunWriter::start(&job(1, 1, b"payload")).unwrap();
+        let mut w = RunWriter::new(RunHead::of(&job(1, 1, b"payload")), 0);
+        w.push(1, 1, 1, b"payload");
         let mut cut = w.bytes.clone();
         cut.pop();
         assert!(decode_run(w.head, 1, &cut).is_err());

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use super::job::Job;
+use super::job::{Head, Job};
 use super::packed::{self, Classes};
 
 /// Seqs per page: the offsets (2 bytes a job) and the page's own header then cost under 3 bytes a job.
@@ -142,6 +142,48 @@ pub struct JobTable {
     page_bytes: usize,
 }
 
+pub struct TableReader<'a> {
+    table: &'a JobTable,
+    last: Option<(u64, &'a Page)>,
+}
+
+impl<'a> TableReader<'a> {
+    pub fn get(&mut self, seq: u64) -> Option<JobRef<'a>> {
+        let no = seq / PAGE;
+        let page = match self.last {
+            Some((n, p)) if n == no => p,
+            _ => {
+                let p = self.table.pages.get(&no)?;
+                self.last = Some((no, p));
+                p
+            }
+        };
+        page.get(slot_of(seq), seq, &self.table.classes)
+    }
+
+    /// The parts of job `seq` if it is packed (None: a full job, or none).
+    pub fn packed(&mut self, seq: u64) -> Option<packed::Parts<'a>> {
+        let no = seq / PAGE;
+        let page = match self.last {
+            Some((n, p)) if n == no => p,
+            _ => {
+                let p = self.table.pages.get(&no)?;
+                self.last = Some((no, p));
+                p
+            }
+        };
+        match page.slots[slot_of(seq)] {
+            EMPTY => None,
+            v if v & FULL != 0 => None,
+            v => packed::parts(&page.arena, usize::from(v - 1), page.base_ms),
+        }
+    }
+
+    pub fn class(&self, id: u32) -> Option<packed::Class> {
+        packed::class_of(&self.table.classes, id)
+    }
+}
+
 fn slot_of(seq: u64) -> usize {
     (seq % PAGE) as usize
 }
@@ -262,6 +304,25 @@ impl JobTable {
         self.pages.iter().flat_map(|(&no, p)| self.page_jobs(no, p))
     }
 
+    /// Every job's head, in no order.
+    pub fn heads(&self) -> impl Iterator<Item = Head> + '_ {
+        self.pages.iter().flat_map(move |(&no, p)| {
+            (0..PAGE as usize).filter_map(move |s| {
+                let seq = no * PAGE + s as u64;
+                match p.slots[s] {
+                    EMPTY => None,
+                    v if v & FULL != 0 => p.full.get(usize::from(v & !FULL)).map(Head::of),
+                    v => packed::head(&p.arena, usize::from(v - 1), seq, &self.classes),
+                }
+            })
+        })
+    }
+
+    /// The groups that packed jobs name (through their classes).
+    pub fn packed_groups(&self) -> impl Iterator<Item = u32> + '_ {
+        self.classes.groups()
+    }
+
     /// The full jobs (what holds allocations of its own beyond the pages).
     pub fn full_values(&self) -> impl Iterator<Item = &Job> {
         self.pages.values().flat_map(|p| p.full.iter())
@@ -273,6 +334,22 @@ impl JobTable {
         let mut pages: Vec<u64> = self.pages.keys().copied().collect();
         pages.sort_unstable();
         pages.into_iter().filter_map(|n| self.pages.get(&n).map(|p| (n, p))).flat_map(|(n, p)| self.page_jobs(n, p))
+    }
+
+    /// The full jobs by seq (packed jobs are all ready and never reserved: a walk for the others skips them
+    /// without decoding them).
+    pub fn full_by_seq(&self) -> impl Iterator<Item = &Job> {
+        let mut pages: Vec<u64> = self.pages.iter().filter(|(_, p)| !p.full.is_empty()).map(|(&n, _)| n).collect();
+        pages.sort_unstable();
+        pages.into_iter().filter_map(|n| self.pages.get(&n)).flat_map(|p| {
+            p.slots.iter().filter(|&&v| v != EMPTY && v & FULL != 0).filter_map(|&v| p.full.get(usize::from(v & !FULL)))
+        })
+    }
+
+    /// A reader that remembers the page it read last: a walk over jobs of neighbouring seqs (a ready line)
+    /// looks each page up once.
+    pub fn reader(&self) -> TableReader<'_> {
+        TableReader { table: self, last: None }
     }
 
     pub fn seqs(&self) -> impl Iterator<Item = u64> + '_ {

@@ -11,7 +11,7 @@ use super::backoff::{self, Outcome};
 use super::events::{EventLog, Kind};
 use super::flow::{Flow, QueueLimits, DEFAULT_GROUP};
 use super::histogram::Histogram;
-use super::job::{parse_server_id, server_id, Extra, Job, Payload, State};
+use super::job::{parse_server_id, server_id, Extra, Head, Job, Payload, State};
 use super::line::Line;
 use super::sample::sampled;
 use super::schedule::Schedule;
@@ -23,6 +23,7 @@ pub mod bulk;
 mod finish;
 pub mod list;
 mod purge;
+pub mod rebuild;
 pub mod totals;
 pub use finish::{Finish, EXPIRED_BEFORE_START};
 pub use totals::Totals;
@@ -197,6 +198,10 @@ impl Queue {
 
     /// Whether the index of the job's state holds it: false only for purged jobs not yet freed.
     fn indexed(&self, j: &Job) -> bool {
+        self.indexed_head(Head::of(j))
+    }
+
+    fn indexed_head(&self, j: Head) -> bool {
         match j.state {
             State::Ready => {
                 self.ready.get(&(j.group, Reverse(j.priority))).and_then(|l| l.at(j.deadline_ms)) == Some(j.seq)
@@ -797,11 +802,13 @@ impl Queue {
         // Group by group by name (group numbers are each node's own), each group's lines in the order they
         // serve, which rebuilds them; the ring's order travels on its own.
         let ready = self.flow.gids_by_name().flat_map(move |gid| {
-            self.ready
-                .range((gid, Reverse(i32::MAX))..=(gid, Reverse(i32::MIN)))
-                .flat_map(move |(_, line)| line.iter().filter_map(move |s| self.jobs.get(s)))
+            self.ready.range((gid, Reverse(i32::MAX))..=(gid, Reverse(i32::MIN))).flat_map(move |(_, line)| {
+                let mut reader = self.jobs.reader();
+                line.iter().filter_map(move |s| reader.get(s))
+            })
         });
-        let rest = self.jobs.values_by_seq().filter(move |j| j.state != State::Ready && self.indexed(j));
+        let rest =
+            self.jobs.full_by_seq().filter(move |j| j.state != State::Ready && self.indexed(j)).map(JobRef::Borrowed);
         ready.chain(rest)
     }
 
@@ -879,29 +886,57 @@ impl Queue {
     /// groups and their limits are loaded (a crafted value could otherwise leave a job naming a freed group, which
     /// would save as a group without a name and never load again).
     pub fn check_groups(&self) -> Result<(), String> {
-        match self.jobs.values().find(|j| !j.state.is_kept() && self.flow.group(j.group).is_none()) {
+        // Packed jobs name their group through their class: the classes stand for them.
+        if self.jobs.packed_groups().any(|g| self.flow.group(g).is_none()) {
+            return Err("a ready job names a group that does not exist".into());
+        }
+        match self.jobs.full_values().find(|j| !j.state.is_kept() && self.flow.group(j.group).is_none()) {
             Some(j) => Err(format!("job seq {} names a group that does not exist", j.seq)),
             None => Ok(()),
         }
     }
 
     /// Checks that every index agrees with the job table: used after loading untrusted input.
+    ///
+    /// One walk over the jobs (a packed job is decoded on each read, and a load checks millions). The ready
+    /// lines need no walk of their own: each ready job is found at its place in its line, and as many ready
+    /// jobs as live line entries means every entry is one of them.
     pub fn check_invariants(&self) -> Result<(), String> {
-        let count = |s: State| self.jobs.values().filter(|j| j.state == s && self.indexed(j)).count();
+        let mut by_state = [0usize; 6];
+        let mut counts: std::collections::HashMap<u32, [u64; 4]> = std::collections::HashMap::new();
+        // The line of the last ready job: neighbours in the table mostly stand in one line.
+        let mut line: Option<((u32, i32), Option<&Line>)> = None;
+        for j in self.jobs.heads() {
+            if j.seq >= self.next_seq {
+                return Err("id sequence is behind a job".into());
+            }
+            let indexed = if j.state == State::Ready {
+                let l = match line {
+                    Some((k, l)) if k == (j.group, j.priority) => l,
+                    _ => {
+                        let l = self.ready.get(&(j.group, Reverse(j.priority)));
+                        line = Some(((j.group, j.priority), l));
+                        l
+                    }
+                };
+                l.and_then(|l| l.at(j.deadline_ms)) == Some(j.seq)
+            } else {
+                self.indexed_head(j)
+            };
+            if !indexed {
+                continue;
+            }
+            let code = usize::from(j.state.code());
+            by_state[code] += 1;
+            if !j.state.is_kept() {
+                counts.entry(j.group).or_default()[code] += 1;
+            }
+        }
+        let count = |s: State| by_state[usize::from(s.code())];
         if count(State::Ready) != self.ready_len
             || self.ready.values().map(|l| l.len()).sum::<usize>() != self.ready_len
         {
             return Err("ready index disagrees with jobs".into());
-        }
-        for (&(g, Reverse(p)), line) in &self.ready {
-            let wrong = |(pos, s): (u64, u64)| {
-                self.jobs
-                    .get(s)
-                    .is_none_or(|j| j.state != State::Ready || j.priority != p || j.group != g || j.deadline_ms != pos)
-            };
-            if line.iter_from(line.head()).any(wrong) {
-                return Err("ready line names a job that is not ready at its priority and place".into());
-            }
         }
         if count(State::Delayed) != self.delayed.len() || count(State::Reserved) != self.leases.len() {
             return Err("deadline index disagrees with jobs".into());
@@ -924,13 +959,6 @@ impl Queue {
             || self.fires.iter().any(|(t, n)| self.schedules.get(n).is_none_or(|s| s.next_fire_ms != *t))
         {
             return Err("fire index disagrees with schedules".into());
-        }
-        if self.jobs.seqs().any(|s| s >= self.next_seq) {
-            return Err("id sequence is behind a job".into());
-        }
-        let mut counts: std::collections::HashMap<u32, [u64; 4]> = std::collections::HashMap::new();
-        for j in self.jobs.values().filter(|j| self.indexed(j) && !j.state.is_kept()) {
-            counts.entry(j.group).or_default()[usize::from(j.state.code())] += 1;
         }
         self.flow.check(&counts)
     }

@@ -1,0 +1,64 @@
+//! The queue as an encoding writes it: every job in an order that rebuilds the queue when inserted again,
+//! fresh ready jobs gathered into runs (`run.rs`) straight from their packed records.
+
+use std::cmp::Reverse;
+
+use super::super::run::{RunHead, RunWriter};
+use super::super::table::JobRef;
+use super::super::State;
+use super::Queue;
+
+/// One item of a save: a run of fresh ready jobs, or a job on its own.
+pub enum Item<'a> {
+    Run(&'a RunWriter),
+    Job(JobRef<'a>),
+}
+
+impl Queue {
+    /// Hands every job to `emit` in rebuild order (as `jobs_in_rebuild_order`), each packed job inside a run.
+    /// A walk, not a list: at most one run (64 KiB) is built at a time. An error (a packed record this
+    /// process cannot read back) means the save must fail rather than leave the job out.
+    pub fn each_rebuild_item(&self, emit: &mut dyn FnMut(Item<'_>)) -> Result<(), String> {
+        let mut run: Option<(u32, RunWriter)> = None;
+        let flush = |run: &mut Option<(u32, RunWriter)>, emit: &mut dyn FnMut(Item<'_>)| {
+            if let Some((_, w)) = run.take() {
+                emit(Item::Run(&w));
+            }
+        };
+        for gid in self.flow.gids_by_name() {
+            for (_, line) in self.ready.range((gid, Reverse(i32::MAX))..=(gid, Reverse(i32::MIN))) {
+                let mut reader = self.jobs.reader();
+                for seq in line.iter() {
+                    let Some(p) = reader.packed(seq) else {
+                        flush(&mut run, emit);
+                        let j = reader.get(seq).ok_or_else(|| format!("ready job seq {seq} cannot be read"))?;
+                        emit(Item::Job(j));
+                        continue;
+                    };
+                    match &mut run {
+                        Some((class, w)) if *class == p.class && w.has_room() => {
+                            w.push(seq, p.created_ms, p.since_ms, p.payload);
+                            continue;
+                        }
+                        _ => flush(&mut run, emit),
+                    }
+                    let c = reader.class(p.class).ok_or_else(|| format!("packed job seq {seq} has no class"))?;
+                    let head = RunHead {
+                        priority: c.priority,
+                        retries: c.retries,
+                        backoff_ms: c.backoff_ms,
+                        lease_ms: c.lease_ms,
+                    };
+                    let mut w = RunWriter::new(head, c.group);
+                    w.push(seq, p.created_ms, p.since_ms, p.payload);
+                    run = Some((p.class, w));
+                }
+            }
+        }
+        flush(&mut run, emit);
+        for j in self.jobs.full_by_seq().filter(|j| j.state != State::Ready && self.indexed(j)) {
+            emit(Item::Job(JobRef::Borrowed(j)));
+        }
+        Ok(())
+    }
+}
