@@ -11,15 +11,15 @@ use lazy_static::lazy_static;
 use redis_module::raw;
 
 use crate::registry::registry;
-use crate::rm::{self, Ctx};
+use crate::rm::{self, Ctx, RawCtx};
 
 /// How often a replica looks whether it became a master.
 const IDLE_CHECK_MS: u64 = 100;
 
-static TICK: OnceLock<fn(Ctx)> = OnceLock::new();
+static TICK: OnceLock<fn(Ctx<'_>)> = OnceLock::new();
 
 /// Installs the work a firing does (once, at load).
-pub fn install(tick: fn(Ctx)) {
+pub fn install(tick: fn(Ctx<'_>)) {
     let _ = TICK.set(tick);
 }
 
@@ -37,12 +37,12 @@ fn armed() -> std::sync::MutexGuard<'static, Armed> {
 }
 
 /// Records that (db, key) needs the timer at `deadline`, arming it sooner if needed.
-pub fn note(ctx: Ctx, db: i32, key: &[u8], deadline: u64) {
+pub fn note(ctx: Ctx<'_>, db: i32, key: &[u8], deadline: u64) {
     registry().note(db, key, deadline);
     arm_by(ctx, deadline);
 }
 
-fn arm_by(ctx: Ctx, at: u64) {
+fn arm_by(ctx: Ctx<'_>, at: u64) {
     let mut a = armed();
     if at >= a.at {
         return;
@@ -56,7 +56,11 @@ fn arm_by(ctx: Ctx, at: u64) {
     a.at = at;
 }
 
-extern "C" fn on_timer(ctx: Ctx, _data: *mut c_void) {
+extern "C" fn on_timer(ctx: RawCtx, _data: *mut c_void) {
+    rm::callback(ctx, fire)
+}
+
+fn fire(ctx: Ctx<'_>) {
     {
         let mut a = armed();
         a.id = None;
@@ -74,7 +78,7 @@ extern "C" fn on_timer(ctx: Ctx, _data: *mut c_void) {
 }
 
 /// Starts the timer after a load or a restart, for whatever the registry already holds.
-pub fn kick(ctx: Ctx) {
+pub fn kick(ctx: Ctx<'_>) {
     if let Some(next) = registry().first_deadline() {
         arm_by(ctx, next);
     }

@@ -41,7 +41,7 @@ extern "C" fn get_config(_name: *const c_char, privdata: *mut c_void) -> c_longl
     rm::config_var(privdata).map_or(0, |v| v.load(Ordering::Relaxed))
 }
 
-extern "C" fn set_config(_name: *const c_char, val: c_longlong, privdata: *mut c_void, _err: *mut rm::RStr) -> c_int {
+extern "C" fn set_config(_name: *const c_char, val: c_longlong, privdata: *mut c_void, _err: *mut rm::RawStr) -> c_int {
     if let Some(v) = rm::config_var(privdata) {
         v.store(val, Ordering::Relaxed);
     }
@@ -49,7 +49,7 @@ extern "C" fn set_config(_name: *const c_char, val: c_longlong, privdata: *mut c
 }
 
 /// Registers every config as `once.<name>` (CONFIG GET/SET, bounds checked by Redis).
-pub fn register(ctx: rm::Ctx) -> Result<(), String> {
+pub fn register(ctx: rm::Ctx<'_>) -> Result<(), String> {
     for (name, var, min, max) in table() {
         let cname = CString::new(name).map_err(|e| e.to_string())?;
         // Module args have set the value already: it becomes the registered default.

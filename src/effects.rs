@@ -13,7 +13,7 @@ use crate::value::QueueValue;
 
 /// `ONCE._JOB key header payload [ID id] [ERROR text] [GROUP g]`, reusing the client's key and payload
 /// strings (`group` is empty for the default group).
-pub fn job(ctx: Ctx, key: RStr, mode: &str, job: &Job, group: &[u8], payload: RStr) {
+pub fn job(ctx: Ctx<'_>, key: RStr<'_>, mode: &str, job: &Job, group: &[u8], payload: RStr<'_>) {
     crate::config::write_fault_point("a PUSH");
     let header = job_header(mode, job);
     let mut extra: Vec<(&CStr, &[u8])> = Vec::with_capacity(3);
@@ -37,8 +37,8 @@ pub fn job(ctx: Ctx, key: RStr, mode: &str, job: &Job, group: &[u8], payload: RS
 // The failure as the core decided it, and where it happened: bundling them would only name them twice.
 #[allow(clippy::too_many_arguments)]
 pub fn fail(
-    ctx: Ctx,
-    key_name: RStr,
+    ctx: Ctx<'_>,
+    key_name: RStr<'_>,
     v: &mut QueueValue,
     seq: u64,
     cause: FailCause,
@@ -82,13 +82,13 @@ pub fn fail(
 }
 
 /// `ONCE._PROMOTE key n`: the first n delayed jobs (by due time) became ready.
-pub fn promoted(ctx: Ctx, key: RStr, n: usize) {
+pub fn promoted(ctx: Ctx<'_>, key: RStr<'_>, n: usize) {
     rm::replicate(ctx, b"ONCE._PROMOTE\0", &[OwnedStr::retain(key), OwnedStr::int(n as i64)]);
 }
 
 /// `ONCE._RESERVE key seq deadline [seq deadline ...]` at `now`: these ready jobs were reserved until
 /// these times.
-pub fn reserved(ctx: Ctx, key: RStr, now_ms: u64, leases: &[(u64, u64)]) {
+pub fn reserved(ctx: Ctx<'_>, key: RStr<'_>, now_ms: u64, leases: &[(u64, u64)]) {
     let mut args = Vec::with_capacity(1 + 2 * leases.len());
     args.push(OwnedStr::retain(key));
     for &(seq, deadline) in leases {
@@ -100,7 +100,7 @@ pub fn reserved(ctx: Ctx, key: RStr, now_ms: u64, leases: &[(u64, u64)]) {
 }
 
 /// `ONCE._LEASE key seq deadline`: a reserved job's lease now ends at `deadline`.
-pub fn lease(ctx: Ctx, key: RStr, seq: u64, deadline: u64) {
+pub fn lease(ctx: Ctx<'_>, key: RStr<'_>, seq: u64, deadline: u64) {
     rm::replicate(
         ctx,
         b"ONCE._LEASE\0",
@@ -109,12 +109,12 @@ pub fn lease(ctx: Ctx, key: RStr, seq: u64, deadline: u64) {
 }
 
 /// `ONCE._SCHED key <schedule>`: a schedule was added or replaced, with its next fire time decided.
-pub fn schedule(ctx: Ctx, key: RStr, s: &Schedule) {
+pub fn schedule(ctx: Ctx<'_>, key: RStr<'_>, s: &Schedule) {
     rm::replicate(ctx, b"ONCE._SCHED\0", &schedule_args(key, s));
 }
 
 /// `ONCE._FIRED key name fire|-1 next`: a schedule ticked (or skipped a missed tick) and fires next at `next`.
-pub fn fired(ctx: Ctx, key: RStr, name: &[u8], fire: Option<u64>, next: u64) {
+pub fn fired(ctx: Ctx<'_>, key: RStr<'_>, name: &[u8], fire: Option<u64>, next: u64) {
     let fire = fire.map_or(-1, |f| f as i64);
     rm::replicate(
         ctx,
@@ -124,7 +124,7 @@ pub fn fired(ctx: Ctx, key: RStr, name: &[u8], fire: Option<u64>, next: u64) {
 }
 
 /// `ONCE._DROP key seq...` at `now`: these dead jobs were dropped by DEAD-MAX or DEAD-TTL.
-pub fn drop_dead(ctx: Ctx, key: RStr, v: &mut QueueValue, seqs: &[u64], now_ms: u64) {
+pub fn drop_dead(ctx: Ctx<'_>, key: RStr<'_>, v: &mut QueueValue, seqs: &[u64], now_ms: u64) {
     if v.queue.drop_dead(seqs, now_ms) == 0 {
         return;
     }
@@ -136,7 +136,7 @@ pub fn drop_dead(ctx: Ctx, key: RStr, v: &mut QueueValue, seqs: &[u64], now_ms: 
 }
 
 /// Sends dead jobs back to ready at `now` (a step of RETRY ALL), replicated as `ONCE.RETRY key id...`.
-pub fn retry_dead(ctx: Ctx, key: RStr, v: &mut QueueValue, seqs: &[u64], now_ms: u64) {
+pub fn retry_dead(ctx: Ctx<'_>, key: RStr<'_>, v: &mut QueueValue, seqs: &[u64], now_ms: u64) {
     let mut args = vec![OwnedStr::retain(key)];
     for &seq in seqs {
         let id = v.queue.job(seq).map(|j| j.id_bytes());
@@ -151,17 +151,17 @@ pub fn retry_dead(ctx: Ctx, key: RStr, v: &mut QueueValue, seqs: &[u64], now_ms:
 }
 
 /// `ONCE._SWEEP key n` at `now`: the timer freed the first n drained groups whose rate window had ended.
-pub fn swept(ctx: Ctx, key: RStr, now_ms: u64, n: usize) {
+pub fn swept(ctx: Ctx<'_>, key: RStr<'_>, now_ms: u64, n: usize) {
     at(ctx, now_ms, b"ONCE._SWEEP\0", &[OwnedStr::retain(key), OwnedStr::int(n as i64)]);
 }
 
 /// `ONCE._SETTINGS key <settings>` at `now`: the queue's settings (and paused flag) as they now are.
-pub fn settings(ctx: Ctx, key: RStr, v: &QueueValue, now_ms: u64) {
+pub fn settings(ctx: Ctx<'_>, key: RStr<'_>, v: &QueueValue, now_ms: u64) {
     at(ctx, now_ms, b"ONCE._SETTINGS\0", &settings_args(key, &v.queue.settings));
 }
 
 /// A deterministic client command that took effect (PURGE, UNSCHEDULE), sent as itself.
-pub fn as_itself(ctx: Ctx, cmd: &'static [u8], args: &[OwnedStr]) {
+pub fn as_itself(ctx: Ctx<'_>, cmd: &'static [u8], args: &[OwnedStr]) {
     rm::replicate(ctx, cmd, args);
 }
 
@@ -169,21 +169,21 @@ pub fn as_itself(ctx: Ctx, cmd: &'static [u8], args: &[OwnedStr]) {
 /// `_RESERVE`, `_DROP`, `_SETTINGS`, whose events and latencies carry that time), sent as
 /// `ONCE._AT key now <cmd> key <args after the key>`: the replica replays it at the master's time. `cmd` is
 /// NUL-terminated; `args` start with the key.
-pub fn at(ctx: Ctx, now_ms: u64, cmd: &'static [u8], args: &[OwnedStr]) {
+pub fn at(ctx: Ctx<'_>, now_ms: u64, cmd: &'static [u8], args: &[OwnedStr]) {
     let Some(key) = args.first() else { return };
     let name = cmd.strip_suffix(b"\0").unwrap_or(cmd);
     let mut all = Vec::with_capacity(args.len() + 3);
-    all.push(OwnedStr::retain(key.0));
+    all.push(OwnedStr::retain(key.as_rstr()));
     all.push(OwnedStr::int(i64::try_from(now_ms).unwrap_or(i64::MAX)));
     all.push(OwnedStr::new(name));
-    all.extend(args.iter().map(|a| OwnedStr::retain(a.0)));
+    all.extend(args.iter().map(|a| OwnedStr::retain(a.as_rstr())));
     rm::replicate(ctx, b"ONCE._AT\0", &all);
 }
 
 /// `ONCE._BULK key header [GROUP g] [IDS id ...] PAYLOADS payload ...`: the jobs a BULK added, reusing the
 /// client's strings. One record for the whole call, whose header (encode.rs) carries the first seq, the time
 /// and the options the jobs share.
-pub fn bulk(ctx: Ctx, key: RStr, header: &[u8], group: Option<&[u8]>, ids: &[RStr], payloads: &[RStr]) {
+pub fn bulk(ctx: Ctx<'_>, key: RStr<'_>, header: &[u8], group: Option<&[u8]>, ids: &[RStr<'_>], payloads: &[RStr<'_>]) {
     let mut args = Vec::with_capacity(payloads.len() + ids.len() + 6);
     args.push(OwnedStr::retain(key));
     args.push(OwnedStr::new(header));
@@ -228,7 +228,14 @@ impl Timed {
 
 /// Applies a timed step to these jobs at `now` (on the master and on the replicas, the same), waking the
 /// clients waiting on a job it finished. Returns the seqs it acted on.
-pub fn apply_timed(ctx: Ctx, key: RStr, v: &mut QueueValue, kind: Timed, seqs: &[u64], now_ms: u64) -> Vec<u64> {
+pub fn apply_timed(
+    ctx: Ctx<'_>,
+    key: RStr<'_>,
+    v: &mut QueueValue,
+    kind: Timed,
+    seqs: &[u64],
+    now_ms: u64,
+) -> Vec<u64> {
     use crate::core::queue::{Finish, EXPIRED_BEFORE_START};
     use crate::core::State;
     let mut done = Vec::with_capacity(seqs.len());
@@ -253,7 +260,7 @@ pub fn apply_timed(ctx: Ctx, key: RStr, v: &mut QueueValue, kind: Timed, seqs: &
 }
 
 /// The timer's step: applied, then replicated with the jobs it acted on.
-pub fn timed(ctx: Ctx, key: RStr, v: &mut QueueValue, kind: Timed, seqs: &[u64], now_ms: u64) {
+pub fn timed(ctx: Ctx<'_>, key: RStr<'_>, v: &mut QueueValue, kind: Timed, seqs: &[u64], now_ms: u64) {
     let done = apply_timed(ctx, key, v, kind, seqs, now_ms);
     if done.is_empty() {
         return;

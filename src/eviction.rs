@@ -40,7 +40,7 @@ pub fn at_risk() -> bool {
 }
 
 /// Reads the policy (at load, and after any config change) and warns when it starts to allow evicting queues.
-pub fn check_policy(ctx: Ctx) {
+pub fn check_policy(ctx: Ctx<'_>) {
     let Some(policy) = rm::server_info_field(ctx, "memory", "maxmemory_policy") else { return };
     let risky = evicts_queues(&policy);
     let changed = POLICY.lock().map(|mut p| std::mem::replace(&mut *p, policy.clone()) != policy).unwrap_or(false);
@@ -66,7 +66,7 @@ pub fn note_unlinked(key: &[u8], stats: Stats) {
 }
 
 /// The `evicted` keyspace event for `key`: log and count it if it was a queue.
-pub fn on_evicted(ctx: Ctx, db: i32, key: &[u8]) {
+pub fn on_evicted(ctx: Ctx<'_>, db: i32, key: &[u8]) {
     let Some((name, s)) = UNLINKED.lock().ok().and_then(|mut u| u.take()) else { return };
     if name != key {
         return;
@@ -99,7 +99,7 @@ pub fn forget_unlinked() {
 }
 
 /// Over maxmemory under `noeviction`: a client's PUSH gets OOM, so the timer fires no schedule either.
-pub fn server_full(ctx: Ctx) -> bool {
+pub fn server_full(ctx: Ctx<'_>) -> bool {
     let f = rm::flags(ctx);
     f & raw::REDISMODULE_CTX_FLAGS_OOM != 0 && f & raw::REDISMODULE_CTX_FLAGS_EVICT == 0
 }

@@ -7,11 +7,11 @@ use std::ffi::{c_char, c_int, c_void};
 use redis_module::raw;
 
 use crate::registry::registry;
-use crate::rm::{self, Ctx, Key, RStr};
+use crate::rm::{self, Ctx, Key, RStr, RawCtx, RawStr};
 use crate::service::{existing, note_deadline};
 use crate::{alarm, eviction, migration, queue_names};
 
-pub fn subscribe(ctx: Ctx) -> Result<(), String> {
+pub fn subscribe(ctx: Ctx<'_>) -> Result<(), String> {
     let classes = raw::REDISMODULE_NOTIFY_GENERIC | raw::REDISMODULE_NOTIFY_EXPIRED | raw::REDISMODULE_NOTIFY_EVICTED;
     if !rm::subscribe_keyspace(ctx, classes as u32, on_key_event) {
         return Err("cannot subscribe to keyspace events".into());
@@ -30,15 +30,19 @@ pub fn subscribe(ctx: Ctx) -> Result<(), String> {
     migration::subscribe(ctx)
 }
 
-extern "C" fn on_key_event(ctx: Ctx, _type: c_int, event: *const c_char, key: RStr) -> c_int {
+extern "C" fn on_key_event(ctx: RawCtx, _type: c_int, event: *const c_char, key: RawStr) -> c_int {
+    rm::key_event(ctx, key, |ctx, key| key_event(ctx, event, key))
+}
+
+fn key_event(ctx: Ctx<'_>, event: *const c_char, key: RStr<'_>) -> c_int {
     let name = rm::event_name(event);
     if matches!(name, b"del" | b"expired" | b"evicted" | b"rename_from" | b"move_from") {
         let _ = std::panic::catch_unwind(|| {
             let db = rm::selected_db(ctx);
-            registry().forget(db, rm::bytes(&key));
-            queue_names::remove(db, rm::bytes(&key));
+            registry().forget(db, key.bytes());
+            queue_names::remove(db, key.bytes());
             if name == b"evicted" {
-                eviction::on_evicted(ctx, db, rm::bytes(&key));
+                eviction::on_evicted(ctx, db, key.bytes());
             } else {
                 eviction::forget_unlinked();
             }
@@ -49,17 +53,21 @@ extern "C" fn on_key_event(ctx: Ctx, _type: c_int, event: *const c_char, key: RS
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut k = Key::open(ctx, key, false);
             if let Ok(Some(v)) = existing(&mut k) {
-                queue_names::add(rm::selected_db(ctx), rm::bytes(&key));
+                queue_names::add(rm::selected_db(ctx), key.bytes());
                 v.recount();
                 v.noted_deadline = u64::MAX;
-                note_deadline(ctx, rm::selected_db(ctx), rm::bytes(&key), v);
+                note_deadline(ctx, rm::selected_db(ctx), key.bytes(), v);
             }
         }));
     }
     rm::OK
 }
 
-extern "C" fn on_server_event(ctx: Ctx, event: raw::RedisModuleEvent, subevent: u64, data: *mut c_void) {
+extern "C" fn on_server_event(ctx: RawCtx, event: raw::RedisModuleEvent, subevent: u64, data: *mut c_void) {
+    rm::callback(ctx, |ctx| server_event(ctx, event, subevent, data))
+}
+
+fn server_event(ctx: Ctx<'_>, event: raw::RedisModuleEvent, subevent: u64, data: *mut c_void) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match event.id {
         raw::REDISMODULE_EVENT_SWAPDB => {
             if let Some((a, b)) = rm::swapdb_info(data) {

@@ -30,7 +30,6 @@ use redis_module::{redis_module, Context, RedisString, Status};
 use crate::persist::type_methods::QUEUE_TYPE;
 
 fn init(ctx: &Context, args: &[RedisString]) -> Status {
-    let raw_ctx = ctx.ctx;
     if let Some(name) = rm::missing_api() {
         ctx.log_warning(&format!("once: this server lacks RedisModule_{name}"));
         return Status::Err;
@@ -40,28 +39,35 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         ctx.log_warning(&format!("once: {e}"));
         return Status::Err;
     }
-    rm::handle_io_errors(raw_ctx);
-    rm::register_info(raw_ctx, info::info);
+    match rm::callback(ctx.ctx, setup) {
+        Ok(()) => Status::Ok,
+        Err(e) => {
+            ctx.log_warning(&format!("once: {e}"));
+            Status::Err
+        }
+    }
+}
+
+/// Sets the module up with the context Redis handed `init`.
+fn setup(ctx: rm::Ctx<'_>) -> Result<(), String> {
+    rm::handle_io_errors(ctx);
+    rm::register_info(ctx, info::info);
     install_panic_hook();
     value::set_queue_type(persist::type_methods::queue_type());
     alarm::install(timer::tick);
-    let registered = config::register(raw_ctx)
-        .and_then(|_| commands::register(raw_ctx))
-        .and_then(|_| keyspace::subscribe(raw_ctx))
-        .and_then(|_| list_producers::register(raw_ctx));
-    if let Err(e) = registered {
-        ctx.log_warning(&format!("once: {e}"));
-        return Status::Err;
-    }
-    eviction::check_policy(raw_ctx);
-    Status::Ok
+    config::register(ctx)
+        .and_then(|_| commands::register(ctx))
+        .and_then(|_| keyspace::subscribe(ctx))
+        .and_then(|_| list_producers::register(ctx))?;
+    eviction::check_policy(ctx);
+    Ok(())
 }
 
 /// Panics are caught at every entry point; this makes sure each one is in the Redis log first.
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let msg = format!("once: panic: {info}");
-        rm::log(std::ptr::null_mut(), "warning", &msg);
+        rm::log_detached("warning", &msg);
     }));
 }
 

@@ -7,7 +7,7 @@
 use crate::queue_names;
 use crate::rm::{self, Ctx, FilterCtx};
 
-pub fn register(ctx: Ctx) -> Result<(), String> {
+pub fn register(ctx: Ctx<'_>) -> Result<(), String> {
     if rm::register_filter(ctx, filter) {
         Ok(())
     } else {

@@ -21,7 +21,7 @@ use crate::alarm;
 use crate::core::slot::key_slot;
 use crate::queue_names;
 use crate::registry::registry;
-use crate::rm::{self, Ctx};
+use crate::rm::{self, Ctx, RawCtx};
 
 const SLOTS: usize = 16384;
 
@@ -65,7 +65,7 @@ fn state() -> std::sync::MutexGuard<'static, State> {
 
 /// Subscribes to the slot-migration events of the server, where it has them (Valkey 9, Redis 8.4); on Valkey
 /// also declares that Once handles atomic slot migration, which Valkey requires before it migrates any slot.
-pub fn subscribe(ctx: Ctx) -> Result<(), String> {
+pub fn subscribe(ctx: Ctx<'_>) -> Result<(), String> {
     if !rm::in_cluster(ctx) {
         return Ok(());
     }
@@ -104,7 +104,11 @@ pub fn may_act_on(db: i32, key: &[u8]) -> bool {
     *server != Server::Redis || rm::can_access_slot(slot).unwrap_or(true)
 }
 
-extern "C" fn on_valkey_event(ctx: Ctx, _event: raw::RedisModuleEvent, subevent: u64, data: *mut c_void) {
+extern "C" fn on_valkey_event(ctx: RawCtx, _event: raw::RedisModuleEvent, subevent: u64, data: *mut c_void) {
+    rm::callback(ctx, |ctx| valkey_event(ctx, subevent, data))
+}
+
+fn valkey_event(ctx: Ctx<'_>, subevent: u64, data: *mut c_void) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let ranges = rm::valkey_migration_slots(data);
         let what = [
@@ -127,7 +131,11 @@ extern "C" fn on_valkey_event(ctx: Ctx, _event: raw::RedisModuleEvent, subevent:
     }));
 }
 
-extern "C" fn on_redis_event(ctx: Ctx, _event: raw::RedisModuleEvent, subevent: u64, data: *mut c_void) {
+extern "C" fn on_redis_event(ctx: RawCtx, _event: raw::RedisModuleEvent, subevent: u64, data: *mut c_void) {
+    rm::callback(ctx, |ctx| redis_event(ctx, subevent, data))
+}
+
+fn redis_event(ctx: Ctx<'_>, subevent: u64, data: *mut c_void) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let ranges = rm::redis_migration_slots(data);
         let what = [
@@ -155,7 +163,11 @@ extern "C" fn on_redis_event(ctx: Ctx, _event: raw::RedisModuleEvent, subevent: 
 
 /// Redis 8.4 trims a migrated (or failed-import) slot after the fact, in the background or key by key:
 /// either way its queues leave the registry when the trim starts.
-extern "C" fn on_redis_trim(ctx: Ctx, _event: raw::RedisModuleEvent, subevent: u64, data: *mut c_void) {
+extern "C" fn on_redis_trim(ctx: RawCtx, _event: raw::RedisModuleEvent, subevent: u64, data: *mut c_void) {
+    rm::callback(ctx, |ctx| redis_trim(ctx, subevent, data))
+}
+
+fn redis_trim(ctx: Ctx<'_>, subevent: u64, data: *mut c_void) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let ranges = rm::redis_trim_slots(data);
         let what = ["trim started", "trim completed", "trim in the background"];
@@ -164,7 +176,7 @@ extern "C" fn on_redis_trim(ctx: Ctx, _event: raw::RedisModuleEvent, subevent: u
     }));
 }
 
-fn log_event(ctx: Ctx, what: &str, ranges: &[(u16, u16)]) {
+fn log_event(ctx: Ctx<'_>, what: &str, ranges: &[(u16, u16)]) {
     let slots: Vec<String> = ranges.iter().map(|(a, b)| format!("{a}-{b}")).collect();
     rm::log(ctx, "notice", &format!("once: slot migration {what}, slots {}", slots.join(" ")));
 }
@@ -182,7 +194,7 @@ fn import_started(ranges: &[(u16, u16)]) {
 
 /// The import is over: on success the held queues go back to the timer, now; on failure they are dropped (the
 /// server deletes what was imported).
-fn import_ended(ctx: Ctx, ranges: &[(u16, u16)], completed: bool) {
+fn import_ended(ctx: Ctx<'_>, ranges: &[(u16, u16)], completed: bool) {
     let held = {
         let mut s = state();
         s.importing.retain(|&slot| !in_ranges(slot, ranges));

@@ -21,7 +21,7 @@ const HOLD_MS: u64 = 100;
 const SLICE: usize = 256;
 
 /// One tick: what is due in every queue, within the budget. Called by the alarm.
-pub fn tick(ctx: Ctx) {
+pub fn tick(ctx: Ctx<'_>) {
     if !rm::may_act_on_own(ctx) {
         return;
     }
@@ -43,9 +43,9 @@ pub fn tick(ctx: Ctx) {
 }
 
 /// Does what is due in one queue until the budget runs out; what is left stays due in the registry.
-fn visit(ctx: Ctx, key_bytes: &[u8], now: u64, stop_at: Instant) {
+fn visit(ctx: Ctx<'_>, key_bytes: &[u8], now: u64, stop_at: Instant) {
     let key_name = OwnedStr::new(key_bytes);
-    let mut key = Key::open(ctx, key_name.0, true);
+    let mut key = Key::open(ctx, key_name.as_rstr(), true);
     let Ok(Some(v)) = existing(&mut key) else { return };
     // What one queue's visit changes (promotions, expiries, fires, drops) goes out as one record.
     let began = rm::begin_command();
@@ -61,7 +61,7 @@ fn visit(ctx: Ctx, key_bytes: &[u8], now: u64, stop_at: Instant) {
         && sweep_groups(ctx, &key_name, v, now, stop_at)
         && timed_steps(ctx, &key_name, v, now, stop_at)
         && free_purged(v, stop_at);
-    settle(ctx, key_name.0, v, before);
+    settle(ctx, key_name.as_rstr(), v, before);
     if hold {
         hold_schedules(ctx, key_bytes, v, now);
     }
@@ -73,7 +73,7 @@ fn visit(ctx: Ctx, key_bytes: &[u8], now: u64, stop_at: Instant) {
 /// Over maxmemory under noeviction a client's PUSH is refused, so cron fires are held too: the schedules stay
 /// due, and once memory is below the limit their missed ticks follow each one's MISSED rule. The queue is
 /// looked at again in HOLD_MS (its other deadlines wait that long at most while the server is full).
-fn hold_schedules(ctx: Ctx, key: &[u8], v: &mut QueueValue, now: u64) {
+fn hold_schedules(ctx: Ctx<'_>, key: &[u8], v: &mut QueueValue, now: u64) {
     eviction::FIRES_HELD.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let db = rm::selected_db(ctx);
     let again = now + HOLD_MS;
@@ -84,10 +84,10 @@ fn hold_schedules(ctx: Ctx, key: &[u8], v: &mut QueueValue, now: u64) {
 }
 
 /// Frees drained groups whose rate window ended, a slice at a time, each slice replicated.
-fn sweep_groups(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_at: Instant) -> bool {
+fn sweep_groups(ctx: Ctx<'_>, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_at: Instant) -> bool {
     while v.queue.flow.idle_deadline().is_some_and(|t| t <= now) {
         let n = v.queue.sweep_groups(now, SLICE);
-        effects::swept(ctx, key.0, now, n);
+        effects::swept(ctx, key.as_rstr(), now, n);
         if over(stop_at) {
             return false;
         }
@@ -99,11 +99,11 @@ fn over(stop_at: Instant) -> bool {
     Instant::now() >= stop_at
 }
 
-fn promote(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_at: Instant) -> bool {
+fn promote(ctx: Ctx<'_>, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_at: Instant) -> bool {
     loop {
         let n = v.queue.promote_due(now, SLICE);
         if n > 0 {
-            effects::promoted(ctx, key.0, n);
+            effects::promoted(ctx, key.as_rstr(), n);
         }
         if n < SLICE {
             return true;
@@ -114,11 +114,11 @@ fn promote(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_at: Inst
     }
 }
 
-fn expire(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_at: Instant) -> bool {
+fn expire(ctx: Ctx<'_>, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_at: Instant) -> bool {
     let max = config::backoff_max_ms();
     while let Some(seq) = v.queue.first_expired(now) {
         let Some(outcome) = v.queue.decide_failure(seq, now, None, false, max, random::next()) else { break };
-        if !effects::fail(ctx, key.0, v, seq, FailCause::LeaseExpired, None, outcome, now) {
+        if !effects::fail(ctx, key.as_rstr(), v, seq, FailCause::LeaseExpired, None, outcome, now) {
             break;
         }
         if over(stop_at) {
@@ -129,13 +129,13 @@ fn expire(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_at: Insta
 }
 
 /// Drops dead jobs over DEAD-MAX or past DEAD-TTL, oldest first, a slice at a time.
-fn cap_dead(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_at: Instant) -> bool {
+fn cap_dead(ctx: Ctx<'_>, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_at: Instant) -> bool {
     loop {
         let seqs = v.queue.dead_to_drop(now, SLICE);
         if seqs.is_empty() {
             return true;
         }
-        effects::drop_dead(ctx, key.0, v, &seqs, now);
+        effects::drop_dead(ctx, key.as_rstr(), v, &seqs, now);
         if over(stop_at) {
             return false;
         }
@@ -143,10 +143,10 @@ fn cap_dead(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_at: Ins
 }
 
 /// Moves a RETRY ALL under way along, a slice at a time.
-fn retry_all(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_at: Instant) -> bool {
+fn retry_all(ctx: Ctx<'_>, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_at: Instant) -> bool {
     while v.queue.retry_all_upto.is_some() {
         let seqs = v.queue.retry_all_next(SLICE);
-        effects::retry_dead(ctx, key.0, v, &seqs, now);
+        effects::retry_dead(ctx, key.as_rstr(), v, &seqs, now);
         if over(stop_at) {
             return false;
         }
@@ -155,7 +155,7 @@ fn retry_all(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_at: In
 }
 
 /// TTLs that ran out, CALLs to cancel, kept jobs to free: a slice at a time, each slice one record.
-fn timed_steps(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_at: Instant) -> bool {
+fn timed_steps(ctx: Ctx<'_>, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_at: Instant) -> bool {
     for kind in [Timed::Ttl, Timed::Call, Timed::Forget] {
         loop {
             let seqs = match kind {
@@ -166,7 +166,7 @@ fn timed_steps(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_at: 
             if seqs.is_empty() {
                 break;
             }
-            effects::timed(ctx, key.0, v, kind, &seqs, now);
+            effects::timed(ctx, key.as_rstr(), v, kind, &seqs, now);
             if over(stop_at) {
                 return false;
             }
@@ -186,7 +186,7 @@ fn free_purged(v: &mut QueueValue, stop_at: Instant) -> bool {
 }
 
 /// Fires the due schedules in order of their fire time, one at a time, until none is due or the budget is spent.
-fn fire_schedules(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_at: Instant) -> bool {
+fn fire_schedules(ctx: Ctx<'_>, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_at: Instant) -> bool {
     while let Some(s) = v.queue.first_due_schedule(now) {
         let name = s.name.clone();
         let Some(plan) = s.plan(now) else { break };
@@ -208,12 +208,12 @@ fn fire_schedules(ctx: Ctx, key: &OwnedStr, v: &mut QueueValue, now: u64, stop_a
             if let Pushed::Added(seq) = v.queue.push(new, now) {
                 if let Some(job) = v.queue.job(seq) {
                     let payload = OwnedStr::new(&job.payload);
-                    effects::job(ctx, key.0, "PUSH", &job, b"", payload.0);
+                    effects::job(ctx, key.as_rstr(), "PUSH", &job, b"", payload.as_rstr());
                 }
             }
         }
         v.queue.set_fired(&name, plan.fire_ms, plan.next_fire_ms);
-        effects::fired(ctx, key.0, &name, plan.fire_ms, plan.next_fire_ms);
+        effects::fired(ctx, key.as_rstr(), &name, plan.fire_ms, plan.next_fire_ms);
         if over(stop_at) {
             return false;
         }

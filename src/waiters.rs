@@ -32,8 +32,8 @@ thread_local! {
 }
 
 impl Watch {
-    pub fn new(ctx: Ctx, key: RStr, id: &[u8]) -> Watch {
-        Watch { db: rm::selected_db(ctx), key: rm::bytes(&key).into(), id: id.into() }
+    pub fn new(ctx: Ctx<'_>, key: RStr<'_>, id: &[u8]) -> Watch {
+        Watch { db: rm::selected_db(ctx), key: key.bytes().into(), id: id.into() }
     }
 }
 
@@ -66,7 +66,7 @@ fn anyone() -> bool {
 
 /// Whether someone waits for the job with public id `id` in `key`: the check every finishing change makes,
 /// one lookup in an empty map when nobody waits.
-pub fn watched(ctx: Ctx, key: RStr, id: &[u8]) -> Option<Watch> {
+pub fn watched(ctx: Ctx<'_>, key: RStr<'_>, id: &[u8]) -> Option<Watch> {
     if !anyone() {
         return None;
     }
@@ -75,7 +75,7 @@ pub fn watched(ctx: Ctx, key: RStr, id: &[u8]) -> Option<Watch> {
 }
 
 /// What a change about to act on job `seq` remembers for its waiters: the job as it was, when it is watched.
-pub fn before(ctx: Ctx, key: RStr, q: &Queue, seq: u64) -> Option<(Watch, Job)> {
+pub fn before(ctx: Ctx<'_>, key: RStr<'_>, q: &Queue, seq: u64) -> Option<(Watch, Job)> {
     if !anyone() {
         return None;
     }
@@ -87,8 +87,8 @@ pub fn before(ctx: Ctx, key: RStr, q: &Queue, seq: u64) -> Option<(Watch, Job)> 
 /// After the change: when the job has finished (still in the queue, or gone as `ended` says), its outcome is
 /// stored for the waiters and the key signalled so that they are served.
 pub fn after(
-    ctx: Ctx,
-    key: RStr,
+    ctx: Ctx<'_>,
+    key: RStr<'_>,
     q: &Queue,
     seq: u64,
     watch: Option<(Watch, Job)>,

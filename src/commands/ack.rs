@@ -16,7 +16,7 @@ use crate::core::State;
 use crate::rm::{self, Ctx, Key, RStr};
 use crate::value::QueueValue;
 
-pub fn ack(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn ack(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() < 3 {
         return Err(arity("ONCE.ACK"));
     }
@@ -34,13 +34,13 @@ pub fn ack(ctx: Ctx, args: &[RStr]) -> CmdResult {
         return Ok(());
     }
     let n = args.len();
-    let fenced = n >= 5 && rm::bytes(&args[n - 2]).eq_ignore_ascii_case(b"ATTEMPT");
+    let fenced = n >= 5 && args[n - 2].bytes().eq_ignore_ascii_case(b"ATTEMPT");
     let (ids, attempt) = if fenced {
         if n != 5 {
-            let twice = args[2..n - 2].iter().any(|a| rm::bytes(a).eq_ignore_ascii_case(b"ATTEMPT"));
+            let twice = args[2..n - 2].iter().any(|a| a.bytes().eq_ignore_ascii_case(b"ATTEMPT"));
             return Err(err(if twice { "option 'ATTEMPT' given twice" } else { "ATTEMPT goes with a single id" }));
         }
-        (&args[2..3], Some(int_range(rm::bytes(&args[4]), limits::ATTEMPT)? as u64))
+        (&args[2..3], Some(int_range(args[4].bytes(), limits::ATTEMPT)? as u64))
     } else {
         (&args[2..], None)
     };
@@ -58,11 +58,11 @@ pub fn ack(ctx: Ctx, args: &[RStr]) -> CmdResult {
 
 /// Takes a trailing `RESULT data` off the arguments (the words `RESULT data` are read so only as the last two,
 /// after at least one id), checking the result's size as a payload's.
-fn split_result(args: &[RStr]) -> Result<(&[RStr], Option<RStr>), CmdError> {
+fn split_result<'a>(args: &'a [RStr<'a>]) -> Result<(&'a [RStr<'a>], Option<RStr<'a>>), CmdError> {
     let n = args.len();
-    let is_result = |a: &RStr| rm::bytes(a).eq_ignore_ascii_case(b"RESULT");
+    let is_result = |a: &RStr<'_>| a.bytes().eq_ignore_ascii_case(b"RESULT");
     let (rest, result) = if n >= 5 && is_result(&args[n - 2]) {
-        check_result(rm::bytes(&args[n - 1]))?;
+        check_result(args[n - 1].bytes())?;
         (&args[..n - 2], Some(args[n - 1]))
     } else {
         (args, None)
@@ -85,14 +85,14 @@ pub fn check_result(data: &[u8]) -> Result<(), CmdError> {
 /// result of a single one. Replicates `ONCE.ACK key <ids completed> [RESULT data]` at the master's time, which
 /// is exact on a replica, and wakes the clients waiting on those jobs. Returns how many.
 pub fn ack_ids(
-    ctx: Ctx,
-    key_name: RStr,
+    ctx: Ctx<'_>,
+    key_name: RStr<'_>,
     v: &mut QueueValue,
-    ids: &[RStr],
+    ids: &[RStr<'_>],
     attempt: Option<u64>,
-    result: Option<RStr>,
+    result: Option<RStr<'_>>,
 ) -> u64 {
-    let data = result.as_ref().map(rm::bytes);
+    let data = result.as_ref().map(|a| a.bytes());
     let tail: Vec<rm::OwnedStr> =
         result.map(|r| vec![rm::OwnedStr::new(b"RESULT"), rm::OwnedStr::retain(r)]).unwrap_or_default();
     let ended = |j: &crate::core::Job, now| Finish::ended(j, State::Completed, data, now);
@@ -107,26 +107,26 @@ pub fn ack_ids(
 }
 /// `ACKS n id attempt ...` taking all of `args`: the (id, attempt) pairs. None when the first word is not
 /// ACKS (then they are ids, as before); an error when the rest is not n pairs with good attempts.
-pub fn fenced_pairs(args: &[RStr]) -> Result<Option<Vec<(RStr, u64)>>, CmdError> {
+pub fn fenced_pairs<'a>(args: &[RStr<'a>]) -> Result<Option<Vec<(RStr<'a>, u64)>>, CmdError> {
     let (Some(word), Some(count)) = (args.first(), args.get(1)) else { return Ok(None) };
-    if !rm::bytes(word).eq_ignore_ascii_case(b"ACKS") {
+    if !word.bytes().eq_ignore_ascii_case(b"ACKS") {
         return Ok(None);
     }
-    let n = int_range(rm::bytes(count), limits::ACKS)? as usize;
+    let n = int_range(count.bytes(), limits::ACKS)? as usize;
     if args.len() != 2 + 2 * n {
         return Err(err(format!("ACKS {n} needs {n} id attempt pairs after it, got {} words", args.len() - 2)));
     }
     args[2..]
         .chunks(2)
-        .map(|p| Ok((p[0], int_range(rm::bytes(&p[1]), limits::ATTEMPT)? as u64)))
+        .map(|p| Ok((p[0], int_range(p[1].bytes(), limits::ATTEMPT)? as u64)))
         .collect::<Result<Vec<_>, CmdError>>()
         .map(Some)
 }
 
 /// Completes each named job while the reservation its attempt names holds. Replicates and notifies as
 /// `ack_ids` does; returns how many.
-pub fn ack_fenced(ctx: Ctx, key_name: RStr, v: &mut QueueValue, pairs: &[(RStr, u64)]) -> u64 {
-    let ids: Vec<RStr> = pairs.iter().map(|p| p.0).collect();
+pub fn ack_fenced(ctx: Ctx<'_>, key_name: RStr<'_>, v: &mut QueueValue, pairs: &[(RStr<'_>, u64)]) -> u64 {
+    let ids: Vec<RStr<'_>> = pairs.iter().map(|p| p.0).collect();
     let ended = |j: &crate::core::Job, now| Finish::ended(j, State::Completed, None, now);
     let how = ByIds { cmd: b"ONCE.ACK\0", tail: &[], ended: &ended };
     let n = change_by_ids(ctx, how, key_name, v, &ids, |q, seq, now, i| {

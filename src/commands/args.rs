@@ -3,7 +3,7 @@
 
 use super::spec::{find_token, Arg};
 use crate::core::limits::Range;
-use crate::rm::{bytes, RStr};
+use crate::rm::RStr;
 pub use crate::text::{err, parse_i64, shown, wrong_type, CmdError, CmdResult};
 
 pub fn arity(command: &str) -> CmdError {
@@ -27,21 +27,21 @@ pub fn int_range(b: &[u8], range: Range) -> Result<i64, CmdError> {
 /// Walks `KEYWORD [value]` options after the positional arguments. The words it knows are the option tokens
 /// of the command's table entry (spec.rs), so the parser and the command docs cannot disagree.
 pub struct Options<'a> {
-    args: &'a [RStr],
+    args: &'a [RStr<'a>],
     pos: usize,
     seen: u64,
     spec: &'static [Arg],
 }
 
 impl<'a> Options<'a> {
-    pub fn new(args: &'a [RStr], start: usize, spec: &'static [Arg]) -> Self {
+    pub fn new(args: &'a [RStr<'a>], start: usize, spec: &'static [Arg]) -> Self {
         Options { args, pos: start, seen: 0, spec }
     }
 
     /// The next option's token (as the table spells it). Unknown and repeated options are errors.
     pub fn next_option(&mut self) -> Result<Option<&'static str>, CmdError> {
         let Some(arg) = self.args.get(self.pos) else { return Ok(None) };
-        let word = bytes(arg);
+        let word = arg.bytes();
         self.pos += 1;
         let Some((i, token)) = find_token(self.spec, word) else {
             return Err(err(format!("unknown option '{}'", shown(word))));
@@ -54,21 +54,21 @@ impl<'a> Options<'a> {
     }
 
     /// The arguments not read yet, left unread (BULK looks for where its options end).
-    pub fn remaining(&self) -> &'a [RStr] {
-        let args: &'a [RStr] = self.args;
+    pub fn remaining(&self) -> &'a [RStr<'a>] {
+        let args: &'a [RStr<'a>] = self.args;
         args.get(self.pos..).unwrap_or(&[])
     }
 
     pub fn value(&mut self, name: &str) -> Result<&'a [u8], CmdError> {
-        Ok(bytes(self.arg_value(name)?))
+        Ok(self.arg_value(name)?.bytes())
     }
 
-    pub fn raw_value(&mut self, name: &str) -> Result<RStr, CmdError> {
+    pub fn raw_value(&mut self, name: &str) -> Result<RStr<'a>, CmdError> {
         self.arg_value(name).copied()
     }
 
-    fn arg_value(&mut self, name: &str) -> Result<&'a RStr, CmdError> {
-        let args: &'a [RStr] = self.args;
+    fn arg_value(&mut self, name: &str) -> Result<&'a RStr<'a>, CmdError> {
+        let args: &'a [RStr<'a>] = self.args;
         let Some(v) = args.get(self.pos) else {
             return Err(err(format!("option '{name}' needs a value")));
         };
@@ -77,8 +77,8 @@ impl<'a> Options<'a> {
     }
 
     /// Every argument left, consumed (an option that takes the rest, such as RESERVE's ALSO).
-    pub fn rest(&mut self) -> &'a [RStr] {
-        let args: &'a [RStr] = self.args;
+    pub fn rest(&mut self) -> &'a [RStr<'a>] {
+        let args: &'a [RStr<'a>] = self.args;
         let rest = args.get(self.pos..).unwrap_or(&[]);
         self.pos = args.len();
         rest

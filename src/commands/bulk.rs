@@ -15,16 +15,16 @@ use crate::persist::encode::{bulk_header, decode_bulk_header};
 use crate::rm::{self, Ctx, Key, RStr};
 use crate::value::{QueueValue, Snapshot};
 
-pub fn bulk(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn bulk(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() < 4 {
         return Err(arity("ONCE.BULK"));
     }
     let key_name = args[1];
     let mut o = JobOptions::default();
     let mut opts = Options::new(args, 2, BULK_ARGS);
-    while !opts.remaining().first().is_some_and(|a| is_list_word(rm::bytes(a))) {
+    while !opts.remaining().first().is_some_and(|a| is_list_word(a.bytes())) {
         // The options of issue 21 are PUSH's alone: the BULK record's shared header has no room for them.
-        if let Some(w) = opts.remaining().first().map(rm::bytes) {
+        if let Some(w) = opts.remaining().first().map(|a| a.bytes()) {
             if [&b"KEEP"[..], b"TTL"].iter().any(|k| w.eq_ignore_ascii_case(k)) {
                 return Err(err("KEEP and TTL are not BULK options"));
             }
@@ -35,9 +35,9 @@ pub fn bulk(ctx: Ctx, args: &[RStr]) -> CmdResult {
         }
     }
     o.check()?;
-    let (ids, payloads) = split_lists(opts.rest(), rm::bytes).map_err(err)?;
-    let id_bytes: Option<Vec<&[u8]>> = ids.map(|ids| ids.iter().map(rm::bytes).collect());
-    let payload_bytes: Vec<&[u8]> = payloads.iter().map(rm::bytes).collect();
+    let (ids, payloads) = split_lists(opts.rest(), |a| a.bytes()).map_err(err)?;
+    let id_bytes: Option<Vec<&[u8]>> = ids.map(|ids| ids.iter().map(|a| a.bytes()).collect());
+    let payload_bytes: Vec<&[u8]> = payloads.iter().map(|a| a.bytes()).collect();
     check_lists(id_bytes.as_deref(), &payload_bytes)?;
     for p in &payload_bytes {
         check_payload(p)?;
@@ -61,15 +61,15 @@ pub fn bulk(ctx: Ctx, args: &[RStr]) -> CmdResult {
 /// Pushes one job per payload with options `o` (and `ids`, each idempotent), then replicates the jobs it added
 /// as one `ONCE._BULK` record and settles the queue: what BULK, a list producer's RPUSH and ADOPT share.
 pub fn push_and_record<'k>(
-    ctx: Ctx,
-    key_name: RStr,
+    ctx: Ctx<'_>,
+    key_name: RStr<'_>,
     key: &'k mut Key,
     o: &JobOptions,
-    ids: Option<&[RStr]>,
-    payloads: &[RStr],
+    ids: Option<&[RStr<'_>]>,
+    payloads: &[RStr<'_>],
 ) -> Result<(&'k mut QueueValue, Vec<Pushed>), CmdError> {
-    let id_bytes: Option<Vec<&[u8]>> = ids.map(|ids| ids.iter().map(rm::bytes).collect());
-    let payload_bytes: Vec<&[u8]> = payloads.iter().map(rm::bytes).collect();
+    let id_bytes: Option<Vec<&[u8]>> = ids.map(|ids| ids.iter().map(|a| a.bytes()).collect());
+    let payload_bytes: Vec<&[u8]> = payloads.iter().map(|a| a.bytes()).collect();
     let now = rm::now_ms();
     let bulk_of = |q: &Queue| Bulk {
         first_seq: q.next_seq(),
@@ -87,8 +87,8 @@ pub fn push_and_record<'k>(
         .filter_map(|(i, p)| if let Pushed::Added(s) = *p { Some((i, s)) } else { None })
         .collect();
     if let Some(&(_, first_seq)) = added.first() {
-        let new_ids: Vec<RStr> = ids.map_or_else(Vec::new, |ids| added.iter().map(|&(i, _)| ids[i]).collect());
-        let new_payloads: Vec<RStr> = added.iter().map(|&(i, _)| payloads[i]).collect();
+        let new_ids: Vec<RStr<'_>> = ids.map_or_else(Vec::new, |ids| added.iter().map(|&(i, _)| ids[i]).collect());
+        let new_payloads: Vec<RStr<'_>> = added.iter().map(|&(i, _)| payloads[i]).collect();
         let header = bulk_header(&Bulk { first_seq, ..b });
         effects::bulk(ctx, key_name, &header, o.group, &new_ids, &new_payloads);
         settle(ctx, key_name, v, before);
@@ -99,11 +99,11 @@ pub fn push_and_record<'k>(
 /// `ONCE._BULK key "<first-seq> <created> <due> <retries> <backoff> <lease> <priority>" [GROUP g]
 /// [IDS id ...] PAYLOADS payload ...`: the jobs one BULK added, every one new, from the first seq on. Applies
 /// whole or not at all, and replicates as itself.
-pub fn record(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn record(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() < 5 {
         return Err(arity("ONCE._BULK"));
     }
-    let a: Vec<&[u8]> = args.iter().map(rm::bytes).collect();
+    let a: Vec<&[u8]> = args.iter().map(|a| a.bytes()).collect();
     let bad = |e: String| err(format!("bad bulk: {e}"));
     let b = decode_bulk_header(a[2]).map_err(bad)?;
     let (group, rest) = match a[3] {

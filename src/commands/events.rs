@@ -11,7 +11,7 @@ use super::existing;
 use super::spec::EVENTS_ARGS;
 use crate::core::events::Event;
 use crate::core::limits;
-use crate::rm::{self, Ctx, Key, RStr};
+use crate::rm::{self, Ctx, Key, RStr, RawCtx, RawStr};
 use crate::text::{parse_i64, shown};
 
 #[derive(Clone, Copy)]
@@ -20,7 +20,7 @@ struct Read {
     count: usize,
 }
 
-pub fn events(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn events(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() < 2 {
         return Err(arity("ONCE.EVENTS"));
     }
@@ -59,7 +59,7 @@ pub fn events(ctx: Ctx, args: &[RStr]) -> CmdResult {
 }
 
 /// Replies the events after `read.after` if there are any. False: nothing replied.
-fn reply_events(ctx: Ctx, key: &mut Key, read: Read) -> Result<bool, CmdError> {
+fn reply_events(ctx: Ctx<'_>, key: &mut Key<'_>, read: Read) -> Result<bool, CmdError> {
     let Some(v) = existing(key)? else { return Ok(false) };
     let found: Vec<&Event> = v.queue.events.after(read.after, read.count).collect();
     if found.is_empty() {
@@ -78,7 +78,7 @@ fn reply_events(ctx: Ctx, key: &mut Key, read: Read) -> Result<bool, CmdError> {
     Ok(true)
 }
 
-fn opt_bulk(ctx: Ctx, b: Option<&[u8]>) {
+fn opt_bulk(ctx: Ctx<'_>, b: Option<&[u8]>) {
     match b {
         Some(b) => rm::reply_bulk(ctx, b),
         None => rm::reply_null(ctx),
@@ -86,19 +86,19 @@ fn opt_bulk(ctx: Ctx, b: Option<&[u8]>) {
 }
 
 /// Called each time the key is signalled: reply if there are new events, else return ERR to keep waiting.
-extern "C" fn on_ready(ctx: Ctx, _argv: *mut RStr, _argc: c_int) -> c_int {
-    super::serve_blocked(ctx, false, || {
+extern "C" fn on_ready(ctx: RawCtx, _argv: *mut RawStr, _argc: c_int) -> c_int {
+    super::serve_blocked(ctx, false, |ctx| {
         let Some(&read) = rm::blocked_data::<Read>(ctx) else { return Ok(false) };
         let mut key = Key::open(ctx, rm::blocked_ready_key(ctx), false);
         reply_events(ctx, &mut key, read)
     })
 }
 
-extern "C" fn on_timeout(ctx: Ctx, _argv: *mut RStr, _argc: c_int) -> c_int {
-    rm::reply_null_array(ctx);
+extern "C" fn on_timeout(ctx: RawCtx, _argv: *mut RawStr, _argc: c_int) -> c_int {
+    rm::callback(ctx, rm::reply_null_array);
     rm::OK
 }
 
-extern "C" fn free_read(_ctx: Ctx, privdata: *mut c_void) {
-    rm::free_blocked::<Read>(privdata);
+extern "C" fn free_read(_ctx: RawCtx, privdata: *mut c_void) {
+    drop(rm::take_blocked::<Read>(privdata));
 }

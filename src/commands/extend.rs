@@ -7,11 +7,11 @@ use crate::core::limits;
 use crate::effects;
 use crate::rm::{self, Ctx, Key, RStr};
 
-pub fn extend(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn extend(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() < 4 {
         return Err(arity("ONCE.EXTEND"));
     }
-    let ms = int_range(rm::bytes(&args[3]), limits::EXTEND_MS)? as u64;
+    let ms = int_range(args[3].bytes(), limits::EXTEND_MS)? as u64;
     let mut attempt = None;
     let mut opts = Options::new(args, 4, EXTEND_ARGS);
     while opts.next_option()?.is_some() {
@@ -22,7 +22,7 @@ pub fn extend(ctx: Ctx, args: &[RStr]) -> CmdResult {
         rm::reply_null(ctx);
         return Ok(());
     };
-    let Some(seq) = v.queue.find(rm::bytes(&args[2])).filter(|&s| v.queue.holds_reservation(s, attempt)) else {
+    let Some(seq) = v.queue.find(args[2].bytes()).filter(|&s| v.queue.holds_reservation(s, attempt)) else {
         rm::reply_null(ctx);
         return Ok(());
     };

@@ -21,11 +21,11 @@ fn group_name(b: &[u8]) -> Result<&[u8], super::args::CmdError> {
     Ok(b)
 }
 
-pub fn group(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn group(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() < 3 {
         return Err(arity("ONCE.GROUP"));
     }
-    let name = group_name(rm::bytes(&args[2]))?;
+    let name = group_name(args[2].bytes())?;
     let (mut concurrency, mut rate, mut reset) = (None, None, false);
     let mut opts = Options::new(args, 3, GROUP_ARGS);
     while let Some(token) = opts.next_option()? {
@@ -63,7 +63,7 @@ pub fn group(ctx: Ctx, args: &[RStr]) -> CmdResult {
 }
 
 /// A group's map: its name, counts and own limits (nil: the queue's GROUP-* apply).
-fn reply_group(ctx: Ctx, name: &[u8], g: Option<&Group>) {
+fn reply_group(ctx: Ctx<'_>, name: &[u8], g: Option<&Group>) {
     let own = g.map_or_else(Limits::default, |g| g.own);
     let opt = |v: Option<u64>| match v {
         Some(x) => rm::reply_u64(ctx, x),
@@ -95,7 +95,7 @@ fn unhex(b: &[u8]) -> Option<Vec<u8>> {
     b.chunks(2).map(|p| std::str::from_utf8(p).ok().and_then(|s| u8::from_str_radix(s, 16).ok())).collect()
 }
 
-pub fn groups(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn groups(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() < 2 {
         return Err(arity("ONCE.GROUPS"));
     }

@@ -7,12 +7,12 @@ use crate::core::histogram::{Histogram, Which};
 use crate::rm::{self, Ctx, Key, RStr};
 use crate::text::shown;
 
-pub fn histogram(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn histogram(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() != 3 {
         return Err(arity("ONCE.HISTOGRAM"));
     }
-    let which = Which::from_name(rm::bytes(&args[2]))
-        .ok_or_else(|| err(format!("histogram must be wait|run, got '{}'", shown(rm::bytes(&args[2])))))?;
+    let which = Which::from_name(args[2].bytes())
+        .ok_or_else(|| err(format!("histogram must be wait|run, got '{}'", shown(args[2].bytes()))))?;
     let mut key = Key::open(ctx, args[1], false);
     let empty = Histogram::default();
     let v = existing(&mut key)?;

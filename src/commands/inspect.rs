@@ -5,14 +5,14 @@ use super::existing;
 use crate::core::{Job, Queue};
 use crate::rm::{self, Ctx, Key, RStr};
 
-pub fn inspect(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn inspect(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() != 3 {
         return Err(arity("ONCE.INSPECT"));
     }
     let mut key = Key::open(ctx, args[1], false);
     let v = existing(&mut key)?;
     let found =
-        v.as_ref().and_then(|v| v.queue.find(rm::bytes(&args[2])).and_then(|s| v.queue.job(s)).map(|j| (&v.queue, j)));
+        v.as_ref().and_then(|v| v.queue.find(args[2].bytes()).and_then(|s| v.queue.job(s)).map(|j| (&v.queue, j)));
     match found {
         Some((q, job)) => reply_job(ctx, q, &job, true),
         None => rm::reply_null(ctx),
@@ -21,7 +21,7 @@ pub fn inspect(ctx: Ctx, args: &[RStr]) -> CmdResult {
 }
 
 /// One job as INSPECT shows it (LIST too; `with_payload` false leaves the payload out).
-pub fn reply_job(ctx: Ctx, q: &Queue, job: &Job, with_payload: bool) {
+pub fn reply_job(ctx: Ctx<'_>, q: &Queue, job: &Job, with_payload: bool) {
     let opt = |ctx, v: Option<u64>| match v {
         Some(x) => rm::reply_u64(ctx, x),
         None => rm::reply_null(ctx),

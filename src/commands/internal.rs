@@ -19,8 +19,8 @@ use crate::persist::encode::{
 use crate::rm::{self, Ctx, Key, OwnedStr, RStr};
 use crate::value::QueueValue;
 
-fn all_bytes(args: &[RStr]) -> Vec<&[u8]> {
-    args.iter().map(rm::bytes).collect()
+fn all_bytes<'a>(args: &[RStr<'a>]) -> Vec<&'a [u8]> {
+    args.iter().map(|a| a.bytes()).collect()
 }
 
 fn number(b: &[u8], what: &str) -> Result<u64, CmdError> {
@@ -31,8 +31,8 @@ fn number(b: &[u8], what: &str) -> Result<u64, CmdError> {
 
 /// Runs `change` on the queue at args[1]; `create` makes the key when it is missing.
 fn with_queue(
-    ctx: Ctx,
-    args: &[RStr],
+    ctx: Ctx<'_>,
+    args: &[RStr<'_>],
     create: bool,
     change: impl FnOnce(&mut QueueValue) -> Result<(), CmdError>,
 ) -> CmdResult {
@@ -43,8 +43,8 @@ fn with_queue(
 /// as `ONCE._AT key now <cmd> ...`, which a replica replays at this very time (verbatim when it already is
 /// that `_AT`: `now_ms()` is then the master's time).
 fn with_queue_at(
-    ctx: Ctx,
-    args: &[RStr],
+    ctx: Ctx<'_>,
+    args: &[RStr<'_>],
     create: bool,
     cmd: &'static [u8],
     change: impl FnOnce(&mut QueueValue, u64) -> Result<(), CmdError>,
@@ -54,8 +54,8 @@ fn with_queue_at(
 }
 
 fn apply(
-    ctx: Ctx,
-    args: &[RStr],
+    ctx: Ctx<'_>,
+    args: &[RStr<'_>],
     create: bool,
     timed: Option<(&'static [u8], u64)>,
     change: impl FnOnce(&mut QueueValue) -> Result<(), CmdError>,
@@ -86,13 +86,13 @@ fn apply(
 
 /// `ONCE._AT key ms command [arg ...]`: runs `command key arg ...` as if the clock read `ms`. The master
 /// sends this for the commands whose effect carries the time they ran; it replicates as itself.
-pub fn at(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn at(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() < 4 {
         return Err(arity("ONCE._AT"));
     }
-    let ms = number(rm::bytes(&args[2]), "time")?;
+    let ms = number(args[2].bytes(), "time")?;
     limits::AT.check_u64(ms).map_err(err)?;
-    let name = rm::bytes(&args[3]).to_ascii_lowercase();
+    let name = args[3].bytes().to_ascii_lowercase();
     let handler: super::Handler = match name.as_slice() {
         b"once.ack" => super::ack::ack,
         b"once.retry" => super::manage::retry,
@@ -103,29 +103,28 @@ pub fn at(ctx: Ctx, args: &[RStr]) -> CmdResult {
         b"once._sweep" => sweep,
         b"once._timed" => timed,
         b"once.progress" => super::result::progress,
-        _ => return Err(err(format!("ONCE._AT cannot run '{}'", crate::text::shown(rm::bytes(&args[3]))))),
+        _ => return Err(err(format!("ONCE._AT cannot run '{}'", crate::text::shown(args[3].bytes())))),
     };
     let mut inner = Vec::with_capacity(args.len() - 2);
     inner.push(args[3]);
     inner.push(args[1]);
     match args.get(4) {
         // Today's form names the inner command's key, which must be `_AT`'s own.
-        Some(k) if rm::bytes(k) == rm::bytes(&args[1]) => inner.extend_from_slice(&args[5..]),
+        Some(k) if k.bytes() == args[1].bytes() => inner.extend_from_slice(&args[5..]),
         // Records written before the inner key was named: only a master or an AOF replays those.
         _ if rm::is_replayed(ctx) => inner.extend_from_slice(&args[4..]),
         _ => {
-            let given =
-                args.get(4).map_or(String::from("nothing"), |k| format!("'{}'", crate::text::shown(rm::bytes(k))));
+            let given = args.get(4).map_or(String::from("nothing"), |k| format!("'{}'", crate::text::shown(k.bytes())));
             return Err(err(format!(
                 "ONCE._AT runs a command on its own key only: the inner command's key must be '{}', got {given}",
-                crate::text::shown(rm::bytes(&args[1]))
+                crate::text::shown(args[1].bytes())
             )));
         }
     }
     rm::at_time(ms, || handler(ctx, &inner))
 }
 
-pub fn job(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn job(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() < 4 {
         return Err(arity("ONCE._JOB"));
     }
@@ -136,13 +135,13 @@ pub fn job(ctx: Ctx, args: &[RStr]) -> CmdResult {
     })
 }
 
-pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn reserve(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() < 4 || !args.len().is_multiple_of(2) {
         return Err(arity("ONCE._RESERVE"));
     }
     let pairs: Vec<(u64, u64)> = args[2..]
         .chunks(2)
-        .map(|p| Ok((number(rm::bytes(&p[0]), "seq")?, number(rm::bytes(&p[1]), "deadline")?)))
+        .map(|p| Ok((number(p[0].bytes(), "seq")?, number(p[1].bytes(), "deadline")?)))
         .collect::<Result<_, CmdError>>()?;
     with_queue_at(ctx, args, false, b"ONCE._RESERVE\0", |v, now| {
         // All or nothing: every pair must name a distinct ready job before any is reserved.
@@ -158,7 +157,7 @@ pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
 }
 
 /// `ONCE._FAIL key seq NACK|EXPIRE due|-1 error [now]` (AOF files from before `now` omit it: time 0).
-pub fn fail(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn fail(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() != 6 && args.len() != 7 {
         return Err(arity("ONCE._FAIL"));
     }
@@ -188,12 +187,12 @@ pub fn fail(ctx: Ctx, args: &[RStr]) -> CmdResult {
     })
 }
 
-pub fn lease(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn lease(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() != 4 {
         return Err(arity("ONCE._LEASE"));
     }
-    let seq = number(rm::bytes(&args[2]), "seq")?;
-    let deadline = number(rm::bytes(&args[3]), "deadline")?;
+    let seq = number(args[2].bytes(), "seq")?;
+    let deadline = number(args[3].bytes(), "deadline")?;
     with_queue(ctx, args, false, |v| {
         if v.queue.set_lease(seq, deadline) {
             Ok(())
@@ -203,18 +202,18 @@ pub fn lease(ctx: Ctx, args: &[RStr]) -> CmdResult {
     })
 }
 
-pub fn promote(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn promote(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() != 3 {
         return Err(arity("ONCE._PROMOTE"));
     }
-    let n = number(rm::bytes(&args[2]), "count")? as usize;
+    let n = number(args[2].bytes(), "count")? as usize;
     with_queue(ctx, args, false, |v| {
         v.queue.promote_first(n);
         Ok(())
     })
 }
 
-pub fn meta(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn meta(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     // 7 totals before dead caps, 8 before TTL, 9 since.
     if !(10..=12).contains(&args.len()) {
         return Err(arity("ONCE._META"));
@@ -229,7 +228,7 @@ pub fn meta(ctx: Ctx, args: &[RStr]) -> CmdResult {
     })
 }
 
-pub fn sched(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn sched(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() != 13 {
         return Err(arity("ONCE._SCHED"));
     }
@@ -241,7 +240,7 @@ pub fn sched(ctx: Ctx, args: &[RStr]) -> CmdResult {
     })
 }
 
-pub fn fired(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn fired(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() != 5 {
         return Err(arity("ONCE._FIRED"));
     }
@@ -264,7 +263,7 @@ pub fn fired(ctx: Ctx, args: &[RStr]) -> CmdResult {
 }
 
 /// `ONCE._SETTINGS key <settings in schema order>`: the queue's settings and paused flag.
-pub fn settings(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn settings(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     let a = all_bytes(args);
     if args.len() < 3 {
         return Err(arity("ONCE._SETTINGS"));
@@ -281,11 +280,11 @@ pub fn settings(ctx: Ctx, args: &[RStr]) -> CmdResult {
 }
 
 /// `ONCE._DROP key seq [seq ...]`: dead jobs dropped by DEAD-MAX or DEAD-TTL. Each must be dead.
-pub fn drop(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn drop(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() < 3 {
         return Err(arity("ONCE._DROP"));
     }
-    let seqs: Vec<u64> = args[2..].iter().map(|a| number(rm::bytes(a), "seq")).collect::<Result<_, _>>()?;
+    let seqs: Vec<u64> = args[2..].iter().map(|a| number(a.bytes(), "seq")).collect::<Result<_, _>>()?;
     with_queue_at(ctx, args, false, b"ONCE._DROP\0", |v, now| {
         if let Some(&seq) = seqs.iter().find(|&&s| v.queue.job(s).map(|j| j.state) != Some(crate::core::State::Dead)) {
             return Err(err(format!("job {seq} is not dead")));
@@ -297,7 +296,7 @@ pub fn drop(ctx: Ctx, args: &[RStr]) -> CmdResult {
 
 /// `ONCE._EVENTS key last-id [id event job attempt ms error] ...`: events appended as they were (AOF
 /// rewrite); ids must follow the log's. The log keeps at most EVENTS-MAX of them.
-pub fn events(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn events(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() < 3 {
         return Err(arity("ONCE._EVENTS"));
     }
@@ -318,7 +317,7 @@ pub fn events(ctx: Ctx, args: &[RStr]) -> CmdResult {
 }
 
 /// `ONCE._HIST key wait|run sum c0 ... c25`: sets one latency histogram (AOF rewrite).
-pub fn hist(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn hist(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() < 3 {
         return Err(arity("ONCE._HIST"));
     }
@@ -335,7 +334,7 @@ pub fn hist(ctx: Ctx, args: &[RStr]) -> CmdResult {
 /// `ONCE._GROUP key name concurrency rate-n rate-per [window time ...]`: a group's own limits (-1: the
 /// queue's apply) and rate window, as they are (ONCE.GROUP, AOF rewrite). The empty name is the default
 /// group, which has no limits of its own.
-pub fn group(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn group(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() < 6 {
         return Err(arity("ONCE._GROUP"));
     }
@@ -352,7 +351,7 @@ pub fn group(ctx: Ctx, args: &[RStr]) -> CmdResult {
 }
 
 /// `ONCE._WINDOW key [time ...]`: the queue's own rate window (AOF rewrite).
-pub fn window(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn window(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() < 2 {
         return Err(arity("ONCE._WINDOW"));
     }
@@ -365,11 +364,11 @@ pub fn window(ctx: Ctx, args: &[RStr]) -> CmdResult {
 
 /// `ONCE._RING key FIRST|NEXT name ...`: the round-robin's order (AOF rewrite): these groups take their
 /// turns first, in this order (after those of the FIRST command, for NEXT).
-pub fn ring(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn ring(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() < 3 {
         return Err(arity("ONCE._RING"));
     }
-    let first = match rm::bytes(&args[2]).to_ascii_uppercase().as_slice() {
+    let first = match args[2].bytes().to_ascii_uppercase().as_slice() {
         b"FIRST" => true,
         b"NEXT" => false,
         _ => return Err(err("ring part must be FIRST or NEXT")),
@@ -391,11 +390,11 @@ pub fn ring(ctx: Ctx, args: &[RStr]) -> CmdResult {
 
 /// `ONCE._SWEEP key n`: frees up to n drained groups whose rate window ended by the time it runs at (the
 /// timer's step; replayed at the master's time through `ONCE._AT`).
-pub fn sweep(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn sweep(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() != 3 {
         return Err(arity("ONCE._SWEEP"));
     }
-    let n = number(rm::bytes(&args[2]), "count")? as usize;
+    let n = number(args[2].bytes(), "count")? as usize;
     with_queue_at(ctx, args, false, b"ONCE._SWEEP\0", |v, now| {
         v.queue.sweep_groups(now, n);
         Ok(())
@@ -403,13 +402,13 @@ pub fn sweep(ctx: Ctx, args: &[RStr]) -> CmdResult {
 }
 
 /// `ONCE._TIMED key TTL|CALL|FORGET seq [seq ...]` (at the master's time): a timer step on these jobs.
-pub fn timed(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn timed(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() < 4 {
         return Err(arity("ONCE._TIMED"));
     }
-    let kind = effects::Timed::from_name(rm::bytes(&args[2]))
-        .ok_or_else(|| err(format!("unknown timed step '{}'", crate::text::shown(rm::bytes(&args[2])))))?;
-    let seqs: Vec<u64> = args[3..].iter().map(|a| number(rm::bytes(a), "seq")).collect::<Result<_, _>>()?;
+    let kind = effects::Timed::from_name(args[2].bytes())
+        .ok_or_else(|| err(format!("unknown timed step '{}'", crate::text::shown(args[2].bytes()))))?;
+    let seqs: Vec<u64> = args[3..].iter().map(|a| number(a.bytes(), "seq")).collect::<Result<_, _>>()?;
     with_queue_at(ctx, args, false, b"ONCE._TIMED\0", |v, now| {
         effects::apply_timed(ctx, args[1], v, kind, &seqs, now);
         Ok(())
@@ -420,13 +419,13 @@ pub fn timed(ctx: Ctx, args: &[RStr]) -> CmdResult {
 /// ACK, promotion and reservation, say), replayed in order as one entry. Only a master's stream or an AOF sends
 /// it (each record would reply on its own); it replicates again as one record, so a replica's own AOF and its
 /// replicas get one entry too.
-pub fn many(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn many(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if !rm::is_replayed(ctx) {
         return Err(err("ONCE._MANY is replayed from a master or an AOF only"));
     }
     let records = split_many(args)?;
     for rec in &records {
-        let name = rm::bytes(&rec[0]);
+        let name = rec[0].bytes();
         let cmd = super::table::COMMANDS
             .iter()
             .find(|c| c.name.as_bytes().eq_ignore_ascii_case(name) && c.name != "ONCE._MANY")
@@ -438,16 +437,15 @@ pub fn many(ctx: Ctx, args: &[RStr]) -> CmdResult {
 }
 
 /// The records of `ONCE._MANY`, each checked to fit before any runs.
-fn split_many(args: &[RStr]) -> Result<Vec<&[RStr]>, CmdError> {
+fn split_many<'a>(args: &'a [RStr<'a>]) -> Result<Vec<&'a [RStr<'a>]>, CmdError> {
     if args.len() < 4 {
         return Err(arity("ONCE._MANY"));
     }
-    let n = number(rm::bytes(&args[2]), "record count")? as usize;
+    let n = number(args[2].bytes(), "record count")? as usize;
     let mut out = Vec::with_capacity(n.min(64));
     let mut i = 3;
     for _ in 0..n {
-        let argc =
-            number(rm::bytes(args.get(i).ok_or_else(|| err("ONCE._MANY ends early"))?), "record length")? as usize;
+        let argc = number(args.get(i).ok_or_else(|| err("ONCE._MANY ends early"))?.bytes(), "record length")? as usize;
         let rec = args
             .get(i + 1..i + 1 + argc)
             .filter(|r| argc >= 2 && !r.is_empty())

@@ -13,15 +13,15 @@ use super::push::{check_payload, JobOptions};
 use crate::core::limits;
 use crate::rm::{self, Ctx, Key, OwnedStr, RStr};
 
-pub fn rpush(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn rpush(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     list_push(ctx, args, "RPUSH")
 }
 
-pub fn lpush(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn lpush(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     list_push(ctx, args, "LPUSH")
 }
 
-fn list_push(ctx: Ctx, args: &[RStr], list_cmd: &str) -> CmdResult {
+fn list_push(ctx: Ctx<'_>, args: &[RStr<'_>], list_cmd: &str) -> CmdResult {
     if args.len() < 3 {
         return Err(arity(list_cmd));
     }
@@ -38,13 +38,18 @@ fn list_push(ctx: Ctx, args: &[RStr], list_cmd: &str) -> CmdResult {
 }
 
 /// Every element within once.max-payload-bytes, checked before anything is pushed.
-fn check_sizes(elements: &[RStr]) -> CmdResult {
-    elements.iter().try_for_each(|e| check_payload(rm::bytes(e)))
+fn check_sizes(elements: &[RStr<'_>]) -> CmdResult {
+    elements.iter().try_for_each(|e| check_payload(e.bytes()))
 }
 
 /// Pushes each element as a ready job with the queue's defaults, replicated as BULK is (one record per
 /// BULK-sized chunk); the queue's ready count after.
-fn push_all(ctx: Ctx, key_name: RStr, key: &mut Key, elements: &[RStr]) -> Result<u64, super::args::CmdError> {
+fn push_all(
+    ctx: Ctx<'_>,
+    key_name: RStr<'_>,
+    key: &mut Key<'_>,
+    elements: &[RStr<'_>],
+) -> Result<u64, super::args::CmdError> {
     let mut ready = 0;
     for chunk in elements.chunks(limits::BULK_PAYLOADS.max as usize) {
         let (v, _) = push_and_record(ctx, key_name, key, &JobOptions::default(), None, chunk)?;
@@ -55,7 +60,7 @@ fn push_all(ctx: Ctx, key_name: RStr, key: &mut Key, elements: &[RStr]) -> Resul
 
 /// ONCE.ADOPT queue: turns the list under `queue` into a queue in one step, each element (head first, the order
 /// LPOP and BLPOP serve) a ready job. Reply: how many jobs it made; 0 when the key is already a queue or missing.
-pub fn adopt(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn adopt(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() != 2 {
         return Err(arity("ONCE.ADOPT"));
     }
@@ -71,7 +76,7 @@ pub fn adopt(ctx: Ctx, args: &[RStr]) -> CmdResult {
     // The list is gone: replicas and the AOF delete it too, then get the jobs as one bulk push.
     rm::replicate(ctx, b"DEL\0", &[OwnedStr::retain(key_name)]);
     let mut key = Key::open(ctx, key_name, true);
-    let strings: Vec<RStr> = elements.iter().map(|e| e.0).collect();
+    let strings: Vec<RStr<'_>> = elements.iter().map(OwnedStr::as_rstr).collect();
     push_all(ctx, key_name, &mut key, &strings)?;
     rm::reply_u64(ctx, elements.len() as u64);
     Ok(())

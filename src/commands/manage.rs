@@ -12,8 +12,8 @@ use crate::rm::{self, Ctx, Key, RStr};
 
 /// `ONCE.RETRY queue ALL` starts sending every dead job back; this call moves the first slice, the timer the
 /// rest (each slice replicates as `ONCE.RETRY queue id...`). The reply counts them all.
-pub fn retry(ctx: Ctx, args: &[RStr]) -> CmdResult {
-    if args.len() == 3 && rm::bytes(&args[2]).eq_ignore_ascii_case(b"ALL") {
+pub fn retry(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
+    if args.len() == 3 && args[2].bytes().eq_ignore_ascii_case(b"ALL") {
         let mut key = Key::open(ctx, args[1], true);
         let n = match existing(&mut key)? {
             Some(v) => {
@@ -39,13 +39,13 @@ pub const CANCELLED: &[u8] = b"cancelled";
 /// Dead jobs RETRY ALL moves itself before leaving the rest to the timer.
 const RETRY_ALL_NOW: usize = 1024;
 
-pub fn cancel(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn cancel(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     by_ids(ctx, args, "ONCE.CANCEL", b"ONCE.CANCEL\0", |q, seq, now| q.cancel(seq, now, CANCELLED))
 }
 
 fn by_ids(
-    ctx: Ctx,
-    args: &[RStr],
+    ctx: Ctx<'_>,
+    args: &[RStr<'_>],
     name: &str,
     cname: &'static [u8],
     change: fn(&mut Queue, u64, u64) -> bool,

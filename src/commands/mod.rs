@@ -26,7 +26,7 @@ pub mod table;
 use std::ffi::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::rm::{self, Ctx, RStr};
+use crate::rm::{self, Ctx, RStr, RawCtx, RawStr};
 pub use crate::service::{existing, existing_or_new, settle};
 use crate::value::QueueValue;
 use args::{CmdError, CmdResult};
@@ -44,18 +44,18 @@ pub struct ByIds<'a> {
 /// `cmd key <ids that took effect> <tail>` at that time (these commands are deterministic given it), wakes the
 /// clients waiting on a job it finished, and settles the queue. Returns how many took effect.
 pub fn change_by_ids(
-    ctx: Ctx,
+    ctx: Ctx<'_>,
     how: ByIds,
-    key: RStr,
+    key: RStr<'_>,
     v: &mut QueueValue,
-    ids: &[RStr],
+    ids: &[RStr<'_>],
     change: impl Fn(&mut crate::core::Queue, u64, u64, usize) -> bool,
 ) -> u64 {
     let before = v.snapshot();
     let now = rm::now_ms();
     let mut done = vec![rm::OwnedStr::retain(key)];
     for (i, &id) in ids.iter().enumerate() {
-        if let Some(seq) = v.queue.find(rm::bytes(&id)) {
+        if let Some(seq) = v.queue.find(id.bytes()) {
             let watch = crate::waiters::before(ctx, key, &v.queue, seq);
             if change(&mut v.queue, seq, now, i) {
                 done.push(rm::OwnedStr::retain(id));
@@ -66,21 +66,29 @@ pub fn change_by_ids(
     let n = done.len() as u64 - 1;
     if n > 0 {
         crate::config::write_fault_point("an ACK, RETRY or CANCEL");
-        done.extend(how.tail.iter().map(|a| rm::OwnedStr::retain(a.0)));
+        done.extend(how.tail.iter().map(|a| rm::OwnedStr::retain(a.as_rstr())));
         crate::effects::at(ctx, now, how.cmd, &done);
         settle(ctx, key, v, before);
     }
     n
 }
 
-pub type Handler = fn(Ctx, &[RStr]) -> CmdResult;
+pub type Handler = fn(Ctx<'_>, &[RStr<'_>]) -> CmdResult;
 
 /// A blocked client's callback when its key is signalled (RESERVE, EVENTS): `serve` replies and says true,
 /// or says false to keep the client waiting. Neither an error nor a panic escapes into Redis; a panic in a
 /// write (`writes`: RESERVE) stops the server, as in `run`.
-pub fn serve_blocked(ctx: Ctx, writes: bool, serve: impl FnOnce() -> Result<bool, CmdError>) -> c_int {
+pub fn serve_blocked(
+    ctx: RawCtx,
+    writes: bool,
+    serve: impl for<'a> FnOnce(Ctx<'a>) -> Result<bool, CmdError>,
+) -> c_int {
+    rm::callback(ctx, |ctx| serve_blocked_in(ctx, writes, serve))
+}
+
+fn serve_blocked_in<'a>(ctx: Ctx<'a>, writes: bool, serve: impl FnOnce(Ctx<'a>) -> Result<bool, CmdError>) -> c_int {
     let began = rm::begin_command();
-    let outcome = catch_unwind(AssertUnwindSafe(serve));
+    let outcome = catch_unwind(AssertUnwindSafe(|| serve(ctx)));
     if began {
         rm::end_command(ctx);
     }
@@ -102,7 +110,7 @@ pub fn serve_blocked(ctx: Ctx, writes: bool, serve: impl FnOnce() -> Result<bool
 /// A write panicked, perhaps between changing a queue and replicating it: going on would leave this node, its
 /// replicas and its AOF with different queues, so the server stops, as Redis does on a failed assertion, and
 /// restarts from what it persisted and replicated.
-fn stop_after_write_panic(ctx: Ctx) -> ! {
+fn stop_after_write_panic(ctx: Ctx<'_>) -> ! {
     rm::log(
         ctx,
         "warning",
@@ -114,8 +122,11 @@ fn stop_after_write_panic(ctx: Ctx) -> ! {
 
 /// Runs a handler so that neither an error nor a panic escapes into Redis: a read's panic fails the read, a
 /// write's stops the server (`stop_after_write_panic`).
-pub fn run(ctx: Ctx, argv: *mut RStr, argc: c_int, handler: Handler, writes: bool) -> c_int {
-    let args = rm::argv(argv, argc);
+pub fn run(ctx: RawCtx, argv: *mut RawStr, argc: c_int, handler: Handler, writes: bool) -> c_int {
+    rm::command(ctx, argv, argc, |ctx, args| run_in(ctx, args, handler, writes))
+}
+
+fn run_in(ctx: Ctx<'_>, args: &[RStr<'_>], handler: Handler, writes: bool) -> c_int {
     // What the command replicates goes out as one record when it ends (nothing was sent if it panicked: a
     // write then stops the server before this).
     let began = rm::begin_command();

@@ -9,7 +9,7 @@ use crate::effects;
 use crate::rm::{self, Ctx, Key, RStr};
 use crate::{config, random};
 
-pub fn nack(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn nack(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() < 3 {
         return Err(arity("ONCE.NACK"));
     }
@@ -36,7 +36,7 @@ pub fn nack(ctx: Ctx, args: &[RStr]) -> CmdResult {
         rm::reply_int(ctx, 0);
         return Ok(());
     };
-    let Some(seq) = v.queue.find(rm::bytes(&args[2])).filter(|&s| v.queue.holds_reservation(s, attempt)) else {
+    let Some(seq) = v.queue.find(args[2].bytes()).filter(|&s| v.queue.holds_reservation(s, attempt)) else {
         rm::reply_int(ctx, 0);
         return Ok(());
     };

@@ -50,12 +50,12 @@ fn cursor_text(state: State, (g, a, b): Cursor) -> Vec<u8> {
 }
 
 /// ONCE.LIST queue ready|delayed|reserved|dead [CURSOR c] [COUNT n] [WITHPAYLOADS] [MATCH pattern]
-pub fn list(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn list(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() < 3 {
         return Err(arity("ONCE.LIST"));
     }
     let all = [State::Ready, State::Delayed, State::Reserved, State::Dead, State::Completed, State::Cancelled];
-    let state = state_arg(rm::bytes(&args[2]), &all)?;
+    let state = state_arg(args[2].bytes(), &all)?;
     let mut cursor = None;
     let mut count = LIST_COUNT_DEFAULT;
     let mut payloads = false;
@@ -120,11 +120,11 @@ fn matches(glob: &Glob, job: &Job) -> (bool, usize) {
 }
 
 /// ONCE.PURGE queue ready|delayed|dead|completed (completed: every kept job, cancelled ones too)
-pub fn purge(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn purge(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() != 3 {
         return Err(arity("ONCE.PURGE"));
     }
-    let state = state_arg(rm::bytes(&args[2]), &[State::Ready, State::Delayed, State::Dead, State::Completed])?;
+    let state = state_arg(args[2].bytes(), &[State::Ready, State::Delayed, State::Dead, State::Completed])?;
     let mut key = Key::open(ctx, args[1], true);
     let Some(v) = existing(&mut key)? else {
         rm::reply_int(ctx, 0);
@@ -142,15 +142,15 @@ pub fn purge(ctx: Ctx, args: &[RStr]) -> CmdResult {
 }
 
 /// ONCE.PAUSE queue / ONCE.RESUME queue: 1 if the state changed.
-pub fn pause(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn pause(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     set_paused(ctx, args, true, "ONCE.PAUSE")
 }
 
-pub fn resume(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn resume(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     set_paused(ctx, args, false, "ONCE.RESUME")
 }
 
-fn set_paused(ctx: Ctx, args: &[RStr], paused: bool, name: &str) -> CmdResult {
+fn set_paused(ctx: Ctx<'_>, args: &[RStr<'_>], paused: bool, name: &str) -> CmdResult {
     if args.len() != 2 {
         return Err(arity(name));
     }
@@ -178,7 +178,7 @@ fn set_paused(ctx: Ctx, args: &[RStr], paused: bool, name: &str) -> CmdResult {
 }
 
 /// ONCE.CONFIGURE queue [RETRIES n] [BACKOFF ms] [LEASE ms] [DEAD-MAX n] [DEAD-TTL ms] ...: the settings.
-pub fn configure(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn configure(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() < 2 {
         return Err(arity("ONCE.CONFIGURE"));
     }
@@ -234,7 +234,7 @@ pub fn rate_value(opts: &mut Options<'_>, name: &'static str) -> Result<Rate, su
 }
 
 /// The settings as a map: `nil` where the module config applies.
-pub fn reply_settings(ctx: Ctx, s: &Settings) {
+pub fn reply_settings(ctx: Ctx<'_>, s: &Settings) {
     rm::reply_map(ctx, SETTINGS_PAIRS);
     reply_setting_pairs(ctx, s);
 }
@@ -243,7 +243,7 @@ pub fn reply_settings(ctx: Ctx, s: &Settings) {
 pub const SETTINGS_PAIRS: usize = 15;
 
 /// The settings' field/value pairs, inside a map the caller opened (CONFIGURE's own, or STATS').
-pub fn reply_setting_pairs(ctx: Ctx, s: &Settings) {
+pub fn reply_setting_pairs(ctx: Ctx<'_>, s: &Settings) {
     let opt = |v: Option<u64>| match v {
         Some(x) => rm::reply_u64(ctx, x),
         None => rm::reply_null(ctx),

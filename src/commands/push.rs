@@ -125,14 +125,14 @@ impl<'a> PushRequest<'a> {
 /// Pushes one job as PUSH does (replicated and settled when added); `cancel_at` is a CALL's cancel time.
 /// Returns its public id: a new job's, or that of the live or kept job holding the id already.
 pub fn push_one(
-    ctx: Ctx,
-    key_name: RStr,
-    payload: RStr,
+    ctx: Ctx<'_>,
+    key_name: RStr<'_>,
+    payload: RStr<'_>,
     r: &PushRequest,
     cancel_at: Option<u64>,
     now: u64,
 ) -> Result<Vec<u8>, CmdError> {
-    let payload_bytes = rm::bytes(&payload);
+    let payload_bytes = payload.bytes();
     check_payload(payload_bytes)?;
     let mut key = Key::open(ctx, key_name, true);
     let v = existing_or_new(&mut key)?;
@@ -167,7 +167,7 @@ pub fn push_one(
     v.queue.job(seq).map(|j| j.id_bytes()).ok_or_else(|| err("the job was not kept"))
 }
 
-pub fn push(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn push(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() < 3 {
         return Err(arity("ONCE.PUSH"));
     }

@@ -17,7 +17,7 @@ use crate::config;
 use crate::core::limits;
 use crate::core::slot::key_slot;
 use crate::effects;
-use crate::rm::{self, Ctx, Key, OwnedStr, RStr};
+use crate::rm::{self, Ctx, Key, OwnedStr, RStr, RawCtx, RawStr};
 use crate::service;
 use crate::value::{QueueValue, Snapshot};
 
@@ -39,7 +39,7 @@ struct Blocked {
     queues: Vec<OwnedStr>,
 }
 
-pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn reserve(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() < 2 {
         return Err(arity("ONCE.RESERVE"));
     }
@@ -50,7 +50,7 @@ pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
     let mut attempt = None;
     let mut acks = None;
     let mut result = None;
-    let mut also: &[RStr] = &[];
+    let mut also: &[RStr<'_>] = &[];
     let mut opts = Options::new(args, 2, RESERVE_ARGS);
     while let Some(token) = opts.next_option()? {
         match token {
@@ -60,7 +60,7 @@ pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
             "ACK" => ack = Some(opts.raw_value("ACK")?),
             "RESULT" => {
                 let r = opts.raw_value("RESULT")?;
-                check_result(rm::bytes(&r))?;
+                check_result(r.bytes())?;
                 result = Some(r);
             }
             "ACKS" => acks = Some(acks_value(&mut opts)?),
@@ -89,8 +89,8 @@ pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
     }
     let key_name = args[1];
     if rm::in_cluster(ctx) {
-        let slot = key_slot(rm::bytes(&key_name));
-        if also.iter().any(|q| key_slot(rm::bytes(q)) != slot) {
+        let slot = key_slot(key_name.bytes());
+        if also.iter().any(|q| key_slot(q.bytes()) != slot) {
             return Err(CmdError("CROSSSLOT Keys in request don't hash to the same slot".into()));
         }
     }
@@ -109,7 +109,7 @@ pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
             want.acked = Some(acked);
         }
     }
-    let queues: Vec<RStr> = std::iter::once(key_name).chain(also.iter().copied()).collect();
+    let queues: Vec<RStr<'_>> = std::iter::once(key_name).chain(also.iter().copied()).collect();
     if serve(ctx, &queues, want, !also.is_empty())? {
         return Ok(());
     }
@@ -125,7 +125,7 @@ pub fn reserve(ctx: Ctx, args: &[RStr]) -> CmdResult {
 
 /// `ACKS n id attempt [id attempt ...]`: n finished reservations acknowledged before reserving (a prefetching
 /// worker's batch), each fenced by its attempt.
-fn acks_value(opts: &mut Options<'_>) -> Result<Vec<(RStr, u64)>, CmdError> {
+fn acks_value<'a>(opts: &mut Options<'a>) -> Result<Vec<(RStr<'a>, u64)>, CmdError> {
     let n = opts.int(limits::ACKS)? as usize;
     let mut pairs = Vec::with_capacity(n);
     for _ in 0..n {
@@ -137,7 +137,7 @@ fn acks_value(opts: &mut Options<'_>) -> Result<Vec<(RStr, u64)>, CmdError> {
 }
 
 /// Nothing to serve: a null array, led by the ACK count with WITHACK.
-fn reply_none(ctx: Ctx, want: Want) {
+fn reply_none(ctx: Ctx<'_>, want: Want) {
     if let Some(n) = want.acked {
         rm::reply_array(ctx, 2);
         rm::reply_u64(ctx, n);
@@ -146,9 +146,9 @@ fn reply_none(ctx: Ctx, want: Want) {
 }
 
 /// One queue's part of a reservation: its open key and the jobs it gave.
-struct Taken {
-    name: RStr,
-    key: Key,
+struct Taken<'a> {
+    name: RStr<'a>,
+    key: Key<'a>,
     seqs: Vec<u64>,
     before: Snapshot,
     /// Whether anything changed (jobs reserved or promoted): only then is the queue settled, since settling
@@ -160,7 +160,7 @@ struct Taken {
 
 /// Reserves and replies if the queues have ready jobs, taking from each in order until COUNT is reached
 /// (strict priority). False: nothing reserved, nothing replied. `named`: each job's reply names its queue.
-fn serve(ctx: Ctx, queues: &[RStr], want: Want, named: bool) -> Result<bool, CmdError> {
+fn serve(ctx: Ctx<'_>, queues: &[RStr<'_>], want: Want, named: bool) -> Result<bool, CmdError> {
     let mut taken: Vec<Taken> = Vec::new();
     let mut total = 0;
     for &name in queues {
@@ -211,7 +211,14 @@ fn serve(ctx: Ctx, queues: &[RStr], want: Want, named: bool) -> Result<bool, Cmd
 
 /// Reserves up to `count` ready jobs of one queue (promoting due ones first, replicated); empty when it is
 /// paused or its limits allow none. Also says whether it promoted any.
-fn take(ctx: Ctx, key_name: RStr, v: &mut QueueValue, count: usize, lease: Option<u64>, now: u64) -> (Vec<u64>, bool) {
+fn take(
+    ctx: Ctx<'_>,
+    key_name: RStr<'_>,
+    v: &mut QueueValue,
+    count: usize,
+    lease: Option<u64>,
+    now: u64,
+) -> (Vec<u64>, bool) {
     let promoted = v.queue.promote_due(now, PROMOTE_IN_RESERVE.max(count));
     if promoted > 0 {
         effects::promoted(ctx, key_name, promoted);
@@ -233,20 +240,22 @@ fn take(ctx: Ctx, key_name: RStr, v: &mut QueueValue, count: usize, lease: Optio
 }
 
 /// Called each time a key is signalled: serve the client, or return ERR to keep it waiting.
-extern "C" fn on_ready(ctx: Ctx, _argv: *mut RStr, _argc: c_int) -> c_int {
-    super::serve_blocked(ctx, true, || {
+extern "C" fn on_ready(ctx: RawCtx, _argv: *mut RawStr, _argc: c_int) -> c_int {
+    super::serve_blocked(ctx, true, |ctx| {
         let Some(b) = rm::blocked_data::<Blocked>(ctx) else { return Ok(false) };
-        let queues: Vec<RStr> = b.queues.iter().map(|q| q.0).collect();
+        let queues: Vec<RStr<'_>> = b.queues.iter().map(OwnedStr::as_rstr).collect();
         serve(ctx, &queues, b.want, queues.len() > 1)
     })
 }
 
-extern "C" fn on_timeout(ctx: Ctx, _argv: *mut RStr, _argc: c_int) -> c_int {
-    let want = rm::blocked_data::<Blocked>(ctx).map_or(Want { count: 1, lease: None, acked: None }, |b| b.want);
-    reply_none(ctx, want);
+extern "C" fn on_timeout(ctx: RawCtx, _argv: *mut RawStr, _argc: c_int) -> c_int {
+    rm::callback(ctx, |ctx| {
+        let want = rm::blocked_data::<Blocked>(ctx).map_or(Want { count: 1, lease: None, acked: None }, |b| b.want);
+        reply_none(ctx, want);
+    });
     rm::OK
 }
 
-extern "C" fn free_blocked(_ctx: Ctx, privdata: *mut c_void) {
-    rm::free_blocked::<Blocked>(privdata);
+extern "C" fn free_blocked(_ctx: RawCtx, privdata: *mut c_void) {
+    drop(rm::take_blocked::<Blocked>(privdata));
 }

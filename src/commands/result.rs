@@ -16,7 +16,7 @@ use crate::core::limits;
 use crate::core::queue::Finish;
 use crate::core::State;
 use crate::effects;
-use crate::rm::{self, Ctx, Key, OwnedStr, RStr};
+use crate::rm::{self, Ctx, Key, OwnedStr, RStr, RawCtx, RawStr};
 use crate::waiters::{self, Watch};
 
 /// The error of a job a CALL … CANCEL cancelled at its timeout.
@@ -30,14 +30,14 @@ struct Wait {
 }
 
 /// The job's outcome now (None: no such job).
-fn lookup(ctx: Ctx, key: RStr, id: &[u8]) -> Result<Option<Finish>, super::args::CmdError> {
+fn lookup(ctx: Ctx<'_>, key: RStr<'_>, id: &[u8]) -> Result<Option<Finish>, super::args::CmdError> {
     let mut k = Key::open(ctx, key, false);
     let found = existing(&mut k)?.and_then(|v| v.queue.find(id).and_then(|s| v.queue.outcome(s)));
     Ok(found)
 }
 
 /// RESULT's map: state, result, error, attempts, finished, progress (nil where a job has none).
-fn reply_outcome(ctx: Ctx, f: &Finish) {
+fn reply_outcome(ctx: Ctx<'_>, f: &Finish) {
     let text = |ctx, t: &Option<Box<[u8]>>| match t {
         Some(b) => rm::reply_bulk(ctx, b),
         None => rm::reply_null(ctx),
@@ -61,7 +61,7 @@ fn reply_outcome(ctx: Ctx, f: &Finish) {
 }
 
 /// A CALL replies nil when its job was cancelled by its own timeout (CANCEL), as at the timeout itself.
-fn reply_for(ctx: Ctx, f: &Finish, call: bool) {
+fn reply_for(ctx: Ctx<'_>, f: &Finish, call: bool) {
     if call && f.state == State::Cancelled && f.error.as_deref() == Some(CALL_TIMED_OUT) {
         rm::reply_null(ctx);
     } else {
@@ -69,13 +69,13 @@ fn reply_for(ctx: Ctx, f: &Finish, call: bool) {
     }
 }
 
-fn block(ctx: Ctx, key: RStr, id: &[u8], ms: i64, call: bool) {
+fn block(ctx: Ctx<'_>, key: RStr<'_>, id: &[u8], ms: i64, call: bool) {
     let w = Wait { watch: Watch::new(ctx, key, id), key: OwnedStr::retain(key), call };
     waiters::watch(&w.watch);
     rm::block_on_keys(ctx, &[key], ms, on_ready, on_timeout, free_wait, Box::new(w));
 }
 
-pub fn result(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn result(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() < 3 {
         return Err(arity("ONCE.RESULT"));
     }
@@ -84,7 +84,7 @@ pub fn result(ctx: Ctx, args: &[RStr]) -> CmdResult {
     while opts.next_option()?.is_some() {
         block_ms = Some(opts.int(limits::BLOCK)?);
     }
-    let (key, id) = (args[1], rm::bytes(&args[2]));
+    let (key, id) = (args[1], args[2].bytes());
     match lookup(ctx, key, id)? {
         None => rm::reply_null(ctx),
         // Inside MULTI or a script it answers at once, as a blocking list command does there.
@@ -94,7 +94,7 @@ pub fn result(ctx: Ctx, args: &[RStr]) -> CmdResult {
     Ok(())
 }
 
-pub fn call(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn call(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() < 3 {
         return Err(arity("ONCE.CALL"));
     }
@@ -127,7 +127,7 @@ pub fn call(ctx: Ctx, args: &[RStr]) -> CmdResult {
     Ok(())
 }
 
-pub fn progress(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn progress(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() < 4 {
         return Err(arity("ONCE.PROGRESS"));
     }
@@ -136,19 +136,19 @@ pub fn progress(ctx: Ctx, args: &[RStr]) -> CmdResult {
     while opts.next_option()?.is_some() {
         attempt = Some(opts.int(limits::ATTEMPT)? as u64);
     }
-    check_payload(rm::bytes(&args[3])).map_err(|e| super::args::CmdError(e.0.replacen("payload", "progress", 1)))?;
+    check_payload(args[3].bytes()).map_err(|e| super::args::CmdError(e.0.replacen("payload", "progress", 1)))?;
     let mut key = Key::open(ctx, args[1], true);
     let Some(v) = existing(&mut key)? else {
         rm::reply_u64(ctx, 0);
         return Ok(());
     };
     let now = rm::now_ms();
-    let Some(seq) = v.queue.find(rm::bytes(&args[2])) else {
+    let Some(seq) = v.queue.find(args[2].bytes()) else {
         rm::reply_u64(ctx, 0);
         return Ok(());
     };
     let before = v.snapshot();
-    if !v.queue.set_progress(seq, attempt, rm::bytes(&args[3]), now) {
+    if !v.queue.set_progress(seq, attempt, args[3].bytes(), now) {
         rm::reply_u64(ctx, 0);
         return Ok(());
     }
@@ -166,10 +166,10 @@ pub fn progress(ctx: Ctx, args: &[RStr]) -> CmdResult {
 }
 
 /// Called each time the key is signalled: reply once the job has finished, else keep waiting.
-extern "C" fn on_ready(ctx: Ctx, _argv: *mut RStr, _argc: c_int) -> c_int {
-    super::serve_blocked(ctx, false, || {
+extern "C" fn on_ready(ctx: RawCtx, _argv: *mut RawStr, _argc: c_int) -> c_int {
+    super::serve_blocked(ctx, false, |ctx| {
         let Some(w) = rm::blocked_data::<Wait>(ctx) else { return Ok(false) };
-        let now = lookup(ctx, w.key.0, &w.watch.id)?;
+        let now = lookup(ctx, w.key.as_rstr(), &w.watch.id)?;
         let present = now.is_some();
         let outcome = match now {
             Some(f) if f.state.is_finished() => Some(f),
@@ -187,10 +187,10 @@ extern "C" fn on_ready(ctx: Ctx, _argv: *mut RStr, _argc: c_int) -> c_int {
 }
 
 /// RESULT replies the job as it is at its timeout; CALL replies nil.
-extern "C" fn on_timeout(ctx: Ctx, _argv: *mut RStr, _argc: c_int) -> c_int {
-    super::serve_blocked(ctx, false, || {
+extern "C" fn on_timeout(ctx: RawCtx, _argv: *mut RawStr, _argc: c_int) -> c_int {
+    super::serve_blocked(ctx, false, |ctx| {
         match rm::blocked_data::<Wait>(ctx) {
-            Some(w) if !w.call => match lookup(ctx, w.key.0, &w.watch.id)? {
+            Some(w) if !w.call => match lookup(ctx, w.key.as_rstr(), &w.watch.id)? {
                 Some(f) => reply_outcome(ctx, &f),
                 None => rm::reply_null(ctx),
             },
@@ -200,9 +200,8 @@ extern "C" fn on_timeout(ctx: Ctx, _argv: *mut RStr, _argc: c_int) -> c_int {
     })
 }
 
-extern "C" fn free_wait(_ctx: Ctx, privdata: *mut c_void) {
-    if let Some(w) = rm::value_ref::<Wait>(privdata) {
+extern "C" fn free_wait(_ctx: RawCtx, privdata: *mut c_void) {
+    if let Some(w) = rm::take_blocked::<Wait>(privdata) {
         waiters::unwatch(&w.watch);
     }
-    rm::free_blocked::<Wait>(privdata);
 }

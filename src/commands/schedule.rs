@@ -11,20 +11,20 @@ use crate::core::schedule::{JobOptions, Missed, Schedule};
 use crate::effects;
 use crate::rm::{self, Ctx, Key, OwnedStr, RStr};
 
-pub fn schedule(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn schedule(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() < 5 {
         return Err(arity("ONCE.SCHEDULE"));
     }
-    let name = rm::bytes(&args[2]);
+    let name = args[2].bytes();
     if name.is_empty() || name.len() > MAX_SCHEDULE_NAME {
         return Err(err(format!("schedule name must be 1 to {MAX_SCHEDULE_NAME} bytes")));
     }
-    let spec_bytes = rm::bytes(&args[3]);
+    let spec_bytes = args[3].bytes();
     if spec_bytes.len() > MAX_SPEC_BYTES {
         return Err(err(format!("schedule spec is {} bytes, over the limit of {MAX_SPEC_BYTES}", spec_bytes.len())));
     }
     let spec = std::str::from_utf8(spec_bytes).map_err(|_| err("invalid schedule spec: not UTF-8"))?;
-    let payload = rm::bytes(&args[4]);
+    let payload = args[4].bytes();
     let mut options = JobOptions {
         retries: config::default_retries(),
         backoff_ms: config::default_backoff_ms(),
@@ -82,7 +82,7 @@ pub fn schedule(ctx: Ctx, args: &[RStr]) -> CmdResult {
     Ok(())
 }
 
-pub fn unschedule(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn unschedule(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() != 3 {
         return Err(arity("ONCE.UNSCHEDULE"));
     }
@@ -92,7 +92,7 @@ pub fn unschedule(ctx: Ctx, args: &[RStr]) -> CmdResult {
         return Ok(());
     };
     let before = v.snapshot();
-    let removed = v.queue.remove_schedule(rm::bytes(&args[2]));
+    let removed = v.queue.remove_schedule(args[2].bytes());
     if removed {
         effects::as_itself(ctx, b"ONCE.UNSCHEDULE\0", &[OwnedStr::retain(args[1]), OwnedStr::retain(args[2])]);
         settle(ctx, args[1], v, before);
@@ -101,7 +101,7 @@ pub fn unschedule(ctx: Ctx, args: &[RStr]) -> CmdResult {
     Ok(())
 }
 
-pub fn schedules(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn schedules(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() != 2 {
         return Err(arity("ONCE.SCHEDULES"));
     }

@@ -9,7 +9,7 @@ use crate::core::settings::Settings;
 use crate::core::{Stats, Totals};
 use crate::rm::{self, Ctx, Key, RStr};
 
-pub fn stats(ctx: Ctx, args: &[RStr]) -> CmdResult {
+pub fn stats(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() != 2 {
         return Err(arity("ONCE.STATS"));
     }

@@ -8,14 +8,14 @@ use super::{
     ack, bulk, docs, events, extend, groups, histogram, inspect, internal, lists, manage, nack, operate, push, reserve,
     result, run, schedule, stats,
 };
-use crate::rm::{self, Ctx, RStr};
+use crate::rm::{self, Ctx, RawCtx, RawStr};
 
 /// What Redis calls: a handler wrapped by `run`, so no error or panic escapes.
-pub type Entry = extern "C" fn(Ctx, *mut RStr, c_int) -> c_int;
+pub type Entry = extern "C" fn(RawCtx, *mut RawStr, c_int) -> c_int;
 
 macro_rules! entry {
     ($handler:path, $flags:literal) => {{
-        extern "C" fn cmd(ctx: Ctx, argv: *mut RStr, argc: c_int) -> c_int {
+        extern "C" fn cmd(ctx: RawCtx, argv: *mut RawStr, argc: c_int) -> c_int {
             run(ctx, argv, argc, $handler, $flags.starts_with("write"))
         }
         cmd as Entry
@@ -192,7 +192,7 @@ pub static COMMANDS: &[Command] = &[
 
 /// Registers every command of the table with its docs and key spec, and (where the server has the API) its
 /// ACL categories.
-pub fn register(ctx: Ctx) -> Result<(), String> {
+pub fn register(ctx: Ctx<'_>) -> Result<(), String> {
     let with_once = rm::add_acl_category(ctx, &CString::new("once").map_err(|e| e.to_string())?);
     for c in COMMANDS {
         // Lower case, as Redis names its own commands: COMMAND INFO, commandstats and error texts show it so.

@@ -10,7 +10,6 @@ use crate::core::queue::totals::TOTAL_FIELDS;
 use crate::core::schedule::SCHEDULE_FIELDS;
 use crate::core::settings::SETTING_FIELDS;
 use crate::rm::{self, Digest};
-use crate::value::QueueValue;
 
 /// What the digest mixes in, on top of rm's calls.
 trait Mix {
@@ -30,7 +29,7 @@ impl Mix for Digest {
 }
 
 pub extern "C" fn digest(md: *mut RedisModuleDigest, value: *mut c_void) {
-    let Some(v) = rm::value_ref::<QueueValue>(value) else { return };
+    let Some(v) = rm::queue_ref(value) else { return };
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let d = Digest(md);
         let q = &v.queue;

@@ -21,7 +21,7 @@ use crate::core::queue::{NEXT_SEQ, SEQ_LIMIT};
 use crate::core::schedule::SCHEDULE_FIELDS;
 use crate::core::settings::{Settings, SETTING_FIELDS, V2_SETTINGS, V3_SETTINGS, V4_SETTINGS};
 use crate::core::{Extra, Job, State, Totals};
-use crate::rm::{self, OwnedStr, RStr};
+use crate::rm::{OwnedStr, RStr};
 
 fn int(v: u64) -> OwnedStr {
     OwnedStr::int(i64::try_from(v).unwrap_or(i64::MAX))
@@ -39,9 +39,8 @@ pub fn job_header(mode: &str, job: &Job) -> Vec<u8> {
 }
 
 /// Arguments of `ONCE._JOB` after the command name (for AOF rewrite); `group` empty for the default group.
-pub fn job_args(key: RStr, mode: &str, job: &Job, group: &[u8]) -> Vec<OwnedStr> {
-    let mut v =
-        vec![OwnedStr::new(rm::bytes(&key)), OwnedStr::new(&job_header(mode, job)), OwnedStr::new(&job.payload)];
+pub fn job_args(key: RStr<'_>, mode: &str, job: &Job, group: &[u8]) -> Vec<OwnedStr> {
+    let mut v = vec![OwnedStr::new(key.bytes()), OwnedStr::new(&job_header(mode, job)), OwnedStr::new(&job.payload)];
     if let Some(id) = job.custom_id() {
         v.push(OwnedStr::new(b"ID"));
         v.push(OwnedStr::new(id));
@@ -206,8 +205,8 @@ fn decode_legacy_header(f: &[&[u8]]) -> Result<Job, String> {
 }
 
 /// `ONCE._META key next_seq <totals in schema order>`
-pub fn meta_args(key: RStr, next_seq: u64, t: &Totals) -> Vec<OwnedStr> {
-    let mut v = vec![OwnedStr::new(rm::bytes(&key)), int(next_seq)];
+pub fn meta_args(key: RStr<'_>, next_seq: u64, t: &Totals) -> Vec<OwnedStr> {
+    let mut v = vec![OwnedStr::new(key.bytes()), int(next_seq)];
     v.extend(TOTAL_FIELDS.iter().map(|f| OwnedStr::int((f.get)(t))));
     v
 }
@@ -227,9 +226,9 @@ pub fn decode_meta(a: &[&[u8]]) -> Result<(u64, Totals), String> {
 }
 
 /// `ONCE._SCHED key name spec tz payload retries backoff lease priority missed next_fire last_fire(-1: never)`
-pub fn schedule_args(key: RStr, s: &Schedule) -> Vec<OwnedStr> {
+pub fn schedule_args(key: RStr<'_>, s: &Schedule) -> Vec<OwnedStr> {
     let mut v = vec![
-        OwnedStr::new(rm::bytes(&key)),
+        OwnedStr::new(key.bytes()),
         OwnedStr::new(&s.name),
         OwnedStr::new(s.spec_text.as_bytes()),
         OwnedStr::new(s.tz_name.as_bytes()),
@@ -262,8 +261,8 @@ pub fn decode_schedule(a: &[&[u8]]) -> Result<Schedule, String> {
 }
 
 /// `ONCE._SETTINGS key <the queue's settings in schema order>` (CONFIGURE, PAUSE, RESUME, AOF rewrite).
-pub fn settings_args(key: RStr, s: &Settings) -> Vec<OwnedStr> {
-    let mut v = vec![OwnedStr::new(rm::bytes(&key))];
+pub fn settings_args(key: RStr<'_>, s: &Settings) -> Vec<OwnedStr> {
+    let mut v = vec![OwnedStr::new(key.bytes())];
     v.extend(SETTING_FIELDS.iter().map(|f| OwnedStr::int((f.get)(s))));
     v
 }
@@ -286,11 +285,11 @@ const EVENTS_PER_COMMAND: usize = 1000;
 
 /// `ONCE._EVENTS key last-id [id event job attempt ms error] ...`, as many commands as the log needs
 /// (`job` and `error` are "" when there is none): the log as it is, for AOF rewrite.
-pub fn events_args(key: RStr, log: &EventLog) -> Vec<Vec<OwnedStr>> {
+pub fn events_args(key: RStr<'_>, log: &EventLog) -> Vec<Vec<OwnedStr>> {
     let all: Vec<&Event> = log.iter().collect();
     let mut out = Vec::new();
     for chunk in all.chunks(EVENTS_PER_COMMAND) {
-        let mut v = vec![OwnedStr::new(rm::bytes(&key)), int(log.last_id())];
+        let mut v = vec![OwnedStr::new(key.bytes()), int(log.last_id())];
         for e in chunk {
             v.push(int(e.id));
             v.push(OwnedStr::new(e.kind.name().as_bytes()));
@@ -302,7 +301,7 @@ pub fn events_args(key: RStr, log: &EventLog) -> Vec<Vec<OwnedStr>> {
         out.push(v);
     }
     if out.is_empty() && log.last_id() > 0 {
-        out.push(vec![OwnedStr::new(rm::bytes(&key)), int(log.last_id())]);
+        out.push(vec![OwnedStr::new(key.bytes()), int(log.last_id())]);
     }
     out
 }
@@ -333,8 +332,8 @@ pub fn decode_events(a: &[&[u8]]) -> Result<(u64, Vec<Event>), String> {
 }
 
 /// `ONCE._HIST key wait|run sum c0 ... c25`: one histogram as it is (AOF rewrite).
-pub fn hist_args(key: RStr, which: Which, h: &Histogram) -> Vec<OwnedStr> {
-    let mut v = vec![OwnedStr::new(rm::bytes(&key)), OwnedStr::new(which.name().as_bytes()), int(h.sum_ms)];
+pub fn hist_args(key: RStr<'_>, which: Which, h: &Histogram) -> Vec<OwnedStr> {
+    let mut v = vec![OwnedStr::new(key.bytes()), OwnedStr::new(which.name().as_bytes()), int(h.sum_ms)];
     v.extend(h.counts.iter().map(|&c| int(c)));
     v
 }
@@ -376,8 +375,8 @@ pub fn own_limits(v: [i64; 3]) -> Result<Limits, String> {
 
 /// `ONCE._GROUP key name concurrency rate-n rate-per [window time ...]`: one group's own limits and rate
 /// window as they are (ONCE.GROUP, AOF rewrite).
-pub fn group_args(key: RStr, g: &Group) -> Vec<OwnedStr> {
-    let mut v = vec![OwnedStr::new(rm::bytes(&key)), OwnedStr::new(&g.name)];
+pub fn group_args(key: RStr<'_>, g: &Group) -> Vec<OwnedStr> {
+    let mut v = vec![OwnedStr::new(key.bytes()), OwnedStr::new(&g.name)];
     v.extend(own_numbers(&g.own).iter().map(|&x| OwnedStr::int(x)));
     v.extend(g.window.0.iter().map(|&t| int(t)));
     v
@@ -413,8 +412,8 @@ pub fn decode_times(a: &[&[u8]]) -> Result<VecDeque<u64>, String> {
 }
 
 /// `ONCE._WINDOW key [time ...]`: the queue's own rate window (AOF rewrite).
-pub fn window_args(key: RStr, w: &Window) -> Vec<OwnedStr> {
-    let mut v = vec![OwnedStr::new(rm::bytes(&key))];
+pub fn window_args(key: RStr<'_>, w: &Window) -> Vec<OwnedStr> {
+    let mut v = vec![OwnedStr::new(key.bytes())];
     v.extend(w.0.iter().map(|&t| int(t)));
     v
 }
@@ -424,12 +423,12 @@ const RING_PER_COMMAND: usize = 1000;
 
 /// `ONCE._RING key FIRST|NEXT name ...`: the round-robin's order, in as many commands as it needs (FIRST
 /// starts it again; AOF rewrite).
-pub fn ring_args(key: RStr, names: &[&[u8]]) -> Vec<Vec<OwnedStr>> {
+pub fn ring_args(key: RStr<'_>, names: &[&[u8]]) -> Vec<Vec<OwnedStr>> {
     names
         .chunks(RING_PER_COMMAND)
         .enumerate()
         .map(|(i, chunk)| {
-            let mut v = vec![OwnedStr::new(rm::bytes(&key)), OwnedStr::new(if i == 0 { b"FIRST" } else { b"NEXT" })];
+            let mut v = vec![OwnedStr::new(key.bytes()), OwnedStr::new(if i == 0 { b"FIRST" } else { b"NEXT" })];
             v.extend(chunk.iter().map(|n| OwnedStr::new(n)));
             v
         })

@@ -65,7 +65,7 @@ enum Put<'a> {
 }
 
 pub extern "C" fn save(io: *mut RedisModuleIO, value: *mut c_void) {
-    let Some(v) = rm::value_ref::<QueueValue>(value) else {
+    let Some(v) = rm::queue_ref(value) else {
         fail_io(io);
         return;
     };

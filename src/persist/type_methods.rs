@@ -43,28 +43,24 @@ pub fn queue_type() -> *mut raw::RedisModuleType {
     *QUEUE_TYPE.raw_type.borrow()
 }
 
-fn as_queue<'a>(value: *const c_void) -> Option<&'a QueueValue> {
-    rm::value_ref::<QueueValue>(value)
-}
-
 extern "C" fn free(value: *mut c_void) {
-    rm::value_free::<QueueValue>(value);
+    rm::queue_free(value);
 }
 
 /// Many jobs: Redis frees the value on its lazy-free thread instead of stalling the event loop.
 extern "C" fn free_effort(_key: *mut raw::RedisModuleString, value: *const c_void) -> usize {
-    as_queue(value).map_or(1, |v| v.queue.len() + v.queue.schedule_count() + 1)
+    rm::queue_ref(value).map_or(1, |v| v.queue.len() + v.queue.schedule_count() + 1)
 }
 
 extern "C" fn unlink(key: *mut raw::RedisModuleString, value: *const c_void) {
-    if let Some(v) = as_queue(value) {
+    if let Some(v) = rm::queue_ref(value) {
         v.uncount();
-        crate::eviction::note_unlinked(rm::bytes(&key), v.queue.stats());
+        rm::with_str(key, |key| crate::eviction::note_unlinked(key.bytes(), v.queue.stats()));
     }
 }
 
 extern "C" fn mem_usage(value: *const c_void) -> usize {
-    catch_unwind(AssertUnwindSafe(|| as_queue(value).map_or(0, |v| v.queue.memory_bytes()))).unwrap_or(0)
+    catch_unwind(AssertUnwindSafe(|| rm::queue_ref(value).map_or(0, |v| v.queue.memory_bytes()))).unwrap_or(0)
 }
 
 extern "C" fn copy(
@@ -72,7 +68,7 @@ extern "C" fn copy(
     _to: *mut raw::RedisModuleString,
     value: *const c_void,
 ) -> *mut c_void {
-    let copied = catch_unwind(AssertUnwindSafe(|| as_queue(value).map(|v| QueueValue::new(v.queue.clone()))));
+    let copied = catch_unwind(AssertUnwindSafe(|| rm::queue_ref(value).map(|v| QueueValue::new(v.queue.clone()))));
     match copied {
         Ok(Some(b)) => Box::into_raw(b).cast::<c_void>(),
         _ => std::ptr::null_mut(),

@@ -3,35 +3,28 @@
 //! Every pointer these functions take is one the server handed to the callback that calls them (a context, a
 //! key name, an argument, an IO handle), valid for that whole callback; marking each function `unsafe` would
 //! only move the same promise to every caller, so clippy's `not_unsafe_ptr_arg_deref` is allowed here, in this
-//! one file. Handles whose lifetimes the compiler checks are the way to retire it.
+//! module. Contexts and strings are typed handles (handles.rs) whose lifetime is the callback's, checked by
+//! the compiler; what is left are the raw pointers of type methods, IO, events and filters.
 //!
 //! The crate's safe layer allocates a Vec of strings per command and cannot block with a timeout; the
-//! module talks to the raw API directly, and every unsafe block of it is in this one file.
+//! module talks to the raw API directly, and every unsafe block of it is in this module.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
+
+mod handles;
+mod key;
+mod slots;
 
 use std::ffi::{c_char, c_int, c_long, c_void, CString};
 use std::ptr;
 
 use redis_module::raw;
 
-pub type Ctx = *mut raw::RedisModuleCtx;
-pub type RStr = *mut raw::RedisModuleString;
+pub use handles::{blocked_ready_key, callback, command, key_event, with_str, Ctx, OwnedStr, RStr, RawCtx, RawStr};
+pub use key::{queue_free, queue_ref, Key, Slot};
+pub use slots::*;
 
 pub const OK: c_int = raw::REDISMODULE_OK as c_int;
 pub const ERR: c_int = raw::REDISMODULE_ERR as c_int;
-
-/// The bytes of a Redis string, borrowed for as long as the handle is (the string lives at least as long).
-pub fn bytes(s: &RStr) -> &[u8] {
-    let s = *s;
-    let mut len: usize = 0;
-    unsafe {
-        let p = raw::RedisModule_StringPtrLen.unwrap()(s, &mut len);
-        if p.is_null() {
-            return &[];
-        }
-        std::slice::from_raw_parts(p.cast::<u8>(), len)
-    }
-}
 
 /// The time a command acts at: the server clock, or the master's time while `ONCE._AT` replays one.
 pub fn now_ms() -> u64 {
@@ -117,56 +110,56 @@ pub fn missing_api() -> Option<&'static str> {
 
 // ---- replies ----
 
-pub fn reply_bulk(ctx: Ctx, b: &[u8]) {
-    unsafe { raw::RedisModule_ReplyWithStringBuffer.unwrap()(ctx, b.as_ptr().cast::<c_char>(), b.len()) };
+pub fn reply_bulk(ctx: Ctx<'_>, b: &[u8]) {
+    unsafe { raw::RedisModule_ReplyWithStringBuffer.unwrap()(ctx.raw(), b.as_ptr().cast::<c_char>(), b.len()) };
 }
 
-pub fn reply_str(ctx: Ctx, s: RStr) {
-    unsafe { raw::RedisModule_ReplyWithString.unwrap()(ctx, s) };
+pub fn reply_str(ctx: Ctx<'_>, s: RStr<'_>) {
+    unsafe { raw::RedisModule_ReplyWithString.unwrap()(ctx.raw(), s.raw()) };
 }
 
-pub fn reply_int(ctx: Ctx, v: i64) {
-    unsafe { raw::RedisModule_ReplyWithLongLong.unwrap()(ctx, v) };
+pub fn reply_int(ctx: Ctx<'_>, v: i64) {
+    unsafe { raw::RedisModule_ReplyWithLongLong.unwrap()(ctx.raw(), v) };
 }
 
-pub fn reply_u64(ctx: Ctx, v: u64) {
+pub fn reply_u64(ctx: Ctx<'_>, v: u64) {
     reply_int(ctx, i64::try_from(v).unwrap_or(i64::MAX));
 }
 
-pub fn reply_null(ctx: Ctx) {
-    unsafe { raw::RedisModule_ReplyWithNull.unwrap()(ctx) };
+pub fn reply_null(ctx: Ctx<'_>) {
+    unsafe { raw::RedisModule_ReplyWithNull.unwrap()(ctx.raw()) };
 }
 
-pub fn reply_null_array(ctx: Ctx) {
-    unsafe { raw::RedisModule_ReplyWithNullArray.unwrap()(ctx) };
+pub fn reply_null_array(ctx: Ctx<'_>) {
+    unsafe { raw::RedisModule_ReplyWithNullArray.unwrap()(ctx.raw()) };
 }
 
-pub fn reply_array(ctx: Ctx, len: usize) {
-    unsafe { raw::RedisModule_ReplyWithArray.unwrap()(ctx, len as c_long) };
+pub fn reply_array(ctx: Ctx<'_>, len: usize) {
+    unsafe { raw::RedisModule_ReplyWithArray.unwrap()(ctx.raw(), len as c_long) };
 }
 
 /// A RESP3 map, or a flat field/value array under RESP2.
-pub fn reply_map(ctx: Ctx, pairs: usize) {
-    raw::reply_with_map(ctx, pairs as c_long);
+pub fn reply_map(ctx: Ctx<'_>, pairs: usize) {
+    raw::reply_with_map(ctx.raw(), pairs as c_long);
 }
 
 /// Error replies must be one ASCII line without NUL bytes.
-pub fn reply_error(ctx: Ctx, msg: &str) {
+pub fn reply_error(ctx: Ctx<'_>, msg: &str) {
     let clean: String = msg.chars().map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '?' }).collect();
     if let Ok(c) = CString::new(clean) {
-        unsafe { raw::RedisModule_ReplyWithError.unwrap()(ctx, c.as_ptr()) };
+        unsafe { raw::RedisModule_ReplyWithError.unwrap()(ctx.raw(), c.as_ptr()) };
     }
 }
 
 // ---- context ----
 
-pub fn flags(ctx: Ctx) -> u32 {
-    unsafe { raw::RedisModule_GetContextFlags.unwrap()(ctx) as u32 }
+pub fn flags(ctx: Ctx<'_>) -> u32 {
+    unsafe { raw::RedisModule_GetContextFlags.unwrap()(ctx.raw()) as u32 }
 }
 
 /// Timer and other self-started writes are allowed only on a master that is not loading, and not while the
 /// server asks modules to keep replication traffic quiet (CLIENT PAUSE WRITE, FAILOVER, SHUTDOWN).
-pub fn may_act_on_own(ctx: Ctx) -> bool {
+pub fn may_act_on_own(ctx: Ctx<'_>) -> bool {
     let f = flags(ctx);
     let master = f & raw::REDISMODULE_CTX_FLAGS_MASTER != 0;
     let loading = f & raw::REDISMODULE_CTX_FLAGS_LOADING != 0;
@@ -174,77 +167,54 @@ pub fn may_act_on_own(ctx: Ctx) -> bool {
     master && !loading && !quiet
 }
 
-pub fn is_loading(ctx: Ctx) -> bool {
+pub fn is_loading(ctx: Ctx<'_>) -> bool {
     flags(ctx) & raw::REDISMODULE_CTX_FLAGS_LOADING != 0
 }
 
 /// A command this node replays rather than takes from a client: sent by its master, or read from its AOF.
-pub fn is_replayed(ctx: Ctx) -> bool {
+pub fn is_replayed(ctx: Ctx<'_>) -> bool {
     flags(ctx) & (raw::REDISMODULE_CTX_FLAGS_REPLICATED | raw::REDISMODULE_CTX_FLAGS_LOADING) != 0
 }
 
 /// Whether the server runs as a cluster node.
-pub fn in_cluster(ctx: Ctx) -> bool {
+pub fn in_cluster(ctx: Ctx<'_>) -> bool {
     flags(ctx) & raw::REDISMODULE_CTX_FLAGS_CLUSTER != 0
 }
 
 /// True inside MULTI, Lua or a function, or wherever the server forbids blocking.
-pub fn may_not_block(ctx: Ctx) -> bool {
+pub fn may_not_block(ctx: Ctx<'_>) -> bool {
     let f = flags(ctx);
     f & (raw::REDISMODULE_CTX_FLAGS_MULTI | raw::REDISMODULE_CTX_FLAGS_LUA | raw::REDISMODULE_CTX_FLAGS_DENY_BLOCKING)
         != 0
 }
 
-pub fn selected_db(ctx: Ctx) -> i32 {
-    unsafe { raw::RedisModule_GetSelectedDb.unwrap()(ctx) }
+pub fn selected_db(ctx: Ctx<'_>) -> i32 {
+    unsafe { raw::RedisModule_GetSelectedDb.unwrap()(ctx.raw()) }
 }
 
-pub fn select_db(ctx: Ctx, db: i32) -> bool {
-    unsafe { raw::RedisModule_SelectDb.unwrap()(ctx, db) == OK }
+pub fn select_db(ctx: Ctx<'_>, db: i32) -> bool {
+    unsafe { raw::RedisModule_SelectDb.unwrap()(ctx.raw(), db) == OK }
 }
 
-pub fn signal_ready(ctx: Ctx, key: RStr) {
-    unsafe { raw::RedisModule_SignalKeyAsReady.unwrap()(ctx, key) };
+pub fn signal_ready(ctx: Ctx<'_>, key: RStr<'_>) {
+    unsafe { raw::RedisModule_SignalKeyAsReady.unwrap()(ctx.raw(), key.raw()) };
 }
 
-pub fn log(ctx: Ctx, level: &str, msg: &str) {
+pub fn log(ctx: Ctx<'_>, level: &str, msg: &str) {
+    log_raw(ctx.raw(), level, msg);
+}
+
+/// Logs without a context (the panic hook, which may run anywhere): the server accepts a null one.
+pub fn log_detached(level: &str, msg: &str) {
+    log_raw(ptr::null_mut(), level, msg);
+}
+
+fn log_raw(ctx: RawCtx, level: &str, msg: &str) {
     let (Ok(level), Ok(msg)) = (CString::new(level), CString::new(msg.replace('\0', "?"))) else { return };
     let fmt = b"%s\0";
     // Also called from the panic hook: must not panic itself.
     if let Some(log) = unsafe { raw::RedisModule_Log } {
         unsafe { log(ctx, level.as_ptr(), fmt.as_ptr().cast::<c_char>(), msg.as_ptr()) };
-    }
-}
-
-// ---- strings ----
-
-/// An owned Redis string, freed on drop (created without a context, so it is not auto-freed).
-pub struct OwnedStr(pub RStr);
-
-impl OwnedStr {
-    pub fn new(b: &[u8]) -> OwnedStr {
-        OwnedStr(unsafe {
-            raw::RedisModule_CreateString.unwrap()(ptr::null_mut(), b.as_ptr().cast::<c_char>(), b.len())
-        })
-    }
-
-    pub fn int(v: i64) -> OwnedStr {
-        OwnedStr(unsafe { raw::RedisModule_CreateStringFromLongLong.unwrap()(ptr::null_mut(), v) })
-    }
-
-    /// Takes another reference to a command argument, without copying it. Never for key names handed to
-    /// type callbacks (AOF rewrite): those may live on the stack, and Redis aborts on retaining them.
-    pub fn retain(s: RStr) -> OwnedStr {
-        unsafe { raw::RedisModule_RetainString.unwrap()(ptr::null_mut(), s) };
-        OwnedStr(s)
-    }
-}
-
-impl Drop for OwnedStr {
-    fn drop(&mut self) {
-        if !self.0.is_null() {
-            unsafe { raw::RedisModule_FreeString.unwrap()(ptr::null_mut(), self.0) };
-        }
     }
 }
 
@@ -277,9 +247,9 @@ pub fn begin_command() -> bool {
 /// holds), which replays them in order — so a client command is one entry in the AOF and on every replica, never
 /// a MULTI/EXEC of several. Records of other commands than Once's (a list producer's RPUSH, ADOPT's DEL) go out
 /// one by one, as the server would have sent them.
-pub fn end_command(ctx: Ctx) {
+pub fn end_command(ctx: Ctx<'_>) {
     let Some(records) = RECORDS.with(|r| r.borrow_mut().take()) else { return };
-    let ours = |rec: &Record| bytes(&rec[0].0).len() > 5 && bytes(&rec[0].0)[..5].eq_ignore_ascii_case(b"ONCE.");
+    let ours = |rec: &Record| rec[0].bytes().len() > 5 && rec[0].bytes()[..5].eq_ignore_ascii_case(b"ONCE.");
     if records.len() <= 1 || !records.iter().all(|rec| rec.len() >= 2 && ours(rec)) {
         for rec in &records {
             send_record(ctx, rec);
@@ -288,23 +258,23 @@ pub fn end_command(ctx: Ctx) {
     }
     let mut many: Record = Vec::with_capacity(2 + records.iter().map(|r| r.len() + 1).sum::<usize>());
     many.push(OwnedStr::new(b"ONCE._MANY"));
-    many.push(OwnedStr::retain(records[0][1].0));
+    many.push(OwnedStr::retain(records[0][1].as_rstr()));
     many.push(OwnedStr::int(records.len() as i64));
     for rec in &records {
         many.push(OwnedStr::int(rec.len() as i64));
-        many.extend(rec.iter().map(|a| OwnedStr::retain(a.0)));
+        many.extend(rec.iter().map(|a| OwnedStr::retain(a.as_rstr())));
     }
     send_record(ctx, &many);
 }
 
-fn send_record(ctx: Ctx, rec: &Record) {
+fn send_record(ctx: Ctx<'_>, rec: &Record) {
     let Some((name, args)) = rec.split_first() else { return };
-    let mut cmd = bytes(&name.0).to_vec();
+    let mut cmd = name.bytes().to_vec();
     cmd.push(0);
-    let argv: Vec<RStr> = args.iter().map(|a| a.0).collect();
+    let argv: Vec<RawStr> = args.iter().map(|a| a.as_rstr().raw()).collect();
     unsafe {
         raw::RedisModule_Replicate.unwrap()(
-            ctx,
+            ctx.raw(),
             cmd.as_ptr().cast::<c_char>(),
             c"v".as_ptr(),
             argv.as_ptr(),
@@ -327,15 +297,15 @@ fn hold(cmd: &[u8], args: impl Iterator<Item = OwnedStr>) -> bool {
 }
 
 /// Sends `cmd args...` to replicas and the AOF as one explicit command (at the end of the running command).
-pub fn replicate(ctx: Ctx, cmd: &'static [u8], args: &[OwnedStr]) {
-    if hold(cmd, args.iter().map(|a| OwnedStr::retain(a.0))) {
+pub fn replicate(ctx: Ctx<'_>, cmd: &'static [u8], args: &[OwnedStr]) {
+    if hold(cmd, args.iter().map(|a| OwnedStr::retain(a.as_rstr()))) {
         return;
     }
-    let argv: Vec<RStr> = args.iter().map(|a| a.0).collect();
+    let argv: Vec<RawStr> = args.iter().map(|a| a.as_rstr().raw()).collect();
     let fmt = b"v\0";
     unsafe {
         raw::RedisModule_Replicate.unwrap()(
-            ctx,
+            ctx.raw(),
             cmd.as_ptr().cast::<c_char>(),
             fmt.as_ptr().cast::<c_char>(),
             argv.as_ptr(),
@@ -347,128 +317,35 @@ pub fn replicate(ctx: Ctx, cmd: &'static [u8], args: &[OwnedStr]) {
 /// Propagates the running command exactly as the client sent it (replicas' own AOF and sub-replicas
 /// included): only for commands whose effect is the same wherever they are applied. `args` are the command's
 /// own (its name first), held as a record while a command runs.
-pub fn replicate_verbatim(ctx: Ctx, args: &[RStr]) {
+pub fn replicate_verbatim(ctx: Ctx<'_>, args: &[RStr<'_>]) {
     if let Some((name, rest)) = args.split_first() {
-        if hold(bytes(name), rest.iter().map(|&a| OwnedStr::retain(a))) {
+        if hold(name.bytes(), rest.iter().map(|&a| OwnedStr::retain(a))) {
             return;
         }
     }
-    unsafe { raw::RedisModule_ReplicateVerbatim.unwrap()(ctx) };
-}
-
-// ---- keys ----
-
-pub struct Key {
-    ptr: *mut raw::RedisModuleKey,
-    ctx: Ctx,
-    name: RStr,
-}
-
-pub enum Slot<'a, T> {
-    Empty,
-    Ours(&'a mut T),
-    WrongType,
-}
-
-impl Key {
-    pub fn open(ctx: Ctx, name: RStr, write: bool) -> Key {
-        let mode = if write { raw::REDISMODULE_READ | raw::REDISMODULE_WRITE } else { raw::REDISMODULE_READ };
-        let ptr = unsafe { raw::RedisModule_OpenKey.unwrap()(ctx, name, mode as c_int) };
-        Key { ptr: ptr.cast(), ctx, name }
-    }
-
-    /// The key's name and the database it was opened in.
-    pub fn name_and_db(&self) -> (&[u8], i32) {
-        (bytes(&self.name), selected_db(self.ctx))
-    }
-
-    /// Removes the key and what it holds.
-    pub fn delete(&mut self) {
-        if !self.ptr.is_null() {
-            unsafe { raw::RedisModule_DeleteKey.unwrap()(self.ptr) };
-        }
-    }
-
-    /// Whether the key holds a list.
-    pub fn is_list(&self) -> bool {
-        !self.ptr.is_null()
-            && unsafe { raw::RedisModule_KeyType.unwrap()(self.ptr) } == raw::REDISMODULE_KEYTYPE_LIST as c_int
-    }
-
-    /// Pops every element of the list under the key, head first; the key is gone afterwards.
-    pub fn drain_list(&mut self) -> Vec<OwnedStr> {
-        let (Some(pop), true) = (unsafe { raw::RedisModule_ListPop }, self.is_list()) else { return Vec::new() };
-        let mut out = Vec::new();
-        loop {
-            let s = unsafe { pop(self.ptr, raw::REDISMODULE_LIST_HEAD as c_int) };
-            if s.is_null() {
-                return out;
-            }
-            out.push(OwnedStr(s));
-        }
-    }
-
-    /// What the key holds: nothing, a value of `ty`, or something else.
-    /// The value is borrowed from the key, mutably, for as long as the key is open and not borrowed again.
-    pub fn get<T>(&mut self, ty: *mut raw::RedisModuleType) -> Slot<'_, T> {
-        if self.ptr.is_null() {
-            return Slot::Empty;
-        }
-        unsafe {
-            if raw::RedisModule_KeyType.unwrap()(self.ptr) == raw::REDISMODULE_KEYTYPE_EMPTY as c_int {
-                return Slot::Empty;
-            }
-            if raw::RedisModule_ModuleTypeGetType.unwrap()(self.ptr) != ty {
-                return Slot::WrongType;
-            }
-            let v = raw::RedisModule_ModuleTypeGetValue.unwrap()(self.ptr).cast::<T>();
-            if v.is_null() {
-                return Slot::WrongType;
-            }
-            Slot::Ours(&mut *v)
-        }
-    }
-
-    /// Stores a new value in an empty key; Redis owns it from then on and frees it through the type.
-    pub fn set<T>(&mut self, ty: *mut raw::RedisModuleType, value: Box<T>) -> Option<&mut T> {
-        let p = Box::into_raw(value);
-        let status = unsafe { raw::RedisModule_ModuleTypeSetValue.unwrap()(self.ptr, ty, p.cast::<c_void>()) };
-        if status != OK {
-            drop(unsafe { Box::from_raw(p) });
-            return None;
-        }
-        Some(unsafe { &mut *p })
-    }
-}
-
-impl Drop for Key {
-    fn drop(&mut self) {
-        if !self.ptr.is_null() {
-            unsafe { raw::RedisModule_CloseKey.unwrap()(self.ptr) };
-        }
-    }
+    unsafe { raw::RedisModule_ReplicateVerbatim.unwrap()(ctx.raw()) };
 }
 
 // ---- calling a server command ----
 
 /// Runs `cmd args...` as the server would for a client (replicated as itself, to replicas and the AOF) and
 /// replies with what it replied.
-pub fn call_and_reply(ctx: Ctx, cmd: &str, args: &[RStr]) {
+pub fn call_and_reply(ctx: Ctx<'_>, cmd: &str, args: &[RStr<'_>]) {
     let (Ok(name), Some(call)) = (CString::new(cmd), unsafe { raw::RedisModule_Call }) else {
         reply_error(ctx, "ERR internal error in the once module (see the server log)");
         return;
     };
-    let mut argv = args.to_vec();
+    let mut argv: Vec<RawStr> = args.iter().map(|a| a.raw()).collect();
     // "!": replicate the command; "v": the arguments as an array; "E": errors come back as error replies;
     // "C": the calling user's ACL rules apply, as if the client had sent it.
     let fmt = b"!vEC\0";
-    let reply = unsafe { call(ctx, name.as_ptr(), fmt.as_ptr().cast::<c_char>(), argv.as_mut_ptr(), argv.len()) };
+    let reply = unsafe { call(ctx.raw(), name.as_ptr(), fmt.as_ptr().cast::<c_char>(), argv.as_mut_ptr(), argv.len()) };
     if reply.is_null() {
         reply_error(ctx, &format!("ERR could not run {cmd}"));
         return;
     }
     unsafe {
-        raw::RedisModule_ReplyWithCallReply.unwrap()(ctx, reply);
+        raw::RedisModule_ReplyWithCallReply.unwrap()(ctx.raw(), reply);
         raw::RedisModule_FreeCallReply.unwrap()(reply);
     }
 }
@@ -479,9 +356,9 @@ pub type FilterCtx = *mut raw::RedisModuleCommandFilterCtx;
 pub type FilterFn = extern "C" fn(FilterCtx);
 
 /// Registers a filter that sees every command before it runs (not this module's own calls).
-pub fn register_filter(ctx: Ctx, f: FilterFn) -> bool {
+pub fn register_filter(ctx: Ctx<'_>, f: FilterFn) -> bool {
     let Some(register) = (unsafe { raw::RedisModule_RegisterCommandFilter }) else { return false };
-    !unsafe { register(ctx, Some(f), raw::REDISMODULE_CMDFILTER_NOSELF as c_int) }.is_null()
+    !unsafe { register(ctx.raw(), Some(f), raw::REDISMODULE_CMDFILTER_NOSELF as c_int) }.is_null()
 }
 
 /// The filtered command's argument `i`, if it has one.
@@ -494,18 +371,14 @@ pub fn filter_arg<'a>(f: FilterCtx, i: usize) -> Option<&'a [u8]> {
     if s.is_null() {
         return None;
     }
-    // SAFETY: the argument lives for the whole filter call.
-    let b = bytes(&s);
-    Some(unsafe { std::slice::from_raw_parts(b.as_ptr(), b.len()) })
+    // The argument lives for the whole filter call.
+    Some(handles::filter_str(s).bytes())
 }
 
 /// Replaces the filtered command's argument `i` (Redis takes the new string).
 pub fn filter_replace(f: FilterCtx, i: usize, with: &[u8]) {
     let Some(replace) = (unsafe { raw::RedisModule_CommandFilterArgReplace }) else { return };
-    let s = OwnedStr::new(with);
-    let raw = s.0;
-    std::mem::forget(s);
-    unsafe { replace(f, i as c_int, raw) };
+    unsafe { replace(f, i as c_int, OwnedStr::new(with).give()) };
 }
 
 // ---- command registration and docs ----
@@ -534,12 +407,14 @@ pub struct CommandDoc {
 }
 
 pub fn create_command(
-    ctx: Ctx,
+    ctx: Ctx<'_>,
     name: &CString,
-    func: extern "C" fn(Ctx, *mut RStr, c_int) -> c_int,
+    func: extern "C" fn(RawCtx, *mut RawStr, c_int) -> c_int,
     flags: &CString,
 ) -> bool {
-    unsafe { raw::RedisModule_CreateCommand.unwrap()(ctx, name.as_ptr(), Some(func), flags.as_ptr(), 1, 1, 1) == OK }
+    unsafe {
+        raw::RedisModule_CreateCommand.unwrap()(ctx.raw(), name.as_ptr(), Some(func), flags.as_ptr(), 1, 1, 1) == OK
+    }
 }
 
 /// A null-terminated array of raw args for `docs`; `keep` holds the nested arrays alive until Redis copied them.
@@ -567,12 +442,12 @@ fn raw_args(docs: &[ArgDoc], keep: &mut Vec<Vec<raw::RedisModuleCommandArg>>) ->
 }
 
 /// Sets a registered command's docs and key spec. False if the server refused them (or has no such API).
-pub fn set_command_info(ctx: Ctx, name: &CString, doc: &CommandDoc) -> bool {
+pub fn set_command_info(ctx: Ctx<'_>, name: &CString, doc: &CommandDoc) -> bool {
     let (Some(get), Some(set)) = (unsafe { raw::RedisModule_GetCommand }, unsafe { raw::RedisModule_SetCommandInfo })
     else {
         return false;
     };
-    let command = unsafe { get(ctx, name.as_ptr()) };
+    let command = unsafe { get(ctx.raw(), name.as_ptr()) };
     if command.is_null() {
         return false;
     }
@@ -616,9 +491,9 @@ pub fn set_command_info(ctx: Ctx, name: &CString, doc: &CommandDoc) -> bool {
 }
 
 /// Adds a module ACL category where the server has the API (Redis 7.4+, Valkey); false elsewhere.
-pub fn add_acl_category(ctx: Ctx, name: &CString) -> bool {
+pub fn add_acl_category(ctx: Ctx<'_>, name: &CString) -> bool {
     match unsafe { raw::RedisModule_AddACLCategory } {
-        Some(add) => unsafe { add(ctx, name.as_ptr()) == OK },
+        Some(add) => unsafe { add(ctx.raw(), name.as_ptr()) == OK },
         None => false,
     }
 }
@@ -629,40 +504,31 @@ pub fn has_acl_categories() -> bool {
 }
 
 /// Puts a command in ACL categories (space separated) where the server has the API.
-pub fn set_acl_categories(ctx: Ctx, name: &CString, categories: &CString) -> bool {
+pub fn set_acl_categories(ctx: Ctx<'_>, name: &CString, categories: &CString) -> bool {
     let (Some(get), Some(set)) =
         (unsafe { raw::RedisModule_GetCommand }, unsafe { raw::RedisModule_SetCommandACLCategories })
     else {
         return false;
     };
-    let command = unsafe { get(ctx, name.as_ptr()) };
+    let command = unsafe { get(ctx.raw(), name.as_ptr()) };
     !command.is_null() && unsafe { set(command, categories.as_ptr()) == OK }
 }
 
-pub fn reply_ok(ctx: Ctx) {
-    unsafe { raw::RedisModule_ReplyWithSimpleString.unwrap()(ctx, c"OK".as_ptr()) };
+pub fn reply_ok(ctx: Ctx<'_>) {
+    unsafe { raw::RedisModule_ReplyWithSimpleString.unwrap()(ctx.raw(), c"OK".as_ptr()) };
 }
 
-// ---- entry points: arguments, module setup, INFO ----
-
-/// A command's arguments as a slice (empty when Redis passes none).
-pub fn argv<'a>(argv: *mut RStr, argc: c_int) -> &'a [RStr] {
-    if argv.is_null() || argc <= 0 {
-        return &[];
-    }
-    // SAFETY: Redis passes argc valid strings that live for the whole call.
-    unsafe { std::slice::from_raw_parts(argv, argc as usize) }
-}
+// ---- module setup, INFO ----
 
 /// Short reads and bad input in RDB loading come back as errors instead of killing the server.
-pub fn handle_io_errors(ctx: Ctx) {
-    unsafe { raw::RedisModule_SetModuleOptions.unwrap()(ctx, raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS as i32) };
+pub fn handle_io_errors(ctx: Ctx<'_>) {
+    unsafe { raw::RedisModule_SetModuleOptions.unwrap()(ctx.raw(), raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS as i32) };
 }
 
 pub type InfoFunc = extern "C" fn(*mut raw::RedisModuleInfoCtx, c_int);
 
-pub fn register_info(ctx: Ctx, f: InfoFunc) {
-    unsafe { raw::RedisModule_RegisterInfoFunc.unwrap()(ctx, Some(f)) };
+pub fn register_info(ctx: Ctx<'_>, f: InfoFunc) {
+    unsafe { raw::RedisModule_RegisterInfoFunc.unwrap()(ctx.raw(), Some(f)) };
 }
 
 /// Writes an INFO section of `(name, value)` fields.
@@ -689,30 +555,30 @@ pub fn info_text_field(ctx: *mut raw::RedisModuleInfoCtx, name: &str, value: &st
 }
 
 /// One field of the server's own INFO (`maxmemory_policy` of `memory`), read without running a command.
-pub fn server_info_field(ctx: Ctx, section: &str, field: &str) -> Option<String> {
+pub fn server_info_field(ctx: Ctx<'_>, section: &str, field: &str) -> Option<String> {
     let (Ok(section), Ok(field)) = (CString::new(section), CString::new(field)) else { return None };
     let (get, read, free) = unsafe {
         (raw::RedisModule_GetServerInfo?, raw::RedisModule_ServerInfoGetFieldC?, raw::RedisModule_FreeServerInfo?)
     };
-    let data = unsafe { get(ctx, section.as_ptr()) };
+    let data = unsafe { get(ctx.raw(), section.as_ptr()) };
     if data.is_null() {
         return None;
     }
     let p = unsafe { read(data, field.as_ptr()) };
     // SAFETY: the field's text lives until the info data is freed, which happens after it is copied.
     let value = (!p.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned());
-    unsafe { free(ctx, data) };
+    unsafe { free(ctx.raw(), data) };
     value
 }
 
 // ---- configs ----
 
 pub type ConfigGet = extern "C" fn(*const c_char, *mut c_void) -> i64;
-pub type ConfigSet = extern "C" fn(*const c_char, i64, *mut c_void, *mut RStr) -> c_int;
+pub type ConfigSet = extern "C" fn(*const c_char, i64, *mut c_void, *mut RawStr) -> c_int;
 
 /// Registers a numeric config whose callbacks get `var` back as their private data.
 pub fn register_numeric_config(
-    ctx: Ctx,
+    ctx: Ctx<'_>,
     name: &CString,
     default: i64,
     range: (i64, i64),
@@ -724,8 +590,9 @@ pub fn register_numeric_config(
         return Err("this server has no module configs".into());
     };
     let privdata = (var as *const std::sync::atomic::AtomicI64).cast_mut().cast::<c_void>();
-    let status =
-        unsafe { register(ctx, name.as_ptr(), default, 0, range.0, range.1, Some(get), Some(set), None, privdata) };
+    let status = unsafe {
+        register(ctx.raw(), name.as_ptr(), default, 0, range.0, range.1, Some(get), Some(set), None, privdata)
+    };
     if status == OK {
         Ok(())
     } else {
@@ -739,25 +606,25 @@ pub fn config_var(privdata: *mut c_void) -> Option<&'static std::sync::atomic::A
     unsafe { privdata.cast::<std::sync::atomic::AtomicI64>().as_ref() }
 }
 
-pub fn load_configs(ctx: Ctx) -> bool {
+pub fn load_configs(ctx: Ctx<'_>) -> bool {
     match unsafe { raw::RedisModule_LoadConfigs } {
-        Some(load) => unsafe { load(ctx) == OK },
+        Some(load) => unsafe { load(ctx.raw()) == OK },
         None => true,
     }
 }
 
 // ---- keyspace and server events ----
 
-pub type KeyEventFn = extern "C" fn(Ctx, c_int, *const c_char, RStr) -> c_int;
-pub type ServerEventFn = extern "C" fn(Ctx, raw::RedisModuleEvent, u64, *mut c_void);
+pub type KeyEventFn = extern "C" fn(RawCtx, c_int, *const c_char, RawStr) -> c_int;
+pub type ServerEventFn = extern "C" fn(RawCtx, raw::RedisModuleEvent, u64, *mut c_void);
 
-pub fn subscribe_keyspace(ctx: Ctx, classes: u32, f: KeyEventFn) -> bool {
-    unsafe { raw::RedisModule_SubscribeToKeyspaceEvents.unwrap()(ctx, classes as c_int, Some(f)) == OK }
+pub fn subscribe_keyspace(ctx: Ctx<'_>, classes: u32, f: KeyEventFn) -> bool {
+    unsafe { raw::RedisModule_SubscribeToKeyspaceEvents.unwrap()(ctx.raw(), classes as c_int, Some(f)) == OK }
 }
 
-pub fn subscribe_server_event(ctx: Ctx, id: u64, f: ServerEventFn) -> bool {
+pub fn subscribe_server_event(ctx: Ctx<'_>, id: u64, f: ServerEventFn) -> bool {
     let event = raw::RedisModuleEvent { id, dataver: 1 };
-    unsafe { raw::RedisModule_SubscribeToServerEvent.unwrap()(ctx, event, Some(f)) == OK }
+    unsafe { raw::RedisModule_SubscribeToServerEvent.unwrap()(ctx.raw(), event, Some(f)) == OK }
 }
 
 /// A keyspace event's name.
@@ -783,26 +650,26 @@ pub fn flushed_db(data: *mut c_void) -> Option<i32> {
 
 // ---- timers ----
 
-pub type TimerFn = extern "C" fn(Ctx, *mut c_void);
+pub type TimerFn = extern "C" fn(RawCtx, *mut c_void);
 
-pub fn create_timer(ctx: Ctx, delay_ms: i64, f: TimerFn) -> raw::RedisModuleTimerID {
-    unsafe { raw::RedisModule_CreateTimer.unwrap()(ctx, delay_ms, Some(f), ptr::null_mut()) }
+pub fn create_timer(ctx: Ctx<'_>, delay_ms: i64, f: TimerFn) -> raw::RedisModuleTimerID {
+    unsafe { raw::RedisModule_CreateTimer.unwrap()(ctx.raw(), delay_ms, Some(f), ptr::null_mut()) }
 }
 
-pub fn stop_timer(ctx: Ctx, id: raw::RedisModuleTimerID) {
+pub fn stop_timer(ctx: Ctx<'_>, id: raw::RedisModuleTimerID) {
     let mut data: *mut c_void = ptr::null_mut();
-    unsafe { raw::RedisModule_StopTimer.unwrap()(ctx, id, &mut data) };
+    unsafe { raw::RedisModule_StopTimer.unwrap()(ctx.raw(), id, &mut data) };
 }
 
 // ---- blocking on a key ----
 
-pub type BlockedFn = extern "C" fn(Ctx, *mut RStr, c_int) -> c_int;
-pub type FreeFn = extern "C" fn(Ctx, *mut c_void);
+pub type BlockedFn = extern "C" fn(RawCtx, *mut RawStr, c_int) -> c_int;
+pub type FreeFn = extern "C" fn(RawCtx, *mut c_void);
 
 /// Blocks the client on `key` with `data`, which Redis hands back to the callbacks and frees with `free`.
 pub fn block_on_key<T>(
-    ctx: Ctx,
-    key: RStr,
+    ctx: Ctx<'_>,
+    key: RStr<'_>,
     ms: i64,
     on_ready: BlockedFn,
     on_timeout: BlockedFn,
@@ -814,20 +681,20 @@ pub fn block_on_key<T>(
 
 /// As `block_on_key`, woken when any of `keys` is signalled.
 pub fn block_on_keys<T>(
-    ctx: Ctx,
-    keys: &[RStr],
+    ctx: Ctx<'_>,
+    keys: &[RStr<'_>],
     ms: i64,
     on_ready: BlockedFn,
     on_timeout: BlockedFn,
     free: FreeFn,
     data: Box<T>,
 ) {
-    let mut keys: Vec<RStr> = keys.to_vec();
+    let mut keys: Vec<RawStr> = keys.iter().map(|k| k.raw()).collect();
     let n = keys.len() as c_int;
     let privdata = Box::into_raw(data).cast::<c_void>();
     unsafe {
         raw::RedisModule_BlockClientOnKeys.unwrap()(
-            ctx,
+            ctx.raw(),
             Some(on_ready),
             Some(on_timeout),
             Some(free),
@@ -839,37 +706,16 @@ pub fn block_on_keys<T>(
     }
 }
 
-/// The data a blocked client was blocked with (inside its callbacks).
-pub fn blocked_data<'a, T>(ctx: Ctx) -> Option<&'a T> {
+/// The data a blocked client was blocked with (inside its callbacks, for as long as the callback's context).
+pub fn blocked_data<T>(ctx: Ctx<'_>) -> Option<&T> {
     // SAFETY: block_on_key stored a Box<T> for this client; Redis frees it only after the last callback.
-    unsafe { raw::RedisModule_GetBlockedClientPrivateData.unwrap()(ctx).cast::<T>().as_ref() }
+    unsafe { raw::RedisModule_GetBlockedClientPrivateData.unwrap()(ctx.raw()).cast::<T>().as_ref() }
 }
 
-pub fn blocked_ready_key(ctx: Ctx) -> RStr {
-    unsafe { raw::RedisModule_GetBlockedClientReadyKey.unwrap()(ctx) }
-}
-
-/// Frees what block_on_key stored.
-pub fn free_blocked<T>(privdata: *mut c_void) {
-    if !privdata.is_null() {
-        // SAFETY: privdata is the Box<T> block_on_key leaked; Redis calls free exactly once.
-        drop(unsafe { Box::from_raw(privdata.cast::<T>()) });
-    }
-}
-
-// ---- module values (type callbacks) ----
-
-/// The value Redis holds for this module's type.
-pub fn value_ref<'a, T>(value: *const c_void) -> Option<&'a T> {
-    // SAFETY: Redis hands the type callbacks only values this module stored, which are Box<T>.
-    unsafe { value.cast::<T>().as_ref() }
-}
-
-pub fn value_free<T>(value: *mut c_void) {
-    if !value.is_null() {
-        // SAFETY: as value_ref; free is called once, last.
-        drop(unsafe { Box::from_raw(value.cast::<T>()) });
-    }
+/// Takes back what block_on_key stored, in the free callback (dropping it frees it).
+pub fn take_blocked<T>(privdata: *mut c_void) -> Option<Box<T>> {
+    // SAFETY: privdata is the Box<T> block_on_key leaked; Redis calls free exactly once.
+    (!privdata.is_null()).then(|| unsafe { Box::from_raw(privdata.cast::<T>()) })
 }
 
 // ---- RDB, AOF and digest IO ----
@@ -905,7 +751,7 @@ pub fn log_io(io: Io, msg: &str) {
 
 /// Writes `cmd args...` into an AOF being rewritten.
 pub fn emit_aof(io: Io, cmd: &'static [u8], args: &[OwnedStr]) {
-    let argv: Vec<RStr> = args.iter().map(|a| a.0).collect();
+    let argv: Vec<RawStr> = args.iter().map(|a| a.as_rstr().raw()).collect();
     unsafe {
         raw::RedisModule_EmitAOF.unwrap()(io, cmd.as_ptr().cast::<c_char>(), c"v".as_ptr(), argv.as_ptr(), argv.len());
     }
@@ -928,11 +774,11 @@ impl Digest {
 /// Sends `cmd key header payload [word bytes]...` to replicas and the AOF in one typed call, reusing the
 /// client's key and payload strings (the hot path of every PUSH).
 pub fn replicate_header_payload(
-    ctx: Ctx,
+    ctx: Ctx<'_>,
     cmd: &'static [u8],
-    key: RStr,
+    key: RStr<'_>,
     header: &[u8],
-    payload: RStr,
+    payload: RStr<'_>,
     extra: &[(&std::ffi::CStr, &[u8])],
 ) {
     let record = || {
@@ -952,16 +798,27 @@ pub fn replicate_header_payload(
     let replicate = unsafe { raw::RedisModule_Replicate.unwrap() };
     unsafe {
         match extra {
-            [] => replicate(ctx, cmd, c"sbs".as_ptr(), key, h, hl, payload),
-            [(w, b)] => replicate(ctx, cmd, c"sbscb".as_ptr(), key, h, hl, payload, w.as_ptr(), b.as_ptr(), b.len()),
-            [(w1, b1), (w2, b2)] => replicate(
-                ctx,
+            [] => replicate(ctx.raw(), cmd, c"sbs".as_ptr(), key.raw(), h, hl, payload.raw()),
+            [(w, b)] => replicate(
+                ctx.raw(),
                 cmd,
-                c"sbscbcb".as_ptr(),
-                key,
+                c"sbscb".as_ptr(),
+                key.raw(),
                 h,
                 hl,
-                payload,
+                payload.raw(),
+                w.as_ptr(),
+                b.as_ptr(),
+                b.len(),
+            ),
+            [(w1, b1), (w2, b2)] => replicate(
+                ctx.raw(),
+                cmd,
+                c"sbscbcb".as_ptr(),
+                key.raw(),
+                h,
+                hl,
+                payload.raw(),
                 w1.as_ptr(),
                 b1.as_ptr(),
                 b1.len(),
@@ -980,137 +837,8 @@ pub fn replicate_header_payload(
 
 /// Raises a keyspace notification of the module class (`notify-keyspace-events` flag `d`) on `key`.
 /// Redis drops it at once when the class is off.
-pub fn notify(ctx: Ctx, event: &'static std::ffi::CStr, key: RStr) {
+pub fn notify(ctx: Ctx<'_>, event: &'static std::ffi::CStr, key: RStr<'_>) {
     if let Some(f) = unsafe { raw::RedisModule_NotifyKeyspaceEvent } {
-        unsafe { f(ctx, raw::REDISMODULE_NOTIFY_MODULE as c_int, event.as_ptr(), key) };
+        unsafe { f(ctx.raw(), raw::REDISMODULE_NOTIFY_MODULE as c_int, event.as_ptr(), key.raw()) };
     }
-}
-
-// ---- cluster slot migration (Valkey 9 CLUSTER MIGRATESLOTS, Redis 8.4 CLUSTER MIGRATION) ----
-//
-// Neither server's bindings are in redis-module 2.0.8: the functions are looked up by name and the event
-// data is read through the servers' own struct layouts (valkeymodule.h, redismodule.h 8.4).
-
-/// Valkey's `VALKEYMODULE_OPTIONS_HANDLE_ATOMIC_SLOT_MIGRATION`: without it Valkey refuses every MIGRATESLOTS.
-const HANDLE_ATOMIC_SLOT_MIGRATION: c_int = 1 << 5;
-
-/// A server function by name (null when the server has none by that name).
-fn api(name: &std::ffi::CStr) -> *mut c_void {
-    let Some(get) = (unsafe { raw::RedisModule_GetApi }) else { return ptr::null_mut() };
-    let mut f: *mut c_void = ptr::null_mut();
-    let found = unsafe { get(name.as_ptr(), (&mut f as *mut *mut c_void).cast::<c_void>()) } == OK;
-    if found {
-        f
-    } else {
-        ptr::null_mut()
-    }
-}
-
-/// Valkey registers its API under ValkeyModule_ names as well; Redis never does.
-pub fn is_valkey() -> bool {
-    !api(c"ValkeyModule_SubscribeToServerEvent").is_null()
-}
-
-type SlotAccessFn = unsafe extern "C" fn(c_int) -> c_int;
-
-fn slot_access_fn() -> Option<SlotAccessFn> {
-    static F: std::sync::OnceLock<Option<SlotAccessFn>> = std::sync::OnceLock::new();
-    *F.get_or_init(|| {
-        let p = api(c"RedisModule_ClusterCanAccessKeysInSlot");
-        // SAFETY: Redis 8.4 exports it as `int (*)(int slot)`.
-        (!p.is_null()).then(|| unsafe { std::mem::transmute::<*mut c_void, SlotAccessFn>(p) })
-    })
-}
-
-/// Redis 8.4 and later: the server can say which slots this node may serve (and has slot-migration events).
-pub fn has_slot_access_check() -> bool {
-    slot_access_fn().is_some()
-}
-
-/// Redis 8.4's own answer to "may this node serve keys of `slot` now" (false while importing or trimming);
-/// None on servers without it.
-pub fn can_access_slot(slot: u16) -> Option<bool> {
-    slot_access_fn().map(|f| unsafe { f(c_int::from(slot)) } != 0)
-}
-
-/// Declares (with the options set at load) that the module handles Valkey's atomic slot migration.
-pub fn declare_atomic_slot_migration(ctx: Ctx) {
-    let options = raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS as c_int | HANDLE_ATOMIC_SLOT_MIGRATION;
-    unsafe { raw::RedisModule_SetModuleOptions.unwrap()(ctx, options) };
-}
-
-#[repr(C)]
-struct ValkeySlotRange {
-    start: c_int,
-    end: c_int,
-}
-
-#[repr(C)]
-struct ValkeyMigrationInfo {
-    version: u64,
-    job_name: [c_char; 41],
-    slot_ranges: *const ValkeySlotRange,
-    num_slot_ranges: u32,
-}
-
-/// The slot ranges of a Valkey `ValkeyModuleEvent_AtomicSlotMigration`.
-pub fn valkey_migration_slots(data: *mut c_void) -> Vec<(u16, u16)> {
-    // SAFETY: Valkey passes a ValkeyModuleAtomicSlotMigrationInfoV1 with this event, its ranges alive for the call.
-    let Some(info) = (unsafe { data.cast::<ValkeyMigrationInfo>().as_ref() }) else { return Vec::new() };
-    if info.slot_ranges.is_null() {
-        return Vec::new();
-    }
-    let ranges = unsafe { std::slice::from_raw_parts(info.slot_ranges, info.num_slot_ranges as usize) };
-    ranges.iter().map(|r| (clamp_slot(r.start), clamp_slot(r.end))).collect()
-}
-
-#[repr(C)]
-struct RedisSlotRange {
-    start: u16,
-    end: u16,
-}
-
-#[repr(C)]
-struct RedisSlotRangeArray {
-    num_ranges: i32,
-    ranges: [RedisSlotRange; 0],
-}
-
-#[repr(C)]
-struct RedisMigrationInfo {
-    version: u64,
-    source_node_id: [c_char; 41],
-    destination_node_id: [c_char; 41],
-    task_id: *const c_char,
-    slots: *const RedisSlotRangeArray,
-}
-
-#[repr(C)]
-struct RedisTrimInfo {
-    version: u64,
-    slots: *const RedisSlotRangeArray,
-}
-
-fn redis_ranges(slots: *const RedisSlotRangeArray) -> Vec<(u16, u16)> {
-    // SAFETY: Redis passes a RedisModuleSlotRangeArray of num_ranges entries, alive for the callback.
-    let Some(array) = (unsafe { slots.as_ref() }) else { return Vec::new() };
-    let n = usize::try_from(array.num_ranges).unwrap_or(0);
-    let ranges = unsafe { std::slice::from_raw_parts(array.ranges.as_ptr(), n) };
-    ranges.iter().map(|r| (r.start, r.end)).collect()
-}
-
-/// The slot ranges of a Redis 8.4 `RedisModuleEvent_ClusterSlotMigration`.
-pub fn redis_migration_slots(data: *mut c_void) -> Vec<(u16, u16)> {
-    // SAFETY: Redis passes a RedisModuleClusterSlotMigrationInfoV1 with this event.
-    unsafe { data.cast::<RedisMigrationInfo>().as_ref() }.map_or_else(Vec::new, |i| redis_ranges(i.slots))
-}
-
-/// The slot ranges of a Redis 8.4 `RedisModuleEvent_ClusterSlotMigrationTrim`.
-pub fn redis_trim_slots(data: *mut c_void) -> Vec<(u16, u16)> {
-    // SAFETY: Redis passes a RedisModuleClusterSlotMigrationTrimInfoV1 with this event.
-    unsafe { data.cast::<RedisTrimInfo>().as_ref() }.map_or_else(Vec::new, |i| redis_ranges(i.slots))
-}
-
-fn clamp_slot(s: c_int) -> u16 {
-    u16::try_from(s.clamp(0, 16383)).unwrap_or(0)
 }
