@@ -463,12 +463,16 @@ def _zigzag(v):
 
 def run_blob(jobs):
     """A v6 run's blob (crates/once-core/src/run.rs): per job, seq and created as deltas from the previous job's,
-    since as a delta from its own created (zigzag varints), then the payload's length and bytes."""
+    since as a delta from its own created (zigzag varints), the custom id's length (0: none) and bytes, then the
+    payload's length and bytes."""
+    def raw(v):
+        return v.encode() if isinstance(v, str) else (v or b"")
     out, seq, created = bytearray(), 0, 0
     for j in jobs:
-        payload = j["payload"].encode() if isinstance(j["payload"], str) else j["payload"]
+        payload, cid = raw(j["payload"]), raw(j.get("id"))
         out += _varint(_zigzag(j["seq"] - seq)) + _varint(_zigzag(j["created"] - created))
-        out += _varint(_zigzag(j["since"] - j["created"])) + _varint(len(payload)) + payload
+        out += _varint(_zigzag(j["since"] - j["created"])) + _varint(len(cid)) + cid
+        out += _varint(len(payload)) + payload
         seq, created = j["seq"], j["created"]
     return bytes(out)
 
@@ -478,14 +482,14 @@ def encode_queue_v4(next_seq, totals, jobs, version=4):
     plus `since`; 13 settings; an empty event log; two empty histograms; no rate windows or groups of their
     own; the round-robin's order (the default group, by its empty name, when it has a ready job).
     `version=5` writes v5, which for such jobs differs only in 9 totals and 15 settings (KEEP, KEEP-MAX).
-    `version=6` writes the jobs as v6 items: each fresh ready job (no id, no error, never reserved) as a run of
-    one, ended by ITEM_END (0)."""
+    `version=6` writes the jobs as v6 items: each fresh ready job (no error, never reserved) as a run of one,
+    ended by ITEM_END (0)."""
     assert len(totals) == (8 if version == 4 else 9)
     out = [mod_uint(next_seq)] + [mod_sint(t) for t in totals]
     if version < 6:
         out.append(mod_uint(len(jobs)))
     for j in jobs:
-        fresh = j["state"] == 0 and j["attempts"] == 0 and j.get("id") is None and j.get("error") is None
+        fresh = j["state"] == 0 and j["attempts"] == 0 and j.get("error") is None
         if version >= 6 and fresh:
             out += [mod_uint(2), mod_str(b""), mod_sint(j["priority"]), mod_uint(j["retries"]), mod_uint(j["backoff"]),
                     mod_uint(j["lease"]), mod_uint(1), mod_str(run_blob([j]))]

@@ -545,8 +545,14 @@ def _read_uints(body, count):
 def _state_codes(r, rb):
     """The state code the encodings use for each state, read from a real one-job queue per state."""
     codes = {}
-    # A job with an id: fresh ready jobs without one are saved in runs, which carry no state code.
-    for name, setup in [("ready", lambda k: push(r, k, "p", "ID", "with-id")),
+    # A ready job once sent back by RETRY (its error kept): fresh ready jobs are saved in runs, which carry no
+    # state code.
+    def retried(k):
+        push(r, k, "p")
+        r.execute_command("ONCE.NACK", k, reserve(r, k)[0][0], "DEAD")
+        r.execute_command("ONCE.RETRY", k, "ALL")
+
+    for name, setup in [("ready", retried),
                         ("delayed", lambda k: push(r, k, "p", "DELAY", FAR)),
                         ("reserved", lambda k: (push(r, k, "p"), reserve(r, k, "LEASE", 100000))),
                         ("dead", lambda k: (push(r, k, "p"), r.execute_command(

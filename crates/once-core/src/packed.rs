@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use super::job::{Head, Job, Payload, State};
+use super::job::{Extra, Head, Job, Payload, State};
 
 /// Payloads up to this many bytes are packed (larger ones keep their full record: the saving would be
 /// a rounding error, and a page's offsets stay within 15 bits).
@@ -106,9 +106,13 @@ impl Classes {
     }
 }
 
-/// Whether a job can live as a packed record.
+/// Whether a job can live as a packed record: fresh, ready, and with nothing out of line but its own id.
 pub fn packable(j: &Job) -> bool {
-    j.state == State::Ready && j.attempts == 0 && j.extra.is_none() && j.payload.len() <= MAX_PACKED_PAYLOAD
+    let plain = match &j.extra {
+        None => true,
+        Some(e) => e.custom_id.is_some() && **e == Extra { custom_id: e.custom_id.clone(), ..Extra::default() },
+    };
+    j.state == State::Ready && j.attempts == 0 && plain && j.payload.len() <= MAX_PACKED_PAYLOAD
 }
 
 pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -141,12 +145,18 @@ pub fn get_varint(b: &[u8], at: &mut usize) -> Option<u64> {
     None
 }
 
-/// Appends `j`'s record (its page's times counted from `base_ms`), taking a reference to its class.
+/// Appends `j`'s record (its page's times counted from `base_ms`), taking a reference to its class. A
+/// custom id goes after the place, flagged in the class number's low bit (plain jobs pay no byte for it).
 pub fn encode(j: &Job, base_ms: u64, classes: &mut Classes, out: &mut Vec<u8>) {
+    let id = j.custom_id();
     put_varint(out, zigzag(j.created_ms.wrapping_sub(base_ms) as i64));
     put_varint(out, zigzag(j.since_ms.wrapping_sub(j.created_ms) as i64));
-    put_varint(out, u64::from(classes.take(Class::of(j))));
+    put_varint(out, u64::from(classes.take(Class::of(j))) << 1 | u64::from(id.is_some()));
     put_varint(out, j.deadline_ms);
+    if let Some(id) = id {
+        put_varint(out, id.len() as u64);
+        out.extend_from_slice(id);
+    }
     put_varint(out, j.payload.len() as u64);
     out.extend_from_slice(&j.payload);
 }
@@ -157,19 +167,28 @@ struct Record<'a> {
     since_ms: u64,
     class: u32,
     pos: u64,
+    id: Option<&'a [u8]>,
     payload: &'a [u8],
     end: usize,
+}
+
+fn bytes<'a>(b: &'a [u8], i: &mut usize) -> Option<&'a [u8]> {
+    let len = usize::try_from(get_varint(b, i)?).ok()?;
+    let s = b.get(*i..i.checked_add(len)?)?;
+    *i += len;
+    Some(s)
 }
 
 fn read(b: &[u8], at: usize, base_ms: u64) -> Option<Record<'_>> {
     let mut i = at;
     let created_ms = base_ms.wrapping_add(unzigzag(get_varint(b, &mut i)?) as u64);
     let since_ms = created_ms.wrapping_add(unzigzag(get_varint(b, &mut i)?) as u64);
-    let class = u32::try_from(get_varint(b, &mut i)?).ok()?;
+    let class_and_id = get_varint(b, &mut i)?;
+    let class = u32::try_from(class_and_id >> 1).ok()?;
     let pos = get_varint(b, &mut i)?;
-    let len = usize::try_from(get_varint(b, &mut i)?).ok()?;
-    let payload = b.get(i..i.checked_add(len)?)?;
-    Some(Record { created_ms, since_ms, class, pos, payload, end: i + len })
+    let id = if class_and_id & 1 == 1 { Some(bytes(b, &mut i)?) } else { None };
+    let payload = bytes(b, &mut i)?;
+    Some(Record { created_ms, since_ms, class, pos, id, payload, end: i })
 }
 
 /// The job whose record starts at `at` (None only if the bytes are not a record this module wrote).
@@ -183,7 +202,7 @@ pub fn decode(b: &[u8], at: usize, seq: u64, base_ms: u64, classes: &Classes) ->
         backoff_ms: c.backoff_ms,
         since_ms: r.since_ms,
         payload: Payload::from(r.payload),
-        extra: None,
+        extra: r.id.map(|id| Box::new(Extra { custom_id: Some(id.into()), ..Extra::default() })),
         lease_ms: c.lease_ms,
         attempts: 0,
         priority: c.priority,
@@ -198,12 +217,13 @@ pub struct Parts<'a> {
     pub class: u32,
     pub created_ms: u64,
     pub since_ms: u64,
+    pub id: Option<&'a [u8]>,
     pub payload: &'a [u8],
 }
 
 pub fn parts(b: &[u8], at: usize, base_ms: u64) -> Option<Parts<'_>> {
     let r = read(b, at, base_ms)?;
-    Some(Parts { class: r.class, created_ms: r.created_ms, since_ms: r.since_ms, payload: r.payload })
+    Some(Parts { class: r.class, created_ms: r.created_ms, since_ms: r.since_ms, id: r.id, payload: r.payload })
 }
 
 /// The options of class `id`, as a run's head and its group.
@@ -284,14 +304,30 @@ mod tests {
     }
 
     #[test]
-    fn only_fresh_plain_ready_jobs_pack() {
+    fn only_fresh_ready_jobs_with_nothing_but_an_id_pack() {
         assert!(packable(&job(1, b"x")));
         assert!(!packable(&Job { attempts: 1, ..job(1, b"x") }));
         assert!(!packable(&Job { state: State::Delayed, ..job(1, b"x") }));
         assert!(!packable(&job(1, &[0; MAX_PACKED_PAYLOAD + 1])));
         let mut with_id = job(1, b"x");
         with_id.set_custom_id(Some(b"id".to_vec().into()));
-        assert!(!packable(&with_id));
+        assert!(packable(&with_id));
+        with_id.set_last_error(b"boom");
+        assert!(!packable(&with_id), "an error text keeps the full record");
+    }
+
+    #[test]
+    fn a_record_with_an_id_gives_it_back() {
+        let mut classes = Classes::default();
+        let mut b = Vec::new();
+        let mut j = job(5, b"payload");
+        j.set_custom_id(Some(b"order-17".to_vec().into()));
+        encode(&j, 0, &mut classes, &mut b);
+        let plain_at = b.len();
+        encode(&job(6, b"payload"), 0, &mut classes, &mut b);
+        assert_eq!(decode(&b, 0, 5, 0, &classes), Some(j));
+        assert_eq!(decode(&b, plain_at, 6, 0, &classes), Some(job(6, b"payload")));
+        assert_eq!(b.len() - plain_at + 9, plain_at, "the id costs its bytes and its length, nothing more");
     }
 
     #[test]

@@ -4,9 +4,10 @@
 //! in-memory records never changes what a file holds.
 //!
 //! Each job in the blob: seq as a delta from the previous job's, created as a delta from the previous job's,
-//! since as a delta from its own created (all zigzag varints), then the payload's length and bytes.
+//! since as a delta from its own created (all zigzag varints), its custom id's length (0: none) and bytes,
+//! then the payload's length and bytes.
 
-use super::job::{Job, State};
+use super::job::{Extra, Job, State};
 use super::limits::{self, Range};
 use super::packed::{get_varint, put_varint, unzigzag, zigzag};
 
@@ -65,10 +66,13 @@ impl RunWriter {
     }
 
     /// Adds a job of this run by its parts (a save reads them from the packed record, without a `Job`).
-    pub fn push(&mut self, seq: u64, created_ms: u64, since_ms: u64, payload: &[u8]) {
+    pub fn push(&mut self, seq: u64, created_ms: u64, since_ms: u64, id: Option<&[u8]>, payload: &[u8]) {
         put_varint(&mut self.bytes, zigzag(seq.wrapping_sub(self.last_seq) as i64));
         put_varint(&mut self.bytes, zigzag(created_ms.wrapping_sub(self.last_created) as i64));
         put_varint(&mut self.bytes, zigzag(since_ms.wrapping_sub(created_ms) as i64));
+        let id = id.unwrap_or_default();
+        put_varint(&mut self.bytes, id.len() as u64);
+        self.bytes.extend_from_slice(id);
         put_varint(&mut self.bytes, payload.len() as u64);
         self.bytes.extend_from_slice(payload);
         (self.last_seq, self.last_created, self.count) = (seq, created_ms, self.count + 1);
@@ -88,6 +92,13 @@ pub fn decode_run(head: RunHead, n: u64, b: &[u8]) -> Result<Vec<Job>, String> {
         seq = seq.wrapping_add(unzigzag(get_varint(b, &mut at).ok_or_else(bad)?) as u64);
         created = created.wrapping_add(unzigzag(get_varint(b, &mut at).ok_or_else(bad)?) as u64);
         let since = created.wrapping_add(unzigzag(get_varint(b, &mut at).ok_or_else(bad)?) as u64);
+        let id_len = get_varint(b, &mut at).ok_or_else(bad)?;
+        if id_len > limits::MAX_ID_BYTES as u64 {
+            return Err("a run's job id is too long".into());
+        }
+        let id_end = at + id_len as usize;
+        let id = b.get(at..id_end).ok_or_else(bad)?;
+        at = id_end;
         let len = get_varint(b, &mut at).ok_or_else(bad)?;
         if len > super::packed::MAX_PACKED_PAYLOAD as u64 {
             return Err("a run's payload is longer than a packed one can be".into());
@@ -105,6 +116,7 @@ pub fn decode_run(head: RunHead, n: u64, b: &[u8]) -> Result<Vec<Job>, String> {
             lease_ms: head.lease_ms,
             priority: head.priority,
             state: State::Ready,
+            extra: (!id.is_empty()).then(|| Box::new(Extra { custom_id: Some(id.into()), ..Extra::default() })),
             ..Job::blank()
         });
     }
@@ -132,10 +144,12 @@ mod tests {
 
     #[test]
     fn a_run_gives_back_its_jobs_in_order() {
-        let jobs = [job(7, 1_000, b"a"), job(9, 1_000, b""), job(8, 999, b"sixteen bytes ok"), job(20, 5_000, b"z")];
+        let mut with_id = job(9, 1_000, b"");
+        with_id.set_custom_id(Some(b"order-9".to_vec().into()));
+        let jobs = [job(7, 1_000, b"a"), with_id, job(8, 999, b"sixteen bytes ok"), job(20, 5_000, b"z")];
         let mut w = RunWriter::new(RunHead::of(&jobs[0]), 0);
         for j in &jobs {
-            w.push(j.seq, j.created_ms, j.since_ms, &j.payload);
+            w.push(j.seq, j.created_ms, j.since_ms, j.custom_id(), &j.payload);
         }
         assert_eq!(decode_run(w.head, w.count, &w.bytes), Ok(jobs.to_vec()));
         assert!(w.bytes.len() < jobs.iter().map(|j| j.payload.len() + 8).sum::<usize>());
@@ -146,7 +160,7 @@ mod tests {
         let mut w = RunWriter::new(RunHead::of(&job(0, 1, b"x")), 0);
         let mut s = 0;
         while w.has_room() {
-            w.push(s, 1, 1, b"x");
+            w.push(s, 1, 1, None, b"x");
             s += 1;
         }
         assert_eq!(w.count, RUN_MAX_JOBS);
@@ -155,7 +169,7 @@ mod tests {
     #[test]
     fn bad_blobs_are_refused() {
         let mut w = RunWriter::new(RunHead::of(&job(1, 1, b"payload")), 0);
-        w.push(1, 1, 1, b"payload");
+        w.push(1, 1, 1, None, b"payload");
         let mut cut = w.bytes.clone();
         cut.pop();
         assert!(decode_run(w.head, 1, &cut).is_err());
@@ -168,7 +182,7 @@ mod tests {
         assert!(RunHead::checked(0, 3, 0, limits::MAX_LEASE_MS as u64 + 1).is_err());
         // A created time past i64::MAX would save but not load as a job field.
         let mut huge = Vec::new();
-        for v in [zigzag(1), zigzag(-1), 0, 0] {
+        for v in [zigzag(1), zigzag(-1), 0, 0, 0] {
             put_varint(&mut huge, v);
         }
         assert!(decode_run(w.head, 1, &huge).is_err());

@@ -83,13 +83,19 @@ impl Page {
         self.full.push(job);
     }
 
-    fn add_packed(&mut self, slot: usize, job: &Job, classes: &mut Classes) {
+    /// Packs the job into the arena; false (nothing changed) when the arena has no offset left for it (a page
+    /// of long ids and payloads: the job then keeps its full record).
+    fn add_packed(&mut self, slot: usize, job: &Job, classes: &mut Classes) -> bool {
         if self.arena.len() >= usize::from(FULL - 2) {
             self.squeeze();
         }
         let at = self.arena.len();
+        if at >= usize::from(FULL - 2) {
+            return false;
+        }
         packed::encode(job, self.base_ms, classes, &mut self.arena);
         self.slots[slot] = at as u16 + 1;
+        true
     }
 
     /// Takes the job out of its slot, as a full job.
@@ -240,8 +246,11 @@ impl JobTable {
         }
         let before = page.bytes();
         if let Some(job) = page.take(slot, seq, &mut self.classes) {
-            page.add_packed(slot, &job, &mut self.classes);
-            self.full_len -= 1;
+            if page.add_packed(slot, &job, &mut self.classes) {
+                self.full_len -= 1;
+            } else {
+                page.add_full(slot, job);
+            }
         }
         self.page_bytes = self.page_bytes + page.bytes() - before;
     }
@@ -260,8 +269,7 @@ impl JobTable {
             return false;
         }
         let before = if page.live == 0 { 0 } else { page.bytes() };
-        if packed::packable(&job) {
-            page.add_packed(slot, &job, &mut self.classes);
+        if packed::packable(&job) && page.add_packed(slot, &job, &mut self.classes) {
             if slot == PAGE as usize - 1 {
                 // The page's last seq: no more jobs will be pushed into it, so its arena stops growing.
                 page.arena.shrink_to_fit();

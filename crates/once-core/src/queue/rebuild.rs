@@ -37,7 +37,7 @@ impl Queue {
                     };
                     match &mut run {
                         Some((class, w)) if *class == p.class && w.has_room() => {
-                            w.push(seq, p.created_ms, p.since_ms, p.payload);
+                            w.push(seq, p.created_ms, p.since_ms, p.id, p.payload);
                             continue;
                         }
                         _ => flush(&mut run, emit),
@@ -50,7 +50,7 @@ impl Queue {
                         lease_ms: c.lease_ms,
                     };
                     let mut w = RunWriter::new(head, c.group);
-                    w.push(seq, p.created_ms, p.since_ms, p.payload);
+                    w.push(seq, p.created_ms, p.since_ms, p.id, p.payload);
                     run = Some((p.class, w));
                 }
             }
