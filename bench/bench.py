@@ -1227,6 +1227,184 @@ def bench_save(cfg, feats):
             "kinds": {kind: dict(save_kind(cfg, kind, feats["loaded"]), label=label) for kind, label in SAVE_KINDS}}
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# 16. Batches of 10 (issue 20): RESERVE COUNT 10 + one ACK of 10 vs XREADGROUP COUNT 10 + one XACK of 10, per job
+
+BATCH = 10
+BATCH_WAYS = (  # (key, label, the two commandstats names summed)
+    ("once", "Once: `ONCE.RESERVE q COUNT 10`, then `ONCE.ACK q id1 … id10` (2 round trips per 10 jobs)",
+     ("once.reserve", "once.ack")),
+    ("stream", "Streams: `XREADGROUP GROUP g c COUNT 10 STREAMS s >`, then `XACK s g id1 … id10` (2 round trips "
+     "per 10 jobs)", ("xreadgroup", "xack")),
+    # RESERVE's `ACK id` takes one id only; the form that acknowledges several is `ACKS n id attempt …` (fenced)
+    ("once-acks", "Once, ack-and-fetch: `ONCE.RESERVE q COUNT 10 ACKS 10 id attempt …` acking the previous 10 "
+     "(fenced; 1 round trip per 10 jobs)", ("once.reserve", "once.ack")),
+)
+
+
+def batch_fill(s, way, n):
+    if way == "stream":
+        got = pipelined(s.port, [["XADD", "s", "*", "p", PAYLOAD]] * n)
+        s.r.execute_command("XGROUP", "CREATE", "s", "g", "0")
+    else:
+        got = pipelined(s.port, [["ONCE.PUSH", "q", PAYLOAD]] * n)
+    if first_error(got) is not None or len(got) != n:
+        raise RuntimeError(f"{way}: filling failed: {first_error(got)}")
+
+
+def batch_drain(s, way, n):
+    """Drains the n jobs with one raw connection, step by step (the next command only once the reply is in): jobs
+    drained and the wall time of the drain."""
+    with socket.create_connection(("127.0.0.1", s.port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        f = sock.makefile("rb")
+
+        def call(*args):
+            sock.sendall(encode_command(args))
+            reply = read_reply(f)
+            if isinstance(reply, RuntimeError):
+                raise RuntimeError(f"{args[0]}: {reply}")
+            return reply
+
+        done, prev, t0 = 0, [], time.perf_counter()
+        while True:
+            if way == "stream":
+                got = call("XREADGROUP", "GROUP", "g", "c", "COUNT", BATCH, "STREAMS", "s", ">")
+                ids = [e[0] for e in got[0][1]] if got else []
+                if ids and call("XACK", "s", "g", *ids) != len(ids):
+                    raise RuntimeError("XACK acknowledged fewer entries than it was given")
+            elif way == "once":
+                got = call("ONCE.RESERVE", "q", "COUNT", BATCH)
+                ids = [j[0] for j in got] if got else []
+                if ids and call("ONCE.ACK", "q", *ids) != len(ids):
+                    raise RuntimeError("ONCE.ACK acknowledged fewer jobs than it was given")
+            else:
+                acks = ["ACKS", len(prev), *[x for j in prev for x in (j[0], j[2])]] if prev else []
+                got = call("ONCE.RESERVE", "q", "COUNT", BATCH, *acks)
+                prev = list(got or [])
+                ids = prev
+            if not ids:
+                break
+            done += len(ids)
+        return done, time.perf_counter() - t0
+
+
+def batch_check(s, way, n):
+    """Nothing skipped: the queue holds no ready or reserved job and counts n acked; the group has no pending entry
+    and read all n."""
+    if way == "stream":
+        pending = s.r.xpending("s", "g")["pending"]
+        grp = s.r.xinfo_groups("s")[0]
+        ok = pending == 0 and int(grp["entries-read"] or 0) == n and not grp.get("lag")
+        return ok, f"XPENDING {pending}, entries-read {grp['entries-read']}, lag {grp.get('lag')}"
+    st = stats(s.r, "q")
+    ok = int(st["ready"]) == 0 and int(st["reserved"]) == 0 and int(st["acked_total"]) == n
+    return ok, f"ready {st['ready']}, reserved {st['reserved']}, acked_total {st['acked_total']}"
+
+
+def batch_way(cfg, feats, way, names):
+    s = Server(module=feats["loaded"])
+    try:
+        batch_fill(s, way, cfg.batch_jobs)
+        s.r.config_resetstat()
+        c0 = s.cpu_ticks()
+        done, wall = batch_drain(s, way, cfg.batch_jobs)
+        cpu = (s.cpu_ticks() - c0) / HZ
+        cs = {name: commandstat(s, name) for name in names}
+        ok, check = batch_check(s, way, cfg.batch_jobs)
+        if done != cfg.batch_jobs or not ok:
+            raise RuntimeError(f"{way}: drained {done:,} of {cfg.batch_jobs:,}; {check}")
+    finally:
+        s.close()
+    usec = sum(float(v.get("usec", 0)) for v in cs.values())
+    return {"server_us_job": usec / done, "wall_us_job": wall * 1e6 / done, "cpu_us_job": cpu * 1e6 / done,
+            "calls": {k: int(v.get("calls", 0)) for k, v in cs.items()},
+            "usec_per_call": {k: float(v.get("usec_per_call", 0)) for k, v in cs.items()}, "check": check}
+
+
+def bench_batch(cfg, feats):
+    ways = [w for w in BATCH_WAYS if w[0] == "stream" or feats["ack"]]
+    out = {"jobs": cfg.batch_jobs, "rounds": [], "notes": []}
+    if not feats["ack"]:
+        out["notes"].append("ONCE.ACK missing: Once not measured")
+    for rep in range(cfg.batch_reps):
+        order = ways if rep % 2 == 0 else ways[::-1]
+        this = {}
+        for key, _, names in order:
+            try:
+                this[key] = batch_way(cfg, feats, key, names)
+            except RuntimeError as e:
+                if key != "once-acks":
+                    raise
+                out["notes"].append(f"the ack-and-fetch row failed: {e}")   # RESERVE without ACKS: the rest stands
+                ways = [w for w in ways if w[0] != "once-acks"]
+                continue
+            v = this[key]
+            log(f"batch {key} round {rep + 1}: server {v['server_us_job']:.3f} us/job (commandstats), wall "
+                f"{v['wall_us_job']:.2f} us/job, server CPU {v['cpu_us_job']:.2f} us/job; {v['check']}")
+        out["rounds"].append(this)
+    out["median"] = {key: {f: statistics.median(r_[key][f] for r_ in out["rounds"] if key in r_)
+                           for f in ("server_us_job", "wall_us_job", "cpu_us_job")}
+                     for key, _, _ in ways}
+    # Paired: each round runs both on fresh servers back to back, so the per-round ratio cancels the machine's drift
+    # (the test suite sharing these 2 cores slows whole rounds; commandstats `usec` is wall time inside the command).
+    out["round_ratios"] = [r_["once"]["server_us_job"] / r_["stream"]["server_us_job"] for r_ in out["rounds"]
+                           if "once" in r_ and "stream" in r_]
+    out["ratio"] = statistics.median(out["round_ratios"]) if out["round_ratios"] else None
+    return out
+
+
+def batch_target(bt):
+    name = "RESERVE COUNT 10 + ACK of 10 ≤ XREADGROUP COUNT 10 + XACK of 10 (server µs per job)"
+    if not isinstance(bt, dict) or "once" not in bt.get("median", {}):
+        return (name, "not measured", "—")
+    o, st = bt["median"]["once"], bt["median"]["stream"]
+    extra = ""
+    if "once-acks" in bt["median"]:
+        extra = f"; ack-and-fetch RESERVE … ACKS 10: {bt['median']['once-acks']['server_us_job']:.3f} µs"
+    return (name + f" — {bt['jobs']:,} jobs, one client; median of per-round ratios",
+            f"{bt['ratio']:.2f}× ({o['server_us_job']:.3f} vs {st['server_us_job']:.3f} µs/job, medians; wall "
+            f"{o['wall_us_job']:.1f} vs {st['wall_us_job']:.1f} µs/job{extra})", verdict(bt["ratio"] <= 1))
+
+
+def batch_report(bt, cfg):
+    L = [f"## 16. Batches of 10: RESERVE COUNT 10 + one ACK of 10 vs XREADGROUP COUNT 10 + one XACK of 10 — "
+         f"{cfg.batch_jobs:,} jobs, one client", ""]
+    if not isinstance(bt, dict):
+        return L + [f"Failed / not run: {bt}", ""]
+    L += [f"A fresh server per way and round: {bt['jobs']:,} 16-byte jobs pushed pipelined (`ONCE.PUSH q p`, or "
+          "`XADD s * p <payload>` then `XGROUP CREATE s g 0`), CONFIG RESETSTAT, then one client on a raw "
+          "connection drains them, each command sent once the previous reply is in. Server µs/job = INFO "
+          "commandstats `usec` of the two commands summed ÷ jobs (the final empty read included); wall = the drain's "
+          "time ÷ jobs (a Python client: mostly round trips and parsing); server CPU = redis-server user+sys "
+          "(/proc, 10 ms ticks) ÷ jobs. At the end the queue shows ready 0, reserved 0 and every job acked, and "
+          "the group XPENDING 0 with every entry read. RESERVE's `ACK id` takes one id, so the ack-and-fetch row "
+          "uses its `ACKS n id attempt …` form (each ack fenced by its attempt); its last RESERVE acks the last "
+          f"batch and finds nothing. {len(bt['rounds'])} round(s), the order alternating; medians.", "",
+          "| way | server µs/job (commandstats) | ÷ Streams | wall µs/job | server CPU µs/job | µs/call of each "
+          "(last round) | server µs/job, every round |", "| --- | ---: | ---: | ---: | ---: | --- | --- |"]
+    base = bt["median"].get("stream", {}).get("server_us_job")
+    for key, label, names in BATCH_WAYS:
+        if key not in bt["median"]:
+            continue
+        v = bt["median"][key]
+        last = next(r_[key] for r_ in reversed(bt["rounds"]) if key in r_)
+        each = ", ".join(f"{n} {last['usec_per_call'][n]:.2f} ({last['calls'][n]:,} calls)" for n in names
+                         if last["calls"].get(n))
+        rel = f"{v['server_us_job'] / base:.2f}×" if base else "—"
+        every = ", ".join(f"{r_[key]['server_us_job']:.3f}" for r_ in bt["rounds"] if key in r_)
+        L.append(f"| {label} | {v['server_us_job']:.3f} | {rel} | {v['wall_us_job']:.2f} | {v['cpu_us_job']:.2f} | "
+                 f"{each} | {every} |")
+    if bt["round_ratios"]:
+        L += ["", "RESERVE + ACK ÷ XREADGROUP + XACK, server µs/job per round: "
+              f"{', '.join(f'{x:.2f}' for x in bt['round_ratios'])} (median {bt['ratio']:.2f}; the target uses this "
+              "paired figure: the test suite sharing the machine slows whole rounds, and commandstats `usec` is wall "
+              "time inside the command, so it counts preemption)."]
+    for n in bt["notes"]:
+        L.append(f"- {n}")
+    return L + [""]
+
+
 def machine():
     model = "?"
     for line in sh("lscpu").splitlines():
@@ -1531,6 +1709,7 @@ def report(cfg, m, feats, R, elapsed):
         T.append(("ONCE.LIST … MATCH over 1M ready jobs: longest call ≤ 10 ms", "not measured", "—"))
 
     T += save_targets(R.get("save"))
+    T.append(batch_target(R.get("batch")))
     T += pyworkers.targets(R.get("pyworkers"))
     a("## Targets")
     a("")
@@ -1887,6 +2066,7 @@ def report(cfg, m, feats, R, elapsed):
         a(f"Failed / not run: {mt}")
     a("")
     L += save_report(R.get("save"), cfg)
+    L += batch_report(R.get("batch"), cfg)
     a("Ratios between runs swing by about ±0.1 on this 2-core VM; the server-side figures (µs/call, server CPU "
       "per job, timer tick) are steadier than throughput. Nothing here is asserted: PASS/MISS only reports.")
     if "pyworkers" in R:
@@ -1905,7 +2085,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(BENCH, "results.md"))
     ap.add_argument("--only", default="",
                     help="comma list of sections: push,cycle,memory,delayed,wakeup,cluster,cancel,crontick,"
-                         "listtail,purge,notify,flow,bulk,match,save,pyworkers,listfilter")
+                         "listtail,purge,notify,flow,bulk,match,save,batch,pyworkers,listfilter")
     cfg = ap.parse_args()
     q = cfg.quick
     cfg.push_n = 200_000 if q else 1_000_000
@@ -1937,6 +2117,8 @@ def main():
     cfg.bulk_reps = 1 if q else 3
     cfg.match_jobs = 200_000 if q else 1_000_000
     cfg.save_jobs = 200_000 if q else 2_000_000
+    cfg.batch_jobs = 50_000 if q else 200_000
+    cfg.batch_reps = 1 if q else 5
     only = set(x for x in cfg.only.split(",") if x)
 
     if (not only or only & {"cycle", "memory", "delayed", "wakeup", "save"}) and not os.access(DRIVER, os.X_OK):
@@ -1966,6 +2148,7 @@ def main():
         ("bulk", bench_bulk, feats["push"]),
         ("match", bench_match, feats["push"] and feats["list"]),
         ("save", bench_save, feats["push"] and feats["stats"]),
+        ("batch", bench_batch, feats["push"] and feats["reserve"] and feats["stats"]),
         ("pyworkers", lambda cfg, feats: pyworkers.bench(cfg, Server, log), feats["push"] and feats["reserve"]),
         ("listfilter", lambda cfg, feats: listfilter.bench(cfg, Server, log), feats["loaded"]),
     ]
