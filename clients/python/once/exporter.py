@@ -3,7 +3,8 @@
 Every scrape reads the server afresh (SCAN ... TYPE OnceQueue, then ONCE.STATS and ONCE.HISTOGRAM per queue, and
 INFO once), so the figures are the server's own at scrape time:
 
-- ``once_jobs{queue,state}``                 gauge: jobs per state (ready, delayed, reserved, dead)
+- ``once_jobs{queue,state}``                 gauge: jobs per state (ready, delayed, reserved, dead, and the
+  finished jobs a queue keeps: completed, cancelled)
 - ``once_queue_paused{queue}``               gauge: 1 while the queue is paused (ONCE.PAUSE)
 - ``once_queue_schedules{queue}``            gauge: cron schedules of the queue
 - ``once_jobs_<x>_total{queue}``             counters: every ``<x>_total`` of ONCE.STATS (pushed, reserved, acked,
@@ -29,7 +30,7 @@ from prometheus_client.registry import CollectorRegistry
 from .errors import is_no_permission
 from .server import has_command, info_once, queues, readable_stats
 from .serving import serve_until_stopped
-from .types import COUNT_FIELDS, Bucket, parse_histogram
+from .types import COUNT_FIELDS, LIST_STATES, Bucket, parse_histogram
 
 HISTOGRAM_KINDS = (("wait", "Time jobs waited in ready before a worker reserved them."),
                    ("run", "Time from a reservation to its ACK or NACK."))
@@ -108,7 +109,7 @@ class OnceCollector:
         scheds = GaugeMetricFamily("once_queue_schedules", "Cron schedules of the queue.", labels=["queue"])
         counters: Dict[str, CounterMetricFamily] = {}
         for n, s in stats.items():
-            for state in COUNT_FIELDS:
+            for state in LIST_STATES:
                 jobs.add_metric([n, state], float(s.get(state, 0) or 0))
             paused.add_metric([n], 1.0 if s.get("paused") else 0.0)
             scheds.add_metric([n], float(s.get("schedules", 0) or 0))

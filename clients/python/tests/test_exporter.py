@@ -35,9 +35,10 @@ def r(server):
 
 
 def seed(r, q):
-    """A known state: 3 ready, 1 delayed, 1 reserved, 2 dead, one schedule; 3 acked jobs, run through ACK."""
+    """A known state: 3 ready, 1 delayed, 1 reserved, 2 dead, one schedule; 3 acked jobs, run through ACK, one of
+    them kept (completed)."""
     for i in range(3):
-        r.execute_command("ONCE.PUSH", q, f"acked {i}")
+        r.execute_command("ONCE.PUSH", q, f"acked {i}", *(("KEEP", 3_600_000) if i == 0 else ()))
     got = r.execute_command("ONCE.RESERVE", q, "COUNT", 3, "LEASE", 600000)
     r.execute_command("ONCE.ACK", q, *[j[0] for j in got])
     for i in range(3):
@@ -63,7 +64,7 @@ def check_metrics(r, text, queues):
         assert fams[f].type == t, (f, fams[f].type)
     for q in queues:
         s = Admin(r, q).stats()
-        for state in ("ready", "delayed", "reserved", "dead"):
+        for state in ("ready", "delayed", "reserved", "dead", "completed", "cancelled"):
             assert value(fams["once_jobs"], queue=q, state=state) == s[state], (q, state)
         assert value(fams["once_queue_paused"], queue=q) == (1.0 if s.get("paused") else 0.0)
         assert value(fams["once_queue_schedules"], queue=q) == s["schedules"]
