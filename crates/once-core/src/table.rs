@@ -494,3 +494,91 @@ mod tests {
         assert_eq!(t.pages(), 3);
     }
 }
+
+#[cfg(test)]
+mod model {
+    //! The table against a plain map of the same jobs, under random inserts, changes, repacks and removes.
+    use super::*;
+    use crate::State;
+    use std::collections::BTreeMap;
+
+    /// xorshift64*: the test needs repeatable choices, not good ones.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    fn random_job(rng: &mut Rng, seq: u64) -> Job {
+        let len = match rng.below(4) {
+            0 => 0,
+            1 => rng.below(23),
+            2 => rng.below(packed::MAX_PACKED_PAYLOAD as u64 + 1),
+            _ => rng.below(400),
+        } as usize;
+        let mut j = Job {
+            seq,
+            created_ms: 1_700_000_000_000 + rng.below(1_000_000),
+            since_ms: if rng.below(8) == 0 { 0 } else { 1_700_000_000_000 + rng.below(1_000_000) },
+            payload: vec![seq as u8; len].into_boxed_slice().into(),
+            retries: rng.below(4) as u16,
+            backoff_ms: 1000 * rng.below(3),
+            lease_ms: rng.below(2) as u32 * 30_000,
+            priority: rng.below(3) as i32 - 1,
+            group: rng.below(3) as u32,
+            deadline_ms: rng.below(1 << 40),
+            attempts: if rng.below(6) == 0 { 1 } else { 0 },
+            state: if rng.below(5) == 0 { State::Delayed } else { State::Ready },
+            ..Job::blank()
+        };
+        if rng.below(3) == 0 {
+            let id_len = 1 + rng.below(256) as usize;
+            j.set_custom_id(Some(vec![b'i'; id_len].into_boxed_slice()));
+        }
+        if rng.below(10) == 0 {
+            j.set_last_error(b"boom");
+        }
+        j
+    }
+
+    #[test]
+    fn the_table_holds_what_a_map_holds() {
+        for seed in 1..=20u64 {
+            let mut rng = Rng(seed * 0x9E37_79B9_7F4A_7C15);
+            let (mut t, mut m) = (JobTable::default(), BTreeMap::<u64, Job>::new());
+            for _ in 0..4000 {
+                let seq = rng.below(700);
+                match rng.below(5) {
+                    0 | 1 => {
+                        let j = random_job(&mut rng, seq);
+                        assert_eq!(t.insert(j.clone()), !m.contains_key(&seq), "seed {seed}: insert {seq}");
+                        m.entry(seq).or_insert(j);
+                    }
+                    2 => {
+                        let (a, b) = (t.get_mut(seq), m.get_mut(&seq));
+                        assert_eq!(a.is_some(), b.is_some());
+                        if let (Some(a), Some(b)) = (a, b) {
+                            let state = if rng.below(2) == 0 { State::Ready } else { State::Reserved };
+                            (a.state, b.state) = (state, state);
+                        }
+                    }
+                    3 => t.repack(seq),
+                    _ => assert_eq!(t.remove(seq), m.remove(&seq), "seed {seed}: remove {seq}"),
+                }
+            }
+            assert_eq!(t.len(), m.len());
+            let by_seq: Vec<Job> = t.values_by_seq().map(Cow::into_owned).collect();
+            assert_eq!(by_seq, m.values().cloned().collect::<Vec<_>>(), "seed {seed}");
+            let heads: std::collections::BTreeSet<_> = t.heads().map(|h| (h.seq, h.group, h.priority)).collect();
+            assert_eq!(heads, m.values().map(|j| (j.seq, j.group, j.priority)).collect());
+            assert!(t.full_len() <= t.len());
+        }
+    }
+}
