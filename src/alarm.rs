@@ -16,6 +16,12 @@ use crate::rm::{self, Ctx, RawCtx};
 /// How often a replica looks whether it became a master.
 const IDLE_CHECK_MS: u64 = 100;
 
+/// The longest the timer is armed for. Redis adds the delay, in microseconds, to the clock: a deadline
+/// centuries away (`AT 4611686018427387904` is a valid time) overflowed into the past, the timer fired at once
+/// and re-armed at once, and Redis's timer loop never returned. A far deadline now wakes the timer once a day,
+/// which finds nothing due and arms again.
+const MAX_DELAY_MS: u64 = 86_400_000;
+
 static TICK: OnceLock<fn(Ctx<'_>)> = OnceLock::new();
 
 /// Installs the work a firing does (once, at load).
@@ -50,7 +56,7 @@ fn arm_by(ctx: Ctx<'_>, at: u64) {
     if let Some(id) = a.id.take() {
         rm::stop_timer(ctx, id);
     }
-    let delay = at.saturating_sub(rm::now_ms()).min(i64::MAX as u64) as i64;
+    let delay = at.saturating_sub(rm::now_ms()).min(MAX_DELAY_MS) as i64;
     let id = rm::create_timer(ctx, delay, on_timer);
     a.id = Some(id);
     a.at = at;

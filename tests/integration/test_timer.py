@@ -14,6 +14,18 @@ def test_delayed_job_becomes_ready_without_any_command(r, key):
     assert (s["ready"], s["delayed"]) == (1, 0)
 
 
+def test_a_deadline_centuries_away_leaves_the_server_answering(r, key):
+    """A due time near the largest AT once overflowed Redis's timer clock: the timer fired and re-armed at once,
+    forever, and the server never answered again (found by the property test, seed 3351063560)."""
+    far = push(r, key, "far", "AT", 4611686018427387904)
+    near = push(r, key, "near", "DELAY", 100)
+    time.sleep(0.35)  # past the near one: the timer fires and re-arms for the far one
+    t = time.monotonic()
+    assert state(r, key, near) == "ready"
+    assert r.ping() and time.monotonic() - t < 1.0
+    assert state(r, key, far) == "delayed"
+
+
 def test_delayed_job_is_ready_soon_after_due(r, key):
     job_id = push(r, key, "p", "DELAY", 100)
     due = inspect(r, key, job_id)["due"]
