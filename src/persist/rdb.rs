@@ -17,7 +17,7 @@ use crate::core::limits::{MAX_GROUP_BYTES, RATE_N};
 use crate::core::queue::rebuild::Item;
 use crate::core::queue::totals::{LEGACY_TOTALS, TOTAL_FIELDS, V4_TOTALS};
 use crate::core::queue::Queue;
-use crate::core::run::{decode_run, RunHead, RunWriter, RUN_MAX_JOBS};
+use crate::core::run::{RunHead, RunWriter, RUN_MAX_JOBS};
 use crate::core::schedule::SCHEDULE_FIELDS;
 use crate::core::schedule::{JobOptions, Missed, Schedule};
 use crate::core::schema::Field;
@@ -408,10 +408,7 @@ fn load_items(r: &Reader, q: &mut Queue) -> Load<()> {
                 let head = RunHead::checked(r.i()?, r.u()?, r.u()?, r.u()?)?;
                 let n = r.upto("run length", RUN_MAX_JOBS)?;
                 let blob = r.b()?;
-                let group = (!group.is_empty()).then_some(&*group);
-                for job in decode_run(head, n, &blob)? {
-                    q.insert_in_group(job, group, false).map_err(|e| e.to_string())?;
-                }
+                q.insert_run(head, (!group.is_empty()).then_some(&*group), n, &blob)?;
             }
             k => return Err(format!("unknown item kind {k}")),
         }

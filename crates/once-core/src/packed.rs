@@ -29,7 +29,7 @@ pub struct Class {
 }
 
 impl Class {
-    fn of(j: &Job) -> Class {
+    pub fn of(j: &Job) -> Class {
         Class {
             retries: j.retries,
             backoff_ms: j.backoff_ms,
@@ -148,17 +148,60 @@ pub fn get_varint(b: &[u8], at: &mut usize) -> Option<u64> {
 /// Appends `j`'s record (its page's times counted from `base_ms`), taking a reference to its class. A
 /// custom id goes after the place, flagged in the class number's low bit (plain jobs pay no byte for it).
 pub fn encode(j: &Job, base_ms: u64, classes: &mut Classes, out: &mut Vec<u8>) {
-    let id = j.custom_id();
-    put_varint(out, zigzag(j.created_ms.wrapping_sub(base_ms) as i64));
-    put_varint(out, zigzag(j.since_ms.wrapping_sub(j.created_ms) as i64));
-    put_varint(out, u64::from(classes.take(Class::of(j))) << 1 | u64::from(id.is_some()));
-    put_varint(out, j.deadline_ms);
-    if let Some(id) = id {
+    let fresh = Fresh {
+        seq: j.seq,
+        created_ms: j.created_ms,
+        since_ms: j.since_ms,
+        pos: j.deadline_ms,
+        id: j.custom_id(),
+        payload: &j.payload,
+    };
+    encode_fresh(&fresh, Class::of(j), base_ms, classes, out);
+}
+
+/// A fresh ready job by its parts (what a run on disk holds, with its place in its line).
+#[derive(Clone, Copy)]
+pub struct Fresh<'a> {
+    pub seq: u64,
+    pub created_ms: u64,
+    pub since_ms: u64,
+    pub pos: u64,
+    pub id: Option<&'a [u8]>,
+    pub payload: &'a [u8],
+}
+
+impl Fresh<'_> {
+    /// The job, whole (for a page with no room left to pack it).
+    pub fn job(&self, c: Class) -> Job {
+        Job {
+            seq: self.seq,
+            created_ms: self.created_ms,
+            since_ms: self.since_ms,
+            deadline_ms: self.pos,
+            payload: Payload::from(self.payload),
+            extra: self.id.map(|id| Box::new(Extra { custom_id: Some(id.into()), ..Extra::default() })),
+            retries: c.retries,
+            backoff_ms: c.backoff_ms,
+            lease_ms: c.lease_ms,
+            priority: c.priority,
+            group: c.group,
+            ..Job::blank()
+        }
+    }
+}
+
+/// Appends a fresh job's record, taking a reference to its class.
+pub fn encode_fresh(f: &Fresh<'_>, class: Class, base_ms: u64, classes: &mut Classes, out: &mut Vec<u8>) {
+    put_varint(out, zigzag(f.created_ms.wrapping_sub(base_ms) as i64));
+    put_varint(out, zigzag(f.since_ms.wrapping_sub(f.created_ms) as i64));
+    put_varint(out, u64::from(classes.take(class)) << 1 | u64::from(f.id.is_some()));
+    put_varint(out, f.pos);
+    if let Some(id) = f.id {
         put_varint(out, id.len() as u64);
         out.extend_from_slice(id);
     }
-    put_varint(out, j.payload.len() as u64);
-    out.extend_from_slice(&j.payload);
+    put_varint(out, f.payload.len() as u64);
+    out.extend_from_slice(f.payload);
 }
 
 /// The parts of a record, and where it ends.

@@ -7,9 +7,9 @@
 //! since as a delta from its own created (all zigzag varints), its custom id's length (0: none) and bytes,
 //! then the payload's length and bytes.
 
-use super::job::{Extra, Job, State};
+use super::job::Job;
 use super::limits::{self, Range};
-use super::packed::{get_varint, put_varint, unzigzag, zigzag};
+use super::packed::{get_varint, put_varint, unzigzag, zigzag, Class, Fresh, MAX_PACKED_PAYLOAD};
 
 /// A run ends at this many jobs or bytes, so that saving builds at most one small blob at a time.
 pub const RUN_MAX_JOBS: u64 = 1024;
@@ -30,6 +30,17 @@ pub struct RunHead {
 }
 
 impl RunHead {
+    /// The class of the run's jobs in group `group`.
+    pub fn class(&self, group: u32) -> Class {
+        Class {
+            retries: self.retries,
+            backoff_ms: self.backoff_ms,
+            lease_ms: self.lease_ms,
+            priority: self.priority,
+            group,
+        }
+    }
+
     pub fn of(j: &Job) -> RunHead {
         RunHead { priority: j.priority, retries: j.retries, backoff_ms: j.backoff_ms, lease_ms: j.lease_ms }
     }
@@ -79,50 +90,54 @@ impl RunWriter {
     }
 }
 
-/// The `n` jobs of a run's blob (ready, in line order; their group is for the caller to set). Refuses a blob
-/// that holds more or fewer, a time out of range, or a payload too large to have been packed.
-pub fn decode_run(head: RunHead, n: u64, b: &[u8]) -> Result<Vec<Job>, String> {
+/// Reads the `n` jobs of a run's blob in line order, handing each to `each` by its parts (its place in its
+/// line is for the queue to give). Refuses a blob that holds more or fewer, a time out of range, or an id or a
+/// payload too long to have been packed.
+pub fn read_run(n: u64, b: &[u8], mut each: impl FnMut(Fresh<'_>) -> Result<(), String>) -> Result<(), String> {
     if n == 0 || n > RUN_MAX_JOBS || b.len() > RUN_BLOB_LIMIT {
         return Err("a run's size is out of range".into());
     }
     let bad = || "a run's blob is cut short".to_string();
-    let mut jobs = Vec::with_capacity(n as usize);
+    let field = |at: &mut usize, max: usize, what: &str| -> Result<&[u8], String> {
+        let len = get_varint(b, at).ok_or_else(bad)?;
+        if len > max as u64 {
+            return Err(format!("a run's {what} is too long"));
+        }
+        let s = b.get(*at..*at + len as usize).ok_or_else(bad)?;
+        *at += len as usize;
+        Ok(s)
+    };
     let (mut at, mut seq, mut created) = (0usize, 0u64, 0u64);
     for _ in 0..n {
         seq = seq.wrapping_add(unzigzag(get_varint(b, &mut at).ok_or_else(bad)?) as u64);
         created = created.wrapping_add(unzigzag(get_varint(b, &mut at).ok_or_else(bad)?) as u64);
         let since = created.wrapping_add(unzigzag(get_varint(b, &mut at).ok_or_else(bad)?) as u64);
-        let id_len = get_varint(b, &mut at).ok_or_else(bad)?;
-        if id_len > limits::MAX_ID_BYTES as u64 {
-            return Err("a run's job id is too long".into());
-        }
-        let id_end = at + id_len as usize;
-        let id = b.get(at..id_end).ok_or_else(bad)?;
-        at = id_end;
-        let len = get_varint(b, &mut at).ok_or_else(bad)?;
-        if len > super::packed::MAX_PACKED_PAYLOAD as u64 {
-            return Err("a run's payload is longer than a packed one can be".into());
-        }
-        let end = at + len as usize;
-        let payload = b.get(at..end).ok_or_else(bad)?;
-        at = end;
-        jobs.push(Job {
+        let id = field(&mut at, limits::MAX_ID_BYTES, "job id")?;
+        let payload = field(&mut at, MAX_PACKED_PAYLOAD, "payload")?;
+        each(Fresh {
             seq,
             created_ms: TIME.check_u64(created)?,
             since_ms: TIME.check_u64(since)?,
-            payload: payload.into(),
-            retries: head.retries,
-            backoff_ms: head.backoff_ms,
-            lease_ms: head.lease_ms,
-            priority: head.priority,
-            state: State::Ready,
-            extra: (!id.is_empty()).then(|| Box::new(Extra { custom_id: Some(id.into()), ..Extra::default() })),
-            ..Job::blank()
-        });
+            pos: 0,
+            id: (!id.is_empty()).then_some(id),
+            payload,
+        })?;
     }
     if at != b.len() {
         return Err("a run's blob has bytes after its last job".into());
     }
+    Ok(())
+}
+
+/// The jobs of a run, whole (the tests' view of `read_run`).
+#[cfg(test)]
+fn decode_run(head: RunHead, n: u64, b: &[u8]) -> Result<Vec<Job>, String> {
+    let class = head.class(0);
+    let mut jobs = Vec::new();
+    read_run(n, b, |f| {
+        jobs.push(f.job(class));
+        Ok(())
+    })?;
     Ok(jobs)
 }
 

@@ -86,16 +86,25 @@ impl Page {
     /// Packs the job into the arena; false (nothing changed) when the arena has no offset left for it (a page
     /// of long ids and payloads: the job then keeps its full record).
     fn add_packed(&mut self, slot: usize, job: &Job, classes: &mut Classes) -> bool {
-        if self.arena.len() >= usize::from(FULL - 2) {
-            self.squeeze();
-        }
-        let at = self.arena.len();
-        if at >= usize::from(FULL - 2) {
-            return false;
-        }
+        let Some(at) = self.room() else { return false };
         packed::encode(job, self.base_ms, classes, &mut self.arena);
         self.slots[slot] = at as u16 + 1;
         true
+    }
+
+    fn add_fresh(&mut self, slot: usize, f: &packed::Fresh<'_>, class: packed::Class, classes: &mut Classes) -> bool {
+        let Some(at) = self.room() else { return false };
+        packed::encode_fresh(f, class, self.base_ms, classes, &mut self.arena);
+        self.slots[slot] = at as u16 + 1;
+        true
+    }
+
+    /// Where the next record goes, if an offset can still name it.
+    fn room(&mut self) -> Option<usize> {
+        if self.arena.len() >= usize::from(FULL - 2) {
+            self.squeeze();
+        }
+        Some(self.arena.len()).filter(|&at| at < usize::from(FULL - 2))
     }
 
     /// Takes the job out of its slot, as a full job.
@@ -276,6 +285,29 @@ impl JobTable {
             }
         } else {
             page.add_full(slot, job);
+            self.full_len += 1;
+        }
+        page.live += 1;
+        self.len += 1;
+        self.page_bytes = self.page_bytes + page.bytes() - before;
+        true
+    }
+
+    /// Stores a fresh ready job given by its parts (a run being loaded), packed; false if that seq is taken.
+    pub fn insert_fresh(&mut self, f: &packed::Fresh<'_>, class: packed::Class) -> bool {
+        let slot = slot_of(f.seq);
+        let page = self.pages.entry(f.seq / PAGE).or_insert_with(|| Page::new(f.created_ms));
+        if page.slots[slot] != EMPTY {
+            return false;
+        }
+        let before = if page.live == 0 { 0 } else { page.bytes() };
+        let packable = f.payload.len() <= packed::MAX_PACKED_PAYLOAD;
+        if packable && page.add_fresh(slot, f, class, &mut self.classes) {
+            if slot == PAGE as usize - 1 {
+                page.arena.shrink_to_fit();
+            }
+        } else {
+            page.add_full(slot, f.job(class));
             self.full_len += 1;
         }
         page.live += 1;

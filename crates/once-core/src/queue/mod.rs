@@ -359,22 +359,7 @@ impl Queue {
     /// Places a complete job (from a push, a replica stream, AOF or RDB) into the indexes of its state.
     /// A ready job joins the back of its priority's line.
     pub fn insert(&mut self, job: Job) -> Result<(), InsertError> {
-        if job.seq >= SEQ_LIMIT {
-            return Err(InsertError::SeqOutOfRange(job.seq));
-        }
-        if self.jobs.contains_key(job.seq) {
-            if self.job(job.seq).is_some() {
-                return Err(InsertError::DuplicateSeq(job.seq));
-            }
-            self.free_buried(job.seq);
-        }
-        if let Some(id) = job.custom_id() {
-            if self.find(id).is_some() {
-                return Err(InsertError::DuplicateId);
-            }
-        } else if !self.custom_ids.is_empty() && self.custom_ids.contains_key(job.id_bytes().as_slice()) {
-            return Err(InsertError::DuplicateId);
-        }
+        self.check_new(job.seq, job.created_ms, job.custom_id())?;
         if self.flow.group(job.group).is_none() {
             return Err(InsertError::NoGroup);
         }
@@ -403,6 +388,28 @@ impl Queue {
         }
         self.next_seq = self.next_seq.max(seq + 1);
         self.jobs.insert(job);
+        Ok(())
+    }
+
+    /// What every job entering the queue must be: a seq in range and free (a purged job still holding it is
+    /// freed now), an id no other job has (a server id included: a custom id may spell one).
+    fn check_new(&mut self, seq: u64, created_ms: u64, custom_id: Option<&[u8]>) -> Result<(), InsertError> {
+        if seq >= SEQ_LIMIT {
+            return Err(InsertError::SeqOutOfRange(seq));
+        }
+        if self.jobs.contains_key(seq) {
+            if self.job(seq).is_some() {
+                return Err(InsertError::DuplicateSeq(seq));
+            }
+            self.free_buried(seq);
+        }
+        let taken = match custom_id {
+            Some(id) => self.find(id).is_some(),
+            None => !self.custom_ids.is_empty() && self.custom_ids.contains_key(server_id(created_ms, seq).as_slice()),
+        };
+        if taken {
+            return Err(InsertError::DuplicateId);
+        }
         Ok(())
     }
 
