@@ -163,30 +163,24 @@ pub struct TableReader<'a> {
 }
 
 impl<'a> TableReader<'a> {
-    pub fn get(&mut self, seq: u64) -> Option<JobRef<'a>> {
+    /// The page of `seq`, looked up only when it is not the last one read.
+    fn page(&mut self, seq: u64) -> Option<&'a Page> {
         let no = seq / PAGE;
-        let page = match self.last {
-            Some((n, p)) if n == no => p,
-            _ => {
-                let p = self.table.pages.get(&no)?;
-                self.last = Some((no, p));
-                p
-            }
-        };
-        page.get(slot_of(seq), seq, &self.table.classes)
+        if let Some((_, p)) = self.last.filter(|(n, _)| *n == no) {
+            return Some(p);
+        }
+        let p: &'a Page = self.table.pages.get(&no)?;
+        self.last = Some((no, p));
+        Some(p)
+    }
+
+    pub fn get(&mut self, seq: u64) -> Option<JobRef<'a>> {
+        self.page(seq)?.get(slot_of(seq), seq, &self.table.classes)
     }
 
     /// The parts of job `seq` if it is packed (None: a full job, or none).
     pub fn packed(&mut self, seq: u64) -> Option<packed::Parts<'a>> {
-        let no = seq / PAGE;
-        let page = match self.last {
-            Some((n, p)) if n == no => p,
-            _ => {
-                let p = self.table.pages.get(&no)?;
-                self.last = Some((no, p));
-                p
-            }
-        };
+        let page = self.page(seq)?;
         match page.slots[slot_of(seq)] {
             EMPTY => None,
             v if v & FULL != 0 => None,
