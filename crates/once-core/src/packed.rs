@@ -147,16 +147,9 @@ pub fn get_varint(b: &[u8], at: &mut usize) -> Option<u64> {
 
 /// Appends `j`'s record (its page's times counted from `base_ms`), taking a reference to its class. A
 /// custom id goes after the place, flagged in the class number's low bit (plain jobs pay no byte for it).
+#[cfg(test)]
 pub fn encode(j: &Job, base_ms: u64, classes: &mut Classes, out: &mut Vec<u8>) {
-    let fresh = Fresh {
-        seq: j.seq,
-        created_ms: j.created_ms,
-        since_ms: j.since_ms,
-        pos: j.deadline_ms,
-        id: j.custom_id(),
-        payload: &j.payload,
-    };
-    encode_fresh(&fresh, Class::of(j), base_ms, classes, out);
+    encode_fresh(&Fresh::of(j), Class::of(j), base_ms, classes, out);
 }
 
 /// A fresh ready job by its parts (what a run on disk holds, with its place in its line).
@@ -170,7 +163,19 @@ pub struct Fresh<'a> {
     pub payload: &'a [u8],
 }
 
-impl Fresh<'_> {
+impl<'a> Fresh<'a> {
+    /// The parts of a packable job.
+    pub fn of(j: &'a Job) -> Fresh<'a> {
+        Fresh {
+            seq: j.seq,
+            created_ms: j.created_ms,
+            since_ms: j.since_ms,
+            pos: j.deadline_ms,
+            id: j.custom_id(),
+            payload: &j.payload,
+        }
+    }
+
     /// The job, whole (for a page with no room left to pack it).
     pub fn job(&self, c: Class) -> Job {
         Job {
@@ -238,21 +243,8 @@ fn read(b: &[u8], at: usize, base_ms: u64) -> Option<Record<'_>> {
 pub fn decode(b: &[u8], at: usize, seq: u64, base_ms: u64, classes: &Classes) -> Option<Job> {
     let r = read(b, at, base_ms)?;
     let c = classes.get(r.class)?;
-    Some(Job {
-        seq,
-        created_ms: r.created_ms,
-        deadline_ms: r.pos,
-        backoff_ms: c.backoff_ms,
-        since_ms: r.since_ms,
-        payload: Payload::from(r.payload),
-        extra: r.id.map(|id| Box::new(Extra { custom_id: Some(id.into()), ..Extra::default() })),
-        lease_ms: c.lease_ms,
-        attempts: 0,
-        priority: c.priority,
-        retries: c.retries,
-        state: State::Ready,
-        group: c.group,
-    })
+    let fresh = Fresh { seq, created_ms: r.created_ms, since_ms: r.since_ms, pos: r.pos, id: r.id, payload: r.payload };
+    Some(fresh.job(c))
 }
 
 /// A packed job's own parts, borrowed from its record (its options are its class's).

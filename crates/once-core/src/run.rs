@@ -41,8 +41,13 @@ impl RunHead {
         }
     }
 
+    /// The head of a class's run (its group is written beside it).
+    pub fn of_class(c: &Class) -> RunHead {
+        RunHead { priority: c.priority, retries: c.retries, backoff_ms: c.backoff_ms, lease_ms: c.lease_ms }
+    }
+
     pub fn of(j: &Job) -> RunHead {
-        RunHead { priority: j.priority, retries: j.retries, backoff_ms: j.backoff_ms, lease_ms: j.lease_ms }
+        RunHead::of_class(&Class::of(j))
     }
 
     /// The head from an encoding's numbers, each in its range.

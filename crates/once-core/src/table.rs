@@ -86,10 +86,7 @@ impl Page {
     /// Packs the job into the arena; false (nothing changed) when the arena has no offset left for it (a page
     /// of long ids and payloads: the job then keeps its full record).
     fn add_packed(&mut self, slot: usize, job: &Job, classes: &mut Classes) -> bool {
-        let Some(at) = self.room() else { return false };
-        packed::encode(job, self.base_ms, classes, &mut self.arena);
-        self.slots[slot] = at as u16 + 1;
-        true
+        self.add_fresh(slot, &packed::Fresh::of(job), packed::Class::of(job), classes)
     }
 
     fn add_fresh(&mut self, slot: usize, f: &packed::Fresh<'_>, class: packed::Class, classes: &mut Classes) -> bool {
@@ -265,43 +262,42 @@ impl JobTable {
     /// Stores a job under its seq (packed when it is a fresh ready job); false (and nothing changed) if that
     /// seq is taken.
     pub fn insert(&mut self, job: Job) -> bool {
-        let seq = job.seq;
-        let slot = slot_of(seq);
-        let page = self.pages.entry(seq / PAGE).or_insert_with(|| Page::new(job.created_ms));
-        if page.slots[slot] != EMPTY {
-            return false;
+        if packed::packable(&job) {
+            return self.insert_fresh(&packed::Fresh::of(&job), packed::Class::of(&job));
         }
-        let before = if page.live == 0 { 0 } else { page.bytes() };
-        if packed::packable(&job) && page.add_packed(slot, &job, &mut self.classes) {
-            if slot == PAGE as usize - 1 {
-                // The page's last seq: no more jobs will be pushed into it, so its arena stops growing.
-                page.arena.shrink_to_fit();
-            }
-        } else {
+        self.place(job.seq, job.created_ms, |page, slot, _| {
             page.add_full(slot, job);
-            self.full_len += 1;
-        }
-        page.live += 1;
-        self.len += 1;
-        self.page_bytes = self.page_bytes + page.bytes() - before;
-        true
+            false
+        })
     }
 
-    /// Stores a fresh ready job given by its parts (a run being loaded), packed; false if that seq is taken.
+    /// Stores a fresh ready job given by its parts (a run being loaded, or a packable job), packed unless its
+    /// page has no offset left; false if that seq is taken.
     pub fn insert_fresh(&mut self, f: &packed::Fresh<'_>, class: packed::Class) -> bool {
-        let slot = slot_of(f.seq);
-        let page = self.pages.entry(f.seq / PAGE).or_insert_with(|| Page::new(f.created_ms));
+        let packable = f.payload.len() <= packed::MAX_PACKED_PAYLOAD;
+        self.place(f.seq, f.created_ms, |page, slot, classes| {
+            if packable && page.add_fresh(slot, f, class, classes) {
+                if slot == PAGE as usize - 1 {
+                    // The page's last seq: no more jobs will be pushed into it, so its arena stops growing.
+                    page.arena.shrink_to_fit();
+                }
+                return true;
+            }
+            page.add_full(slot, f.job(class));
+            false
+        })
+    }
+
+    /// Puts a job into the free slot of `seq` with `put`, which says whether it packed it; keeps the counts
+    /// and the page bytes. False (`put` not called) if the slot is taken.
+    fn place(&mut self, seq: u64, created_ms: u64, put: impl FnOnce(&mut Page, usize, &mut Classes) -> bool) -> bool {
+        let slot = slot_of(seq);
+        let page = self.pages.entry(seq / PAGE).or_insert_with(|| Page::new(created_ms));
         if page.slots[slot] != EMPTY {
             return false;
         }
         let before = if page.live == 0 { 0 } else { page.bytes() };
-        let packable = f.payload.len() <= packed::MAX_PACKED_PAYLOAD;
-        if packable && page.add_fresh(slot, f, class, &mut self.classes) {
-            if slot == PAGE as usize - 1 {
-                page.arena.shrink_to_fit();
-            }
-        } else {
-            page.add_full(slot, f.job(class));
+        if !put(page, slot, &mut self.classes) {
             self.full_len += 1;
         }
         page.live += 1;

@@ -806,17 +806,24 @@ impl Queue {
     /// A walk, not a list: RDB save, AOF rewrite and the digest stream a queue of millions without building it
     /// a second time in memory (in a save child every byte built is a byte not shared with the server).
     pub fn jobs_in_rebuild_order(&self) -> impl Iterator<Item = JobRef<'_>> + '_ {
-        // Group by group by name (group numbers are each node's own), each group's lines in the order they
-        // serve, which rebuilds them; the ring's order travels on its own.
-        let ready = self.flow.gids_by_name().flat_map(move |gid| {
-            self.ready.range((gid, Reverse(i32::MAX))..=(gid, Reverse(i32::MIN))).flat_map(move |(_, line)| {
-                let mut reader = self.jobs.reader();
-                line.iter().filter_map(move |s| reader.get(s))
-            })
+        let ready = self.lines_in_rebuild_order().flat_map(move |line| {
+            let mut reader = self.jobs.reader();
+            line.iter().filter_map(move |s| reader.get(s))
         });
-        let rest =
-            self.jobs.full_by_seq().filter(move |j| j.state != State::Ready && self.indexed(j)).map(JobRef::Borrowed);
-        ready.chain(rest)
+        ready.chain(self.others_in_rebuild_order().map(JobRef::Borrowed))
+    }
+
+    /// The ready lines group by group by name (group numbers are each node's own), each group's lines in the
+    /// order they serve, which rebuilds them; the ring's order travels on its own.
+    fn lines_in_rebuild_order(&self) -> impl Iterator<Item = &Line> + '_ {
+        self.flow.gids_by_name().flat_map(move |gid| {
+            self.ready.range((gid, Reverse(i32::MAX))..=(gid, Reverse(i32::MIN))).map(|(_, line)| line)
+        })
+    }
+
+    /// The jobs that are not ready, by seq (packed jobs are all ready: the walk skips them undecoded).
+    fn others_in_rebuild_order(&self) -> impl Iterator<Item = &Job> + '_ {
+        self.jobs.full_by_seq().filter(move |j| j.state != State::Ready && self.indexed(j))
     }
 
     /// An estimate of the bytes this queue holds, for MEMORY USAGE.

@@ -1,12 +1,9 @@
 //! The queue as an encoding writes it: every job in an order that rebuilds the queue when inserted again,
 //! fresh ready jobs gathered into runs (`run.rs`) straight from their packed records.
 
-use std::cmp::Reverse;
-
 use super::super::flow::DEFAULT_GROUP;
 use super::super::run::{read_run, RunHead, RunWriter};
 use super::super::table::JobRef;
-use super::super::State;
 use super::Queue;
 
 /// One item of a save: a run of fresh ready jobs, or a job on its own.
@@ -26,38 +23,30 @@ impl Queue {
                 emit(Item::Run(&w));
             }
         };
-        for gid in self.flow.gids_by_name() {
-            for (_, line) in self.ready.range((gid, Reverse(i32::MAX))..=(gid, Reverse(i32::MIN))) {
-                let mut reader = self.jobs.reader();
-                for seq in line.iter() {
-                    let Some(p) = reader.packed(seq) else {
-                        flush(&mut run, emit);
-                        let j = reader.get(seq).ok_or_else(|| format!("ready job seq {seq} cannot be read"))?;
-                        emit(Item::Job(j));
+        for line in self.lines_in_rebuild_order() {
+            let mut reader = self.jobs.reader();
+            for seq in line.iter() {
+                let Some(p) = reader.packed(seq) else {
+                    flush(&mut run, emit);
+                    let j = reader.get(seq).ok_or_else(|| format!("ready job seq {seq} cannot be read"))?;
+                    emit(Item::Job(j));
+                    continue;
+                };
+                match &mut run {
+                    Some((class, w)) if *class == p.class && w.has_room() => {
+                        w.push(seq, p.created_ms, p.since_ms, p.id, p.payload);
                         continue;
-                    };
-                    match &mut run {
-                        Some((class, w)) if *class == p.class && w.has_room() => {
-                            w.push(seq, p.created_ms, p.since_ms, p.id, p.payload);
-                            continue;
-                        }
-                        _ => flush(&mut run, emit),
                     }
-                    let c = reader.class(p.class).ok_or_else(|| format!("packed job seq {seq} has no class"))?;
-                    let head = RunHead {
-                        priority: c.priority,
-                        retries: c.retries,
-                        backoff_ms: c.backoff_ms,
-                        lease_ms: c.lease_ms,
-                    };
-                    let mut w = RunWriter::new(head, c.group);
-                    w.push(seq, p.created_ms, p.since_ms, p.id, p.payload);
-                    run = Some((p.class, w));
+                    _ => flush(&mut run, emit),
                 }
+                let c = reader.class(p.class).ok_or_else(|| format!("packed job seq {seq} has no class"))?;
+                let mut w = RunWriter::new(RunHead::of_class(&c), c.group);
+                w.push(seq, p.created_ms, p.since_ms, p.id, p.payload);
+                run = Some((p.class, w));
             }
         }
         flush(&mut run, emit);
-        for j in self.jobs.full_by_seq().filter(|j| j.state != State::Ready && self.indexed(j)) {
+        for j in self.others_in_rebuild_order() {
             emit(Item::Job(JobRef::Borrowed(j)));
         }
         Ok(())
