@@ -9,6 +9,7 @@ pub mod commands;
 pub mod config;
 pub mod effects;
 pub mod eviction;
+pub mod flows;
 pub mod info;
 pub mod keyspace;
 pub mod list_producers;

@@ -34,6 +34,10 @@ pub fn existing_or_new<'k>(key: &'k mut Key<'_>) -> Result<&'k mut QueueValue, C
 /// After any change to a queue: server-wide figures, wake blocked readers, and tell the timer when this
 /// queue next needs it.
 pub fn settle(ctx: Ctx<'_>, key: RStr<'_>, v: &mut QueueValue, before: Snapshot) {
+    // A master tells the jobs waiting on jobs that just ended (a bounded step; the timer does the rest).
+    if v.queue.has_backlog() && crate::flows::may_drain(ctx) {
+        crate::flows::drain_and_replicate(ctx, key, v, crate::flows::INLINE, rm::now_ms());
+    }
     // Any node (replicas too, whose timer does not act) frees a few purged jobs with each change.
     v.queue.free_some(FREE_STEP);
     before.report_changes(v);

@@ -46,7 +46,9 @@ impl<'a> Options<'a> {
         let Some((i, token)) = find_token(self.spec, word) else {
             return Err(err(format!("unknown option '{}'", shown(word))));
         };
-        if self.seen & (1 << i) != 0 {
+        // A repeatable option (AFTER) may come again; any other only once.
+        let repeatable = self.spec.iter().any(|a| a.token == Some(token) && a.multiple);
+        if self.seen & (1 << i) != 0 && !repeatable {
             return Err(err(format!("option '{token}' given twice")));
         }
         self.seen |= 1 << i;
@@ -82,6 +84,11 @@ impl<'a> Options<'a> {
         let rest = args.get(self.pos..).unwrap_or(&[]);
         self.pos = args.len();
         rest
+    }
+
+    /// Where the next argument is (a key's position, for the server's getkeys request).
+    pub fn position(&self) -> usize {
+        self.pos
     }
 
     /// The value of the option just read, as an integer in `range` (named by the range).

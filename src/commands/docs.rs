@@ -7,7 +7,7 @@ use redis_module::raw;
 
 use super::spec::{Access, Arg, Kind};
 use super::table::Command;
-use crate::rm::{ArgDoc, CommandDoc};
+use crate::rm::{self, ArgDoc, CommandDoc};
 
 /// The module version that introduced the commands, as `COMMAND DOCS` shows it.
 const SINCE: &str = "0.1.0";
@@ -41,6 +41,8 @@ fn arg_doc(a: &Arg, choice: bool) -> Result<ArgDoc, String> {
         flags,
         // The queue is key spec 0; keys after a keyword (ALSO) are spec 1.
         key_spec_index: match (a.kind, a.token) {
+            // A dependency's queue (AFTER) is the second spec, as ALSO's queues are.
+            (Kind::Key, None) if a.name == "dep-queue" => 1,
             (Kind::Key, None) => 0,
             (Kind::Key, Some(_)) => 1,
             _ => -1,
@@ -77,6 +79,11 @@ pub fn command_doc(c: &Command) -> Result<CommandDoc, String> {
             .and_then(|a| a.token)
             .map(cstr)
             .transpose()?,
+        dep_keys: match c.name {
+            "ONCE.PUSH" | "ONCE.CALL" => Some(rm::DepKeys::After(cstr("AFTER")?)),
+            "ONCE.AFTER" => Some(rm::DepKeys::From(3)),
+            _ => None,
+        },
         args: c.args.iter().map(|a| arg_doc(a, false)).collect::<Result<_, _>>()?,
     })
 }

@@ -26,7 +26,10 @@ pub fn reply_job(ctx: Ctx<'_>, q: &Queue, job: &Job, with_payload: bool) {
         Some(x) => rm::reply_u64(ctx, x),
         None => rm::reply_null(ctx),
     };
-    rm::reply_map(ctx, if with_payload { 18 } else { 17 });
+    let waits = job.waits();
+    let dependents = job.dependents();
+    let extra = if waits.is_some() { 5 } else { 0 } + if dependents.is_some() { 2 } else { 0 };
+    rm::reply_map(ctx, extra + if with_payload { 18 } else { 17 });
     rm::reply_bulk(ctx, b"id");
     rm::reply_bulk(ctx, &job.id_bytes());
     rm::reply_bulk(ctx, b"state");
@@ -75,4 +78,24 @@ pub fn reply_job(ctx: Ctx<'_>, q: &Queue, job: &Job, with_payload: bool) {
     text(job.progress());
     rm::reply_bulk(ctx, b"finished");
     opt(ctx, job.finished_ms());
+    if let Some(w) = waits {
+        for (name, n) in [
+            (&b"deps_total"[..], w.links.len()),
+            (b"deps_done", w.done()),
+            (b"deps_failed", w.failed()),
+            (b"deps_left", w.left as usize),
+        ] {
+            rm::reply_bulk(ctx, name);
+            rm::reply_u64(ctx, n as u64);
+        }
+        rm::reply_bulk(ctx, b"on_fail");
+        rm::reply_bulk(ctx, w.on_fail.name().as_bytes());
+    }
+    if let Some(d) = dependents {
+        // Jobs still to be told when it ends, and those that have not started (they keep its outcome).
+        rm::reply_bulk(ctx, b"dependents");
+        rm::reply_u64(ctx, d.targets.len() as u64);
+        rm::reply_bulk(ctx, b"pinned_by");
+        rm::reply_u64(ctx, u64::from(d.pins));
+    }
 }

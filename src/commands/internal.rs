@@ -103,6 +103,8 @@ pub fn at(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
         b"once._sweep" => sweep,
         b"once._timed" => timed,
         b"once.progress" => super::result::progress,
+        b"once.after" => super::deps::after,
+        b"once._notify" => notify,
         _ => return Err(err(format!("ONCE._AT cannot run '{}'", crate::text::shown(args[3].bytes())))),
     };
     let mut inner = Vec::with_capacity(args.len() - 2);
@@ -129,10 +131,38 @@ pub fn job(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
         return Err(arity("ONCE._JOB"));
     }
     let d = decode_job(&all_bytes(&args[2..])).map_err(|e| err(format!("bad job: {e}")))?;
+    let (seq, pushed) = (d.job.seq, d.counted && d.job.waits().is_some());
     with_queue(ctx, args, true, |v| {
         let inserted = v.queue.insert_in_group(d.job, d.group.as_deref(), d.counted);
-        inserted.map_err(|e| err(format!("bad job: {e}")))
+        inserted.map_err(|e| err(format!("bad job: {e}")))?;
+        // A job pushed with AFTER takes its place on its dependencies, as on the master (a rebuilt one, LOAD,
+        // finds them holding it already).
+        if pushed {
+            crate::flows::link(ctx, args[1], v, seq, 0);
+        }
+        Ok(())
     })
+}
+
+/// `ONCE._NOTIFY key n m` (at the master's time): the next n notices and m pins of the queue's backlog.
+pub fn notify(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
+    if args.len() != 4 {
+        return Err(arity("ONCE._NOTIFY"));
+    }
+    let n = number(args[2].bytes(), "notice count")? as usize;
+    let m = number(args[3].bytes(), "pin count")? as usize;
+    with_queue_at(ctx, args, false, b"ONCE._NOTIFY\0", |v, now| {
+        crate::flows::drain(ctx, args[1], v, n, m, now);
+        Ok(())
+    })
+}
+
+/// `ONCE._BACKLOG key blob`: the queue's notices and pins under way (AOF rewrite).
+pub fn backlog(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
+    if args.len() != 3 {
+        return Err(arity("ONCE._BACKLOG"));
+    }
+    with_queue(ctx, args, true, |v| v.queue.set_backlog(args[2].bytes()).map_err(|e| err(format!("bad backlog: {e}"))))
 }
 
 pub fn reserve(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {

@@ -4,6 +4,7 @@
 pub mod ack;
 pub mod args;
 pub mod bulk;
+pub mod deps;
 pub mod docs;
 pub mod events;
 pub mod extend;

@@ -54,7 +54,15 @@ pub fn list(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() < 3 {
         return Err(arity("ONCE.LIST"));
     }
-    let all = [State::Ready, State::Delayed, State::Reserved, State::Dead, State::Completed, State::Cancelled];
+    let all = [
+        State::Ready,
+        State::Delayed,
+        State::Reserved,
+        State::Dead,
+        State::Completed,
+        State::Cancelled,
+        State::Waiting,
+    ];
     let state = state_arg(args[2].bytes(), &all)?;
     let mut cursor = None;
     let mut count = LIST_COUNT_DEFAULT;
@@ -124,7 +132,8 @@ pub fn purge(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     if args.len() != 3 {
         return Err(arity("ONCE.PURGE"));
     }
-    let state = state_arg(args[2].bytes(), &[State::Ready, State::Delayed, State::Dead, State::Completed])?;
+    let state =
+        state_arg(args[2].bytes(), &[State::Ready, State::Delayed, State::Dead, State::Completed, State::Waiting])?;
     let mut key = Key::open(ctx, args[1], true);
     let Some(v) = existing(&mut key)? else {
         rm::reply_int(ctx, 0);

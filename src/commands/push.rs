@@ -1,16 +1,17 @@
 //! ONCE.PUSH queue payload [ID id] [DELAY ms | AT unix-ms] [RETRIES n] [BACKOFF ms] [LEASE ms] [PRIORITY n]
-//!   [GROUP g] [KEEP ms] [TTL ms [DROP]]
+//!   [GROUP g] [KEEP ms] [TTL ms [DROP]] [AFTER dep-queue n id [id ...]]... [ON-FAIL fail|ignore|continue]
 
 use super::args::{arity, err, CmdError, CmdResult, Options};
 use super::spec::PUSH_ARGS;
 use super::{existing_or_new, settle};
 use crate::config;
+use crate::core::deps::{OnFail, Waits};
 use crate::core::job::Ttl;
 use crate::core::limits::{self, MAX_GROUP_BYTES, MAX_ID_BYTES};
 use crate::core::queue::{NewJob, Pushed};
 use crate::core::settings::Settings;
-use crate::effects;
 use crate::rm::{self, Ctx, Key, RStr};
+use crate::{effects, flows};
 
 /// PUSH's options but ID, which BULK shares.
 #[derive(Default)]
@@ -84,7 +85,7 @@ pub fn check_payload(payload: &[u8]) -> Result<(), CmdError> {
     Ok(())
 }
 
-/// What PUSH (and CALL, which pushes) reads: the id, the job's options, KEEP and TTL.
+/// What PUSH (and CALL, which pushes) reads: the id, the job's options, KEEP, TTL and AFTER.
 #[derive(Default)]
 pub struct PushRequest<'a> {
     pub id: Option<&'a [u8]>,
@@ -92,6 +93,10 @@ pub struct PushRequest<'a> {
     keep: Option<u64>,
     ttl: Option<u64>,
     drop: bool,
+    after: Vec<flows::Clause<'a>>,
+    on_fail: Option<OnFail>,
+    /// Where AFTER's queues stand among the arguments (the server's getkeys request).
+    pub key_positions: Vec<usize>,
 }
 
 impl<'a> PushRequest<'a> {
@@ -109,12 +114,53 @@ impl<'a> PushRequest<'a> {
             "TTL" => self.ttl = Some(opts.int(limits::TTL)? as u64),
             "DROP" => self.drop = true,
             "DELAY" | "AT" | "RETRIES" | "BACKOFF" | "LEASE" | "PRIORITY" | "GROUP" => self.job.take(token, opts)?,
+            "AFTER" => {
+                self.key_positions.push(opts.position());
+                let queue = opts.raw_value("AFTER")?;
+                let n = opts.int(limits::AFTER_IDS)? as usize;
+                let ids = (0..n).map(|_| opts.raw_value("AFTER")).collect::<Result<Vec<_>, _>>()?;
+                self.after.push(flows::Clause { queue, ids });
+            }
+            "ON-FAIL" => {
+                let v = opts.value("ON-FAIL")?;
+                self.on_fail = Some(OnFail::from_name(v).ok_or_else(|| {
+                    err(format!("ON-FAIL is fail, ignore or continue, not '{}'", crate::text::shown(v)))
+                })?);
+            }
             _ => return Ok(false),
         }
         Ok(true)
     }
 
+    /// Reads every option; `own` takes the caller's own tokens first (CALL's) and says whether it did.
+    pub fn read_all(
+        &mut self,
+        opts: &mut Options<'a>,
+        mut own: impl FnMut(&'static str, &mut Options<'a>) -> Result<bool, CmdError>,
+    ) -> Result<(), CmdError> {
+        while let Some(token) = opts.next_option()? {
+            if !own(token, opts)? {
+                self.take(token, opts)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers the server's question of which arguments are keys (the queue and AFTER's queues, as far as the
+    /// arguments could be read), if that is what it asks. True when it was.
+    pub fn answer_keys_request(&self, ctx: Ctx<'_>) -> bool {
+        if !rm::is_keys_position_request(ctx) {
+            return false;
+        }
+        let positions: Vec<usize> = std::iter::once(1).chain(self.key_positions.iter().copied()).collect();
+        rm::key_positions(ctx, &positions);
+        true
+    }
+
     pub fn check(&self) -> Result<(), CmdError> {
+        if self.on_fail.is_some() && self.after.is_empty() {
+            return Err(err("ON-FAIL goes with AFTER (what to do when a dependency fails)"));
+        }
         if self.drop && self.ttl.is_none() {
             return Err(err("DROP goes with TTL (what happens when the TTL runs out)"));
         }
@@ -134,6 +180,8 @@ pub fn push_one(
 ) -> Result<Vec<u8>, CmdError> {
     let payload_bytes = payload.bytes();
     check_payload(payload_bytes)?;
+    // Read before the queue is opened for writing: a dependency may be in this very queue.
+    let links = if r.after.is_empty() { None } else { Some(flows::resolve(ctx, key_name, &r.after)?) };
     let mut key = Key::open(ctx, key_name, true);
     let v = existing_or_new(&mut key)?;
     let before = v.snapshot();
@@ -150,6 +198,7 @@ pub fn push_one(
         keep_ms: r.keep,
         ttl: r.ttl.map(|ms| Ttl { at: now.saturating_add(ms), drop: r.drop }),
         cancel_at,
+        waits: links.map(|links| Box::new(Waits { on_fail: r.on_fail.unwrap_or_default(), links, ..Waits::default() })),
     };
     let seq = match v.queue.push(new, now) {
         Pushed::Exhausted => return Err(err("the queue has used up its id sequence")),
@@ -160,6 +209,7 @@ pub fn push_one(
                 effects::job(ctx, key_name, "PUSH", &job, v.queue.flow.name(job.group), payload);
                 job.id_bytes()
             });
+            flows::link(ctx, key_name, v, seq, 0);
             settle(ctx, key_name, v, before);
             return id.ok_or_else(|| err("the job was not kept"));
         }
@@ -174,9 +224,11 @@ pub fn push(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     let (key_name, payload) = (args[1], args[2]);
     let mut r = PushRequest::default();
     let mut opts = Options::new(args, 3, PUSH_ARGS);
-    while let Some(token) = opts.next_option()? {
-        r.take(token, &mut opts)?;
+    let parsed = r.read_all(&mut opts, |_, _| Ok(false));
+    if r.answer_keys_request(ctx) {
+        return Ok(());
     }
+    parsed?;
     r.check()?;
     let id = push_one(ctx, key_name, payload, &r, None, rm::now_ms())?;
     rm::reply_bulk(ctx, &id);

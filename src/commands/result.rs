@@ -101,15 +101,18 @@ pub fn call(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     let mut r = PushRequest::default();
     let (mut timeout, mut cancel) = (None, false);
     let mut opts = Options::new(args, 3, CALL_ARGS);
-    while let Some(token) = opts.next_option()? {
+    let parsed = r.read_all(&mut opts, |token, opts| {
         match token {
             "TIMEOUT" => timeout = Some(opts.int(limits::CALL_TIMEOUT)?),
             "CANCEL" => cancel = true,
-            _ => {
-                r.take(token, &mut opts)?;
-            }
+            _ => return Ok(false),
         }
+        Ok(true)
+    });
+    if r.answer_keys_request(ctx) {
+        return Ok(());
     }
+    parsed?;
     r.check()?;
     let Some(timeout) = timeout else { return Err(err("TIMEOUT ms is required (how long CALL waits)")) };
     if rm::may_not_block(ctx) {

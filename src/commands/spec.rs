@@ -124,10 +124,33 @@ macro_rules! push_args {
                 optional: true,
                 multiple: false,
             },
+            Arg {
+                name: "after",
+                kind: Kind::Block(&[pos("dep-queue", Key), pos("n", Int), many("id", Str)]),
+                token: Some("AFTER"),
+                optional: true,
+                multiple: true,
+            },
+            opt("ON-FAIL", "policy", Kind::OneOf(&[word("fail"), word("ignore"), word("continue")])),
             $($more),*
         ]
     };
 }
+
+/// ONCE.AFTER: a waiting job, then clauses of `dep-queue n id ...` (parsed by deps.rs).
+pub const AFTER_ARGS: &[Arg] = &[
+    KEY,
+    pos("id", Str),
+    Arg {
+        name: "dependencies",
+        kind: Kind::Block(&[pos("dep-queue", Key), pos("n", Int), many("id", Str)]),
+        token: None,
+        optional: false,
+        multiple: true,
+    },
+];
+
+pub const DEPS_ARGS: &[Arg] = &[KEY, pos("id", Str), opt("FROM", "index", Int), opt("COUNT", "count", Int)];
 
 pub const PUSH_ARGS: &[Arg] = push_args!();
 

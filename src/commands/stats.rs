@@ -30,7 +30,7 @@ pub fn stats(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
         (b"run_sum_ms", Some(run.sum_ms)),
     ];
     let groups = v.as_ref().map_or(0, |v| v.queue.flow.named() as u64);
-    let counts: [(&[u8], u64); 8] = [
+    let counts: [(&[u8], u64); 9] = [
         (b"ready", s.ready),
         (b"delayed", s.delayed),
         (b"reserved", s.reserved),
@@ -38,6 +38,7 @@ pub fn stats(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
         (b"schedules", s.schedules),
         (b"completed", s.completed),
         (b"cancelled", s.cancelled),
+        (b"waiting", s.waiting),
         (b"groups", groups),
     ];
     rm::reply_map(ctx, counts.len() + TOTAL_FIELDS.len() + SETTINGS_PAIRS + latency.len());

@@ -5,8 +5,8 @@ use std::ffi::{c_int, CString};
 
 use super::spec::*;
 use super::{
-    ack, bulk, docs, events, extend, groups, histogram, inspect, internal, lists, manage, nack, operate, push, reserve,
-    result, run, schedule, stats,
+    ack, bulk, deps, docs, events, extend, groups, histogram, inspect, internal, lists, manage, nack, operate, push,
+    reserve, result, run, schedule, stats,
 };
 use crate::rm::{self, Ctx, RawCtx, RawStr};
 
@@ -94,7 +94,7 @@ macro_rules! internal_cmd {
 }
 
 pub static COMMANDS: &[Command] = &[
-    cmd!("ONCE.PUSH", push::push, "write deny-oom fast", Insert, -3, PUSH_ARGS,
+    cmd!("ONCE.PUSH", push::push, "write deny-oom fast getkeys-api", Insert, -3, PUSH_ARGS,
         "Adds a job to a queue, ready now or delayed; with ID, adds nothing while that id is live",
         "O(1) for a ready job, O(log n) for a delayed one"),
     cmd!("ONCE.BULK", bulk::bulk, "write deny-oom", Insert, -4, BULK_ARGS,
@@ -106,10 +106,16 @@ pub static COMMANDS: &[Command] = &[
     cmd!("ONCE.ACK", ack::ack, "write fast", Delete, -3, ACK_ARGS,
         "Completes reserved jobs (with ATTEMPT, only while that reservation holds); RESULT keeps one job's result",
         "O(1) per id; O(log n) when the job is kept"),
+    cmd!("ONCE.AFTER", deps::after, "write deny-oom getkeys-api", Update, -6, AFTER_ARGS,
+        "Gives a waiting job more dependencies: it runs once they complete too",
+        "O(N) for N ids named, plus the walk that checks for a cycle"),
+    cmd!("ONCE.DEPS", deps::deps, "readonly", Read, -3, DEPS_ARGS,
+        "Shows the jobs a job waits or waited on: each one's queue, id, state, outcome and result or error",
+        "O(N) for N dependencies shown"),
     cmd!("ONCE.RESULT", result::result, "readonly blocking", Read, -3, RESULT_ARGS,
         "Shows a job's outcome (state, result or error, attempts, finished); with BLOCK waits until it finishes",
         "O(1); with BLOCK it may wait"),
-    cmd!("ONCE.CALL", result::call, "write deny-oom blocking", Insert, -3, CALL_ARGS,
+    cmd!("ONCE.CALL", result::call, "write deny-oom blocking getkeys-api", Insert, -3, CALL_ARGS,
         "Pushes a job and waits until it finishes, replying its outcome (nil at TIMEOUT; CANCEL cancels it then)",
         "O(1) for the push; then it waits"),
     cmd!("ONCE.PROGRESS", result::progress, "write fast", Update, -4, PROGRESS_ARGS,
@@ -188,6 +194,8 @@ pub static COMMANDS: &[Command] = &[
     internal_cmd!("ONCE._BULK", bulk::record),
     internal_cmd!("ONCE._TIMED", internal::timed),
     internal_cmd!("ONCE._MANY", internal::many),
+    internal_cmd!("ONCE._NOTIFY", internal::notify),
+    internal_cmd!("ONCE._BACKLOG", internal::backlog),
 ];
 
 /// Registers every command of the table with its docs and key spec, and (where the server has the API) its

@@ -42,6 +42,9 @@ fn emit_queue(io: *mut RedisModuleIO, key: RStr<'_>, v: &QueueValue) {
         emit(b"ONCE._SCHED\0", schedule_args(key, s));
     }
     emit(b"ONCE._META\0", meta_args(key, q.next_seq(), &q.totals));
+    if let Some(blob) = q.backlog_blob() {
+        emit(b"ONCE._BACKLOG\0", vec![OwnedStr::new(key.bytes()), OwnedStr::new(&blob)]);
+    }
     if q.settings != Settings::default() {
         emit(b"ONCE._SETTINGS\0", settings_args(key, &q.settings));
     }

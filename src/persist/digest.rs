@@ -59,6 +59,7 @@ pub extern "C" fn digest(md: *mut RedisModuleDigest, value: *mut c_void) {
             d.end();
         }
         d.int(q.next_seq() as i64);
+        d.opt(q.backlog_blob().as_deref());
         for f in &TOTAL_FIELDS {
             d.int((f.get)(&q.totals));
         }

@@ -83,6 +83,9 @@ pub fn finish_options(job: &Job) -> Vec<(&'static std::ffi::CStr, Vec<u8>)> {
     if let Some(c) = job.cancel_at() {
         v.push((c"CANCEL-AT", num(c)));
     }
+    if job.has_links() {
+        v.push((c"LINKS", crate::core::deps::encode_links(job.waits(), job.dependents())));
+    }
     v
 }
 
@@ -132,6 +135,11 @@ pub fn decode_job(a: &[&[u8]]) -> Result<DecodedJob, String> {
             [name, value] if name.eq_ignore_ascii_case(b"TTL-DROP") && *value == b"1" && !ttl_drop => ttl_drop = true,
             [name, value] if name.eq_ignore_ascii_case(b"CANCEL-AT") && more.cancel_at.is_none() => {
                 more.cancel_at = Some(time(value, "CANCEL-AT")?);
+            }
+            [name, value]
+                if name.eq_ignore_ascii_case(b"LINKS") && more.waits.is_none() && more.dependents.is_none() =>
+            {
+                (more.waits, more.dependents) = crate::core::deps::decode_links(value)?;
             }
             [name, value] if name.eq_ignore_ascii_case(b"ID") && custom_id.is_none() => {
                 if value.is_empty() || value.len() > 256 {

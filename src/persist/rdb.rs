@@ -32,6 +32,8 @@ use crate::value::QueueValue;
 /// A job's out-of-line part and its group name as an RDB holds them.
 type ExtraGroup = (Extra, Option<Box<[u8]>>);
 
+/// Version 7: adds the state waiting, a job's dependency links (flag 64: one blob, core/deps.rs) and the
+/// queue's backlog of notices and pins (item ITEM_BACKLOG).
 /// Version 6: the jobs are a list of items ended by ITEM_END: a job as version 5 writes it, or a run of fresh
 /// ready jobs (`core/run.rs`: one header and one blob for up to 1,024 jobs).
 /// Version 5: adds a job's result, progress, KEEP, TTL and CALL cancel time (flags 8, 16, 32), the states
@@ -41,12 +43,13 @@ type ExtraGroup = (Extra, Option<Box<[u8]>>);
 /// Version 3: adds a job's `since`, the EVENTS-MAX setting, the event log and the latency histograms.
 /// Version 2: numbers as the schema lists them (core/schema.rs), signed; adds a job's retry base.
 /// Version 1 (the first encoding) still loads through `load_v1`; version 2 through `load_v2`.
-pub const ENCODING_VERSION: i32 = 6;
+pub const ENCODING_VERSION: i32 = 7;
 
 /// Version 6's item kinds.
 const ITEM_END: u64 = 0;
 const ITEM_JOB: u64 = 1;
 const ITEM_RUN: u64 = 2;
+const ITEM_BACKLOG: u64 = 3;
 
 const HAS_ID: u64 = 1;
 const HAS_ERROR: u64 = 2;
@@ -55,6 +58,8 @@ const HAS_GROUP: u64 = 4;
 const HAS_RESULT: u64 = 8;
 const HAS_PROGRESS: u64 = 16;
 const HAS_TIMES: u64 = 32;
+/// Version 7: waits and dependents (flows).
+const HAS_LINKS: u64 = 64;
 
 /// One value the encoding writes, in order, handed to Redis as it is made: a save streams the queue rather
 /// than building it again in memory, and a panic part way fails the whole save (`fail_io`).
@@ -112,6 +117,10 @@ fn encode_queue(q: &Queue, mut put: impl FnMut(Put<'_>)) -> Result<(), String> {
         }
     });
     walked?;
+    if let Some(blob) = q.backlog_blob() {
+        put(Put::U(ITEM_BACKLOG));
+        put(Put::B(&blob));
+    }
     put(Put::U(ITEM_END));
     put(Put::U(q.schedule_count() as u64));
     for s in q.schedules() {
@@ -166,7 +175,8 @@ fn put_job(q: &Queue, j: &Job, put: &mut impl FnMut(Put<'_>)) {
         | if group.is_some() { HAS_GROUP } else { 0 }
         | if j.result().is_some() { HAS_RESULT } else { 0 }
         | if j.progress().is_some() { HAS_PROGRESS } else { 0 }
-        | if has_times { HAS_TIMES } else { 0 };
+        | if has_times { HAS_TIMES } else { 0 }
+        | if j.has_links() { HAS_LINKS } else { 0 };
     put(Put::U(flags));
     if let Some(id) = j.custom_id() {
         put(Put::B(id));
@@ -189,6 +199,9 @@ fn put_job(q: &Queue, j: &Job, put: &mut impl FnMut(Put<'_>)) {
         put(Put::I(j.ttl().map_or(-1, |t| t.at as i64)));
         put(Put::U(u64::from(j.ttl().is_some_and(|t| t.drop))));
         put(Put::I(j.cancel_at().map_or(-1, |c| c as i64)));
+    }
+    if j.has_links() {
+        put(Put::B(&crate::core::deps::encode_links(j.waits(), j.dependents())));
     }
 }
 
@@ -232,7 +245,8 @@ impl Reader {
     /// and KEEP, TTL and cancel time.
     fn extra_and_group(&self, version: i32) -> Load<ExtraGroup> {
         let max = match version {
-            5.. => HAS_ID | HAS_ERROR | HAS_GROUP | HAS_RESULT | HAS_PROGRESS | HAS_TIMES,
+            7.. => HAS_ID | HAS_ERROR | HAS_GROUP | HAS_RESULT | HAS_PROGRESS | HAS_TIMES | HAS_LINKS,
+            5..=6 => HAS_ID | HAS_ERROR | HAS_GROUP | HAS_RESULT | HAS_PROGRESS | HAS_TIMES,
             4 => HAS_ID | HAS_ERROR | HAS_GROUP,
             _ => HAS_ID | HAS_ERROR,
         };
@@ -280,6 +294,9 @@ impl Reader {
             e.ttl = ttl.map(|at| Ttl { at, drop });
             e.cancel_at = opt(self.i()?, "cancel time")?;
         }
+        if flags & HAS_LINKS != 0 {
+            (e.waits, e.dependents) = crate::core::deps::decode_links(&self.b()?)?;
+        }
         Ok((e, group))
     }
 
@@ -321,7 +338,7 @@ impl Reader {
 pub extern "C" fn load(io: *mut RedisModuleIO, encver: c_int) -> *mut c_void {
     let result = catch_unwind(AssertUnwindSafe(|| match encver {
         1 => load_v1(&Reader(io)),
-        v @ 2..=6 => load_v2(&Reader(io), v),
+        v @ 2..=7 => load_v2(&Reader(io), v),
         v => Err(format!("unknown encoding version {v}")),
     }));
     match result {
@@ -356,7 +373,7 @@ fn load_v2(r: &Reader, version: i32) -> Load<Queue> {
         f.put(&mut q.totals, r.i()?)?;
     }
     if version >= 6 {
-        load_items(r, &mut q)?;
+        load_items(r, version, &mut q)?;
     } else {
         for _ in 0..r.u()? {
             load_job(r, version, job_fields, &mut q)?;
@@ -398,11 +415,12 @@ fn load_job(r: &Reader, version: i32, job_fields: &[Field<Job>], q: &mut Queue) 
 }
 
 /// Version 6's items, up to ITEM_END.
-fn load_items(r: &Reader, q: &mut Queue) -> Load<()> {
+fn load_items(r: &Reader, version: i32, q: &mut Queue) -> Load<()> {
     loop {
         match r.u()? {
             ITEM_END => return Ok(()),
-            ITEM_JOB => load_job(r, ENCODING_VERSION, &JOB_FIELDS, q)?,
+            ITEM_JOB => load_job(r, version, &JOB_FIELDS, q)?,
+            ITEM_BACKLOG if version >= 7 => q.set_backlog(&r.b()?)?,
             ITEM_RUN => {
                 let group = r.any_group_name()?;
                 let head = RunHead::checked(r.i()?, r.u()?, r.u()?, r.u()?)?;

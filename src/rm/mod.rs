@@ -403,7 +403,29 @@ pub struct CommandDoc {
     pub key_flags: u64,
     /// A keyword after which every argument is a key with the same flags (RESERVE's ALSO): a second key spec.
     pub keys_after: Option<CString>,
+    /// Dependency queues (AFTER) that a key spec cannot list: a second spec marked incomplete, and the module
+    /// answers the server's getkeys requests (`key_positions`).
+    pub dep_keys: Option<DepKeys>,
     pub args: Vec<ArgDoc>,
+}
+
+/// Where the second, incomplete key spec starts looking: after a keyword, or at an index.
+pub enum DepKeys {
+    After(CString),
+    From(i32),
+}
+
+/// Whether the server only asks which arguments are keys (a command registered with getkeys-api).
+pub fn is_keys_position_request(ctx: Ctx<'_>) -> bool {
+    unsafe { raw::RedisModule_IsKeysPositionRequest.is_some_and(|f| f(ctx.raw()) != 0) }
+}
+
+/// Answers a getkeys request: these argument positions are keys.
+pub fn key_positions(ctx: Ctx<'_>, positions: &[usize]) {
+    let Some(at) = (unsafe { raw::RedisModule_KeyAtPos }) else { return };
+    for &p in positions {
+        unsafe { at(ctx.raw(), p as c_int) };
+    }
 }
 
 pub fn create_command(
@@ -473,6 +495,24 @@ pub fn set_command_info(ctx: Ctx<'_>, name: &CString, doc: &CommandDoc) -> bool 
         specs[1].find_keys_type = raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE;
         specs[1].fk.range =
             raw::RedisModuleCommandKeySpec__bindgen_ty_2__bindgen_ty_1 { lastkey: -1, keystep: 1, limit: 0 };
+    }
+    if let Some(dep) = &doc.dep_keys {
+        let variable = u64::from(raw::REDISMODULE_CMD_KEY_INCOMPLETE | raw::REDISMODULE_CMD_KEY_VARIABLE_FLAGS);
+        specs[1].flags = doc.key_flags | variable;
+        match dep {
+            DepKeys::After(word) => {
+                specs[1].begin_search_type = raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_KEYWORD;
+                specs[1].bs.keyword =
+                    raw::RedisModuleCommandKeySpec__bindgen_ty_1__bindgen_ty_2 { keyword: word.as_ptr(), startfrom: 3 };
+            }
+            DepKeys::From(i) => {
+                specs[1].begin_search_type = raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_INDEX;
+                specs[1].bs.index = raw::RedisModuleCommandKeySpec__bindgen_ty_1__bindgen_ty_1 { pos: *i };
+            }
+        }
+        specs[1].find_keys_type = raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE;
+        specs[1].fk.range =
+            raw::RedisModuleCommandKeySpec__bindgen_ty_2__bindgen_ty_1 { lastkey: 0, keystep: 1, limit: 0 };
     }
     let mut keep = Vec::new();
     let args = raw_args(&doc.args, &mut keep);

@@ -5,7 +5,7 @@ import time
 INSPECT_FIELDS = ["id", "state", "payload", "attempts", "retries", "priority", "created", "due",
                   "lease_deadline", "last_error", "backoff", "lease", "tries", "died", "group", "result", "progress",
                   "finished"]
-STATS_FIELDS = ["ready", "delayed", "reserved", "dead", "schedules", "completed", "cancelled", "groups",
+STATS_FIELDS = ["ready", "delayed", "reserved", "dead", "schedules", "completed", "cancelled", "waiting", "groups",
                 "pushed_total", "reserved_total", "acked_total", "nacked_total", "expired_total", "retried_total",
                 "dead_total", "dead_dropped_total", "expired_unstarted_total",
                 "paused", "retries", "backoff", "lease", "dead_max", "dead_ttl", "events_max", "concurrency", "rate",

@@ -23,11 +23,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 USERS = ("producer", "worker", "monitor")
 # What each user may run among the public ONCE.* commands, by form; "reads" stands for every ONCE read.
 GRANTS = {
-    "name": {"producer": {"ONCE.PUSH", "ONCE.CALL", "ONCE.RESULT"},
+    "name": {"producer": {"ONCE.PUSH", "ONCE.CALL", "ONCE.AFTER", "ONCE.RESULT", "ONCE.DEPS"},
              "worker": {"ONCE.RESERVE", "ONCE.ACK", "ONCE.NACK", "ONCE.EXTEND", "ONCE.PROGRESS", "ONCE.STATS",
-                        "ONCE.RESULT"},
+                        "ONCE.RESULT", "ONCE.DEPS"},
              "monitor": {"reads"}},
-    "category": {"producer": {"reads", "ONCE.PUSH", "ONCE.CALL"},
+    "category": {"producer": {"reads", "ONCE.PUSH", "ONCE.CALL", "ONCE.AFTER"},
                  "worker": {"reads", "ONCE.RESERVE", "ONCE.ACK", "ONCE.NACK", "ONCE.EXTEND", "ONCE.PROGRESS"},
                  "monitor": {"reads"}},
 }

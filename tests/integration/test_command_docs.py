@@ -10,14 +10,16 @@ from helpers import as_map, push, stats
 PUBLIC = ["ONCE.PUSH", "ONCE.BULK", "ONCE.RESERVE", "ONCE.ACK", "ONCE.NACK", "ONCE.EXTEND", "ONCE.RETRY", "ONCE.CANCEL",
           "ONCE.INSPECT", "ONCE.STATS", "ONCE.SCHEDULE", "ONCE.UNSCHEDULE", "ONCE.SCHEDULES", "ONCE.LIST",
           "ONCE.PURGE", "ONCE.PAUSE", "ONCE.RESUME", "ONCE.CONFIGURE", "ONCE.EVENTS", "ONCE.HISTOGRAM", "ONCE.GROUP", "ONCE.GROUPS",
-          "ONCE.RPUSH", "ONCE.LPUSH", "ONCE.ADOPT", "ONCE.RESULT", "ONCE.CALL", "ONCE.PROGRESS"]
+          "ONCE.RPUSH", "ONCE.LPUSH", "ONCE.ADOPT", "ONCE.RESULT", "ONCE.CALL", "ONCE.PROGRESS", "ONCE.AFTER", "ONCE.DEPS"]
 INTERNAL = ["ONCE._JOB", "ONCE._RESERVE", "ONCE._FAIL", "ONCE._LEASE", "ONCE._PROMOTE", "ONCE._META",
             "ONCE._SCHED", "ONCE._FIRED", "ONCE._SETTINGS", "ONCE._DROP", "ONCE._AT", "ONCE._EVENTS", "ONCE._HIST",
-            "ONCE._GROUP", "ONCE._WINDOW", "ONCE._RING", "ONCE._SWEEP", "ONCE._BULK", "ONCE._TIMED"]
+            "ONCE._GROUP", "ONCE._WINDOW", "ONCE._RING", "ONCE._SWEEP", "ONCE._BULK", "ONCE._TIMED",
+            "ONCE._NOTIFY", "ONCE._BACKLOG"]
 
 # The option tokens of the README's command reference.
 TOKENS = {
-    "ONCE.PUSH": {"ID", "DELAY", "AT", "RETRIES", "BACKOFF", "LEASE", "PRIORITY", "GROUP", "KEEP", "TTL", "DROP"},
+    "ONCE.PUSH": {"ID", "DELAY", "AT", "RETRIES", "BACKOFF", "LEASE", "PRIORITY", "GROUP", "KEEP", "TTL", "DROP",
+                  "AFTER", "ON-FAIL"},
     "ONCE.BULK": {"DELAY", "AT", "RETRIES", "BACKOFF", "LEASE", "PRIORITY", "GROUP", "IDS", "PAYLOADS"},
     "ONCE.RESERVE": {"COUNT", "BLOCK", "LEASE", "ACK", "ATTEMPT", "RESULT", "ACKS", "WITHACK", "ALSO"},
     "ONCE.ACK": {"ATTEMPT", "RESULT", "ACKS"},
@@ -32,25 +34,28 @@ TOKENS = {
     "ONCE.EVENTS": {"AFTER", "COUNT", "BLOCK"}, "ONCE.HISTOGRAM": set(),
     "ONCE.GROUP": {"CONCURRENCY", "RATE", "PER", "RESET"}, "ONCE.GROUPS": {"CURSOR", "COUNT"},
     "ONCE.RPUSH": set(), "ONCE.LPUSH": set(), "ONCE.ADOPT": set(),
-    "ONCE.RESULT": {"BLOCK"}, "ONCE.PROGRESS": {"ATTEMPT"},
+    "ONCE.RESULT": {"BLOCK"}, "ONCE.PROGRESS": {"ATTEMPT"}, "ONCE.AFTER": set(), "ONCE.DEPS": {"FROM", "COUNT"},
     # CALL takes PUSH's options, then TIMEOUT (the handler needs it; the docs call it optional) and CANCEL.
     "ONCE.CALL": {"ID", "DELAY", "AT", "RETRIES", "BACKOFF", "LEASE", "PRIORITY", "GROUP", "KEEP", "TTL", "DROP",
-                  "TIMEOUT", "CANCEL"},
+                  "AFTER", "ON-FAIL", "TIMEOUT", "CANCEL"},
 }
+# Commands whose keys include AFTER's dependency queues.
+MOVABLE = ("ONCE.PUSH", "ONCE.CALL", "ONCE.AFTER")
 # Tokens that a command needs (the others are options).
 REQUIRED_TOKENS = {("ONCE.BULK", "PAYLOADS")}
 # Words that name a choice (states, MISSED policies), not options.
-WORDS = {"once", "skip", "ready", "delayed", "reserved", "dead", "completed", "cancelled", "wait", "run"}
+WORDS = {"once", "skip", "ready", "delayed", "reserved", "dead", "completed", "cancelled", "wait", "run", "waiting",
+         "fail", "ignore", "continue"}
 FAST = {"ONCE.PUSH", "ONCE.ACK", "ONCE.NACK", "ONCE.EXTEND", "ONCE.RETRY", "ONCE.CANCEL", "ONCE.INSPECT",
         "ONCE.STATS", "ONCE.UNSCHEDULE", "ONCE.PAUSE", "ONCE.RESUME", "ONCE.HISTOGRAM", "ONCE.GROUP",
         "ONCE.PROGRESS"}
 READS = {"ONCE.INSPECT", "ONCE.STATS", "ONCE.SCHEDULES", "ONCE.LIST", "ONCE.EVENTS", "ONCE.HISTOGRAM",
-         "ONCE.GROUPS", "ONCE.RESULT"}
+         "ONCE.GROUPS", "ONCE.RESULT", "ONCE.DEPS"}
 BLOCKING = {"ONCE.RESERVE", "ONCE.EVENTS", "ONCE.RESULT", "ONCE.CALL"}
 # The arity of the issue-21 commands (the others' counts are checked by test_errors' wrong-arity cases).
 ARITY = {"ONCE.RESULT": -3, "ONCE.CALL": -3, "ONCE.PROGRESS": -4}
 DENYOOM = {"ONCE.PUSH", "ONCE.BULK", "ONCE.SCHEDULE", "ONCE.CONFIGURE", "ONCE.GROUP", "ONCE.RPUSH", "ONCE.LPUSH",
-           "ONCE.ADOPT", "ONCE.CALL"}
+           "ONCE.ADOPT", "ONCE.CALL", "ONCE.AFTER"}
 # The positional arguments before the options, as a valid sample.
 LEAD = {
     "ONCE.PUSH": ["p"], "ONCE.BULK": [], "ONCE.RESERVE": [], "ONCE.ACK": ["some-id"], "ONCE.NACK": ["some-id"],
@@ -58,6 +63,7 @@ LEAD = {
     "ONCE.RETRY": [], "ONCE.CONFIGURE": [], "ONCE.HISTOGRAM": ["wait"], "ONCE.EVENTS": [],
     "ONCE.GROUP": ["g"], "ONCE.GROUPS": [], "ONCE.RPUSH": ["e"], "ONCE.LPUSH": ["e"], "ONCE.ADOPT": [],
     "ONCE.RESULT": ["some-id"], "ONCE.CALL": ["p"], "ONCE.PROGRESS": ["some-id", "data"],
+    "ONCE.AFTER": ["some-id", "other-queue", "1", "x"], "ONCE.DEPS": ["some-id"],
 }
 # The arguments after the options, as a valid sample (CALL's TIMEOUT: it waits 1 ms and replies nil).
 TAIL = {"ONCE.BULK": ["PAYLOADS", "p"], "ONCE.CALL": ["TIMEOUT", "1"]}
@@ -208,10 +214,13 @@ def test_flags_and_key_specs_say_what_each_command_does(rc, name):
     if name in ARITY:
         assert info[1] == ARITY[name], info
     specs = [as_map(s) for s in info[8]]
-    # RESERVE's ALSO queues are a second spec: every key after the keyword ALSO, with the same access.
-    assert len(specs) == (2 if name == "ONCE.RESERVE" else 1), specs
+    # RESERVE's ALSO queues are a second spec: every key after the keyword ALSO, with the same access. AFTER's
+    # dependency queues are one too, incomplete (several AFTER clauses): the module answers getkeys requests.
+    assert len(specs) == (2 if name in ("ONCE.RESERVE",) + MOVABLE else 1), specs
     if name == "ONCE.RESERVE":
         assert specs[1]["begin_search"][3][:2] == ["keyword", "ALSO"] and specs[1]["flags"] == specs[0]["flags"]
+    if name in MOVABLE:
+        assert {"incomplete", "variable_flags"} <= set(specs[1]["flags"]) and "movablekeys" in flags, (specs, flags)
     spec_flags = set(specs[0]["flags"])
     assert ("RO" in spec_flags) == (name in READS) and ("RW" in spec_flags) == (name not in READS), spec_flags
 
@@ -222,8 +231,20 @@ def test_getkeys_names_the_queue(rc, name):
               "ONCE.RETRY": ["i"], "ONCE.CANCEL": ["i"], "ONCE.INSPECT": ["i"], "ONCE.SCHEDULE": ["s", "x", "p"],
               "ONCE.UNSCHEDULE": ["s"], "ONCE.LIST": ["ready"], "ONCE.PURGE": ["dead"], "ONCE.HISTOGRAM": ["wait"],
               "ONCE.GROUP": ["g"], "ONCE.RPUSH": ["e"], "ONCE.LPUSH": ["e"], "ONCE.RESULT": ["i"],
-              "ONCE.CALL": ["p", "TIMEOUT", "1"], "ONCE.PROGRESS": ["i", "d"]}.get(name, ["a", "b", "c"] if name in INTERNAL else [])
-    assert rc.execute_command("COMMAND", "GETKEYS", name, "jobs:q", *sample) == ["jobs:q"]
+              "ONCE.CALL": ["p", "TIMEOUT", "1"], "ONCE.PROGRESS": ["i", "d"], "ONCE.DEPS": ["i"],
+              "ONCE.AFTER": ["i", "jobs:q", "1", "x"]}.get(name, ["a", "b", "c"] if name in INTERNAL else [])
+    expected = ["jobs:q", "jobs:q"] if name == "ONCE.AFTER" else ["jobs:q"]
+    assert rc.execute_command("COMMAND", "GETKEYS", name, "jobs:q", *sample) == expected
+
+
+def test_getkeys_names_every_after_queue(rc):
+    """Cluster clients and ACL key rules learn every AFTER queue from the module's getkeys answer."""
+    push = ["ONCE.PUSH", "{s}:a", "p", "ID", "AFTER", "AFTER", "{s}:b", "2", "x", "AFTER", "AFTER", "{s}:c", "1", "z"]
+    assert rc.execute_command("COMMAND", "GETKEYS", *push) == ["{s}:a", "{s}:b", "{s}:c"]
+    after = ["ONCE.AFTER", "{s}:a", "i", "{s}:b", "2", "x", "y", "{s}:c", "1", "z"]
+    assert rc.execute_command("COMMAND", "GETKEYS", *after) == ["{s}:a", "{s}:b", "{s}:c"]
+    call = ["ONCE.CALL", "{s}:a", "p", "AFTER", "{s}:b", "1", "x", "TIMEOUT", "5"]
+    assert rc.execute_command("COMMAND", "GETKEYS", *call) == ["{s}:a", "{s}:b"]
 
 
 def acl_client(server, user):
@@ -316,11 +337,11 @@ WRITE_SAMPLES = {
     "ONCE.RETRY": ["i"], "ONCE.CANCEL": ["i"], "ONCE.SCHEDULE": ["s", "@every 1s", "p"], "ONCE.UNSCHEDULE": ["s"],
     "ONCE.PURGE": ["ready"], "ONCE.PAUSE": [], "ONCE.RESUME": [], "ONCE.CONFIGURE": ["RETRIES", "1"],
     "ONCE.GROUP": ["g", "CONCURRENCY", "1"], "ONCE.RPUSH": ["e"], "ONCE.LPUSH": ["e"], "ONCE.ADOPT": [],
-    "ONCE.CALL": ["p", "TIMEOUT", "1"], "ONCE.PROGRESS": ["i", "d"],
+    "ONCE.CALL": ["p", "TIMEOUT", "1"], "ONCE.PROGRESS": ["i", "d"], "ONCE.AFTER": ["i", "q", "1", "x"],
 }
 READ_SAMPLES = {
     "ONCE.STATS": [], "ONCE.INSPECT": ["i"], "ONCE.LIST": ["ready"], "ONCE.EVENTS": [],
-    "ONCE.HISTOGRAM": ["wait"], "ONCE.GROUPS": [], "ONCE.SCHEDULES": [], "ONCE.RESULT": ["i"],
+    "ONCE.HISTOGRAM": ["wait"], "ONCE.GROUPS": [], "ONCE.SCHEDULES": [], "ONCE.RESULT": ["i"], "ONCE.DEPS": ["i"],
 }
 
 

@@ -588,9 +588,9 @@ def test_restore_crafted_queues_are_validated(make_server):
     assert (st["ready"], st["delayed"], st["reserved"], st["dead"], st["schedules"], st["pushed_total"]) == \
         (1, 1, 1, 1, 1, 4), st
     assert inspect(r, "good", "custom-one")["priority"] == 7
-    # the encoder here writes what the module writes: a one-job queue encodes to the module's own bytes (v6)
+    # the encoder here writes what the module writes: a one-job queue encodes to the module's own bytes (v7 writes what v6 did for a queue without flows)
     created = int(real_id.split("-")[0])
-    mine = module_header(real, encver=6) + encode_queue_v4(
+    mine = module_header(real, encver=7) + encode_queue_v4(
         1, (1, 0, 0, 0, 0, 0, 0, 0, 0),
         [dict(_job(0, created=created, state=codes["ready"], payload="p"), retry_base=0, since=created)],
         version=6) \

@@ -131,7 +131,7 @@ def test_stats_every_count_and_total(r, key):
     assert r.execute_command("ONCE.HISTOGRAM", key, "wait")[-1][1] == 4
     assert r.execute_command("ONCE.HISTOGRAM", key, "run")[-1][1] == 3
     assert got == {
-        "ready": 1, "delayed": 2, "reserved": 1, "dead": 1, "schedules": 0, "completed": 0, "cancelled": 0,
+        "ready": 1, "delayed": 2, "reserved": 1, "dead": 1, "schedules": 0, "completed": 0, "cancelled": 0, "waiting": 0,
         "groups": 0, "pushed_total": 6, "reserved_total": 4, "acked_total": 1, "nacked_total": 2, "expired_total": 0,
         "retried_total": 1, "dead_total": 1, "dead_dropped_total": 0, "expired_unstarted_total": 0,
         "paused": 0, "retries": None, "backoff": None, "lease": None, "dead_max": 0, "dead_ttl": 0, "events_max": 0,

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const ROOT = path.resolve(here, "../../..");
-export const MODULE = path.join(ROOT, "target/release/libonce.so");
+export const MODULE = process.env.ONCE_MODULE ? path.resolve(process.env.ONCE_MODULE) : path.join(ROOT, "target/release/libonce.so");
 
 function valkeyServer() {
   let dir;

@@ -17,9 +17,13 @@ pub enum Kind {
     Pause,
     Resume,
     Progress,
+    /// Pushed to wait for its dependencies.
+    Wait,
+    /// Its dependencies finished: ready (or delayed) now.
+    Release,
 }
 
-const KINDS: [Kind; 12] = [
+const KINDS: [Kind; 14] = [
     Kind::Push,
     Kind::Reserve,
     Kind::Ack,
@@ -32,6 +36,8 @@ const KINDS: [Kind; 12] = [
     Kind::Pause,
     Kind::Resume,
     Kind::Progress,
+    Kind::Wait,
+    Kind::Release,
 ];
 
 impl Kind {
@@ -50,6 +56,8 @@ impl Kind {
             Kind::Pause => "pause",
             Kind::Resume => "resume",
             Kind::Progress => "progress",
+            Kind::Wait => "wait",
+            Kind::Release => "release",
         }
     }
 

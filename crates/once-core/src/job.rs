@@ -13,6 +13,8 @@ pub enum State {
     Completed,
     /// Cancelled and kept (KEEP) with its reason.
     Cancelled,
+    /// Waits for its dependencies (AFTER) to complete.
+    Waiting,
 }
 
 impl State {
@@ -24,6 +26,7 @@ impl State {
             State::Dead => "dead",
             State::Completed => "completed",
             State::Cancelled => "cancelled",
+            State::Waiting => "waiting",
         }
     }
 
@@ -35,6 +38,7 @@ impl State {
             State::Dead => 3,
             State::Completed => 4,
             State::Cancelled => 5,
+            State::Waiting => 6,
         }
     }
 
@@ -46,6 +50,7 @@ impl State {
             3 => Some(State::Dead),
             4 => Some(State::Completed),
             5 => Some(State::Cancelled),
+            6 => Some(State::Waiting),
             _ => None,
         }
     }
@@ -58,6 +63,7 @@ impl State {
             b"dead" => Some(State::Dead),
             b"completed" => Some(State::Completed),
             b"cancelled" => Some(State::Cancelled),
+            b"waiting" => Some(State::Waiting),
             _ => None,
         }
     }
@@ -213,6 +219,10 @@ pub struct Extra {
     pub ttl: Option<Ttl>,
     /// A CALL … CANCEL: unfinished at this time, the job is cancelled as `call timed out`.
     pub cancel_at: Option<u64>,
+    /// What it waits on (AFTER): kept for its life, so DEPS can read it once it runs.
+    pub waits: Option<Box<crate::deps::Waits>>,
+    /// The jobs waiting on it.
+    pub dependents: Option<Box<crate::deps::Dependents>>,
 }
 
 impl Extra {
@@ -332,9 +342,28 @@ impl Job {
         self.extra.as_ref().and_then(|e| e.cancel_at)
     }
 
+    pub fn waits(&self) -> Option<&crate::deps::Waits> {
+        self.extra.as_ref().and_then(|e| e.waits.as_deref())
+    }
+
+    pub fn dependents(&self) -> Option<&crate::deps::Dependents> {
+        self.extra.as_ref().and_then(|e| e.dependents.as_deref())
+    }
+
+    /// Jobs waiting on this one that have not started yet.
+    pub fn pins(&self) -> u32 {
+        self.dependents().map_or(0, |d| d.pins)
+    }
+
+    /// Whether it carries dependency links of either kind (the encodings write them only then).
+    pub fn has_links(&self) -> bool {
+        self.waits().is_some() || self.dependents().is_some()
+    }
+
     /// The TTL deadline while it still applies: the job has never been reserved and waits to start.
     pub fn pending_ttl(&self) -> Option<Ttl> {
-        self.ttl().filter(|_| self.attempts == 0 && matches!(self.state, State::Ready | State::Delayed))
+        self.ttl()
+            .filter(|_| self.attempts == 0 && matches!(self.state, State::Ready | State::Delayed | State::Waiting))
     }
 
     /// The CALL cancel time while it still applies (the job is not finished).
@@ -426,6 +455,14 @@ impl Job {
                     .iter()
                     .map(|t| t.as_ref().map_or(0, |c| c.len()))
                     .sum::<usize>()
+                + e.waits.as_ref().map_or(0, |w| {
+                    std::mem::size_of::<crate::deps::Waits>()
+                        + w.links.iter().map(|l| std::mem::size_of_val(l) + l.queue.len() + l.id.len()).sum::<usize>()
+                })
+                + e.dependents.as_ref().map_or(0, |d| {
+                    std::mem::size_of::<crate::deps::Dependents>()
+                        + d.targets.iter().map(|t| std::mem::size_of_val(t) + t.queue.len()).sum::<usize>()
+                })
         });
         payload + extra
     }
@@ -446,7 +483,7 @@ pub static JOB_FIELDS: [Field<Job>; 11] = [
         set: |j, v| j.created_ms = v as u64,
     },
     Field {
-        range: Range::new("state", 0, 5),
+        range: Range::new("state", 0, 6),
         get: |j| i64::from(j.state.code()),
         set: |j, v| j.state = State::from_code(v as u64).unwrap_or(State::Ready),
     },
@@ -491,6 +528,14 @@ pub fn check_job(j: &Job) -> Result<(), String> {
     }
     if j.result().is_some() && j.state != State::Completed {
         return Err("only a completed job has a result".into());
+    }
+    if j.state == State::Waiting {
+        if j.waits().is_none_or(|w| w.left == 0) {
+            return Err("a waiting job has nothing left to wait for".into());
+        }
+        if j.deadline_ms != 0 || j.attempts != 0 {
+            return Err("a waiting job has no deadline and no attempts".into());
+        }
     }
     Ok(())
 }

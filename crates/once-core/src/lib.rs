@@ -1,6 +1,7 @@
 //! The queue core: plain Rust, no Redis types. Every operation that depends on time takes `now_ms`,
 //! and every random choice arrives as an argument, so the state machine is deterministic and testable.
 pub mod backoff;
+pub mod deps;
 pub mod events;
 pub mod flow;
 pub mod glob;

@@ -62,6 +62,11 @@ pub const LEASE: Range = Range::new("LEASE", 1, MAX_LEASE_MS);
 pub const PRIORITY: Range = Range::new("PRIORITY", -1_000_000, 1_000_000);
 pub const COUNT: Range = Range::new("COUNT", 1, 10_000);
 /// How many finished reservations one ACK or RESERVE may acknowledge with ACKS.
+/// Ids in one AFTER clause.
+pub const AFTER_IDS: Range = Range::new("AFTER's id count", 1, 100_000);
+/// DEPS's FROM and COUNT.
+pub const DEPS_FROM: Range = Range::new("FROM", 0, 1_000_000);
+pub const DEPS_COUNT: Range = Range::new("COUNT", 1, 1_000_000);
 pub const ACKS: Range = Range::new("ACKS", 1, 10_000);
 /// How many more queues one RESERVE may name with ALSO (each is looked at in order, so the work stays bounded).
 pub const ALSO_QUEUES: usize = 64;

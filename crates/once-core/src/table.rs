@@ -573,7 +573,7 @@ mod model {
     #[test]
     fn the_table_holds_what_a_map_holds() {
         for seed in 1..=20u64 {
-            let mut rng = Rng(seed * 0x9E37_79B9_7F4A_7C15);
+            let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let (mut t, mut m) = (JobTable::default(), BTreeMap::<u64, Job>::new());
             for _ in 0..4000 {
                 let seq = rng.below(700);

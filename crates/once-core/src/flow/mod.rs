@@ -88,6 +88,8 @@ pub struct Group {
     pub reserved: u64,
     pub delayed: u64,
     pub dead: u64,
+    /// Jobs of the group waiting for their dependencies.
+    pub waiting: u64,
     pub window: Window,
     slot: Slot,
     /// Its key in the idle index: drained, kept only until its rate window ends.
@@ -121,7 +123,7 @@ impl Group {
     /// Jobs of the group that readers see, in any state (purged ones not yet freed do not count): a group
     /// is freed only when none is left, the same moment on every node.
     pub fn held(&self) -> u64 {
-        self.ready + self.reserved + self.delayed + self.dead
+        self.ready + self.reserved + self.delayed + self.dead + self.waiting
     }
 }
 
@@ -288,6 +290,16 @@ impl Flow {
         if let Some(g) = self.group_mut(gid) {
             let n = if dead { &mut g.dead } else { &mut g.delayed };
             *n = n.saturating_add_signed(by);
+        }
+    }
+
+    /// A job of `gid` started (`by` 1) or stopped (-1) waiting for its dependencies.
+    pub fn count_dependent(&mut self, gid: u32, by: i64) {
+        if by > 0 {
+            self.unidle(gid);
+        }
+        if let Some(g) = self.group_mut(gid) {
+            g.waiting = g.waiting.saturating_add_signed(by);
         }
     }
 
@@ -534,6 +546,7 @@ impl Flow {
                     State::Ready => g.ready = 0,
                     State::Delayed => g.delayed = 0,
                     State::Dead => g.dead = 0,
+                    State::Waiting => g.waiting = 0,
                     State::Reserved | State::Completed | State::Cancelled => {}
                 }
             }
@@ -555,14 +568,14 @@ impl Flow {
     }
 
     /// Checks the group counts against the jobs (after loading untrusted input).
-    /// `counts` are (ready, delayed, reserved, dead) of the jobs readers see, by group.
-    pub fn check(&self, counts: &std::collections::HashMap<u32, [u64; 4]>) -> Result<(), String> {
+    /// `counts` are (ready, delayed, reserved, dead, waiting) of the jobs readers see, by group.
+    pub fn check(&self, counts: &std::collections::HashMap<u32, [u64; 5]>) -> Result<(), String> {
         if counts.keys().any(|&g| self.group(g).is_none()) {
             return Err("a job names a group that does not exist".into());
         }
         for (gid, g) in self.all() {
             let c = counts.get(&gid).copied().unwrap_or_default();
-            if c != [g.ready, g.delayed, g.reserved, g.dead] {
+            if c != [g.ready, g.delayed, g.reserved, g.dead, g.waiting] {
                 return Err(format!("group '{}' counts disagree with its jobs", String::from_utf8_lossy(&g.name)));
             }
         }

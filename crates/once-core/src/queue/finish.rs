@@ -9,6 +9,11 @@ use super::super::events::Kind;
 use super::super::flow::DEFAULT_GROUP;
 use super::super::job::{Job, State, Ttl};
 use super::Queue;
+use crate::deps::Outcome;
+
+/// The longest a finished job is kept for the jobs waiting on it that have not started: a bound, so a waiting
+/// job that never starts (PURGE took it) cannot hold the outcome forever.
+pub const PIN_MAX_MS: u64 = 7 * 24 * 3_600_000;
 
 /// The error of a job whose TTL ran out before any reservation.
 pub const EXPIRED_BEFORE_START: &[u8] = b"expired before start";
@@ -100,11 +105,13 @@ impl Queue {
         let Some(job) = self.job(seq) else { return };
         let was = job.state;
         let keep = job.keep_ms().unwrap_or(self.settings.keep_ms);
+        let pinned = job.pins() > 0;
         if was == State::Reserved {
             self.release(seq, now_ms);
         }
+        self.ended(seq, if state == State::Completed { Outcome::Completed } else { Outcome::Cancelled });
         self.unindex(seq);
-        if keep == 0 {
+        if keep == 0 && !pinned {
             self.drop_unindexed(seq);
             return;
         }
@@ -116,7 +123,8 @@ impl Queue {
         if let Some(c) = cancel_at {
             self.cancels.remove(&(c, seq));
         }
-        let at = now_ms.saturating_add(keep);
+        // Jobs waiting on it read its outcome while they run: kept until they ended (or PIN_MAX_MS at most).
+        let at = now_ms.saturating_add(if pinned { keep.max(PIN_MAX_MS) } else { keep });
         if let Some(job) = self.jobs.get_mut(seq) {
             job.state = state;
             // A finished job runs no more: its group no longer matters, and the group may go.
@@ -193,6 +201,7 @@ impl Queue {
         let Some(Ttl { drop, at }) = self.job(seq).and_then(|j| j.pending_ttl()) else { return false };
         self.ttls.remove(&(at, seq));
         self.totals.expired_unstarted += 1;
+        self.ended(seq, Outcome::Dead);
         if drop {
             self.note(Kind::Drop, seq, now_ms);
             self.remove(seq);

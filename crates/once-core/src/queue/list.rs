@@ -77,8 +77,12 @@ impl Queue {
                     line.iter_from(pos).map(move |(pos, s)| ((u64::from(g), i64::from(p), pos), s))
                 }))
             }
-            State::Delayed | State::Reserved => {
-                let set = if state == State::Delayed { &self.delayed } else { &self.leases };
+            State::Delayed | State::Reserved | State::Waiting => {
+                let set = match state {
+                    State::Delayed => &self.delayed,
+                    State::Waiting => &self.waiting,
+                    _ => &self.leases,
+                };
                 let start = from.map_or(Unbounded, |(_, t, s)| Included((t as u64, s)));
                 Box::new(set.range((start, Unbounded)).map(|&(t, s)| ((0, t as i64, s), s)))
             }
@@ -120,6 +124,7 @@ mod tests {
                 keep_ms: None,
                 ttl: None,
                 cancel_at: None,
+                waits: None,
             };
             assert!(matches!(q.push(new, 1000 + i), Pushed::Added(_)));
         }

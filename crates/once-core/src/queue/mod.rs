@@ -20,11 +20,13 @@ use super::table::{JobRef, JobTable};
 pub use purge::{Graveyard, FREE_STEP};
 
 pub mod bulk;
+mod deps;
 mod finish;
 pub mod list;
 mod purge;
 pub mod rebuild;
 pub mod totals;
+pub use deps::Told;
 pub use finish::{Finish, EXPIRED_BEFORE_START};
 pub use totals::Totals;
 
@@ -35,6 +37,7 @@ pub struct Stats {
     pub reserved: u64,
     pub dead: u64,
     pub schedules: u64,
+    pub waiting: u64,
     /// Finished jobs kept (KEEP): completed and cancelled.
     pub completed: u64,
     pub cancelled: u64,
@@ -72,6 +75,8 @@ pub struct NewJob {
     pub ttl: Option<crate::job::Ttl>,
     /// CALL … CANCEL: when the job is cancelled if still unfinished.
     pub cancel_at: Option<u64>,
+    /// AFTER: what it waits on, each link's outcome as known at the push (`left` counts the pending ones).
+    pub waits: Option<Box<crate::deps::Waits>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +128,13 @@ pub struct Queue {
     leases: BTreeSet<(u64, u64)>,
     /// Dead jobs by (time of death, seq); a dead job's `deadline_ms` is when it died.
     dead: BTreeSet<(u64, u64)>,
+    /// Jobs waiting for their dependencies, by (0, seq): a set of pairs, as the other states', so PURGE, LIST
+    /// and the graveyard treat it as they treat them.
+    waiting: BTreeSet<(u64, u64)>,
+    /// Jobs that ended with others waiting on them, and the waiting jobs still to be told (in steps).
+    notices: std::collections::VecDeque<crate::deps::Notice>,
+    /// Jobs that started, and the dependencies whose pins they still hand back (in steps).
+    unpins: std::collections::VecDeque<crate::deps::Unpin>,
     /// Finished jobs kept (KEEP) by (time they go, seq); their `deadline_ms` is that time.
     kept: BTreeSet<(u64, u64)>,
     /// How many of `kept` are cancelled (the rest completed).
@@ -186,6 +198,7 @@ impl Queue {
             reserved: self.leases.len() as u64,
             dead: self.dead.len() as u64,
             schedules: self.schedules.len() as u64,
+            waiting: self.waiting.len() as u64,
             completed: (self.kept.len() - self.kept_cancelled) as u64,
             cancelled: self.kept_cancelled as u64,
         }
@@ -212,6 +225,7 @@ impl Queue {
             State::Completed | State::Cancelled => {
                 self.graveyard.is_empty() || self.kept.contains(&(j.deadline_ms, j.seq))
             }
+            State::Waiting => self.graveyard.is_empty() || self.waiting.contains(&(0, j.seq)),
         }
     }
 
@@ -251,7 +265,7 @@ impl Queue {
             None => DEFAULT_GROUP,
         };
         let delayed = new.due_ms > now_ms;
-        let job = Job {
+        let mut job = Job {
             seq,
             created_ms: now_ms,
             extra: Extra {
@@ -273,10 +287,22 @@ impl Queue {
             since_ms: now_ms,
             group,
         };
+        let waiting = match new.waits {
+            Some(w) => self.wait_on(&mut job, w, new.due_ms, now_ms),
+            None => false,
+        };
+        let dead = job.state == State::Dead;
         // Fails only for a seq at the limit: seq is fresh and the custom id was checked above.
         if self.insert_pushed(job).is_err() {
             self.flow.forget_if_empty(group, &self.limits());
             return Pushed::Exhausted;
+        }
+        if waiting {
+            self.note(Kind::Wait, seq, now_ms);
+        }
+        if dead {
+            self.totals.dead += 1;
+            self.note(Kind::Dead, seq, now_ms);
         }
         Pushed::Added(seq)
     }
@@ -381,6 +407,10 @@ impl Queue {
                 self.flow.count_waiting(job.group, true, 1);
             }
             State::Completed | State::Cancelled => self.keep_index(job.state, job.deadline_ms, seq),
+            State::Waiting => {
+                self.waiting.insert((0, seq));
+                self.flow.count_dependent(job.group, 1);
+            }
         }
         self.hint_deadlines(&job);
         if let Some(id) = job.custom_id() {
@@ -470,6 +500,11 @@ impl Queue {
             State::Completed | State::Cancelled => {
                 let at = job.deadline_ms;
                 self.unkeep_index(state, at, seq);
+            }
+            State::Waiting => {
+                let group = job.group;
+                self.waiting.remove(&(0, seq));
+                self.flow.count_dependent(group, -1);
             }
         }
         Some(state)
@@ -728,6 +763,7 @@ impl Queue {
                 }
                 self.dead.insert((now_ms, seq));
                 self.totals.dead += 1;
+                self.ended(seq, crate::deps::Outcome::Dead);
             }
         }
         self.flow.count_waiting(group, outcome == Outcome::Dead, 1);
@@ -787,7 +823,8 @@ impl Queue {
         let lease = self.leases.first().map(|&(d, _)| d);
         let cron = self.fires.first().map(|(t, _)| *t);
         let idle = self.flow.idle_deadline();
-        [delayed, lease, cron, idle, self.dead_deadline(), self.housekeeping_deadline(), self.finish_deadline()]
+        let flows = (!self.notices.is_empty() || !self.unpins.is_empty()).then_some(0);
+        [delayed, lease, cron, idle, self.dead_deadline(), self.housekeeping_deadline(), self.finish_deadline(), flows]
             .into_iter()
             .flatten()
             .min()
@@ -840,10 +877,13 @@ impl Queue {
         );
         let ready = sampled(self.ready.len(), self.ready.values().map(|l| l.bytes() + 64));
         // A B-tree entry of (u64, u64) costs about its size plus a share of node overhead.
-        let deadlines = (self.delayed.len() + self.leases.len() + self.kept.len() + self.ttls.len()) * 24;
+        let deadlines =
+            (self.delayed.len() + self.leases.len() + self.kept.len() + self.ttls.len() + self.waiting.len()) * 24;
+        let backlog = self.notices.iter().map(|n| n.targets.len() * 48).sum::<usize>()
+            + self.unpins.iter().map(|u| u.deps.len() * 40).sum::<usize>();
         let schedules: usize = self.schedules.values().map(|s| 256 + s.payload.len() + s.spec_text.len()).sum();
         let events = sampled(self.events.len(), self.events.iter().map(super::events::Event::bytes));
-        size_of::<Self>() + table + heap + custom + ready + deadlines + schedules + events + self.flow.bytes()
+        size_of::<Self>() + table + heap + custom + ready + deadlines + backlog + schedules + events + self.flow.bytes()
     }
 
     pub fn schedules(&self) -> impl Iterator<Item = &Schedule> {
@@ -916,8 +956,8 @@ impl Queue {
     /// lines need no walk of their own: each ready job is found at its place in its line, and as many ready
     /// jobs as live line entries means every entry is one of them.
     pub fn check_invariants(&self) -> Result<(), String> {
-        let mut by_state = [0usize; 6];
-        let mut counts: std::collections::HashMap<u32, [u64; 4]> = std::collections::HashMap::new();
+        let mut by_state = [0usize; 7];
+        let mut counts: std::collections::HashMap<u32, [u64; 5]> = std::collections::HashMap::new();
         // The line of the last ready job: neighbours in the table mostly stand in one line.
         let mut line: Option<((u32, i32), Option<&Line>)> = None;
         for j in self.jobs.heads() {
@@ -943,7 +983,8 @@ impl Queue {
             let code = usize::from(j.state.code());
             by_state[code] += 1;
             if !j.state.is_kept() {
-                counts.entry(j.group).or_default()[code] += 1;
+                // The group's counts are (ready, delayed, reserved, dead, waiting).
+                counts.entry(j.group).or_default()[code.min(4)] += 1;
             }
         }
         let count = |s: State| by_state[usize::from(s.code())];
@@ -958,12 +999,18 @@ impl Queue {
         if count(State::Dead) != self.dead.len() {
             return Err("dead index disagrees with jobs".into());
         }
+        if count(State::Waiting) != self.waiting.len() {
+            return Err("waiting index disagrees with jobs".into());
+        }
         if count(State::Completed) + count(State::Cancelled) != self.kept.len()
             || count(State::Cancelled) != self.kept_cancelled
         {
             return Err("kept index disagrees with jobs".into());
         }
-        for &(d, s) in self.delayed.iter().chain(self.leases.iter()).chain(self.dead.iter()).chain(self.kept.iter()) {
+        let waiting = self.waiting.iter();
+        for &(d, s) in
+            self.delayed.iter().chain(self.leases.iter()).chain(self.dead.iter()).chain(self.kept.iter()).chain(waiting)
+        {
             match self.jobs.get(s) {
                 Some(j) if j.deadline_ms == d => {}
                 _ => return Err(format!("deadline index names job seq {s} wrongly")),

@@ -85,6 +85,12 @@ impl Queue {
                 self.graveyard.sets.push(set);
                 n
             }
+            State::Waiting => {
+                let set = std::mem::take(&mut self.waiting);
+                let n = set.len();
+                self.graveyard.sets.push(set);
+                n
+            }
             State::Reserved => return None,
         };
         let limits = self.limits();

@@ -64,7 +64,7 @@ fn payloads(q: &Queue, seqs: &[u64]) -> Vec<String> {
 }
 
 fn stats(ready: u64, delayed: u64, reserved: u64, dead: u64) -> Stats {
-    Stats { ready, delayed, reserved, dead, schedules: 0, completed: 0, cancelled: 0 }
+    Stats { ready, delayed, reserved, dead, ..Stats::default() }
 }
 
 /// Fails a reserved job as NACK would (no override, not forced), returning the decided outcome.

@@ -1,0 +1,420 @@
+//! Dependencies between jobs (flows): what a waiting job waits on (`Waits`), what a job others wait on owes
+//! them (`Dependents`), and the one byte encoding both travel in (RDB, `ONCE._JOB … LINKS`, the digest).
+//!
+//! A link names its job by queue (the key's name) and seq. Queues never see each other here: the glue routes
+//! each notice to the queue it names. Links name keys, so a RENAME of a queue in a flow breaks its links (as it
+//! would any other reference by name); the jobs then wait until cancelled.
+
+use crate::job::push_decimal;
+
+/// What a waiting job does when one of its dependencies ends dead or cancelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OnFail {
+    /// The waiting job becomes dead, its error naming the dependency.
+    #[default]
+    Fail,
+    /// The dependency is dropped: not done, no longer waited for.
+    Ignore,
+    /// The dependency counts as done.
+    Continue,
+}
+
+impl OnFail {
+    pub fn name(self) -> &'static str {
+        match self {
+            OnFail::Fail => "fail",
+            OnFail::Ignore => "ignore",
+            OnFail::Continue => "continue",
+        }
+    }
+
+    pub fn from_name(b: &[u8]) -> Option<OnFail> {
+        [OnFail::Fail, OnFail::Ignore, OnFail::Continue]
+            .into_iter()
+            .find(|p| p.name().as_bytes().eq_ignore_ascii_case(b))
+    }
+
+    fn code(self) -> u64 {
+        self as u64
+    }
+
+    fn from_code(c: u64) -> Option<OnFail> {
+        [OnFail::Fail, OnFail::Ignore, OnFail::Continue].get(usize::try_from(c).ok()?).copied()
+    }
+}
+
+/// How a dependency ended, as the job waiting on it learnt it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Outcome {
+    #[default]
+    Pending,
+    Completed,
+    Dead,
+    Cancelled,
+}
+
+impl Outcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Pending => "pending",
+            Outcome::Completed => "completed",
+            Outcome::Dead => "dead",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn code(self) -> u64 {
+        self as u64
+    }
+
+    pub fn from_code(c: u64) -> Option<Outcome> {
+        [Outcome::Pending, Outcome::Completed, Outcome::Dead, Outcome::Cancelled].get(usize::try_from(c).ok()?).copied()
+    }
+
+    pub fn is_failure(self) -> bool {
+        matches!(self, Outcome::Dead | Outcome::Cancelled)
+    }
+}
+
+/// One dependency of a waiting job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    /// The dependency's queue.
+    pub queue: Box<[u8]>,
+    pub seq: u64,
+    /// Its public id, shown by DEPS after the job itself is gone.
+    pub id: Box<[u8]>,
+    pub outcome: Outcome,
+}
+
+/// What a job waits on. It stays with the job for its life: DEPS reads it after the job started.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Waits {
+    pub on_fail: OnFail,
+    pub links: Vec<Link>,
+    /// Links still pending.
+    pub left: u32,
+    /// When the job runs once released (a DELAY or AT still ahead then makes it delayed); 0: at once.
+    pub due_ms: u64,
+    /// Whether the pins it holds on its dependencies were handed back (it ended).
+    pub unpinned: bool,
+}
+
+impl Waits {
+    /// Drops links that name a job named before (the first stays): a job named twice is waited for once.
+    pub fn dedup(&mut self) {
+        let mut seen = std::collections::HashSet::with_capacity(self.links.len());
+        self.links.retain(|l| seen.insert((l.queue.clone(), l.seq)));
+    }
+
+    pub fn done(&self) -> usize {
+        self.links.iter().filter(|l| l.outcome == Outcome::Completed).count()
+    }
+
+    pub fn failed(&self) -> usize {
+        self.links.iter().filter(|l| l.outcome.is_failure()).count()
+    }
+}
+
+/// A job waiting on this one: where to tell it, and which of its links is this job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The waiting job's queue.
+    pub queue: Box<[u8]>,
+    pub seq: u64,
+    pub index: u32,
+}
+
+/// What a job owes the jobs waiting on it: a notice when it ends, and its outcome kept while they hold pins.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Dependents {
+    /// Jobs to tell when this one ends (moved to the queue's notices then).
+    pub targets: Vec<Target>,
+    /// Jobs waiting on it that have not ended: while any has not, its outcome is kept whatever KEEP says (they
+    /// read it while they run).
+    pub pins: u32,
+}
+
+/// A job that ended, and the waiting jobs still to be told: the queue works through them in bounded steps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    pub from: u64,
+    pub outcome: Outcome,
+    pub targets: Vec<Target>,
+    /// How many targets were told already.
+    pub next: usize,
+}
+
+/// A job that ended, and the dependencies whose pins it still has to hand back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unpin {
+    pub deps: Vec<(Box<[u8]>, u64)>,
+    pub next: usize,
+}
+
+// ---- the byte encoding ----
+
+fn put_u(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_b(out: &mut Vec<u8>, b: &[u8]) {
+    put_u(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+/// Reads what `put_u`/`put_b` wrote, refusing anything malformed (the input may be a crafted RESTORE).
+pub struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Reader { buf }
+    }
+
+    pub fn u(&mut self) -> Result<u64, String> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let (&b, rest) = self.buf.split_first().ok_or("dependency record ends early")?;
+            self.buf = rest;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err("dependency record has a bad number".into())
+    }
+
+    fn upto(&mut self, what: &str, max: u64) -> Result<u64, String> {
+        let v = self.u()?;
+        if v > max {
+            return Err(format!("dependency record's {what} is out of range: {v}"));
+        }
+        Ok(v)
+    }
+
+    pub fn b(&mut self, max: usize) -> Result<Box<[u8]>, String> {
+        let n = usize::try_from(self.u()?).map_err(|_| "dependency record has a bad length")?;
+        if n > max || n > self.buf.len() {
+            return Err("dependency record has a bad length".into());
+        }
+        let (b, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(b.into())
+    }
+
+    pub fn end(&self) -> Result<(), String> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err("dependency record has bytes past its end".into())
+        }
+    }
+}
+
+/// The longest queue name or job id a link holds (Redis keys may be longer; such queues cannot be linked).
+pub const MAX_NAME: usize = 64 * 1024;
+/// Most dependencies one job may have, and most jobs one job may have waiting on it.
+pub const MAX_LINKS: u64 = 1_000_000;
+const SEQ_MAX: u64 = crate::queue::SEQ_LIMIT;
+
+fn count(n: usize) -> Result<usize, String> {
+    if n as u64 > MAX_LINKS {
+        return Err("too many dependency links".into());
+    }
+    Ok(n)
+}
+
+fn put_target(out: &mut Vec<u8>, t: &Target) {
+    put_b(out, &t.queue);
+    put_u(out, t.seq);
+    put_u(out, u64::from(t.index));
+}
+
+fn read_target(r: &mut Reader<'_>) -> Result<Target, String> {
+    Ok(Target { queue: r.b(MAX_NAME)?, seq: r.upto("seq", SEQ_MAX)?, index: r.upto("link index", MAX_LINKS)? as u32 })
+}
+
+/// A job's waits and dependents as one blob (either may be absent).
+pub fn encode_links(waits: Option<&Waits>, dependents: Option<&Dependents>) -> Vec<u8> {
+    let mut out = Vec::new();
+    match waits {
+        None => put_u(&mut out, 0),
+        Some(w) => {
+            put_u(&mut out, 1);
+            put_u(&mut out, w.on_fail.code());
+            put_u(&mut out, w.due_ms);
+            put_u(&mut out, u64::from(w.unpinned));
+            put_u(&mut out, w.links.len() as u64);
+            for l in &w.links {
+                put_b(&mut out, &l.queue);
+                put_u(&mut out, l.seq);
+                put_b(&mut out, &l.id);
+                put_u(&mut out, l.outcome.code());
+            }
+        }
+    }
+    match dependents {
+        None => put_u(&mut out, 0),
+        Some(d) => {
+            put_u(&mut out, 1);
+            put_u(&mut out, u64::from(d.pins));
+            put_u(&mut out, d.targets.len() as u64);
+            d.targets.iter().for_each(|t| put_target(&mut out, t));
+        }
+    }
+    out
+}
+
+type Links = (Option<Box<Waits>>, Option<Box<Dependents>>);
+
+/// Reads `encode_links`'s blob; `left` is counted from the links, never trusted.
+pub fn decode_links(blob: &[u8]) -> Result<Links, String> {
+    let mut r = Reader::new(blob);
+    let waits = match r.upto("flag", 1)? {
+        0 => None,
+        _ => {
+            let on_fail = OnFail::from_code(r.u()?).ok_or("dependency record has a bad ON-FAIL")?;
+            let due_ms = r.upto("due time", i64::MAX as u64)?;
+            let unpinned = r.upto("flag", 1)? == 1;
+            let n = count(r.u()? as usize)?;
+            let mut links = Vec::with_capacity(n.min(4096));
+            for _ in 0..n {
+                let queue = r.b(MAX_NAME)?;
+                let seq = r.upto("seq", SEQ_MAX)?;
+                let id = r.b(MAX_NAME)?;
+                if id.is_empty() {
+                    return Err("dependency record has an empty id".into());
+                }
+                let outcome = Outcome::from_code(r.u()?).ok_or("dependency record has a bad outcome")?;
+                links.push(Link { queue, seq, id, outcome });
+            }
+            let left = links.iter().filter(|l| l.outcome == Outcome::Pending).count() as u32;
+            Some(Box::new(Waits { on_fail, links, left, due_ms, unpinned }))
+        }
+    };
+    let dependents = match r.upto("flag", 1)? {
+        0 => None,
+        _ => {
+            let pins = r.upto("pins", MAX_LINKS)? as u32;
+            let n = count(r.u()? as usize)?;
+            let mut targets = Vec::with_capacity(n.min(4096));
+            for _ in 0..n {
+                targets.push(read_target(&mut r)?);
+            }
+            Some(Box::new(Dependents { targets, pins }))
+        }
+    };
+    r.end()?;
+    Ok((waits, dependents))
+}
+
+/// A queue's notices and unpins under way, as one blob.
+pub fn encode_backlog(
+    notices: &std::collections::VecDeque<Notice>,
+    unpins: &std::collections::VecDeque<Unpin>,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_u(&mut out, notices.len() as u64);
+    for n in notices {
+        put_u(&mut out, n.from);
+        put_u(&mut out, n.outcome.code());
+        let rest = &n.targets[n.next.min(n.targets.len())..];
+        put_u(&mut out, rest.len() as u64);
+        rest.iter().for_each(|t| put_target(&mut out, t));
+    }
+    put_u(&mut out, unpins.len() as u64);
+    for u in unpins {
+        let rest = &u.deps[u.next.min(u.deps.len())..];
+        put_u(&mut out, rest.len() as u64);
+        for (q, s) in rest {
+            put_b(&mut out, q);
+            put_u(&mut out, *s);
+        }
+    }
+    out
+}
+
+type Backlog = (std::collections::VecDeque<Notice>, std::collections::VecDeque<Unpin>);
+
+pub fn decode_backlog(blob: &[u8]) -> Result<Backlog, String> {
+    let mut r = Reader::new(blob);
+    let mut notices = std::collections::VecDeque::new();
+    for _ in 0..count(r.u()? as usize)? {
+        let from = r.upto("seq", SEQ_MAX)?;
+        let outcome = Outcome::from_code(r.u()?).filter(|o| *o != Outcome::Pending).ok_or("bad notice outcome")?;
+        let n = count(r.u()? as usize)?;
+        let mut targets = Vec::with_capacity(n.min(4096));
+        for _ in 0..n {
+            targets.push(read_target(&mut r)?);
+        }
+        notices.push_back(Notice { from, outcome, targets, next: 0 });
+    }
+    let mut unpins = std::collections::VecDeque::new();
+    for _ in 0..count(r.u()? as usize)? {
+        let n = count(r.u()? as usize)?;
+        let mut deps = Vec::with_capacity(n.min(4096));
+        for _ in 0..n {
+            deps.push((r.b(MAX_NAME)?, r.upto("seq", SEQ_MAX)?));
+        }
+        unpins.push_back(Unpin { deps, next: 0 });
+    }
+    r.end()?;
+    Ok((notices, unpins))
+}
+
+/// The error a waiting job dies with when a dependency fails and its policy is `fail`.
+pub fn failure_text(queue: &[u8], id: &[u8], outcome: Outcome) -> Vec<u8> {
+    let mut t = b"dependency ".to_vec();
+    t.extend_from_slice(queue);
+    t.push(b' ');
+    t.extend_from_slice(id);
+    t.extend_from_slice(if outcome == Outcome::Cancelled { b" was cancelled" } else { b" died" });
+    t
+}
+
+/// A decimal, for messages.
+pub fn decimal(v: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    push_decimal(&mut out, v);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_and_backlogs_round_trip_and_refuse_garbage() {
+        let w = Waits {
+            on_fail: OnFail::Continue,
+            links: vec![
+                Link { queue: b"".to_vec().into(), seq: 3, id: b"1-3".to_vec().into(), outcome: Outcome::Completed },
+                Link { queue: b"{t}:b".to_vec().into(), seq: 9, id: b"x".to_vec().into(), outcome: Outcome::Pending },
+            ],
+            left: 1,
+            due_ms: 77,
+            unpinned: false,
+        };
+        let d = Dependents { targets: vec![Target { queue: b"{t}:c".to_vec().into(), seq: 5, index: 2 }], pins: 4 };
+        let blob = encode_links(Some(&w), Some(&d));
+        let (w2, d2) = decode_links(&blob).unwrap();
+        assert_eq!(*w2.unwrap(), w);
+        assert_eq!(*d2.unwrap(), d);
+        for cut in 0..blob.len() {
+            assert!(decode_links(&blob[..cut]).is_err(), "a record cut at {cut} must not load");
+        }
+        let mut notices = std::collections::VecDeque::new();
+        notices.push_back(Notice { from: 4, outcome: Outcome::Dead, targets: d.targets.clone(), next: 0 });
+        let mut unpins = std::collections::VecDeque::new();
+        unpins.push_back(Unpin { deps: vec![(b"".to_vec().into(), 1), (b"q".to_vec().into(), 2)], next: 1 });
+        let (n2, u2) = decode_backlog(&encode_backlog(&notices, &unpins)).unwrap();
+        assert_eq!(n2, notices);
+        assert_eq!(u2[0].deps, vec![(b"q".to_vec().into(), 2)], "what was handed back already is not written");
+    }
+}

@@ -1,0 +1,253 @@
+//! Flows across keys: the queues of one flow share a slot (a hash tag), and a change in one reaches the others
+//! here. Resolving AFTER's ids, pinning the dependencies a new waiting job names, and working through a queue's
+//! backlog of notices (tell the jobs waiting on a job that ended) and pins to hand back, a bounded number per
+//! step. The core keeps each queue's backlog; this opens the queue each entry names.
+//!
+//! A master works through a backlog after every change (up to INLINE entries, so one ACK of a job that 10,000
+//! wait on never stalls the server) and then in timer steps; each step replicates as `ONCE._NOTIFY key n m`,
+//! "the next n notices and m pins", which a replica applies to the same backlog with the same result.
+
+use std::cell::Cell;
+
+use crate::core::deps::{Link, Outcome, Target};
+use crate::core::queue::{Finish, Told};
+use crate::core::{Job, State};
+use crate::rm::{self, Ctx, Key, OwnedStr, RStr};
+use crate::service::existing;
+use crate::text::{err, CmdError};
+use crate::value::QueueValue;
+
+/// Backlog entries a command works through itself; the timer takes the rest, as many per tick as its budget
+/// allows.
+pub const INLINE: usize = 256;
+/// Most ids one AFTER list (PUSH or ONCE.AFTER) may name.
+pub const MAX_IDS: usize = 100_000;
+
+thread_local! {
+    // Set while a backlog is being worked through: the queues it opens are settled without working through
+    // their own (which could open the first queue again).
+    static DRAINING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The outcome a dependency shows now, for a new link to it.
+pub fn outcome_of(job: &Job) -> Outcome {
+    match job.state {
+        State::Completed => Outcome::Completed,
+        State::Dead => Outcome::Dead,
+        State::Cancelled => Outcome::Cancelled,
+        _ => Outcome::Pending,
+    }
+}
+
+/// One AFTER clause: a queue and the ids in it.
+pub struct Clause<'a> {
+    pub queue: RStr<'a>,
+    pub ids: Vec<RStr<'a>>,
+}
+
+/// Refuses a dependency queue in another slot than the waiting job's: in a cluster they would live on
+/// different nodes, and on one server too the flow would break when it becomes one.
+pub fn check_slot(waiting: &[u8], dep: &[u8]) -> Result<(), CmdError> {
+    use crate::core::slot::key_slot;
+    if key_slot(waiting) != key_slot(dep) {
+        return Err(CmdError(format!(
+            "CROSSSLOT AFTER queue '{}' hashes to another slot than '{}' (give both one hash tag, as {{shop}}:charge and {{shop}}:ship)",
+            crate::text::shown(dep),
+            crate::text::shown(waiting)
+        )));
+    }
+    Ok(())
+}
+
+/// The links AFTER names, each with its dependency's outcome now. A missing id, a queue in another slot or a key
+/// of another type is an error before anything changes.
+pub fn resolve(ctx: Ctx<'_>, waiting: RStr<'_>, clauses: &[Clause<'_>]) -> Result<Vec<Link>, CmdError> {
+    let total: usize = clauses.iter().map(|c| c.ids.len()).sum();
+    if total > MAX_IDS {
+        return Err(err(format!("AFTER names {total} ids, over the limit of {MAX_IDS} per call")));
+    }
+    let mut links = Vec::with_capacity(total);
+    for c in clauses {
+        check_slot(waiting.bytes(), c.queue.bytes())?;
+        let mut key = Key::open(ctx, c.queue, false);
+        let v = existing(&mut key)?;
+        for id in &c.ids {
+            let job = v.as_ref().and_then(|v| v.queue.find(id.bytes()).and_then(|s| v.queue.job(s)));
+            let Some(job) = job else {
+                return Err(err(format!(
+                    "AFTER names no job: {} {}",
+                    crate::text::shown(c.queue.bytes()),
+                    crate::text::shown(id.bytes())
+                )));
+            };
+            links.push(Link {
+                queue: c.queue.bytes().into(),
+                seq: job.seq,
+                id: job.id_bytes().into(),
+                outcome: outcome_of(&job),
+            });
+        }
+    }
+    Ok(links)
+}
+
+/// The new waiting job `seq` of queue `key` (in `v`) takes its place on each dependency: a pin while it has not
+/// started (none when it finished at once), and a target on each one still pending. Links `from` on (ONCE.AFTER
+/// adds to the end).
+pub fn link(ctx: Ctx<'_>, key: RStr<'_>, v: &mut QueueValue, seq: u64, from: usize) {
+    let Some(job) = v.queue.job(seq) else { return };
+    let pin = !job.state.is_finished() && job.waits().is_some_and(|w| !w.unpinned);
+    let Some(w) = job.waits() else { return };
+    let links: Vec<(usize, Box<[u8]>, u64, bool)> = w
+        .links
+        .iter()
+        .enumerate()
+        .skip(from)
+        .map(|(i, l)| (i, l.queue.clone(), l.seq, l.outcome == Outcome::Pending))
+        .collect();
+    drop(job);
+    for (i, queue, dseq, pending) in links {
+        let target = pending.then(|| Target { queue: key.bytes().into(), seq, index: i as u32 });
+        if *queue == *key.bytes() {
+            v.queue.add_dependent(dseq, pin, target);
+            continue;
+        }
+        let name = OwnedStr::new(&queue);
+        let mut dk = Key::open(ctx, name.as_rstr(), true);
+        if let Ok(Some(dv)) = existing(&mut dk) {
+            dv.queue.add_dependent(dseq, pin, target);
+        }
+    }
+}
+
+/// Whether this change may work through backlogs itself: a master's own command or timer step, not a record
+/// it replays, and not a queue opened while another's backlog is being worked through.
+pub fn may_drain(ctx: Ctx<'_>) -> bool {
+    !DRAINING.with(Cell::get) && rm::may_act_on_own(ctx) && !rm::is_replayed(ctx)
+}
+
+/// Works through up to `max` entries of the queue's backlog at `now` and replicates the step. Returns how
+/// many it took.
+pub fn drain_and_replicate(ctx: Ctx<'_>, key: RStr<'_>, v: &mut QueueValue, max: usize, now: u64) -> usize {
+    let (n, m) = drain(ctx, key, v, max, max, now);
+    if n + m > 0 {
+        crate::effects::at(
+            ctx,
+            now,
+            b"ONCE._NOTIFY\0",
+            &[OwnedStr::retain(key), OwnedStr::int(n as i64), OwnedStr::int(m as i64)],
+        );
+    }
+    n + m
+}
+
+/// Tells up to `notices` waiting jobs and hands back up to `pins` pins from queue `key`'s backlog (the pins
+/// only when every notice asked for was told: a step is "the next n, then the next m"). Returns how many of each.
+pub fn drain(ctx: Ctx<'_>, key: RStr<'_>, v: &mut QueueValue, notices: usize, pins: usize, now: u64) -> (usize, usize) {
+    let was = DRAINING.with(|d| d.replace(true));
+    let mut n = 0;
+    // A run of notices to one other queue opens it once and settles it once.
+    while n < notices {
+        let Some(queue) = v.queue.next_notice_queue().map(Box::<[u8]>::from) else { break };
+        if *queue == *key.bytes() {
+            let Some((t, from, outcome)) = v.queue.next_notice() else { break };
+            n += 1;
+            tell(ctx, key, v, &t, key.bytes(), from, outcome, now);
+            continue;
+        }
+        let name = OwnedStr::new(&queue);
+        let mut wk = Key::open(ctx, name.as_rstr(), true);
+        let mut other = existing(&mut wk).ok().flatten();
+        let before = other.as_ref().map(|wv| wv.snapshot());
+        while n < notices && v.queue.next_notice_queue() == Some(&*queue) {
+            let Some((t, from, outcome)) = v.queue.next_notice() else { break };
+            n += 1;
+            if let Some(wv) = other.as_deref_mut() {
+                tell(ctx, name.as_rstr(), wv, &t, key.bytes(), from, outcome, now);
+            }
+        }
+        if let (Some(wv), Some(before)) = (other, before) {
+            crate::service::settle(ctx, name.as_rstr(), wv, before);
+        }
+    }
+    let mut m = 0;
+    while m < pins {
+        let Some(queue) = v.queue.next_unpin_queue().map(Box::<[u8]>::from) else { break };
+        if *queue == *key.bytes() {
+            let Some((_, dseq)) = v.queue.next_unpin() else { break };
+            m += 1;
+            v.queue.unpin(dseq);
+            continue;
+        }
+        let name = OwnedStr::new(&queue);
+        let mut dk = Key::open(ctx, name.as_rstr(), true);
+        let mut other = existing(&mut dk).ok().flatten();
+        let before = other.as_ref().map(|dv| dv.snapshot());
+        while m < pins && v.queue.next_unpin_queue() == Some(&*queue) {
+            let Some((_, dseq)) = v.queue.next_unpin() else { break };
+            m += 1;
+            if let Some(dv) = other.as_deref_mut() {
+                dv.queue.unpin(dseq);
+            }
+        }
+        if let (Some(dv), Some(before)) = (other, before) {
+            crate::service::settle(ctx, name.as_rstr(), dv, before);
+        }
+    }
+    DRAINING.with(|d| d.set(was));
+    (n, m)
+}
+
+/// Tells one waiting job, waking the clients that wait for its outcome when it died of it.
+#[allow(clippy::too_many_arguments)]
+fn tell(
+    ctx: Ctx<'_>,
+    key: RStr<'_>,
+    v: &mut QueueValue,
+    t: &Target,
+    from_queue: &[u8],
+    from: u64,
+    outcome: Outcome,
+    now: u64,
+) {
+    let watch = crate::waiters::before(ctx, key, &v.queue, t.seq);
+    let told = v.queue.tell(t.seq, t.index, from_queue, from, outcome, now);
+    match told {
+        Told::Died => {
+            crate::waiters::after(ctx, key, &v.queue, t.seq, watch, |j| Finish::ended(j, State::Dead, None, now));
+            rm::notify(ctx, c"once.dead", key);
+        }
+        Told::Released => rm::notify(ctx, c"once.release", key),
+        Told::Counted | Told::Nothing => {}
+    }
+}
+
+/// Refuses links that would close a cycle: waiting job `seq` of `key` must not be reachable from any of `links`
+/// through pending dependencies. The walk opens the queues it passes (all in one slot) and stops at `limit`
+/// jobs, refusing rather than guessing.
+pub fn check_no_cycle(ctx: Ctx<'_>, key: RStr<'_>, seq: u64, links: &[Link], limit: usize) -> Result<(), CmdError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut stack: Vec<(Box<[u8]>, u64)> =
+        links.iter().filter(|l| l.outcome == Outcome::Pending).map(|l| (l.queue.clone(), l.seq)).collect();
+    while let Some((q, s)) = stack.pop() {
+        if *q == *key.bytes() && s == seq {
+            return Err(err(format!(
+                "AFTER would make a cycle: {} waits on {} already",
+                crate::text::shown(key.bytes()),
+                "one of the jobs it names"
+            )));
+        }
+        if !seen.insert((q.clone(), s)) {
+            continue;
+        }
+        if seen.len() > limit {
+            return Err(err(format!("AFTER cannot check for cycles: the flow has more than {limit} waiting jobs")));
+        }
+        let name = OwnedStr::new(&q);
+        let mut k = Key::open(ctx, name.as_rstr(), false);
+        if let Ok(Some(v)) = existing(&mut k) {
+            stack.extend(v.queue.pending_links(s));
+        }
+    }
+    Ok(())
+}
