@@ -1405,6 +1405,121 @@ def batch_report(bt, cfg):
     return L + [""]
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# flows: a 1,000-job fan-in end to end, Once's addFlow beside BullMQ's FlowProducer (bench/flows_bullmq.mjs starts
+# its own server with MODULE and prints one JSON line)
+
+
+def bench_flows(cfg, feats):
+    node = os.path.join(ROOT, "clients", "node")
+    if not os.path.isdir(os.path.join(node, "node_modules")):
+        subprocess.run(["npm", "ci", "--ignore-scripts", "--omit=optional", "--no-audit", "--no-fund"], cwd=node,
+                       check=True, capture_output=True)
+    subprocess.run(["npm", "run", "--silent", "build"], cwd=node, check=True, capture_output=True)
+    argv = ["node", os.path.join(BENCH, "flows_bullmq.mjs"), "--json", "--children", "1000",
+            "--rounds", "1" if cfg.quick else "5"]
+    # a session of its own, so that a timeout also kills the server the script started
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         env={**os.environ, "ONCE_MODULE": MODULE})
+    try:
+        out, err = p.communicate(timeout=900)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    if p.returncode != 0:
+        raise RuntimeError(f"bench/flows_bullmq.mjs exited {p.returncode}: {err.strip()[-800:]}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def bench_release(cfg, feats):
+    """One ACK of a job that 10,000 waiting jobs depend on, beside the ACK of a job nobody waits on: the ACK's
+    own server time, the longest timer tick and the worst PING while the 10,000 are released, and how long until
+    the last one is ready."""
+    n = 10_000
+    out = {"waiting": n}
+    for label, fan in (("plain", 0), ("fan-out", n)):
+        s = Server(module=True, extra=["--latency-monitor-threshold", "1"])
+        pinger = None
+        try:
+            dep = s.r.execute_command("ONCE.PUSH", "{f}:a", "a")
+            if fan:
+                pipelined(s.port, [["ONCE.PUSH", "{f}:b", f"w{i}", "AFTER", "{f}:a", "1", dep] for i in range(fan)])
+            assert int(stats(s.r, "{f}:b").get("waiting", 0)) == fan
+            s.r.execute_command("ONCE.RESERVE", "{f}:a")
+            info0 = s.info("once")
+            pinger = Pinger(s.port)
+            time.sleep(0.5)
+            s.r.config_resetstat()
+            t0 = time.perf_counter()
+            s.r.execute_command("ONCE.ACK", "{f}:a", dep)
+            ack_wall_ms = (time.perf_counter() - t0) * 1000
+            ready_ms = None
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                st = stats(s.r, "{f}:b")
+                if int(st.get("ready", 0)) == fan and int(st.get("waiting", 0)) == 0:
+                    ready_ms = (time.perf_counter() - t0) * 1000
+                    break
+                time.sleep(0.001)
+            time.sleep(0.2)
+            t1 = time.perf_counter()
+            info1 = s.info("once")
+            pinger.close()
+            during = rtt_summary(pinger.between(t0, t1))
+            pinger = None
+            out[label] = {"ack_us": float(commandstat(s, "once.ack")["usec"]), "ack_wall_ms": ack_wall_ms,
+                          "all_ready_ms": ready_ms, "ping": during,
+                          "max_tick_us": int(info1.get("once_timer_max_tick_us", 0)),
+                          "max_tick_before_us": int(info0.get("once_timer_max_tick_us", 0))}
+            log(f"release ({label}): ACK {out[label]['ack_us']:.0f} us server, all {fan:,} ready after {ready_ms} ms, "
+                f"ping max {during['max_us']} us, timer max tick {out[label]['max_tick_us']} us")
+        finally:
+            if pinger:
+                pinger.close()
+            s.close()
+    return out
+
+
+def release_report(rl):
+    L = ["## An ACK that releases 10,000 waiting jobs (section release)", ""]
+    if not isinstance(rl, dict):
+        return L + [f"Not measured: {rl}", ""]
+    L += [f"{rl['waiting']:,} jobs pushed with `AFTER {{f}}:a 1 <id>` wait on one job; it is reserved, then acknowledged "
+          "while a second connection PINGs back to back. The ACK releases 256 itself and the timer the rest, 256 "
+          "per step within its 1 ms budget. Beside it, the ACK of a job nobody waits on.", "",
+          "| ACK of | ACK server µs | ACK round trip ms | all ready after ms | longest timer tick µs | worst PING µs |",
+          "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for label in ("plain", "fan-out"):
+        m = rl.get(label)
+        if not isinstance(m, dict):
+            continue
+        ready = "—" if label == "plain" else (f"{m['all_ready_ms']:.1f}" if m["all_ready_ms"] is not None else "never")
+        L.append(f"| {'a job nobody waits on' if label == 'plain' else 'a job 10,000 wait on'} | {m['ack_us']:.0f} | "
+                 f"{m['ack_wall_ms']:.2f} | {ready} | {m['max_tick_us']:,} | {m['ping']['max_us']:,.0f} |")
+    return L + [""]
+
+
+def flows_report(fr):
+    L = ["## A 1,000-job fan-in: Once addFlow vs BullMQ FlowProducer (section flows)", ""]
+    if not isinstance(fr, dict):
+        return L + [f"Not measured: {fr}", ""]
+    L += [f"bench/flows_bullmq.mjs on {fr['server']}: {fr['children']:,} children and one parent that waits for "
+          "them, pushed in one call (Once: `queue.addFlow`, one MULTI; BullMQ: `FlowProducer.add`), run by one "
+          f"worker per side in the same Node process (concurrency {fr['concurrency']}, node {fr['node']}, bullmq "
+          f"{fr['bullmq']}); each child returns 2i, the parent reads its children's results (`job.deps()` / "
+          "`job.getChildrenValues()`) and the sum is checked. Total: from the push until the parent's handler has "
+          f"the sum. Median of {fr['rounds']} rounds, the sides alternating which goes first.", "",
+          "| side | push ms | total ms | jobs/s | server CPU ms | commands | total ms, every round |",
+          "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for name, label in (("once", "Once addFlow"), ("bullmq", "BullMQ FlowProducer")):
+        m = fr["median"][name]
+        L.append(f"| {label} | {m['pushMs']:.1f} | {m['totalMs']:.1f} | {m['jobsPerSec']:,.0f} | "
+                 f"{m['serverCpuMs']:.1f} | {m['commands']:,.0f} | "
+                 f"{', '.join(format(r['totalMs'], '.0f') for r in fr['runs'][name])} |")
+    return L + [""]
+
+
 def machine():
     model = "?"
     for line in sh("lscpu").splitlines():
@@ -2073,6 +2188,10 @@ def report(cfg, m, feats, R, elapsed):
         L[-1:-1] = pyworkers.report(R["pyworkers"])
     if "listfilter" in R:
         L[-1:-1] = listfilter.report(R["listfilter"])
+    if "flows" in R:
+        L[-1:-1] = flows_report(R["flows"])
+    if "release" in R:
+        L[-1:-1] = release_report(R["release"])
     return "\n".join(L) + "\n"
 
 
@@ -2085,7 +2204,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(BENCH, "results.md"))
     ap.add_argument("--only", default="",
                     help="comma list of sections: push,cycle,memory,delayed,wakeup,cluster,cancel,crontick,"
-                         "listtail,purge,notify,flow,bulk,match,save,batch,pyworkers,listfilter")
+                         "listtail,purge,notify,flow,bulk,match,save,batch,pyworkers,listfilter,flows,release")
     cfg = ap.parse_args()
     q = cfg.quick
     cfg.push_n = 200_000 if q else 1_000_000
@@ -2151,6 +2270,8 @@ def main():
         ("batch", bench_batch, feats["push"] and feats["reserve"] and feats["stats"]),
         ("pyworkers", lambda cfg, feats: pyworkers.bench(cfg, Server, log), feats["push"] and feats["reserve"]),
         ("listfilter", lambda cfg, feats: listfilter.bench(cfg, Server, log), feats["loaded"]),
+        ("flows", bench_flows, feats["push"] and feats["reserve"]),
+        ("release", bench_release, feats["push"] and feats["reserve"] and feats["stats"]),
     ]
     for name, fn, can in sections:
         if only and name not in only:
