@@ -1,6 +1,8 @@
 // A reserved job as a handler sees it.
 import type { Connection } from "./connection";
-import { decodePayload, Decode, encodeValue, parseResult, Reserved, send } from "./protocol";
+import {
+  decodePayload, Decode, Dep, DepsOptions, encodeValue, fetchDeps, parseResult, Reserved, send,
+} from "./protocol";
 
 export class Job<T = any> {
   /** The job's id in its queue. */
@@ -74,6 +76,15 @@ export class Job<T = any> {
     const stored = (await send(this.conn, "ONCE.PROGRESS", this.queue, args)) === 1;
     if (!stored) await this.checkCancelled();
     return stored;
+  }
+
+  /**
+   * The jobs this one waited for (it was pushed with `after`, or is a flow's parent), in the order they were
+   * named, each with its outcome and result: `(await job.deps()).map((d) => d.json())` reads the children's
+   * results. Empty for a job that waited for none.
+   */
+  async deps(options: DepsOptions = {}): Promise<Dep[]> {
+    return (await fetchDeps(this.conn, this.queue, this.id, options)) ?? [];
   }
 
   /**

@@ -140,7 +140,8 @@ export function parseJobs(reply: unknown): Reserved[] {
   }));
 }
 
-export type JobState = "ready" | "delayed" | "reserved" | "completed" | "dead" | "cancelled" | string;
+export type JobState =
+  "ready" | "delayed" | "reserved" | "waiting" | "completed" | "dead" | "cancelled" | "gone" | string;
 
 /** The states of a job that has its outcome (ONCE.RESULT): it was acked, it died, or it was cancelled. */
 export const FINISHED_STATES: readonly string[] = ["completed", "dead", "cancelled"];
@@ -207,10 +208,10 @@ export function encodeValue(value: unknown): string | Buffer | null {
 /**
  * ONCE.RESULT's (and ONCE.CALL's) reply: a job's outcome, or where it stands while it has none.
  *
- * `state`: ready, delayed, reserved (unfinished: `done` is false), completed, dead or cancelled. `result`: what the
- * worker acked the job with, as stored (null without one): a handler's string return value is kept as its text,
- * a Buffer as it is, any other value as JSON (by a Node or a Python worker alike), so read it with `text` or
- * `json()`, as the handler returns. `error`: a dead job's last error, a cancelled job's reason (`cancelled`, or
+ * `state`: ready, delayed, reserved, waiting (for the jobs it is pushed after; all unfinished: `done` is false),
+ * completed, dead or cancelled. `result`: what the worker acked the job with, as stored (null without one): a
+ * handler's string return value is kept as its text, a Buffer as it is, any other value as JSON (by a Node or a
+ * Python worker alike), so read it with `text` or `json()`, as the handler returns. `error`: a dead job's last error, a cancelled job's reason (`cancelled`, or
  * `call timed out`). `attempts`: reservations so far. `finished`: unix ms, null while unfinished. `progress`: the
  * last ONCE.PROGRESS (same encoding as results).
  */
@@ -319,6 +320,53 @@ export interface PushOptions {
   ttl?: number;
   /** With `ttl`: an expired job is removed instead of dead (TTL ms DROP). */
   ttlDrop?: boolean;
+  /** The jobs this one waits for: it stays `waiting` until each has completed (AFTER clauses, one per queue).
+   *  Each is a job id of the same queue, or `{ queue, id }` (a worker's `job`, a flow's node) of a queue sharing
+   *  the pushed queue's hash slot (`{shop}:charge`, `{shop}:ship`). Not for addBulk. */
+  after?: DepRef[];
+  /** What a dependency that dies or is cancelled does to this job (ON-FAIL; default "fail": it dies too). */
+  onFail?: OnFail;
+}
+
+/** A job named as a dependency: an id of the queue being pushed to, or a job of any queue by its queue and id. */
+export type DepRef = string | { queue: string; id: string };
+
+/** ON-FAIL: "fail" (the waiting job dies: `dependency <queue> <id> died`), "ignore" (that dependency is dropped,
+ *  not counted as done) or "continue" (it counts as done). */
+export type OnFail = "fail" | "ignore" | "continue";
+
+const ON_FAIL: readonly string[] = ["fail", "ignore", "continue"];
+
+/**
+ * `dep-queue n id ...` groups, one per queue in the order each queue first appears (ids in their given order), as
+ * ONCE.PUSH's AFTER clauses and ONCE.AFTER take them; `queue` is the queue a bare id string belongs to.
+ */
+export function depGroups(queue: string, deps: readonly DepRef[]): Array<Array<string | number>> {
+  if (!Array.isArray(deps)) throw new TypeError("after is an array of job ids or { queue, id } objects");
+  const groups = new Map<string, string[]>();
+  for (const dep of deps) {
+    const [q, id] = typeof dep === "string" ? [queue, dep] : [dep?.queue, dep?.id];
+    if (typeof q !== "string" || q.length === 0 || typeof id !== "string" || id.length === 0) {
+      throw new TypeError(`a dependency is a job id or { queue, id } of non-empty strings, not ${JSON.stringify(dep)}`);
+    }
+    let ids = groups.get(q);
+    if (!ids) groups.set(q, (ids = []));
+    ids.push(id);
+  }
+  return [...groups].map(([q, ids]) => [q, ids.length, ...ids]);
+}
+
+/** ONCE.PUSH's `AFTER q n id ... [ON-FAIL how]` for `after` and `onFail`; nothing when both are unset. */
+export function afterArgs(queue: string, after: readonly DepRef[] | undefined, onFail: OnFail | undefined):
+  Array<string | number> {
+  const groups = depGroups(queue, after ?? []);
+  if (onFail !== undefined && onFail !== null) {
+    if (!ON_FAIL.includes(onFail)) throw new TypeError(`onFail is "fail", "ignore" or "continue", not ${onFail}`);
+    if (groups.length === 0) throw new TypeError("onFail goes with after (the jobs this one waits for)");
+  }
+  const args = groups.flatMap((g) => ["AFTER", ...g]);
+  if (groups.length > 0 && onFail) args.push("ON-FAIL", onFail);
+  return args;
 }
 
 const PUSH_FLAGS: Array<[keyof PushOptions, string]> = [
@@ -327,12 +375,19 @@ const PUSH_FLAGS: Array<[keyof PushOptions, string]> = [
 ];
 
 /** The options the server's ONCE.BULK does not take (PUSH and CALL do). */
-export const PUSH_ONLY: ReadonlyArray<keyof PushOptions> = ["keep", "ttl", "ttlDrop"];
+export const PUSH_ONLY: ReadonlyArray<keyof PushOptions> = ["keep", "ttl", "ttlDrop", "after", "onFail"];
 
-export function pushArgs(opts: PushOptions = {}, allowed?: ReadonlyArray<keyof PushOptions>): Array<string | number> {
+/** Options that are not one flag and value each (see afterArgs and ttlDrop below). */
+const OTHER_OPTIONS: ReadonlyArray<keyof PushOptions> = ["ttlDrop", "after", "onFail"];
+
+/** The arguments of `opts`; `queue` (the queue pushed to) is what a bare id in `after` belongs to. */
+export function pushArgs(opts: PushOptions = {}, allowed?: ReadonlyArray<keyof PushOptions>, queue?: string):
+  Array<string | number> {
   const args: Array<string | number> = [];
   for (const key of Object.keys(opts) as Array<keyof PushOptions>) {
-    if (key !== "ttlDrop" && !PUSH_FLAGS.some(([k]) => k === key)) throw new TypeError(`unknown option '${key}'`);
+    if (!OTHER_OPTIONS.includes(key) && !PUSH_FLAGS.some(([k]) => k === key)) {
+      throw new TypeError(`unknown option '${key}'`);
+    }
     const v = opts[key];
     if (allowed && !allowed.includes(key) && v !== undefined && v !== null && v !== false) {
       throw new TypeError(`option '${key}' does not apply here`);
@@ -347,5 +402,98 @@ export function pushArgs(opts: PushOptions = {}, allowed?: ReadonlyArray<keyof P
     if (opts.ttl === undefined || opts.ttl === null) throw new TypeError("ttlDrop goes with ttl");
     args.push("DROP");
   }
+  if ((opts.after !== undefined && opts.after !== null) || (opts.onFail !== undefined && opts.onFail !== null)) {
+    if (queue === undefined) throw new TypeError("after and onFail do not apply here");
+    args.push(...afterArgs(queue, opts.after ?? undefined, opts.onFail ?? undefined));
+  }
   return args;
+}
+
+/**
+ * One job another waited for, as ONCE.DEPS tells it: its `queue` and `id`; its `state` now (ready, delayed,
+ * reserved, waiting, completed, dead, cancelled, or `gone` once it finished and was freed); how it ended,
+ * `outcome` (pending, completed, dead, cancelled: still told when `gone`); its `result` as stored (a Buffer, read
+ * with `text` or `json()` as a Result's) and a dead or cancelled job's `error`.
+ */
+export class Dep {
+  readonly queue: string;
+  readonly id: string;
+  readonly state: JobState;
+  readonly outcome: "pending" | "completed" | "dead" | "cancelled" | string;
+  readonly result: Buffer | null;
+  readonly error: string | null;
+
+  constructor(fields: { queue: string; id: string; state: JobState; outcome: string; result?: Buffer | null;
+                        error?: string | null }) {
+    this.queue = fields.queue;
+    this.id = fields.id;
+    this.state = fields.state;
+    this.outcome = fields.outcome;
+    this.result = fields.result ?? null;
+    this.error = fields.error ?? null;
+  }
+
+  /** The dependency has its outcome (it is no longer pending). */
+  get done(): boolean {
+    return this.outcome !== "pending";
+  }
+
+  /** The dependency completed (it was acked). */
+  get ok(): boolean {
+    return this.outcome === "completed";
+  }
+
+  /** The result as UTF-8 text; null without one. */
+  get text(): string | null {
+    return this.result === null ? null : this.result.toString("utf8");
+  }
+
+  /** The result read as JSON; null without one. Throws a SyntaxError when it is not JSON. */
+  json<V = any>(): V | null {
+    return this.result === null ? null : JSON.parse(this.result.toString("utf8"));
+  }
+}
+
+/** ONCE.DEPS's reply (sent with Buffer replies): null (no such job), or one map per dependency. */
+export function parseDeps(reply: unknown): Dep[] | null {
+  if (reply == null) return null;
+  return (reply as unknown[]).map((d) => {
+    const m = toMap(d)!;
+    return new Dep({
+      queue: str(m.queue) ?? "", id: str(m.id) ?? "", state: str(m.state) ?? "", outcome: str(m.outcome) ?? "",
+      result: bytes(m.result), error: str(m.error),
+    });
+  });
+}
+
+export interface DepsOptions {
+  /** The first dependency to list (0-based, in the order they were named). */
+  from?: number;
+  /** At most this many. Without `from` and `count`, every dependency (read in pages). */
+  count?: number;
+}
+
+/** How many dependencies one ONCE.DEPS reads while reading them all. */
+const DEPS_PAGE = 1000;
+
+/**
+ * The dependencies of job `id` of `queue` (ONCE.DEPS), null for a job the queue does not hold. With `from` or
+ * `count` one page as asked; else all of them, page after page (a job may wait on up to 100,000 per push).
+ */
+export async function fetchDeps(conn: Connection, queue: string, id: string, options: DepsOptions = {}):
+  Promise<Dep[] | null> {
+  const page = (from: number | undefined, count: number | undefined) => {
+    const args: Array<string | number> = [id];
+    if (from !== undefined) args.push("FROM", from);
+    if (count !== undefined) args.push("COUNT", count);
+    return send(conn, "ONCE.DEPS", queue, args, true).then(parseDeps);
+  };
+  if (options.from !== undefined || options.count !== undefined) return page(options.from, options.count);
+  const all: Dep[] = [];
+  for (;;) {
+    const deps = await page(all.length, DEPS_PAGE);
+    if (deps === null) return all.length === 0 ? null : all; // freed between two pages: what was read
+    all.push(...deps);
+    if (deps.length < DEPS_PAGE) return all;
+  }
 }

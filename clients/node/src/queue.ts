@@ -1,11 +1,15 @@
-// A queue's producer and admin side: push, bulk push, results and calls, schedules, stats, inspect, pause/resume,
-// retry, cancel, purge.
+// A queue's producer and admin side: push, bulk push, flows (jobs that wait for others), results and calls,
+// schedules, stats, inspect, pause/resume, retry, cancel, purge.
+import { randomUUID } from "node:crypto";
+import type { Command } from "ioredis";
 import type Redis from "ioredis";
+import calculateSlot from "cluster-key-slot";
 import type { Connection, ConnectionOption } from "./connection";
 import { blockingOptions, isCluster, nodeOf, openNode, openOwn, openShared, whenReady } from "./connection";
 import {
-  command, encodePayload, encodeValue, JobInfo, numericMap, OnceUnsupportedError, parseJobInfo, parseResult,
-  parseSchedules, Payload, PushOptions, PUSH_ONLY, pushArgs, reply, Result, ScheduleInfo, send, toMap,
+  command, Dep, depGroups, DepRef, DepsOptions, encodePayload, encodeValue, fetchDeps, isUnknownCommand, JobInfo,
+  numericMap, OnceUnsupportedError, parseJobInfo, parseResult, parseSchedules, Payload, PushOptions, PUSH_ONLY,
+  pushArgs, reply, Result, ScheduleInfo, send, toMap,
 } from "./protocol";
 
 export interface QueueOptions {
@@ -29,6 +33,36 @@ export interface ListOptions {
 }
 
 export type Stats = Record<string, number | null>;
+
+/** One job of a flow (addFlow): pushed after its children, and waiting for them to complete. */
+export interface FlowJob {
+  /** Its queue (default: the queue addFlow is called on); every queue of a flow shares one hash slot. */
+  queue?: string;
+  payload: Payload;
+  /** add()'s options. Without `id` the client makes one (a UUID); `after` names jobs beyond its children to wait
+   *  for, and `onFail` applies to all of them. */
+  options?: PushOptions;
+  /** The jobs this one waits for, pushed before it (each a FlowJob; one object named twice is pushed once). */
+  children?: FlowJob[];
+}
+
+/** A pushed flow job: its queue and id, and its children's. */
+export interface FlowNode {
+  queue: string;
+  id: string;
+  children: FlowNode[];
+}
+
+/** A flow that was not pushed whole: a push inside its MULTI was refused (the others ran: MULTI does not roll
+ *  back); `pushed` lists the jobs that were added all the same. */
+export class FlowError extends Error {
+  readonly pushed: Array<{ queue: string; id: string }>;
+  constructor(message: string, pushed: Array<{ queue: string; id: string }>) {
+    super(message);
+    this.name = "FlowError";
+    this.pushed = pushed;
+  }
+}
 
 export interface CallOptions extends PushOptions {
   /** How long to wait for the outcome, in ms (0: as long as it takes). */
@@ -87,7 +121,95 @@ export class Queue {
    * `keep` its outcome is kept once finished, for `result(id)`; `ttl` (and `ttlDrop`) bound how long it may wait.
    */
   async add(payload: Payload, options: PushOptions = {}): Promise<string> {
-    return this.cmd("ONCE.PUSH", [encodePayload(payload), ...pushArgs(options)]);
+    return this.cmd("ONCE.PUSH", [encodePayload(payload), ...pushArgs(options, undefined, this.name)]);
+  }
+
+  /**
+   * Pushes a tree of jobs in one MULTI: children first, each parent pushed after its children (`AFTER`), so it
+   * stays `waiting` until they have completed, and runs then (its handler reads their results with `job.deps()`).
+   * Ids are made by the client (a UUID where a node has no `id` option), so one transaction holds the whole tree.
+   * Every queue must share the root's hash slot (`{shop}:charge`, `{shop}:ship`): checked before anything is
+   * sent. Returns the root's FlowNode (queue, id, children). A push the server refuses inside the MULTI throws a
+   * FlowError that lists the jobs that were pushed all the same.
+   */
+  async addFlow(tree: FlowJob): Promise<FlowNode> {
+    const cmds: Command[] = [];
+    const nodes: FlowNode[] = []; // in the order of cmds
+    const made = new Map<FlowJob, FlowNode>();
+    const path = new Set<FlowJob>();
+    let slot: { queue: string; slot: number } | undefined;
+    const visit = (job: FlowJob): FlowNode => {
+      if (job === null || typeof job !== "object") {
+        throw new TypeError("a flow job is an object { queue, payload, options, children }");
+      }
+      const seen = made.get(job);
+      if (seen) return seen;
+      if (path.has(job)) throw new TypeError("a flow job is among its own children");
+      const queue = job.queue ?? this.name;
+      if (typeof queue !== "string" || queue.length === 0) {
+        throw new TypeError("a flow job's queue is a non-empty string");
+      }
+      const s = calculateSlot(queue);
+      slot ??= { queue, slot: s };
+      if (s !== slot.slot) {
+        throw new TypeError(`a flow's queues share one hash slot (a hash tag: {shop}:charge, {shop}:ship): `
+          + `'${queue}' is not in the slot of '${slot.queue}'`);
+      }
+      if (job.children !== undefined && !Array.isArray(job.children)) throw new TypeError("children is an array");
+      path.add(job);
+      const children = (job.children ?? []).map(visit);
+      path.delete(job);
+      const { after, ...options } = job.options ?? {};
+      const id = options.id ?? randomUUID();
+      const deps: DepRef[] = [...children.map((c) => ({ queue: c.queue, id: c.id })), ...(after ?? [])];
+      const args = pushArgs({ ...options, id, after: deps.length > 0 ? deps : undefined }, undefined, queue);
+      cmds.push(command("ONCE.PUSH", queue, [encodePayload(job.payload), ...args]));
+      const node = { queue, id, children };
+      nodes.push(node);
+      made.set(job, node);
+      return node;
+    };
+    const root = visit(tree);
+    const multi = this.connection.multi() as unknown as {
+      sendCommand(c: Command): unknown; exec(): Promise<Array<[Error | null, unknown]>>;
+    };
+    for (const cmd of cmds) multi.sendCommand(cmd);
+    let results;
+    try {
+      results = await multi.exec();
+    } catch (err) {
+      // EXECABORT (nothing ran): the refused command's own error says why (an unknown command, say)
+      const first = ((err as { previousErrors?: Error[] }).previousErrors ?? [])[0] ?? err;
+      if (isUnknownCommand(first)) throw new OnceUnsupportedError("ONCE.PUSH");
+      throw first;
+    }
+    const refused = results.findIndex(([err]) => err);
+    if (refused >= 0) {
+      const pushed = nodes.filter((_, i) => !results[i][0]).map(({ queue, id }) => ({ queue, id }));
+      const { queue, id } = nodes[refused];
+      throw new FlowError(`addFlow: the push of ${queue} ${id} was refused (${results[refused][0]!.message}); `
+        + `${pushed.length} of the flow's ${nodes.length} jobs were pushed`, pushed);
+    }
+    return root;
+  }
+
+  /**
+   * Makes the waiting job `id` wait for more jobs as well (ONCE.AFTER; `deps` as add()'s `after`); returns how many
+   * were added (one it already waits for is not). Refused for a job that is not waiting, a missing dependency, or
+   * one that would make a cycle.
+   */
+  async after(id: string, deps: DepRef[]): Promise<number> {
+    const groups = depGroups(this.name, deps);
+    if (groups.length === 0) throw new TypeError("after() needs at least one job to wait for");
+    return this.cmd("ONCE.AFTER", [id, ...groups.flat()]);
+  }
+
+  /**
+   * The jobs job `id` waits (or waited) for, in the order they were named, each with its state, outcome, result
+   * and error (ONCE.DEPS); null for a job the queue does not hold. Without `from`/`count`: all of them.
+   */
+  async deps(id: string, options: DepsOptions = {}): Promise<Dep[] | null> {
+    return fetchDeps(this.connection, this.name, id, options);
   }
 
   /**
@@ -99,7 +221,7 @@ export class Queue {
     if (options.id !== undefined) throw new TypeError("addBulk takes no id: push jobs with their own ids with add()");
     for (const key of PUSH_ONLY) {
       if (options[key] !== undefined && options[key] !== false) {
-        throw new TypeError(`addBulk takes no ${key} (ONCE.BULK has no KEEP or TTL): push such jobs with add()`);
+        throw new TypeError(`addBulk takes no ${key} (ONCE.BULK has no KEEP, TTL or AFTER): push such jobs with add()`);
       }
     }
     const encoded = payloads.map(encodePayload);
@@ -150,7 +272,8 @@ export class Queue {
   }
 
   /** A page of the jobs in one state; pass `next` back as `cursor` until it is "0". */
-  async list(state: "ready" | "delayed" | "reserved" | "dead" | "completed" | "cancelled", options: ListOptions = {}):
+  async list(state: "ready" | "delayed" | "reserved" | "waiting" | "dead" | "completed" | "cancelled",
+             options: ListOptions = {}):
     Promise<{ next: string; jobs: JobInfo[] }> {
     const args: Array<string | number> = [state];
     if (options.cursor !== undefined) args.push("CURSOR", options.cursor);
@@ -182,7 +305,7 @@ export class Queue {
     return this.cmd("ONCE.CANCEL", ids);
   }
 
-  async purge(state: "ready" | "delayed" | "dead" | "completed"): Promise<number> {
+  async purge(state: "ready" | "delayed" | "waiting" | "dead" | "completed"): Promise<number> {
     return this.cmd("ONCE.PURGE", [state]);
   }
 
@@ -222,7 +345,7 @@ export class Queue {
     const { timeout, cancel, ...push } = options ?? ({} as CallOptions);
     if (timeout === undefined) throw new TypeError("call() needs a timeout in ms (0: as long as it takes)");
     const wait = waitMs(timeout, "timeout");
-    const args = [encodePayload(payload), ...pushArgs(push), "TIMEOUT", wait];
+    const args = [encodePayload(payload), ...pushArgs(push, undefined, this.name), "TIMEOUT", wait];
     if (cancel) args.push("CANCEL");
     return parseResult(await this.blockingSend("ONCE.CALL", args, wait));
   }
