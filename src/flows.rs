@@ -9,7 +9,7 @@
 
 use std::cell::Cell;
 
-use crate::core::deps::{Link, Outcome, Target};
+use crate::core::deps::{Link, Outcome, Target, MAX_LINKS};
 use crate::core::queue::{Finish, Told};
 use crate::core::{Job, State};
 use crate::rm::{self, Ctx, Key, OwnedStr, RStr};
@@ -80,6 +80,14 @@ pub fn resolve(ctx: Ctx<'_>, waiting: RStr<'_>, clauses: &[Clause<'_>]) -> Resul
                     crate::text::shown(id.bytes())
                 )));
             };
+            // Every encoding holds at most MAX_LINKS of either kind: refused here, so nothing saves that cannot load.
+            if job.dependents().is_some_and(|d| d.targets.len() as u64 >= MAX_LINKS || u64::from(d.pins) >= MAX_LINKS) {
+                return Err(err(format!(
+                    "AFTER names a job that {MAX_LINKS} jobs wait on already: {} {}",
+                    crate::text::shown(c.queue.bytes()),
+                    crate::text::shown(id.bytes())
+                )));
+            }
             links.push(Link {
                 queue: c.queue.bytes().into(),
                 seq: job.seq,
@@ -106,16 +114,25 @@ pub fn link(ctx: Ctx<'_>, key: RStr<'_>, v: &mut QueueValue, seq: u64, from: usi
         .map(|(i, l)| (i, l.queue.clone(), l.seq, l.outcome == Outcome::Pending))
         .collect();
     drop(job);
-    for (i, queue, dseq, pending) in links {
-        let target = pending.then(|| Target { queue: key.bytes().into(), seq, index: i as u32 });
-        if *queue == *key.bytes() {
-            v.queue.add_dependent(dseq, pin, target);
+    let target = |i: usize, pending: bool| pending.then(|| Target { queue: key.bytes().into(), seq, index: i as u32 });
+    // Links come grouped by queue (one AFTER clause each): each run opens its queue once.
+    let mut rest = &links[..];
+    while let Some((_, queue, _, _)) = rest.first() {
+        let run = rest.iter().take_while(|l| l.1 == *queue).count();
+        let (these, next) = rest.split_at(run);
+        rest = next;
+        if **queue == *key.bytes() {
+            for (i, _, dseq, pending) in these {
+                v.queue.add_dependent(*dseq, pin, target(*i, *pending));
+            }
             continue;
         }
-        let name = OwnedStr::new(&queue);
+        let name = OwnedStr::new(queue);
         let mut dk = Key::open(ctx, name.as_rstr(), true);
         if let Ok(Some(dv)) = existing(&mut dk) {
-            dv.queue.add_dependent(dseq, pin, target);
+            for (i, _, dseq, pending) in these {
+                dv.queue.add_dependent(*dseq, pin, target(*i, *pending));
+            }
         }
     }
 }

@@ -61,6 +61,13 @@ pub fn after(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     let before = v.snapshot();
     let now = rm::now_ms();
     let had = v.queue.job(seq).and_then(|j| j.waits().map(|w| w.links.len())).unwrap_or(0);
+    if (had + links.len()) as u64 > crate::core::deps::MAX_LINKS {
+        return Err(err(format!(
+            "a job waits on at most {} jobs: it waits on {had}, AFTER names {} more",
+            crate::core::deps::MAX_LINKS,
+            links.len()
+        )));
+    }
     let Some((added, failure)) = v.queue.add_links(seq, links) else { return Err(err("job is not waiting")) };
     flows::link(ctx, key_name, v, seq, had);
     if let Some(text) = failure {

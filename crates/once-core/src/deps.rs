@@ -107,8 +107,14 @@ impl Waits {
         self.links.retain(|l| seen.insert((l.queue.clone(), l.seq)));
     }
 
+    /// Dependencies that count as done: completed ones, and under `continue` failed ones too (under `ignore` a
+    /// failed one is neither done nor waited for).
     pub fn done(&self) -> usize {
-        self.links.iter().filter(|l| l.outcome == Outcome::Completed).count()
+        let failures_count = self.on_fail == OnFail::Continue;
+        self.links
+            .iter()
+            .filter(|l| l.outcome == Outcome::Completed || (failures_count && l.outcome.is_failure()))
+            .count()
     }
 
     pub fn failed(&self) -> usize {

@@ -26,7 +26,7 @@ impl Queue {
     /// Attaches `w` to a job being pushed and decides its state: waiting while links are pending, dead at once
     /// when a link already failed under ON-FAIL fail, else as pushed (ready, or delayed until `due_ms`).
     /// True when it waits.
-    pub(super) fn wait_on(&mut self, job: &mut Job, mut w: Box<Waits>, due_ms: u64, now_ms: u64) -> bool {
+    pub(super) fn wait_on(&mut self, job: &mut Job, mut w: Box<Waits>, due_ms: u64, now_ms: u64) {
         w.dedup();
         w.left = w.links.iter().filter(|l| l.outcome == Outcome::Pending).count() as u32;
         let failed = w.links.iter().find(|l| l.outcome.is_failure() && w.on_fail == OnFail::Fail);
@@ -47,7 +47,6 @@ impl Queue {
         };
         job.state = state;
         job.edit_extra(|e| e.waits = Some(w));
-        state == State::Waiting
     }
 
     /// A job ended (completed, dead, cancelled, dropped): the jobs waiting on it are to be told, and the pins
@@ -186,7 +185,8 @@ impl Queue {
     }
 
     /// Tells waiting job `seq` that its link `index` — job `from_seq` of queue `from_queue` — ended as
-    /// `outcome`, at `now`. Applies its ON-FAIL; the last pending link releases it.
+    /// `outcome`, at `now`. Applies its ON-FAIL; the last pending link releases it. A job that no longer waits
+    /// (it died of another dependency, or was cancelled) only records the outcome, for DEPS.
     pub fn tell(
         &mut self,
         seq: u64,
@@ -196,7 +196,8 @@ impl Queue {
         outcome: Outcome,
         now_ms: u64,
     ) -> Told {
-        let Some(job) = self.job(seq).filter(|j| j.state == State::Waiting) else { return Told::Nothing };
+        let Some(job) = self.job(seq) else { return Told::Nothing };
+        let waiting = job.state == State::Waiting;
         let Some(w) = job.waits() else { return Told::Nothing };
         let Some(link) = w.links.get(index as usize) else { return Told::Nothing };
         if link.seq != from_seq || *link.queue != *from_queue || link.outcome != Outcome::Pending {
@@ -215,6 +216,9 @@ impl Queue {
                     left = w.left;
                 }
             });
+        }
+        if !waiting {
+            return Told::Nothing;
         }
         if outcome.is_failure() && policy == OnFail::Fail {
             self.fail_waiting(seq, &text, now_ms);
@@ -273,8 +277,11 @@ impl Queue {
     pub fn add_links(&mut self, seq: u64, links: Vec<Link>) -> Option<(usize, Option<Vec<u8>>)> {
         let w = self.job(seq).filter(|j| j.state == State::Waiting)?.waits()?.clone();
         let have: std::collections::HashSet<(&[u8], u64)> = w.links.iter().map(|l| (&*l.queue, l.seq)).collect();
-        let fresh: Vec<Link> = links.into_iter().filter(|l| !have.contains(&(&*l.queue, l.seq))).collect();
+        let mut fresh: Vec<Link> = links.into_iter().filter(|l| !have.contains(&(&*l.queue, l.seq))).collect();
         drop(have);
+        // An id named twice in this call counts once, as in a push.
+        let mut seen = std::collections::HashSet::with_capacity(fresh.len());
+        fresh.retain(|l| seen.insert((l.queue.clone(), l.seq)));
         let added = fresh.len();
         let failed =
             fresh.iter().find(|l| l.outcome.is_failure()).map(|l| deps::failure_text(&l.queue, &l.id, l.outcome));

@@ -171,6 +171,10 @@ fn each_policy_on_a_dead_dependency() {
         }
         let links = &j.waits().unwrap().links;
         assert_eq!(links[0].outcome, Outcome::Dead);
+        // A job that died of one dependency still records how the others ended.
+        assert_eq!(links[1].outcome, Outcome::Completed, "{policy:?}");
+        let done = j.waits().unwrap().done();
+        assert_eq!(done, if policy == OnFail::Continue { 2 } else { 1 }, "continue counts the failure as done");
     }
 }
 
@@ -222,7 +226,7 @@ fn after_adds_links_and_a_finished_job_is_not_waiting() {
     let b = w.push("q", "b", 1);
     let x = w.push_after("q", &[("q", a)], OnFail::Fail, 2);
     let link = |seq| Link { queue: b"q"[..].into(), seq, id: b"x"[..].into(), outcome: Outcome::Pending };
-    let (added, failure) = w.q("q").add_links(x, vec![link(a), link(b)]).unwrap();
+    let (added, failure) = w.q("q").add_links(x, vec![link(a), link(b), link(b)]).unwrap();
     assert_eq!((added, failure), (1, None), "a is named already");
     assert_eq!(w.q("q").job(x).unwrap().waits().unwrap().left, 2);
     assert!(w.q("q").add_links(a, vec![link(b)]).is_none(), "a ready job does not wait");

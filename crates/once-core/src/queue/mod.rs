@@ -287,22 +287,13 @@ impl Queue {
             since_ms: now_ms,
             group,
         };
-        let waiting = match new.waits {
-            Some(w) => self.wait_on(&mut job, w, new.due_ms, now_ms),
-            None => false,
-        };
-        let dead = job.state == State::Dead;
+        if let Some(w) = new.waits {
+            self.wait_on(&mut job, w, new.due_ms, now_ms);
+        }
         // Fails only for a seq at the limit: seq is fresh and the custom id was checked above.
         if self.insert_pushed(job).is_err() {
             self.flow.forget_if_empty(group, &self.limits());
             return Pushed::Exhausted;
-        }
-        if waiting {
-            self.note(Kind::Wait, seq, now_ms);
-        }
-        if dead {
-            self.totals.dead += 1;
-            self.note(Kind::Dead, seq, now_ms);
         }
         Pushed::Added(seq)
     }
@@ -334,10 +325,19 @@ impl Queue {
 
     /// Inserts a job that was just pushed (here or on the master): counted in pushed_total and logged.
     pub fn insert_pushed(&mut self, job: Job) -> Result<(), InsertError> {
-        let (seq, at) = (job.seq, job.created_ms);
+        let (seq, at, state) = (job.seq, job.created_ms, job.state);
         self.insert(job)?;
         self.totals.pushed += 1;
         self.note(Kind::Push, seq, at);
+        // A push with AFTER waits, or is dead at once when a dependency failed already (ON-FAIL fail).
+        match state {
+            State::Waiting => self.note(Kind::Wait, seq, at),
+            State::Dead => {
+                self.totals.dead += 1;
+                self.note(Kind::Dead, seq, at);
+            }
+            _ => {}
+        }
         Ok(())
     }
 
