@@ -1,6 +1,7 @@
 """Files written by older releases load into today's module with the same jobs, states, settings, schedules, groups
 and events: tests/fixtures/v4/ (RDB encoding version 4, commit c11e109) and tests/fixtures/v5/ (encoding 5, commit
-c1c5fff: one record per client command, `ONCE._MANY`) each hold one data set as an RDB, as an AOF of the raw
+c1c5fff: one record per client command, `ONCE._MANY`) and tests/fixtures/v6/ (encoding 6, commit 22974c8: compact
+jobs in runs) each hold one data set as an RDB, as an AOF of the raw
 command stream (the records the module replicated) and as a rewritten AOF (the module's rewrite records), and the
 state the old module read from it (expected.json). tests/fixtures/make_fixtures.py wrote them and holds
 the reading and the comparison used here (see tests/fixtures/README.md).
@@ -18,7 +19,7 @@ import harness
 import pytest
 
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RELEASES = ("v4", "v5")
+RELEASES = ("v4", "v5", "v6")
 _spec = importlib.util.spec_from_file_location("make_fixtures", os.path.join(TESTS, "fixtures", "make_fixtures.py"))
 fx = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fx)
