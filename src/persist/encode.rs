@@ -296,8 +296,12 @@ const EVENTS_PER_COMMAND: usize = 1000;
 pub fn events_args(key: RStr<'_>, log: &EventLog) -> Vec<Vec<OwnedStr>> {
     let all: Vec<&Event> = log.iter().collect();
     let mut out = Vec::new();
-    for chunk in all.chunks(EVENTS_PER_COMMAND) {
-        let mut v = vec![OwnedStr::new(key.bytes()), int(log.last_id())];
+    let chunks = all.len().div_ceil(EVENTS_PER_COMMAND);
+    for (i, chunk) in all.chunks(EVENTS_PER_COMMAND).enumerate() {
+        // Each record raises the last id only as far as its own events go (the next record's must follow it);
+        // the last one carries the log's own, which may be past its last event.
+        let last = if i + 1 == chunks { log.last_id() } else { chunk.last().map_or(0, |e| e.id) };
+        let mut v = vec![OwnedStr::new(key.bytes()), int(last)];
         for e in chunk {
             v.push(int(e.id));
             v.push(OwnedStr::new(e.kind.name().as_bytes()));

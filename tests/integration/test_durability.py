@@ -823,3 +823,26 @@ def test_unusual_values_survive(make_server, how):
              rb.execute_command("ONCE.SCHEDULES", "odd"), digest(rb))
     for a, b, what in zip(after, before, ("INSPECT", "STATS", "SCHEDULES", "DEBUG DIGEST")):
         assert a == b, f"{what} differs after {how}"
+
+
+def test_an_event_log_longer_than_one_rewrite_record_survives_aof_rewrite(make_server):
+    """A rewrite writes the event log 1,000 events per ONCE._EVENTS record: each record may raise the last id only
+    as far as its own events, or the next record's events no longer follow it and are refused at load (the log
+    once came back with its first 1,000 events only)."""
+    s = make_server(extra=["--appendonly", "yes", "--aof-use-rdb-preamble", "no", "--appendfsync", "always"])
+    r = s.client(decode_responses=True, protocol=2)
+    r.execute_command("ONCE.CONFIGURE", "evq", "EVENTS-MAX", 5000)
+    for i in range(1200):
+        push(r, "evq", f"p{i}")
+    for _ in range(600):
+        job = reserve_one(r, "evq")
+        r.execute_command("ONCE.ACK", "evq", job[0])
+    before = r.execute_command("ONCE.EVENTS", "evq", "COUNT", 10000)
+    assert len(before) == 2400, len(before)
+    digest_before = digest_value(r, "evq")
+    r.execute_command("BGREWRITEAOF")
+    wait_rewrite_done(r)
+    fast_restart(s)
+    r = s.client(decode_responses=True, protocol=2)
+    assert r.execute_command("ONCE.EVENTS", "evq", "COUNT", 10000) == before
+    assert digest_value(r, "evq") == digest_before
