@@ -32,6 +32,7 @@ from .server import (  # noqa: F401
 )
 from .types import (  # noqa: F401
     COUNT_FIELDS,
+    FLOW_INFO_FIELDS,
     PURGEABLE,
     STATES,
     Bucket,
@@ -90,9 +91,23 @@ class Admin:
         return plain(self.once.stats())
 
     def inspect(self, job_id: str) -> Optional[Dict[str, Any]]:
-        """ONCE.INSPECT: the job as a dict, or None for an unknown id."""
+        """ONCE.INSPECT: the job as a dict, or None for an unknown id. The dependency fields (``deps_total``,
+        ``deps_left``, ``dependents``, ...) are there only for a job that has dependencies or dependents."""
         info = self.once.inspect(job_id)
-        return None if info is None else plain(info)
+        if info is None:
+            return None
+        out = plain(info)
+        for k in FLOW_INFO_FIELDS:
+            if out.get(k) is None:
+                out.pop(k, None)
+        return out
+
+    def deps(self, job_id: str, *, start: Optional[int] = None,
+             count: Optional[int] = None) -> Optional[List[Dict[str, Any]]]:
+        """ONCE.DEPS: the jobs ``job_id`` waits (or waited) on, each ``{queue, id, state, outcome, result, error}``;
+        None for an unknown id."""
+        found = self.once.deps(job_id, start=start, count=count)
+        return None if found is None else [plain(d) for d in found]
 
     def list(self, state: str, *, cursor: str = "0", count: Optional[int] = None, payloads: bool = False,
              match: Optional[str] = None) -> Tuple[str, List[Dict[str, Any]]]:

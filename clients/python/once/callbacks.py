@@ -17,10 +17,12 @@ not see, and a worker's RESERVE does not belong in a pipeline.
 from typing import Any, Callable, Dict, List, Optional
 
 from .types import (
+    Dep,
     GroupInfo,
     JobId,
     JobInfo,
     Schedule,
+    parse_deps,
     parse_events,
     parse_group,
     parse_groups,
@@ -56,6 +58,10 @@ def _group(reply: Any) -> GroupInfo:
     return parse_group(reply)
 
 
+def _deps(reply: Any) -> Optional[List[Dep]]:
+    return parse_deps(reply, False)
+
+
 PARSERS: Dict[str, Callable[[Any], Any]] = {
     "ONCE.PUSH": to_id,
     "ONCE.BULK": _ids,
@@ -82,6 +88,8 @@ PARSERS: Dict[str, Callable[[Any], Any]] = {
     "ONCE.RESULT": parse_result,
     "ONCE.CALL": parse_result,
     "ONCE.PROGRESS": bool,
+    "ONCE.AFTER": int,
+    "ONCE.DEPS": _deps,
 }
 
 

@@ -2,9 +2,10 @@
 
     once [--url redis://host:6379/0] COMMAND ...      ($ONCE_URL is the default URL)
 
-Reads (``queues``, ``stats``, ``list``, ``inspect``, ``result``, ``schedules``, ``events``, ``configure`` without
-options) and ``call`` take ``--json``. Exit codes: 0 done; 1 the server refused (an error reply), the job/queue was
-not found, or a wait ended without an outcome; 2 bad usage; 3 the server could not be reached; 130 interrupted.
+Reads (``queues``, ``stats``, ``list``, ``inspect``, ``deps``, ``result``, ``schedules``, ``events``, ``configure``
+without options) and ``call`` take ``--json``. Exit codes: 0 done; 1 the server refused (an error reply), the
+job/queue was not found, or a wait ended without an outcome; 2 bad usage; 3 the server could not be reached; 130
+interrupted.
 """
 import argparse
 import datetime
@@ -110,10 +111,10 @@ def cmd_queues(r, args) -> int:
     if not rows:
         con.print("no queues")
         return EXIT_OK
-    cols = ["queue", "ready", "delayed", "reserved", "dead", "paused", "schedules", "pushed", "acked"]
+    cols = ["queue", "ready", "delayed", "reserved", "dead", "waiting", "paused", "schedules", "pushed", "acked"]
     table_rows = [[q["queue"], q.get("ready", 0), q.get("delayed", 0), q.get("reserved", 0), q.get("dead", 0),
-                   "yes" if q.get("paused") else "no", q.get("schedules", 0), q.get("pushed_total", 0),
-                   q.get("acked_total", 0)] for q in rows]
+                   q.get("waiting", 0), "yes" if q.get("paused") else "no", q.get("schedules", 0),
+                   q.get("pushed_total", 0), q.get("acked_total", 0)] for q in rows]
     con.print(_table(None, cols, table_rows))
     return EXIT_OK
 
@@ -168,10 +169,13 @@ def cmd_list(r, args) -> int:
     con = _console()
     when = {"delayed": "due", "reserved": "lease_deadline", "dead": "died", "completed": "finished",
             "cancelled": "finished"}.get(args.state, "created")
-    cols = ["id", "attempts", "priority", when, "last_error"] + (["payload"] if args.payloads else [])
+    waiting = args.state == "waiting"          # what a waiting job still waits on says more than its attempts
+    cols = ["id", "deps_left" if waiting else "attempts", "priority", when, "last_error"]
+    cols += ["payload"] if args.payloads else []
     rows = []
     for j in jobs:
-        row = [j.get("id"), j.get("attempts"), j.get("priority"), fmt_time(j.get(when)), short(j.get("last_error"))]
+        row = [j.get("id"), j.get("deps_left" if waiting else "attempts"), j.get("priority"), fmt_time(j.get(when)),
+               short(j.get("last_error"))]
         if args.payloads:
             row.append(short(j.get("payload")))
         rows.append(row)
@@ -233,7 +237,35 @@ def cmd_inspect(r, args) -> int:
         return EXIT_OK
     formats = {k: fmt_time for k in JOB_TIMES}
     formats.update({"backoff": fmt_ms, "lease": fmt_ms})
-    _console().print(_kv_table(f"job {args.id} of {args.queue}", job, formats))
+    con = _console()
+    con.print(_kv_table(f"job {args.id} of {args.queue}", job, formats))
+    if job.get("deps_total"):
+        con.print(f"its dependencies: {again(args, 'deps', args.queue, args.id)}", markup=False)
+    return EXIT_OK
+
+
+def cmd_deps(r, args) -> int:
+    _require_queue(r, args.queue)
+    deps = Admin(r, args.queue).deps(args.id)
+    if deps is None:
+        if args.json:
+            print_json(None)
+        raise CliError(f"no job {args.id!r} in queue {args.queue!r}")
+    if args.json:
+        print_json(deps)
+        return EXIT_OK
+    con = _console()
+    if not deps:
+        con.print(f"job {args.id} of {args.queue} waits on no job", markup=False)
+        return EXIT_OK
+    rows = [[_plain(d.get("queue")), _plain(d.get("id")), _plain(d.get("state")), _plain(d.get("outcome")),
+             _plain(short(d.get("result"))), _plain(short(d.get("error")))] for d in deps]
+    con.print(_table(f"job {args.id} of {args.queue} waits on", ["queue", "id", "state", "outcome", "result",
+                                                                   "error"], rows))
+    outcomes: Dict[str, int] = {}
+    for d in deps:
+        outcomes[str(d.get("outcome"))] = outcomes.get(str(d.get("outcome")), 0) + 1
+    con.print(f"{len(deps)} dependencies: " + ", ".join(f"{n} {o}" for o, n in outcomes.items()), markup=False)
     return EXIT_OK
 
 
@@ -486,7 +518,8 @@ def top_rows(prev: Optional[Dict], cur: Dict, dt: float) -> List[Dict[str, Any]]
             fail = max(0.0, (s.get("nacked_total", 0) + s.get("expired_total", 0)
                              - p.get("nacked_total", 0) - p.get("expired_total", 0)) / dt)
         rows.append({"queue": name, "ready": s.get("ready", 0), "delayed": s.get("delayed", 0),
-                     "reserved": s.get("reserved", 0), "dead": s.get("dead", 0), "paused": bool(s.get("paused")),
+                     "reserved": s.get("reserved", 0), "dead": s.get("dead", 0), "waiting": s.get("waiting", 0),
+                     "paused": bool(s.get("paused")),
                      "in_per_s": rate("pushed_total"), "out_per_s": rate("acked_total"), "fail_per_s": fail,
                      "wait_p99_ms": s.get("wait_p99_ms"), "run_p99_ms": s.get("run_p99_ms")})
     return rows
@@ -494,12 +527,12 @@ def top_rows(prev: Optional[Dict], cur: Dict, dt: float) -> List[Dict[str, Any]]
 
 def top_table(rows: List[Dict[str, Any]], url: str):
     from rich.text import Text
-    cols = ["queue", "ready", "delayed", "reserved", "dead", "paused", "in/s", "out/s", "fail/s", "wait p99",
-            "run p99"]
+    cols = ["queue", "ready", "delayed", "reserved", "dead", "waiting", "paused", "in/s", "out/s", "fail/s",
+            "wait p99", "run p99"]
     table_rows = []
     for q in rows:
         table_rows.append([Text(q["queue"]), q["ready"], q["delayed"], q["reserved"],
-                           Text(str(q["dead"]), style="red" if q["dead"] else ""),
+                           Text(str(q["dead"]), style="red" if q["dead"] else ""), q["waiting"],
                            Text("PAUSED", style="bold yellow") if q["paused"] else "",
                            fmt_rate(q["in_per_s"]), fmt_rate(q["out_per_s"]), fmt_rate(q["fail_per_s"]),
                            fmt_ms(q["wait_p99_ms"]), fmt_ms(q["run_p99_ms"])])
@@ -634,6 +667,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--group", help="the jobs' group (flow control)")
 
     sp = add("inspect", cmd_inspect, "one job in full (ONCE.INSPECT); exit 1 if there is no such job")
+    sp.add_argument("queue")
+    sp.add_argument("id")
+
+    sp = add("deps", cmd_deps, "the jobs a job waits (or waited) on, with their state, outcome and result "
+                               "(ONCE.DEPS); exit 1 if there is no such job")
     sp.add_argument("queue")
     sp.add_argument("id")
 

@@ -2,13 +2,31 @@
 import contextlib
 import dataclasses
 import datetime
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+import uuid
+from builtins import id as builtins_id        # ``id`` is a parameter name of push and FlowJob
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+)
 
 import redis
 
 from . import blocking
 from .errors import WrongTypeError, is_wrong_type, naming_wrong_type, wrong_type_error
 from .types import (
+    ON_FAIL,
+    Dep,
     GroupInfo,
     Job,
     JobControl,
@@ -22,6 +40,7 @@ from .types import (
     encode_value,
     error_text,
     parse_group,
+    parse_deps,
     parse_groups,
     parse_job_info,
     parse_jobs,
@@ -43,6 +62,9 @@ AckRef = Union[JobRef, Sequence[Job]]       # what ack-and-fetch acknowledges: o
 Millis = Union[int, float, datetime.timedelta]
 Seconds = Union[int, float, datetime.timedelta]
 
+_Q = TypeVar("_Q", bound="QueuedId")
+
+DEPS_PAGE = 1000         # dependencies per ONCE.DEPS call when deps() reads them all
 BULK_MAX = 10_000        # payloads per ONCE.BULK call (the module's limit); push_many sends more in several calls
 
 
@@ -121,16 +143,62 @@ def _finish_options(keep: Optional[Millis], ttl: Optional[Millis], ttl_drop: boo
     return args
 
 
-class Pushed(str):
-    """What ``Once.push`` returns: the job's id (a str, equal to it, usable wherever the id is), which also knows
-    its queue and can wait for the job's outcome. Pickled or copied, it is a plain str."""
-
-    once: "Once"
+def _dep_clauses(after: Iterable["AfterRef"], default: str) -> List[List[Any]]:
+    """The dependencies ``after`` names as ``[queue, n, id, ...]`` clauses: a QueuedId (a Pushed) and a Job name
+    their own queue, a ``(queue, id)`` pair its queue, a plain id ``default``. Neighbours of one queue share a
+    clause, so the order given is kept (ONCE.DEPS, and so ``job.deps()``, list them in it); an id named twice is
+    sent once, where it was first named."""
+    clauses: List[List[Any]] = []
+    seen = set()
     queue: str
+    job_id: JobId
+    for dep in after:
+        if isinstance(dep, QueuedId):
+            queue, job_id = dep.queue, str(dep)
+        elif isinstance(dep, Job):
+            queue, job_id = dep.queue or default, dep.id
+        elif isinstance(dep, (str, bytes)):
+            queue, job_id = default, dep
+        elif isinstance(dep, tuple) and len(dep) == 2:
+            queue, job_id = dep
+        else:
+            raise TypeError(f"a dependency is a Pushed, a Job, a (queue, id) pair or an id, not {dep!r:.80}")
+        if (queue, job_id) in seen:
+            continue
+        seen.add((queue, job_id))
+        if clauses and clauses[-1][0] == queue:
+            clauses[-1].append(job_id)
+            clauses[-1][1] += 1
+        else:
+            clauses.append([queue, 1, job_id])
+    return clauses
 
-    def __new__(cls, job_id: str, once: "Once", queue: str) -> "Pushed":
+
+def _after_options(after: Optional[Iterable["AfterRef"]], on_fail: Optional[str], default: str) -> List[Any]:
+    """PUSH's AFTER clauses and ON-FAIL."""
+    clauses = _dep_clauses(after or (), default)
+    if on_fail is not None:
+        if on_fail not in ON_FAIL:
+            raise ValueError(f"on_fail is one of {', '.join(ON_FAIL)}, not {on_fail!r}")
+        if not clauses:
+            raise ValueError("on_fail goes with after")
+    args: List[Any] = []
+    for clause in clauses:
+        args += ["AFTER", *clause]
+    return args + (["ON-FAIL", on_fail] if on_fail is not None else [])
+
+
+class QueuedId(str):
+    """A job id (a str, equal to it, usable wherever the id is) that also knows its ``queue``, and for a node of a
+    ``flow`` the ids of its ``children`` (the jobs it waited on, in the order given). It can be named in
+    ``push(after=[...])`` whatever queue it is in. Pickled or copied, it is a plain str."""
+
+    queue: str
+    children: Tuple["QueuedId", ...] = ()
+
+    def __new__(cls: Type[_Q], job_id: str, queue: str, children: Sequence["QueuedId"] = ()) -> _Q:
         self = super().__new__(cls, job_id)
-        self.once, self.queue = once, queue
+        self.queue, self.children = queue, tuple(children)
         return self
 
     def __reduce__(self) -> Any:
@@ -140,24 +208,76 @@ class Pushed(str):
     def id(self) -> str:
         return str(self)
 
+
+class Pushed(QueuedId):
+    """What ``Once.push`` returns: the job's id (a str, equal to it, usable wherever the id is), which also knows
+    its queue and can wait for the job's outcome. ``Once.flow`` returns the root's, whose ``children`` are the
+    Pushed of the jobs it waited on (and theirs their own). Pickled or copied, it is a plain str."""
+
+    once: "Once"
+
+    def __new__(cls, job_id: str, once: "Once", queue: str, children: Sequence[QueuedId] = ()) -> "Pushed":
+        self = QueuedId.__new__(cls, job_id, queue, children)
+        self.once = once
+        return self
+
+    def _once(self) -> "Once":
+        """A Once of the job's own queue: a flow's nodes may sit in other queues than the Once that pushed them."""
+        if self.once.queue == self.queue:
+            return self.once
+        return Once(self.once.redis, self.queue, decode=self.once.decode)
+
     def result(self, timeout: Optional[Seconds] = None, *,
                decode: Optional[Union[bool, str]] = None) -> Optional[Result]:
         """Waits for the job to finish (ONCE.RESULT ... BLOCK) and returns its ``Result`` (completed, dead or
         cancelled: see ``Result.ok``, ``text``, ``json()``, ``error``). ``timeout`` in seconds (a timedelta too;
         None waits as long as it takes); ``TimeoutError`` when the job is still unfinished then. None when the
         queue does not hold the job: it finished before the wait began and was not kept (push with ``keep=``)."""
-        outcome = self.once.result(self, wait=timeout if timeout is not None else 0, decode=decode)
+        outcome = self._once().result(self, wait=timeout if timeout is not None else 0, decode=decode)
         if outcome is not None and not outcome.done:
             raise TimeoutError(f"job {str(self)!r} still {outcome.state} after {timeout}s")
         return outcome
 
     def inspect(self, *, decode: Optional[Union[bool, str]] = None) -> Optional[JobInfo]:
         """ONCE.INSPECT of this job."""
-        return self.once.inspect(self, decode=decode)
+        return self._once().inspect(self, decode=decode)
+
+    def deps(self, *, decode: Optional[Union[bool, str]] = None) -> Optional[List[Dep]]:
+        """ONCE.DEPS of this job: the jobs it waits on, with their outcomes and results."""
+        return self._once().deps(self, decode=decode)
 
     def cancel(self) -> bool:
         """ONCE.CANCEL of this job; True if it was cancelled."""
-        return self.once.cancel(self) > 0
+        return self._once().cancel(self) > 0
+
+
+AfterRef = Union[QueuedId, Job, Tuple[str, JobId], JobId]     # a dependency: see Once.push(after=...)
+
+
+@dataclasses.dataclass
+class FlowJob:
+    """One node of a ``Once.flow`` tree: a job of ``queue`` with ``payload`` that waits on its ``children`` (each a
+    FlowJob, run first; a FlowJob named under two parents is one job both wait on). The other fields are
+    ``push``'s options; ``after``: jobs outside the tree it also waits on (named as in ``push(after=...)``). ``id``:
+    the job's id (None: one is made up, as a flow names every job before it is pushed). An empty ``queue`` is the
+    first queue of the Once that pushes the flow."""
+
+    queue: str
+    payload: Payload
+    children: Sequence["FlowJob"] = ()
+    id: Optional[JobId] = None
+    delay_ms: Optional[Millis] = None
+    at: Optional[Union[int, datetime.datetime]] = None
+    retries: Optional[int] = None
+    backoff_ms: Optional[Millis] = None
+    lease_ms: Optional[Millis] = None
+    priority: Optional[int] = None
+    group: Optional[Union[str, bytes]] = None
+    keep: Optional[Millis] = None
+    ttl: Optional[Millis] = None
+    ttl_drop: bool = False
+    on_fail: Optional[str] = None
+    after: Sequence[AfterRef] = ()
 
 
 def _fenced_acks(jobs: Sequence[Job]) -> List[Any]:
@@ -290,6 +410,8 @@ class Once:
         wait_replicas: Optional[int] = None,
         wait_timeout_ms: Optional[Millis] = None,
         wait_aof: Optional[bool] = None,
+        after: Optional[Iterable[AfterRef]] = None,
+        on_fail: Optional[str] = None,
     ) -> JobId:
         """ONCE.PUSH: adds a job and returns its id, as a ``Pushed`` (a str) whose ``.result(timeout)`` waits for
         the job's outcome.
@@ -305,12 +427,19 @@ class Once:
         or with ``ttl_drop=True`` is removed.
         ``wait_replicas``, ``wait_timeout_ms``, ``wait_aof``: a durable push for this call (default: the Once's
         settings, see the class): ``DurabilityError`` when fewer replicas (or AOF fsyncs) than asked confirm it.
+        ``after``: jobs this one waits on (AFTER): it stays ``waiting`` until every one of them has completed, then
+        becomes ready (or delayed, with ``delay_ms`` / ``at`` still ahead). Each is a ``Pushed`` (it knows its
+        queue), a ``Job``, a ``(queue, id)`` pair, or an id of this queue; other queues must share this one's
+        hash slot (``{shop}:charge``, ``{shop}:ship``). ``deps()`` and ``job.deps()`` list them in this order.
+        ``on_fail``: what a dependency that ends dead or cancelled does to this job: ``"fail"`` (the default: it
+        becomes dead), ``"ignore"`` (that dependency is dropped) or ``"continue"`` (it counts as done).
         """
         args: List[Any] = ["ONCE.PUSH", self.queue, _payload(payload)]
         if id is not None:
             args += ["ID", id]
         args += _job_options(delay_ms, at, retries, backoff_ms, lease_ms, priority, group)
         args += _finish_options(keep, ttl, ttl_drop)
+        args += _after_options(after, on_fail, self.queue)
         replicas = self.wait_replicas if wait_replicas is None else int(wait_replicas)
         aof = self.wait_aof if wait_aof is None else bool(wait_aof)
         if replicas <= 0 and not aof:
@@ -318,9 +447,123 @@ class Once:
         timeout = self.wait_timeout_ms if wait_timeout_ms is None else _ms(wait_timeout_ms)
         return self._pushed(self._durable(args, max(0, replicas), timeout, aof))
 
-    def _pushed(self, job_id: JobId) -> JobId:
+    def _pushed(self, job_id: JobId, queue: Optional[str] = None) -> JobId:
         """The id a push returns: a ``Pushed`` (an id that is not UTF-8 stays bytes)."""
-        return Pushed(job_id, self, self.queue) if isinstance(job_id, str) else job_id
+        return Pushed(job_id, self, queue or self.queue) if isinstance(job_id, str) else job_id
+
+    def _flow_node(self, job_id: JobId, queue: str) -> JobId:
+        """The id ``flow`` returns for one of its jobs: a ``Pushed`` of that job's queue."""
+        return self._pushed(job_id, queue)
+
+    # --- flows ----------------------------------------------------------------------------------------------
+
+    def after(self, job: JobRef, deps: Iterable[AfterRef]) -> int:
+        """ONCE.AFTER: makes a waiting job (pushed with ``after=``) also wait on ``deps`` (named as in
+        ``push(after=...)``); returns how many dependencies were added (one it already waits on is not). Errors:
+        the job is missing or no longer waiting, a dependency does not exist, or the new dependencies would make a
+        cycle. Add them before the job's earlier dependencies have all completed: by then it has been released."""
+        clauses = _dep_clauses(deps, self.queue)
+        if not clauses:
+            raise ValueError("after needs at least one dependency")
+        queue = self._ref_queue(job)
+        args: List[Any] = ["ONCE.AFTER", queue, _job_id(job)]
+        for clause in clauses:
+            args += clause
+        return int(self._cmd_on(queue, *args))
+
+    def deps(self, job: JobRef, *, start: Optional[int] = None, count: Optional[int] = None,
+             decode: Optional[Union[bool, str]] = None) -> Optional[List[Dep]]:
+        """ONCE.DEPS: the jobs ``job`` waits (or waited) on, in the order they were named, each a ``Dep`` with its
+        state, outcome, result and error; None when the queue does not hold the job. ``start`` / ``count``: that
+        stretch of them (FROM / COUNT); without ``count`` every one from ``start`` on, read ``DEPS_PAGE`` at a time.
+        A Job or a Pushed is asked of its own queue."""
+        queue = self._ref_queue(job)
+        first = int(start or 0)
+        out: List[Dep] = []
+        while True:
+            page = DEPS_PAGE if count is None else int(count)
+            args: List[Any] = ["ONCE.DEPS", queue, _job_id(job), "FROM", first + len(out), "COUNT", page]
+            got = parse_deps(self._cmd_on(queue, *args), self._decode(decode))
+            if got is None:              # no such job (or it went between two pages: it has no more to read)
+                return None if not out else out
+            out += got
+            if count is not None or len(got) < page:
+                return out
+
+    def flow(self, tree: FlowJob) -> JobId:
+        """Pushes a tree of jobs in one round trip (MULTI/EXEC): each ``FlowJob`` waits on its ``children``, so the
+        leaves run first and the root last; a handler reads what its children returned with ``job.deps()``.
+        Returns the root's ``Pushed``, whose ``children`` are its children's (and so on down the tree).
+
+        Every job is named before it is pushed (its ``id``, else a random one), so that a parent's AFTER can name
+        its children in the same transaction. The tree's queues must share a hash slot (``{shop}:charge``). A
+        command the server refuses inside the transaction (a payload too large, say) is raised; a transaction does
+        not roll back, so the jobs it did push stay (those that do not wait on the refused one): give the jobs ids
+        to make pushing the flow again safe (a live id adds nothing). A flow is not a durable push: no WAIT follows
+        it, whatever ``wait_replicas`` says."""
+        order: List[Tuple[FlowJob, JobId]] = []      # children before their parents
+        ids: Dict[int, JobId] = {}                   # id(node) -> its job id, for a node named under two parents
+        open_nodes: set = set()                      # nodes whose children are being walked: a cycle if met again
+
+        def walk(node: FlowJob) -> JobId:
+            key = builtins_id(node)
+            if key in ids:
+                return ids[key]
+            if key in open_nodes:
+                raise ValueError("a flow's tree has a cycle: a FlowJob is among its own descendants")
+            open_nodes.add(key)
+            for child in node.children:
+                walk(child)
+            open_nodes.discard(key)
+            job_id = node.id if node.id is not None else uuid.uuid4().hex
+            ids[key] = job_id
+            order.append((node, job_id))
+            return job_id
+
+        walk(tree)
+        commands: List[List[Any]] = [["MULTI"]]
+        for node, job_id in order:
+            queue = node.queue or self.queue
+            children: List[AfterRef] = [(c.queue or self.queue, ids[builtins_id(c)]) for c in node.children]
+            args: List[Any] = ["ONCE.PUSH", queue, _payload(node.payload), "ID", job_id]
+            args += _job_options(node.delay_ms, node.at, node.retries, node.backoff_ms, node.lease_ms,
+                                 node.priority, node.group)
+            args += _finish_options(node.keep, node.ttl, node.ttl_drop)
+            args += _after_options(children + list(node.after), node.on_fail, queue)
+            commands.append(args)
+        commands.append(["EXEC"])
+        root_queue = tree.queue or self.queue
+        replies = blocking.call(self.redis, root_queue, commands, None)
+        # a command refused as it was queued (EXEC then aborts), else EXEC's own error, else the first command EXEC
+        # ran that failed; a WRONGTYPE names the key of that job's queue
+        executed = replies[-1]
+        if isinstance(replies[0], Exception):        # MULTI refused (an ACL): its reason says most
+            raise replies[0]
+        for stage in (replies[1:-1], executed if isinstance(executed, list) else []):
+            for (node, _), reply in zip(order, stage):
+                if isinstance(reply, Exception):
+                    with naming_wrong_type(self.redis, node.queue or self.queue):
+                        raise reply
+        if isinstance(executed, Exception):
+            raise executed
+        if not isinstance(executed, list):
+            raise redis.ResponseError(f"the flow's transaction did not run (EXEC answered {executed!r})")
+        # the ids as the server answered them (once.aio runs this method again to parse the replies, and that run
+        # makes up other random ids than the run that sent the commands)
+        pushed: Dict[int, JobId] = {}
+        for (node, _), reply in zip(order, executed):
+            p = self._flow_node(to_id(reply), node.queue or self.queue)
+            if isinstance(p, QueuedId):
+                p.children = tuple(c for c in (pushed[builtins_id(n)] for n in node.children)
+                                   if isinstance(c, QueuedId))
+            pushed[builtins_id(node)] = p
+        return pushed[builtins_id(tree)]
+
+    def _ref_queue(self, job: Any) -> str:
+        """The queue a job named by a Job or a QueuedId (a Pushed) is in; a plain id: this Once's queue."""
+        if isinstance(job, (Job, QueuedId)) and job.queue:
+            return job.queue
+        return self.queue
 
     def call(
         self,
@@ -340,18 +583,22 @@ class Once:
         ttl: Optional[Millis] = None,
         ttl_drop: bool = False,
         decode: Optional[Union[bool, str]] = None,
+        after: Optional[Iterable[AfterRef]] = None,
+        on_fail: Optional[str] = None,
     ) -> Optional[Result]:
         """ONCE.CALL: pushes a job and waits, in the same round trip, until it finishes; returns its ``Result``
         (``ok``, ``text``, ``json()``, ``error``), or None when ``timeout`` (seconds, or a timedelta; None: forever)
         ran out first. Then the job stays queued, or with ``cancel=True`` it is cancelled (its error reads ``call
-        timed out``). The other options are ``push``'s. Never re-sent by the client's retries (a second CALL would
-        push again), and read with a timeout longer than the wait, whatever the client's ``socket_timeout``."""
+        timed out``). The other options are ``push``'s (with ``after``, the wait covers the dependencies' too).
+        Never re-sent by the client's retries (a second CALL would push again), and read with a timeout longer than
+        the wait, whatever the client's ``socket_timeout``."""
         wait = _block_ms(timeout)
         args: List[Any] = ["ONCE.CALL", self.queue, _payload(payload)]
         if id is not None:
             args += ["ID", id]
         args += _job_options(delay_ms, at, retries, backoff_ms, lease_ms, priority, group)
         args += _finish_options(keep, ttl, ttl_drop)
+        args += _after_options(after, on_fail, self.queue)
         args += ["TIMEOUT", wait] + (["CANCEL"] if cancel else [])
         with naming_wrong_type(self.redis, self.queue):
             reply = blocking.call_one(self.redis, self.queue, args, wait)
@@ -406,9 +653,13 @@ class Once:
             job._control.cancelled.set()
         return False
 
+    def _job_deps(self, job: Job, decode: Optional[Union[bool, str]]) -> List[Dep]:
+        """``Job.deps``: ONCE.DEPS of a reserved job (one that is gone has none left to read)."""
+        return self.deps(job, decode=decode) or []
+
     def _controlled(self, job: Job) -> Job:
-        """``job`` with a control of its own, so that ``job.progress()`` goes through this Once."""
-        return dataclasses.replace(job, _control=JobControl(self._job_progress))
+        """``job`` with a control of its own, so that ``job.progress()`` and ``job.deps()`` go through this Once."""
+        return dataclasses.replace(job, _control=JobControl(self._job_progress, self._job_deps))
 
     def push_many(
         self,

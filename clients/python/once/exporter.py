@@ -3,8 +3,9 @@
 Every scrape reads the server afresh (SCAN ... TYPE OnceQueue, then ONCE.STATS and ONCE.HISTOGRAM per queue, and
 INFO once), so the figures are the server's own at scrape time:
 
-- ``once_jobs{queue,state}``                 gauge: jobs per state (ready, delayed, reserved, dead, and the
-  finished jobs a queue keeps: completed, cancelled)
+- ``once_jobs{queue,state}``                 gauge: jobs per state (ready, delayed, reserved, dead, the
+  finished jobs a queue keeps: completed, cancelled, and waiting: jobs pushed with AFTER whose dependencies have
+  not all completed)
 - ``once_queue_paused{queue}``               gauge: 1 while the queue is paused (ONCE.PAUSE)
 - ``once_queue_schedules{queue}``            gauge: cron schedules of the queue
 - ``once_jobs_<x>_total{queue}``             counters: every ``<x>_total`` of ONCE.STATS (pushed, reserved, acked,

@@ -17,10 +17,13 @@ Settings = Dict[str, Optional[int]]      # ONCE.CONFIGURE: setting -> value, Non
 
 STATES = ("ready", "delayed", "reserved", "dead")
 KEPT_STATES = ("completed", "cancelled")     # finished jobs a queue keeps for KEEP ms (ONCE.LIST lists them too)
-LIST_STATES = STATES + KEPT_STATES
+# jobs pushed with AFTER, until their dependencies complete (issue 24: flows); a module with ONCE.DEPS has them
+FLOW_STATES = ("waiting",)
+LIST_STATES = STATES + KEPT_STATES + FLOW_STATES
 FINISHED_STATES = ("completed", "dead", "cancelled")    # ONCE.RESULT: the job has its outcome
-PURGEABLE = ("ready", "delayed", "dead")
-COUNT_FIELDS = STATES
+PURGEABLE = ("ready", "delayed", "dead") + FLOW_STATES
+COUNT_FIELDS = STATES + FLOW_STATES
+ON_FAIL = ("fail", "ignore", "continue")     # PUSH ... AFTER ... ON-FAIL: what a dependency's death does to a job
 
 
 class PermanentError(Exception):
@@ -61,14 +64,26 @@ class Job:
             raise RuntimeError("this Job was not handed out by a Once or a worker: call Once.progress(job, data)")
         return self._control.progress(self, data)
 
+    def deps(self, *, decode: Optional[Union[bool, str]] = None) -> List["Dep"]:
+        """ONCE.DEPS of this job: the jobs it waited on (``push(after=...)``, ``flow``), in the order named, each
+        with its ``outcome`` and ``result``. A completed dependency is kept until every job waiting on it has ended,
+        so a handler (every attempt of it) reads its dependencies' results here whatever their KEEP. [] for a job
+        that waited on nothing. In the asyncio worker: ``await once.deps(job)``."""
+        if self._control is None or self._control.deps is None:
+            raise RuntimeError("this Job was not handed out by a Once or a worker: call Once.deps(job)")
+        return self._control.deps(self, decode)
+
 
 class JobControl:
     """Shared by the copies of one reserved Job: ``progress`` sends ONCE.PROGRESS (and sets ``cancelled`` when the
-    refusal was a cancel), ``cancelled`` is set by whoever finds the job cancelled (the worker's lease keeper)."""
+    refusal was a cancel), ``deps`` reads ONCE.DEPS, ``cancelled`` is set by whoever finds the job cancelled (the
+    worker's lease keeper)."""
 
-    def __init__(self, progress: Callable[[Job, Any], bool]):
+    def __init__(self, progress: Callable[[Job, Any], bool],
+                 deps: Optional[Callable[[Job, Optional[Union[bool, str]]], List["Dep"]]] = None):
         self.cancelled = threading.Event()
         self.progress = progress
+        self.deps = deps
 
 
 def encode_value(value: Any) -> Optional[bytes]:
@@ -88,11 +103,12 @@ def encode_value(value: Any) -> Optional[bytes]:
 class Result:
     """ONCE.RESULT / ONCE.CALL: a job's outcome, or where it stands while it has none.
 
-    ``state``: ready, delayed, reserved (unfinished), completed, dead or cancelled (``done``). ``result``: what the
-    worker acked the job with (bytes, or str when decoded; None without one). A Python worker stores a handler's
-    str return value as its UTF-8 text, bytes as they are, and anything else as JSON: read it with ``text`` or
-    ``json()``, whichever the handler returns (the same rule for ``progress``). ``error``: a dead job's last error,
-    or a cancelled job's reason (``cancelled``, or ``call timed out``). ``finished``: unix ms, None while unfinished.
+    ``state``: waiting (on its dependencies), ready, delayed, reserved (unfinished), completed, dead or cancelled
+    (``done``). ``result``: what the worker acked the job with (bytes, or str when decoded; None without one). A
+    Python worker stores a handler's str return value as its UTF-8 text, bytes as they are, and anything else as
+    JSON: read it with ``text`` or ``json()``, whichever the handler returns (the same rule for ``progress``).
+    ``error``: a dead job's last error, or a cancelled job's reason (``cancelled``, or ``call timed out``).
+    ``finished``: unix ms, None while unfinished.
     """
 
     state: str
@@ -137,7 +153,7 @@ class JobInfo:
     """ONCE.INSPECT: one job as the queue holds it. Times are unix ms; ``None`` where a field does not apply."""
 
     id: JobId
-    state: str  # ready | delayed | reserved | dead | completed | cancelled
+    state: str  # waiting | ready | delayed | reserved | dead | completed | cancelled
     payload: Payload
     attempts: int
     retries: int
@@ -154,7 +170,56 @@ class JobInfo:
     result: Optional[Payload] = None  # what a completed job was acked with (decoded as the payload is)
     progress: Optional[Payload] = None  # the last ONCE.PROGRESS of a reserved (or finished) job
     finished: Optional[int] = None  # when a completed / dead / cancelled job finished
+    # A job pushed with AFTER (None for one that waits on nothing): how many dependencies it has, how many
+    # completed (or counted as done by ON-FAIL continue), failed, are left, and its ON-FAIL.
+    deps_total: Optional[int] = None
+    deps_done: Optional[int] = None
+    deps_failed: Optional[int] = None
+    deps_left: Optional[int] = None
+    on_fail: Optional[str] = None
+    dependents: Optional[int] = None  # jobs to be told when this one ends (None: none)
+    pinned_by: Optional[int] = None  # jobs waiting on this one that have not ended: it is kept for them
     extra: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+FLOW_INFO_FIELDS = ("deps_total", "deps_done", "deps_failed", "deps_left", "on_fail", "dependents", "pinned_by")
+
+
+@dataclass(frozen=True)
+class Dep:
+    """One entry of ONCE.DEPS: a job another one waits (or waited) on.
+
+    ``queue`` and ``id`` name it. ``state``: its state now (ready, delayed, reserved, waiting, completed, dead,
+    cancelled), or ``gone`` once it finished and was freed. ``outcome``: how it ended as far as the waiting job is
+    concerned: pending, completed, dead or cancelled. ``result``: what it was acked with (bytes, or str when
+    decoded; None without one); ``error``: a dead or cancelled dependency's error."""
+
+    queue: str
+    id: JobId
+    state: str
+    outcome: str
+    result: Optional[Payload] = None
+    error: Optional[str] = None
+    extra: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def done(self) -> bool:
+        """The dependency has its outcome (it is no longer pending)."""
+        return self.outcome != "pending"
+
+    @property
+    def ok(self) -> bool:
+        """The dependency completed (it was acked)."""
+        return self.outcome == "completed"
+
+    @property
+    def text(self) -> Optional[str]:
+        """The result as text (UTF-8), None without one."""
+        return None if self.result is None else _as_text(self.result)
+
+    def json(self) -> Any:
+        """The result read as JSON (a Python worker's handler returned a dict, list, number...); None without one."""
+        return None if self.result is None else json.loads(self.result)
 
 
 @dataclass(frozen=True)
@@ -168,6 +233,7 @@ class Stats:
     delayed: int = 0
     reserved: int = 0
     dead: int = 0
+    waiting: int = 0  # jobs waiting on their dependencies (PUSH ... AFTER)
     schedules: int = 0
     pushed_total: int = 0
     reserved_total: int = 0
@@ -215,7 +281,7 @@ class Stats:
     @property
     def total(self) -> int:
         """Jobs the queue holds, in any state."""
-        return self.ready + self.delayed + self.reserved + self.dead + self.completed + self.cancelled
+        return self.ready + self.delayed + self.reserved + self.dead + self.completed + self.cancelled + self.waiting
 
 
 @dataclass(frozen=True)
@@ -374,12 +440,14 @@ def parse_job_info(reply: Any, decode: Union[bool, str]) -> Optional[JobInfo]:
     known = {k: v for k, v in m.items() if k in _INFO_FIELDS}
     extra = {k: to_str(v) for k, v in m.items() if k not in _INFO_FIELDS}
     for k in ("attempts", "retries", "priority", "created", "due", "lease_deadline", "backoff", "lease", "tries",
-              "died"):
+              "died", "deps_total", "deps_done", "deps_failed", "deps_left", "dependents", "pinned_by"):
         if k in known:
             known[k] = to_int(known[k])
     known["id"] = to_id(known.get("id"))
     known["state"] = to_str(known.get("state"))
     known["last_error"] = to_str(known.get("last_error"))
+    if "on_fail" in known:
+        known["on_fail"] = to_str(known["on_fail"])
     if "group" in known:
         known["group"] = to_id(known["group"])
     known["payload"] = decode_payload(known.get("payload", b""), decode)
@@ -414,6 +482,32 @@ def parse_result(reply: Any, decode: Union[bool, str] = False) -> Optional[Resul
         if known.get(k) is not None:
             known[k] = decode_payload(known[k], decode)
     return Result(**known, extra=extra)
+
+
+_DEP_FIELDS = {f for f in Dep.__dataclass_fields__ if f != "extra"}
+
+
+def parse_dep(reply: Any, decode: Union[bool, str] = False) -> Dep:
+    """One entry of ONCE.DEPS' reply: the map of queue, id, state, outcome, result, error."""
+    if isinstance(reply, Dep):
+        return reply if reply.result is None else dataclasses.replace(reply, result=decode_payload(reply.result,
+                                                                                                  decode))
+    m = as_map(reply) or {}
+    known = {k: v for k, v in m.items() if k in _DEP_FIELDS}
+    extra = {k: to_str(v) for k, v in m.items() if k not in _DEP_FIELDS}
+    for k in ("queue", "state", "outcome", "error"):
+        known[k] = to_str(known.get(k))
+    known["id"] = to_id(known.get("id"))
+    if known.get("result") is not None:
+        known["result"] = decode_payload(known["result"], decode)
+    return Dep(**known, extra=extra)
+
+
+def parse_deps(reply: Any, decode: Union[bool, str] = False) -> Optional[List[Dep]]:
+    """ONCE.DEPS' reply: null (no such job) or an array of dependency maps, in the order they were named."""
+    if reply is None:
+        return None
+    return [parse_dep(d, decode) for d in reply]
 
 
 def parse_list(reply: Any, decode: Union[bool, str]) -> Tuple[str, List[JobInfo]]:

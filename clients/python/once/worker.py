@@ -232,8 +232,10 @@ class Worker:
     - ``decode``: the payload handed to ``execute`` is str (UTF-8, the default), bytes with ``decode=False``, or
       str in the named encoding; a payload that does not decode fails like a task that raised.
     - ``pass_job``: hand ``execute`` the whole Job (id, payload, attempt) instead of the payload: then the task
-      can report ``job.progress(data)`` and check ``job.cancelled`` (set when the job was cancelled while it ran;
-      the worker learns it at the next lease extension, so set ``extend_every_ms`` to how soon it must know).
+      can report ``job.progress(data)``, read the outcomes and results of the jobs it waited on with
+      ``job.deps()`` (a job pushed with ``after=`` or by ``flow``), and check ``job.cancelled`` (set when the job
+      was cancelled while it ran; the worker learns it at the next lease extension, so set ``extend_every_ms`` to
+      how soon it must know).
     - ``stop_event``: a ``threading.Event`` that stops the worker when set.
     - ``handle_signals``: on SIGINT/SIGTERM, stop gracefully (default True; only possible in the main thread).
       A second signal while stopping raises KeyboardInterrupt (jobs in hand are then left to their leases).

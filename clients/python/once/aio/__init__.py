@@ -13,10 +13,12 @@
 
     asyncio.run(main())
 """
+from ..client import FlowJob, QueuedId
 from ..errors import WrongTypeError
-from ..types import Job, PermanentError, Stats
+from ..types import Dep, Job, PermanentError, Stats
 from ..worker import WorkerSummary
 from .client import Once
 from .worker import Worker
 
-__all__ = ["Job", "Once", "PermanentError", "Stats", "Worker", "WorkerSummary", "WrongTypeError"]
+__all__ = ["Dep", "FlowJob", "Job", "Once", "PermanentError", "QueuedId", "Stats", "Worker", "WorkerSummary",
+           "WrongTypeError"]

@@ -13,6 +13,7 @@ from typing import Any, Awaitable, Callable, Concatenate, List, Optional, ParamS
 import redis
 
 from ..client import Once as SyncOnce
+from ..client import QueuedId
 from ..errors import WrongTypeError, wrong_type_error
 from . import blocking
 
@@ -116,11 +117,15 @@ class _Replay(SyncOnce):
     def __init__(self, queue: Union[str, Sequence[str]], decode: Union[bool, str]):
         super().__init__(_StandIn(), queue, decode=decode)
 
-    def _pushed(self, job_id: Any) -> Any:
+    def _pushed(self, job_id: Any, queue: Optional[str] = None) -> Any:
         return job_id        # a Pushed's result() would wait synchronously: here ``await once.result(id, wait=...)``
 
+    def _flow_node(self, job_id: Any, queue: str) -> Any:
+        # an id that knows its queue and, set by flow(), its children (no result(): that would wait synchronously)
+        return QueuedId(job_id, queue) if isinstance(job_id, str) else job_id
+
     def _controlled(self, job: Any) -> Any:
-        return job           # job.progress() is synchronous: here ``await once.progress(job, data)``
+        return job           # job.progress(), job.deps() are synchronous: here ``await once.progress(job, data)``
 
     def _durable(self, args: List[Any], replicas: int, timeout: int, aof: bool) -> Any:
         raise NotImplementedError("durable pushes (wait_replicas, wait_aof) are not in once.aio yet: push with "
@@ -168,9 +173,11 @@ class Once:
     any settings). The methods are ``once.Once``'s, awaitable; see there for each one. Calls that wait on the
     server (``reserve(block_ms=...)``) run on one connection read with a deadline longer than the wait, never
     re-sent by the client's retries (``once.aio.blocking``), as ``call()`` and ``result(wait=...)`` do. ``push``
-    returns the id as a plain str (wait for the outcome with ``await once.result(id, wait=...)``), and a reserved
-    Job has no ``progress()`` (``await once.progress(job, data)``). Not here yet: durable pushes (``wait_replicas``,
-    ``wait_aof``), results of the async worker's handlers, and Redis Cluster clients.
+    returns the id as a plain str (wait for the outcome with ``await once.result(id, wait=...)``), ``flow`` the
+    root's as a ``QueuedId`` (a str that knows its queue and its ``children``), and a reserved Job has no
+    ``progress()`` or ``deps()`` (``await once.progress(job, data)``, ``await once.deps(job)``). Not here yet:
+    durable pushes (``wait_replicas``, ``wait_aof``), results of the async worker's handlers, and Redis Cluster
+    clients.
 
         once = Once(redis.asyncio.Redis(), "emails")
         await once.push("hello")
@@ -230,6 +237,9 @@ class Once:
     progress = _awaitable(SyncOnce.progress)
     was_cancelled = _awaitable(SyncOnce.was_cancelled)
     configure = _awaitable(SyncOnce.configure)
+    after = _awaitable(SyncOnce.after)
+    deps = _awaitable(SyncOnce.deps)
+    flow = _awaitable(SyncOnce.flow)
 
     async def worker(self, handler: Callable[[Any], Any], error_handler: Optional[Callable[..., Any]] = None,
                      monitor_handler: Optional[Callable[..., Any]] = None, *, handle_signals: bool = True,

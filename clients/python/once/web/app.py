@@ -5,7 +5,8 @@
 - ``/jobs?queue=Q&state=S&cursor=C[&match=M]``   jobs in a state, a page at a time (ONCE.LIST), searched on the
   server (LIST ... MATCH) when the search box has text
 - ``/job?queue=Q&id=ID``  one job (ONCE.INSPECT): payload, error, result and progress shown in full, as text; a
-  finished job the queue keeps (KEEP) shows as completed or cancelled with its outcome
+  finished job the queue keeps (KEEP) shows as completed or cancelled with its outcome; a job pushed with AFTER
+  shows its dependency counts and the jobs it waits on (ONCE.DEPS), each linked to its own page
 - ``/confirm?...`` then ``POST /action``   retry one/all dead, cancel, purge a state, pause/resume
 - ``/metrics``            Prometheus metrics (once/exporter.py)
 
@@ -38,7 +39,7 @@ from ..format import fmt_ms, fmt_rate, fmt_time
 from ..server import eviction_warning, has_command, has_retry_all, info_once, queues, readable_stats
 from ..server import server_eviction_warning
 from ..serving import EXIT_USAGE, CliError, serve_until_stopped
-from ..types import LIST_STATES, PURGEABLE, STATES, buckets_to_counts, plain, text
+from ..types import FLOW_STATES, KEPT_STATES, PURGEABLE, STATES, buckets_to_counts, plain, text
 from .charts import histogram_chart, line_chart
 
 ACTIONS = {
@@ -112,6 +113,19 @@ def allowed_hosts(bind_host: str, port: int, extra: Iterable[str] = ()) -> Set[s
 def keeps(r: Any) -> bool:
     """Whether the server's module keeps finished jobs and cancels running ones (issue 21: ONCE.RESULT)."""
     return has_command(r, "ONCE.RESULT")
+
+
+def has_flows(r: Any) -> bool:
+    """Whether the server's module has flows (issue 24: PUSH ... AFTER, the ``waiting`` state, ONCE.DEPS)."""
+    return has_command(r, "ONCE.DEPS")
+
+
+def tab_states(r: Any) -> Tuple[str, ...]:
+    """The states whose jobs ONCE.LIST lists on this server's module, in the order a job goes through them."""
+    return ((FLOW_STATES if has_flows(r) else ()) + STATES + (KEPT_STATES if keeps(r) else ()))
+
+
+DEPS_SHOWN = 100     # dependencies listed on a job's page (ONCE.DEPS ... COUNT); the counts say how many in all
 
 
 def host_allowed(header: Optional[str], allowed: Set[str]) -> bool:
@@ -238,8 +252,9 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
 
     @app.context_processor
     def _tabs() -> Dict[str, Any]:
-        # the kept completed/cancelled jobs exist (and LIST takes them) only where the module has ONCE.RESULT
-        return {"TABS": LIST_STATES if keeps(r) else STATES}
+        # the kept completed/cancelled jobs exist (and LIST takes them) only where the module has ONCE.RESULT, the
+        # waiting ones where it has ONCE.DEPS
+        return {"TABS": tab_states(r)}
 
     def csrf_token() -> str:
         if "csrf" not in session:
@@ -367,7 +382,8 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
     def queue_live(name: str) -> Dict[str, Any]:
         a = Admin(r, name)
         s = a.stats()
-        counts = line_chart([(st, hist.series(name, st)) for st in STATES], title="jobs by state")
+        shown = (FLOW_STATES if has_flows(r) else ()) + STATES
+        counts = line_chart([(st, hist.series(name, st)) for st in shown], title="jobs by state")
         thru = line_chart([("in", hist.rate_series(name, "pushed_total")),
                            ("out", hist.rate_series(name, "acked_total")),
                            ("fail", hist.rate_series(name, "nacked_total", "expired_total"))],
@@ -424,7 +440,7 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
     def jobs_page():
         name = queue_arg()
         state = request.args.get("state", "ready")
-        if state not in LIST_STATES:
+        if state not in tab_states(r):
             abort(400, "unknown state")
         cursor = request.args.get("cursor", "0") or "0"
         try:
@@ -462,11 +478,13 @@ def create_app(r: Any, *, read_only: bool = False, token: Optional[str] = None, 
         name = queue_arg()
         job_id = request.args.get("id", "")
         check_queue(name)
-        job = Admin(r, name).inspect(job_id)
+        a = Admin(r, name)
+        job = a.inspect(job_id)
         if job is None:
             return render_template("error.html", title="No such job",
                                    message=f"no job {job_id!r} in queue {name!r}"), 404
-        return render_template("job.html", name=name, job=job, can_cancel_running=keeps(r))
+        deps = (a.deps(job_id, count=DEPS_SHOWN) or []) if job.get("deps_total") else []
+        return render_template("job.html", name=name, job=job, deps=deps, can_cancel_running=keeps(r))
 
     # -- actions ---------------------------------------------------------------------------------------------
 

@@ -1,0 +1,169 @@
+"""Flows (issue 24) on a real cluster: an AFTER that names a queue of another slot is refused with CROSSSLOT (on the
+same master or another), and a flow across two queues of one hash tag survives its slot's move to another master
+(MIGRATE, as test_2_reshard.py; on Valkey then CLUSTER MIGRATESLOTS to a third, as test_4_atomic_migration.py) with
+equal digests, equal DEPS and counts, and then completes there: each waiting job released once, the callback after
+the batch's last job, reading every part's result across the move."""
+import pytest
+from cluster_harness import key_slot, wait_until
+from cluster_helpers import (
+    RawClient,
+    as_map,
+    cluster_client,
+    digest_value,
+    note,
+    slot_migrations,
+    stats,
+)
+
+PARTS = 50
+
+
+def after(dep_queue, *ids):
+    return ["AFTER", dep_queue, len(ids), *ids]
+
+
+def deps(client, queue, job_id, *opts):
+    reply = client.execute_command("ONCE.DEPS", queue, job_id, *opts)
+    return None if reply is None else [as_map(d) for d in reply]
+
+
+def counts(client, queue, job_id):
+    j = as_map(client.execute_command("ONCE.INSPECT", queue, job_id))
+    return None if j is None else {k: j.get(k) for k in ("state", "deps_total", "deps_done", "deps_failed",
+                                                          "deps_left", "dependents")}
+
+
+def other_master(cluster, *not_these):
+    return next(m for m in sorted(cluster.masters(), key=lambda m: m.port) if m not in not_these)
+
+
+def tag_on(cluster, prefix, node, not_slot=None):
+    """A hash tag `{prefix-i}` whose slot `node` owns (and is not `not_slot`)."""
+    for i in range(10000):
+        t = f"{{{prefix}-{i}}}"
+        s = key_slot(t)
+        if s != not_slot and cluster.slot_owner(s) is node:
+            return t
+    raise AssertionError("no tag found")
+
+
+def test_crossslot_from_a_cluster(healthy, prefix):
+    cl = healthy
+    node = cl.masters()[0]
+    ta = tag_on(cl, prefix, node)
+    tb = tag_on(cl, prefix, node, not_slot=key_slot(ta))        # another slot of the same master
+    tc = tag_on(cl, prefix, other_master(cl, node))              # a slot of another master
+    qa, qb, qc = f"{ta}:q", f"{tb}:q", f"{tc}:q"
+    rc = cluster_client(cl)
+    raw = RawClient(node.port)
+    try:
+        rc.execute_command("ONCE.PUSH", qa, "w0", "ID", "w0")
+        rc.execute_command("ONCE.PUSH", qa, "w", "ID", "w", *after(qa, "w0"))
+        rc.execute_command("ONCE.PUSH", qb, "dep", "ID", "dep")
+        rc.execute_command("ONCE.PUSH", qc, "dep", "ID", "dep")
+        before = stats(rc, qa)
+        for dep_q in (qb, qc):
+            err = raw.error("ONCE.PUSH", qa, "x", *after(dep_q, "dep"))
+            assert err.startswith("CROSSSLOT"), (dep_q, err)
+            err = raw.error("ONCE.PUSH", qa, "x", *after(qa, "w0"), *after(dep_q, "dep"))
+            assert err.startswith("CROSSSLOT"), (dep_q, err)
+            err = raw.error("ONCE.AFTER", qa, "w", dep_q, 1, "dep")
+            assert err.startswith("CROSSSLOT"), (dep_q, err)
+        assert stats(rc, qa) == before
+        assert counts(rc, qa, "w")["deps_total"] == 1
+        # the same tag is one slot: accepted
+        rc.execute_command("ONCE.PUSH", f"{ta}:other", "x", "ID", "x", *after(qa, "w0"))
+        assert counts(rc, f"{ta}:other", "x")["state"] == "waiting"
+    finally:
+        raw.close()
+        for q in (qa, qb, qc, f"{ta}:other"):
+            rc.delete(q)
+        rc.close()
+
+
+def view(client, a, b, parts):
+    """What a client sees of the flow on one node."""
+    return {
+        "digests": [digest_value(client, k) for k in (a, b)],
+        "stats": [stats(client, q) for q in (a, b)],
+        "counts": {j: counts(client, b, j) for j in ("cb", "w1", "w2")} | {"x": counts(client, a, "x")},
+        "deps": {j: deps(client, b, j) for j in ("cb", "w1", "w2")},
+        "results": [as_map(client.execute_command("ONCE.RESULT", a, p)) for p in parts],
+    }
+
+
+def test_a_flow_survives_a_slot_migration(healthy, prefix):
+    cl = healthy
+    tag = f"{{{prefix}}}"
+    a, b = f"{tag}:a", f"{tag}:b"
+    slot = key_slot(a)
+    src = cl.owner(a)
+    dst = other_master(cl, src)
+    rc = cluster_client(cl, socket_timeout=30)
+    try:
+        parts = rc.execute_command("ONCE.BULK", a, "PAYLOADS", *[f"part {i}" for i in range(PARTS)])
+        rc.execute_command("ONCE.PUSH", b, "callback", "ID", "cb", "KEEP", 600000, *after(a, *parts))
+        rc.execute_command("ONCE.PUSH", a, "x", "ID", "x", "PRIORITY", -1)
+        rc.execute_command("ONCE.PUSH", b, "w1", "ID", "w1", *after(a, "x"))
+        rc.execute_command("ONCE.PUSH", b, "w2", "ID", "w2", *after(b, "w1"), "ON-FAIL", "continue")
+        half = rc.execute_command("ONCE.RESERVE", a, "COUNT", PARTS // 2, "LEASE", 600000)
+        assert [j[0] for j in half] == parts[:PARTS // 2]
+        for job_id, _, _ in half:       # results pinned for the callback (KEEP 0)
+            assert rc.execute_command("ONCE.ACK", a, job_id, "RESULT", f"r-{job_id}") == 1
+        sc = cl.client(src)
+        before = view(sc, a, b, parts)
+        assert before["counts"]["cb"]["deps_left"] == PARTS // 2 and before["stats"][1]["waiting"] == 3
+        assert all(r is not None for r in before["results"][:PARTS // 2])
+
+        assert cl.migrate_slot(slot, src, dst) == 2
+        dc = cl.client(dst)
+        assert view(dc, a, b, parts) == before, "the flow differs after MIGRATE"
+        assert sc.execute_command("CLUSTER", "COUNTKEYSINSLOT", slot) == 0
+        cl.wait_replicated(dst)
+        for rep in cl.replicas_of(dst):
+            assert [digest_value(cl.client(rep), k) for k in (a, b)] == before["digests"]
+        here = dst
+        if cl.kind == "valkey":         # then Valkey 9's atomic slot migration on to the third master
+            third = other_master(cl, src, dst)
+            assert cl.migrate_slots(slot, dst, third) == "OK"
+
+            def moved():
+                jobs = slot_migrations(dc)
+                return jobs and jobs[0]["state"] == "success" and cl.slot_owner(slot, third) is third
+            wait_until(moved, 20, "the atomic migration")
+            here = third
+            assert view(cl.client(third), a, b, parts) == before, "the flow differs after MIGRATESLOTS"
+
+        # the flow completes on its new master, through RedisCluster
+        hc = cl.client(here)
+        rest = rc.execute_command("ONCE.RESERVE", a, "COUNT", PARTS, "LEASE", 600000)
+        assert [j[0] for j in rest] == parts[PARTS // 2:] + ["x"]
+        assert rc.execute_command("ONCE.ACK", a, "x") == 1
+        assert counts(hc, b, "w1")["state"] == "ready"
+        assert rc.execute_command("ONCE.RESERVE", b)[0][0] == "w1"
+        assert rc.execute_command("ONCE.NACK", b, "w1", "DEAD") == 1
+        assert counts(hc, b, "w2")["state"] == "ready"           # ON-FAIL continue
+        for job_id, _, _ in rest[:-2]:
+            assert rc.execute_command("ONCE.ACK", a, job_id, "RESULT", f"r-{job_id}") == 1
+        assert counts(hc, b, "cb")["state"] == "waiting"
+        assert rc.execute_command("ONCE.ACK", a, rest[-2][0], "RESULT", f"r-{rest[-2][0]}") == 1
+        got = rc.execute_command("ONCE.RESERVE", b, "COUNT", 10)
+        assert sorted(j[0] for j in got) == ["cb", "w2"], got
+        cb = deps(hc, b, "cb", "COUNT", PARTS)
+        assert [(d["id"], d["outcome"], d["result"]) for d in cb] == [(p, "completed", f"r-{p}") for p in parts]
+        assert rc.execute_command("ONCE.ACK", b, "cb", "w2") == 2
+        s = stats(hc, b)
+        assert (s["waiting"], s["ready"], s["reserved"], s["acked_total"]) == (0, 0, 0, 2), s
+        assert stats(hc, a)["acked_total"] == PARTS + 1
+        note(f"[{cl.kind}] a flow ({PARTS}-part batch half done, a chain) moved with its slot "
+             f"({'MIGRATE, then MIGRATESLOTS' if cl.kind == 'valkey' else 'MIGRATE'}), digests equal, completed")
+    finally:
+        rc.delete(a, b)
+        rc.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_module_trouble(healthy):
+    yield
+    for n in healthy.alive_nodes():
+        assert "panic" not in n.log_tail(200).lower(), n.log_tail()
