@@ -15,6 +15,7 @@ pub extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: std
         ("jobs_delayed", DELAYED.load(Relaxed)),
         ("jobs_reserved", RESERVED.load(Relaxed)),
         ("jobs_dead", DEAD.load(Relaxed)),
+        ("jobs_waiting", WAITING.load(Relaxed)),
         ("timer_queues_waiting", registry().len() as i64),
     ];
     let unsigned = [

@@ -9,6 +9,7 @@ pub static READY: AtomicI64 = AtomicI64::new(0);
 pub static DELAYED: AtomicI64 = AtomicI64::new(0);
 pub static RESERVED: AtomicI64 = AtomicI64::new(0);
 pub static DEAD: AtomicI64 = AtomicI64::new(0);
+pub static WAITING: AtomicI64 = AtomicI64::new(0);
 
 pub static PUSHED: AtomicU64 = AtomicU64::new(0);
 pub static ACKED: AtomicU64 = AtomicU64::new(0);
@@ -32,6 +33,7 @@ pub fn shift(before: &Stats, after: &Stats) {
     DELAYED.fetch_add(signed(after.delayed) - signed(before.delayed), Relaxed);
     RESERVED.fetch_add(signed(after.reserved) - signed(before.reserved), Relaxed);
     DEAD.fetch_add(signed(after.dead) - signed(before.dead), Relaxed);
+    WAITING.fetch_add(signed(after.waiting) - signed(before.waiting), Relaxed);
 }
 
 pub fn queue_born(stats: &Stats) {

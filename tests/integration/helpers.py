@@ -17,6 +17,7 @@ NIL_STATS = ("retries", "backoff", "lease", "wait_p50_ms", "wait_p99_ms", "run_p
 # STATS of a missing key: zero counts and totals, the rest nil.
 EMPTY_STATS = {f: None if f in NIL_STATS else 0 for f in STATS_FIELDS}
 INFO_FIELDS = ["once_queues", "once_jobs_ready", "once_jobs_delayed", "once_jobs_reserved", "once_jobs_dead",
+               "once_jobs_waiting",
                "once_timer_ticks", "once_timer_last_tick_us", "once_timer_max_tick_us", "once_pushed_total",
                "once_acked_total", "once_expired_total", "once_dead_total"]
 

@@ -18,7 +18,7 @@ from durability_helpers import (FAR, MODULE_EOF, RespPipe, all_ids, assert_same_
 from helpers import RawClient, inspect, push, reserve, reserve_one, server_ms, state, stats, wait_until
 
 AOF_NO_PREAMBLE = ["--appendonly", "yes", "--appendfsync", "always", "--aof-use-rdb-preamble", "no"]
-GAUGES = ["once_queues", "once_jobs_ready", "once_jobs_delayed", "once_jobs_reserved", "once_jobs_dead"]
+GAUGES = ["once_queues", "once_jobs_ready", "once_jobs_delayed", "once_jobs_reserved", "once_jobs_dead", "once_jobs_waiting"]
 
 
 def gauges(r):
