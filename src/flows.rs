@@ -158,8 +158,9 @@ pub fn drain_and_replicate(ctx: Ctx<'_>, key: RStr<'_>, v: &mut QueueValue, max:
     n + m
 }
 
-/// Tells up to `notices` waiting jobs and hands back up to `pins` pins from queue `key`'s backlog (the pins
-/// only when every notice asked for was told: a step is "the next n, then the next m"). Returns how many of each.
+/// Tells up to `notices` waiting jobs, then hands back up to `pins` pins, from queue `key`'s backlog: a step is
+/// "the next n notices, then the next m pins", so a replica given the same n and m does the same. Returns how
+/// many of each.
 pub fn drain(ctx: Ctx<'_>, key: RStr<'_>, v: &mut QueueValue, notices: usize, pins: usize, now: u64) -> (usize, usize) {
     let was = DRAINING.with(|d| d.replace(true));
     let mut n = 0;
@@ -172,20 +173,15 @@ pub fn drain(ctx: Ctx<'_>, key: RStr<'_>, v: &mut QueueValue, notices: usize, pi
             tell(ctx, key, v, &t, key.bytes(), from, outcome, now);
             continue;
         }
-        let name = OwnedStr::new(&queue);
-        let mut wk = Key::open(ctx, name.as_rstr(), true);
-        let mut other = existing(&mut wk).ok().flatten();
-        let before = other.as_ref().map(|wv| wv.snapshot());
-        while n < notices && v.queue.next_notice_queue() == Some(&*queue) {
-            let Some((t, from, outcome)) = v.queue.next_notice() else { break };
-            n += 1;
-            if let Some(wv) = other.as_deref_mut() {
-                tell(ctx, name.as_rstr(), wv, &t, key.bytes(), from, outcome, now);
+        with_other(ctx, &queue, |name, mut other| {
+            while n < notices && v.queue.next_notice_queue() == Some(&*queue) {
+                let Some((t, from, outcome)) = v.queue.next_notice() else { break };
+                n += 1;
+                if let Some(wv) = other.as_deref_mut() {
+                    tell(ctx, name, wv, &t, key.bytes(), from, outcome, now);
+                }
             }
-        }
-        if let (Some(wv), Some(before)) = (other, before) {
-            crate::service::settle(ctx, name.as_rstr(), wv, before);
-        }
+        });
     }
     let mut m = 0;
     while m < pins {
@@ -196,23 +192,31 @@ pub fn drain(ctx: Ctx<'_>, key: RStr<'_>, v: &mut QueueValue, notices: usize, pi
             v.queue.unpin(dseq);
             continue;
         }
-        let name = OwnedStr::new(&queue);
-        let mut dk = Key::open(ctx, name.as_rstr(), true);
-        let mut other = existing(&mut dk).ok().flatten();
-        let before = other.as_ref().map(|dv| dv.snapshot());
-        while m < pins && v.queue.next_unpin_queue() == Some(&*queue) {
-            let Some((_, dseq)) = v.queue.next_unpin() else { break };
-            m += 1;
-            if let Some(dv) = other.as_deref_mut() {
-                dv.queue.unpin(dseq);
+        with_other(ctx, &queue, |_, mut other| {
+            while m < pins && v.queue.next_unpin_queue() == Some(&*queue) {
+                let Some((_, dseq)) = v.queue.next_unpin() else { break };
+                m += 1;
+                if let Some(dv) = other.as_deref_mut() {
+                    dv.queue.unpin(dseq);
+                }
             }
-        }
-        if let (Some(dv), Some(before)) = (other, before) {
-            crate::service::settle(ctx, name.as_rstr(), dv, before);
-        }
+        });
     }
     DRAINING.with(|d| d.set(was));
     (n, m)
+}
+
+/// Runs `work` on queue `name` — another key than the one whose backlog is being worked through, opened once for
+/// a run of entries that name it (None when it is missing or not a queue) — and settles it after.
+fn with_other(ctx: Ctx<'_>, name: &[u8], work: impl FnOnce(RStr<'_>, Option<&mut QueueValue>)) {
+    let name = OwnedStr::new(name);
+    let mut key = Key::open(ctx, name.as_rstr(), true);
+    let mut other = existing(&mut key).ok().flatten();
+    let before = other.as_ref().map(|o| o.snapshot());
+    work(name.as_rstr(), other.as_deref_mut());
+    if let (Some(o), Some(before)) = (other, before) {
+        crate::service::settle(ctx, name.as_rstr(), o, before);
+    }
 }
 
 /// Tells one waiting job, waking the clients that wait for its outcome when it died of it.

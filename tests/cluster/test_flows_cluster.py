@@ -167,3 +167,38 @@ def _no_module_trouble(healthy):
     yield
     for n in healthy.alive_nodes():
         assert "panic" not in n.log_tail(200).lower(), n.log_tail()
+
+
+def test_the_python_client_routes_after_by_its_first_key(healthy, prefix):
+    """AFTER makes ONCE.PUSH `movablekeys`, and redis-py's RedisCluster would then send COMMAND GETKEYS before every
+    push (a round trip each); Once's client routes PUSH, CALL, AFTER and RESERVE by their first key instead (their
+    keys share its slot), so a flow pushed through RedisCluster costs no GETKEYS — and still lands on the right node."""
+    import redis
+    from once import Once
+    cl = healthy
+    node = other_master(cl, cl.masters()[0])
+    tag = tag_on(cl, prefix, node)
+    rc = cluster_client(cl)
+    raw = RawClient(node.port)
+    try:
+        a, b = Once(rc, f"{tag}:a"), Once(rc, f"{tag}:b")
+        dep = a.push("dep")
+        masters = [redis.Redis(host="127.0.0.1", port=m.port) for m in cl.masters()]
+        for m in masters:
+            m.config_resetstat()
+        waiting = [b.push(f"w{i}", after=[dep]) for i in range(20)]
+        assert stats(rc, f"{tag}:b")["waiting"] == 20
+        calls = [m.info("commandstats") for m in masters]
+        for m in masters:
+            m.close()
+        assert sum(c.get("cmdstat_command|getkeys", {}).get("calls", 0) for c in calls) == 0, calls
+        assert sum(c.get("cmdstat_once.push", {}).get("calls", 0) for c in calls) == 20, calls
+        # a client that asks the server (COMMAND GETKEYS) gets every AFTER queue back
+        keys = raw.call("COMMAND", "GETKEYS", "ONCE.PUSH", f"{tag}:b", "p", "AFTER", f"{tag}:a", 1, "x")
+        assert [k.decode() if isinstance(k, bytes) else k for k in keys] == [f"{tag}:b", f"{tag}:a"]
+        assert len(set(waiting)) == 20
+    finally:
+        raw.close()
+        for q in (f"{tag}:a", f"{tag}:b"):
+            rc.delete(q)
+        rc.close()

@@ -104,4 +104,25 @@ def register(client: Any) -> Any:
     pipelines made from it after this inherit them) and returns it."""
     for command, parse in PARSERS.items():
         client.set_response_callback(command, _callback(parse))
+    return route_by_first_key(client)
+
+
+# Commands whose keys all share the first key's slot: the server refuses CROSSSLOT otherwise (AFTER's queues,
+# RESERVE's ALSO queues). It marks them `movablekeys`, for which redis-py's RedisCluster asks the server with
+# COMMAND GETKEYS — one more round trip — before every call; the first key routes them just as well.
+FIRST_KEY_ROUTES = ("once.push", "once.call", "once.after", "once.reserve")
+
+
+def route_by_first_key(client: Any) -> Any:
+    """Lets a ``RedisCluster`` route ``FIRST_KEY_ROUTES`` by their first key, without a COMMAND GETKEYS per call.
+    Any other client (or a cluster client whose command table is not loaded yet) is left as it is."""
+    table = getattr(getattr(client, "commands_parser", None), "commands", None)
+    if not isinstance(table, dict):
+        return client
+    for name in FIRST_KEY_ROUTES:
+        info = table.get(name)
+        if not isinstance(info, dict):
+            continue
+        flags = [f for f in info.get("flags", ()) if f not in ("movablekeys", b"movablekeys")]
+        table[name] = {**info, "flags": flags, "first_key_pos": 1, "last_key_pos": 1, "step_count": 1}
     return client

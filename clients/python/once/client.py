@@ -23,6 +23,7 @@ from typing import (
 import redis
 
 from . import blocking
+from .callbacks import route_by_first_key
 from .errors import WrongTypeError, is_wrong_type, naming_wrong_type, wrong_type_error
 from .types import (
     ON_FAIL,
@@ -371,7 +372,7 @@ class Once:
             raise ValueError("a queue is named twice")
         if wait_replicas < 0:
             raise ValueError("wait_replicas must be >= 0")
-        self.redis = redis_client
+        self.redis = route_by_first_key(redis_client)
         self.queue: str = queues[0]
         self.queues: Tuple[str, ...] = tuple(queues)   # in priority order; the first is ``queue``
         self.decode = decode

@@ -52,7 +52,17 @@ impl Queue {
     /// A job ended (completed, dead, cancelled, dropped): the jobs waiting on it are to be told, and the pins
     /// it holds on its own dependencies go back.
     pub(super) fn ended(&mut self, seq: u64, outcome: Outcome) {
-        self.hand_back_pins(seq);
+        // Every job that finishes passes here: one look decides, and a job in no flow is not touched.
+        let (waits, dependents) = match self.jobs.get(seq) {
+            Some(j) => (j.waits().is_some_and(|w| !w.unpinned), j.dependents().is_some()),
+            None => return,
+        };
+        if waits {
+            self.hand_back_pins(seq);
+        }
+        if !dependents {
+            return;
+        }
         let Some(job) = self.jobs.get_mut(seq) else { return };
         let mut targets = Vec::new();
         job.edit_extra(|e| {
