@@ -10,8 +10,9 @@
 use std::cell::Cell;
 
 use crate::core::deps::{Link, Outcome, Target, MAX_LINKS};
+use crate::core::limits::MAX_AFTER_IDS;
 use crate::core::queue::{Finish, Told};
-use crate::core::{Job, State};
+use crate::core::State;
 use crate::rm::{self, Ctx, Key, OwnedStr, RStr};
 use crate::service::existing;
 use crate::text::{err, CmdError};
@@ -20,23 +21,11 @@ use crate::value::QueueValue;
 /// Backlog entries a command works through itself; the timer takes the rest, as many per tick as its budget
 /// allows.
 pub const INLINE: usize = 256;
-/// Most ids one AFTER list (PUSH or ONCE.AFTER) may name.
-pub const MAX_IDS: usize = 100_000;
 
 thread_local! {
     // Set while a backlog is being worked through: the queues it opens are settled without working through
     // their own (which could open the first queue again).
     static DRAINING: Cell<bool> = const { Cell::new(false) };
-}
-
-/// The outcome a dependency shows now, for a new link to it.
-pub fn outcome_of(job: &Job) -> Outcome {
-    match job.state {
-        State::Completed => Outcome::Completed,
-        State::Dead => Outcome::Dead,
-        State::Cancelled => Outcome::Cancelled,
-        _ => Outcome::Pending,
-    }
 }
 
 /// One AFTER clause: a queue and the ids in it.
@@ -63,8 +52,8 @@ pub fn check_slot(waiting: &[u8], dep: &[u8]) -> Result<(), CmdError> {
 /// of another type is an error before anything changes.
 pub fn resolve(ctx: Ctx<'_>, waiting: RStr<'_>, clauses: &[Clause<'_>]) -> Result<Vec<Link>, CmdError> {
     let total: usize = clauses.iter().map(|c| c.ids.len()).sum();
-    if total > MAX_IDS {
-        return Err(err(format!("AFTER names {total} ids, over the limit of {MAX_IDS} per call")));
+    if total > MAX_AFTER_IDS {
+        return Err(err(format!("AFTER names {total} ids, over the limit of {MAX_AFTER_IDS} per call")));
     }
     let mut links = Vec::with_capacity(total);
     for c in clauses {
@@ -92,7 +81,7 @@ pub fn resolve(ctx: Ctx<'_>, waiting: RStr<'_>, clauses: &[Clause<'_>]) -> Resul
                 queue: c.queue.bytes().into(),
                 seq: job.seq,
                 id: job.id_bytes().into(),
-                outcome: outcome_of(&job),
+                outcome: Outcome::of(job.state),
             });
         }
     }
@@ -100,7 +89,7 @@ pub fn resolve(ctx: Ctx<'_>, waiting: RStr<'_>, clauses: &[Clause<'_>]) -> Resul
 }
 
 /// The new waiting job `seq` of queue `key` (in `v`) takes its place on each dependency: a pin while it has not
-/// started (none when it finished at once), and a target on each one still pending. Links `from` on (ONCE.AFTER
+/// ended (none when it ended at once), and a target on each one still pending. Links `from` on (ONCE.AFTER
 /// adds to the end).
 pub fn link(ctx: Ctx<'_>, key: RStr<'_>, v: &mut QueueValue, seq: u64, from: usize) {
     let Some(job) = v.queue.job(seq) else { return };
@@ -116,11 +105,8 @@ pub fn link(ctx: Ctx<'_>, key: RStr<'_>, v: &mut QueueValue, seq: u64, from: usi
     drop(job);
     let target = |i: usize, pending: bool| pending.then(|| Target { queue: key.bytes().into(), seq, index: i as u32 });
     // Links come grouped by queue (one AFTER clause each): each run opens its queue once.
-    let mut rest = &links[..];
-    while let Some((_, queue, _, _)) = rest.first() {
-        let run = rest.iter().take_while(|l| l.1 == *queue).count();
-        let (these, next) = rest.split_at(run);
-        rest = next;
+    for these in links.chunk_by(|a, b| a.1 == b.1) {
+        let queue = &these[0].1;
         if **queue == *key.bytes() {
             for (i, _, dseq, pending) in these {
                 v.queue.add_dependent(*dseq, pin, target(*i, *pending));

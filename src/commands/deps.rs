@@ -109,18 +109,14 @@ pub fn deps(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
     };
     rm::reply_array(ctx, links.len());
     // Links come grouped by queue (AFTER names a queue once per clause): each queue is opened once per run.
-    let mut i = 0;
-    while i < links.len() {
-        let queue = &links[i].queue;
-        let run = links[i..].iter().take_while(|l| l.queue == *queue).count();
-        let name = OwnedStr::new(queue);
+    for run in links.chunk_by(|a, b| a.queue == b.queue) {
+        let name = OwnedStr::new(&run[0].queue);
         let mut key = Key::open(ctx, name.as_rstr(), false);
         let v = existing(&mut key).ok().flatten();
-        for l in &links[i..i + run] {
+        for l in run {
             let job = v.as_ref().and_then(|v| v.queue.job(l.seq));
             reply_dep(ctx, l, job.as_deref());
         }
-        i += run;
     }
     Ok(())
 }

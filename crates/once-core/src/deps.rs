@@ -71,6 +71,16 @@ impl Outcome {
         [Outcome::Pending, Outcome::Completed, Outcome::Dead, Outcome::Cancelled].get(usize::try_from(c).ok()?).copied()
     }
 
+    /// How a job in `state` has ended so far (Pending while it has not).
+    pub fn of(state: crate::State) -> Outcome {
+        match state {
+            crate::State::Completed => Outcome::Completed,
+            crate::State::Dead => Outcome::Dead,
+            crate::State::Cancelled => Outcome::Cancelled,
+            _ => Outcome::Pending,
+        }
+    }
+
     pub fn is_failure(self) -> bool {
         matches!(self, Outcome::Dead | Outcome::Cancelled)
     }

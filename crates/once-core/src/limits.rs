@@ -62,8 +62,9 @@ pub const LEASE: Range = Range::new("LEASE", 1, MAX_LEASE_MS);
 pub const PRIORITY: Range = Range::new("PRIORITY", -1_000_000, 1_000_000);
 pub const COUNT: Range = Range::new("COUNT", 1, 10_000);
 /// How many finished reservations one ACK or RESERVE may acknowledge with ACKS.
-/// Ids in one AFTER clause.
-pub const AFTER_IDS: Range = Range::new("AFTER's id count", 1, 100_000);
+/// Ids one AFTER list may name (PUSH's clauses together, or one ONCE.AFTER), and so one clause.
+pub const MAX_AFTER_IDS: usize = 100_000;
+pub const AFTER_IDS: Range = Range::new("AFTER's id count", 1, MAX_AFTER_IDS as i64);
 /// DEPS's FROM and COUNT.
 pub const DEPS_FROM: Range = Range::new("FROM", 0, 1_000_000);
 pub const DEPS_COUNT: Range = Range::new("COUNT", 1, 1_000_000);

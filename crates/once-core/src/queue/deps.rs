@@ -53,19 +53,18 @@ impl Queue {
     /// it holds on its own dependencies go back.
     pub(super) fn ended(&mut self, seq: u64, outcome: Outcome) {
         // Every job that finishes passes here: one look decides, and a job in no flow is not touched.
-        let (waits, dependents) = match self.jobs.get(seq) {
-            Some(j) => (j.waits().is_some_and(|w| !w.unpinned), j.dependents().is_some()),
-            None => return,
-        };
-        if waits {
-            self.hand_back_pins(seq);
-        }
-        if !dependents {
+        let in_flow =
+            self.jobs.get(seq).is_some_and(|j| j.waits().is_some_and(|w| !w.unpinned) || j.dependents().is_some());
+        if !in_flow {
             return;
         }
         let Some(job) = self.jobs.get_mut(seq) else { return };
-        let mut targets = Vec::new();
+        let (mut pinned, mut targets) = (Vec::new(), Vec::new());
         job.edit_extra(|e| {
+            if let Some(w) = e.waits.as_mut().filter(|w| !w.unpinned) {
+                w.unpinned = true;
+                pinned = w.links.iter().map(|l| (l.queue.clone(), l.seq)).collect();
+            }
             if let Some(d) = e.dependents.as_mut() {
                 targets = std::mem::take(&mut d.targets);
                 if d.pins == 0 {
@@ -73,31 +72,16 @@ impl Queue {
                 }
             }
         });
+        if !pinned.is_empty() {
+            self.unpins.push_back(Unpin { deps: pinned, next: 0 });
+        }
         if !targets.is_empty() {
             self.notices.push_back(Notice { from: seq, outcome, targets, next: 0 });
         }
     }
 
-    /// The job ended: the pins it holds on its dependencies are handed back (in steps).
-    pub(super) fn hand_back_pins(&mut self, seq: u64) {
-        if self.jobs.get(seq).is_none_or(|j| j.waits().is_none_or(|w| w.unpinned)) {
-            return;
-        }
-        let Some(job) = self.jobs.get_mut(seq) else { return };
-        let mut deps = Vec::new();
-        job.edit_extra(|e| {
-            if let Some(w) = e.waits.as_mut() {
-                w.unpinned = true;
-                deps = w.links.iter().map(|l| (l.queue.clone(), l.seq)).collect();
-            }
-        });
-        if !deps.is_empty() {
-            self.unpins.push_back(Unpin { deps, next: 0 });
-        }
-    }
-
     /// A job of another queue (or this one) now waits on job `seq`: `pin` keeps its outcome until that job
-    /// starts, `target` (for a link still pending) is told when this one ends. False if there is no such job.
+    /// ends, `target` (for a link still pending) is told when this one ends. False if there is no such job.
     pub fn add_dependent(&mut self, seq: u64, pin: bool, target: Option<Target>) -> bool {
         if self.job(seq).is_none() {
             return false;

@@ -32,13 +32,7 @@ impl World {
             .iter()
             .map(|&(q, seq)| {
                 let j = self.q(q).job(seq).expect("dependency exists");
-                let outcome = match j.state {
-                    State::Completed => Outcome::Completed,
-                    State::Dead => Outcome::Dead,
-                    State::Cancelled => Outcome::Cancelled,
-                    _ => Outcome::Pending,
-                };
-                Link { queue: q.as_bytes().into(), seq, id: j.id_bytes().into(), outcome }
+                Link { queue: q.as_bytes().into(), seq, id: j.id_bytes().into(), outcome: Outcome::of(j.state) }
             })
             .collect();
         let waits = Box::new(Waits { on_fail, links: links.clone(), ..Waits::default() });

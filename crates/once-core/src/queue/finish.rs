@@ -109,7 +109,7 @@ impl Queue {
         if was == State::Reserved {
             self.release(seq, now_ms);
         }
-        self.ended(seq, if state == State::Completed { Outcome::Completed } else { Outcome::Cancelled });
+        self.ended(seq, Outcome::of(state));
         self.unindex(seq);
         if keep == 0 && !pinned {
             self.drop_unindexed(seq);
