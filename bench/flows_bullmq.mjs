@@ -15,10 +15,7 @@
 // until the add resolved), total (ms until the parent's handler had the sum), jobs/s ((N+1) / total), server CPU
 // (INFO cpu delta over the run) and commands (INFO commandstats delta). Rounds alternate which side goes first;
 // medians are printed side by side, every round with --json (one line, for bench/bench.py).
-import { spawn } from "node:child_process";
-import fs from "node:fs";
 import { createRequire } from "node:module";
-import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -28,8 +25,9 @@ const require = createRequire(path.join(root, "clients/node/package.json"));
 const { Redis } = require("ioredis");
 const bullmq = require("bullmq");
 const once = require(path.join(root, "clients/node/dist/index.js"));
-const { freePort, rawCommand, serverKinds, waitFor } =
-  await import(path.join(root, "clients/node/test/harness.mjs"));
+// The harness starts the server with ONCE_MODULE's module, as bench/bench.py sets it.
+const { serverKinds, startServer } = await import(path.join(root, "clients/node/test/harness.mjs"));
+const { serverCpu, calls } = await import(path.join(root, "bench/server_figures.mjs"));
 
 const { values: opts } = parseArgs({
   options: {
@@ -52,45 +50,7 @@ if (!kind) {
   console.error(`--server must be redis or valkey, not ${opts.server}`);
   process.exit(2);
 }
-const MODULE = path.resolve(process.env.ONCE_MODULE ?? path.join(root, "target/release/libonce.so"));
 const EXPECTED = N * (N - 1); // the sum of 2i for i < N
-
-/** The server with the module (the harness's start, with ONCE_MODULE honoured as bench/bench.py sets it). */
-async function startServer() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "once-bench-flows-"));
-  const port = await freePort();
-  const log = fs.openSync(path.join(dir, "server.log"), "a");
-  const proc = spawn(kind.bin(), ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-    "--dir", dir, "--loadmodule", MODULE], { stdio: ["ignore", log, log] });
-  fs.closeSync(log);
-  const exited = new Promise((resolve) => proc.once("exit", resolve));
-  const stop = async () => {
-    if (proc.exitCode === null) proc.kill("SIGKILL");
-    await exited;
-    fs.rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    await waitFor(async () => {
-      if (proc.exitCode !== null) throw new Error(fs.readFileSync(path.join(dir, "server.log"), "utf8"));
-      return (await rawCommand(port, "PING").catch(() => null)) === "+PONG";
-    }, `${kind.name} to start`, 15000);
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  return { port, stop };
-}
-
-async function serverCpu(redis) {
-  const info = await redis.info("cpu");
-  const f = (k) => Number(new RegExp(`${k}:([\\d.]+)`).exec(info)[1]);
-  return f("used_cpu_user") + f("used_cpu_sys");
-}
-
-async function calls(redis) {
-  const info = await redis.info("commandstats");
-  return [...info.matchAll(/calls=(\d+)/g)].reduce((a, m) => a + Number(m[1]), 0);
-}
 
 /**
  * Times one fan-in: `push(n)` adds it and resolves when added; `parentDone` (set by the side before) resolves with
@@ -178,7 +138,7 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-const server = await startServer();
+const server = await startServer(kind);
 const redis = new Redis(server.port, "127.0.0.1");
 try {
   const runs = { once: [], bullmq: [] };

@@ -20,6 +20,7 @@ const { Redis } = require("ioredis");
 const bullmq = require("bullmq");
 const once = require(path.join(root, "clients/node/dist/index.js"));
 const { serverKinds, startServer, waitFor } = await import(path.join(root, "clients/node/test/harness.mjs"));
+const { serverCpu, calls } = await import(path.join(root, "bench/server_figures.mjs"));
 
 const { values: opts } = parseArgs({
   options: {
@@ -39,17 +40,6 @@ const kind = serverKinds().find((k) => k.name.startsWith(opts.server));
 if (!kind) {
   console.error(`--server must be redis or valkey, not ${opts.server}`);
   process.exit(2);
-}
-
-async function serverCpu(redis) {
-  const info = await redis.info("cpu");
-  const f = (k) => Number(new RegExp(`${k}:([\\d.]+)`).exec(info)[1]);
-  return f("used_cpu_user") + f("used_cpu_sys");
-}
-
-async function calls(redis) {
-  const info = await redis.info("commandstats");
-  return [...info.matchAll(/calls=(\d+)/g)].reduce((a, m) => a + Number(m[1]), 0);
 }
 
 /** Times `drain()` (resolves when N jobs are done): jobs/s, server and client CPU µs per job, commands per job. */
