@@ -229,19 +229,25 @@ fn tell(
     }
 }
 
-/// Refuses links that would close a cycle: waiting job `seq` of `key` must not be reachable from any of `links`
-/// through pending dependencies. The walk opens the queues it passes (all in one slot) and stops at `limit`
-/// jobs, refusing rather than guessing.
-pub fn check_no_cycle(ctx: Ctx<'_>, key: RStr<'_>, seq: u64, links: &[Link], limit: usize) -> Result<(), CmdError> {
+/// Refuses links that would close a cycle: waiting job `seq` (public id `id`) of `key` must not be reachable from
+/// any of `links` through pending dependencies. The walk opens the queues it passes (all in one slot) and stops
+/// at `limit` jobs, refusing rather than guessing.
+pub fn check_no_cycle(
+    ctx: Ctx<'_>,
+    key: RStr<'_>,
+    (seq, id): (u64, &[u8]),
+    links: &[Link],
+    limit: usize,
+) -> Result<(), CmdError> {
     let mut seen = std::collections::HashSet::new();
     let mut stack: Vec<(Box<[u8]>, u64)> =
         links.iter().filter(|l| l.outcome == Outcome::Pending).map(|l| (l.queue.clone(), l.seq)).collect();
     while let Some((q, s)) = stack.pop() {
         if *q == *key.bytes() && s == seq {
             return Err(err(format!(
-                "AFTER would make a cycle: {} waits on {} already",
+                "AFTER would make a cycle: a job it names waits, through its own dependencies, on {} {}",
                 crate::text::shown(key.bytes()),
-                "one of the jobs it names"
+                crate::text::shown(id)
             )));
         }
         if !seen.insert((q.clone(), s)) {

@@ -55,7 +55,7 @@ pub fn after(ctx: Ctx<'_>, args: &[RStr<'_>]) -> CmdResult {
             None => return Err(err("no such job")),
         }
     };
-    flows::check_no_cycle(ctx, key_name, seq, &links, CYCLE_WALK)?;
+    flows::check_no_cycle(ctx, key_name, (seq, args[2].bytes()), &links, CYCLE_WALK)?;
     let mut key = Key::open(ctx, key_name, true);
     let v = existing(&mut key)?.ok_or_else(|| err("no such job"))?;
     let before = v.snapshot();

@@ -5,8 +5,6 @@
 //! each notice to the queue it names. Links name keys, so a RENAME of a queue in a flow breaks its links (as it
 //! would any other reference by name); the jobs then wait until cancelled.
 
-use crate::job::push_decimal;
-
 /// What a waiting job does when one of its dependencies ends dead or cancelled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum OnFail {
@@ -392,13 +390,6 @@ pub fn failure_text(queue: &[u8], id: &[u8], outcome: Outcome) -> Vec<u8> {
     t.extend_from_slice(id);
     t.extend_from_slice(if outcome == Outcome::Cancelled { b" was cancelled" } else { b" died" });
     t
-}
-
-/// A decimal, for messages.
-pub fn decimal(v: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    push_decimal(&mut out, v);
-    out
 }
 
 #[cfg(test)]
