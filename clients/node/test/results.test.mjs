@@ -210,6 +210,9 @@ for (const kind of serverKinds()) {
           const outcome = await queue.call("big", { timeout: 5000 });
           assert.equal(outcome.state, "dead");
           assert.match(outcome.error, /^PermanentError: result refused: /);
+          // The worker emits `failed` once its NACK has been answered, which may be after the caller has the
+          // outcome: wait for the event, then count it.
+          await waitFor(() => failed.length > 0, "the worker's failed event", 5000);
           assert.equal(failed.length, 1);
         } finally {
           await worker.close();
