@@ -5,11 +5,16 @@
 //!
 //! A master works through a backlog after every change (up to INLINE entries, so one ACK of a job that 10,000
 //! wait on never stalls the server) and then in timer steps; each step replicates as `ONCE._NOTIFY key n m`,
-//! "the next n notices and m pins", which a replica applies to the same backlog with the same result.
+//! "the next n notices (held ones due again first) and m pins", which a replica applies to the same backlog at
+//! the same time with the same result.
+//!
+//! A notice whose waiting job's queue is missing is held, not dropped: `redis-cli --cluster reshard` moves a
+//! slot key by key, so for a while a flow's queues are split between two nodes. The held notice moves with its
+//! queue's backlog and is tried again each second until its queue is there, for an hour at most.
 
 use std::cell::Cell;
 
-use crate::core::deps::{Link, Outcome, Target, MAX_LINKS};
+use crate::core::deps::{Link, Outcome, Target, HOLD_MS, MAX_LINKS};
 use crate::core::limits::MAX_AFTER_IDS;
 use crate::core::queue::{Finish, Told};
 use crate::core::State;
@@ -150,6 +155,17 @@ pub fn drain_and_replicate(ctx: Ctx<'_>, key: RStr<'_>, v: &mut QueueValue, max:
 pub fn drain(ctx: Ctx<'_>, key: RStr<'_>, v: &mut QueueValue, notices: usize, pins: usize, now: u64) -> (usize, usize) {
     let was = DRAINING.with(|d| d.replace(true));
     let mut n = 0;
+    // Held notices due again come first: each opens its queue, and goes back on hold if it is still missing.
+    while n < notices {
+        let Some(h) = v.queue.next_held(now) else { break };
+        n += 1;
+        with_other(ctx, &h.target.queue, |name, other| match other {
+            Some(wv) => tell(ctx, name, wv, &h.target, key.bytes(), h.from, h.outcome, now),
+            None => {
+                v.queue.hold(h.target.clone(), h.from, h.outcome, h.until, now);
+            }
+        });
+    }
     // A run of notices to one other queue opens it once and settles it once.
     while n < notices {
         let Some(queue) = v.queue.next_notice_queue().map(Box::<[u8]>::from) else { break };
@@ -163,8 +179,12 @@ pub fn drain(ctx: Ctx<'_>, key: RStr<'_>, v: &mut QueueValue, notices: usize, pi
             while n < notices && v.queue.next_notice_queue() == Some(&*queue) {
                 let Some((t, from, outcome)) = v.queue.next_notice() else { break };
                 n += 1;
-                if let Some(wv) = other.as_deref_mut() {
-                    tell(ctx, name, wv, &t, key.bytes(), from, outcome, now);
+                match other.as_deref_mut() {
+                    Some(wv) => tell(ctx, name, wv, &t, key.bytes(), from, outcome, now),
+                    // Its queue is not here (yet): a key-by-key slot migration moves a flow's queues one by one.
+                    None => {
+                        v.queue.hold(t, from, outcome, now.saturating_add(HOLD_MS), now);
+                    }
                 }
             }
         });

@@ -92,13 +92,17 @@ def view(client, a, b, parts):
     }
 
 
-def test_a_flow_survives_a_slot_migration(healthy, prefix):
-    cl = healthy
+def two_queues_and_two_masters(cl, prefix):
+    """Two queues of one tag, their slot, the master that owns it and another master."""
     tag = f"{{{prefix}}}"
     a, b = f"{tag}:a", f"{tag}:b"
-    slot = key_slot(a)
     src = cl.owner(a)
-    dst = other_master(cl, src)
+    return a, b, key_slot(a), src, other_master(cl, src)
+
+
+def test_a_flow_survives_a_slot_migration(healthy, prefix):
+    cl = healthy
+    a, b, slot, src, dst = two_queues_and_two_masters(cl, prefix)
     rc = cluster_client(cl, socket_timeout=30)
     try:
         parts = rc.execute_command("ONCE.BULK", a, "PAYLOADS", *[f"part {i}" for i in range(PARTS)])
@@ -158,6 +162,95 @@ def test_a_flow_survives_a_slot_migration(healthy, prefix):
         note(f"[{cl.kind}] a flow ({PARTS}-part batch half done, a chain) moved with its slot "
              f"({'MIGRATE, then MIGRATESLOTS' if cl.kind == 'valkey' else 'MIGRATE'}), digests equal, completed")
     finally:
+        rc.delete(a, b)
+        rc.close()
+
+
+def start_move(cl, slot, src, dst):
+    cl.client(dst).execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", cl.node_id(src))
+    cl.client(src).execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", cl.node_id(dst))
+
+
+def move_key(cl, key, src, dst):
+    assert cl.client(src).execute_command("MIGRATE", "127.0.0.1", dst.port, key, 0, 5000) == "OK"
+
+
+def asking(client, *command):
+    """A command on a node that is importing the key's slot: ASKING first, on the same connection."""
+    p = client.pipeline(transaction=False)
+    p.execute_command("ASKING")
+    p.execute_command(*command)
+    return p.execute()[1]
+
+
+def heal_slot(cl, slot, nodes):
+    """After a test failed half way through a move: the slot's keys back on the node the other masters name, and
+    the slot stable everywhere."""
+    owner = cl.slot_owner(slot, other_master(cl, *nodes))
+    for n in nodes:
+        if n is not owner:
+            for k in cl.client(n).execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1000):
+                move_key(cl, k, n, owner)
+    cl.set_slot_node(slot, owner)
+
+
+def test_a_flow_split_by_a_key_by_key_migration_is_told_once_its_queues_meet_again(healthy, prefix):
+    """`redis-cli --cluster reshard` moves a slot key by key, so for a while a flow's queues are on two nodes. An ACK
+    there finds the waiting job's queue missing: the notice is held in the acked job's queue (and moves with it), not
+    dropped, and the waiting job is told once both queues are on one node. Both orders: the waiting queue moved
+    first (ACKs on the source), then back with the dependencies' queue moved first (ACKs on the importing node)."""
+    cl = healthy
+    a, b, slot, src, dst = two_queues_and_two_masters(cl, prefix)
+    n = 10
+    rc = cluster_client(cl, socket_timeout=30)
+    raw = RawClient(src.port)
+    done = False
+    try:
+        parts = rc.execute_command("ONCE.BULK", a, "PAYLOADS", *[f"part {i}" for i in range(2 * n)])
+        rc.execute_command("ONCE.PUSH", b, "callback", "ID", "cb", *after(a, *parts))
+        sc, dc = cl.client(src), cl.client(dst)
+
+        # 1. The waiting queue goes first; half the parts are acked on the source, where it is missing now.
+        start_move(cl, slot, src, dst)
+        move_key(cl, b, src, dst)
+        for job_id, _, _ in sc.execute_command("ONCE.RESERVE", a, "COUNT", n):
+            assert sc.execute_command("ONCE.ACK", a, job_id, "RESULT", f"r-{job_id}") == 1
+        assert as_map(asking(dc, "ONCE.INSPECT", b, "cb"))["deps_done"] == 0, "told before its queue was here"
+        move_key(cl, a, src, dst)
+        cl.set_slot_node(slot, dst)
+        wait_until(lambda: counts(dc, b, "cb")["deps_done"] == n, 10, "the held notices told on the new node")
+
+        # 2. Back again, the dependencies' queue first: the other half is acked on the importing node (ASKING).
+        start_move(cl, slot, dst, src)
+        move_key(cl, a, dst, src)
+        raw.call("ASKING")
+        rest = raw.call("ONCE.RESERVE", a, "COUNT", n)
+        for job in rest:
+            job_id = job[0].decode() if isinstance(job[0], bytes) else job[0]
+            raw.call("ASKING")
+            assert raw.call("ONCE.ACK", a, job_id, "RESULT", f"r-{job_id}") == 1
+        assert counts(dc, b, "cb")["state"] == "waiting" and counts(dc, b, "cb")["deps_done"] == n
+        move_key(cl, b, dst, src)
+        cl.set_slot_node(slot, src)
+        wait_until(lambda: counts(sc, b, "cb")["state"] == "ready", 10, "the callback released on the old node")
+
+        got = rc.execute_command("ONCE.RESERVE", b)
+        assert got[0][0] == "cb", got
+        cb = deps(sc, b, "cb", "COUNT", 2 * n)
+        assert [(d["id"], d["outcome"], d["result"]) for d in cb] == [(p, "completed", f"r-{p}") for p in parts]
+        assert rc.execute_command("ONCE.ACK", b, "cb") == 1
+        s = stats(sc, b)
+        assert (s["waiting"], s["ready"], s["reserved"], s["acked_total"]) == (0, 0, 0, 1), s
+        cl.wait_replicated(src)
+        for rep in cl.replicas_of(src):
+            assert [digest_value(cl.client(rep), k) for k in (a, b)] == [digest_value(sc, k) for k in (a, b)]
+        note(f"[{cl.kind}] a flow split by a key-by-key migration (both orders): held notices told once its "
+             f"queues met again, callback released once, replicas' digests equal")
+        done = True
+    finally:
+        raw.close()
+        if not done:
+            heal_slot(cl, slot, (src, dst))
         rc.delete(a, b)
         rc.close()
 

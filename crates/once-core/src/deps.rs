@@ -159,6 +159,55 @@ pub struct Notice {
     pub next: usize,
 }
 
+/// A notice whose waiting job's queue was missing when it was due — most likely its slot is half way through a
+/// key-by-key migration, the waiting queue already on the other node and this one not yet. It is tried again
+/// every `HOLD_RETRY_MS` (it moves with this queue's backlog) and dropped at `until`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub target: Target,
+    pub from: u64,
+    pub outcome: Outcome,
+    pub retry_at: u64,
+    pub until: u64,
+}
+
+/// How long a notice is held for a missing queue before it is dropped: longer than a slot's keys take to move.
+pub const HOLD_MS: u64 = 3_600_000;
+/// How often a held notice looks for its queue again.
+pub const HOLD_RETRY_MS: u64 = 1_000;
+
+/// What a queue still has to hand out to other jobs, worked through in bounded steps by the glue.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Jobs that ended with others waiting on them, and the waiting jobs still to be told.
+    pub notices: std::collections::VecDeque<Notice>,
+    /// Jobs that ended, and the dependencies whose pins they still hand back.
+    pub unpins: std::collections::VecDeque<Unpin>,
+    /// Notices whose queue was missing, in the order they are tried again.
+    pub held: std::collections::VecDeque<Held>,
+}
+
+impl Backlog {
+    pub fn is_empty(&self) -> bool {
+        self.notices.is_empty() && self.unpins.is_empty() && self.held.is_empty()
+    }
+
+    /// When the glue should next work on it: now for notices and pins, a held notice's retry time otherwise.
+    pub fn deadline(&self) -> Option<u64> {
+        if !self.notices.is_empty() || !self.unpins.is_empty() {
+            return Some(0);
+        }
+        self.held.iter().map(|h| h.retry_at).min()
+    }
+
+    /// A rough size in bytes, for MEMORY USAGE.
+    pub fn mem(&self) -> usize {
+        self.notices.iter().map(|n| n.targets.len() * 48).sum::<usize>()
+            + self.unpins.iter().map(|u| u.deps.len() * 40).sum::<usize>()
+            + self.held.len() * 80
+    }
+}
+
 /// A job that ended, and the dependencies whose pins it still has to hand back.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Unpin {
@@ -329,21 +378,18 @@ pub fn decode_links(blob: &[u8]) -> Result<Links, String> {
 }
 
 /// A queue's notices and unpins under way, as one blob.
-pub fn encode_backlog(
-    notices: &std::collections::VecDeque<Notice>,
-    unpins: &std::collections::VecDeque<Unpin>,
-) -> Vec<u8> {
+pub fn encode_backlog(b: &Backlog) -> Vec<u8> {
     let mut out = Vec::new();
-    put_u(&mut out, notices.len() as u64);
-    for n in notices {
+    put_u(&mut out, b.notices.len() as u64);
+    for n in &b.notices {
         put_u(&mut out, n.from);
         put_u(&mut out, n.outcome.code());
         let rest = &n.targets[n.next.min(n.targets.len())..];
         put_u(&mut out, rest.len() as u64);
         rest.iter().for_each(|t| put_target(&mut out, t));
     }
-    put_u(&mut out, unpins.len() as u64);
-    for u in unpins {
+    put_u(&mut out, b.unpins.len() as u64);
+    for u in &b.unpins {
         let rest = &u.deps[u.next.min(u.deps.len())..];
         put_u(&mut out, rest.len() as u64);
         for (q, s) in rest {
@@ -351,35 +397,53 @@ pub fn encode_backlog(
             put_u(&mut out, *s);
         }
     }
+    // Held notices are a trailing section, absent when there are none.
+    if !b.held.is_empty() {
+        put_u(&mut out, b.held.len() as u64);
+        for h in &b.held {
+            put_target(&mut out, &h.target);
+            put_u(&mut out, h.from);
+            put_u(&mut out, h.outcome.code());
+            put_u(&mut out, h.retry_at);
+            put_u(&mut out, h.until);
+        }
+    }
     out
 }
 
-type Backlog = (std::collections::VecDeque<Notice>, std::collections::VecDeque<Unpin>);
-
 pub fn decode_backlog(blob: &[u8]) -> Result<Backlog, String> {
     let mut r = Reader::new(blob);
-    let mut notices = std::collections::VecDeque::new();
+    let mut b = Backlog::default();
+    let outcome = |code: u64| Outcome::from_code(code).filter(|o| *o != Outcome::Pending).ok_or("bad notice outcome");
     for _ in 0..count(r.u()? as usize)? {
         let from = r.upto("seq", SEQ_MAX)?;
-        let outcome = Outcome::from_code(r.u()?).filter(|o| *o != Outcome::Pending).ok_or("bad notice outcome")?;
+        let outcome = outcome(r.u()?)?;
         let n = count(r.u()? as usize)?;
         let mut targets = Vec::with_capacity(n.min(4096));
         for _ in 0..n {
             targets.push(read_target(&mut r)?);
         }
-        notices.push_back(Notice { from, outcome, targets, next: 0 });
+        b.notices.push_back(Notice { from, outcome, targets, next: 0 });
     }
-    let mut unpins = std::collections::VecDeque::new();
     for _ in 0..count(r.u()? as usize)? {
         let n = count(r.u()? as usize)?;
         let mut deps = Vec::with_capacity(n.min(4096));
         for _ in 0..n {
             deps.push((r.b(MAX_NAME)?, r.upto("seq", SEQ_MAX)?));
         }
-        unpins.push_back(Unpin { deps, next: 0 });
+        b.unpins.push_back(Unpin { deps, next: 0 });
+    }
+    if !r.buf.is_empty() {
+        for _ in 0..count(r.u()? as usize)? {
+            let target = read_target(&mut r)?;
+            let from = r.upto("seq", SEQ_MAX)?;
+            let outcome = outcome(r.u()?)?;
+            let (retry_at, until) = (r.u()?, r.u()?);
+            b.held.push_back(Held { target, from, outcome, retry_at, until });
+        }
     }
     r.end()?;
-    Ok((notices, unpins))
+    Ok(b)
 }
 
 /// The error a waiting job dies with when a dependency fails and its policy is `fail`.
@@ -416,12 +480,20 @@ mod tests {
         for cut in 0..blob.len() {
             assert!(decode_links(&blob[..cut]).is_err(), "a record cut at {cut} must not load");
         }
-        let mut notices = std::collections::VecDeque::new();
-        notices.push_back(Notice { from: 4, outcome: Outcome::Dead, targets: d.targets.clone(), next: 0 });
-        let mut unpins = std::collections::VecDeque::new();
-        unpins.push_back(Unpin { deps: vec![(b"".to_vec().into(), 1), (b"q".to_vec().into(), 2)], next: 1 });
-        let (n2, u2) = decode_backlog(&encode_backlog(&notices, &unpins)).unwrap();
-        assert_eq!(n2, notices);
-        assert_eq!(u2[0].deps, vec![(b"q".to_vec().into(), 2)], "what was handed back already is not written");
+        let mut b = Backlog::default();
+        b.notices.push_back(Notice { from: 4, outcome: Outcome::Dead, targets: d.targets.clone(), next: 0 });
+        b.unpins.push_back(Unpin { deps: vec![(b"".to_vec().into(), 1), (b"q".to_vec().into(), 2)], next: 1 });
+        let without_held = encode_backlog(&b);
+        let b2 = decode_backlog(&without_held).unwrap();
+        assert_eq!(b2.notices, b.notices);
+        assert_eq!(b2.unpins[0].deps, vec![(b"q".to_vec().into(), 2)], "what was handed back already is not written");
+        assert!(b2.held.is_empty());
+        let t = d.targets[0].clone();
+        b.held.push_back(Held { target: t, from: 9, outcome: Outcome::Cancelled, retry_at: 1_500, until: 3_601_000 });
+        let blob = encode_backlog(&b);
+        assert_eq!(decode_backlog(&blob).unwrap().held, b.held);
+        for cut in without_held.len() + 1..blob.len() {
+            assert!(decode_backlog(&blob[..cut]).is_err(), "a held section cut at {cut} must not load");
+        }
     }
 }

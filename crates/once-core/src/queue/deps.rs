@@ -1,13 +1,14 @@
 //! Flows inside one queue: a job that waits (AFTER), the pins a waiting job holds on its dependencies'
-//! outcomes (so that it can read them while it runs: they go back when it ends), and the two backlogs the glue works through in bounded steps — notices to the jobs waiting on a
-//! job that ended, and pins to hand back from jobs that started. A backlog changes only through the queue's
-//! own transitions and the steps that consume it, so a replica replaying the same commands holds the same one,
-//! and a step is replicated as "the next n" (`ONCE._NOTIFY`).
+//! outcomes (so that it can read them while it runs: they go back when it ends), and the backlog the glue works
+//! through in bounded steps — notices to the jobs waiting on a job that ended, pins to hand back from jobs that
+//! ended, and notices held while their queue is missing. The backlog changes only through the queue's own
+//! transitions and the steps that consume it (at the master's time), so a replica replaying the same commands
+//! holds the same one, and a step is replicated as "the next n" (`ONCE._NOTIFY`).
 
 use super::super::events::Kind;
 use super::super::job::{Job, State};
 use super::Queue;
-use crate::deps::{self, Dependents, Link, Notice, OnFail, Outcome, Target, Unpin, Waits};
+use crate::deps::{self, Dependents, Held, Link, Notice, OnFail, Outcome, Target, Unpin, Waits};
 
 /// What a notice did to the job it told.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,10 +74,10 @@ impl Queue {
             }
         });
         if !pinned.is_empty() {
-            self.unpins.push_back(Unpin { deps: pinned, next: 0 });
+            self.backlog.unpins.push_back(Unpin { deps: pinned, next: 0 });
         }
         if !targets.is_empty() {
-            self.notices.push_back(Notice { from: seq, outcome, targets, next: 0 });
+            self.backlog.notices.push_back(Notice { from: seq, outcome, targets, next: 0 });
         }
     }
 
@@ -132,50 +133,69 @@ impl Queue {
     /// the backlog.
     pub fn next_notice(&mut self) -> Option<(Target, u64, Outcome)> {
         loop {
-            let n = self.notices.front_mut()?;
+            let n = self.backlog.notices.front_mut()?;
             if let Some(t) = n.targets.get(n.next) {
                 let told = (t.clone(), n.from, n.outcome);
                 n.next += 1;
                 if n.next == n.targets.len() {
-                    self.notices.pop_front();
+                    self.backlog.notices.pop_front();
                 }
                 return Some(told);
             }
-            self.notices.pop_front();
+            self.backlog.notices.pop_front();
         }
     }
 
     /// The next dependency to hand a pin back to: (its queue, its seq). Taken off the backlog.
     pub fn next_unpin(&mut self) -> Option<(Box<[u8]>, u64)> {
         loop {
-            let u = self.unpins.front_mut()?;
+            let u = self.backlog.unpins.front_mut()?;
             if let Some(d) = u.deps.get(u.next) {
                 let d = d.clone();
                 u.next += 1;
                 if u.next == u.deps.len() {
-                    self.unpins.pop_front();
+                    self.backlog.unpins.pop_front();
                 }
                 return Some(d);
             }
-            self.unpins.pop_front();
+            self.backlog.unpins.pop_front();
         }
     }
 
     /// The queue of the next waiting job to tell (a step opens each queue once for a run of them).
     pub fn next_notice_queue(&self) -> Option<&[u8]> {
-        let n = self.notices.front()?;
+        let n = self.backlog.notices.front()?;
         n.targets.get(n.next).map(|t| &*t.queue)
     }
 
     /// The queue of the next dependency to hand a pin back to.
     pub fn next_unpin_queue(&self) -> Option<&[u8]> {
-        let u = self.unpins.front()?;
+        let u = self.backlog.unpins.front()?;
         u.deps.get(u.next).map(|d| &*d.0)
     }
 
-    /// Whether notices or pins are still to be handed out.
+    /// Whether notices or pins are still to be handed out (held notices too, whenever they are due).
     pub fn has_backlog(&self) -> bool {
-        !self.notices.is_empty() || !self.unpins.is_empty()
+        !self.backlog.is_empty()
+    }
+
+    /// Holds a notice back: its waiting job's queue is missing at `now`. Tried again in `HOLD_RETRY_MS`, dropped
+    /// once `until` has passed (a missing queue then is a deleted one, not one that is moving). False if dropped.
+    pub fn hold(&mut self, target: Target, from: u64, outcome: Outcome, until: u64, now_ms: u64) -> bool {
+        if now_ms >= until {
+            return false;
+        }
+        let retry_at = now_ms.saturating_add(deps::HOLD_RETRY_MS).min(until);
+        self.backlog.held.push_back(Held { target, from, outcome, retry_at, until });
+        true
+    }
+
+    /// The first held notice, taken off the backlog if it is due at `now`.
+    pub fn next_held(&mut self, now_ms: u64) -> Option<Held> {
+        if self.backlog.held.front()?.retry_at > now_ms {
+            return None;
+        }
+        self.backlog.held.pop_front()
     }
 
     /// Tells waiting job `seq` that its link `index` — job `from_seq` of queue `from_queue` — ended as
@@ -305,14 +325,12 @@ impl Queue {
 
     /// The backlogs as one blob (RDB, AOF rewrite, digest); None when both are empty.
     pub fn backlog_blob(&self) -> Option<Vec<u8>> {
-        self.has_backlog().then(|| deps::encode_backlog(&self.notices, &self.unpins))
+        self.has_backlog().then(|| deps::encode_backlog(&self.backlog))
     }
 
     /// Restores the backlogs from `backlog_blob`'s blob (replacing any).
     pub fn set_backlog(&mut self, blob: &[u8]) -> Result<(), String> {
-        let (notices, unpins) = deps::decode_backlog(blob)?;
-        self.notices = notices;
-        self.unpins = unpins;
+        self.backlog = deps::decode_backlog(blob)?;
         Ok(())
     }
 }

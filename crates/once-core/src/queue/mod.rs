@@ -131,10 +131,8 @@ pub struct Queue {
     /// Jobs waiting for their dependencies, by (0, seq): a set of pairs, as the other states', so PURGE, LIST
     /// and the graveyard treat it as they treat them.
     waiting: BTreeSet<(u64, u64)>,
-    /// Jobs that ended with others waiting on them, and the waiting jobs still to be told (in steps).
-    notices: std::collections::VecDeque<crate::deps::Notice>,
-    /// Jobs that started, and the dependencies whose pins they still hand back (in steps).
-    unpins: std::collections::VecDeque<crate::deps::Unpin>,
+    /// Notices and pins still to be handed to other jobs (in steps).
+    backlog: crate::deps::Backlog,
     /// Finished jobs kept (KEEP) by (time they go, seq); their `deadline_ms` is that time.
     kept: BTreeSet<(u64, u64)>,
     /// How many of `kept` are cancelled (the rest completed).
@@ -823,7 +821,7 @@ impl Queue {
         let lease = self.leases.first().map(|&(d, _)| d);
         let cron = self.fires.first().map(|(t, _)| *t);
         let idle = self.flow.idle_deadline();
-        let flows = (!self.notices.is_empty() || !self.unpins.is_empty()).then_some(0);
+        let flows = self.backlog.deadline();
         [delayed, lease, cron, idle, self.dead_deadline(), self.housekeeping_deadline(), self.finish_deadline(), flows]
             .into_iter()
             .flatten()
@@ -879,8 +877,7 @@ impl Queue {
         // A B-tree entry of (u64, u64) costs about its size plus a share of node overhead.
         let deadlines =
             (self.delayed.len() + self.leases.len() + self.kept.len() + self.ttls.len() + self.waiting.len()) * 24;
-        let backlog = self.notices.iter().map(|n| n.targets.len() * 48).sum::<usize>()
-            + self.unpins.iter().map(|u| u.deps.len() * 40).sum::<usize>();
+        let backlog = self.backlog.mem();
         let schedules: usize = self.schedules.values().map(|s| 256 + s.payload.len() + s.spec_text.len()).sum();
         let events = sampled(self.events.len(), self.events.iter().map(super::events::Event::bytes));
         size_of::<Self>() + table + heap + custom + ready + deadlines + backlog + schedules + events + self.flow.bytes()
