@@ -123,7 +123,8 @@ class Server:
 
     def close(self):
         self.stop(kill=True)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not os.environ.get("ONCE_KEEP_SERVER_DIRS"):  # set it to read a failed run's logs and files after
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def missing_prerequisite():

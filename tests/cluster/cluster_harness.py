@@ -223,25 +223,26 @@ class Cluster:
 
     # --- health -----------------------------------------------------------------------------------------------
 
-    def _node_ok(self, n, expect_nodes):
+    def _node_problem(self, n, expect_nodes):
+        """Why node `n` is not yet healthy, or None."""
         c = self.client(n)
         try:
             info = c.execute_command("CLUSTER", "INFO")
             fields = dict(l.split(":", 1) for l in info.splitlines() if ":" in l)
             if fields.get("cluster_state") != "ok" or int(fields.get("cluster_slots_assigned", 0)) != 16384:
-                return False
+                return f"cluster_state {fields.get('cluster_state')}, {fields.get('cluster_slots_assigned')} slots"
             if int(fields.get("cluster_known_nodes", 0)) != expect_nodes:
-                return False
+                return f"knows {fields.get('cluster_known_nodes')} nodes"
             nodes = c.execute_command("CLUSTER", "NODES").splitlines()
-            if any("fail" in l.split()[2] or "handshake" in l.split()[2] or "noaddr" in l.split()[2]
-                   for l in nodes):
-                return False
+            bad = [l for l in nodes if any(f in l.split()[2] for f in ("fail", "handshake", "noaddr"))]
+            if bad:
+                return f"flags a node: {bad[0]}"
             rep = c.info("replication")
             if rep["role"] == "slave" and rep.get("master_link_status") != "up":
-                return False
+                return f"replica link {rep.get('master_link_status')}"
             if rep["role"] == "slave" and rep.get("master_sync_in_progress", 0):
-                return False
-            return True
+                return "replica sync in progress"
+            return None
         finally:
             c.close()
 
@@ -259,24 +260,37 @@ class Cluster:
 
     def wait_healthy(self, timeout=60):
         """Every live node: cluster_state ok, all slots assigned, every node known and none failing, replicas
-        linked; and every node reports the same slot map."""
+        linked; and every node reports the same slot map. On a timeout the error says which check still failed
+        and carries each node's log tail."""
         expect = len(self.nodes)
+        why = ["not checked yet"]
 
-        def ok():
+        def problem():
             live = self.alive_nodes()
-            if not all(self._node_ok(n, expect) for n in live):
-                return False
+            for n in live:
+                p = self._node_problem(n, expect)
+                if p:
+                    return f":{n.port} {p}"
             maps = [self.slot_map(n) for n in live]
             if not all(m == maps[0] for m in maps):
-                return False
+                return "slot maps differ"
             # Every node sees every node in the same role, replicas of the same master (a manual failover needs
             # the master to know its replica: gossip may still be on the way after a join or a restart).
             views = [self.topology(n) for n in live]
             if not all(v == views[0] for v in views):
-                return False
-            return len(self.masters()) == self.masters_n
+                return "nodes see different roles"
+            if len(self.masters()) != self.masters_n:
+                return f"{len(self.masters())} masters"
+            return None
 
-        wait_until(ok, timeout, f"{self.kind} cluster healthy")
+        def ok():
+            why[0] = problem() or ""
+            return not why[0]
+
+        try:
+            wait_until(ok, timeout, f"{self.kind} cluster healthy")
+        except TimeoutError as e:
+            raise TimeoutError(f"{e}; still: {why[0]}\n{self.log_tails()}") from None
 
     def wait_replicated(self, master, timeout=20):
         """Until every replica of `master` has processed its whole replication stream."""
@@ -401,4 +415,13 @@ class Cluster:
                 pass
 
     def log_tails(self, n=20):
-        return "\n".join(f"--- :{s.port} ---\n{s.log_tail(n)}" for s in self.nodes)
+        """Each node's last `n` log lines, after any line of its log that tells of a crash or a failed load."""
+        out = []
+        for s in self.nodes:
+            alarms = [l for l in s.log_tail(100000).splitlines(keepends=True)
+                      if any(w in l for w in ("crashed", "panicked", "ASSERTION", "Guru", "Failed trying to load",
+                                              "Bad file format", "Error loading", "Killed by signal"))][:20]
+            state = "alive" if s.alive() else f"exited ({s.proc.returncode if s.proc else '-'})"
+            more = "...\n" if alarms else ""
+            out.append(f"--- :{s.port} {state} ---\n{''.join(alarms)}{more}{s.log_tail(n)}")
+        return "\n".join(out)

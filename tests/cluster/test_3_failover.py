@@ -68,6 +68,12 @@ def run_with_fault(cluster, prefix, fault_name, fault):
     assert res.acknowledged >= 100, res.line()
     assert int(res.extra.get("cron_jobs", 0)) > 0, res.line()  # the timer fired schedules across the fault
     digests_agree(cluster)
+    # What the run left saves and loads again on every master (a replica that must full-sync loads the same).
+    for m in cluster.masters():
+        c = cluster.client(m)
+        before = c.execute_command("DEBUG", "DIGEST")
+        assert c.execute_command("DEBUG", "RELOAD") == "OK", m.port
+        assert c.execute_command("DEBUG", "DIGEST") == before, m.port
     rc = factory()
     try:
         for q in queues + backlog:
