@@ -5,16 +5,16 @@
 //!
 //! A master works through a backlog after every change (up to INLINE entries, so one ACK of a job that 10,000
 //! wait on never stalls the server) and then in timer steps; each step replicates as `ONCE._NOTIFY key n m`,
-//! "the next n notices (held ones due again first) and m pins", which a replica applies to the same backlog at
+//! "the next n notices and m pins (held ones due again first)", which a replica applies to the same backlog at
 //! the same time with the same result.
 //!
-//! A notice whose waiting job's queue is missing is held, not dropped: `redis-cli --cluster reshard` moves a
-//! slot key by key, so for a while a flow's queues are split between two nodes. The held notice moves with its
-//! queue's backlog and is tried again each second until its queue is there, for an hour at most.
+//! A notice or pin whose queue is missing is held, not dropped: `redis-cli --cluster reshard` moves a slot key
+//! by key, so for a while a flow's queues are split between two nodes. A held entry moves with its queue's
+//! backlog and is tried again each second until the queue it names is there, for an hour at most.
 
 use std::cell::Cell;
 
-use crate::core::deps::{Link, Outcome, Target, HOLD_MS, MAX_LINKS};
+use crate::core::deps::{Link, NoticeTo, Outcome, Target, HOLD_MS, MAX_LINKS};
 use crate::core::limits::MAX_AFTER_IDS;
 use crate::core::queue::{Finish, Told};
 use crate::core::State;
@@ -157,12 +157,12 @@ pub fn drain(ctx: Ctx<'_>, key: RStr<'_>, v: &mut QueueValue, notices: usize, pi
     let mut n = 0;
     // Held notices due again come first: each opens its queue, and goes back on hold if it is still missing.
     while n < notices {
-        let Some(h) = v.queue.next_held(now) else { break };
+        let Some(h) = v.queue.next_held_notice(now) else { break };
         n += 1;
-        with_other(ctx, &h.target.queue, |name, other| match other {
-            Some(wv) => tell(ctx, name, wv, &h.target, key.bytes(), h.from, h.outcome, now),
+        with_other(ctx, &h.entry.target.queue, |name, other| match other {
+            Some(wv) => tell(ctx, name, wv, &h.entry.target, key.bytes(), h.entry.from, h.entry.outcome, now),
             None => {
-                v.queue.hold(h.target.clone(), h.from, h.outcome, h.until, now);
+                v.queue.hold_notice(h.entry.clone(), h.until, now);
             }
         });
     }
@@ -183,13 +183,25 @@ pub fn drain(ctx: Ctx<'_>, key: RStr<'_>, v: &mut QueueValue, notices: usize, pi
                     Some(wv) => tell(ctx, name, wv, &t, key.bytes(), from, outcome, now),
                     // Its queue is not here (yet): a key-by-key slot migration moves a flow's queues one by one.
                     None => {
-                        v.queue.hold(t, from, outcome, now.saturating_add(HOLD_MS), now);
+                        v.queue.hold_notice(NoticeTo { target: t, from, outcome }, now.saturating_add(HOLD_MS), now);
                     }
                 }
             }
         });
     }
     let mut m = 0;
+    while m < pins {
+        let Some(h) = v.queue.next_held_pin(now) else { break };
+        m += 1;
+        with_other(ctx, &h.entry.0, |_, other| match other {
+            Some(dv) => {
+                dv.queue.unpin(h.entry.1);
+            }
+            None => {
+                v.queue.hold_pin(h.entry.clone(), h.until, now);
+            }
+        });
+    }
     while m < pins {
         let Some(queue) = v.queue.next_unpin_queue().map(Box::<[u8]>::from) else { break };
         if *queue == *key.bytes() {
@@ -200,10 +212,15 @@ pub fn drain(ctx: Ctx<'_>, key: RStr<'_>, v: &mut QueueValue, notices: usize, pi
         }
         with_other(ctx, &queue, |_, mut other| {
             while m < pins && v.queue.next_unpin_queue() == Some(&*queue) {
-                let Some((_, dseq)) = v.queue.next_unpin() else { break };
+                let Some((dq, dseq)) = v.queue.next_unpin() else { break };
                 m += 1;
-                if let Some(dv) = other.as_deref_mut() {
-                    dv.queue.unpin(dseq);
+                match other.as_deref_mut() {
+                    Some(dv) => {
+                        dv.queue.unpin(dseq);
+                    }
+                    None => {
+                        v.queue.hold_pin((dq, dseq), now.saturating_add(HOLD_MS), now);
+                    }
                 }
             }
         });

@@ -92,7 +92,7 @@ pub fn reply_job(ctx: Ctx<'_>, q: &Queue, job: &Job, with_payload: bool) {
         rm::reply_bulk(ctx, w.on_fail.name().as_bytes());
     }
     if let Some(d) = dependents {
-        // Jobs still to be told when it ends, and those that have not started (they keep its outcome).
+        // Jobs still to be told when it ends, and those that have not ended (they keep its outcome).
         rm::reply_bulk(ctx, b"dependents");
         rm::reply_u64(ctx, d.targets.len() as u64);
         rm::reply_bulk(ctx, b"pinned_by");

@@ -183,6 +183,11 @@ def asking(client, *command):
     return p.execute()[1]
 
 
+def pinned_by(inspect_reply):
+    """How many unended jobs keep this job's outcome (0 once it is freed)."""
+    return int((as_map(inspect_reply) or {}).get("pinned_by", 0))
+
+
 def heal_slot(cl, slot, nodes):
     """After a test failed half way through a move: the slot's keys back on the node the other masters name, and
     the slot stable everywhere."""
@@ -198,7 +203,8 @@ def test_a_flow_split_by_a_key_by_key_migration_is_told_once_its_queues_meet_aga
     """`redis-cli --cluster reshard` moves a slot key by key, so for a while a flow's queues are on two nodes. An ACK
     there finds the waiting job's queue missing: the notice is held in the acked job's queue (and moves with it), not
     dropped, and the waiting job is told once both queues are on one node. Both orders: the waiting queue moved
-    first (ACKs on the source), then back with the dependencies' queue moved first (ACKs on the importing node)."""
+    first (ACKs on the source), then back with the dependencies' queue moved first (ACKs on the importing node).
+    Then the pins the callback holds on its parts, when it ends with their queue away, are held the same way."""
     cl = healthy
     a, b, slot, src, dst = two_queues_and_two_masters(cl, prefix)
     n = 10
@@ -238,14 +244,23 @@ def test_a_flow_split_by_a_key_by_key_migration_is_told_once_its_queues_meet_aga
         assert got[0][0] == "cb", got
         cb = deps(sc, b, "cb", "COUNT", 2 * n)
         assert [(d["id"], d["outcome"], d["result"]) for d in cb] == [(p, "completed", f"r-{p}") for p in parts]
-        assert rc.execute_command("ONCE.ACK", b, "cb") == 1
-        s = stats(sc, b)
+        # 3. The dependencies' queue goes again and the callback ends meanwhile: its pins on the parts (which keep
+        #    their results for it) are held until the queues meet on the other node, then handed back there.
+        start_move(cl, slot, src, dst)
+        move_key(cl, a, src, dst)
+        assert sc.execute_command("ONCE.ACK", b, "cb") == 1
+        assert [pinned_by(asking(dc, "ONCE.INSPECT", a, p)) for p in parts] == [1] * len(parts)
+        move_key(cl, b, src, dst)
+        cl.set_slot_node(slot, dst)
+        wait_until(lambda: all(pinned_by(dc.execute_command("ONCE.INSPECT", a, p)) == 0 for p in parts), 10,
+                   "the held pins handed back on the new node")
+        s = stats(dc, b)
         assert (s["waiting"], s["ready"], s["reserved"], s["acked_total"]) == (0, 0, 0, 1), s
-        cl.wait_replicated(src)
-        for rep in cl.replicas_of(src):
-            assert [digest_value(cl.client(rep), k) for k in (a, b)] == [digest_value(sc, k) for k in (a, b)]
-        note(f"[{cl.kind}] a flow split by a key-by-key migration (both orders): held notices told once its "
-             f"queues met again, callback released once, replicas' digests equal")
+        cl.wait_replicated(dst)
+        for rep in cl.replicas_of(dst):
+            assert [digest_value(cl.client(rep), k) for k in (a, b)] == [digest_value(dc, k) for k in (a, b)]
+        note(f"[{cl.kind}] a flow split by a key-by-key migration (three moves): held notices told and held pins "
+             f"handed back once its queues met again, callback released once, replicas' digests equal")
         done = True
     finally:
         raw.close()

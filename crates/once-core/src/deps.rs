@@ -159,21 +159,31 @@ pub struct Notice {
     pub next: usize,
 }
 
-/// A notice whose waiting job's queue was missing when it was due — most likely its slot is half way through a
-/// key-by-key migration, the waiting queue already on the other node and this one not yet. It is tried again
-/// every `HOLD_RETRY_MS` (it moves with this queue's backlog) and dropped at `until`.
+/// A notice or a pin whose queue was missing when it was due — most likely its slot is half way through a
+/// key-by-key migration, that queue already on the other node and this one not yet. It is tried again every
+/// `HOLD_RETRY_MS` (it moves with this queue's backlog) and dropped at `until`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Held {
-    pub target: Target,
-    pub from: u64,
-    pub outcome: Outcome,
+pub struct Held<T> {
+    pub entry: T,
     pub retry_at: u64,
     pub until: u64,
 }
 
-/// How long a notice is held for a missing queue before it is dropped: longer than a slot's keys take to move.
+/// A held notice: waiting job `target` is to be told that job `from` of this queue ended as `outcome`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoticeTo {
+    pub target: Target,
+    pub from: u64,
+    pub outcome: Outcome,
+}
+
+/// A held pin: (the dependency's queue, its seq).
+pub type PinTo = (Box<[u8]>, u64);
+
+/// How long a notice or pin is held for a missing queue before it is dropped: longer than a slot's keys take to
+/// move.
 pub const HOLD_MS: u64 = 3_600_000;
-/// How often a held notice looks for its queue again.
+/// How often a held entry looks for its queue again.
 pub const HOLD_RETRY_MS: u64 = 1_000;
 
 /// What a queue still has to hand out to other jobs, worked through in bounded steps by the glue.
@@ -183,28 +193,32 @@ pub struct Backlog {
     pub notices: std::collections::VecDeque<Notice>,
     /// Jobs that ended, and the dependencies whose pins they still hand back.
     pub unpins: std::collections::VecDeque<Unpin>,
-    /// Notices whose queue was missing, in the order they are tried again.
-    pub held: std::collections::VecDeque<Held>,
+    /// Notices and pins whose queue was missing, each in the order they are tried again.
+    pub held_notices: std::collections::VecDeque<Held<NoticeTo>>,
+    pub held_pins: std::collections::VecDeque<Held<PinTo>>,
 }
 
 impl Backlog {
     pub fn is_empty(&self) -> bool {
-        self.notices.is_empty() && self.unpins.is_empty() && self.held.is_empty()
+        self.notices.is_empty() && self.unpins.is_empty() && self.held_notices.is_empty() && self.held_pins.is_empty()
     }
 
-    /// When the glue should next work on it: now for notices and pins, a held notice's retry time otherwise.
+    /// When the glue should next work on it: now for notices and pins, the first held entry's retry time
+    /// otherwise.
     pub fn deadline(&self) -> Option<u64> {
         if !self.notices.is_empty() || !self.unpins.is_empty() {
             return Some(0);
         }
-        self.held.iter().map(|h| h.retry_at).min()
+        let first = |h: Option<u64>, p: Option<u64>| h.into_iter().chain(p).min();
+        first(self.held_notices.front().map(|h| h.retry_at), self.held_pins.front().map(|h| h.retry_at))
     }
 
     /// A rough size in bytes, for MEMORY USAGE.
     pub fn mem(&self) -> usize {
         self.notices.iter().map(|n| n.targets.len() * 48).sum::<usize>()
             + self.unpins.iter().map(|u| u.deps.len() * 40).sum::<usize>()
-            + self.held.len() * 80
+            + self.held_notices.len() * 80
+            + self.held_pins.len() * 56
     }
 }
 
@@ -397,13 +411,20 @@ pub fn encode_backlog(b: &Backlog) -> Vec<u8> {
             put_u(&mut out, *s);
         }
     }
-    // Held notices are a trailing section, absent when there are none.
-    if !b.held.is_empty() {
-        put_u(&mut out, b.held.len() as u64);
-        for h in &b.held {
-            put_target(&mut out, &h.target);
-            put_u(&mut out, h.from);
-            put_u(&mut out, h.outcome.code());
+    // Held entries are a trailing section, absent when there are none.
+    if !b.held_notices.is_empty() || !b.held_pins.is_empty() {
+        put_u(&mut out, b.held_notices.len() as u64);
+        for h in &b.held_notices {
+            put_target(&mut out, &h.entry.target);
+            put_u(&mut out, h.entry.from);
+            put_u(&mut out, h.entry.outcome.code());
+            put_u(&mut out, h.retry_at);
+            put_u(&mut out, h.until);
+        }
+        put_u(&mut out, b.held_pins.len() as u64);
+        for h in &b.held_pins {
+            put_b(&mut out, &h.entry.0);
+            put_u(&mut out, h.entry.1);
             put_u(&mut out, h.retry_at);
             put_u(&mut out, h.until);
         }
@@ -439,7 +460,12 @@ pub fn decode_backlog(blob: &[u8]) -> Result<Backlog, String> {
             let from = r.upto("seq", SEQ_MAX)?;
             let outcome = outcome(r.u()?)?;
             let (retry_at, until) = (r.u()?, r.u()?);
-            b.held.push_back(Held { target, from, outcome, retry_at, until });
+            b.held_notices.push_back(Held { entry: NoticeTo { target, from, outcome }, retry_at, until });
+        }
+        for _ in 0..count(r.u()? as usize)? {
+            let entry = (r.b(MAX_NAME)?, r.upto("seq", SEQ_MAX)?);
+            let (retry_at, until) = (r.u()?, r.u()?);
+            b.held_pins.push_back(Held { entry, retry_at, until });
         }
     }
     r.end()?;
@@ -487,11 +513,14 @@ mod tests {
         let b2 = decode_backlog(&without_held).unwrap();
         assert_eq!(b2.notices, b.notices);
         assert_eq!(b2.unpins[0].deps, vec![(b"q".to_vec().into(), 2)], "what was handed back already is not written");
-        assert!(b2.held.is_empty());
-        let t = d.targets[0].clone();
-        b.held.push_back(Held { target: t, from: 9, outcome: Outcome::Cancelled, retry_at: 1_500, until: 3_601_000 });
+        assert!(b2.held_notices.is_empty() && b2.held_pins.is_empty());
+        let target = d.targets[0].clone();
+        let entry = NoticeTo { target, from: 9, outcome: Outcome::Cancelled };
+        b.held_notices.push_back(Held { entry, retry_at: 1_500, until: 3_601_000 });
+        b.held_pins.push_back(Held { entry: (b"{t}:a".to_vec().into(), 3), retry_at: 1_700, until: 3_601_200 });
         let blob = encode_backlog(&b);
-        assert_eq!(decode_backlog(&blob).unwrap().held, b.held);
+        let b3 = decode_backlog(&blob).unwrap();
+        assert_eq!((b3.held_notices, b3.held_pins), (b.held_notices, b.held_pins));
         for cut in without_held.len() + 1..blob.len() {
             assert!(decode_backlog(&blob[..cut]).is_err(), "a held section cut at {cut} must not load");
         }

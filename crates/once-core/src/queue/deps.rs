@@ -1,14 +1,16 @@
 //! Flows inside one queue: a job that waits (AFTER), the pins a waiting job holds on its dependencies'
 //! outcomes (so that it can read them while it runs: they go back when it ends), and the backlog the glue works
 //! through in bounded steps — notices to the jobs waiting on a job that ended, pins to hand back from jobs that
-//! ended, and notices held while their queue is missing. The backlog changes only through the queue's own
+//! ended, and notices and pins held while their queue is missing. The backlog changes only through the queue's own
 //! transitions and the steps that consume it (at the master's time), so a replica replaying the same commands
 //! holds the same one, and a step is replicated as "the next n" (`ONCE._NOTIFY`).
 
 use super::super::events::Kind;
 use super::super::job::{Job, State};
 use super::Queue;
-use crate::deps::{self, Dependents, Held, Link, Notice, OnFail, Outcome, Target, Unpin, Waits};
+use std::collections::VecDeque;
+
+use crate::deps::{self, Dependents, Held, Link, Notice, NoticeTo, OnFail, Outcome, PinTo, Target, Unpin, Waits};
 
 /// What a notice did to the job it told.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,21 +183,23 @@ impl Queue {
 
     /// Holds a notice back: its waiting job's queue is missing at `now`. Tried again in `HOLD_RETRY_MS`, dropped
     /// once `until` has passed (a missing queue then is a deleted one, not one that is moving). False if dropped.
-    pub fn hold(&mut self, target: Target, from: u64, outcome: Outcome, until: u64, now_ms: u64) -> bool {
-        if now_ms >= until {
-            return false;
-        }
-        let retry_at = now_ms.saturating_add(deps::HOLD_RETRY_MS).min(until);
-        self.backlog.held.push_back(Held { target, from, outcome, retry_at, until });
-        true
+    pub fn hold_notice(&mut self, entry: NoticeTo, until: u64, now_ms: u64) -> bool {
+        hold(&mut self.backlog.held_notices, entry, until, now_ms)
+    }
+
+    /// Holds a pin back, as `hold_notice` a notice: its dependency's queue is missing at `now`.
+    pub fn hold_pin(&mut self, entry: PinTo, until: u64, now_ms: u64) -> bool {
+        hold(&mut self.backlog.held_pins, entry, until, now_ms)
     }
 
     /// The first held notice, taken off the backlog if it is due at `now`.
-    pub fn next_held(&mut self, now_ms: u64) -> Option<Held> {
-        if self.backlog.held.front()?.retry_at > now_ms {
-            return None;
-        }
-        self.backlog.held.pop_front()
+    pub fn next_held_notice(&mut self, now_ms: u64) -> Option<Held<NoticeTo>> {
+        next_due(&mut self.backlog.held_notices, now_ms)
+    }
+
+    /// The first held pin, taken off the backlog if it is due at `now`.
+    pub fn next_held_pin(&mut self, now_ms: u64) -> Option<Held<PinTo>> {
+        next_due(&mut self.backlog.held_pins, now_ms)
     }
 
     /// Tells waiting job `seq` that its link `index` — job `from_seq` of queue `from_queue` — ended as
@@ -333,6 +337,22 @@ impl Queue {
         self.backlog = deps::decode_backlog(blob)?;
         Ok(())
     }
+}
+
+fn hold<T>(held: &mut VecDeque<Held<T>>, entry: T, until: u64, now_ms: u64) -> bool {
+    if now_ms >= until {
+        return false;
+    }
+    let retry_at = now_ms.saturating_add(deps::HOLD_RETRY_MS).min(until);
+    held.push_back(Held { entry, retry_at, until });
+    true
+}
+
+fn next_due<T>(held: &mut VecDeque<Held<T>>, now_ms: u64) -> Option<Held<T>> {
+    if held.front()?.retry_at > now_ms {
+        return None;
+    }
+    held.pop_front()
 }
 
 #[cfg(test)]

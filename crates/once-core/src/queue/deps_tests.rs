@@ -243,8 +243,8 @@ fn a_waiting_job_cancelled_tells_its_own_dependents_and_hands_back_its_pins() {
 }
 
 #[test]
-fn a_notice_to_a_missing_queue_is_held_moves_with_the_backlog_and_is_dropped_after_the_hold() {
-    use crate::deps::{HOLD_MS, HOLD_RETRY_MS};
+fn a_notice_and_a_pin_to_a_missing_queue_are_held_move_with_the_backlog_and_are_dropped_after_the_hold() {
+    use crate::deps::{NoticeTo, HOLD_MS, HOLD_RETRY_MS};
     let mut w = World::default();
     let a = w.push("{s}:a", "a", 1);
     let b = w.push_after("{s}:b", &[("{s}:a", a)], OnFail::Fail, 2);
@@ -252,22 +252,41 @@ fn a_notice_to_a_missing_queue_is_held_moves_with_the_backlog_and_is_dropped_aft
     let away = w.queues.remove("{s}:b").unwrap();
     let got = w.run("{s}:a", 3);
     assert!(w.q("{s}:a").ack(got, 4, None));
-    let (t, from, outcome) = w.q("{s}:a").next_notice().unwrap();
-    assert!(w.q("{s}:a").hold(t, from, outcome, 4 + HOLD_MS, 4));
+    let (target, from, outcome) = w.q("{s}:a").next_notice().unwrap();
+    assert!(w.q("{s}:a").hold_notice(NoticeTo { target, from, outcome }, 4 + HOLD_MS, 4));
     assert!(w.q("{s}:a").has_backlog());
     assert!(w.q("{s}:a").next_deadline().is_some_and(|d| d <= 4 + HOLD_RETRY_MS), "the timer comes back for it");
-    assert!(w.q("{s}:a").next_held(3 + HOLD_RETRY_MS).is_none(), "not before its retry time");
+    assert!(w.q("{s}:a").next_held_notice(3 + HOLD_RETRY_MS).is_none(), "not before its retry time");
     // Then this queue moved too: its backlog goes with it (RDB, DUMP/RESTORE).
     let blob = w.q("{s}:a").backlog_blob().unwrap();
     let mut moved = Queue::new();
     moved.set_backlog(&blob).unwrap();
-    let h = moved.next_held(4 + HOLD_RETRY_MS).expect("due again");
-    assert!(moved.next_held(u64::MAX).is_none());
+    let h = moved.next_held_notice(4 + HOLD_RETRY_MS).expect("due again");
+    assert!(moved.next_held_notice(u64::MAX).is_none());
     w.queues.insert("{s}:b", away);
-    assert_eq!(w.q("{s}:b").tell(h.target.seq, h.target.index, b"{s}:a", h.from, h.outcome, 1_005), Told::Released);
+    let NoticeTo { target: t, from, outcome } = h.entry.clone();
+    assert_eq!(w.q("{s}:b").tell(t.seq, t.index, b"{s}:a", from, outcome, 1_005), Told::Released);
     assert_eq!(w.state("{s}:b", b), Some(State::Ready));
     // Held for an hour at most: a queue missing that long was deleted, not moved.
-    assert!(!moved.hold(h.target.clone(), h.from, h.outcome, 4 + HOLD_MS, 4 + HOLD_MS), "dropped at its end");
-    assert!(moved.hold(h.target, h.from, h.outcome, 4 + HOLD_MS, 4 + HOLD_MS - 10));
-    assert_eq!(moved.next_held(u64::MAX).map(|h| h.retry_at), Some(4 + HOLD_MS), "the last retry is at the end");
+    assert!(!moved.hold_notice(h.entry.clone(), 4 + HOLD_MS, 4 + HOLD_MS), "dropped at its end");
+    assert!(moved.hold_notice(h.entry, 4 + HOLD_MS, 4 + HOLD_MS - 10));
+    let last = moved.next_held_notice(u64::MAX).map(|h| h.retry_at);
+    assert_eq!(last, Some(4 + HOLD_MS), "the last retry is at the end");
+
+    // The waiting job ends while the dependency's queue is away: its pin is held the same way.
+    let got = w.run("{s}:b", 1_006);
+    assert!(w.q("{s}:b").ack(got, 1_007, None));
+    let pin = w.q("{s}:b").next_unpin().unwrap();
+    assert_eq!(pin, (b"{s}:a".to_vec().into(), a));
+    let away = w.queues.remove("{s}:a").unwrap();
+    assert!(w.q("{s}:b").hold_pin(pin, 1_007 + HOLD_MS, 1_007));
+    let blob = w.q("{s}:b").backlog_blob().unwrap();
+    let mut moved = Queue::new();
+    moved.set_backlog(&blob).unwrap();
+    assert!(moved.next_held_pin(1_006 + HOLD_RETRY_MS).is_none(), "not before its retry time");
+    let h = moved.next_held_pin(1_007 + HOLD_RETRY_MS).expect("due again");
+    w.queues.insert("{s}:a", away);
+    assert_eq!(w.q("{s}:a").job(a).map(|j| j.pins()), Some(1));
+    assert!(w.q("{s}:a").unpin(h.entry.1), "the pin goes back once the queues meet");
+    assert!(!moved.has_backlog());
 }
