@@ -79,6 +79,8 @@ def test_worker_adopts_a_list_made_first_and_logs_one_line(r, queue, caplog):
         with running_worker(Once(r, queue), seen.append, concurrency=3) as w:
             wait_until(lambda: len(seen) == 3, what="the three list items to run")
             r.rpush(queue, "d")                              # the producer goes on: a job now
+            # Three handler threads finish in any order: d runs alone before the next push.
+            wait_until(lambda: len(seen) == 4, what="the RPUSH after the adoption to run")
             r.lpush(queue, "f", "e")                         # LPUSH too, in the order pushed
             wait_until(lambda: len(seen) == 6, what="the later pushes to run")
             assert w.summary.processed == 6
