@@ -16,6 +16,7 @@ pub extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: std
         ("jobs_reserved", RESERVED.load(Relaxed)),
         ("jobs_dead", DEAD.load(Relaxed)),
         ("jobs_waiting", WAITING.load(Relaxed)),
+        ("flow_entries_held", HELD.load(Relaxed)),
         ("timer_queues_waiting", registry().len() as i64),
     ];
     let unsigned = [

@@ -10,6 +10,7 @@ pub static DELAYED: AtomicI64 = AtomicI64::new(0);
 pub static RESERVED: AtomicI64 = AtomicI64::new(0);
 pub static DEAD: AtomicI64 = AtomicI64::new(0);
 pub static WAITING: AtomicI64 = AtomicI64::new(0);
+pub static HELD: AtomicI64 = AtomicI64::new(0);
 
 pub static PUSHED: AtomicU64 = AtomicU64::new(0);
 pub static ACKED: AtomicU64 = AtomicU64::new(0);
@@ -34,6 +35,7 @@ pub fn shift(before: &Stats, after: &Stats) {
     RESERVED.fetch_add(signed(after.reserved) - signed(before.reserved), Relaxed);
     DEAD.fetch_add(signed(after.dead) - signed(before.dead), Relaxed);
     WAITING.fetch_add(signed(after.waiting) - signed(before.waiting), Relaxed);
+    HELD.fetch_add(signed(after.held) - signed(before.held), Relaxed);
 }
 
 pub fn queue_born(stats: &Stats) {

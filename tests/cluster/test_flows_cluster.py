@@ -183,6 +183,11 @@ def asking(client, *command):
     return p.execute()[1]
 
 
+def held(client):
+    """INFO once's count of flow notices and pins held for a missing queue on that node."""
+    return int(client.info("once")["once_flow_entries_held"])
+
+
 def pinned_by(inspect_reply):
     """How many unended jobs keep this job's outcome (0 once it is freed)."""
     return int((as_map(inspect_reply) or {}).get("pinned_by", 0))
@@ -222,9 +227,14 @@ def test_a_flow_split_by_a_key_by_key_migration_is_told_once_its_queues_meet_aga
         for job_id, _, _ in sc.execute_command("ONCE.RESERVE", a, "COUNT", n):
             assert sc.execute_command("ONCE.ACK", a, job_id, "RESULT", f"r-{job_id}") == 1
         assert as_map(asking(dc, "ONCE.INSPECT", b, "cb"))["deps_done"] == 0, "told before its queue was here"
+        assert held(sc) == n
+        cl.wait_replicated(src)
+        assert [held(cl.client(r)) for r in cl.replicas_of(src)] == [n], "a replica holds what its master holds"
         move_key(cl, a, src, dst)
+        assert held(sc) == 0
         cl.set_slot_node(slot, dst)
         wait_until(lambda: counts(dc, b, "cb")["deps_done"] == n, 10, "the held notices told on the new node")
+        assert held(dc) == 0
 
         # 2. Back again, the dependencies' queue first: the other half is acked on the importing node (ASKING).
         start_move(cl, slot, dst, src)
@@ -254,6 +264,7 @@ def test_a_flow_split_by_a_key_by_key_migration_is_told_once_its_queues_meet_aga
         cl.set_slot_node(slot, dst)
         wait_until(lambda: all(pinned_by(dc.execute_command("ONCE.INSPECT", a, p)) == 0 for p in parts), 10,
                    "the held pins handed back on the new node")
+        assert held(dc) == 0 and held(sc) == 0
         s = stats(dc, b)
         assert (s["waiting"], s["ready"], s["reserved"], s["acked_total"]) == (0, 0, 0, 1), s
         cl.wait_replicated(dst)

@@ -41,6 +41,8 @@ pub struct Stats {
     /// Finished jobs kept (KEEP): completed and cancelled.
     pub completed: u64,
     pub cancelled: u64,
+    /// Notices and pins held for a queue that is missing (a flow split by a key-by-key slot migration).
+    pub held: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,6 +201,7 @@ impl Queue {
             waiting: self.waiting.len() as u64,
             completed: (self.kept.len() - self.kept_cancelled) as u64,
             cancelled: self.kept_cancelled as u64,
+            held: (self.backlog.held_notices.len() + self.backlog.held_pins.len()) as u64,
         }
     }
 
