@@ -88,10 +88,20 @@ class Topology:
         node.start()
 
     def wait_link(self, replica, timeout=20.0):
+        """Until `replica`'s link to its master is up; on a timeout the error carries its replication fields and
+        the last log lines of every node (a link that never comes up is otherwise silent)."""
         c = self.admin(replica)
         try:
             wait_until(lambda: c.info("replication").get("master_link_status") == "up", timeout=timeout,
                        interval=0.05, what=f"replica :{replica.port} link up")
+        except AssertionError as e:
+            try:
+                rep = {k: v for k, v in c.info("replication").items() if "master" in k or k == "role"}
+            except redis.RedisError as err:
+                rep = {"error": str(err)}
+            tails = "\n".join(f"--- :{n.port} {'alive' if n.alive() else 'exited'} ---\n{n.log_tail(15)}"
+                              for n in self.nodes)
+            raise AssertionError(f"{e}; replica says {rep}\n{tails}") from None
         finally:
             c.close()
 
