@@ -209,8 +209,10 @@ impl Backlog {
         if !self.notices.is_empty() || !self.unpins.is_empty() {
             return Some(0);
         }
-        let first = |h: Option<u64>, p: Option<u64>| h.into_iter().chain(p).min();
-        first(self.held_notices.front().map(|h| h.retry_at), self.held_pins.front().map(|h| h.retry_at))
+        [self.held_notices.front().map(|h| h.retry_at), self.held_pins.front().map(|h| h.retry_at)]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// A rough size in bytes, for MEMORY USAGE.

@@ -176,7 +176,7 @@ impl Queue {
         u.deps.get(u.next).map(|d| &*d.0)
     }
 
-    /// Whether notices or pins are still to be handed out (held notices too, whenever they are due).
+    /// Whether notices or pins are still to be handed out (held ones too, whenever they are due).
     pub fn has_backlog(&self) -> bool {
         !self.backlog.is_empty()
     }
@@ -327,12 +327,12 @@ impl Queue {
         }
     }
 
-    /// The backlogs as one blob (RDB, AOF rewrite, digest); None when both are empty.
+    /// The backlog as one blob (RDB, AOF rewrite, digest); None when it is empty.
     pub fn backlog_blob(&self) -> Option<Vec<u8>> {
         self.has_backlog().then(|| deps::encode_backlog(&self.backlog))
     }
 
-    /// Restores the backlogs from `backlog_blob`'s blob (replacing any).
+    /// Restores the backlog from `backlog_blob`'s blob (replacing any).
     pub fn set_backlog(&mut self, blob: &[u8]) -> Result<(), String> {
         self.backlog = deps::decode_backlog(blob)?;
         Ok(())
